@@ -1,0 +1,27 @@
+//! The webhooks domain, free of AWS and Lambda types.
+//!
+//! Route and worker functions parse their Lambda event, call one of the services in
+//! [`services`] with adapters behind the traits in [`ports`], and map the result. Every business
+//! rule (validation, filters, signing, backoff, state transitions) lives here so it can be unit
+//! tested with in-memory fakes and reused unchanged against moto or AWS.
+
+pub mod backoff;
+pub mod crypto;
+pub mod envelope;
+pub mod error;
+pub mod filters;
+pub mod ids;
+pub mod inbound;
+pub mod model;
+pub mod page;
+pub mod ports;
+pub mod secret;
+pub mod services;
+pub mod signing;
+pub mod time;
+pub mod validation;
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
+pub use error::AppError;

@@ -1,0 +1,313 @@
+//! The records the service keeps, and their public JSON views.
+//!
+//! Stored records carry what the API must never show (encrypted secrets, key hashes, the
+//! envelope); each has a `view()` that builds the public JSON, so no handler can forget to strip a
+//! field.
+
+use crate::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
+use crate::time::Timestamp;
+use crate::validation::{EventPattern, Filters, Severity, TargetUrl};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// What an API key may do. `webhooks:manage` covers every `/v1/webhooks/*` management route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Scope {
+    #[serde(rename = "webhooks:manage")]
+    WebhooksManage,
+    #[serde(rename = "events:publish")]
+    EventsPublish,
+    #[serde(rename = "investigations:read")]
+    InvestigationsRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 3] = [Scope::WebhooksManage, Scope::EventsPublish, Scope::InvestigationsRead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::WebhooksManage => "webhooks:manage",
+            Scope::EventsPublish => "events:publish",
+            Scope::InvestigationsRead => "investigations:read",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// An API key as stored: only its keyed hash, never the key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub key_id: ApiKeyId,
+    pub account_id: AccountId,
+    /// Hex HMAC of the key under the lookup subkey ([`crate::crypto::Keyring::lookup_hash`]).
+    pub key_hash: String,
+    /// `pck_live_abcd`: enough to recognise a key in a list, useless to an attacker.
+    pub key_prefix: String,
+    pub scopes: Vec<Scope>,
+    pub revoked: bool,
+    pub created_at: Timestamp,
+}
+
+/// The authenticated caller of a route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Caller {
+    pub account_id: AccountId,
+    pub key_id: ApiKeyId,
+    pub scopes: Vec<Scope>,
+}
+
+/// An outbound subscription as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    pub id: SubscriptionId,
+    pub account_id: AccountId,
+    pub name: Option<String>,
+    pub url: TargetUrl,
+    pub events: Vec<EventPattern>,
+    pub filters: Filters,
+    pub active: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_delivery_status: Option<String>,
+    pub last_delivery_at: Option<Timestamp>,
+    /// The signing secret, AES-256-GCM under the master key with the subscription id as context.
+    pub secret_enc: String,
+    /// The secret before the last rotation, still signed with until `previous_secret_expires_at`.
+    pub previous_secret_enc: Option<String>,
+    pub previous_secret_expires_at: Option<Timestamp>,
+}
+
+impl Subscription {
+    /// The public shape: everything but secrets.
+    pub fn view(&self) -> Value {
+        json!({
+            "id": self.id,
+            "name": self.name,
+            "url": self.url,
+            "events": self.events,
+            "filters": self.filters,
+            "active": self.active,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "last_delivery_status": self.last_delivery_status,
+            "last_delivery_at": self.last_delivery_at,
+        })
+    }
+}
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Written, waiting for its first (or replayed) attempt.
+    Pending,
+    Succeeded,
+    /// Last attempt failed; SQS will bring it back after the backoff delay.
+    Failed,
+    /// Retries exhausted (dead-lettered) or the receiver answered 410.
+    FailedPermanent,
+    /// Its subscription was deleted before it succeeded.
+    Abandoned,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Succeeded,
+        DeliveryStatus::Failed,
+        DeliveryStatus::FailedPermanent,
+        DeliveryStatus::Abandoned,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::FailedPermanent => "failed_permanent",
+            DeliveryStatus::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Still owed an attempt: the dispatcher may send it and the sweeper watches it.
+    pub fn is_in_flight(self) -> bool {
+        matches!(self, DeliveryStatus::Pending | DeliveryStatus::Failed)
+    }
+}
+
+/// One HTTP attempt, as shown in the delivery log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub attempt_id: AttemptId,
+    pub number: u32,
+    pub started_at: Timestamp,
+    pub duration_ms: u64,
+    /// Request headers with signatures redacted.
+    pub request_headers: BTreeMap<String, String>,
+    pub response_status: Option<u16>,
+    pub response_headers: BTreeMap<String, String>,
+    /// The first 4 KiB of the response body.
+    pub response_body: Option<String>,
+    pub error: Option<String>,
+}
+
+/// One event owed to one subscription.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub account_id: AccountId,
+    pub subscription_id: SubscriptionId,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub attempt_count: u32,
+    /// When the next attempt is due; the sweeper re-enqueues in-flight deliveries long past it.
+    pub next_attempt_at: Option<Timestamp>,
+    pub last_response_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    /// The envelope exactly as it is signed and sent, fixed at publish time so every retry and
+    /// replay sends the same bytes.
+    pub payload: String,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+}
+
+impl Delivery {
+    /// The log-line shape, without attempts.
+    pub fn summary_view(&self) -> Value {
+        json!({
+            "id": self.id,
+            "subscription_id": self.subscription_id,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "status": self.status,
+            "attempt_count": self.attempt_count,
+            "next_attempt_at": self.next_attempt_at,
+            "last_response_status": self.last_response_status,
+            "last_error": self.last_error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        })
+    }
+
+    /// The detail shape: the summary plus every attempt.
+    pub fn detail_view(&self) -> Value {
+        let mut v = self.summary_view();
+        v["attempts"] = serde_json::to_value(&self.attempts).unwrap_or(Value::Array(vec![]));
+        v
+    }
+}
+
+/// A published event, kept so that publishing the same `event_id` again is a no-op.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub account_id: AccountId,
+    pub event_id: EventId,
+    pub event_type: String,
+    pub severity: Option<Severity>,
+    pub tags: BTreeMap<String, String>,
+    pub emitted_at: Timestamp,
+    pub delivery_count: u32,
+}
+
+/// Inbound providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Provider {
+    Generic,
+    Github,
+    Crowdstrike,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 3] = [Provider::Generic, Provider::Github, Provider::Crowdstrike];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Generic => "generic",
+            Provider::Github => "github",
+            Provider::Crowdstrike => "crowdstrike",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == raw)
+    }
+}
+
+/// An inbound receiver endpoint as stored: the URL key only as a keyed hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: EndpointId,
+    pub account_id: AccountId,
+    pub provider: Provider,
+    pub url_key_hash: String,
+    pub url_key_prefix: String,
+    /// Provider signing secret, AES-256-GCM with the endpoint id as context.
+    pub signing_secret_enc: Option<String>,
+    pub active: bool,
+    pub default_scope: Option<Value>,
+    pub default_depth: Option<String>,
+    pub created_at: Timestamp,
+}
+
+impl Endpoint {
+    pub fn view(&self) -> Value {
+        json!({
+            "id": self.id,
+            "provider": self.provider,
+            "url_key_prefix": self.url_key_prefix,
+            "active": self.active,
+            "signature_verification": self.signing_secret_enc.is_some(),
+            "default_scope": self.default_scope,
+            "default_depth": self.default_depth,
+            "created_at": self.created_at,
+        })
+    }
+}
+
+/// An investigation triggered by an inbound event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Investigation {
+    pub id: InvestigationId,
+    pub account_id: AccountId,
+    pub status: String,
+    pub provider: Provider,
+    pub endpoint_id: EndpointId,
+    /// What triggered it, e.g. `github:code_scanning_alert` or `generic`.
+    pub trigger: String,
+    pub query: String,
+    pub summary: String,
+    pub agent_ids: Vec<String>,
+    pub scope: Option<Value>,
+    pub depth: Option<String>,
+    pub created_at: Timestamp,
+}
+
+impl Investigation {
+    pub fn view(&self) -> Value {
+        json!({
+            "id": self.id,
+            "status": self.status,
+            "provider": self.provider,
+            "endpoint_id": self.endpoint_id,
+            "trigger": self.trigger,
+            "query": self.query,
+            "summary": self.summary,
+            "agent_ids": self.agent_ids,
+            "scope": self.scope,
+            "depth": self.depth,
+            "created_at": self.created_at,
+        })
+    }
+}

@@ -1,0 +1,1 @@
+//! lambda_http glue (being written).
