@@ -1,1 +1,95 @@
-//! (being written)
+//! Which subscriptions get a delivery for an event (DESIGN §4, "Filters").
+//!
+//! A subscription matches when it is active, one of its patterns matches the event type, and
+//! every given filter passes: `min_severity` (events without a severity always pass) and `tags`
+//! (every pair present in the event's tags; an event without tags fails a non-empty filter).
+
+use crate::model::Subscription;
+use crate::validation::{EventPattern, Filters, Severity};
+use std::collections::BTreeMap;
+
+/// The parts of an event that subscription filters look at.
+#[derive(Debug, Clone, Copy)]
+pub struct EventFacts<'a> {
+    pub event_type: &'a str,
+    pub severity: Option<Severity>,
+    pub tags: &'a BTreeMap<String, String>,
+}
+
+pub fn filters_pass(filters: &Filters, event: &EventFacts<'_>) -> bool {
+    let severity_ok = match (filters.min_severity, event.severity) {
+        (Some(min), Some(sev)) => sev >= min,
+        _ => true,
+    };
+    let tags_ok = filters.tags.iter().all(|(k, v)| event.tags.get(k) == Some(v));
+    severity_ok && tags_ok
+}
+
+pub fn listens_to(patterns: &[EventPattern], event_type: &str) -> bool {
+    patterns.iter().any(|p| p.matches(event_type))
+}
+
+/// Whether `sub` should get a delivery of `event`.
+pub fn subscription_matches(sub: &Subscription, event: &EventFacts<'_>) -> bool {
+    sub.active && listens_to(&sub.events, event.event_type) && filters_pass(&sub.filters, event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::subscription_for;
+    use proptest::prelude::*;
+
+    fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn table_of_filter_rules() {
+        let none = tags(&[]);
+        let prod = tags(&[("account", "prod"), ("layer", "cloud")]);
+        let high = Filters { min_severity: Some(Severity::High), tags: BTreeMap::new() };
+        let tagged = Filters { min_severity: None, tags: tags(&[("account", "prod")]) };
+        let both = Filters { min_severity: Some(Severity::Medium), tags: tags(&[("account", "prod"), ("layer", "cloud")]) };
+        let cases = [
+            (&high, Some(Severity::Critical), &none, true),
+            (&high, Some(Severity::High), &none, true),
+            (&high, Some(Severity::Medium), &none, false),
+            (&high, None, &none, true), // no severity always passes
+            (&tagged, None, &prod, true),
+            (&tagged, None, &none, false), // no tags fails a non-empty tags filter
+            (&both, Some(Severity::Low), &prod, false),
+            (&both, Some(Severity::High), &prod, true),
+            (&both, Some(Severity::High), &tags(&[("account", "prod")]), false), // partial match
+            (&both, Some(Severity::High), &tags(&[("account", "prod"), ("layer", "edge")]), false),
+        ];
+        for (i, (filters, severity, event_tags, want)) in cases.into_iter().enumerate() {
+            let facts = EventFacts { event_type: "finding.discovered", severity, tags: event_tags };
+            assert_eq!(filters_pass(filters, &facts), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn inactive_and_unsubscribed_do_not_match() {
+        let empty = BTreeMap::new();
+        let facts = EventFacts { event_type: "finding.discovered", severity: None, tags: &empty };
+        let mut sub = subscription_for(&["finding.*"]);
+        assert!(subscription_matches(&sub, &facts));
+        sub.active = false;
+        assert!(!subscription_matches(&sub, &facts));
+        let other = subscription_for(&["agent.registered"]);
+        assert!(!subscription_matches(&other, &facts));
+    }
+
+    proptest! {
+        #[test]
+        fn superset_tags_always_pass(extra in proptest::collection::btree_map("[a-z]{1,5}", "[a-z]{1,5}", 0..5)) {
+            let wanted = tags(&[("team", "red")]);
+            let mut event_tags = extra.clone();
+            event_tags.insert("team".into(), "red".into());
+            let filters = Filters { min_severity: None, tags: wanted };
+            let facts = EventFacts { event_type: "chain.confirmed", severity: None, tags: &event_tags };
+            prop_assert!(filters_pass(&filters, &facts));
+        }
+    }
+}

@@ -1,1 +1,153 @@
-//! (being written)
+//! Signing deliveries (DESIGN §5): the headers of every attempt.
+//!
+//! Two schemes over the same bytes, so receivers can use either our verification crate or any
+//! Standard Webhooks library:
+//! - `X-Puck-Signature` (and alias `X-Puck-Signature-256`): `t=<unix>,v1=<hex>` with
+//!   HMAC-SHA256(key = `whsec_…` string, message = `"<t>.<body>"`);
+//! - `webhook-signature`: `v1,<base64>` with HMAC-SHA256(key = base64-decoded secret,
+//!   message = `"<webhook-id>.<t>.<body>"`).
+//!
+//! During a rotation's overlap window each scheme carries one signature per secret, newest first.
+
+use crate::ids::{AttemptId, EventId};
+use crate::secret::SigningSecret;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::BTreeMap;
+
+type HmacSha256 = Hmac<Sha256>;
+
+pub const USER_AGENT: &str = concat!("puck-webhooks/", env!("CARGO_PKG_VERSION"));
+
+fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC accepts any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// `t=<t>,v1=<hex>[,v1=<hex>]`.
+pub fn puck_signature(secrets: &[&SigningSecret], timestamp: i64, body: &[u8]) -> String {
+    let t = timestamp.to_string();
+    let mut header = format!("t={t}");
+    for s in secrets {
+        let sig = hmac(s.expose().as_bytes(), &[t.as_bytes(), b".", body]);
+        header.push_str(",v1=");
+        header.push_str(&hex::encode(sig));
+    }
+    header
+}
+
+/// `v1,<base64>[ v1,<base64>]`.
+pub fn standard_signature(secrets: &[&SigningSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let t = timestamp.to_string();
+    secrets
+        .iter()
+        .map(|s| {
+            let sig = hmac(s.standard_key(), &[msg_id.as_bytes(), b".", t.as_bytes(), b".", body]);
+            format!("v1,{}", STANDARD.encode(sig))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Everything needed to sign one attempt.
+#[derive(Debug)]
+pub struct AttemptToSign<'a> {
+    pub event_id: &'a EventId,
+    pub event_type: &'a str,
+    pub attempt_id: &'a AttemptId,
+    pub timestamp: i64,
+    pub body: &'a str,
+    /// Current secret first, then the previous one while its overlap window lasts.
+    pub secrets: &'a [&'a SigningSecret],
+}
+
+/// The full header set of one attempt.
+pub fn delivery_headers(a: &AttemptToSign<'_>) -> Vec<(String, String)> {
+    let body = a.body.as_bytes();
+    let puck = puck_signature(a.secrets, a.timestamp, body);
+    vec![
+        ("content-type".into(), "application/json".into()),
+        ("user-agent".into(), USER_AGENT.into()),
+        ("x-puck-event-id".into(), a.event_id.to_string()),
+        ("x-puck-event-type".into(), a.event_type.to_owned()),
+        ("x-puck-delivery-id".into(), a.attempt_id.to_string()),
+        ("x-puck-signature".into(), puck.clone()),
+        ("x-puck-signature-256".into(), puck),
+        ("webhook-id".into(), a.event_id.to_string()),
+        ("webhook-timestamp".into(), a.timestamp.to_string()),
+        ("webhook-signature".into(), standard_signature(a.secrets, a.event_id.as_str(), a.timestamp, body)),
+    ]
+}
+
+/// Headers for the delivery log: signatures replaced by `[redacted]` (they are valid for 5
+/// minutes and reveal nothing, but there is no reason to keep them).
+pub fn redacted(headers: &[(String, String)]) -> BTreeMap<String, String> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            let value = if k.contains("signature") { "[redacted]".to_owned() } else { v.clone() };
+            (k.clone(), value)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> SigningSecret {
+        // base64 of 32 bytes 0x00..0x1f
+        SigningSecret::parse("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap()
+    }
+
+    #[test]
+    fn puck_signature_is_hmac_of_timestamp_dot_body_with_full_secret() {
+        let s = secret();
+        let header = puck_signature(&[&s], 1_700_000_000, b"{}");
+        let expected = hex::encode(hmac(s.expose().as_bytes(), &[b"1700000000.{}"]));
+        assert_eq!(header, format!("t=1700000000,v1={expected}"));
+    }
+
+    #[test]
+    fn rotation_adds_a_second_signature_for_each_scheme() {
+        let (new, old) = (secret(), SigningSecret::generate());
+        let puck = puck_signature(&[&new, &old], 1, b"x");
+        assert_eq!(puck.matches(",v1=").count(), 2);
+        let std = standard_signature(&[&new, &old], "evt", 1, b"x");
+        assert_eq!(std.split(' ').count(), 2);
+    }
+
+    #[test]
+    fn standard_signature_matches_the_spec_construction() {
+        let s = secret();
+        let sig = standard_signature(&[&s], "msg_1", 1_700_000_000, b"{}");
+        let expected = STANDARD.encode(hmac(s.standard_key(), &[b"msg_1.1700000000.{}"]));
+        assert_eq!(sig, format!("v1,{expected}"));
+    }
+
+    #[test]
+    fn redaction_hides_every_signature_header() {
+        let s = secret();
+        let event_id = EventId::generate();
+        let attempt_id = AttemptId::generate(0);
+        let headers = delivery_headers(&AttemptToSign {
+            event_id: &event_id,
+            event_type: "chain.confirmed",
+            attempt_id: &attempt_id,
+            timestamp: 5,
+            body: "{}",
+            secrets: &[&s],
+        });
+        let r = redacted(&headers);
+        assert_eq!(r["x-puck-signature"], "[redacted]");
+        assert_eq!(r["x-puck-signature-256"], "[redacted]");
+        assert_eq!(r["webhook-signature"], "[redacted]");
+        assert_eq!(r["x-puck-event-id"], event_id.to_string());
+        assert_eq!(r["webhook-id"], event_id.to_string());
+    }
+}

@@ -1,1 +1,273 @@
-//! (being written)
+//! In-memory fakes of every port, for unit tests of `core` and of crates built on it
+//! (feature `test-support`). Never used by an end-to-end test: those run against moto.
+
+use crate::crypto::Keyring;
+use crate::ids::{AccountId, ApiKeyId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
+use crate::model::{ApiKeyRecord, Attempt, Caller, Delivery, DeliveryStatus, Endpoint, Investigation, Scope, StoredEvent, Subscription};
+use crate::ports::*;
+use crate::services::{Context, Settings};
+use crate::time::Timestamp;
+use crate::validation::{EventPattern, Filters, TargetUrl};
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// All state of the fake stores, behind one lock.
+#[derive(Default)]
+pub struct Memory {
+    pub keys: Mutex<Vec<ApiKeyRecord>>,
+    pub subs: Mutex<BTreeMap<(String, String), Subscription>>,
+    pub events: Mutex<BTreeMap<(String, String), StoredEvent>>,
+    pub deliveries: Mutex<BTreeMap<(String, String), Delivery>>,
+    pub endpoints: Mutex<BTreeMap<(String, String), Endpoint>>,
+    pub investigations: Mutex<BTreeMap<(String, String), Investigation>>,
+    pub claims: Mutex<BTreeMap<String, InvestigationId>>,
+    pub queue: Mutex<Vec<DeliveryJob>>,
+}
+
+fn key(a: &AccountId, id: &str) -> (String, String) {
+    (a.to_string(), id.to_owned())
+}
+
+#[async_trait]
+impl ApiKeyStore for Memory {
+    async fn find_by_hash(&self, h: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        Ok(self.keys.lock().unwrap().iter().find(|k| k.key_hash == h).cloned())
+    }
+    async fn insert(&self, r: &ApiKeyRecord) -> StoreResult<()> {
+        self.keys.lock().unwrap().push(r.clone());
+        Ok(())
+    }
+    async fn revoke(&self, a: &AccountId, id: &ApiKeyId) -> StoreResult<bool> {
+        let mut keys = self.keys.lock().unwrap();
+        let found = keys.iter_mut().find(|k| &k.account_id == a && &k.key_id == id);
+        Ok(found.map(|k| k.revoked = true).is_some())
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for Memory {
+    async fn insert(&self, s: &Subscription) -> StoreResult<()> {
+        self.subs.lock().unwrap().insert(key(&s.account_id, s.id.as_str()), s.clone());
+        Ok(())
+    }
+    async fn get(&self, a: &AccountId, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
+        Ok(self.subs.lock().unwrap().get(&key(a, id.as_str())).cloned())
+    }
+    async fn list_page(&self, a: &AccountId, limit: usize, after: Option<&SubscriptionId>) -> StoreResult<(Vec<Subscription>, Option<SubscriptionId>)> {
+        let all: Vec<Subscription> = self
+            .subs
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|s| &s.account_id == a && after.is_none_or(|x| &s.id > x))
+            .cloned()
+            .collect();
+        let more = all.len() > limit;
+        let page: Vec<Subscription> = all.into_iter().take(limit).collect();
+        let last = if more { page.last().map(|s| s.id.clone()) } else { None };
+        Ok((page, last))
+    }
+    async fn list_all(&self, a: &AccountId) -> StoreResult<Vec<Subscription>> {
+        Ok(self.subs.lock().unwrap().values().filter(|s| &s.account_id == a).cloned().collect())
+    }
+    async fn replace(&self, s: &Subscription) -> StoreResult<bool> {
+        let mut subs = self.subs.lock().unwrap();
+        let k = key(&s.account_id, s.id.as_str());
+        Ok(subs.get_mut(&k).map(|slot| *slot = s.clone()).is_some())
+    }
+    async fn delete(&self, a: &AccountId, id: &SubscriptionId) -> StoreResult<bool> {
+        Ok(self.subs.lock().unwrap().remove(&key(a, id.as_str())).is_some())
+    }
+    async fn record_last_delivery(&self, a: &AccountId, id: &SubscriptionId, status: DeliveryStatus, at: Timestamp) -> StoreResult<()> {
+        if let Some(s) = self.subs.lock().unwrap().get_mut(&key(a, id.as_str())) {
+            s.last_delivery_status = Some(status.as_str().to_owned());
+            s.last_delivery_at = Some(at);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DeliveryStore for Memory {
+    async fn find_event(&self, a: &AccountId, id: &EventId) -> StoreResult<Option<StoredEvent>> {
+        Ok(self.events.lock().unwrap().get(&key(a, id.as_str())).cloned())
+    }
+    async fn insert_event_if_absent(&self, e: &StoredEvent) -> StoreResult<bool> {
+        let mut events = self.events.lock().unwrap();
+        let k = key(&e.account_id, e.event_id.as_str());
+        if events.contains_key(&k) {
+            return Ok(false);
+        }
+        events.insert(k, e.clone());
+        Ok(true)
+    }
+    async fn insert_deliveries(&self, ds: &[Delivery]) -> StoreResult<()> {
+        let mut all = self.deliveries.lock().unwrap();
+        for d in ds {
+            all.insert(key(&d.account_id, d.id.as_str()), d.clone());
+        }
+        Ok(())
+    }
+    async fn remove_deliveries(&self, a: &AccountId, ids: &[DeliveryId]) -> StoreResult<()> {
+        let mut all = self.deliveries.lock().unwrap();
+        for id in ids {
+            all.remove(&key(a, id.as_str()));
+        }
+        Ok(())
+    }
+    async fn get(&self, a: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        Ok(self.deliveries.lock().unwrap().get(&key(a, id.as_str())).cloned())
+    }
+    async fn list_page(&self, a: &AccountId, f: &DeliveryFilter, limit: usize, before: Option<&DeliveryId>) -> StoreResult<(Vec<Delivery>, Option<DeliveryId>)> {
+        let all: Vec<Delivery> = self
+            .deliveries
+            .lock()
+            .unwrap()
+            .values()
+            .rev()
+            .filter(|d| &d.account_id == a)
+            .filter(|d| before.is_none_or(|b| &d.id < b))
+            .filter(|d| f.status.is_none_or(|s| d.status == s))
+            .filter(|d| f.subscription_id.as_ref().is_none_or(|s| &d.subscription_id == s))
+            .cloned()
+            .collect();
+        let more = all.len() > limit;
+        let page: Vec<Delivery> = all.into_iter().take(limit).collect();
+        let last = if more { page.last().map(|d| d.id.clone()) } else { None };
+        Ok((page, last))
+    }
+    async fn record_attempt(&self, a: &AccountId, id: &DeliveryId, attempt: &Attempt, u: &AttemptUpdate) -> StoreResult<bool> {
+        let mut all = self.deliveries.lock().unwrap();
+        let Some(d) = all.get_mut(&key(a, id.as_str())).filter(|d| d.status.is_in_flight()) else { return Ok(false) };
+        d.status = u.status;
+        d.attempt_count = u.attempt_count;
+        d.next_attempt_at = u.next_attempt_at;
+        d.last_response_status = u.last_response_status;
+        d.last_error = u.last_error.clone();
+        d.updated_at = u.updated_at;
+        d.attempts.push(attempt.clone());
+        Ok(true)
+    }
+    async fn transition(&self, a: &AccountId, id: &DeliveryId, from: &[DeliveryStatus], to: DeliveryStatus, next: Option<Timestamp>, now: Timestamp) -> StoreResult<bool> {
+        let mut all = self.deliveries.lock().unwrap();
+        let Some(d) = all.get_mut(&key(a, id.as_str())).filter(|d| from.contains(&d.status)) else { return Ok(false) };
+        d.status = to;
+        d.next_attempt_at = next;
+        d.updated_at = now;
+        Ok(true)
+    }
+    async fn in_flight_for_subscription(&self, a: &AccountId, s: &SubscriptionId) -> StoreResult<Vec<DeliveryId>> {
+        Ok(self
+            .deliveries
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|d| &d.account_id == a && &d.subscription_id == s && d.status.is_in_flight())
+            .map(|d| d.id.clone())
+            .collect())
+    }
+    async fn overdue(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<(AccountId, DeliveryId)>> {
+        Ok(self
+            .deliveries
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|d| d.status.is_in_flight() && d.next_attempt_at.is_some_and(|t| t < before))
+            .take(limit)
+            .map(|d| (d.account_id.clone(), d.id.clone()))
+            .collect())
+    }
+}
+
+#[async_trait]
+impl EndpointStore for Memory {
+    async fn insert(&self, e: &Endpoint) -> StoreResult<()> {
+        self.endpoints.lock().unwrap().insert(key(&e.account_id, e.id.as_str()), e.clone());
+        Ok(())
+    }
+    async fn list(&self, a: &AccountId) -> StoreResult<Vec<Endpoint>> {
+        Ok(self.endpoints.lock().unwrap().values().filter(|e| &e.account_id == a).cloned().collect())
+    }
+    async fn find_by_key_hash(&self, h: &str) -> StoreResult<Option<Endpoint>> {
+        Ok(self.endpoints.lock().unwrap().values().find(|e| e.url_key_hash == h).cloned())
+    }
+    async fn delete(&self, a: &AccountId, id: &EndpointId) -> StoreResult<bool> {
+        Ok(self.endpoints.lock().unwrap().remove(&key(a, id.as_str())).is_some())
+    }
+}
+
+#[async_trait]
+impl InvestigationStore for Memory {
+    async fn insert(&self, inv: &Investigation, dedupe: Option<&str>) -> StoreResult<Option<InvestigationId>> {
+        if let Some(d) = dedupe {
+            let claim = format!("{}#{}#{d}", inv.account_id, inv.endpoint_id);
+            let mut claims = self.claims.lock().unwrap();
+            if let Some(existing) = claims.get(&claim) {
+                return Ok(Some(existing.clone()));
+            }
+            claims.insert(claim, inv.id.clone());
+        }
+        self.investigations.lock().unwrap().insert(key(&inv.account_id, inv.id.as_str()), inv.clone());
+        Ok(None)
+    }
+    async fn get(&self, a: &AccountId, id: &InvestigationId) -> StoreResult<Option<Investigation>> {
+        Ok(self.investigations.lock().unwrap().get(&key(a, id.as_str())).cloned())
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for Memory {
+    async fn enqueue(&self, jobs: &[DeliveryJob]) -> Result<(), QueueError> {
+        self.queue.lock().unwrap().extend_from_slice(jobs);
+        Ok(())
+    }
+    async fn delay(&self, _receipt: &str, _secs: u32) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+/// A context over one fresh [`Memory`].
+pub fn context() -> Context {
+    context_with(Arc::new(Memory::default()))
+}
+
+pub fn context_with(mem: Arc<Memory>) -> Context {
+    Context {
+        keyring: Keyring::from_master_key(b"unit-test master key, 32 bytes+!"),
+        api_keys: mem.clone(),
+        subscriptions: mem.clone(),
+        deliveries: mem.clone(),
+        endpoints: mem.clone(),
+        investigations: mem.clone(),
+        queue: mem,
+        clock: Arc::new(SystemClock),
+        settings: Settings::default(),
+    }
+}
+
+/// A caller with every scope in a fresh account.
+pub fn caller() -> Caller {
+    Caller { account_id: AccountId::generate(1), key_id: ApiKeyId::generate(1), scopes: Scope::ALL.to_vec() }
+}
+
+/// A minimal active subscription listening to `patterns`.
+pub fn subscription_for(patterns: &[&str]) -> Subscription {
+    let now = Timestamp(1_700_000_000_000);
+    Subscription {
+        id: SubscriptionId::generate(1),
+        account_id: AccountId::generate(1),
+        name: None,
+        url: TargetUrl::parse("https://example.com/hook").unwrap(),
+        events: patterns.iter().map(|p| EventPattern::parse(p).unwrap()).collect(),
+        filters: Filters::default(),
+        active: true,
+        created_at: now,
+        updated_at: now,
+        last_delivery_status: None,
+        last_delivery_at: None,
+        secret_enc: String::new(),
+        previous_secret_enc: None,
+        previous_secret_expires_at: None,
+    }
+}

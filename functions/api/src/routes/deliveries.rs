@@ -1,6 +1,38 @@
-//! (being written)
+//! `/v1/webhooks/deliveries` routes (scope `webhooks:manage`): the log and replay.
+
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
+use puck_core::model::Scope;
+use puck_core::page::parse_limit;
+use puck_core::services::deliveries::{self, ListQuery};
 use puck_core::services::Context;
-pub async fn list(_ctx: &Context, _req: Request) -> Response<Body> { Response::builder().status(501).body(Body::Empty).unwrap() }
-pub async fn get(_ctx: &Context, _req: Request) -> Response<Body> { Response::builder().status(501).body(Body::Empty).unwrap() }
-pub async fn replay(_ctx: &Context, _req: Request) -> Response<Body> { Response::builder().status(501).body(Body::Empty).unwrap() }
+use puck_http::{authenticate, json_response, path_param, query_param, respond};
+
+pub async fn list(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        let (status, subscription_id, cursor) =
+            (query_param(&req, "status"), query_param(&req, "subscription_id"), query_param(&req, "cursor"));
+        let query = ListQuery {
+            status: status.as_deref(),
+            subscription_id: subscription_id.as_deref(),
+            limit: parse_limit(query_param(&req, "limit").as_deref())?,
+            cursor: cursor.as_deref(),
+        };
+        Ok(json_response(StatusCode::OK, &deliveries::list(ctx, &caller, query).await?))
+    }.await)
+}
+
+pub async fn get(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        Ok(json_response(StatusCode::OK, &deliveries::get(ctx, &caller, &path_param(&req, "id")).await?))
+    }.await)
+}
+
+pub async fn replay(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        Ok(json_response(StatusCode::ACCEPTED, &deliveries::replay(ctx, &caller, &path_param(&req, "id")).await?))
+    }.await)
+}

@@ -1,9 +1,82 @@
-//! (being written)
+//! `/v1/webhooks/subscriptions` routes (scope `webhooks:manage`).
+
+use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use puck_core::services::Context;
-pub async fn create(_ctx: &Context, _req: Request) -> Response<Body> { Response::builder().status(501).body(Body::Empty).unwrap() }
-pub async fn list(_ctx: &Context, _req: Request) -> Response<Body> { Response::builder().status(501).body(Body::Empty).unwrap() }
-pub async fn get(_ctx: &Context, _req: Request) -> Response<Body> { Response::builder().status(501).body(Body::Empty).unwrap() }
-pub async fn update(_ctx: &Context, _req: Request) -> Response<Body> { Response::builder().status(501).body(Body::Empty).unwrap() }
-pub async fn delete(_ctx: &Context, _req: Request) -> Response<Body> { Response::builder().status(501).body(Body::Empty).unwrap() }
-pub async fn send_test(_ctx: &Context, _req: Request) -> Response<Body> { Response::builder().status(501).body(Body::Empty).unwrap() }
+use puck_core::model::Scope;
+use puck_core::page::parse_limit;
+use puck_core::services::{deliveries, subscriptions, Context};
+use puck_http::{authenticate, empty_response, json_body, json_response, path_param, query_param, respond, MANAGE_BODY_LIMIT};
+
+pub async fn create(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        let body = json_body(&req, MANAGE_BODY_LIMIT)?;
+        Ok(json_response(StatusCode::CREATED, &subscriptions::create(ctx, &caller, body).await?))
+    }.await)
+}
+
+pub async fn list(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        let limit = parse_limit(query_param(&req, "limit").as_deref())?;
+        let cursor = query_param(&req, "cursor");
+        Ok(json_response(StatusCode::OK, &subscriptions::list(ctx, &caller, limit, cursor.as_deref()).await?))
+    }.await)
+}
+
+pub async fn get(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        Ok(json_response(StatusCode::OK, &subscriptions::get(ctx, &caller, &path_param(&req, "id")).await?))
+    }.await)
+}
+
+pub async fn update(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        let body = json_body(&req, MANAGE_BODY_LIMIT)?;
+        Ok(json_response(StatusCode::OK, &subscriptions::update(ctx, &caller, &path_param(&req, "id"), body).await?))
+    }.await)
+}
+
+pub async fn delete(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        subscriptions::delete(ctx, &caller, &path_param(&req, "id")).await?;
+        Ok(empty_response(StatusCode::NO_CONTENT))
+    }.await)
+}
+
+pub async fn send_test(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        Ok(json_response(StatusCode::ACCEPTED, &deliveries::send_test(ctx, &caller, &path_param(&req, "id")).await?))
+    }.await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::test_support::{fixture, status_and_json};
+
+    #[tokio::test]
+    async fn sample_events_without_a_known_key_get_401() {
+        let ctx = puck_core::testing::context();
+        for name in ["subscriptions-create", "subscriptions-list", "subscriptions-get", "subscriptions-update", "subscriptions-delete", "subscriptions-test"] {
+            let handler = crate::handler(name).unwrap();
+            let (status, body) = status_and_json(handler(&ctx, fixture(name)).await);
+            assert_eq!(status, 401, "{name}");
+            assert_eq!(body["error"]["code"], "unauthorized");
+        }
+    }
+
+    #[tokio::test]
+    async fn create_from_sample_event_with_a_valid_key_returns_201_and_secret() {
+        let (ctx, _) = crate::routes::test_support::context_with_sample_key().await;
+        let (status, body) = status_and_json(create(&ctx, fixture("subscriptions-create")).await);
+        assert_eq!(status, 201, "{body}");
+        assert!(body["secret"].as_str().unwrap().starts_with("whsec_"));
+        let (status, body) = status_and_json(get(&ctx, fixture("subscriptions-get")).await);
+        assert_eq!(status, 404, "{body}");
+    }
+}

@@ -1,2 +1,219 @@
-//! (being written)
-pub struct Dispatcher;
+//! The dispatcher's use case: one delivery job → at most one signed HTTPS attempt, recorded.
+//!
+//! Idempotent against duplicate messages: a delivery no longer in flight (already succeeded,
+//! abandoned, dead) is not sent again. Backoff is the caller's job (SQS visibility); this returns
+//! how long to wait.
+
+use super::Context;
+use crate::backoff::{parse_retry_after, RetryPolicy};
+use crate::error::AppError;
+use crate::ids::AttemptId;
+use crate::model::{Attempt, Delivery, DeliveryStatus, Subscription};
+use crate::ports::{AttemptUpdate, DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
+use crate::secret::SigningSecret;
+use crate::signing::{delivery_headers, redacted, AttemptToSign};
+use crate::time::Timestamp;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// What the worker should do with the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Delete the message: delivered, permanently failed, or nothing left to do.
+    Done,
+    /// Keep the message: make it visible again after `delay_secs` and report it failed.
+    Retry { delay_secs: u32 },
+}
+
+/// Builds and sends deliveries. One per container: it owns the decrypted-secret cache.
+pub struct Dispatcher {
+    pub ctx: Context,
+    sender: Arc<dyn WebhookSender>,
+    pub policy: RetryPolicy,
+    /// Ciphertext → secret. Keyed by ciphertext so a rotation is a cache miss, never stale.
+    secrets: Mutex<HashMap<String, SigningSecret>>,
+}
+
+const SECRET_CACHE_MAX: usize = 10_000;
+
+impl Dispatcher {
+    pub fn new(ctx: Context, sender: Arc<dyn WebhookSender>, policy: RetryPolicy) -> Self {
+        Self { ctx, sender, policy, secrets: Mutex::new(HashMap::new()) }
+    }
+
+    fn decrypt(&self, ciphertext: &str, sub: &Subscription) -> Result<SigningSecret, AppError> {
+        if let Some(s) = self.secrets.lock().expect("secret cache lock").get(ciphertext) {
+            return Ok(s.clone());
+        }
+        let plain = self.ctx.keyring.decrypt(ciphertext, sub.id.as_str()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let secret = SigningSecret::parse(&plain).map_err(|e| AppError::Internal(format!("stored secret: {e}")))?;
+        let mut cache = self.secrets.lock().expect("secret cache lock");
+        if cache.len() >= SECRET_CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(ciphertext.to_owned(), secret.clone());
+        Ok(secret)
+    }
+
+    /// Current secret, plus the previous one while its overlap window lasts.
+    fn signing_secrets(&self, sub: &Subscription, now: Timestamp) -> Result<Vec<SigningSecret>, AppError> {
+        let mut secrets = vec![self.decrypt(&sub.secret_enc, sub)?];
+        if let (Some(prev), Some(until)) = (&sub.previous_secret_enc, sub.previous_secret_expires_at) {
+            if now < until {
+                secrets.push(self.decrypt(prev, sub)?);
+            }
+        }
+        Ok(secrets)
+    }
+
+    /// Handles one job. `receive_count` is SQS's ApproximateReceiveCount: the attempt number
+    /// within this message's life, which drives backoff and the last-attempt decision.
+    pub async fn dispatch(&self, job: &DeliveryJob, receive_count: u32) -> Result<JobOutcome, AppError> {
+        let ctx = &self.ctx;
+        let Some(delivery) = ctx.deliveries.get(&job.account_id, &job.delivery_id).await? else {
+            tracing::warn!(account_id = %job.account_id, delivery_id = %job.delivery_id, "job for an unknown delivery; dropped");
+            return Ok(JobOutcome::Done);
+        };
+        if !delivery.status.is_in_flight() {
+            tracing::info!(delivery_id = %delivery.id, status = delivery.status.as_str(), "delivery no longer in flight; not sent again");
+            return Ok(JobOutcome::Done);
+        }
+        let now = ctx.clock.now();
+        let Some(sub) = ctx.subscriptions.get(&delivery.account_id, &delivery.subscription_id).await? else {
+            ctx.deliveries
+                .transition(&delivery.account_id, &delivery.id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], DeliveryStatus::Abandoned, None, now)
+                .await?;
+            tracing::info!(delivery_id = %delivery.id, subscription_id = %delivery.subscription_id, "subscription deleted; delivery abandoned");
+            return Ok(JobOutcome::Done);
+        };
+        let secrets = self.signing_secrets(&sub, now)?;
+        let attempt_id = AttemptId::generate(now.unix_ms() as u64);
+        let request = build_request(&delivery, &sub, &attempt_id, &secrets, now);
+        let outcome = self.sender.send(&request).await;
+        self.record(&delivery, attempt_id, now, &request, outcome, receive_count.max(1)).await
+    }
+
+    async fn record(
+        &self,
+        delivery: &Delivery,
+        attempt_id: AttemptId,
+        started_at: Timestamp,
+        request: &OutboundRequest,
+        outcome: SendOutcome,
+        receive_count: u32,
+    ) -> Result<JobOutcome, AppError> {
+        let ctx = &self.ctx;
+        let now = ctx.clock.now();
+        let number = delivery.attempt_count + 1;
+        let (status, job) = classify(&self.policy, &outcome, receive_count, now);
+        let next_attempt_at = match job {
+            JobOutcome::Retry { delay_secs } => Some(now.plus_seconds(i64::from(delay_secs))),
+            JobOutcome::Done => None,
+        };
+        let attempt = Attempt {
+            attempt_id,
+            number,
+            started_at,
+            duration_ms: outcome.duration_ms,
+            request_headers: redacted(&request.headers),
+            response_status: outcome.status,
+            response_headers: outcome.headers.iter().cloned().collect::<BTreeMap<_, _>>(),
+            response_body: outcome.status.map(|_| outcome.body.clone()),
+            error: outcome.error.clone(),
+        };
+        let update = AttemptUpdate {
+            status,
+            attempt_count: number,
+            next_attempt_at,
+            last_response_status: outcome.status,
+            last_error: outcome.error.clone().or_else(|| outcome.status.filter(|s| !(200..300).contains(s)).map(|s| format!("HTTP {s}"))),
+            updated_at: now,
+        };
+        let recorded = ctx.deliveries.record_attempt(&delivery.account_id, &delivery.id, &attempt, &update).await?;
+        tracing::info!(
+            account_id = %delivery.account_id,
+            delivery_id = %delivery.id,
+            subscription_id = %delivery.subscription_id,
+            attempt = number,
+            response_status = ?outcome.status,
+            error = ?outcome.error,
+            status = status.as_str(),
+            "delivery attempt"
+        );
+        if !recorded {
+            // Abandoned or finished elsewhere while we were sending: nothing more to do.
+            return Ok(JobOutcome::Done);
+        }
+        ctx.subscriptions.record_last_delivery(&delivery.account_id, &delivery.subscription_id, status, now).await?;
+        Ok(job)
+    }
+}
+
+/// The request of one attempt: the stored envelope, signed now.
+pub fn build_request(
+    delivery: &Delivery,
+    sub: &Subscription,
+    attempt_id: &AttemptId,
+    secrets: &[SigningSecret],
+    now: Timestamp,
+) -> OutboundRequest {
+    let refs: Vec<&SigningSecret> = secrets.iter().collect();
+    let headers = delivery_headers(&AttemptToSign {
+        event_id: &delivery.event_id,
+        event_type: &delivery.event_type,
+        attempt_id,
+        timestamp: now.unix_seconds(),
+        body: &delivery.payload,
+        secrets: &refs,
+    });
+    OutboundRequest { url: sub.url.as_str().to_owned(), headers, body: delivery.payload.clone() }
+}
+
+/// DESIGN §6: 2xx succeeds; 410 stops at once; anything else retries with backoff until the
+/// queue's attempt limit, after which redrive dead-letters the message.
+pub fn classify(policy: &RetryPolicy, outcome: &SendOutcome, receive_count: u32, now: Timestamp) -> (DeliveryStatus, JobOutcome) {
+    match outcome.status {
+        Some(s) if (200..300).contains(&s) => (DeliveryStatus::Succeeded, JobOutcome::Done),
+        Some(410) => (DeliveryStatus::FailedPermanent, JobOutcome::Done),
+        status => {
+            if policy.is_last_attempt(receive_count) {
+                // Visible again at once, so redrive moves it to the DLQ without waiting.
+                return (DeliveryStatus::Failed, JobOutcome::Retry { delay_secs: 0 });
+            }
+            let retry_after = match status {
+                Some(429 | 503) => outcome.header("retry-after").and_then(|v| parse_retry_after(v, now.unix_seconds())),
+                _ => None,
+            };
+            (DeliveryStatus::Failed, JobOutcome::Retry { delay_secs: policy.delay_secs(receive_count, retry_after) })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(status: Option<u16>, headers: &[(&str, &str)]) -> SendOutcome {
+        SendOutcome {
+            status,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..SendOutcome::default()
+        }
+    }
+
+    #[test]
+    fn classification_follows_design_section_6() {
+        let p = RetryPolicy { base_secs: 10, max_secs: 3600, max_attempts: 5 };
+        let now = Timestamp(0);
+        assert_eq!(classify(&p, &outcome(Some(204), &[]), 1, now), (DeliveryStatus::Succeeded, JobOutcome::Done));
+        assert_eq!(classify(&p, &outcome(Some(410), &[]), 1, now), (DeliveryStatus::FailedPermanent, JobOutcome::Done));
+        let (s, j) = classify(&p, &outcome(Some(500), &[]), 1, now);
+        assert_eq!(s, DeliveryStatus::Failed);
+        assert!(matches!(j, JobOutcome::Retry { delay_secs } if (5..=10).contains(&delay_secs)));
+        assert_eq!(classify(&p, &outcome(Some(429), &[("Retry-After", "77")]), 2, now).1, JobOutcome::Retry { delay_secs: 77 });
+        // Retry-After on a plain 500 is not honoured.
+        assert!(matches!(classify(&p, &outcome(Some(500), &[("Retry-After", "77")]), 1, now).1, JobOutcome::Retry { delay_secs } if delay_secs <= 10));
+        assert_eq!(classify(&p, &outcome(None, &[]), 5, now), (DeliveryStatus::Failed, JobOutcome::Retry { delay_secs: 0 }));
+        assert!(matches!(classify(&p, &outcome(Some(302), &[]), 1, now).0, DeliveryStatus::Failed));
+    }
+}

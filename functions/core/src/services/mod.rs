@@ -35,3 +35,10 @@ pub struct Context {
     pub settings: Settings,
 }
 pub mod dispatch;
+pub mod auth;
+pub mod deliveries;
+pub mod events;
+pub mod input;
+pub mod subscriptions;
+pub mod workers;
+pub mod inbound;

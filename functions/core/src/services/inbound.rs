@@ -1,0 +1,1 @@
+//! (being written) Inbound endpoints and the receiver.

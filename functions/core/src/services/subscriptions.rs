@@ -1,0 +1,283 @@
+//! Outbound subscriptions: create, list, get, partial update (incl. secret rotation), delete.
+//!
+//! The signing secret is returned only by create and by an update that changes it; it is stored
+//! encrypted with the subscription id as associated data. Deleting a subscription abandons its
+//! in-flight deliveries so none is sent afterwards.
+
+use super::input::{text, wrong_type, Fields};
+use super::Context;
+use crate::error::AppError;
+use crate::ids::{SubscriptionId, SubscriptionId as Id};
+use crate::model::{Caller, DeliveryStatus, Subscription};
+use crate::page::{decode_cursor, encode_cursor, Page};
+use crate::secret::SigningSecret;
+use crate::validation::{parse_tags, EventPattern, Filters, Severity, TargetUrl};
+use serde_json::{json, Value};
+
+pub const MAX_EVENT_PATTERNS: usize = 50;
+const MAX_NAME_CHARS: usize = 200;
+const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret"];
+
+/// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
+pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
+    Id::parse(raw).map_err(|_| AppError::NotFound("subscription"))
+}
+
+fn parse_url(ctx: &Context, raw: &str) -> Result<TargetUrl, AppError> {
+    TargetUrl::parse_with(raw, ctx.settings.allow_private_targets).map_err(AppError::Validation)
+}
+
+fn parse_events(raw: Option<Vec<&str>>) -> Result<Vec<EventPattern>, AppError> {
+    let raw = raw.ok_or_else(|| AppError::validation("events is required"))?;
+    if raw.is_empty() {
+        return Err(AppError::validation("events must not be empty"));
+    }
+    let mut patterns: Vec<EventPattern> = Vec::with_capacity(raw.len());
+    for r in raw {
+        let p = EventPattern::parse(r).map_err(AppError::Validation)?;
+        if !patterns.contains(&p) {
+            patterns.push(p);
+        }
+    }
+    Ok(patterns)
+}
+
+fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
+    let obj = match value {
+        None | Some(Value::Null) => return Ok(Filters::default()),
+        Some(Value::Object(o)) => o,
+        Some(_) => return Err(wrong_type("filters", "an object")),
+    };
+    if let Some(k) = obj.keys().find(|k| !["min_severity", "tags"].contains(&k.as_str())) {
+        return Err(AppError::validation(format!("unknown field filters.{}", crate::ids::truncate_for_message(k))));
+    }
+    let min_severity = match obj.get("min_severity") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(Severity::parse("filters.min_severity", s).map_err(AppError::Validation)?),
+        Some(_) => return Err(wrong_type("filters.min_severity", "a string")),
+    };
+    let tags = match obj.get("tags") {
+        None | Some(Value::Null) => Default::default(),
+        Some(v) => parse_tags("filters.tags", v).map_err(AppError::Validation)?,
+    };
+    Ok(Filters { min_severity, tags })
+}
+
+fn parse_name(fields: &Fields) -> Result<Option<String>, AppError> {
+    fields.opt_str("name")?.map(|n| text("name", n, MAX_NAME_CHARS)).transpose()
+}
+
+fn parse_secret(raw: &str) -> Result<SigningSecret, AppError> {
+    SigningSecret::parse(raw).map_err(|e| AppError::validation(e.to_string()))
+}
+
+/// The view of a subscription plus its (new) secret: the only responses that carry it.
+fn view_with_secret(sub: &Subscription, secret: &SigningSecret) -> Value {
+    let mut v = sub.view();
+    v["secret"] = Value::String(secret.expose().to_owned());
+    v
+}
+
+pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value, AppError> {
+    let fields = Fields::new(body)?;
+    fields.deny_unknown(CREATE_FIELDS)?;
+    let url = parse_url(ctx, fields.req_str("url")?)?;
+    let events = parse_events(fields.opt_str_array("events", MAX_EVENT_PATTERNS)?)?;
+    let filters = parse_filters(fields.raw("filters"))?;
+    let active = fields.opt_bool("active")?.unwrap_or(true);
+    let name = parse_name(&fields)?;
+    let secret = match fields.opt_str("secret")? {
+        Some(raw) => parse_secret(raw)?,
+        None => SigningSecret::generate(),
+    };
+
+    let now = ctx.clock.now();
+    let id = Id::generate(now.unix_ms() as u64);
+    let sub = Subscription {
+        secret_enc: ctx.keyring.encrypt(secret.expose(), id.as_str()),
+        id,
+        account_id: caller.account_id.clone(),
+        name,
+        url,
+        events,
+        filters,
+        active,
+        created_at: now,
+        updated_at: now,
+        last_delivery_status: None,
+        last_delivery_at: None,
+        previous_secret_enc: None,
+        previous_secret_expires_at: None,
+    };
+    ctx.subscriptions.insert(&sub).await?;
+    tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription created");
+    Ok(view_with_secret(&sub, &secret))
+}
+
+pub async fn list(ctx: &Context, caller: &Caller, limit: usize, cursor: Option<&str>) -> Result<Value, AppError> {
+    let after = decode_cursor(cursor, Id::parse)?;
+    let (subs, last) = ctx.subscriptions.list_page(&caller.account_id, limit, after.as_ref()).await?;
+    let page = Page { items: subs.iter().map(Subscription::view).collect(), next_cursor: last.map(|id| encode_cursor(id.as_str())) };
+    Ok(json!({ "subscriptions": page.items, "next_cursor": page.next_cursor }))
+}
+
+/// Loads a subscription of the caller's account, or 404.
+pub async fn load(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Subscription, AppError> {
+    let id = parse_id(raw_id)?;
+    ctx.subscriptions.get(&caller.account_id, &id).await?.ok_or(AppError::NotFound("subscription"))
+}
+
+pub async fn get(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Value, AppError> {
+    Ok(load(ctx, caller, raw_id).await?.view())
+}
+
+pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -> Result<Value, AppError> {
+    let mut sub = load(ctx, caller, raw_id).await?;
+    let fields = Fields::new(body)?;
+    fields.deny_unknown(CREATE_FIELDS)?;
+
+    if fields.has("url") {
+        sub.url = parse_url(ctx, fields.req_str("url")?)?;
+    }
+    if fields.has("events") {
+        sub.events = parse_events(fields.opt_str_array("events", MAX_EVENT_PATTERNS)?)?;
+    }
+    if fields.has("filters") {
+        sub.filters = parse_filters(fields.raw("filters"))?;
+    }
+    if fields.has("active") {
+        sub.active = fields.opt_bool("active")?.ok_or_else(|| wrong_type("active", "a boolean"))?;
+    }
+    if fields.has("name") {
+        sub.name = parse_name(&fields)?;
+    }
+    let now = ctx.clock.now();
+    let rotated = if fields.has("secret") {
+        let new_secret = match fields.opt_str("secret")? {
+            Some(raw) => parse_secret(raw)?,
+            None => SigningSecret::generate(),
+        };
+        // The outgoing secret keeps signing (as a second signature) through the overlap window.
+        sub.previous_secret_enc = Some(std::mem::replace(&mut sub.secret_enc, ctx.keyring.encrypt(new_secret.expose(), sub.id.as_str())));
+        sub.previous_secret_expires_at = Some(now.plus_seconds(ctx.settings.secret_overlap_secs));
+        Some(new_secret)
+    } else {
+        None
+    };
+    sub.updated_at = now;
+
+    if !ctx.subscriptions.replace(&sub).await? {
+        return Err(AppError::NotFound("subscription"));
+    }
+    tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, secret_rotated = rotated.is_some(), "subscription updated");
+    Ok(match rotated {
+        Some(secret) => view_with_secret(&sub, &secret),
+        None => sub.view(),
+    })
+}
+
+pub async fn delete(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<(), AppError> {
+    let id = parse_id(raw_id)?;
+    if !ctx.subscriptions.delete(&caller.account_id, &id).await? {
+        return Err(AppError::NotFound("subscription"));
+    }
+    // The subscription is gone first, so a dispatcher racing with this loop also abandons.
+    let in_flight = ctx.deliveries.in_flight_for_subscription(&caller.account_id, &id).await?;
+    let now = ctx.clock.now();
+    for delivery_id in &in_flight {
+        ctx.deliveries
+            .transition(&caller.account_id, delivery_id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], DeliveryStatus::Abandoned, None, now)
+            .await?;
+    }
+    tracing::info!(account_id = %caller.account_id, subscription_id = %id, abandoned = in_flight.len(), "subscription deleted");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{caller, context};
+
+    fn body(v: Value) -> Value {
+        v
+    }
+
+    #[tokio::test]
+    async fn create_returns_secret_once_and_get_never() {
+        let ctx = context();
+        let who = caller();
+        let created = create(&ctx, &who, body(json!({"url": "https://example.com/h", "events": ["finding.discovered"]}))).await.unwrap();
+        let secret = created["secret"].as_str().unwrap();
+        assert!(secret.starts_with("whsec_"));
+        let fetched = get(&ctx, &who, created["id"].as_str().unwrap()).await.unwrap();
+        assert!(fetched.get("secret").is_none());
+        assert_eq!(fetched["active"], true);
+        let listed = list(&ctx, &who, 50, None).await.unwrap();
+        assert!(!listed.to_string().contains(secret));
+    }
+
+    #[tokio::test]
+    async fn create_validation_names_the_field() {
+        let ctx = context();
+        let who = caller();
+        let cases = [
+            (json!({"url": "http://example.com", "events": ["finding.discovered"]}), "url must use https"),
+            (json!({"url": "https://10.0.0.1", "events": ["finding.discovered"]}), "url host is a private"),
+            (json!({"events": ["finding.discovered"]}), "url is required"),
+            (json!({"url": 5, "events": ["finding.discovered"]}), "url must be a string"),
+            (json!({"url": "https://example.com"}), "events is required"),
+            (json!({"url": "https://example.com", "events": []}), "events must not be empty"),
+            (json!({"url": "https://example.com", "events": ["nope"]}), "events: \"nope\""),
+            (json!({"url": "https://example.com", "events": "finding.discovered"}), "events must be an array"),
+            (json!({"url": "https://example.com", "events": [1]}), "events items must be strings"),
+            (json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": {"min_severity": "urgent"}}), "filters.min_severity must be one of"),
+            (json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": {"tags": {"a": 1}}}), "filters.tags.a must be a string"),
+            (json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": []}), "filters must be an object"),
+            (json!({"url": "https://example.com", "events": ["finding.discovered"], "active": "yes"}), "active must be a boolean"),
+            (json!({"url": "https://example.com", "events": ["finding.discovered"], "bogus": 1}), "unknown field \"bogus\""),
+            (json!({"url": "https://example.com", "events": ["finding.discovered"], "secret": "abc"}), "secret must start with whsec_"),
+            (json!(["not", "an", "object"]), "request body must be a JSON object"),
+        ];
+        for (input, want) in cases {
+            match create(&ctx, &who, input.clone()).await {
+                Err(AppError::Validation(msg)) => assert!(msg.starts_with(want), "{input}: got {msg}"),
+                other => panic!("{input}: expected validation error, got {other:?}"),
+            }
+        }
+        assert!(list(&ctx, &who, 50, None).await.unwrap()["subscriptions"].as_array().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn patch_changes_only_given_fields_and_rotates_secret() {
+        let ctx = context();
+        let who = caller();
+        let created = create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["finding.discovered"], "filters": {"min_severity": "high"}})).await.unwrap();
+        let id = created["id"].as_str().unwrap();
+        let paused = update(&ctx, &who, id, json!({"active": false})).await.unwrap();
+        assert_eq!(paused["active"], false);
+        assert_eq!(paused["filters"]["min_severity"], "high");
+        assert!(paused.get("secret").is_none());
+
+        let rotated = update(&ctx, &who, id, json!({"secret": null})).await.unwrap();
+        let new_secret = rotated["secret"].as_str().unwrap();
+        assert_ne!(new_secret, created["secret"].as_str().unwrap());
+        let stored = ctx.subscriptions.get(&who.account_id, &parse_id(id).unwrap()).await.unwrap().unwrap();
+        assert!(stored.previous_secret_enc.is_some());
+        assert_eq!(ctx.keyring.decrypt(&stored.secret_enc, id).unwrap(), new_secret);
+
+        let set = update(&ctx, &who, id, json!({"secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})).await.unwrap();
+        assert_eq!(set["secret"], "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    }
+
+    #[tokio::test]
+    async fn other_accounts_get_404() {
+        let ctx = context();
+        let created = create(&ctx, &caller(), json!({"url": "https://example.com/h", "events": ["agent.*"]})).await.unwrap();
+        let id = created["id"].as_str().unwrap();
+        let stranger = caller();
+        assert_eq!(get(&ctx, &stranger, id).await, Err(AppError::NotFound("subscription")));
+        assert_eq!(update(&ctx, &stranger, id, json!({"active": false})).await, Err(AppError::NotFound("subscription")));
+        assert_eq!(delete(&ctx, &stranger, id).await, Err(AppError::NotFound("subscription")));
+        assert_eq!(get(&ctx, &stranger, "sub_garbage").await, Err(AppError::NotFound("subscription")));
+    }
+}
