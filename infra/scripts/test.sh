@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: template lint, unit + handler tests, and end-to-end tests against the
+# local stack (moto + real HTTPS receivers). Installs what it needs (the project virtualenv) itself.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+bash infra/scripts/bootstrap-python.sh
+export PATH="$root/.venv/bin:$PATH"
+
+echo "== cfn-lint template.yaml"
+cfn-lint template.yaml
+
+echo "== clippy (warnings denied)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== cargo test (unit, handler, end-to-end)"
+cargo test --workspace --no-fail-fast -- --test-threads="${TEST_THREADS:-4}"
