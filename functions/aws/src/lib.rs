@@ -1,10 +1,118 @@
-//! Adapters for the core ports (being written).
-pub mod telemetry {
-    pub fn init() {}
+//! Adapters for the core ports: DynamoDB, SQS, Secrets Manager, the outbound HTTPS sender, and
+//! the typed configuration every function reads at cold start.
+//!
+//! A function's `main` calls [`telemetry::init`], [`Config::from_env`] and [`build_context`] once,
+//! then hands the [`Context`] to its handler. Adapters translate between the ports and the AWS
+//! SDK and hold no business rules. The same code reaches moto, LocalStack or AWS depending only on
+//! `AWS_ENDPOINT_URL`.
+
+pub mod config;
+pub mod dynamo;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
+mod gate;
+pub mod secrets;
+pub mod sender;
+pub mod sqs;
+pub mod telemetry;
+
+pub use config::{Config, ConfigError};
+pub use dynamo::{
+    DynamoApiKeyStore, DynamoDeliveryStore, DynamoEndpointStore, DynamoInvestigationStore, DynamoSubscriptionStore,
+};
+pub use sender::{HttpSender, SenderOptions};
+pub use sqs::SqsDeliveryQueue;
+
+use anyhow::Context as _;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use gate::FaultGate;
+use puck_core::crypto::Keyring;
+use puck_core::ports::{SystemClock, WebhookSender};
+use puck_core::services::Context;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The shared AWS SDK configuration: region, `AWS_ENDPOINT_URL` when set, and (local stack only)
+/// static credentials from the lookup; otherwise the default credential chain.
+pub async fn sdk_config(config: &Config) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(config.aws_region.clone()));
+    if let Some(endpoint) = &config.aws_endpoint_url {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if let Some(creds) = &config.static_credentials {
+        loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            creds.access_key_id.clone(),
+            creds.secret_access_key.clone(),
+            creds.session_token.clone(),
+            None,
+            "puck-config",
+        ));
+    }
+    loader.load().await
 }
-#[derive(Debug, Clone)]
-pub struct Config;
-impl Config {
-    pub fn from_env() -> anyhow::Result<Self> { Ok(Config) }
+
+/// Builds every adapter once: reads the master key from Secrets Manager (one GetSecretValue per
+/// container) and wires DynamoDB, SQS and the system clock into a [`Context`].
+pub async fn build_context(config: &Config) -> anyhow::Result<Context> {
+    build(config, FaultGate::default()).await
 }
-pub async fn build_context(_c: &Config) -> anyhow::Result<puck_core::services::Context> { anyhow::bail!("todo") }
+
+/// [`build_context`] with test fault switches wired into every DynamoDB and SQS adapter.
+#[cfg(feature = "fault-injection")]
+pub async fn build_context_with_faults(
+    config: &Config,
+    faults: Arc<faults::FaultSwitches>,
+) -> anyhow::Result<Context> {
+    build(config, FaultGate::new(faults)).await
+}
+
+async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
+    let sdk = sdk_config(config).await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let master = secrets::read_master_key(&secrets, &config.master_key_secret_id).await?;
+    let keyring = Keyring::from_master_key(&master);
+    drop(master);
+
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let table = config.table_name.as_str();
+    Ok(Context {
+        keyring,
+        api_keys: Arc::new(DynamoApiKeyStore::new(dynamo.clone(), table).with_faults(faults.clone())),
+        subscriptions: Arc::new(DynamoSubscriptionStore::new(dynamo.clone(), table).with_faults(faults.clone())),
+        deliveries: Arc::new(
+            DynamoDeliveryStore::new(dynamo.clone(), table, config.retention_days).with_faults(faults.clone()),
+        ),
+        endpoints: Arc::new(DynamoEndpointStore::new(dynamo.clone(), table).with_faults(faults.clone())),
+        investigations: Arc::new(
+            DynamoInvestigationStore::new(dynamo, table, config.retention_days).with_faults(faults.clone()),
+        ),
+        queue: Arc::new(SqsDeliveryQueue::new(sqs, config.delivery_queue_url.clone()).with_faults(faults)),
+        clock: Arc::new(SystemClock),
+        settings: config.settings(),
+    })
+}
+
+/// The outbound sender (dispatcher only): one pooled client with the SSRF guard, timeout and
+/// `EXTRA_CA_CERT` from config.
+pub fn build_sender(config: &Config) -> anyhow::Result<Arc<dyn WebhookSender>> {
+    let extra_ca_pem = match &config.extra_ca_cert {
+        Some(path) => Some(
+            std::fs::read(path).with_context(|| format!("Failed to read EXTRA_CA_CERT {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let sender = HttpSender::new(SenderOptions {
+        timeout: Duration::from_secs(config.delivery_timeout_seconds),
+        allow_private_targets: config.allow_private_targets,
+        extra_ca_pem,
+    })?;
+    Ok(Arc::new(sender))
+}
+
+/// Everything the dispatcher needs, built once per container: the context, one HTTP client and
+/// the retry policy from config.
+pub async fn build_dispatcher(config: &Config) -> anyhow::Result<puck_core::services::dispatch::Dispatcher> {
+    let ctx = build_context(config).await?;
+    Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config)?, config.retry_policy()))
+}

@@ -28,9 +28,14 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The largest delay: the configured maximum, within SQS's limit and at least 1 s.
+    fn cap_secs(&self) -> u32 {
+        self.max_secs.clamp(1, SQS_MAX_VISIBILITY_SECS)
+    }
+
     /// The un-jittered delay after failed attempt `attempt` (1-based).
     pub fn ceiling_secs(&self, attempt: u32) -> u32 {
-        let cap = self.max_secs.min(SQS_MAX_VISIBILITY_SECS).max(1);
+        let cap = self.cap_secs();
         let exp = attempt.saturating_sub(1).min(31);
         let delay = u64::from(self.base_secs.max(1)) << exp;
         delay.min(u64::from(cap)) as u32
@@ -41,7 +46,7 @@ impl RetryPolicy {
     pub fn delay_secs(&self, attempt: u32, retry_after: Option<u32>) -> u32 {
         let ceiling = self.ceiling_secs(attempt);
         if let Some(wanted) = retry_after {
-            return wanted.clamp(MIN_RETRY_AFTER_SECS, self.max_secs.min(SQS_MAX_VISIBILITY_SECS).max(1));
+            return wanted.clamp(MIN_RETRY_AFTER_SECS, self.cap_secs());
         }
         let half = ceiling / 2;
         let jitter = if ceiling - half == 0 { 0 } else { rand::thread_rng().gen_range(0..=ceiling - half) };

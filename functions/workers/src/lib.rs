@@ -1,15 +1,44 @@
-//! Queue and schedule consumers (being written).
-pub mod dispatcher {
-    use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-    use puck_core::services::dispatch::Dispatcher;
-    pub async fn handle(_d: &Dispatcher, _event: SqsEvent) -> SqsBatchResponse { SqsBatchResponse::default() }
+//! Queue and schedule consumers: the dispatcher (delivery queue), the dead-letter function (DLQ)
+//! and the sweeper (schedule).
+//!
+//! Each SQS message is parsed on its own, so one bad message cannot fail its batch; the handlers
+//! return only the failed message ids (`ReportBatchItemFailures` must be enabled on the trigger,
+//! as template.yaml does), and SQS deletes the rest.
+
+pub mod dead_letter;
+pub mod dispatcher;
+pub mod sweeper;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use puck_core::ports::DeliveryJob;
+
+/// The job inside a message, or None for a malformed message (logged; deleted, since retrying a
+/// message that cannot parse would only fill the DLQ with noise).
+pub(crate) fn parse_job(message: &SqsMessage) -> Option<DeliveryJob> {
+    let body = message.body.as_deref().unwrap_or_default();
+    match serde_json::from_str(body) {
+        Ok(job) => Some(job),
+        Err(e) => {
+            tracing::error!(message_id = ?message.message_id, error = %e, "malformed delivery job; dropped");
+            None
+        }
+    }
 }
-pub mod dead_letter {
-    use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-    use puck_core::services::Context;
-    pub async fn handle(_ctx: &Context, _event: SqsEvent) -> SqsBatchResponse { SqsBatchResponse::default() }
+
+/// ApproximateReceiveCount of a message (1 on its first delivery).
+pub(crate) fn receive_count(message: &SqsMessage) -> u32 {
+    message.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1)
 }
-pub mod sweeper {
-    use puck_core::services::Context;
-    pub async fn handle(_ctx: &Context, _event: serde_json::Value) -> Result<serde_json::Value, puck_core::AppError> { Ok(serde_json::Value::Null) }
+
+pub(crate) fn batch_response(failed: impl IntoIterator<Item = String>) -> SqsBatchResponse {
+    let mut resp = SqsBatchResponse::default();
+    resp.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    resp
 }

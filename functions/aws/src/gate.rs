@@ -1,0 +1,39 @@
+//! The hook through which test-only fault switches reach the adapters.
+//!
+//! Without the `fault-injection` feature this is an empty struct whose checks always pass, so no
+//! fault code exists in deployed builds.
+
+use puck_core::ports::{QueueError, StoreResult};
+#[cfg(feature = "fault-injection")]
+use {puck_core::ports::StoreError, std::sync::Arc};
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FaultGate {
+    #[cfg(feature = "fault-injection")]
+    switches: Option<Arc<crate::faults::FaultSwitches>>,
+}
+
+impl FaultGate {
+    #[cfg(feature = "fault-injection")]
+    pub(crate) fn new(switches: Arc<crate::faults::FaultSwitches>) -> Self {
+        Self { switches: Some(switches) }
+    }
+
+    /// Err when DynamoDB faults are injected.
+    pub(crate) fn dynamo(&self) -> StoreResult<()> {
+        #[cfg(feature = "fault-injection")]
+        if self.switches.as_ref().is_some_and(|s| s.dynamo_fails()) {
+            return Err(StoreError::Unavailable("injected fault".into()));
+        }
+        Ok(())
+    }
+
+    /// Err when SQS send faults are injected.
+    pub(crate) fn sqs_send(&self) -> Result<(), QueueError> {
+        #[cfg(feature = "fault-injection")]
+        if self.switches.as_ref().is_some_and(|s| s.sqs_send_fails()) {
+            return Err(QueueError("injected fault".into()));
+        }
+        Ok(())
+    }
+}

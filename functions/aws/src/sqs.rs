@@ -1,0 +1,114 @@
+//! The delivery queue on SQS.
+//!
+//! A job is only the address of a delivery record (`DeliveryJob` as JSON); the record is the
+//! truth. Backoff is the visibility timeout of the received message, so a failed attempt is
+//! retried by SQS itself and redriven to the DLQ after `maxReceiveCount` receives.
+//!
+//! IAM: sqs:SendMessage (covers SendMessageBatch) for producers; sqs:ChangeMessageVisibility for
+//! the dispatcher (plus what the event source mapping needs: ReceiveMessage, DeleteMessage,
+//! GetQueueAttributes).
+
+use crate::gate::FaultGate;
+use async_trait::async_trait;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::Client;
+use puck_core::backoff::SQS_MAX_VISIBILITY_SECS;
+use puck_core::ports::{DeliveryJob, DeliveryQueue, QueueError};
+
+/// SQS's SendMessageBatch limit.
+const BATCH_SIZE: usize = 10;
+
+/// [`DeliveryQueue`] on SQS.
+#[derive(Debug, Clone)]
+pub struct SqsDeliveryQueue {
+    client: Client,
+    queue_url: String,
+    faults: FaultGate,
+}
+
+impl SqsDeliveryQueue {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self { client, queue_url: queue_url.into(), faults: FaultGate::default() }
+    }
+
+    pub(crate) fn with_faults(mut self, faults: FaultGate) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// Sends one batch (≤ 10 jobs); returns the indices that failed.
+    async fn send_batch(&self, jobs: &[(usize, &DeliveryJob)]) -> Result<Vec<usize>, QueueError> {
+        let mut entries = Vec::with_capacity(jobs.len());
+        for (i, (_, job)) in jobs.iter().enumerate() {
+            let body = serde_json::to_string(job).map_err(|_| QueueError("job could not be serialised".into()))?;
+            let entry = SendMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .message_body(body)
+                .build()
+                .map_err(|_| QueueError("batch entry could not be built".into()))?;
+            entries.push(entry);
+        }
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| sqs_error("SendMessageBatch", &e))?;
+        let mut failed = Vec::new();
+        for f in out.failed() {
+            tracing::warn!(code = f.code(), sender_fault = f.sender_fault(), "sqs batch entry failed");
+            if let Some(original) = f.id().parse::<usize>().ok().and_then(|i| jobs.get(i)) {
+                failed.push(original.0);
+            }
+        }
+        Ok(failed)
+    }
+}
+
+fn sqs_error<E: ProvideErrorMetadata, R>(op: &str, err: &SdkError<E, R>) -> QueueError {
+    let code = match err {
+        SdkError::ServiceError(e) => e.err().code().unwrap_or("service error").to_owned(),
+        SdkError::TimeoutError(_) => "timeout".to_owned(),
+        SdkError::DispatchFailure(_) => "dispatch failure".to_owned(),
+        _ => "request failed".to_owned(),
+    };
+    tracing::warn!(operation = op, error_code = %code, "sqs call failed");
+    QueueError(format!("sqs {op} failed: {code}"))
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsDeliveryQueue {
+    async fn enqueue(&self, jobs: &[DeliveryJob]) -> Result<(), QueueError> {
+        self.faults.sqs_send()?;
+        let indexed: Vec<(usize, &DeliveryJob)> = jobs.iter().enumerate().collect();
+        for chunk in indexed.chunks(BATCH_SIZE) {
+            let failed = self.send_batch(chunk).await?;
+            if failed.is_empty() {
+                continue;
+            }
+            // One retry of the failed entries; the sweeper covers anything still missing.
+            let retry: Vec<(usize, &DeliveryJob)> = failed.iter().map(|&i| (i, &jobs[i])).collect();
+            let still = self.send_batch(&retry).await?;
+            if !still.is_empty() {
+                return Err(QueueError(format!("{} of {} jobs could not be enqueued", still.len(), jobs.len())));
+            }
+        }
+        Ok(())
+    }
+
+    async fn delay(&self, receipt_handle: &str, delay_secs: u32) -> Result<(), QueueError> {
+        let secs = delay_secs.min(SQS_MAX_VISIBILITY_SECS);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queue_url)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(secs).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| sqs_error("ChangeMessageVisibility", &e))?;
+        Ok(())
+    }
+}
