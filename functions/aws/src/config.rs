@@ -148,6 +148,7 @@ impl Config {
             allow_private_targets: self.allow_private_targets,
             secret_overlap_secs: self.secret_overlap_seconds,
             retention_days: self.retention_days,
+            public_base_url: self.public_base_url.clone(),
         }
     }
 

@@ -732,7 +732,8 @@ mod tests {
         let sw_sig = format!("v1,{}", STANDARD.encode(hmac_bytes(secret.as_bytes(), &[b"msg_1", b".", ts.as_bytes(), b".", body])));
 
         use SignatureError::*;
-        let cases: Vec<(&str, Provider, Vec<(&str, &str)>, Result<(), SignatureError>)> = vec![
+        type Case<'a> = (&'a str, Provider, Vec<(&'a str, &'a str)>, Result<(), SignatureError>);
+        let cases: Vec<Case> = vec![
             ("github valid", Provider::Github, vec![("x-hub-signature-256", &hex_sig)], Ok(())),
             ("github forged", Provider::Github, vec![("x-hub-signature-256", &forged_hex)], Err(Mismatch)),
             ("github missing", Provider::Github, vec![], Err(MissingHeader("X-Hub-Signature-256"))),

@@ -18,7 +18,7 @@ pub fn run() -> Result<(), lambda_runtime::Error> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let config = puck_aws::Config::from_env()?;
-        let grace = i64::from(config.sweep_grace_seconds);
+        let grace = config.sweep_grace_seconds;
         let ctx: &'static Context = Box::leak(Box::new(puck_aws::build_context(&config).await?));
         lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
             handle(ctx, grace, event.payload).await.map_err(|e| lambda_runtime::Error::from(e.to_string()))

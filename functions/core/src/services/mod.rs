@@ -13,11 +13,13 @@ pub struct Settings {
     pub secret_overlap_secs: i64,
     /// Delivery log retention (DynamoDB TTL).
     pub retention_days: i64,
+    /// `PUBLIC_BASE_URL`: base of inbound receiver URLs; the request's own host when unset.
+    pub public_base_url: Option<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { allow_private_targets: false, secret_overlap_secs: 24 * 3600, retention_days: 30 }
+        Self { allow_private_targets: false, secret_overlap_secs: 24 * 3600, retention_days: 30, public_base_url: None }
     }
 }
 
