@@ -1,1 +1,49 @@
-//! placeholder
+//! The end-to-end test harness: the whole service on the local stack, driven over HTTP, with real
+//! HTTPS receivers on loopback.
+//!
+//! Building blocks, one module each:
+//!
+//! - [`moto`]: one moto server per test binary, started lazily on first use and shared by every
+//!   test ([`moto::endpoint`]).
+//! - [`stack`]: [`TestStack`], one [`puck_local::LocalStack`] per test under a unique resource
+//!   prefix and an ephemeral API port (so tests run in parallel), with test-friendly defaults
+//!   (loopback receivers allowed, the test CA trusted, retries in seconds) and a tiny JSON client
+//!   ([`ApiClient`]).
+//! - [`receiver`]: [`Receiver`], an HTTPS server on `127.0.0.1` that records every request and
+//!   answers by a programmable [`Script`].
+//! - [`logs`]: captures every log line of the binary in memory ([`captured_logs`]) so tests can
+//!   prove that no secret is ever logged.
+//! - [`wait`]: polling helpers ([`wait_until`], [`wait_for_some`]); tests never sleep to assert.
+//! - [`dynamo`]: raw table dumps ([`TestStack::table_dump`]) to prove nothing is stored in clear.
+//!
+//! A typical test:
+//!
+//! ```no_run
+//! use puck_e2e::{Receiver, TestStack, TestStackOptions, EVENTUALLY};
+//! use serde_json::json;
+//!
+//! # async fn example() {
+//! let stack = TestStack::start(TestStackOptions::default()).await;
+//! let receiver = Receiver::start().await;
+//! let (status, sub, _) = stack
+//!     .post("/v1/webhooks/subscriptions", json!({"url": receiver.url(), "events": ["finding.*"]}))
+//!     .await;
+//! assert_eq!(status, 201, "{sub}");
+//! let (status, _, _) = stack.post("/v1/events", json!({"event_type": "finding.discovered", "data": {}})).await;
+//! assert_eq!(status, 202);
+//! let requests = receiver.wait_for(1, EVENTUALLY).await;
+//! assert_eq!(requests[0].header("x-puck-event-type"), Some("finding.discovered"));
+//! # }
+//! ```
+
+pub mod dynamo;
+pub mod logs;
+pub mod moto;
+pub mod receiver;
+pub mod stack;
+pub mod wait;
+
+pub use logs::{captured_logs, install_log_capture};
+pub use receiver::{ReceivedRequest, Receiver, Reply, Script};
+pub use stack::{Account, ApiClient, ApiResponse, TestStack, TestStackOptions};
+pub use wait::{wait_for_some, wait_until, EVENTUALLY};

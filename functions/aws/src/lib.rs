@@ -51,6 +51,24 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
     loader.load().await
 }
 
+/// Process-wide extra SDK interceptors, attached to every DynamoDB, SQS and Secrets Manager client
+/// that [`build_context`] builds. Empty in Lambda (nothing registers one), so production clients
+/// are unchanged; the benchmark (`infra/bench`) registers a call counter here to measure AWS calls
+/// per delivery through the very adapters the functions use.
+static SDK_INTERCEPTORS: std::sync::RwLock<Vec<aws_sdk_dynamodb::config::SharedInterceptor>> =
+    std::sync::RwLock::new(Vec::new());
+
+/// Registers an interceptor for every SDK client built by [`build_context`] from now on in this
+/// process (clients built earlier keep theirs). Meant for measurement and tests, not for Lambda.
+pub fn add_sdk_interceptor(interceptor: aws_sdk_dynamodb::config::SharedInterceptor) {
+    SDK_INTERCEPTORS.write().unwrap_or_else(std::sync::PoisonError::into_inner).push(interceptor);
+}
+
+/// The interceptors registered with [`add_sdk_interceptor`].
+fn sdk_interceptors() -> Vec<aws_sdk_dynamodb::config::SharedInterceptor> {
+    SDK_INTERCEPTORS.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+}
+
 /// Builds every adapter once: reads the master key from Secrets Manager (one GetSecretValue per
 /// container) and wires DynamoDB, SQS and the system clock into a [`Context`].
 pub async fn build_context(config: &Config) -> anyhow::Result<Context> {
@@ -68,13 +86,26 @@ pub async fn build_context_with_faults(
 
 async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
     let sdk = sdk_config(config).await;
-    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let interceptors = sdk_interceptors();
+    let secrets = {
+        let mut builder = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+        builder.set_interceptors(interceptors.clone());
+        aws_sdk_secretsmanager::Client::from_conf(builder.build())
+    };
     let master = secrets::read_master_key(&secrets, &config.master_key_secret_id).await?;
     let keyring = Keyring::from_master_key(&master);
     drop(master);
 
-    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dynamo = {
+        let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
+        builder.set_interceptors(interceptors.clone());
+        aws_sdk_dynamodb::Client::from_conf(builder.build())
+    };
+    let sqs = {
+        let mut builder = aws_sdk_sqs::config::Builder::from(&sdk);
+        builder.set_interceptors(interceptors);
+        aws_sdk_sqs::Client::from_conf(builder.build())
+    };
     let table = config.table_name.as_str();
     Ok(Context {
         keyring,

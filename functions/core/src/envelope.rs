@@ -45,7 +45,7 @@ mod tests {
         );
         assert_eq!(
             e.to_json(),
-            r#"{"event_id":"018f2e3a-1c47-7a12-b321-aabbccddeeff","event_type":"investigation.completed","emitted_at":"2026-05-03T14:22:01Z","api_version":"v1","data":{"investigation_id":"inv_1"}}"#
+            r#"{"event_id":"018f2e3a-1c47-7a12-b321-aabbccddeeff","event_type":"investigation.completed","emitted_at":"2026-05-03T14:22:01.000Z","api_version":"v1","data":{"investigation_id":"inv_1"}}"#
         );
     }
 

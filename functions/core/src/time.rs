@@ -34,12 +34,16 @@ impl Timestamp {
         self.plus_ms(secs.saturating_mul(1000))
     }
 
+    /// Always millisecond precision (`…:01.120Z`), so stored values sort as text too.
     pub fn rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
         OffsetDateTime::from_unix_timestamp_nanos(nanos)
             .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+            .and_then(|t| t.format(&format).ok())
+            .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
     }
 
     pub fn parse_rfc3339(raw: &str) -> Option<Self> {
@@ -79,9 +83,10 @@ mod tests {
 
     #[test]
     fn formats_and_parses_rfc3339() {
-        let t = Timestamp(1_777_818_121_123);
+        let t = Timestamp(1_777_818_121_120);
         let s = t.rfc3339();
-        assert_eq!(s, "2026-05-03T14:22:01.123Z");
+        assert_eq!(s, "2026-05-03T14:22:01.120Z");
         assert_eq!(Timestamp::parse_rfc3339(&s), Some(t));
+        assert_eq!(Timestamp::parse_rfc3339("2026-05-03T14:22:01Z"), Some(Timestamp(1_777_818_121_000)));
     }
 }
