@@ -172,7 +172,14 @@ impl Gateway {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let started = std::time::Instant::now();
-        let response = match self.route(&method, &path) {
+        let routed = self.route(&method, &path);
+        // A matched route is logged by its template: the raw path of the inbound receiver carries
+        // its URL key, a credential that must never reach a log line (DESIGN §7).
+        let logged_path = match &routed {
+            Routed::Found(route, _) => route.route.path.clone(),
+            _ => path.clone(),
+        };
+        let response = match routed {
             Routed::NotFound => error(StatusCode::NOT_FOUND, "not_found", &format!("no route for {method} {path}")),
             Routed::MethodNotAllowed(allowed) => {
                 let mut resp = error(
@@ -189,7 +196,7 @@ impl Gateway {
         };
         tracing::info!(
             method = %method,
-            path = path.as_str(),
+            path = logged_path.as_str(),
             status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "request"

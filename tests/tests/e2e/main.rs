@@ -1,0 +1,15 @@
+//! End-to-end tests: the whole service on the local stack (moto as AWS), driven through its HTTP
+//! API, delivering to real HTTPS receivers on loopback.
+//!
+//! One test binary (one shared moto), one module per area; each test starts its own stack under
+//! a unique prefix, so tests run in parallel. See the `puck_e2e` crate for the harness.
+
+mod auth;
+mod harness;
+mod inbound;
+mod isolation;
+mod parity;
+mod secrets;
+mod seeds;
+mod subscriptions;
+mod support;

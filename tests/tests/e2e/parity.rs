@@ -1,0 +1,79 @@
+//! Parity between template.yaml, the handler registry and the local gateway: every declared route
+//! reaches its handler, every handler is declared, and anything else is a JSON 404/405.
+
+use crate::support::assert_error;
+use puck_e2e::TestStack;
+use puck_local::template::Template;
+use reqwest::Method;
+use std::collections::BTreeSet;
+
+fn template() -> Template {
+    Template::load(&puck_local::moto::repo_root().join("template.yaml")).expect("template.yaml loads")
+}
+
+/// A concrete path for a template path: each `{param}` replaced by a plausible value.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|seg| match seg {
+            "{id}" => "sub_01jtq8p5f7z9n1q4r6t8v0w2xc",
+            "{provider}" => "github",
+            "{key}" => "Qm7Vt2Kx9LpR4wZc8NbH3sJd6FgY1aUe5TiO0rXyEk2MnB7v",
+            s if s.starts_with('{') => "x",
+            s => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[test]
+fn every_template_route_has_a_handler_and_every_handler_a_route() {
+    let routes = template().routes().expect("routes");
+    let declared: BTreeSet<&str> = routes.iter().map(|r| r.binary.as_str()).collect();
+    let registered: BTreeSet<&str> = puck_api::ROUTES.iter().map(|(name, _)| *name).collect();
+    assert_eq!(declared, registered, "template.yaml routes vs puck_api::ROUTES");
+    assert_eq!(routes.len(), declared.len(), "one function per route");
+    assert_eq!(routes.len(), 15, "the routes of DESIGN §4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_template_route_answers_from_its_handler_not_the_gateway() {
+    let stack = TestStack::start_default().await;
+    for route in template().routes().expect("routes") {
+        let method = Method::from_bytes(route.method.as_bytes()).unwrap();
+        let path = concrete(&route.path);
+        let (status, body, _) = stack.anonymous().raw(method, &path, &[], b"{}".to_vec()).await;
+        let code = body["error"]["code"].as_str().unwrap_or_default();
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            status != 405 && !message.starts_with("no route for"),
+            "{} {path} did not reach {}: {status} {body}",
+            route.method,
+            route.binary
+        );
+        // Without a key every route refuses with 401 from its handler (the receiver: bad URL key).
+        assert_eq!((status, code), (401, "unauthorized"), "{} {path}: {body}", route.method);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_paths_are_404_json_and_wrong_methods_are_405_json() {
+    let stack = TestStack::start_default().await;
+    for path in ["/", "/v1", "/v1/webhooks", "/v1/nope", "/v1/webhooks/subscriptions/sub_x/extra", "/v2/webhooks/subscriptions"] {
+        let resp = stack.get(path).await;
+        assert_error(&resp, 404, "not_found", "no route");
+    }
+    for (method, path, allow) in [
+        (Method::PUT, "/v1/webhooks/subscriptions", "GET, POST"),
+        (Method::DELETE, "/v1/webhooks/subscriptions", "GET, POST"),
+        (Method::POST, "/v1/webhooks/subscriptions/sub_x", "DELETE, GET, PATCH"),
+        (Method::GET, "/v1/events", "POST"),
+        (Method::GET, "/v1/webhooks/subscriptions/sub_x/test", "POST"),
+        (Method::DELETE, "/v1/investigations/inv_x", "GET"),
+        (Method::GET, "/v1/webhooks/incoming/github/somekey", "POST"),
+    ] {
+        let resp = stack.api().raw(method.clone(), path, &[], Vec::new()).await;
+        assert_error(&resp, 405, "method_not_allowed", method.as_str());
+        let allowed = resp.2.get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        assert_eq!(allowed, allow, "{method} {path}");
+    }
+}
