@@ -1,13 +1,12 @@
 //! The dead-letter Lambda: messages redriven to the DLQ ran out of attempts; their deliveries
 //! become `failed_permanent` (the DLQ listing is `GET /v1/webhooks/deliveries?status=failed_permanent`).
 
-use crate::{batch_response, parse_job};
+use crate::{parse_job, process_batch};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use futures::future::join_all;
 use puck_core::services::{workers, Context};
 
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
-    let results = join_all(event.records.iter().map(|m| async move {
+    process_batch(&event, |m| async move {
         let Some(job) = parse_job(m) else { return false };
         match workers::mark_dead_lettered(ctx, &job).await {
             Ok(_) => false,
@@ -16,9 +15,8 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
                 true
             }
         }
-    }))
-    .await;
-    batch_response(event.records.iter().zip(results).filter(|(_, retry)| *retry).filter_map(|(m, _)| m.message_id.clone()))
+    })
+    .await
 }
 
 pub fn run() -> Result<(), lambda_runtime::Error> {

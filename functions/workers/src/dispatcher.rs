@@ -4,15 +4,13 @@
 //! ChangeMessageVisibility and reported as a batch item failure, so SQS keeps it and brings it
 //! back; after `maxReceiveCount` receives, redrive moves it to the DLQ.
 
-use crate::{batch_response, parse_job, receive_count};
+use crate::{parse_job, process_batch, receive_count};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use futures::future::join_all;
 use puck_core::services::dispatch::{Dispatcher, JobOutcome};
 
 /// Handles one batch. Never fails as a whole: per-message failures are reported.
 pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchResponse {
-    let results = join_all(event.records.iter().map(|m| handle_message(dispatcher, m))).await;
-    batch_response(event.records.iter().zip(results).filter(|(_, retry)| *retry).filter_map(|(m, _)| m.message_id.clone()))
+    process_batch(&event, |m| handle_message(dispatcher, m)).await
 }
 
 /// True when the message must be kept (reported as failed).
@@ -48,4 +46,96 @@ pub fn run() -> Result<(), lambda_runtime::Error> {
         }))
         .await
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use puck_core::ids::{AccountId, DeliveryId};
+    use puck_core::model::Caller;
+    use puck_core::ports::{OutboundRequest, SendOutcome, WebhookSender};
+    use puck_core::services::{events, subscriptions};
+    use puck_core::testing::{context_with, Memory};
+    use serde_json::json;
+    use std::sync::{Arc, Mutex};
+
+    /// Answers every request with a fixed status and remembers what it was sent.
+    struct FixedSender {
+        status: u16,
+        sent: Mutex<Vec<OutboundRequest>>,
+    }
+
+    #[async_trait::async_trait]
+    impl WebhookSender for FixedSender {
+        async fn send(&self, request: &OutboundRequest) -> SendOutcome {
+            self.sent.lock().unwrap().push(request.clone());
+            SendOutcome { status: Some(self.status), ..SendOutcome::default() }
+        }
+    }
+
+    fn sample_batch() -> SqsEvent {
+        serde_json::from_str(include_str!("../../../events/dispatcher.json")).unwrap()
+    }
+
+    /// The sample batch with its two messages pointed at real deliveries of `account`.
+    fn batch_for(account: &AccountId, deliveries: &[DeliveryId]) -> SqsEvent {
+        let mut event = sample_batch();
+        for (record, id) in event.records.iter_mut().zip(deliveries) {
+            record.body = Some(json!({ "account_id": account, "delivery_id": id }).to_string());
+        }
+        event
+    }
+
+    async fn setup(status: u16) -> (Dispatcher, Arc<FixedSender>, Arc<Memory>, Caller) {
+        let mem = Arc::new(Memory::default());
+        let ctx = context_with(mem.clone());
+        let sender = Arc::new(FixedSender { status, sent: Mutex::new(Vec::new()) });
+        let caller = puck_core::testing::caller();
+        subscriptions::create(&ctx, &caller, json!({"url": "https://example.com/h", "events": ["chain.confirmed"]})).await.unwrap();
+        for n in 0..2 {
+            events::publish(&ctx, &caller, json!({"event_type": "chain.confirmed", "data": {"n": n}})).await.unwrap();
+        }
+        let dispatcher = Dispatcher::new(ctx, sender.clone(), puck_core::backoff::RetryPolicy::default());
+        (dispatcher, sender, mem, caller)
+    }
+
+    fn delivery_ids(mem: &Memory) -> Vec<DeliveryId> {
+        mem.deliveries.lock().unwrap().values().map(|d| d.id.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn sample_batch_for_unknown_deliveries_is_deleted_without_sending() {
+        let (dispatcher, sender, _, _) = setup(200).await;
+        let resp = handle(&dispatcher, sample_batch()).await;
+        assert!(resp.batch_item_failures.is_empty());
+        assert!(sender.sent.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn successful_sends_are_deleted_and_a_duplicate_message_sends_nothing() {
+        let (dispatcher, sender, mem, caller) = setup(204).await;
+        let batch = batch_for(&caller.account_id, &delivery_ids(&mem));
+        assert!(handle(&dispatcher, batch.clone()).await.batch_item_failures.is_empty());
+        assert_eq!(sender.sent.lock().unwrap().len(), 2);
+        assert!(handle(&dispatcher, batch).await.batch_item_failures.is_empty());
+        assert_eq!(sender.sent.lock().unwrap().len(), 2, "succeeded deliveries are never re-sent");
+    }
+
+    #[tokio::test]
+    async fn failed_sends_are_reported_so_sqs_keeps_them() {
+        let (dispatcher, _, mem, caller) = setup(503).await;
+        let batch = batch_for(&caller.account_id, &delivery_ids(&mem));
+        let ids: Vec<String> = batch.records.iter().filter_map(|r| r.message_id.clone()).collect();
+        let reported: Vec<String> =
+            handle(&dispatcher, batch).await.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+        assert_eq!(reported, ids);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_message_does_not_fail_its_batch() {
+        let (dispatcher, _, _, _) = setup(200).await;
+        let mut batch = sample_batch();
+        batch.records[0].body = Some("not json".into());
+        assert!(handle(&dispatcher, batch).await.batch_item_failures.is_empty());
+    }
 }

@@ -9,7 +9,7 @@ pub mod dead_letter;
 pub mod dispatcher;
 pub mod sweeper;
 
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsMessage};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use puck_core::ports::DeliveryJob;
 
 /// The job inside a message, or None for a malformed message (logged; deleted, since retrying a
@@ -30,10 +30,21 @@ pub(crate) fn receive_count(message: &SqsMessage) -> u32 {
     message.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1)
 }
 
-pub(crate) fn batch_response(failed: impl IntoIterator<Item = String>) -> SqsBatchResponse {
+/// Runs `keep` on every message of the batch concurrently; the messages for which it returns
+/// true are reported as batch item failures (kept by SQS), the others are deleted.
+pub(crate) async fn process_batch<'a, F, Fut>(event: &'a SqsEvent, keep: F) -> SqsBatchResponse
+where
+    F: Fn(&'a SqsMessage) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let results = futures::future::join_all(event.records.iter().map(keep)).await;
     let mut resp = SqsBatchResponse::default();
-    resp.batch_item_failures = failed
-        .into_iter()
+    resp.batch_item_failures = event
+        .records
+        .iter()
+        .zip(results)
+        .filter(|(_, kept)| *kept)
+        .filter_map(|(m, _)| m.message_id.clone())
         .map(|id| {
             let mut f = BatchItemFailure::default();
             f.item_identifier = id;

@@ -156,6 +156,63 @@ impl DynamoDeliveryStore {
     }
 }
 
+/// The status part of a delivery update.
+struct StatusChange {
+    to: DeliveryStatus,
+    next_attempt_at: Option<Timestamp>,
+    now: Timestamp,
+}
+
+impl DynamoDeliveryStore {
+    /// One conditional UpdateItem: sets status, `next_attempt_at`, `updated_at` and the due-index
+    /// attributes that go with the new status, plus `extra_set`, only while the status is one of
+    /// `from`. False when that condition failed.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_if_status(
+        &self,
+        op: &'static str,
+        account: &AccountId,
+        id: &DeliveryId,
+        from: &[DeliveryStatus],
+        change: StatusChange,
+        extra_set: Option<&str>,
+        mut values: HashMap<String, AttributeValue>,
+    ) -> StoreResult<bool> {
+        self.table.faults.dynamo()?;
+        values.insert(":to".to_owned(), s(change.to.as_str()));
+        values.insert(":nat".to_owned(), attr(&change.next_attempt_at)?);
+        values.insert(":now".to_owned(), attr(&change.now)?);
+        let (due_set, due_remove) = due_clauses(id, change.to, change.next_attempt_at, change.now, &mut values);
+        let mut expr = "SET #st = :to, next_attempt_at = :nat, updated_at = :now".to_owned();
+        for clause in [extra_set, due_set].into_iter().flatten() {
+            expr.push_str(", ");
+            expr.push_str(clause);
+        }
+        if let Some(remove) = due_remove {
+            expr.push(' ');
+            expr.push_str(remove);
+        }
+        let cond = status_in(from, &mut values);
+        let mut req = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .set_key(Some(key(account_pk(account), dlv_sk(id))))
+            .update_expression(expr)
+            .condition_expression(cond)
+            .expression_attribute_names("#st", "status");
+        if extra_set.is_some_and(|e| e.contains("#att")) {
+            req = req.expression_attribute_names("#att", "attempts");
+        }
+        match req.set_expression_attribute_values(Some(values)).send().await {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(op, &e)),
+        }
+    }
+}
+
 #[async_trait]
 impl DeliveryStore for DynamoDeliveryStore {
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>> {
@@ -279,50 +336,19 @@ impl DeliveryStore for DynamoDeliveryStore {
         attempt: &Attempt,
         update: &AttemptUpdate,
     ) -> StoreResult<bool> {
-        self.table.faults.dynamo()?;
-        let mut values: HashMap<String, AttributeValue> = HashMap::from([
-            (":status".to_owned(), s(update.status.as_str())),
+        self.table.faults.record_attempt()?;
+        let values: HashMap<String, AttributeValue> = HashMap::from([
             (":ac".to_owned(), attr(&update.attempt_count)?),
-            (":nat".to_owned(), attr(&update.next_attempt_at)?),
             (":lrs".to_owned(), attr(&update.last_response_status)?),
             (":le".to_owned(), attr(&update.last_error)?),
-            (":ua".to_owned(), attr(&update.updated_at)?),
             (":empty".to_owned(), AttributeValue::L(Vec::new())),
             (":one".to_owned(), AttributeValue::L(vec![attr(attempt)?])),
         ]);
-        let (due_set, due_remove) =
-            due_clauses(id, update.status, update.next_attempt_at, update.updated_at, &mut values);
-        let mut expr = "SET #st = :status, attempt_count = :ac, next_attempt_at = :nat, \
-                        last_response_status = :lrs, last_error = :le, updated_at = :ua, \
-                        #att = list_append(if_not_exists(#att, :empty), :one)"
-            .to_owned();
-        if let Some(set) = due_set {
-            expr.push_str(", ");
-            expr.push_str(set);
-        }
-        if let Some(remove) = due_remove {
-            expr.push(' ');
-            expr.push_str(remove);
-        }
-        let cond = status_in(&[DeliveryStatus::Pending, DeliveryStatus::Failed], &mut values);
-        let res = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .set_key(Some(key(account_pk(account), dlv_sk(id))))
-            .update_expression(expr)
-            .condition_expression(cond)
-            .expression_attribute_names("#st", "status")
-            .expression_attribute_names("#att", "attempts")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable("UpdateItem delivery attempt", &e)),
-        }
+        let change = StatusChange { to: update.status, next_attempt_at: update.next_attempt_at, now: update.updated_at };
+        let set = "attempt_count = :ac, last_response_status = :lrs, last_error = :le, \
+                   #att = list_append(if_not_exists(#att, :empty), :one)";
+        self.update_if_status("UpdateItem delivery attempt", account, id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], change, Some(set), values)
+            .await
     }
 
     async fn transition(
@@ -337,40 +363,8 @@ impl DeliveryStore for DynamoDeliveryStore {
         if from.is_empty() {
             return Ok(false);
         }
-        self.table.faults.dynamo()?;
-        let mut values: HashMap<String, AttributeValue> = HashMap::from([
-            (":to".to_owned(), s(to.as_str())),
-            (":nat".to_owned(), attr(&next_attempt_at)?),
-            (":now".to_owned(), attr(&now)?),
-        ]);
-        let (due_set, due_remove) = due_clauses(id, to, next_attempt_at, now, &mut values);
-        let mut expr = "SET #st = :to, next_attempt_at = :nat, updated_at = :now".to_owned();
-        if let Some(set) = due_set {
-            expr.push_str(", ");
-            expr.push_str(set);
-        }
-        if let Some(remove) = due_remove {
-            expr.push(' ');
-            expr.push_str(remove);
-        }
-        let cond = status_in(from, &mut values);
-        let res = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .set_key(Some(key(account_pk(account), dlv_sk(id))))
-            .update_expression(expr)
-            .condition_expression(cond)
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable("UpdateItem delivery transition", &e)),
-        }
+        let change = StatusChange { to, next_attempt_at, now };
+        self.update_if_status("UpdateItem delivery transition", account, id, from, change, None, HashMap::new()).await
     }
 
     async fn in_flight_for_subscription(
