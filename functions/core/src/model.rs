@@ -159,6 +159,16 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
+/// How many attempts a delivery's log keeps (the newest). With the 128 KiB event limit and 4 KiB
+/// response bodies this keeps a delivery item well under DynamoDB's 400 KB, however often it is
+/// retried and replayed.
+pub const MAX_LOGGED_ATTEMPTS: u32 = 20;
+
+/// Where attempt `number` (1-based) is kept in the log: a ring of [`MAX_LOGGED_ATTEMPTS`] slots.
+pub fn attempt_slot(number: u32) -> usize {
+    (number.saturating_sub(1) % MAX_LOGGED_ATTEMPTS) as usize
+}
+
 /// One event owed to one subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
@@ -178,6 +188,7 @@ pub struct Delivery {
     /// The envelope exactly as it is signed and sent, fixed at publish time so every retry and
     /// replay sends the same bytes.
     pub payload: String,
+    /// The newest [`MAX_LOGGED_ATTEMPTS`] attempts, kept as a ring (see [`attempt_slot`]).
     #[serde(default)]
     pub attempts: Vec<Attempt>,
 }
@@ -200,10 +211,12 @@ impl Delivery {
         })
     }
 
-    /// The detail shape: the summary plus every attempt.
+    /// The detail shape: the summary plus the logged attempts, oldest first.
     pub fn detail_view(&self) -> Value {
+        let mut attempts: Vec<&Attempt> = self.attempts.iter().collect();
+        attempts.sort_by_key(|a| a.number);
         let mut v = self.summary_view();
-        v["attempts"] = serde_json::to_value(&self.attempts).unwrap_or(Value::Array(vec![]));
+        v["attempts"] = serde_json::to_value(attempts).unwrap_or(Value::Array(vec![]));
         v
     }
 }
@@ -309,5 +322,18 @@ impl Investigation {
             "depth": self.depth,
             "created_at": self.created_at,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_slots_form_a_ring_of_the_newest_attempts() {
+        assert_eq!(attempt_slot(1), 0);
+        assert_eq!(attempt_slot(MAX_LOGGED_ATTEMPTS), MAX_LOGGED_ATTEMPTS as usize - 1);
+        assert_eq!(attempt_slot(MAX_LOGGED_ATTEMPTS + 1), 0);
+        assert_eq!(attempt_slot(2 * MAX_LOGGED_ATTEMPTS + 3), 2);
     }
 }

@@ -93,7 +93,8 @@ pub trait DeliveryStore: Send + Sync {
         limit: usize,
         before: Option<&DeliveryId>,
     ) -> StoreResult<(Vec<Delivery>, Option<DeliveryId>)>;
-    /// Appends an attempt and applies `update`, only while the delivery is still in flight
+    /// Logs an attempt (in slot [`crate::model::attempt_slot`] of the ring of the newest
+    /// [`crate::model::MAX_LOGGED_ATTEMPTS`]) and applies `update`, only while the delivery is still in flight
     /// (`pending` or `failed`); false if it was not (succeeded elsewhere, abandoned, gone).
     async fn record_attempt(
         &self,

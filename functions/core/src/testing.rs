@@ -146,7 +146,12 @@ impl DeliveryStore for Memory {
         d.last_response_status = u.last_response_status;
         d.last_error = u.last_error.clone();
         d.updated_at = u.updated_at;
-        d.attempts.push(attempt.clone());
+        let slot = crate::model::attempt_slot(attempt.number);
+        if slot < d.attempts.len() {
+            d.attempts[slot] = attempt.clone();
+        } else {
+            d.attempts.push(attempt.clone());
+        }
         Ok(true)
     }
     async fn transition(&self, a: &AccountId, id: &DeliveryId, from: &[DeliveryStatus], to: DeliveryStatus, next: Option<Timestamp>, now: Timestamp) -> StoreResult<bool> {

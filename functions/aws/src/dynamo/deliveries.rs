@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use puck_core::ids::{AccountId, DeliveryId, EventId, SubscriptionId};
-use puck_core::model::{Attempt, Delivery, DeliveryStatus, StoredEvent};
+use puck_core::model::{attempt_slot, Attempt, Delivery, DeliveryStatus, StoredEvent, MAX_LOGGED_ATTEMPTS};
 use puck_core::ports::{AttemptUpdate, DeliveryFilter, DeliveryStore, StoreError, StoreResult};
 use puck_core::time::Timestamp;
 use std::collections::HashMap;
@@ -337,16 +337,30 @@ impl DeliveryStore for DynamoDeliveryStore {
         update: &AttemptUpdate,
     ) -> StoreResult<bool> {
         self.table.faults.record_attempt()?;
-        let values: HashMap<String, AttributeValue> = HashMap::from([
+        let mut values: HashMap<String, AttributeValue> = HashMap::from([
             (":ac".to_owned(), attr(&update.attempt_count)?),
             (":lrs".to_owned(), attr(&update.last_response_status)?),
             (":le".to_owned(), attr(&update.last_error)?),
             (":empty".to_owned(), AttributeValue::L(Vec::new())),
             (":one".to_owned(), AttributeValue::L(vec![attr(attempt)?])),
         ]);
+        if attempt.number > MAX_LOGGED_ATTEMPTS {
+            values.retain(|k, _| k != ":empty" && k != ":one");
+            values.insert(":att".to_owned(), attr(attempt)?);
+        }
         let change = StatusChange { to: update.status, next_attempt_at: update.next_attempt_at, now: update.updated_at };
-        let set = "attempt_count = :ac, last_response_status = :lrs, last_error = :le, \
-                   #att = list_append(if_not_exists(#att, :empty), :one)";
+        // The first MAX_LOGGED_ATTEMPTS attempts append; later ones overwrite the oldest slot.
+        let ring_slot;
+        let set = if attempt.number <= MAX_LOGGED_ATTEMPTS {
+            "attempt_count = :ac, last_response_status = :lrs, last_error = :le, \
+             #att = list_append(if_not_exists(#att, :empty), :one)"
+        } else {
+            ring_slot = format!(
+                "attempt_count = :ac, last_response_status = :lrs, last_error = :le, #att[{}] = :att",
+                attempt_slot(attempt.number)
+            );
+            ring_slot.as_str()
+        };
         self.update_if_status("UpdateItem delivery attempt", account, id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], change, Some(set), values)
             .await
     }

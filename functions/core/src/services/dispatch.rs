@@ -176,6 +176,11 @@ pub fn classify(policy: &RetryPolicy, outcome: &SendOutcome, receive_count: u32,
         Some(s) if (200..300).contains(&s) => (DeliveryStatus::Succeeded, JobOutcome::Done),
         Some(410) => (DeliveryStatus::FailedPermanent, JobOutcome::Done),
         status => {
+            if receive_count > policy.max_attempts {
+                // The queue allows more receives than MAX_DELIVERY_ATTEMPTS (a misconfigured
+                // maxReceiveCount): stop here rather than loop without backoff until redrive.
+                return (DeliveryStatus::FailedPermanent, JobOutcome::Done);
+            }
             if policy.is_last_attempt(receive_count) {
                 // Visible again at once, so redrive moves it to the DLQ without waiting.
                 return (DeliveryStatus::Failed, JobOutcome::Retry { delay_secs: 0 });
@@ -215,5 +220,7 @@ mod tests {
         assert!(matches!(classify(&p, &outcome(Some(500), &[("Retry-After", "77")]), 1, now).1, JobOutcome::Retry { delay_secs } if delay_secs <= 10));
         assert_eq!(classify(&p, &outcome(None, &[]), 5, now), (DeliveryStatus::Failed, JobOutcome::Retry { delay_secs: 0 }));
         assert!(matches!(classify(&p, &outcome(Some(302), &[]), 1, now).0, DeliveryStatus::Failed));
+        // More receives than attempts allowed: the queue's redrive limit is higher; stop.
+        assert_eq!(classify(&p, &outcome(Some(500), &[]), 6, now), (DeliveryStatus::FailedPermanent, JobOutcome::Done));
     }
 }
