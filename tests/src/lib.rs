@@ -14,6 +14,12 @@
 //! - [`logs`]: captures every log line of the binary in memory ([`captured_logs`]) so tests can
 //!   prove that no secret is ever logged.
 //! - [`wait`]: polling helpers ([`wait_until`], [`wait_for_some`]); tests never sleep to assert.
+//! - [`delivery`]: the delivery log and queue depth, and the public Python `standardwebhooks`
+//!   library as an independent signature check ([`delivery::standard_webhooks_verify`]).
+//! - [`raw`]: [`raw::RawReceiver`], a hand-written HTTP/1.1-over-TLS receiver that stalls
+//!   mid-body, resets the connection or streams a huge body (fault-injection tests).
+//! - [`leaks`]: asserts that given secrets appear in neither the captured logs nor a table dump.
+//! - [`load`]: the load-without-loss run shared by the `puck-load` command and the e2e suite.
 //! - [`dynamo`]: raw table dumps ([`TestStack::table_dump`]) to prove nothing is stored in clear.
 //!
 //! A typical test:
@@ -36,9 +42,13 @@
 //! # }
 //! ```
 
+pub mod delivery;
 pub mod dynamo;
 pub mod logs;
+pub mod leaks;
+pub mod load;
 pub mod moto;
+pub mod raw;
 pub mod receiver;
 pub mod stack;
 pub mod wait;

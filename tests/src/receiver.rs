@@ -338,6 +338,12 @@ fn test_ca() -> &'static TestCa {
     TEST_CA.get_or_init(|| generate_test_ca().expect("generate the e2e test CA"))
 }
 
+/// The TLS server configuration of every test receiver (certificate for `localhost` and
+/// 127.0.0.1, issued by the test CA), for receivers that speak raw TLS ([`crate::raw`]).
+pub fn test_server_config() -> Arc<rustls::ServerConfig> {
+    test_ca().server_config.clone()
+}
+
 /// Path of the PEM file holding the test CA certificate (pass it as `EXTRA_CA_CERT`).
 pub fn test_ca_pem_path() -> &'static Path {
     &test_ca().pem_path

@@ -35,6 +35,8 @@ pub struct TestStackOptions {
     sweep_interval: Option<Duration>,
     faults: Option<Arc<FaultSwitches>>,
     allow_private_targets: bool,
+    visibility_timeout_secs: Option<u32>,
+    pollers_per_queue: usize,
 }
 
 impl Default for TestStackOptions {
@@ -43,7 +45,15 @@ impl Default for TestStackOptions {
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
-        Self { env, poll_interval: Duration::from_millis(50), sweep_interval: None, faults: None, allow_private_targets: true }
+        Self {
+            env,
+            poll_interval: Duration::from_millis(50),
+            sweep_interval: None,
+            faults: None,
+            allow_private_targets: true,
+            visibility_timeout_secs: None,
+            pollers_per_queue: 1,
+        }
     }
 }
 
@@ -54,8 +64,8 @@ impl TestStackOptions {
         self
     }
 
-    /// `MAX_DELIVERY_ATTEMPTS` (the dispatcher's limit; the queue's `maxReceiveCount` stays the
-    /// template's).
+    /// `MAX_DELIVERY_ATTEMPTS`: the dispatcher's limit and, like a deploy with that
+    /// `MaxDeliveryAttempts` parameter, the delivery queue's `maxReceiveCount`.
     pub fn max_delivery_attempts(self, n: u32) -> Self {
         self.env("MAX_DELIVERY_ATTEMPTS", n.to_string())
     }
@@ -86,6 +96,19 @@ impl TestStackOptions {
     /// (deliveries to a [`crate::Receiver`] are then refused).
     pub fn deny_private_targets(mut self) -> Self {
         self.allow_private_targets = false;
+        self
+    }
+
+    /// Overrides the delivery queue's `VisibilityTimeout` (template: 180 s), so a message whose
+    /// batch failed without a backoff (a dispatcher that died) comes back within seconds.
+    pub fn visibility_timeout_secs(mut self, secs: u32) -> Self {
+        self.visibility_timeout_secs = Some(secs);
+        self
+    }
+
+    /// Concurrent pollers per queue (Lambda runs several batches at once); default 1.
+    pub fn pollers_per_queue(mut self, n: usize) -> Self {
+        self.pollers_per_queue = n;
         self
     }
 
@@ -142,6 +165,8 @@ impl TestStack {
         stack_opts.poll_interval = opts.poll_interval;
         stack_opts.sweep_interval = opts.sweep_interval;
         stack_opts.faults = opts.faults.clone();
+        stack_opts.delivery_visibility_timeout_secs = opts.visibility_timeout_secs;
+        stack_opts.pollers_per_queue = opts.pollers_per_queue;
         let stack = LocalStack::start(stack_opts).await.unwrap_or_else(|e| panic!("the local stack failed to start: {e:#}"));
         let api = ApiClient::new(&stack.base_url, Some(stack.api_key.clone()));
         Self { stack, faults: opts.faults, api }

@@ -1,9 +1,13 @@
 //! Test-only fault switches (feature `fault-injection`, never enabled in deployed builds).
 //!
-//! The end-to-end tests flip these to prove that a DynamoDB or SQS outage loses nothing: the
-//! adapters built by [`crate::build_context_with_faults`] consult them before every call.
+//! The end-to-end tests flip these to prove that a DynamoDB or SQS outage, or a dispatcher that
+//! dies between its POST and its write, loses nothing: the adapters built by
+//! [`crate::build_context_with_faults`] consult them before every call. Nothing reads them from
+//! the environment: the only way to set one is to hold the `Arc` passed to that function, which
+//! no Lambda `main` calls (they call [`crate::build_context`]). See RELIABILITY.md for how the
+//! feature is kept out of `sam build`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Switches shared (via `Arc`) between a test and the adapters it built.
 #[derive(Debug, Default)]
@@ -12,14 +16,57 @@ pub struct FaultSwitches {
     pub fail_dynamo: AtomicBool,
     /// `DeliveryQueue::enqueue` fails with `QueueError("injected fault")`.
     pub fail_sqs_send: AtomicBool,
+    /// The next N `DeliveryStore::record_attempt` calls fail (before touching DynamoDB) as if the
+    /// dispatcher died after its POST but before recording it: the attempt is not recorded and
+    /// the message is not deleted, so SQS brings it back after its visibility timeout.
+    pub fail_record_after_send: AtomicU32,
+    /// Fails exactly one DynamoDB adapter call: the Nth from now (1 = the next one), then 0
+    /// again. Stepping N through 1, 2, 3… fails a request at each of its writes in turn, which
+    /// is how the tests prove that no failure point leaves half-written state.
+    pub fail_dynamo_call_in: AtomicU32,
 }
 
 impl FaultSwitches {
     pub(crate) fn dynamo_fails(&self) -> bool {
-        self.fail_dynamo.load(Ordering::SeqCst)
+        if self.fail_dynamo.load(Ordering::SeqCst) {
+            return true;
+        }
+        // Count down a pending `fail_dynamo_call_in`; the call that takes it from 1 to 0 fails.
+        matches!(self.fail_dynamo_call_in.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)), Ok(1))
     }
 
     pub(crate) fn sqs_send_fails(&self) -> bool {
         self.fail_sqs_send.load(Ordering::SeqCst)
+    }
+
+    /// Consumes one pending `fail_record_after_send`; true if there was one.
+    pub(crate) fn take_record_failure(&self) -> bool {
+        self.fail_record_after_send.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_failures_are_counted_down_to_zero() {
+        let f = FaultSwitches::default();
+        assert!(!f.take_record_failure());
+        f.fail_record_after_send.store(2, Ordering::SeqCst);
+        assert!(f.take_record_failure());
+        assert!(f.take_record_failure());
+        assert!(!f.take_record_failure());
+        assert_eq!(f.fail_record_after_send.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn only_the_nth_dynamo_call_fails() {
+        let f = FaultSwitches::default();
+        f.fail_dynamo_call_in.store(3, Ordering::SeqCst);
+        let seen: Vec<bool> = (0..5).map(|_| f.dynamo_fails()).collect();
+        assert_eq!(seen, [false, false, true, false, false]);
+        f.fail_dynamo.store(true, Ordering::SeqCst);
+        assert!(f.dynamo_fails());
     }
 }

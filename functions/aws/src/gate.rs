@@ -28,6 +28,15 @@ impl FaultGate {
         Ok(())
     }
 
+    /// Err once per pending `fail_record_after_send` (the dispatcher "dies" before recording).
+    pub(crate) fn record_attempt(&self) -> StoreResult<()> {
+        #[cfg(feature = "fault-injection")]
+        if self.switches.as_ref().is_some_and(|s| s.take_record_failure()) {
+            return Err(StoreError::Unavailable("injected fault: dispatcher died before recording the attempt".into()));
+        }
+        Ok(())
+    }
+
     /// Err when SQS send faults are injected.
     pub(crate) fn sqs_send(&self) -> Result<(), QueueError> {
         #[cfg(feature = "fault-injection")]

@@ -126,9 +126,13 @@ impl WebhookSender for HttpSender {
                             }
                         }
                         Ok(None) => break,
-                        // The status already decided the attempt; keep what was read.
+                        // The status already decided the attempt; keep what was read, and say
+                        // in the attempt log why the body stops short (a receiver that stalls
+                        // mid-body is cut off by the whole-request timeout).
                         Err(e) => {
-                            tracing::debug!(error = %describe(&e, self.timeout), "response body read failed");
+                            let reason = describe(&e, self.timeout);
+                            tracing::debug!(error = %reason, "response body read failed");
+                            outcome.error = Some(format!("response body incomplete: {reason}"));
                             break;
                         }
                     }

@@ -81,7 +81,38 @@ mod tests {
         assert!(!subscription_matches(&other, &facts));
     }
 
+    fn severity() -> impl Strategy<Value = Severity> {
+        prop_oneof![Just(Severity::Low), Just(Severity::Medium), Just(Severity::High), Just(Severity::Critical)]
+    }
+
     proptest! {
+        #[test]
+        fn min_severity_passes_exactly_at_or_above_the_threshold(threshold in severity(), event in proptest::option::of(severity())) {
+            let filters = Filters { min_severity: Some(threshold), tags: BTreeMap::new() };
+            let empty = BTreeMap::new();
+            let facts = EventFacts { event_type: "finding.discovered", severity: event, tags: &empty };
+            // No severity always passes (DESIGN §4).
+            prop_assert_eq!(filters_pass(&filters, &facts), event.is_none_or(|s| s >= threshold));
+        }
+
+        #[test]
+        fn a_missing_or_different_tag_always_fails(
+            wanted in proptest::collection::btree_map("[a-z]{1,4}", "[a-z]{1,4}", 1..4),
+            drop_index in 0usize..4,
+            change in any::<bool>(),
+        ) {
+            let mut event_tags = wanted.clone();
+            let key = wanted.keys().nth(drop_index % wanted.len()).unwrap().clone();
+            if change {
+                event_tags.insert(key, "DIFFERENT".into());
+            } else {
+                event_tags.remove(&key);
+            }
+            let filters = Filters { min_severity: None, tags: wanted };
+            let facts = EventFacts { event_type: "chain.confirmed", severity: Some(Severity::Critical), tags: &event_tags };
+            prop_assert!(!filters_pass(&filters, &facts));
+        }
+
         #[test]
         fn superset_tags_always_pass(extra in proptest::collection::btree_map("[a-z]{1,5}", "[a-z]{1,5}", 0..5)) {
             let wanted = tags(&[("team", "red")]);

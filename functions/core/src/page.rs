@@ -67,6 +67,20 @@ mod tests {
 
     proptest! {
         #[test]
+        fn any_cursor_text_is_either_valid_or_a_400_never_a_panic(raw in "\\PC{0,120}") {
+            match decode_cursor(Some(&raw), SubscriptionId::parse) {
+                Ok(_) => {}
+                Err(e) => prop_assert_eq!(e, AppError::validation("cursor is invalid")),
+            }
+        }
+
+        #[test]
+        fn a_cursor_of_another_id_kind_is_refused(ms in 0u64..(1u64 << 48)) {
+            let other = crate::ids::DeliveryId::generate(ms);
+            prop_assert!(decode_cursor(Some(&encode_cursor(other.as_str())), SubscriptionId::parse).is_err());
+        }
+
+        #[test]
         fn cursor_round_trips(ms in 0u64..(1u64 << 48)) {
             let id = SubscriptionId::generate(ms);
             let back = decode_cursor(Some(&encode_cursor(id.as_str())), SubscriptionId::parse).unwrap();

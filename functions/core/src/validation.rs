@@ -197,6 +197,10 @@ impl TargetUrl {
         if url.fragment().is_some() {
             return Err("url must not contain a fragment".into());
         }
+        // Port 0 cannot be connected to: such a subscription would only retry for three days.
+        if url.port() == Some(0) {
+            return Err("url port must be between 1 and 65535".into());
+        }
         match url.host() {
             None => return Err("url must have a host".into()),
             Some(url::Host::Ipv4(ip)) if !allow_private && is_forbidden_ip(IpAddr::V4(ip)) => {
@@ -338,6 +342,8 @@ mod tests {
             ("https://example.com/#frag", Err("url must not contain a fragment")),
             ("https://", Err("url is not a valid URL")),
             ("https://example.com:99999/", Err("url is not a valid URL")),
+            ("https://example.com:0/", Err("url port must be between 1 and 65535")),
+            ("https://example.com:65535/", Ok(())),
         ];
         for (raw, want) in cases {
             let got = TargetUrl::parse(raw);
@@ -393,6 +399,52 @@ mod tests {
             if let Ok(u) = TargetUrl::parse(&raw) {
                 prop_assert!(u.as_str().starts_with("https://"));
             }
+        }
+
+        #[test]
+        fn every_spelling_of_a_forbidden_v4_is_refused(
+            addr in prop_oneof![
+                (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(b, c, d)| Ipv4Addr::new(127, b, c, d)),
+                (any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(b, c, d)| Ipv4Addr::new(10, b, c, d)),
+                (any::<u8>(), any::<u8>()).prop_map(|(c, d)| Ipv4Addr::new(169, 254, c, d)),
+                (any::<u8>(), any::<u8>()).prop_map(|(c, d)| Ipv4Addr::new(192, 168, c, d)),
+                (16u8..32, any::<u8>(), any::<u8>()).prop_map(|(b, c, d)| Ipv4Addr::new(172, b, c, d)),
+            ],
+            port in proptest::option::of(1u16..),
+        ) {
+            let n = u32::from(addr);
+            let [a, b, c, d] = addr.octets();
+            let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+            for host in [
+                addr.to_string(),
+                format!("{addr}."),
+                n.to_string(),
+                format!("0x{n:x}"),
+                format!("0{a:o}.0{b:o}.0{c:o}.0{d:o}"),
+                format!("[::ffff:{addr}]"),
+                format!("[::ffff:{:x}:{:x}]", n >> 16, n & 0xffff),
+                format!("[64:ff9b::{addr}]"),
+            ] {
+                let url = format!("https://{host}{port}/hook");
+                prop_assert!(TargetUrl::parse(&url).is_err(), "{} was accepted", url);
+            }
+        }
+
+        #[test]
+        fn public_v4_in_any_spelling_is_accepted(addr in any::<u32>().prop_map(Ipv4Addr::from)) {
+            prop_assume!(!is_forbidden_ip(IpAddr::V4(addr)));
+            let dotted = format!("https://{addr}/");
+            let decimal = format!("https://{}/", u32::from(addr));
+            prop_assert!(TargetUrl::parse(&dotted).is_ok(), "{}", dotted);
+            prop_assert!(TargetUrl::parse(&decimal).is_ok(), "{}", decimal);
+        }
+
+        #[test]
+        fn namespace_patterns_match_exactly_their_namespace(i in 0usize..EVENT_TYPES.len(), j in 0usize..EVENT_TYPES.len()) {
+            let ns = EVENT_TYPES[i].split('.').next().unwrap();
+            let pattern = EventPattern::parse(&format!("{ns}.*")).unwrap();
+            prop_assert_eq!(pattern.matches(EVENT_TYPES[j]), EVENT_TYPES[j].starts_with(&format!("{ns}.")));
+            prop_assert_eq!(EventPattern::parse(EVENT_TYPES[j]).unwrap().matches(EVENT_TYPES[i]), i == j);
         }
 
         #[test]

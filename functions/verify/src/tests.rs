@@ -414,3 +414,40 @@ proptest! {
         }
     }
 }
+
+// Issue 5 (attacks): every truncation, every changed signature digit, every timestamp outside
+// the window and every other secret is rejected.
+proptest! {
+    #[test]
+    fn every_truncation_of_a_valid_header_is_rejected(cut in 0usize..200) {
+        let h = sign(SECRET, T, BODY);
+        let cut = cut % h.len();
+        prop_assert!(verify(&h[..cut], BODY, &[SECRET], T).is_err(), "{}", &h[..cut]);
+    }
+
+    #[test]
+    fn any_changed_signature_digit_is_rejected(pos in 0usize..64, digit in 0u8..16) {
+        let h = sign(SECRET, T, BODY);
+        let start = h.find("v1=").unwrap() + 3;
+        let mut bytes = h.clone().into_bytes();
+        let new = b"0123456789abcdef"[usize::from(digit)];
+        prop_assume!(bytes[start + pos] != new);
+        bytes[start + pos] = new;
+        let forged = String::from_utf8(bytes).unwrap();
+        prop_assert_eq!(verify(&forged, BODY, &[SECRET], T), Err(VerifyError::SignatureMismatch));
+    }
+
+    #[test]
+    fn a_replay_outside_the_window_is_rejected_whatever_the_delay(delay in 301i64..10_000_000) {
+        let h = sign(SECRET, T, BODY);
+        prop_assert_eq!(verify(&h, BODY, &[SECRET], T + delay), Err(VerifyError::TimestampOutOfTolerance));
+        prop_assert_eq!(verify(&h, BODY, &[SECRET], T - delay), Err(VerifyError::TimestampOutOfTolerance));
+    }
+
+    #[test]
+    fn another_secret_never_verifies(other in ".{1,60}") {
+        prop_assume!(other != SECRET);
+        let h = sign(SECRET, T, BODY);
+        prop_assert_eq!(verify(&h, BODY, &[&other], T), Err(VerifyError::SignatureMismatch));
+    }
+}

@@ -72,6 +72,13 @@ pub struct StackOptions {
     pub context_hook: Option<ContextHook>,
     /// The template; `None` means `<repo root>/template.yaml`.
     pub template_path: Option<PathBuf>,
+    /// Overrides the delivery queue's `VisibilityTimeout` (template: 180 s) after provisioning,
+    /// so tests of "the dispatcher died; the message comes back" take seconds. Tests only.
+    pub delivery_visibility_timeout_secs: Option<u32>,
+    /// Concurrent pollers per SQS event source (default 1). Lambda runs several batches of one
+    /// queue at once; each poller is one such concurrent invocation, with the same
+    /// receive/invoke/delete-what-succeeded semantics, so this only adds throughput (load runs).
+    pub pollers_per_queue: usize,
 }
 
 impl std::fmt::Debug for StackOptions {
@@ -87,6 +94,8 @@ impl std::fmt::Debug for StackOptions {
             .field("faults", &self.faults.is_some())
             .field("context_hook", &self.context_hook.is_some())
             .field("template_path", &self.template_path)
+            .field("delivery_visibility_timeout_secs", &self.delivery_visibility_timeout_secs)
+            .field("pollers_per_queue", &self.pollers_per_queue)
             .finish()
     }
 }
@@ -106,6 +115,8 @@ impl StackOptions {
             faults: None,
             context_hook: None,
             template_path: None,
+            delivery_visibility_timeout_secs: None,
+            pollers_per_queue: 1,
         }
     }
 
@@ -171,7 +182,10 @@ impl LocalStack {
     /// starts the HTTP API, the pollers and the schedules.
     pub async fn start(opts: StackOptions) -> Result<Self> {
         let template_path = opts.template_path.clone().unwrap_or_else(|| moto::repo_root().join("template.yaml"));
-        let template = template::Template::load(&template_path)?;
+        let mut template = template::Template::load(&template_path)?;
+        // An override of e.g. MAX_DELIVERY_ATTEMPTS must also set the queue's maxReceiveCount
+        // (both `!Ref MaxDeliveryAttempts`), or the dispatcher's last attempt is not the last.
+        template.override_parameters_from_env(&opts.env_overrides);
         let routes = template.routes()?;
         let consumers = template.sqs_consumers()?;
         let scheduled = template.schedules()?;
@@ -220,18 +234,30 @@ impl LocalStack {
         let base_url = format!("http://{}", listener.local_addr()?);
         tasks.push(gateway::Gateway::new(&routes, shared.clone())?.serve(listener));
 
+        if let Some(secs) = opts.delivery_visibility_timeout_secs {
+            clients
+                .sqs
+                .set_queue_attributes()
+                .queue_url(&config.delivery_queue_url)
+                .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, secs.to_string())
+                .send()
+                .await
+                .context("Failed to override the delivery queue's VisibilityTimeout")?;
+        }
         for consumer in consumers {
             let worker = pollers::sqs_worker(&consumer.binary, &shared, &dispatcher)?;
             let (url, arn) = provisioned.queue(&consumer.queue)?;
-            let poller = pollers::QueuePoller {
-                queue_url: url.to_owned(),
-                queue_arn: arn.to_owned(),
-                consumer,
-                worker,
-                sqs: clients.sqs.clone(),
-                poll_interval: opts.poll_interval,
-            };
-            tasks.push(poller.spawn());
+            for _ in 0..opts.pollers_per_queue.max(1) {
+                let poller = pollers::QueuePoller {
+                    queue_url: url.to_owned(),
+                    queue_arn: arn.to_owned(),
+                    consumer: consumer.clone(),
+                    worker: worker.clone(),
+                    sqs: clients.sqs.clone(),
+                    poll_interval: opts.poll_interval,
+                };
+                tasks.push(poller.spawn());
+            }
         }
         let mut schedules = Vec::new();
         for schedule in scheduled {

@@ -185,6 +185,25 @@ impl Template {
         out
     }
 
+    /// Carries environment overrides back to the parameters they come from: a `Globals`
+    /// variable defined as `!Ref <Parameter>` (e.g. `MAX_DELIVERY_ATTEMPTS: !Ref
+    /// MaxDeliveryAttempts`) that is overridden locally overrides that parameter's default as
+    /// well, so every other use of the parameter (the delivery queue's `maxReceiveCount`) agrees
+    /// with what the functions read, as a deploy with that parameter would. Returns the
+    /// parameters changed.
+    pub fn override_parameters_from_env(&mut self, env: &BTreeMap<String, String>) -> Vec<String> {
+        let mut changed = Vec::new();
+        for (var, value) in self.global_env() {
+            let (Some(param), Some(new)) = (value.get("Ref").and_then(Value::as_str), env.get(&var)) else { continue };
+            let slot = self.doc.get_mut("Parameters").and_then(|p| p.get_mut(param)).and_then(Value::as_object_mut);
+            if let Some(slot) = slot {
+                slot.insert("Default".into(), Value::String(new.clone()));
+                changed.push(param.to_owned());
+            }
+        }
+        changed
+    }
+
     /// `Globals.Function.Environment.Variables`, unresolved.
     pub fn global_env(&self) -> Map<String, Value> {
         self.doc
@@ -414,6 +433,15 @@ Resources:
         assert!(consumers[0].report_batch_item_failures);
         assert_eq!(t.schedules().unwrap()[0].period_secs, Some(120));
         assert_eq!(t.parameter_defaults()["N"], "3");
+    }
+
+    #[test]
+    fn an_env_override_of_a_parameter_backed_variable_overrides_the_parameter() {
+        let mut t = Template::parse(SAMPLE).unwrap();
+        let env = BTreeMap::from([("A".to_owned(), "7".to_owned()), ("B".to_owned(), "not a Ref".to_owned())]);
+        assert_eq!(t.override_parameters_from_env(&env), vec!["N".to_owned()]);
+        assert_eq!(t.parameter_defaults()["N"], "7");
+        assert!(t.override_parameters_from_env(&BTreeMap::new()).is_empty());
     }
 
     #[test]

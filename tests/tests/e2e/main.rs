@@ -4,12 +4,20 @@
 //! One test binary (one shared moto), one module per area; each test starts its own stack under
 //! a unique prefix, so tests run in parallel. See the `puck_e2e` crate for the harness.
 
+mod attacks;
 mod auth;
+mod bad_input;
+mod delivery_log;
+mod faults;
+mod filters;
 mod harness;
 mod inbound;
 mod isolation;
+mod load;
 mod parity;
+mod retries;
 mod secrets;
 mod seeds;
 mod subscriptions;
 mod support;
+mod wire;

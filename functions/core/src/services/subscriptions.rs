@@ -181,15 +181,34 @@ pub async fn delete(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<(), 
     if !ctx.subscriptions.delete(&caller.account_id, &id).await? {
         return Err(AppError::NotFound("subscription"));
     }
-    // The subscription is gone first, so a dispatcher racing with this loop also abandons.
-    let in_flight = ctx.deliveries.in_flight_for_subscription(&caller.account_id, &id).await?;
+    // The subscription is gone first, so a dispatcher racing with this loop also abandons. The
+    // delete above is the commit point: if abandoning fails now, the dispatcher abandons each
+    // delivery when it next comes up (its subscription is missing), so the answer stays 204. A
+    // 503 here would tell the client to retry a delete that already happened (and then 404).
     let now = ctx.clock.now();
-    for delivery_id in &in_flight {
-        ctx.deliveries
-            .transition(&caller.account_id, delivery_id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], DeliveryStatus::Abandoned, None, now)
-            .await?;
-    }
-    tracing::info!(account_id = %caller.account_id, subscription_id = %id, abandoned = in_flight.len(), "subscription deleted");
+    let abandoned = match ctx.deliveries.in_flight_for_subscription(&caller.account_id, &id).await {
+        Ok(in_flight) => {
+            let mut n = 0;
+            for delivery_id in &in_flight {
+                match ctx
+                    .deliveries
+                    .transition(&caller.account_id, delivery_id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], DeliveryStatus::Abandoned, None, now)
+                    .await
+                {
+                    Ok(_) => n += 1,
+                    Err(e) => {
+                        tracing::warn!(account_id = %caller.account_id, subscription_id = %id, delivery_id = %delivery_id, error = %e, "could not abandon a delivery of a deleted subscription; the dispatcher will");
+                    }
+                }
+            }
+            n
+        }
+        Err(e) => {
+            tracing::warn!(account_id = %caller.account_id, subscription_id = %id, error = %e, "could not list deliveries of a deleted subscription; the dispatcher will abandon them");
+            0
+        }
+    };
+    tracing::info!(account_id = %caller.account_id, subscription_id = %id, abandoned, "subscription deleted");
     Ok(())
 }
 

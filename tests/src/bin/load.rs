@@ -1,0 +1,85 @@
+//! `puck-load`: load without loss on the local stack (issue 5, RELIABILITY.md).
+//!
+//! Starts moto and a local stack, subscribes 3 URLs of one local HTTPS receiver that fails 10%
+//! of requests at random (seeded), publishes `--events` events concurrently, then checks that
+//! every delivery ended `succeeded` and that the receiver accepted every (subscription,
+//! event_id) pair; prints duplicates and timings. Exits 1 on any loss.
+//!
+//! ```text
+//! infra/scripts/load.sh [--events 10000] [--subscriptions 3] [--failure-rate 0.1] [--seed 5]
+//!                       [--concurrency 16] [--pollers 8] [--stall-secs 120]
+//! ```
+
+use anyhow::{bail, Context as _, Result};
+use puck_core::model::Scope;
+use puck_e2e::load::{self, LoadOptions};
+use puck_e2e::ApiClient;
+use puck_local::LocalStack;
+use std::time::Duration;
+
+fn main() -> Result<()> {
+    for (name, value) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
+        if std::env::var_os(name).is_none() {
+            std::env::set_var(name, value);
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let (opts, pollers) = parse_args(std::env::args().skip(1))?;
+    let lost = tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(opts, pollers))?;
+    std::process::exit(i32::from(lost));
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(LoadOptions, usize)> {
+    let mut opts = LoadOptions::default();
+    let mut pollers = 8;
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--events" => opts.events = value()?.parse().context("--events")?,
+            "--subscriptions" => opts.subscriptions = value()?.parse().context("--subscriptions")?,
+            "--failure-rate" => opts.failure_rate = value()?.parse().context("--failure-rate")?,
+            "--seed" => opts.seed = value()?.parse().context("--seed")?,
+            "--concurrency" => opts.publish_concurrency = value()?.parse().context("--concurrency")?,
+            "--pollers" => pollers = value()?.parse().context("--pollers")?,
+            "--stall-secs" => opts.stall_timeout = Duration::from_secs(value()?.parse().context("--stall-secs")?),
+            "-h" | "--help" => {
+                println!(
+                    "puck-load [--events N] [--subscriptions N] [--failure-rate F] [--seed N] [--concurrency N] [--pollers N] [--stall-secs N]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    Ok((opts, pollers))
+}
+
+async fn run(opts: LoadOptions, pollers: usize) -> Result<bool> {
+    let endpoint = tokio::task::spawn_blocking(puck_e2e::moto::endpoint).await?;
+    let stack = LocalStack::start(load::stack_options(&endpoint, pollers)).await?;
+    let account = puck_local::keys::new_account_id();
+    let key = stack.issue_key(&account, &Scope::ALL).await?;
+    let api = ApiClient::new(&stack.base_url, Some(key));
+    eprintln!(
+        "puck-load: {} events x {} subscriptions, receiver failing {:.0}% (seed {}), {} pollers, {} publishers",
+        opts.events,
+        opts.subscriptions,
+        opts.failure_rate * 100.0,
+        opts.seed,
+        pollers,
+        opts.publish_concurrency
+    );
+    let report = load::run(&api, &opts, &|line| eprintln!("puck-load: {line}")).await;
+    println!("{}", report.summary());
+    for (path, event_id) in report.missing_pairs.iter().take(10) {
+        println!("missing: {path} {event_id}");
+    }
+    for (id, status) in report.not_succeeded.iter().take(10) {
+        println!("not succeeded: {id} {status}");
+    }
+    stack.shutdown();
+    Ok(report.lost())
+}

@@ -1,0 +1,200 @@
+//! The delivery log API (list newest first with filters and paging, get, replay, errors and
+//! isolation) and bad input on `POST /v1/events`.
+
+use crate::support::{assert_error, create_subscription, id_of};
+use puck_core::model::Scope;
+use puck_e2e::delivery::{list_all_deliveries, wait_for_delivery_status};
+use puck_e2e::{wait_until, Receiver, Reply, Script, TestStack, EVENTUALLY};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const DELIVERIES: &str = "/v1/webhooks/deliveries";
+
+fn ids(list: &[Value]) -> Vec<String> {
+    list.iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Follows `next_cursor` with `limit` per page; returns the pages' ids.
+async fn pages(stack: &TestStack, query: &str, limit: usize) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("{DELIVERIES}?limit={limit}{query}");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let (status, page, _) = stack.get(&path).await;
+        assert_eq!(status, 200, "{path}: {page}");
+        let items = page["deliveries"].as_array().unwrap();
+        assert!(items.len() <= limit);
+        out.push(ids(items));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => return out,
+        }
+        assert!(out.len() < 50, "paging does not end");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_lists_newest_first_filters_pages_and_hides_other_accounts() {
+    let stack = TestStack::start_default().await;
+    let ok = Receiver::start().await;
+    let gone = Receiver::start_with(Script::always(Reply::status(410))).await;
+    let sub_ok = id_of(&create_subscription(&stack, json!({"url": ok.url(), "events": ["finding.*"]})).await);
+    let sub_gone = id_of(&create_subscription(&stack, json!({"url": gone.url(), "events": ["finding.*", "chain.confirmed"]})).await);
+    // 3 finding events → 6 deliveries, then 1 chain event → 1 more to sub_gone: 7 in all.
+    for i in 0..3 {
+        let (status, _, _) = stack.post("/v1/events", json!({"event_type": "finding.discovered", "data": {"i": i}})).await;
+        assert_eq!(status, 202);
+    }
+    let (status, _, _) = stack.post("/v1/events", json!({"event_type": "chain.confirmed", "data": {}})).await;
+    assert_eq!(status, 202);
+    wait_until(EVENTUALLY, "all 7 deliveries to finish", || async {
+        let all = list_all_deliveries(&stack, "").await;
+        all.len() == 7 && all.iter().all(|d| d["status"] == "succeeded" || d["status"] == "failed_permanent")
+    })
+    .await;
+
+    // Newest first: ids (time-ordered) and created_at descending.
+    let all = list_all_deliveries(&stack, "").await;
+    let all_ids = ids(&all);
+    let mut sorted = all_ids.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(all_ids, sorted, "newest first");
+    let created: Vec<&str> = all.iter().map(|d| d["created_at"].as_str().unwrap()).collect();
+    assert!(created.windows(2).all(|w| w[0] >= w[1]), "{created:?}");
+    assert_eq!(all[0]["event_type"], "chain.confirmed", "the last published is first");
+    for d in &all {
+        assert!(d.get("attempts").is_none(), "the list has summaries, not attempts: {d}");
+        for field in ["id", "subscription_id", "event_id", "event_type", "status", "attempt_count", "created_at", "updated_at"] {
+            assert!(d.get(field).is_some_and(|v| !v.is_null()), "{field} missing in {d}");
+        }
+    }
+
+    // Filters.
+    let succeeded = list_all_deliveries(&stack, "status=succeeded").await;
+    assert_eq!(succeeded.len(), 3);
+    assert!(succeeded.iter().all(|d| d["subscription_id"] == sub_ok.as_str()));
+    let dead = list_all_deliveries(&stack, "status=failed_permanent").await;
+    assert_eq!(dead.len(), 4);
+    assert!(dead.iter().all(|d| d["subscription_id"] == sub_gone.as_str()));
+    let of_ok = list_all_deliveries(&stack, &format!("subscription_id={sub_ok}")).await;
+    assert_eq!(ids(&of_ok), ids(&succeeded));
+    let both = list_all_deliveries(&stack, &format!("subscription_id={sub_gone}&status=failed_permanent")).await;
+    assert_eq!(ids(&both), ids(&dead));
+    assert!(list_all_deliveries(&stack, &format!("subscription_id={sub_ok}&status=failed_permanent")).await.is_empty());
+    assert!(list_all_deliveries(&stack, "status=pending").await.is_empty());
+
+    // Paging: every page within the limit, no gaps, no duplicates, same order as one big page.
+    for (query, expected) in [
+        (String::new(), all_ids.clone()),
+        ("&status=failed_permanent".to_owned(), ids(&dead)),
+        (format!("&subscription_id={sub_gone}"), ids(&dead)),
+        (format!("&subscription_id={sub_ok}&status=succeeded"), ids(&succeeded)),
+    ] {
+        for limit in [1, 2, 3] {
+            let got = pages(&stack, &query, limit).await;
+            assert_eq!(got.concat(), expected, "limit {limit}{query}: {got:?}");
+        }
+    }
+
+    // Get and its errors.
+    let (status, one, _) = stack.get(&format!("{DELIVERIES}/{}", all_ids[0])).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["attempts"].as_array().unwrap().len(), 1, "{one}");
+    assert_error(&stack.get(&format!("{DELIVERIES}/dlv_01hzy0000000000000000000aa")).await, 404, "not_found", "");
+    assert_error(&stack.get(&format!("{DELIVERIES}/nonsense")).await, 404, "not_found", "");
+    assert_error(&stack.post(&format!("{DELIVERIES}/dlv_01hzy0000000000000000000aa/replay"), Value::Null).await, 404, "not_found", "");
+    assert_error(&stack.post(&format!("{DELIVERIES}/nonsense/replay"), Value::Null).await, 404, "not_found", "");
+
+    // Bad query parameters.
+    for (query, needle) in [
+        ("status=done", "status"),
+        ("status=", "status"),
+        ("subscription_id=nope", "subscription_id"),
+        ("subscription_id=dlv_01hzy0000000000000000000aa", "subscription_id"),
+        ("cursor=!!!", "cursor"),
+        ("cursor=bm9wZQ", "cursor"),
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=x", "limit"),
+    ] {
+        assert_error(&stack.get(&format!("{DELIVERIES}?{query}")).await, 400, "validation_error", needle);
+    }
+
+    // Another account sees none of it: 404 on get and replay, empty lists, even by our ids.
+    let other = stack.new_account(&Scope::ALL).await;
+    let api = stack.with_key(&other.api_key);
+    for id in [&all_ids[0], &ids(&dead)[0]] {
+        assert_error(&api.get(&format!("{DELIVERIES}/{id}")).await, 404, "not_found", "");
+        assert_error(&api.post(&format!("{DELIVERIES}/{id}/replay"), Value::Null).await, 404, "not_found", "");
+    }
+    let (status, theirs, _) = api.get(DELIVERIES).await;
+    assert_eq!((status, theirs["deliveries"].as_array().map(Vec::len)), (200, Some(0)), "{theirs}");
+    let (status, theirs, _) = api.get(&format!("{DELIVERIES}?subscription_id={sub_ok}")).await;
+    assert_eq!((status, theirs["deliveries"].as_array().map(Vec::len)), (200, Some(0)), "{theirs}");
+    // Their failed replay changed nothing of ours.
+    let d = wait_for_delivery_status(&stack, &ids(&dead)[0], "failed_permanent", EVENTUALLY).await;
+    assert_eq!(d["attempt_count"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_publish_gets_precise_errors() {
+    let stack = TestStack::start_default().await;
+    let receiver = Receiver::start().await;
+    create_subscription(&stack, json!({"url": receiver.url(), "events": ["chain.confirmed"]})).await;
+    let api = stack.api();
+    let publish = "/v1/events";
+    let ct = [("content-type", "application/json")];
+
+    assert_error(&api.raw(Method::POST, publish, &ct, "{\"event_type\":").await, 400, "invalid_json", "JSON");
+    assert_error(&api.raw(Method::POST, publish, &ct, "").await, 400, "invalid_json", "");
+    for (body, needle) in [
+        (json!([1, 2]), "JSON object"),
+        (json!("finding.discovered"), "JSON object"),
+        (json!({"data": {}}), "event_type is required"),
+        (json!({"event_type": 7, "data": {}}), "event_type must be a string"),
+        (json!({"event_type": "finding.exploded", "data": {}}), "event_type \"finding.exploded\" is not a known event type"),
+        (json!({"event_type": "finding.*", "data": {}}), "not a known event type"),
+        (json!({"event_type": "chain.confirmed"}), "data is required"),
+        (json!({"event_type": "chain.confirmed", "data": [1]}), "data must be an object"),
+        (json!({"event_type": "chain.confirmed", "data": "x"}), "data must be an object"),
+        (json!({"event_type": "chain.confirmed", "data": null}), "data must be an object"),
+        (json!({"event_type": "chain.confirmed", "data": {}, "severity": "urgent"}), "severity"),
+        (json!({"event_type": "chain.confirmed", "data": {}, "severity": 3}), "severity must be a string"),
+        (json!({"event_type": "chain.confirmed", "data": {}, "tags": ["a"]}), "tags"),
+        (json!({"event_type": "chain.confirmed", "data": {}, "tags": {"k": 1}}), "tags.k must be a string"),
+        (json!({"event_type": "chain.confirmed", "data": {}, "event_id": 5}), "event_id must be a string"),
+        (json!({"event_type": "chain.confirmed", "data": {}, "event_id": "has space"}), "event_id must be"),
+        (json!({"event_type": "chain.confirmed", "data": {}, "event_id": ""}), "event_id must be"),
+        (json!({"event_type": "chain.confirmed", "data": {}, "event_id": "x".repeat(129)}), "event_id must be"),
+        (json!({"event_type": "chain.confirmed", "data": {}, "surprise": 1}), "unknown field"),
+    ] {
+        assert_error(&api.post(publish, body.clone()).await, 400, "validation_error", needle);
+    }
+
+    // Size: just under 128 KiB is accepted, just over is 413.
+    let envelope_overhead = r#"{"event_type":"chain.confirmed","data":{"p":""}}"#.len();
+    let fits = json!({"event_type": "chain.confirmed", "data": {"p": "x".repeat(128 * 1024 - envelope_overhead)}});
+    assert_eq!(fits.to_string().len(), 128 * 1024);
+    let (status, body, _) = api.post(publish, fits).await;
+    assert_eq!((status, &body["deliveries"]), (202, &json!(1)), "{body}");
+    let too_big = json!({"event_type": "chain.confirmed", "data": {"p": "x".repeat(128 * 1024)}});
+    assert_error(&api.post(publish, too_big).await, 413, "payload_too_large", "");
+
+    // Auth: none → 401, a key without events:publish → 403.
+    assert_error(&stack.anonymous().post(publish, json!({"event_type": "chain.confirmed", "data": {}})).await, 401, "unauthorized", "");
+    let manage_only = stack.issue_key(stack.account_id(), &[Scope::WebhooksManage, Scope::InvestigationsRead]).await;
+    assert_error(
+        &stack.with_key(&manage_only).post(publish, json!({"event_type": "chain.confirmed", "data": {}})).await,
+        403,
+        "forbidden",
+        "",
+    );
+    // Only the accepted event was published, and it arrives whole.
+    let request = receiver.wait_for(1, EVENTUALLY).await.remove(0);
+    assert_eq!(request.json()["data"]["p"].as_str().map(str::len), Some(128 * 1024 - envelope_overhead));
+    assert_eq!(list_all_deliveries(&stack, "").await.len(), 1);
+}
