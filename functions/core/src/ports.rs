@@ -144,6 +144,9 @@ pub trait InvestigationStore: Send + Sync {
         dedupe_key: Option<&str>,
     ) -> StoreResult<Option<InvestigationId>>;
     async fn get(&self, account: &AccountId, id: &InvestigationId) -> StoreResult<Option<Investigation>>;
+    /// Deletes an investigation that could not be announced (no dedupe claim lets a retry finish
+    /// it), so a failed request leaves nothing behind.
+    async fn remove(&self, account: &AccountId, id: &InvestigationId) -> StoreResult<()>;
 }
 
 /// A delivery job on the queue: just the address of the delivery record.

@@ -219,6 +219,10 @@ impl InvestigationStore for Memory {
     async fn get(&self, a: &AccountId, id: &InvestigationId) -> StoreResult<Option<Investigation>> {
         Ok(self.investigations.lock().unwrap().get(&key(a, id.as_str())).cloned())
     }
+    async fn remove(&self, a: &AccountId, id: &InvestigationId) -> StoreResult<()> {
+        self.investigations.lock().unwrap().remove(&key(a, id.as_str()));
+        Ok(())
+    }
 }
 
 #[async_trait]

@@ -2,7 +2,7 @@
 //! claimed by `sk=INBOUND#<endpoint>#<key>` in the same transaction, so a provider retrying the
 //! same delivery gets the first investigation back instead of a second one.
 //!
-//! IAM: dynamodb:PutItem, TransactWriteItems, GetItem.
+//! IAM: dynamodb:PutItem, TransactWriteItems, GetItem, DeleteItem.
 
 use super::item::{from_item, to_item, Item};
 use super::{account_pk, attr_str, corrupt, is_transaction_condition_failed, key, n, s, unavailable, Table};
@@ -110,5 +110,18 @@ impl InvestigationStore for DynamoInvestigationStore {
     async fn get(&self, account: &AccountId, id: &InvestigationId) -> StoreResult<Option<Investigation>> {
         let item = self.table.get_item("GetItem investigation", account_pk(account), inv_sk(id)).await?;
         item.as_ref().map(|i| from_item(i).map_err(|e| corrupt("investigation", e))).transpose()
+    }
+
+    async fn remove(&self, account: &AccountId, id: &InvestigationId) -> StoreResult<()> {
+        self.table.faults.dynamo()?;
+        self.table
+            .client
+            .delete_item()
+            .table_name(&self.table.name)
+            .set_key(Some(key(account_pk(account), inv_sk(id))))
+            .send()
+            .await
+            .map_err(|e| unavailable("DeleteItem investigation", &e))?;
+        Ok(())
     }
 }

@@ -288,7 +288,19 @@ async fn queue_investigation(ctx: &Context, endpoint: &Endpoint, trigger: Trigge
         return Ok(Received::Queued { investigation_id: existing_id, duplicate: true });
     }
 
-    let published = publish_queued(ctx, &inv, severity).await?;
+    let published = match publish_queued(ctx, &inv, severity).await {
+        Ok(n) => n,
+        Err(e) => {
+            // With a dedupe claim the provider's retry finishes this investigation; without one
+            // nothing would, so take it back and let the retry start afresh.
+            if trigger.dedupe_key.is_none() {
+                if let Err(undo) = ctx.investigations.remove(&inv.account_id, &inv.id).await {
+                    tracing::warn!(account_id = %inv.account_id, investigation_id = %inv.id, error = %undo, "could not remove an unannounced investigation");
+                }
+            }
+            return Err(e);
+        }
+    };
     tracing::info!(
         account_id = %inv.account_id,
         endpoint_id = %inv.endpoint_id,
