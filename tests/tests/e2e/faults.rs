@@ -244,6 +244,14 @@ fn canonical(v: &Value) -> Value {
     }
 }
 
+/// Who calls a route in the DynamoDB-failure sweep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Api,
+    InboundWithKey,
+    InboundWithoutKey,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_nothing_half_written() {
     let faults = Arc::new(FaultSwitches::default());
@@ -261,29 +269,35 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
     let event = json!({"event_type": "investigation.completed", "severity": "critical", "data": {}, "event_id": "dynamo-down-1"});
 
     use reqwest::Method;
-    let routes: Vec<(Method, String, Value, bool)> = vec![
-        (Method::POST, SUBSCRIPTIONS.into(), crate::support::subscription_body(), false),
-        (Method::GET, SUBSCRIPTIONS.into(), Value::Null, false),
-        (Method::GET, sub_path.clone(), Value::Null, false),
-        (Method::PATCH, sub_path.clone(), json!({"name": "renamed", "secret": null}), false),
-        (Method::POST, format!("{sub_path}/test"), Value::Null, false),
-        (Method::POST, "/v1/events".into(), event, false),
-        (Method::GET, "/v1/webhooks/deliveries".into(), Value::Null, false),
-        (Method::GET, delivery_path.clone(), Value::Null, false),
-        (Method::POST, format!("{delivery_path}/replay"), Value::Null, false),
-        (Method::POST, crate::support::ENDPOINTS.into(), json!({"provider": "github"}), false),
-        (Method::GET, crate::support::ENDPOINTS.into(), Value::Null, false),
-        // Inbound: a provider retries with the same idempotency key (see below).
-        (Method::POST, receive_path.clone(), json!({"query": "look at host 8"}), true),
-        (Method::GET, investigation, Value::Null, false),
-        (Method::DELETE, format!("{}/{}", crate::support::ENDPOINTS, id_of(&endpoint)), Value::Null, false),
-        (Method::DELETE, sub_path.clone(), Value::Null, false),
+    let routes: Vec<(Method, String, Value, Caller)> = vec![
+        (Method::POST, SUBSCRIPTIONS.into(), crate::support::subscription_body(), Caller::Api),
+        (Method::GET, SUBSCRIPTIONS.into(), Value::Null, Caller::Api),
+        (Method::GET, sub_path.clone(), Value::Null, Caller::Api),
+        (Method::PATCH, sub_path.clone(), json!({"name": "renamed", "secret": null}), Caller::Api),
+        (Method::POST, format!("{sub_path}/test"), Value::Null, Caller::Api),
+        (Method::POST, "/v1/events".into(), event, Caller::Api),
+        (Method::GET, "/v1/webhooks/deliveries".into(), Value::Null, Caller::Api),
+        (Method::GET, delivery_path.clone(), Value::Null, Caller::Api),
+        (Method::POST, format!("{delivery_path}/replay"), Value::Null, Caller::Api),
+        (Method::POST, crate::support::ENDPOINTS.into(), json!({"provider": "github"}), Caller::Api),
+        (Method::GET, crate::support::ENDPOINTS.into(), Value::Null, Caller::Api),
+        // Inbound: a provider retries with the same idempotency key (see below)…
+        (Method::POST, receive_path.clone(), json!({"query": "look at host 8"}), Caller::InboundWithKey),
+        // …or without one: then a failed request must leave nothing behind either.
+        (Method::POST, receive_path.clone(), json!({"query": "look at host 9"}), Caller::InboundWithoutKey),
+        (Method::GET, investigation, Value::Null, Caller::Api),
+        (Method::DELETE, format!("{}/{}", crate::support::ENDPOINTS, id_of(&endpoint)), Value::Null, Caller::Api),
+        (Method::DELETE, sub_path.clone(), Value::Null, Caller::Api),
     ];
     let mut report = Vec::new();
-    for (method, path, body, anonymous) in routes {
+    for (method, path, body, caller) in routes {
+        let anonymous = caller != Caller::Api;
         let client = if anonymous { stack.anonymous() } else { stack.api().clone() };
-        let headers: &[(&str, &str)] =
-            if anonymous { &[("content-type", "application/json"), ("idempotency-key", "retry-me-1")] } else { &[("content-type", "application/json")] };
+        let headers: &[(&str, &str)] = if caller == Caller::InboundWithKey {
+            &[("content-type", "application/json"), ("idempotency-key", "retry-me-1")]
+        } else {
+            &[("content-type", "application/json")]
+        };
         let raw_body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
         let mut failed_at = 0;
         for n in 1..=30u32 {
@@ -304,7 +318,7 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
             assert_eq!(resp["error"]["code"], "service_unavailable", "{method} {path} (call {n}): {resp}");
             assert!(resp["error"]["message"].as_str().is_some_and(|m| !m.is_empty() && !m.contains("dynamodb")), "{resp}");
             assert_eq!(headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"), "{method} {path}");
-            if anonymous {
+            if caller == Caller::InboundWithKey {
                 // The inbound receiver writes the investigation (and its idempotency claim)
                 // before publishing `investigation.queued`; a failure after that is finished by
                 // the provider's retry with the same key, checked once the route succeeds.
@@ -318,7 +332,7 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
                 "{method} {path} failed at DynamoDB call {n} with 503 but changed the table:\nadded {added:#?}\nremoved {removed:#?}"
             );
         }
-        if anonymous {
+        if caller == Caller::InboundWithKey {
             let state = table_state(&stack).await;
             let investigations: Vec<&String> = state.iter().filter(|i| i.contains("look at host 8") && i.contains("\"sk\":\"INV#")).collect();
             assert_eq!(investigations.len(), 1, "retries with one idempotency key make one investigation: {investigations:#?}");
