@@ -4,6 +4,9 @@
 //! Gateway v2 event JSON Lambda would receive, parsed with `lambda_http::request::from_str` and
 //! handed to the route's handler from `puck_api::ROUTES`. That way the handlers run exactly the
 //! code path they run in AWS, including `lambda_http`'s own event parsing.
+//!
+//! A request no route matches goes to the template's `$default` route, as in API Gateway; only a
+//! template without one gets the gateway's own JSON 404/405.
 
 use crate::template::Route;
 use anyhow::{anyhow, Result};
@@ -77,6 +80,8 @@ impl BoundRoute {
 #[derive(Clone)]
 pub struct Gateway {
     routes: Vec<BoundRoute>,
+    /// The `$default` route, invoked for any request no route matches.
+    default: Option<BoundRoute>,
     ctx: Arc<Context>,
 }
 
@@ -90,22 +95,25 @@ enum Routed<'a> {
 impl Gateway {
     /// Binds every route to its handler; a route whose binary has no handler is an error.
     pub fn new(routes: &[Route], ctx: Arc<Context>) -> Result<Self> {
-        let routes = routes
-            .iter()
-            .map(|r| {
-                let handler = puck_api::handler(&r.binary)
-                    .ok_or_else(|| anyhow!("{}: binary {} has no handler in puck_api::ROUTES", r.function, r.binary))?;
-                let segments = segments(&r.path)
-                    .into_iter()
-                    .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                        Some(name) => Segment::Param(name.trim_end_matches('+').to_owned()),
-                        None => Segment::Literal(s.to_owned()),
-                    })
-                    .collect();
-                Ok(BoundRoute { route: r.clone(), segments, handler })
-            })
-            .collect::<Result<_>>()?;
-        Ok(Self { routes, ctx })
+        let (default, routes): (Vec<_>, Vec<_>) = routes.iter().partition(|r| r.is_default());
+        if default.len() > 1 {
+            return Err(anyhow!("more than one $default route"));
+        }
+        let bind = |r: &Route| -> Result<BoundRoute> {
+            let handler = puck_api::handler(&r.binary)
+                .ok_or_else(|| anyhow!("{}: binary {} has no handler in puck_api::ROUTES", r.function, r.binary))?;
+            let segments = segments(&r.path)
+                .into_iter()
+                .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => Segment::Param(name.trim_end_matches('+').to_owned()),
+                    None => Segment::Literal(s.to_owned()),
+                })
+                .collect();
+            Ok(BoundRoute { route: r.clone(), segments, handler })
+        };
+        let routes = routes.into_iter().map(bind).collect::<Result<_>>()?;
+        let default = default.into_iter().next().map(bind).transpose()?;
+        Ok(Self { routes, default, ctx })
     }
 
     fn route(&self, method: &Method, path: &str) -> Routed<'_> {
@@ -122,14 +130,16 @@ impl Gateway {
                 best = Some((r, params));
             }
         }
-        match best {
-            Some((r, params)) => Routed::Found(r, params),
-            None if !allowed.is_empty() => {
+        // API Gateway sends anything unmatched, wrong methods included, to `$default`.
+        match (best, &self.default) {
+            (Some((r, params)), _) => Routed::Found(r, params),
+            (None, Some(default)) => Routed::Found(default, BTreeMap::new()),
+            (None, None) if !allowed.is_empty() => {
                 allowed.sort();
                 allowed.dedup();
                 Routed::MethodNotAllowed(allowed)
             }
-            None => Routed::NotFound,
+            (None, None) => Routed::NotFound,
         }
     }
 
@@ -173,11 +183,12 @@ impl Gateway {
         let path = req.uri().path().to_owned();
         let started = std::time::Instant::now();
         let routed = self.route(&method, &path);
-        // A matched route is logged by its template: the raw path of the inbound receiver carries
-        // its URL key, a credential that must never reach a log line (DESIGN §7).
+        // A request is logged by its route's template (`$default` when unmatched), never by its
+        // raw path: the inbound receiver's path carries its URL key, a credential that must never
+        // reach a log line (DESIGN §7), and so may a mistyped variant of it.
         let logged_path = match &routed {
             Routed::Found(route, _) => route.route.path.clone(),
-            _ => path.clone(),
+            _ => "(no route)".to_owned(),
         };
         let response = match routed {
             Routed::NotFound => error(StatusCode::NOT_FOUND, "not_found", &format!("no route for {method} {path}")),
@@ -319,7 +330,7 @@ pub fn api_gateway_event(
     body: &[u8],
     peer: SocketAddr,
 ) -> Value {
-    let route_key = format!("{} {}", route.method, route.path);
+    let route_key = route.route_key();
     let raw_path = parts.uri.path();
     let raw_query = parts.uri.query().unwrap_or("");
 
@@ -388,7 +399,7 @@ pub fn api_gateway_event(
             "domainName": domain,
             "domainPrefix": domain.split('.').next().unwrap_or(""),
             "http": {
-                "method": route.method,
+                "method": parts.method.as_str(),
                 "path": raw_path,
                 "protocol": format!("{:?}", parts.version),
                 "sourceIp": peer.ip().to_string(),
@@ -479,5 +490,23 @@ mod tests {
         let parsed = lambda_http::request::from_str(&event.to_string()).unwrap();
         assert_eq!(parsed.uri().path(), "/v1/x/sub_1");
         assert_eq!(parsed.uri().scheme_str(), Some("http"));
+    }
+
+    #[test]
+    fn a_default_route_event_has_the_default_route_key_and_the_request_method() {
+        let r = Route {
+            method: "ANY".into(),
+            path: crate::template::DEFAULT_ROUTE.into(),
+            binary: "not-found".into(),
+            function: "F".into(),
+            timeout_secs: 3,
+        };
+        let (parts, ()) = http::Request::builder().method("PUT").uri("/v1/nope").body(()).unwrap().into_parts();
+        let event = api_gateway_event(&r, &BTreeMap::new(), &parts, b"", "127.0.0.1:5555".parse().unwrap());
+        assert_eq!(event["routeKey"], "$default");
+        assert_eq!(event["requestContext"]["routeKey"], "$default");
+        assert_eq!(event["requestContext"]["http"]["method"], "PUT");
+        let parsed = lambda_http::request::from_str(&event.to_string()).unwrap();
+        assert_eq!((parsed.method().as_str(), parsed.uri().path()), ("PUT", "/v1/nope"));
     }
 }

@@ -32,6 +32,25 @@ pub struct Route {
     pub timeout_secs: u64,
 }
 
+/// The route key (and [`Route::path`]) of an HTTP API's catch-all route.
+pub const DEFAULT_ROUTE: &str = "$default";
+
+impl Route {
+    /// Whether this is the `$default` route, which serves every request no other route matches.
+    pub fn is_default(&self) -> bool {
+        self.path == DEFAULT_ROUTE
+    }
+
+    /// API Gateway's `routeKey`: `METHOD /path`, or `$default`.
+    pub fn route_key(&self) -> String {
+        if self.is_default() {
+            DEFAULT_ROUTE.to_owned()
+        } else {
+            format!("{} {}", self.method, self.path)
+        }
+    }
+}
+
 /// A function triggered by an SQS queue (an SQS event source mapping).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SqsConsumer {
@@ -252,14 +271,14 @@ impl Template {
                 if ty != "HttpApi" {
                     continue;
                 }
-                let method = props
-                    .get("Method")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| anyhow!("{function}: HttpApi event without Method"))?;
-                let path = props
-                    .get("Path")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| anyhow!("{function}: HttpApi event without Path"))?;
+                // Neither Path nor Method: SAM binds the function to the API's `$default` route.
+                let (method, path) = match (props.get("Method"), props.get("Path")) {
+                    (None, None) => ("ANY", DEFAULT_ROUTE),
+                    (method, path) => (
+                        method.and_then(Value::as_str).ok_or_else(|| anyhow!("{function}: HttpApi event without Method"))?,
+                        path.and_then(Value::as_str).ok_or_else(|| anyhow!("{function}: HttpApi event without Path"))?,
+                    ),
+                };
                 out.push(Route {
                     method: method.to_ascii_uppercase(),
                     path: path.to_owned(),
@@ -407,6 +426,12 @@ Resources:
         H: {Type: HttpApi, Properties: {Path: "/a/{id}", Method: get}}
         S: {Type: SQS, Properties: {Queue: !GetAtt Q.Arn, BatchSize: 5, FunctionResponseTypes: [ReportBatchItemFailures]}}
         T: {Type: Schedule, Properties: {Schedule: rate(2 minutes)}}
+  G:
+    Type: AWS::Serverless::Function
+    Metadata: {BuildProperties: {Binary: g-bin}}
+    Properties:
+      Events:
+        H: {Type: HttpApi, Properties: {ApiId: !Ref Api}}
 "#;
 
     #[test]
@@ -427,6 +452,10 @@ Resources:
         assert_eq!(routes[0].path, "/a/{id}");
         assert_eq!(routes[0].binary, "f-bin");
         assert_eq!(routes[0].timeout_secs, 3);
+        assert_eq!(routes[0].route_key(), "GET /a/{id}");
+        assert!(!routes[0].is_default());
+        assert_eq!((routes[1].method.as_str(), routes[1].path.as_str()), ("ANY", "$default"));
+        assert_eq!(routes[1].route_key(), "$default");
         let consumers = t.sqs_consumers().unwrap();
         assert_eq!(consumers[0].queue, "Q");
         assert_eq!(consumers[0].batch_size, 5);

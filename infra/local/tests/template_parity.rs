@@ -25,6 +25,21 @@ fn every_template_route_has_a_handler_and_every_handler_a_route() {
 }
 
 #[test]
+fn the_route_table_is_the_template_routes_and_unmatched_requests_go_to_not_found() {
+    let routes = template().routes().unwrap();
+    let in_template: BTreeSet<(String, String, String)> = routes
+        .iter()
+        .filter(|r| !r.is_default())
+        .map(|r| (r.binary.clone(), r.method.clone(), r.path.clone()))
+        .collect();
+    let in_code: BTreeSet<(String, String, String)> =
+        puck_api::ROUTE_TABLE.iter().map(|(b, m, p)| ((*b).to_owned(), (*m).to_owned(), (*p).to_owned())).collect();
+    assert_eq!(in_template, in_code, "template HttpApi routes vs puck_api::ROUTE_TABLE");
+    let defaults: Vec<&str> = routes.iter().filter(|r| r.is_default()).map(|r| r.binary.as_str()).collect();
+    assert_eq!(defaults, ["not-found"], "the $default route is served by not-found");
+}
+
+#[test]
 fn every_route_is_declared_once() {
     let routes = template().routes().unwrap();
     let keys: BTreeSet<String> = routes.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
@@ -53,9 +68,15 @@ fn every_route_has_a_sample_event_with_its_route_key() {
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: lambda_http rejects it: {e}", path.display()));
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let expected = format!("{} {}", route.method, route.path);
+        let expected = route.route_key();
         assert_eq!(json["routeKey"], expected.as_str(), "{}", path.display());
         assert_eq!(json["requestContext"]["routeKey"], expected.as_str(), "{}", path.display());
+        if route.is_default() {
+            // Any method and path: the event's request must be one no other route serves.
+            let (method, raw) = (json["requestContext"]["http"]["method"].as_str().unwrap(), json["rawPath"].as_str().unwrap());
+            assert_eq!(puck_api::match_route(method, raw), puck_api::RouteMatch::NotFound, "{}", path.display());
+            continue;
+        }
         assert_eq!(json["requestContext"]["http"]["method"], route.method.as_str(), "{}", path.display());
         // The raw path must be matched by the template path with the event's path parameters.
         let mut filled = route.path.clone();

@@ -1,5 +1,6 @@
 //! Parity between template.yaml, the handler registry and the local gateway: every declared route
-//! reaches its handler, every handler is declared, and anything else is a JSON 404/405.
+//! reaches its handler, every handler is declared, and anything else is a JSON 404/405 from the
+//! `not-found` function (the template's `$default` route), as in AWS.
 
 use crate::support::assert_error;
 use puck_e2e::TestStack;
@@ -32,13 +33,16 @@ fn every_template_route_has_a_handler_and_every_handler_a_route() {
     let registered: BTreeSet<&str> = puck_api::ROUTES.iter().map(|(name, _)| *name).collect();
     assert_eq!(declared, registered, "template.yaml routes vs puck_api::ROUTES");
     assert_eq!(routes.len(), declared.len(), "one function per route");
-    assert_eq!(routes.len(), 15, "the routes of DESIGN §4");
+    assert_eq!(routes.iter().filter(|r| !r.is_default()).count(), 15, "the routes of DESIGN §4");
+    // Plus the $default route, so API Gateway never answers an unmatched request itself.
+    let defaults: Vec<&str> = routes.iter().filter(|r| r.is_default()).map(|r| r.binary.as_str()).collect();
+    assert_eq!(defaults, ["not-found"], "the $default route");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_template_route_answers_from_its_handler_not_the_gateway() {
     let stack = TestStack::start_default().await;
-    for route in template().routes().expect("routes") {
+    for route in template().routes().expect("routes").into_iter().filter(|r| !r.is_default()) {
         let method = Method::from_bytes(route.method.as_bytes()).unwrap();
         let path = concrete(&route.path);
         let (status, body, _) = stack.anonymous().raw(method, &path, &[], b"{}".to_vec()).await;

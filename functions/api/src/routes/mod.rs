@@ -4,6 +4,7 @@
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
+pub mod fallback;
 pub mod inbound;
 pub mod investigations;
 pub mod subscriptions;
