@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The benchmark (issue 6): builds the release binaries, then measures cold start, size, peak
+# memory, AWS calls and dollars per delivery, local-stack latency/throughput and signing cost,
+# each beside a reference measured in the same run, and writes BENCHMARKS.md at the repo root.
+#
+#   infra/scripts/bench.sh                      # full run (~5-10 min on 2 cores, after the build)
+#   infra/scripts/bench.sh --runs 5 --events 200
+#
+# Not part of infra/scripts/test.sh. Needs cargo, python3 (moto is installed into .venv by
+# bootstrap-python.sh) and, for zipped sizes, `zip`.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+bash infra/scripts/bootstrap-python.sh
+
+# Two builds on purpose: puck-bench depends on puck-local, which enables the test-only
+# `fault-injection` feature of puck-aws/puck-api/puck-workers. Built in one cargo invocation,
+# feature unification would put that code into the function binaries being measured; built
+# separately, the function binaries are exactly what `sam build` ships.
+echo "== cargo build --release -p puck-api -p puck-workers" >&2
+cargo build --release -p puck-api -p puck-workers
+echo "== cargo build --release -p puck-bench" >&2
+cargo build --release -p puck-bench
+
+target="${CARGO_TARGET_DIR:-$root/target}"
+echo "== puck-bench $*" >&2
+exec "$target/release/puck-bench" --bin-dir "$target/release" --out "$root/BENCHMARKS.md" "$@"
