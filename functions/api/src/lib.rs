@@ -8,6 +8,7 @@
 //! API's `$default` route, which API Gateway invokes for any request no route matches) uses it to
 //! answer the API's JSON 404 or 405 rather than API Gateway's own `{"message":"Not Found"}`.
 
+pub mod openapi;
 pub mod routes;
 
 use lambda_http::{Body, Request, Response};
@@ -42,6 +43,8 @@ pub const ROUTES: &[(&str, Handler)] = &[
     route!("endpoints-delete", routes::endpoints::delete),
     route!("inbound-receive", routes::inbound::receive),
     route!("investigations-get", routes::investigations::get),
+    route!("openapi-document", routes::reference::openapi),
+    route!("api-docs", routes::reference::docs),
     route!("not-found", routes::fallback::not_found),
 ];
 
@@ -63,6 +66,8 @@ pub const ROUTE_TABLE: &[(&str, &str, &str)] = &[
     ("endpoints-delete", "DELETE", "/v1/webhooks/incoming/endpoints/{id}"),
     ("inbound-receive", "POST", "/v1/webhooks/incoming/{provider}/{key}"),
     ("investigations-get", "GET", "/v1/investigations/{id}"),
+    ("openapi-document", "GET", "/v1/openapi.json"),
+    ("api-docs", "GET", "/docs"),
 ];
 
 /// How [`match_route`] classified a request.

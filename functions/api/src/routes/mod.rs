@@ -7,6 +7,7 @@ pub mod events;
 pub mod fallback;
 pub mod inbound;
 pub mod investigations;
+pub mod reference;
 pub mod subscriptions;
 
 #[cfg(test)]

@@ -1,0 +1,5 @@
+//! Lambda entry point for the `openapi-document` route (see template.yaml). It touches no data,
+//! so it builds no AWS context and reads no secret.
+fn main() -> Result<(), lambda_http::Error> {
+    puck_api::run_without_context(puck_api::routes::reference::openapi_answer)
+}
