@@ -39,10 +39,11 @@ fn fit<'p>(template: &'static str, path: &'p str) -> Option<Vec<(&'static str, &
     loop {
         match (want.next(), got.next()) {
             (None, None) => return Some(params),
-            (Some(w), Some(g)) if w.len() > 2 && w.starts_with('{') && w.ends_with('}') && !g.is_empty() => {
-                params.push((&w[1..w.len() - 1], g));
-            }
-            (Some(w), Some(g)) if w == g && !w.starts_with('{') => {}
+            (Some(w), Some(g)) => match w.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+                Some(name) if !g.is_empty() => params.push((name, g)),
+                None if w == g => {}
+                _ => return None,
+            },
             _ => return None,
         }
     }

@@ -1,8 +1,9 @@
 //! template.yaml, the code and events/ must describe the same service.
 //!
 //! These checks keep the single source of truth honest: a route added to the template without a
-//! `puck_api::ROUTES` entry (or the reverse, or the local gateway routing it elsewhere), a binary without a `src/bin` file, a function without a sample event,
-//! or an environment variable the config does not know fails here rather than at deploy time.
+//! `puck_api::ROUTES` entry (or the reverse, or the local gateway routing it elsewhere), a binary
+//! without a `src/bin` file, a function without a sample event, or an environment variable the
+//! config does not know fails here rather than at deploy time.
 
 use http::Method;
 use puck_local::gateway::Gateway;
