@@ -1,14 +1,16 @@
 //! The HTTP API: one handler per route, each deployed as its own Lambda (see `src/bin`).
 //!
-//! [`ROUTES`] is the registry that binds a binary name (template.yaml's
-//! `Metadata.BuildProperties.Binary`) to its handler. The Lambda mains and the local stack both
-//! look handlers up here, and the parity test checks it against template.yaml in both directions.
+//! [`ROUTES`] is the one route table: for every HttpApi route of template.yaml, the binary that
+//! serves it (`Metadata.BuildProperties.Binary`), its method and path, and its handler. Each main
+//! names its route as a Rust item (`puck_api::run(&puck_api::EVENTS_PUBLISH)`), so a mistyped
+//! route does not compile; the local gateway, the `not-found` function (the `$default` route) and
+//! the parity tests all read this table, and [`router`] is the one matcher they share.
 //!
-//! [`ROUTE_TABLE`] lists the method and path of every route; the `not-found` function (the HTTP
-//! API's `$default` route, which API Gateway invokes for any request no route matches) uses it to
-//! answer the API's JSON 404 or 405 rather than API Gateway's own `{"message":"Not Found"}`.
+//! Adding a route: one line in the `routes!` block below, a `src/bin/<binary>.rs` main naming the
+//! new const, a `[[bin]]` in Cargo.toml, the function in template.yaml and `events/<binary>.json`.
 
 pub mod openapi;
+pub mod router;
 pub mod routes;
 
 use lambda_http::{Body, Request, Response};
@@ -16,155 +18,134 @@ use puck_core::services::Context;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use router::{match_route, RouteMatch};
+
 /// A route handler: takes the container's context and the API Gateway request; never fails (errors
 /// are already mapped to JSON responses).
 pub type Handler = for<'a> fn(&'a Context, Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
 
-macro_rules! route {
-    ($name:literal, $f:path) => {
-        ($name, |ctx, req| Box::pin($f(ctx, req)))
+/// The path (and route key) of the HTTP API's catch-all route, which SAM binds to a function whose
+/// HttpApi event has neither `Path` nor `Method`.
+pub const DEFAULT_ROUTE: &str = "$default";
+
+/// One route of the HTTP API, as template.yaml declares it, with the handler serving it.
+#[derive(Debug, Clone, Copy)]
+pub struct Route {
+    /// The Lambda binary (`src/bin/<binary>.rs`, template.yaml's `BuildProperties.Binary`).
+    pub binary: &'static str,
+    /// Upper-case method; `ANY` for [`DEFAULT_ROUTE`].
+    pub method: &'static str,
+    /// Path template: `{param}` matches one non-empty segment.
+    pub path: &'static str,
+    pub handler: Handler,
+}
+
+impl Route {
+    /// Whether this is the `$default` route (served when no other route matches).
+    pub fn is_default(&self) -> bool {
+        self.path == DEFAULT_ROUTE
+    }
+}
+
+/// Declares each route as a `pub const` (what a main names) and [`ROUTES`], the table of them all.
+macro_rules! routes {
+    ($($item:ident: $binary:literal, $method:literal $path:literal => $handler:path;)*) => {
+        $(
+            #[doc = concat!("`", $method, " ", $path, "`, served by the `", $binary, "` binary.")]
+            pub const $item: Route =
+                Route { binary: $binary, method: $method, path: $path, handler: |ctx, req| Box::pin($handler(ctx, req)) };
+        )*
+        /// Every HttpApi route of template.yaml, `$default` included; a parity test keeps the two equal.
+        pub const ROUTES: &[Route] = &[$($item),*];
+        /// Each route's const name beside its binary, for the test that the two agree.
+        #[cfg(test)]
+        const ROUTE_ITEMS: &[(&str, &str)] = &[$((stringify!($item), $binary)),*];
     };
 }
 
-/// Binary name → handler, for every HTTP route in template.yaml.
-pub const ROUTES: &[(&str, Handler)] = &[
-    route!("subscriptions-create", routes::subscriptions::create),
-    route!("subscriptions-list", routes::subscriptions::list),
-    route!("subscriptions-get", routes::subscriptions::get),
-    route!("subscriptions-update", routes::subscriptions::update),
-    route!("subscriptions-delete", routes::subscriptions::delete),
-    route!("subscriptions-test", routes::subscriptions::send_test),
-    route!("events-publish", routes::events::publish),
-    route!("deliveries-list", routes::deliveries::list),
-    route!("deliveries-get", routes::deliveries::get),
-    route!("deliveries-replay", routes::deliveries::replay),
-    route!("endpoints-create", routes::endpoints::create),
-    route!("endpoints-list", routes::endpoints::list),
-    route!("endpoints-delete", routes::endpoints::delete),
-    route!("inbound-receive", routes::inbound::receive),
-    route!("investigations-get", routes::investigations::get),
-    route!("openapi-document", routes::reference::openapi),
-    route!("api-docs", routes::reference::docs),
-    route!("not-found", routes::fallback::not_found),
-];
-
-/// Binary name, method and path template of every route (`{param}` matches one non-empty
-/// segment). Mirrors template.yaml's HttpApi events; a parity test keeps the two equal.
-pub const ROUTE_TABLE: &[(&str, &str, &str)] = &[
-    ("subscriptions-create", "POST", "/v1/webhooks/subscriptions"),
-    ("subscriptions-list", "GET", "/v1/webhooks/subscriptions"),
-    ("subscriptions-get", "GET", "/v1/webhooks/subscriptions/{id}"),
-    ("subscriptions-update", "PATCH", "/v1/webhooks/subscriptions/{id}"),
-    ("subscriptions-delete", "DELETE", "/v1/webhooks/subscriptions/{id}"),
-    ("subscriptions-test", "POST", "/v1/webhooks/subscriptions/{id}/test"),
-    ("events-publish", "POST", "/v1/events"),
-    ("deliveries-list", "GET", "/v1/webhooks/deliveries"),
-    ("deliveries-get", "GET", "/v1/webhooks/deliveries/{id}"),
-    ("deliveries-replay", "POST", "/v1/webhooks/deliveries/{id}/replay"),
-    ("endpoints-create", "POST", "/v1/webhooks/incoming/endpoints"),
-    ("endpoints-list", "GET", "/v1/webhooks/incoming/endpoints"),
-    ("endpoints-delete", "DELETE", "/v1/webhooks/incoming/endpoints/{id}"),
-    ("inbound-receive", "POST", "/v1/webhooks/incoming/{provider}/{key}"),
-    ("investigations-get", "GET", "/v1/investigations/{id}"),
-    ("openapi-document", "GET", "/v1/openapi.json"),
-    ("api-docs", "GET", "/docs"),
-];
-
-/// How [`match_route`] classified a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteMatch {
-    /// A route of [`ROUTE_TABLE`] takes this method on this path: its binary.
-    Found(&'static str),
-    /// The path matches routes, none with this method: their methods, sorted, deduplicated.
-    MethodNotAllowed(Vec<&'static str>),
-    NotFound,
+routes! {
+    SUBSCRIPTIONS_CREATE: "subscriptions-create", "POST" "/v1/webhooks/subscriptions" => routes::subscriptions::create;
+    SUBSCRIPTIONS_LIST: "subscriptions-list", "GET" "/v1/webhooks/subscriptions" => routes::subscriptions::list;
+    SUBSCRIPTIONS_GET: "subscriptions-get", "GET" "/v1/webhooks/subscriptions/{id}" => routes::subscriptions::get;
+    SUBSCRIPTIONS_UPDATE: "subscriptions-update", "PATCH" "/v1/webhooks/subscriptions/{id}" => routes::subscriptions::update;
+    SUBSCRIPTIONS_DELETE: "subscriptions-delete", "DELETE" "/v1/webhooks/subscriptions/{id}" => routes::subscriptions::delete;
+    SUBSCRIPTIONS_TEST: "subscriptions-test", "POST" "/v1/webhooks/subscriptions/{id}/test" => routes::subscriptions::send_test;
+    EVENTS_PUBLISH: "events-publish", "POST" "/v1/events" => routes::events::publish;
+    DELIVERIES_LIST: "deliveries-list", "GET" "/v1/webhooks/deliveries" => routes::deliveries::list;
+    DELIVERIES_GET: "deliveries-get", "GET" "/v1/webhooks/deliveries/{id}" => routes::deliveries::get;
+    DELIVERIES_REPLAY: "deliveries-replay", "POST" "/v1/webhooks/deliveries/{id}/replay" => routes::deliveries::replay;
+    ENDPOINTS_CREATE: "endpoints-create", "POST" "/v1/webhooks/incoming/endpoints" => routes::endpoints::create;
+    ENDPOINTS_LIST: "endpoints-list", "GET" "/v1/webhooks/incoming/endpoints" => routes::endpoints::list;
+    ENDPOINTS_DELETE: "endpoints-delete", "DELETE" "/v1/webhooks/incoming/endpoints/{id}" => routes::endpoints::delete;
+    INBOUND_RECEIVE: "inbound-receive", "POST" "/v1/webhooks/incoming/{provider}/{key}" => routes::inbound::receive;
+    INVESTIGATIONS_GET: "investigations-get", "GET" "/v1/investigations/{id}" => routes::investigations::get;
+    OPENAPI_DOCUMENT: "openapi-document", "GET" "/v1/openapi.json" => routes::reference::openapi;
+    API_DOCS: "api-docs", "GET" "/docs" => routes::reference::docs;
+    NOT_FOUND: "not-found", "ANY" "$default" => routes::fallback::not_found;
 }
 
-/// Whether `path` fits the path template (a `{param}` matches one non-empty segment).
-fn path_matches(template: &str, path: &str) -> bool {
-    let (mut want, mut got) = (template.split('/'), path.split('/'));
-    loop {
-        match (want.next(), got.next()) {
-            (None, None) => return true,
-            (Some(w), Some(g)) if w.starts_with('{') && w.ends_with('}') && !g.is_empty() => {}
-            (Some(w), Some(g)) if w == g => {}
-            _ => return false,
-        }
-    }
-}
-
-/// Matches a request against [`ROUTE_TABLE`] the way API Gateway matches it against the routes.
-pub fn match_route(method: &str, path: &str) -> RouteMatch {
-    let mut allowed = Vec::new();
-    for &(binary, route_method, template) in ROUTE_TABLE {
-        if path_matches(template, path) {
-            if route_method == method {
-                return RouteMatch::Found(binary);
-            }
-            allowed.push(route_method);
-        }
-    }
-    if allowed.is_empty() {
-        return RouteMatch::NotFound;
-    }
-    allowed.sort_unstable();
-    allowed.dedup();
-    RouteMatch::MethodNotAllowed(allowed)
-}
-
-pub fn handler(binary: &str) -> Option<Handler> {
-    ROUTES.iter().find(|(name, _)| *name == binary).map(|(_, h)| *h)
+/// Serves `handler` on `lambda_http`'s runtime loop.
+async fn serve<F, Fut>(handler: F) -> Result<(), lambda_http::Error>
+where
+    F: Fn(Request) -> Fut,
+    Fut: Future<Output = Response<Body>> + Send,
+{
+    lambda_http::run(lambda_http::service_fn(move |req: Request| {
+        let answer = handler(req);
+        async move { Ok::<_, std::convert::Infallible>(answer.await) }
+    }))
+    .await
 }
 
 /// The whole `main` of a route Lambda: typed config, clients built once, then the runtime loop.
-pub fn run(binary: &'static str) -> Result<(), lambda_http::Error> {
-    let handler = handler(binary).ok_or_else(|| format!("no handler registered for {binary}"))?;
-    puck_aws::telemetry::init();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        let config = puck_aws::Config::from_env()?;
-        let ctx: &'static Context = Box::leak(Box::new(puck_aws::build_context(&config).await?));
-        lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-            Ok::<_, std::convert::Infallible>(handler(ctx, req).await)
-        }))
-        .await
-    })
+pub fn run(route: &'static Route) -> Result<(), lambda_http::Error> {
+    puck_aws::bootstrap::run(puck_aws::build_context, move |ctx| serve(move |req| (route.handler)(ctx, req)))
 }
 
 /// The `main` of a route Lambda that needs no AWS clients, configuration or secrets (the
 /// `not-found` fallback): it reads no environment and builds no [`Context`].
 pub fn run_without_context(handler: fn(&Request) -> Response<Body>) -> Result<(), lambda_http::Error> {
-    puck_aws::telemetry::init();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(lambda_http::run(lambda_http::service_fn(move |req: Request| async move {
-        Ok::<_, std::convert::Infallible>(handler(&req))
-    })))
+    puck_aws::bootstrap::start(serve(move |req| std::future::ready(handler(&req))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn match_route_finds_routes_and_tells_404_from_405() {
-        assert_eq!(match_route("GET", "/v1/webhooks/subscriptions/sub_1"), RouteMatch::Found("subscriptions-get"));
-        assert_eq!(match_route("POST", "/v1/webhooks/incoming/github/k"), RouteMatch::Found("inbound-receive"));
-        assert_eq!(match_route("PUT", "/v1/webhooks/subscriptions"), RouteMatch::MethodNotAllowed(vec!["GET", "POST"]));
-        // Both `/endpoints/{id}` and `/{provider}/{key}` fit: their methods are united.
-        assert_eq!(
-            match_route("GET", "/v1/webhooks/incoming/endpoints/ep_1"),
-            RouteMatch::MethodNotAllowed(vec!["DELETE", "POST"])
-        );
-        for path in ["/", "", "/v1", "/v1/webhooks/subscriptions/", "/v1/webhooks/subscriptions/a/b", "/v1/webhooks/subscriptions//test"] {
-            assert_eq!(match_route("GET", path), RouteMatch::NotFound, "{path}");
-        }
+    /// The const a main names for a route: its binary in upper snake case.
+    fn const_name(binary: &str) -> String {
+        binary.to_ascii_uppercase().replace('-', "_")
     }
 
     #[test]
-    fn every_route_table_binary_has_a_handler() {
-        for (binary, _, _) in ROUTE_TABLE {
-            assert!(handler(binary).is_some(), "{binary}");
+    fn every_main_serves_the_route_its_binary_is_named_after() {
+        let bins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/bin");
+        for route in ROUTES {
+            let path = bins.join(format!("{}.rs", route.binary));
+            let main = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            // Routes that touch no data serve a plain function and build no AWS context.
+            let context_free = [
+                ("not-found", "routes::fallback::answer"),
+                ("openapi-document", "routes::reference::openapi_answer"),
+                ("api-docs", "routes::reference::docs_answer"),
+            ];
+            let expected = match context_free.iter().find(|(binary, _)| *binary == route.binary) {
+                Some((_, answer)) => format!("puck_api::run_without_context(puck_api::{answer})"),
+                None => format!("puck_api::run(&puck_api::{})", const_name(route.binary)),
+            };
+            assert!(main.contains(&expected), "{} must call {expected}", path.display());
         }
-        assert_eq!(ROUTE_TABLE.len() + 1, ROUTES.len(), "every route plus the not-found fallback");
+        let count = std::fs::read_dir(&bins).unwrap().count();
+        assert_eq!(count, ROUTES.len(), "one src/bin main per route, no more");
+    }
+
+    #[test]
+    fn route_consts_are_named_after_their_binary_and_binaries_are_unique() {
+        for (item, binary) in ROUTE_ITEMS {
+            assert_eq!(const_name(binary), *item, "the const of {binary}");
+        }
+        let binaries: std::collections::BTreeSet<&str> = ROUTES.iter().map(|r| r.binary).collect();
+        assert_eq!(binaries.len(), ROUTES.len(), "one binary per route");
+        assert_eq!(ROUTES.iter().filter(|r| r.is_default()).count(), 1, "exactly one $default route");
     }
 }

@@ -267,7 +267,8 @@ mod tests {
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:5999"),
             ("AWS_REGION", "eu-west-1"),
             ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-K7MDENG-bPxRfiCYsecret"),
+            ("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEtoken-value"),
             ("EXTRA_CA_CERT", "/tmp/ca.pem"),
             ("MAX_DELIVERY_ATTEMPTS", "3"),
         ]);
@@ -278,8 +279,13 @@ mod tests {
         assert_eq!(c.max_delivery_attempts, 3);
         assert_eq!(c.retry_policy().max_attempts, 3);
         assert_eq!(c.extra_ca_cert, Some(PathBuf::from("/tmp/ca.pem")));
-        assert!(c.static_credentials.is_some());
-        assert!(!format!("{c:?}").contains("AWS_SECRET"));
+        let creds = c.static_credentials.as_ref().expect("static credentials with an endpoint");
+        assert_eq!(creds.secret_access_key, "wJalrXUtnFEMI-K7MDENG-bPxRfiCYsecret");
+        assert_eq!(creds.session_token.as_deref(), Some("FwoGZXIvYXdzEtoken-value"));
+        // The Debug form (what a `?config` log field prints) shows neither the secret nor the token.
+        let debug = format!("{c:?}");
+        assert!(debug.contains("StaticCredentials(***)") && debug.contains("eu-west-1"), "{debug}");
+        assert!(!debug.contains("wJalrXUtnFEMI") && !debug.contains("token-value"), "{debug}");
     }
 
     #[test]

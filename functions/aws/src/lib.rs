@@ -1,11 +1,12 @@
 //! Adapters for the core ports: DynamoDB, SQS, Secrets Manager, the outbound HTTPS sender, and
 //! the typed configuration every function reads at cold start.
 //!
-//! A function's `main` calls [`telemetry::init`], [`Config::from_env`] and [`build_context`] once,
-//! then hands the [`Context`] to its handler. Adapters translate between the ports and the AWS
+//! A function's `main` goes through [`bootstrap`]: [`telemetry::init`], [`Config::from_env`] and
+//! [`build_context`] once, then the [`Context`] is handed to its handler. Adapters translate between the ports and the AWS
 //! SDK and hold no business rules. The same code reaches moto, LocalStack or AWS depending only on
 //! `AWS_ENDPOINT_URL`.
 
+pub mod bootstrap;
 pub mod config;
 pub mod dynamo;
 #[cfg(feature = "fault-injection")]

@@ -2,7 +2,9 @@
 //! from [`AppError`] to an HTTP status and a JSON error body.
 //!
 //! Client errors pass through with a code and a message naming the problem; dependency failures
-//! are 503 (retryable); anything else is a 500 whose details are logged, never returned.
+//! are 503 (retryable); anything else is a 500 whose details are logged, never returned. A request
+//! no route takes ([`ApiError::NoRoute`], [`ApiError::MethodNotAllowed`]) goes through the same
+//! mapping, so the `$default` function and the local gateway answer it exactly as a handler would.
 
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -33,10 +35,32 @@ pub fn error_code(err: &AppError) -> (StatusCode, &'static str) {
     }
 }
 
-/// `{"error": {"code", "message"}}` with the matching status.
-pub fn error_response(err: &AppError) -> Response<Body> {
-    let (status, code) = error_code(err);
-    let message = match err {
+/// Every error the API answers with: a use case's [`AppError`], or the router's own when no route
+/// takes the request (what API Gateway's `$default` route and the local gateway answer).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    App(AppError),
+    /// No route has this path: 404.
+    NoRoute { method: String, path: String },
+    /// Routes have this path, none with this method: 405 with `Allow` (`allowed` sorted, unique).
+    MethodNotAllowed { method: String, path: String, allowed: Vec<&'static str> },
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        Self::App(e)
+    }
+}
+
+impl From<&AppError> for ApiError {
+    fn from(e: &AppError) -> Self {
+        Self::App(e.clone())
+    }
+}
+
+/// The message a caller sees for a use case's error; internals are logged instead.
+fn public_message(err: &AppError) -> String {
+    match err {
         AppError::Internal(detail) => {
             tracing::error!(error = %detail, "internal error");
             "internal error".to_owned()
@@ -46,10 +70,34 @@ pub fn error_response(err: &AppError) -> Response<Body> {
             "service temporarily unavailable; retry later".to_owned()
         }
         other => other.to_string(),
+    }
+}
+
+/// The one mapping from an error to the API's response: `{"error": {"code", "message"}}` with the
+/// matching status, `Retry-After` on 503 and `Allow` on 405. The raw path of an unrouted request is
+/// echoed to the caller but never logged here: an inbound receiver's path carries its URL key.
+pub fn error_response(err: impl Into<ApiError>) -> Response<Body> {
+    let err = err.into();
+    let (status, code, message) = match &err {
+        ApiError::App(app) => {
+            let (status, code) = error_code(app);
+            (status, code, public_message(app))
+        }
+        ApiError::NoRoute { method, path } => (StatusCode::NOT_FOUND, "not_found", format!("no route for {method} {path}")),
+        ApiError::MethodNotAllowed { method, path, allowed } => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed on {path} (allowed: {})", allowed.join(", ")),
+        ),
     };
     let mut resp = json_response(status, &json!({ "error": { "code": code, "message": message } }));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+    }
+    if let ApiError::MethodNotAllowed { allowed, .. } = &err {
+        if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+            resp.headers_mut().insert("allow", v);
+        }
     }
     resp
 }
@@ -69,7 +117,7 @@ pub fn empty_response(status: StatusCode) -> Response<Body> {
 
 /// Turns a handler's result into the response.
 pub fn respond(result: Result<Response<Body>, AppError>) -> Response<Body> {
-    result.unwrap_or_else(|e| error_response(&e))
+    result.unwrap_or_else(error_response)
 }
 
 /// The raw body bytes, refusing more than `limit` with 413.
@@ -150,5 +198,25 @@ mod tests {
             assert_eq!(v["error"]["code"], code);
             assert!(!text.contains("10.0.0.1") && !text.contains("key material"), "{text}");
         }
+    }
+
+    #[test]
+    fn unrouted_requests_are_json_404_and_405_with_allow() {
+        let resp = error_response(ApiError::NoRoute { method: "GET".into(), path: "/v1/nope".into() });
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+        assert!(resp.headers().get("allow").is_none());
+        let Body::Text(text) = resp.body() else { panic!("json body") };
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v, json!({"error": {"code": "not_found", "message": "no route for GET /v1/nope"}}));
+
+        let allowed = vec!["GET", "POST"];
+        let resp = error_response(ApiError::MethodNotAllowed { method: "PUT".into(), path: "/v1/x".into(), allowed });
+        assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(resp.headers()["allow"], "GET, POST");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let Body::Text(text) = resp.body() else { panic!("json body") };
+        let v: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(v["error"]["code"], "method_not_allowed");
+        assert_eq!(v["error"]["message"], "PUT is not allowed on /v1/x (allowed: GET, POST)");
     }
 }

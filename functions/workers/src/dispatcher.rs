@@ -7,6 +7,7 @@
 use crate::{parse_job, process_batch, receive_count};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use puck_core::services::dispatch::{Dispatcher, JobOutcome};
+use std::convert::Infallible;
 
 /// Handles one batch. Never fails as a whole: per-message failures are reported.
 pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchResponse {
@@ -36,15 +37,8 @@ async fn handle_message(dispatcher: &Dispatcher, message: &SqsMessage) -> bool {
 
 /// The dispatcher's `main`: config, clients, master key and HTTP client built once.
 pub fn run() -> Result<(), lambda_runtime::Error> {
-    puck_aws::telemetry::init();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let config = puck_aws::Config::from_env()?;
-        let dispatcher: &'static Dispatcher = Box::leak(Box::new(puck_aws::build_dispatcher(&config).await?));
-        lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<SqsEvent>| async move {
-            Ok::<_, std::convert::Infallible>(handle(dispatcher, event.payload).await)
-        }))
-        .await
+    puck_aws::bootstrap::run_events(puck_aws::build_dispatcher, |dispatcher, event| async move {
+        Ok::<_, Infallible>(handle(dispatcher, event).await)
     })
 }
 

@@ -13,16 +13,75 @@ pub async fn handle(ctx: &Context, grace_secs: i64, _event: Value) -> Result<Val
     Ok(json!({ "requeued": requeued }))
 }
 
+/// The sweeper's `main`: the context built once; a failed sweep fails its invocation (logged).
 pub fn run() -> Result<(), lambda_runtime::Error> {
-    puck_aws::telemetry::init();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let config = puck_aws::Config::from_env()?;
-        let grace = config.sweep_grace_seconds;
-        let ctx: &'static Context = Box::leak(Box::new(puck_aws::build_context(&config).await?));
-        lambda_runtime::run(lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| async move {
-            handle(ctx, grace, event.payload).await.map_err(|e| lambda_runtime::Error::from(e.to_string()))
-        }))
-        .await
+    let build = |config: &'static puck_aws::Config| async move {
+        anyhow::Ok((puck_aws::build_context(config).await?, config.sweep_grace_seconds))
+    };
+    puck_aws::bootstrap::run_events(build, |(ctx, grace_secs), event: Value| async move {
+        handle(ctx, *grace_secs, event).await.map_err(|e| e.to_string())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use puck_core::services::{events, subscriptions};
+    use puck_core::testing::{caller, context_with, Memory};
+    use std::sync::Arc;
+
+    /// `events/sweeper.json`: the EventBridge scheduled event the sweeper runs on.
+    fn sample_event() -> Value {
+        serde_json::from_str(include_str!("../../../events/sweeper.json")).unwrap()
+    }
+
+    const GRACE_SECS: i64 = 300;
+
+    /// A context holding one pending delivery that is due now (its enqueue already done).
+    async fn setup() -> (Context, Arc<Memory>) {
+        let mem = Arc::new(Memory::default());
+        let ctx = context_with(mem.clone());
+        let caller = caller();
+        subscriptions::create(&ctx, &caller, json!({"url": "https://example.com/h", "events": ["chain.confirmed"]})).await.unwrap();
+        events::publish(&ctx, &caller, json!({"event_type": "chain.confirmed", "data": {}})).await.unwrap();
+        mem.queue.lock().unwrap().clear();
+        (ctx, mem)
+    }
+
+    #[tokio::test]
+    async fn a_delivery_within_the_grace_period_is_left_alone() {
+        let (ctx, mem) = setup().await;
+        assert_eq!(handle(&ctx, GRACE_SECS, sample_event()).await.unwrap(), json!({"requeued": 0}));
+        assert!(mem.queue.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_overdue_delivery_is_requeued_once_and_its_due_time_pushed_forward() {
+        let (ctx, mem) = setup().await;
+        let (id, due) = {
+            let mut deliveries = mem.deliveries.lock().unwrap();
+            let d = deliveries.values_mut().next().unwrap();
+            d.next_attempt_at = d.next_attempt_at.map(|t| t.plus_seconds(-(GRACE_SECS + 60)));
+            (d.id.clone(), d.next_attempt_at.unwrap())
+        };
+        assert_eq!(handle(&ctx, GRACE_SECS, sample_event()).await.unwrap(), json!({"requeued": 1}));
+        let queued: Vec<_> = mem.queue.lock().unwrap().iter().map(|j| j.delivery_id.clone()).collect();
+        assert_eq!(queued, [id]);
+        let pushed = mem.deliveries.lock().unwrap().values().next().unwrap().next_attempt_at.unwrap();
+        assert!(pushed > due.plus_seconds(GRACE_SECS), "{pushed:?} vs {due:?}");
+        // The message is in flight now: the next run does not enqueue it again.
+        assert_eq!(handle(&ctx, GRACE_SECS, sample_event()).await.unwrap(), json!({"requeued": 0}));
+        assert_eq!(mem.queue.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn finished_deliveries_are_never_requeued() {
+        let (ctx, mem) = setup().await;
+        mem.deliveries.lock().unwrap().values_mut().for_each(|d| {
+            d.status = puck_core::model::DeliveryStatus::Succeeded;
+            d.next_attempt_at = Some(puck_core::time::Timestamp(0));
+        });
+        assert_eq!(handle(&ctx, GRACE_SECS, sample_event()).await.unwrap(), json!({"requeued": 0}));
+        assert!(mem.queue.lock().unwrap().is_empty());
+    }
 }

@@ -258,7 +258,7 @@ async fn cold_starts(stack: &BenchStack, args: &Args, moto: &str) -> Result<Stri
     let tenant = stack.tenant().await?;
     let sub = stack.subscribe(&tenant, 1).await?.remove(0);
     let mut binaries: Vec<String> = vec!["hello".into()];
-    binaries.extend(puck_api::ROUTES.iter().map(|(n, _)| (*n).to_owned()));
+    binaries.extend(puck_api::ROUTES.iter().map(|r| r.binary.to_owned()));
     binaries.extend(["dispatcher", "dead-letter", "sweeper"].map(str::to_owned));
     let workdir = puck_local::moto::repo_root().join("target/bench");
 

@@ -1,22 +1,26 @@
 //! The HTTP API on loopback, behaving like API Gateway HTTP API (payload format 2.0).
 //!
-//! Routes come from template.yaml (`HttpApi` events); each request is turned into the same API
-//! Gateway v2 event JSON Lambda would receive, parsed with `lambda_http::request::from_str` and
-//! handed to the route's handler from `puck_api::ROUTES`. That way the handlers run exactly the
-//! code path they run in AWS, including `lambda_http`'s own event parsing.
+//! Routes come from template.yaml (`HttpApi` events), which must equal `puck_api::ROUTES`, the one
+//! route table; requests are matched with `puck_api::match_route`, the matcher the `not-found`
+//! function uses too. Each request is turned into the same API Gateway v2 event JSON Lambda would
+//! receive, parsed with `lambda_http::request::from_str` and handed to the route's handler. That
+//! way the handlers run exactly the code path they run in AWS, including `lambda_http`'s own event
+//! parsing.
 //!
 //! A request no route matches goes to the template's `$default` route, as in API Gateway; only a
-//! template without one gets the gateway's own JSON 404/405.
+//! template without one gets the JSON 404/405 straight from `puck_http`'s one error mapping.
 
 use crate::template::Route;
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use puck_api::RouteMatch;
 use puck_core::services::Context;
+use puck_http::ApiError;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -34,52 +38,18 @@ const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 /// The `apiId` the local API reports in `requestContext`.
 const LOCAL_API_ID: &str = "local";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
-    Literal(String),
-    Param(String),
-}
-
-fn segments(path: &str) -> Vec<&str> {
-    path.trim_start_matches('/').split('/').collect()
-}
-
-/// A template route bound to its handler.
+/// A template route bound to the table's handler for it.
 #[derive(Clone)]
 pub struct BoundRoute {
     pub route: Route,
-    segments: Vec<Segment>,
     handler: puck_api::Handler,
 }
 
-impl BoundRoute {
-    fn matches(&self, parts: &[&str]) -> Option<BTreeMap<String, String>> {
-        if parts.len() != self.segments.len() {
-            return None;
-        }
-        let mut params = BTreeMap::new();
-        for (seg, part) in self.segments.iter().zip(parts) {
-            match seg {
-                Segment::Literal(lit) if lit == part => {}
-                Segment::Param(name) if !part.is_empty() => {
-                    params.insert(name.clone(), percent_decode(part));
-                }
-                _ => return None,
-            }
-        }
-        Some(params)
-    }
-
-    /// Literal segments outrank parameters, left to right (API Gateway's "most specific" rule).
-    fn specificity(&self) -> Vec<u8> {
-        self.segments.iter().map(|s| u8::from(matches!(s, Segment::Literal(_)))).collect()
-    }
-}
-
-/// The route table: template routes bound to `puck_api` handlers.
+/// The template routes bound to `puck_api::ROUTES`' handlers.
 #[derive(Clone)]
 pub struct Gateway {
-    routes: Vec<BoundRoute>,
+    /// Binary → route, every template route but `$default`.
+    routes: BTreeMap<&'static str, BoundRoute>,
     /// The `$default` route, invoked for any request no route matches.
     default: Option<BoundRoute>,
     ctx: Arc<Context>,
@@ -88,58 +58,58 @@ pub struct Gateway {
 /// What routing decided for a request.
 enum Routed<'a> {
     Found(&'a BoundRoute, BTreeMap<String, String>),
-    MethodNotAllowed(Vec<String>),
-    NotFound,
+    Unrouted(ApiError),
 }
 
 impl Gateway {
-    /// Binds every route to its handler; a route whose binary has no handler is an error.
+    /// Binds every template route to its table entry. The template and the table must declare the
+    /// same routes (binary, method and path), else the local API would differ from the deployed one.
     pub fn new(routes: &[Route], ctx: Arc<Context>) -> Result<Self> {
-        let (default, routes): (Vec<_>, Vec<_>) = routes.iter().partition(|r| r.is_default());
-        if default.len() > 1 {
-            return Err(anyhow!("more than one $default route"));
+        let mut bound = BTreeMap::new();
+        let mut default = None;
+        for r in routes {
+            let entry = puck_api::ROUTES
+                .iter()
+                .find(|e| e.binary == r.binary)
+                .ok_or_else(|| anyhow!("{}: binary {} has no entry in puck_api::ROUTES", r.function, r.binary))?;
+            if (entry.method, entry.path) != (r.method.as_str(), r.path.as_str()) {
+                bail!("{}: template says {} {}, puck_api::ROUTES says {} {}", r.binary, r.method, r.path, entry.method, entry.path);
+            }
+            let route = BoundRoute { route: r.clone(), handler: entry.handler };
+            let slot = if entry.is_default() { default.replace(route) } else { bound.insert(entry.binary, route) };
+            if slot.is_some() {
+                bail!("{}: declared more than once", r.binary);
+            }
         }
-        let bind = |r: &Route| -> Result<BoundRoute> {
-            let handler = puck_api::handler(&r.binary)
-                .ok_or_else(|| anyhow!("{}: binary {} has no handler in puck_api::ROUTES", r.function, r.binary))?;
-            let segments = segments(&r.path)
-                .into_iter()
-                .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                    Some(name) => Segment::Param(name.trim_end_matches('+').to_owned()),
-                    None => Segment::Literal(s.to_owned()),
-                })
-                .collect();
-            Ok(BoundRoute { route: r.clone(), segments, handler })
-        };
-        let routes = routes.into_iter().map(bind).collect::<Result<_>>()?;
-        let default = default.into_iter().next().map(bind).transpose()?;
-        Ok(Self { routes, default, ctx })
+        if let Some(missing) = puck_api::ROUTES.iter().find(|e| !bound.contains_key(e.binary) && !e.is_default()) {
+            bail!("puck_api::ROUTES has {} {} ({}), template.yaml does not", missing.method, missing.path, missing.binary);
+        }
+        Ok(Self { routes: bound, default, ctx })
     }
 
     fn route(&self, method: &Method, path: &str) -> Routed<'_> {
-        let parts = segments(path);
-        let mut allowed = Vec::new();
-        let mut best: Option<(&BoundRoute, BTreeMap<String, String>)> = None;
-        for r in &self.routes {
-            let Some(params) = r.matches(&parts) else { continue };
-            if r.route.method != method.as_str() {
-                allowed.push(r.route.method.clone());
-                continue;
+        let unrouted = match puck_api::match_route(method.as_str(), path) {
+            RouteMatch::Found { route, params } => {
+                let params = params.into_iter().map(|(k, v)| (k.to_owned(), percent_decode(v))).collect();
+                // `new` bound every table route.
+                return Routed::Found(&self.routes[route.binary], params);
             }
-            if best.as_ref().is_none_or(|(b, _)| r.specificity() > b.specificity()) {
-                best = Some((r, params));
-            }
-        }
+            RouteMatch::MethodNotAllowed(allowed) => ApiError::MethodNotAllowed { method: method.to_string(), path: path.to_owned(), allowed },
+            RouteMatch::NotFound => ApiError::NoRoute { method: method.to_string(), path: path.to_owned() },
+        };
         // API Gateway sends anything unmatched, wrong methods included, to `$default`.
-        match (best, &self.default) {
-            (Some((r, params)), _) => Routed::Found(r, params),
-            (None, Some(default)) => Routed::Found(default, BTreeMap::new()),
-            (None, None) if !allowed.is_empty() => {
-                allowed.sort();
-                allowed.dedup();
-                Routed::MethodNotAllowed(allowed)
-            }
-            (None, None) => Routed::NotFound,
+        match &self.default {
+            Some(default) => Routed::Found(default, BTreeMap::new()),
+            None => Routed::Unrouted(unrouted),
+        }
+    }
+
+    /// The binary of the function that serves `method path` (`$default`'s for an unmatched
+    /// request), or `None` when the gateway itself answers 404/405.
+    pub fn binary_for(&self, method: &Method, path: &str) -> Option<&str> {
+        match self.route(method, path) {
+            Routed::Found(route, _) => Some(route.route.binary.as_str()),
+            Routed::Unrouted(_) => None,
         }
     }
 
@@ -191,18 +161,7 @@ impl Gateway {
             _ => "(no route)".to_owned(),
         };
         let response = match routed {
-            Routed::NotFound => error(StatusCode::NOT_FOUND, "not_found", &format!("no route for {method} {path}")),
-            Routed::MethodNotAllowed(allowed) => {
-                let mut resp = error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    &format!("{method} is not allowed on {path} (allowed: {})", allowed.join(", ")),
-                );
-                if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-                    resp.headers_mut().insert(http::header::ALLOW, v);
-                }
-                resp
-            }
+            Routed::Unrouted(error) => into_hyper(puck_http::error_response(error)),
             Routed::Found(route, params) => self.invoke(route, params, req, peer).await,
         };
         tracing::info!(
@@ -433,30 +392,10 @@ pub fn api_gateway_event(
 mod tests {
     use super::*;
 
-    fn route(method: &str, path: &str) -> BoundRoute {
-        let r = Route { method: method.into(), path: path.into(), binary: "b".into(), function: "F".into(), timeout_secs: 3 };
-        let segments = segments(path)
-            .into_iter()
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(n) => Segment::Param(n.into()),
-                None => Segment::Literal(s.into()),
-            })
-            .collect();
-        BoundRoute { route: r, segments, handler: puck_api::ROUTES[0].1 }
-    }
-
     #[test]
-    fn params_match_one_non_empty_segment() {
-        let r = route("GET", "/v1/things/{id}");
-        assert_eq!(r.matches(&segments("/v1/things/abc")).unwrap()["id"], "abc");
-        assert!(r.matches(&segments("/v1/things/")).is_none());
-        assert!(r.matches(&segments("/v1/things/a/b")).is_none());
-        assert_eq!(r.matches(&segments("/v1/things/a%20b")).unwrap()["id"], "a b");
-    }
-
-    #[test]
-    fn literal_segments_are_more_specific() {
-        assert!(route("DELETE", "/a/endpoints/{id}").specificity() > route("POST", "/a/{p}/{k}").specificity());
+    fn path_params_are_percent_decoded_but_plus_stays_plus() {
+        assert_eq!(percent_decode("a%20b"), "a b");
+        assert_eq!(percent_decode("a+b%2Fc"), "a+b/c");
     }
 
     #[test]

@@ -121,7 +121,7 @@ async fn another_account_learns_nothing_through_filters_cursors_or_publishing() 
     let (status, again, _) = b_client.post("/v1/events", json!({"event_type": "finding.discovered", "data": {}, "event_id": a_event})).await;
     assert_eq!((status, again["deliveries"].clone()), (202, json!(0)), "{again}");
     // A's own routes, with B's key and A's ids: 404 (the complete per-route table is isolation.rs).
-    assert_error(&b_client.get(&format!("{SUBSCRIPTIONS}/{}", id_of(&a_sub))).await, 404, "not_found", "");
+    assert_error(&b_client.get(&format!("{SUBSCRIPTIONS}/{}", id_of(&a_sub))).await, 404, "not_found", "subscription not found");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.requests().len(), 3, "nothing of B's reached A's receiver");
     assert_not_leaked(&stack, &[("B's API key".into(), b.api_key.clone()), ("A's secret".into(), a_sub["secret"].as_str().unwrap().into())]).await;

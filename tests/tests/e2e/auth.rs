@@ -49,7 +49,14 @@ async fn missing_malformed_and_unknown_keys_get_401_json_on_every_route() {
         for header in &bad_headers {
             let headers: Vec<(&str, &str)> = header.iter().map(|h| ("authorization", h.as_str())).collect();
             let resp = stack.anonymous().raw(method.clone(), &path, &headers, br#"{}"#.to_vec()).await;
-            assert_error(&resp, 401, "unauthorized", "");
+            // Each refusal names what is wrong: the header missing, the scheme, or the key.
+            let needle = match header.as_deref() {
+                None => "missing Authorization header",
+                Some("") => "Authorization",
+                Some(h) if h.starts_with("Bearer") => "invalid API key",
+                Some(_) => "Authorization must be Bearer <API key>",
+            };
+            assert_error(&resp, 401, "unauthorized", needle);
             let message = resp.1["error"]["message"].as_str().unwrap();
             assert!(!message.contains(stack.api_key()), "{message}");
         }
@@ -76,9 +83,9 @@ async fn a_revoked_key_gets_401() {
         .expect("the key is stored by its hash");
     assert!(stack.ctx().api_keys.revoke(&account.account_id, &record.key_id).await.unwrap());
 
-    assert_error(&client.get(SUBSCRIPTIONS).await, 401, "unauthorized", "");
-    assert_error(&client.post(SUBSCRIPTIONS, subscription_body()).await, 401, "unauthorized", "");
-    assert_error(&client.post("/v1/events", json!({"event_type": "agent.registered", "data": {}})).await, 401, "unauthorized", "");
+    assert_error(&client.get(SUBSCRIPTIONS).await, 401, "unauthorized", "invalid API key");
+    assert_error(&client.post(SUBSCRIPTIONS, subscription_body()).await, 401, "unauthorized", "invalid API key");
+    assert_error(&client.post("/v1/events", json!({"event_type": "agent.registered", "data": {}})).await, 401, "unauthorized", "invalid API key");
     // Other keys are unaffected.
     assert_eq!(stack.get(SUBSCRIPTIONS).await.0, 200);
 }
@@ -107,7 +114,7 @@ async fn a_key_lacking_the_routes_scope_gets_403_and_can_use_its_own_scope() {
     assert_eq!(published["deliveries"], 0);
     // The reader reaches the route (404 for an unknown investigation, not 401/403).
     let resp = stack.with_key(&reader).get("/v1/investigations/inv_01jtq8p5f7z9n1q4r6t8v0w2xc").await;
-    assert_error(&resp, 404, "not_found", "");
+    assert_error(&resp, 404, "not_found", "investigation not found");
 
     // The 403s changed nothing.
     let (status, sub, _) = stack.get(&format!("{SUBSCRIPTIONS}/{sub_id}")).await;

@@ -104,10 +104,10 @@ async fn the_log_lists_newest_first_filters_pages_and_hides_other_accounts() {
     let (status, one, _) = stack.get(&format!("{DELIVERIES}/{}", all_ids[0])).await;
     assert_eq!(status, 200);
     assert_eq!(one["attempts"].as_array().unwrap().len(), 1, "{one}");
-    assert_error(&stack.get(&format!("{DELIVERIES}/dlv_01hzy0000000000000000000aa")).await, 404, "not_found", "");
-    assert_error(&stack.get(&format!("{DELIVERIES}/nonsense")).await, 404, "not_found", "");
-    assert_error(&stack.post(&format!("{DELIVERIES}/dlv_01hzy0000000000000000000aa/replay"), Value::Null).await, 404, "not_found", "");
-    assert_error(&stack.post(&format!("{DELIVERIES}/nonsense/replay"), Value::Null).await, 404, "not_found", "");
+    assert_error(&stack.get(&format!("{DELIVERIES}/dlv_01hzy0000000000000000000aa")).await, 404, "not_found", "delivery not found");
+    assert_error(&stack.get(&format!("{DELIVERIES}/nonsense")).await, 404, "not_found", "delivery not found");
+    assert_error(&stack.post(&format!("{DELIVERIES}/dlv_01hzy0000000000000000000aa/replay"), Value::Null).await, 404, "not_found", "delivery not found");
+    assert_error(&stack.post(&format!("{DELIVERIES}/nonsense/replay"), Value::Null).await, 404, "not_found", "delivery not found");
 
     // Bad query parameters.
     for (query, needle) in [
@@ -128,8 +128,8 @@ async fn the_log_lists_newest_first_filters_pages_and_hides_other_accounts() {
     let other = stack.new_account(&Scope::ALL).await;
     let api = stack.with_key(&other.api_key);
     for id in [&all_ids[0], &ids(&dead)[0]] {
-        assert_error(&api.get(&format!("{DELIVERIES}/{id}")).await, 404, "not_found", "");
-        assert_error(&api.post(&format!("{DELIVERIES}/{id}/replay"), Value::Null).await, 404, "not_found", "");
+        assert_error(&api.get(&format!("{DELIVERIES}/{id}")).await, 404, "not_found", "delivery not found");
+        assert_error(&api.post(&format!("{DELIVERIES}/{id}/replay"), Value::Null).await, 404, "not_found", "delivery not found");
     }
     let (status, theirs, _) = api.get(DELIVERIES).await;
     assert_eq!((status, theirs["deliveries"].as_array().map(Vec::len)), (200, Some(0)), "{theirs}");
@@ -150,7 +150,7 @@ async fn bad_input_on_publish_gets_precise_errors() {
     let ct = [("content-type", "application/json")];
 
     assert_error(&api.raw(Method::POST, publish, &ct, "{\"event_type\":").await, 400, "invalid_json", "JSON");
-    assert_error(&api.raw(Method::POST, publish, &ct, "").await, 400, "invalid_json", "");
+    assert_error(&api.raw(Method::POST, publish, &ct, "").await, 400, "invalid_json", "request body must be a JSON object");
     for (body, needle) in [
         (json!([1, 2]), "JSON object"),
         (json!("finding.discovered"), "JSON object"),
@@ -182,10 +182,10 @@ async fn bad_input_on_publish_gets_precise_errors() {
     let (status, body, _) = api.post(publish, fits).await;
     assert_eq!((status, &body["deliveries"]), (202, &json!(1)), "{body}");
     let too_big = json!({"event_type": "chain.confirmed", "data": {"p": "x".repeat(128 * 1024)}});
-    assert_error(&api.post(publish, too_big).await, 413, "payload_too_large", "");
+    assert_error(&api.post(publish, too_big).await, 413, "payload_too_large", "request body exceeds 131072 bytes");
 
     // Auth: none → 401, a key without events:publish → 403.
-    assert_error(&stack.anonymous().post(publish, json!({"event_type": "chain.confirmed", "data": {}})).await, 401, "unauthorized", "");
+    assert_error(&stack.anonymous().post(publish, json!({"event_type": "chain.confirmed", "data": {}})).await, 401, "unauthorized", "missing Authorization header");
     let manage_only = stack.issue_key(stack.account_id(), &[Scope::WebhooksManage, Scope::InvestigationsRead]).await;
     assert_error(
         &stack.with_key(&manage_only).post(publish, json!({"event_type": "chain.confirmed", "data": {}})).await,

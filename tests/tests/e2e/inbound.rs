@@ -371,7 +371,7 @@ async fn receivers_refuse_bad_keys_deleted_or_inactive_endpoints_unknown_provide
     // Unknown provider: 404, whatever the key.
     for provider in ["gitlab", "GitHub", "slack"] {
         let resp = receive(&stack, &format!("/v1/webhooks/incoming/{provider}/{generic_key}"), &[], body).await;
-        assert_error(&resp, 404, "not_found", "");
+        assert_error(&resp, 404, "not_found", "inbound provider not found");
     }
     // Over 1 MiB: 413 (exactly 1 MiB of JSON is still accepted).
     let mut huge = br#"{"query": "big", "pad": ""#.to_vec();
@@ -380,13 +380,13 @@ async fn receivers_refuse_bad_keys_deleted_or_inactive_endpoints_unknown_provide
     assert_eq!(huge.len(), 1024 * 1024);
     assert_eq!(receive(&stack, &generic_path, &[], &huge).await.0, 202, "1 MiB exactly is within the limit");
     huge.insert(huge.len() - 2, b'x');
-    assert_error(&receive(&stack, &generic_path, &[], &huge).await, 413, "payload_too_large", "");
+    assert_error(&receive(&stack, &generic_path, &[], &huge).await, 413, "payload_too_large", "request body exceeds 1048576 bytes");
 
     // Deleted endpoint: 204, then its URL answers 401 and a second delete is 404.
     let (status, _, _) = stack.delete(&format!("{ENDPOINTS}/{}", id_of(&generic))).await;
     assert_eq!(status, 204);
     invalid_key(receive(&stack, &generic_path, &[], body).await);
-    assert_error(&stack.delete(&format!("{ENDPOINTS}/{}", id_of(&generic))).await, 404, "not_found", "");
+    assert_error(&stack.delete(&format!("{ENDPOINTS}/{}", id_of(&generic))).await, 404, "not_found", "endpoint not found");
     let (_, listed, _) = stack.get(ENDPOINTS).await;
     assert!(!listed.to_string().contains(&id_of(&generic)), "{listed}");
 }
@@ -407,6 +407,6 @@ async fn investigation_reads_need_the_scope_and_unknown_ids_are_404() {
     assert_eq!(inv["status"], "queued");
     assert_error(&stack.with_key(&manager).get(&format!("/v1/investigations/{id}")).await, 403, "forbidden", "investigations:read");
     for unknown in ["inv_01jtq8p5f7z9n1q4r6t8v0w2xc", "inv_x", "sub_01jtq8p5f7z9n1q4r6t8v0w2xc"] {
-        assert_error(&stack.get(&format!("/v1/investigations/{unknown}")).await, 404, "not_found", "");
+        assert_error(&stack.get(&format!("/v1/investigations/{unknown}")).await, 404, "not_found", "investigation not found");
     }
 }

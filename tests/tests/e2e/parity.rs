@@ -1,12 +1,12 @@
-//! Parity between template.yaml, the handler registry and the local gateway: every declared route
-//! reaches its handler, every handler is declared, and anything else is a JSON 404/405 from the
-//! `not-found` function (the template's `$default` route), as in AWS.
+//! Over real HTTP, the local stack serves what template.yaml declares: every declared route reaches
+//! its handler, and anything else is a JSON 404/405 from the `not-found` function (the template's
+//! `$default` route), as in AWS. That the template, `puck_api::ROUTES` and the gateway's routing
+//! agree is checked once, in infra/local/tests/template_parity.rs.
 
 use crate::support::assert_error;
 use puck_e2e::TestStack;
 use puck_local::template::Template;
 use reqwest::Method;
-use std::collections::BTreeSet;
 
 fn template() -> Template {
     Template::load(&puck_local::moto::repo_root().join("template.yaml")).expect("template.yaml loads")
@@ -24,19 +24,6 @@ fn concrete(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
-}
-
-#[test]
-fn every_template_route_has_a_handler_and_every_handler_a_route() {
-    let routes = template().routes().expect("routes");
-    let declared: BTreeSet<&str> = routes.iter().map(|r| r.binary.as_str()).collect();
-    let registered: BTreeSet<&str> = puck_api::ROUTES.iter().map(|(name, _)| *name).collect();
-    assert_eq!(declared, registered, "template.yaml routes vs puck_api::ROUTES");
-    assert_eq!(routes.len(), declared.len(), "one function per route");
-    assert_eq!(routes.iter().filter(|r| !r.is_default()).count(), 15, "the routes of DESIGN §4");
-    // Plus the $default route, so API Gateway never answers an unmatched request itself.
-    let defaults: Vec<&str> = routes.iter().filter(|r| r.is_default()).map(|r| r.binary.as_str()).collect();
-    assert_eq!(defaults, ["not-found"], "the $default route");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

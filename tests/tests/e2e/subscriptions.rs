@@ -181,16 +181,16 @@ async fn delete_returns_204_and_the_subscription_is_gone_from_every_route() {
     let (status, body, _) = stack.delete(&path).await;
     assert_eq!((status, body), (204, Value::Null));
 
-    assert_error(&stack.get(&path).await, 404, "not_found", "");
-    assert_error(&stack.patch(&path, json!({"active": true})).await, 404, "not_found", "");
-    assert_error(&stack.delete(&path).await, 404, "not_found", "");
-    assert_error(&stack.post(&format!("{path}/test"), Value::Null).await, 404, "not_found", "");
+    assert_error(&stack.get(&path).await, 404, "not_found", "subscription not found");
+    assert_error(&stack.patch(&path, json!({"active": true})).await, 404, "not_found", "subscription not found");
+    assert_error(&stack.delete(&path).await, 404, "not_found", "subscription not found");
+    assert_error(&stack.post(&format!("{path}/test"), Value::Null).await, 404, "not_found", "subscription not found");
     let (_, listed, _) = stack.get(SUBSCRIPTIONS).await;
     assert_eq!(listed["subscriptions"], json!([]));
 
     // Ids that never existed, or are not ids at all, are 404 as well.
     for id in ["sub_01jtq8p5f7z9n1q4r6t8v0w2xc", "sub_nope", "dlv_01jtq8p5f7z9n1q4r6t8v0w2xc", "%20"] {
-        assert_error(&stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await, 404, "not_found", "");
+        assert_error(&stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await, 404, "not_found", "subscription not found");
     }
 }
 
@@ -257,10 +257,10 @@ async fn bodies_over_the_management_limit_get_413() {
     let stack = TestStack::start_default().await;
     let padding = "x".repeat(64 * 1024);
     let body = json!({"url": "https://hooks.example.com/puck", "events": ["agent.*"], "name": padding});
-    assert_error(&stack.post(SUBSCRIPTIONS, body.clone()).await, 413, "payload_too_large", "");
+    assert_error(&stack.post(SUBSCRIPTIONS, body.clone()).await, 413, "payload_too_large", "request body exceeds 65536 bytes");
     let created = create_subscription(&stack, subscription_body()).await;
     let path = format!("{SUBSCRIPTIONS}/{}", id_of(&created));
-    assert_error(&stack.patch(&path, json!({"name": padding})).await, 413, "payload_too_large", "");
+    assert_error(&stack.patch(&path, json!({"name": padding})).await, 413, "payload_too_large", "request body exceeds 65536 bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
 //! Lambda entry point for the `deliveries-list` route (see template.yaml).
 fn main() -> Result<(), lambda_http::Error> {
-    puck_api::run("deliveries-list")
+    puck_api::run(&puck_api::DELIVERIES_LIST)
 }

@@ -1,4 +1,4 @@
 //! Lambda entry point for the `endpoints-create` route (see template.yaml).
 fn main() -> Result<(), lambda_http::Error> {
-    puck_api::run("endpoints-create")
+    puck_api::run(&puck_api::ENDPOINTS_CREATE)
 }

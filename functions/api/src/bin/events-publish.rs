@@ -1,4 +1,4 @@
 //! Lambda entry point for the `events-publish` route (see template.yaml).
 fn main() -> Result<(), lambda_http::Error> {
-    puck_api::run("events-publish")
+    puck_api::run(&puck_api::EVENTS_PUBLISH)
 }

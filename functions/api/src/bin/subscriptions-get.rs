@@ -1,4 +1,4 @@
 //! Lambda entry point for the `subscriptions-get` route (see template.yaml).
 fn main() -> Result<(), lambda_http::Error> {
-    puck_api::run("subscriptions-get")
+    puck_api::run(&puck_api::SUBSCRIPTIONS_GET)
 }

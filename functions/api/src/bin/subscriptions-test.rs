@@ -1,4 +1,4 @@
 //! Lambda entry point for the `subscriptions-test` route (see template.yaml).
 fn main() -> Result<(), lambda_http::Error> {
-    puck_api::run("subscriptions-test")
+    puck_api::run(&puck_api::SUBSCRIPTIONS_TEST)
 }

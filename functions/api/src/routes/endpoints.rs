@@ -42,10 +42,9 @@ mod tests {
     #[tokio::test]
     async fn sample_events_without_a_known_key_get_401() {
         let ctx = puck_core::testing::context();
-        for name in ["endpoints-create", "endpoints-list", "endpoints-delete"] {
-            let handler = crate::handler(name).unwrap();
-            let (status, body) = status_and_json(handler(&ctx, fixture(name)).await);
-            assert_eq!(status, 401, "{name}");
+        for route in [crate::ENDPOINTS_CREATE, crate::ENDPOINTS_LIST, crate::ENDPOINTS_DELETE] {
+            let (status, body) = status_and_json((route.handler)(&ctx, fixture(route.binary)).await);
+            assert_eq!(status, 401, "{}", route.binary);
             assert_eq!(body["error"]["code"], "unauthorized");
         }
     }

@@ -3,45 +3,27 @@
 //! method, instead of API Gateway's own `{"message":"Not Found"}`. It touches no data.
 
 use crate::{match_route, RouteMatch};
-use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Request, Response};
 use puck_core::services::Context;
-use puck_http::json_response;
-use serde_json::json;
+use puck_http::{error_response, ApiError};
 
-/// The registry handler: the context is unused (the local stack passes its own).
+/// The table's handler: the context is unused (the local stack passes its own).
 pub async fn not_found(_ctx: &Context, req: Request) -> Response<Body> {
     answer(&req)
 }
 
-/// The response for an unmatched request. The raw path is echoed to the caller but never logged:
-/// an inbound receiver's path carries its URL key.
+/// The response for an unmatched request, through the API's one error mapping. The raw path is
+/// echoed to the caller but never logged: an inbound receiver's path carries its URL key.
 pub fn answer(req: &Request) -> Response<Body> {
-    let method = req.method().as_str();
-    let path = req.uri().path();
-    let error = |status: StatusCode, code: &str, message: String| {
-        json_response(status, &json!({"error": {"code": code, "message": message}}))
-    };
-    let resp = match match_route(method, path) {
-        RouteMatch::MethodNotAllowed(allowed) => {
-            let allowed = allowed.join(", ");
-            let mut resp = error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("{method} is not allowed on {path} (allowed: {allowed})"),
-            );
-            if let Ok(v) = HeaderValue::from_str(&allowed) {
-                resp.headers_mut().insert("allow", v);
-            }
-            resp
-        }
+    let (method, path) = (req.method().as_str().to_owned(), req.uri().path().to_owned());
+    let error = match match_route(&method, &path) {
+        RouteMatch::MethodNotAllowed(allowed) => ApiError::MethodNotAllowed { method, path, allowed },
         // `Found` means API Gateway matched no route although the table has one (the template and
-        // ROUTE_TABLE disagree, which a parity test forbids): still no route served it.
-        RouteMatch::NotFound | RouteMatch::Found(_) => {
-            error(StatusCode::NOT_FOUND, "not_found", format!("no route for {method} {path}"))
-        }
+        // ROUTES disagree, which a parity test forbids): still no route served it.
+        RouteMatch::NotFound | RouteMatch::Found { .. } => ApiError::NoRoute { method, path },
     };
-    tracing::info!(method, status = resp.status().as_u16(), "unmatched request");
+    let resp = error_response(error);
+    tracing::info!(method = req.method().as_str(), status = resp.status().as_u16(), "unmatched request");
     resp
 }
 

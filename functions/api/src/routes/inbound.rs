@@ -36,14 +36,12 @@ mod tests {
     use puck_core::model::{Endpoint, Provider};
     use puck_core::testing::caller;
     use puck_core::time::Timestamp;
-    use serde_json::{json, Value};
+    use serde_json::json;
     use std::collections::HashMap;
 
     /// The receiver key every `inbound-*` sample carries.
     fn fixture_key(name: &str) -> String {
-        let path = format!("{}/../../events/{name}.json", env!("CARGO_MANIFEST_DIR"));
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        v["pathParameters"]["key"].as_str().unwrap().to_owned()
+        fixture(name).path_parameters().first("key").unwrap().to_owned()
     }
 
     /// Stores an endpoint of a fresh account whose key is the samples' key.
@@ -75,8 +73,7 @@ mod tests {
     #[tokio::test]
     async fn sample_event_with_an_unknown_key_gets_401() {
         let ctx = puck_core::testing::context();
-        let handler = crate::handler("inbound-receive").unwrap();
-        let (status, body) = status_and_json(handler(&ctx, fixture("inbound-receive")).await);
+        let (status, body) = status_and_json((crate::INBOUND_RECEIVE.handler)(&ctx, fixture("inbound-receive")).await);
         assert_eq!(status, 401, "{body}");
         assert_eq!(body["error"]["message"], "invalid receiver key");
     }

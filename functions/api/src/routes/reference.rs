@@ -257,7 +257,7 @@ mod tests {
         assert!(csp.starts_with("default-src 'none'") && !csp.contains("script-src") && csp.contains("frame-ancestors 'none'"), "{csp}");
         assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
         let page = body_text(&resp);
-        for (binary, _, path) in crate::ROUTE_TABLE.iter().filter(|(b, _, _)| !crate::openapi::UNDOCUMENTED.contains(b)) {
+        for (binary, _, path) in crate::openapi::documented_routes() {
             assert!(page.contains(&format!("id=\"{}\"", anchor(binary))), "{binary}");
             assert!(page.contains(&escape(path)), "{path}");
         }

@@ -62,10 +62,10 @@ mod tests {
     #[tokio::test]
     async fn sample_events_without_a_known_key_get_401() {
         let ctx = puck_core::testing::context();
-        for name in ["subscriptions-create", "subscriptions-list", "subscriptions-get", "subscriptions-update", "subscriptions-delete", "subscriptions-test"] {
-            let handler = crate::handler(name).unwrap();
-            let (status, body) = status_and_json(handler(&ctx, fixture(name)).await);
-            assert_eq!(status, 401, "{name}");
+        use crate::{SUBSCRIPTIONS_CREATE, SUBSCRIPTIONS_DELETE, SUBSCRIPTIONS_GET, SUBSCRIPTIONS_LIST, SUBSCRIPTIONS_TEST, SUBSCRIPTIONS_UPDATE};
+        for route in [SUBSCRIPTIONS_CREATE, SUBSCRIPTIONS_LIST, SUBSCRIPTIONS_GET, SUBSCRIPTIONS_UPDATE, SUBSCRIPTIONS_DELETE, SUBSCRIPTIONS_TEST] {
+            let (status, body) = status_and_json((route.handler)(&ctx, fixture(route.binary)).await);
+            assert_eq!(status, 401, "{}", route.binary);
             assert_eq!(body["error"]["code"], "unauthorized");
         }
     }
