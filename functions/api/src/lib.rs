@@ -7,7 +7,8 @@
 //! the parity tests all read this table, and [`router`] is the one matcher they share.
 //!
 //! Adding a route: one line in the `routes!` block below, a `src/bin/<binary>.rs` main naming the
-//! new const, a `[[bin]]` in Cargo.toml, the function in template.yaml and `events/<binary>.json`.
+//! new const, a `[[bin]]` in Cargo.toml, the function in template.yaml and `events/<binary>.json`
+//! (listed in `FIXTURES`, routes/mod.rs, for the handler tests).
 
 pub mod openapi;
 pub mod router;

@@ -392,6 +392,33 @@ pub fn api_gateway_event(
 mod tests {
     use super::*;
 
+    /// What a response says, byte for byte: status, headers and body.
+    async fn wire(resp: http::Response<Full<Bytes>>) -> (StatusCode, Vec<(String, String)>, Bytes) {
+        let (parts, body) = resp.into_parts();
+        let headers = parts.headers.iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned())).collect();
+        let body = body.collect().await.unwrap().to_bytes();
+        (parts.status, headers, body)
+    }
+
+    #[tokio::test]
+    async fn without_a_default_route_the_gateway_answers_unmatched_requests_as_the_not_found_function_does() {
+        let template = crate::template::Template::load(&crate::moto::repo_root().join("template.yaml")).unwrap();
+        let routes: Vec<Route> = template.routes().unwrap().into_iter().filter(|r| !r.is_default()).collect();
+        let gateway = Gateway::new(&routes, Arc::new(puck_core::testing::context())).unwrap();
+        for (method, path, status) in [
+            (Method::GET, "/v1/nope", 404),
+            (Method::PUT, "/v1/webhooks/subscriptions", 405),
+            (Method::GET, "/v1/webhooks/incoming/github/somekey", 405),
+        ] {
+            let Routed::Unrouted(error) = gateway.route(&method, path) else { panic!("{method} {path} was routed") };
+            let from_gateway = wire(into_hyper(puck_http::error_response(error))).await;
+            let req = lambda_http::http::Request::builder().method(method.as_str()).uri(path).body(lambda_http::Body::Empty).unwrap();
+            let from_function = wire(into_hyper(puck_api::routes::fallback::answer(&req))).await;
+            assert_eq!(from_gateway.0.as_u16(), status, "{method} {path}");
+            assert_eq!(from_gateway, from_function, "{method} {path}");
+        }
+    }
+
     #[test]
     fn path_params_are_percent_decoded_but_plus_stays_plus() {
         assert_eq!(percent_decode("a%20b"), "a b");
