@@ -42,6 +42,7 @@ pub const ROUTES: &[(&str, Handler)] = &[
     route!("endpoints-delete", routes::endpoints::delete),
     route!("inbound-receive", routes::inbound::receive),
     route!("investigations-get", routes::investigations::get),
+    route!("console", routes::console::serve),
     route!("not-found", routes::fallback::not_found),
 ];
 
@@ -63,6 +64,8 @@ pub const ROUTE_TABLE: &[(&str, &str, &str)] = &[
     ("endpoints-delete", "DELETE", "/v1/webhooks/incoming/endpoints/{id}"),
     ("inbound-receive", "POST", "/v1/webhooks/incoming/{provider}/{key}"),
     ("investigations-get", "GET", "/v1/investigations/{id}"),
+    ("console", "GET", "/console"),
+    ("console", "GET", "/console/{asset}"),
 ];
 
 /// How [`match_route`] classified a request.
@@ -160,6 +163,8 @@ mod tests {
         for (binary, _, _) in ROUTE_TABLE {
             assert!(handler(binary).is_some(), "{binary}");
         }
-        assert_eq!(ROUTE_TABLE.len() + 1, ROUTES.len(), "every route plus the not-found fallback");
+        // The console is one function with two routes (the page and its assets).
+        let binaries: std::collections::BTreeSet<&str> = ROUTE_TABLE.iter().map(|(b, _, _)| *b).collect();
+        assert_eq!(binaries.len() + 1, ROUTES.len(), "every route's binary plus the not-found fallback");
     }
 }
