@@ -18,7 +18,7 @@ const rfc3339 = (local) => (local ? new Date(local).toISOString() : undefined);
  * fixes the status filter (the dead-letter view). Filters the API applies are applied again here,
  * so an API that does not know one yet still shows what was asked.
  */
-export function deliveryLog({ subscriptionId, status: fixedStatus, showSubscription = false, ctx, pageSize = 20 }) {
+export function deliveryLog({ subscriptionId, status: fixedStatus, showSubscription = false, ctx, pageSize = 20, onUpdate = () => {} }) {
   const statusSel = h("select", { id: "log-status" }, STATUSES.map((st) => h("option", { value: st }, st ? st.replace("_", " ") : "Any status")));
   const typeSel = h("select", { id: "log-event-type" }, h("option", { value: "" }, "Any event type"));
   const since = h("input", { type: "datetime-local", id: "log-since", step: "1" });
@@ -65,6 +65,7 @@ export function deliveryLog({ subscriptionId, status: fixedStatus, showSubscript
     info.textContent = rows.length === 0 ? "No deliveries match." : `${rows.length} deliveries${cursor ? " so far" : ""}${flying ? ` · ${flying} in flight, refreshing` : ""}`;
     replace(more, cursor ? h("button", { type: "button", class: "btn", id: "more-deliveries", onclick: () => load(true) }, "Show older") : null);
     schedule(flying > 0);
+    onUpdate(rows);
   };
   const schedule = (on) => {
     clearTimeout(timer);

@@ -98,8 +98,9 @@ export async function render(main, { id }, ctx) {
   const rotateSlot = h("span", {}, makeRotate());
 
   const chart = h("div", { class: "chart-slot" }, h("span", { class: "muted" }, "Loading the last 24 h…"));
-  last24h(id).then((rows) => replace(chart, outcomeChart(rows, { large: true })), () => replace(chart, h("span", { class: "muted" }, "Outcomes unavailable")));
-  const log = deliveryLog({ subscriptionId: id, ctx });
+  const drawChart = () => last24h(id).then((rows) => replace(chart, outcomeChart(rows, { large: true })), () => replace(chart, h("span", { class: "muted" }, "Outcomes unavailable")));
+  // The chart follows the log: whenever the log re-reads (a test sent, deliveries in flight).
+  const log = deliveryLog({ subscriptionId: id, ctx, onUpdate: drawChart });
   const headerNames = Object.keys(sub.headers || {});
 
   replace(main,
