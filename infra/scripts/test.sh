@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite: template lint, unit + handler tests, and end-to-end tests against the
-# local stack (moto + real HTTPS receivers). Installs what it needs (the project virtualenv) itself.
+# local stack (moto + real HTTPS receivers) and the web console in headless Chromium. Installs what it
+# needs (the project virtualenv, Debian chromium + chromium-driver) itself.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 bash infra/scripts/bootstrap-python.sh
 export PATH="$root/.venv/bin:$PATH"
+bash infra/scripts/install-chromium.sh
 
 echo "== cfn-lint template.yaml"
 cfn-lint template.yaml

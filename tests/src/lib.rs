@@ -20,6 +20,7 @@
 //!   mid-body, resets the connection or streams a huge body (fault-injection tests).
 //! - [`leaks`]: asserts that given secrets appear in neither the captured logs nor a table dump.
 //! - [`load`]: the load-without-loss run shared by the `puck-load` command and the e2e suite.
+//! - [`browser`]: [`browser::Browser`], a headless Chromium driven over WebDriver (the console tests).
 //! - [`dynamo`]: raw table dumps ([`TestStack::table_dump`]) to prove nothing is stored in clear.
 //!
 //! A typical test:
@@ -42,6 +43,7 @@
 //! # }
 //! ```
 
+pub mod browser;
 pub mod delivery;
 pub mod dynamo;
 pub mod logs;

@@ -7,6 +7,7 @@
 mod attacks;
 mod auth;
 mod bad_input;
+mod console;
 mod delivery_log;
 mod faults;
 mod filters;

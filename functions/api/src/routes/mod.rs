@@ -1,6 +1,7 @@
 //! Route handlers, grouped by resource. Each parses the request, calls a core service and maps
 //! the result with `puck_http`.
 
+pub mod console;
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
