@@ -11,9 +11,23 @@ use std::sync::OnceLock;
 
 const SOURCE: &str = include_str!("../openapi/openapi.yaml");
 
-/// (binary, method, path) of every route a client calls: all but the `$default` fallback.
-pub fn documented_routes() -> Vec<(&'static str, &'static str, &'static str)> {
-    crate::ROUTES.iter().filter(|r| !r.is_default()).map(|r| (r.binary, r.method, r.path)).collect()
+/// (operation id, method, path) of every route a client calls: all but the `$default` fallback.
+/// The operation id is the binary, or `<binary>-<param>` for the `{param}` route of a binary that
+/// serves several routes (the console's page and its assets), as the sample events are named.
+pub fn documented_routes() -> Vec<(String, &'static str, &'static str)> {
+    let routes: Vec<_> = crate::ROUTES.iter().filter(|r| !r.is_default()).collect();
+    routes
+        .iter()
+        .map(|r| {
+            let shared = routes.iter().filter(|o| o.binary == r.binary).count() > 1;
+            let param = r.path.rsplit('/').next().and_then(|s| s.strip_prefix('{')?.strip_suffix('}'));
+            let id = match (shared, param) {
+                (true, Some(param)) => format!("{}-{param}", r.binary),
+                _ => r.binary.to_owned(),
+            };
+            (id, r.method, r.path)
+        })
+        .collect()
 }
 
 /// The document, built once per container.
@@ -27,14 +41,15 @@ pub fn document() -> &'static Value {
 }
 
 /// The document for `routes` (binary, method, path): paths generated, operations placed.
-pub fn build(routes: &[(&str, &str, &str)]) -> Result<Value, String> {
+pub fn build(routes: &[(String, &str, &str)]) -> Result<Value, String> {
     let mut doc: Value = serde_yaml::from_str(SOURCE).map_err(|e| format!("openapi.yaml: {e}"))?;
     let root = doc.as_object_mut().ok_or("openapi.yaml is not a mapping")?;
     let Some(Value::Object(mut operations)) = root.remove("operations") else {
         return Err("openapi.yaml has no `operations` mapping".into());
     };
     let mut paths = Map::new();
-    for &(binary, method, path) in routes {
+    for (binary, method, path) in routes {
+        let (binary, method, path) = (binary.as_str(), *method, *path);
         let operation = operations.remove(binary).ok_or_else(|| format!("route {binary} ({method} {path}) has no operation"))?;
         let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         entry[method.to_ascii_lowercase()] = place(binary, operation)?;
@@ -63,7 +78,7 @@ fn place(binary: &str, mut operation: Value) -> Result<Value, String> {
     }
     let responses = op.get_mut("responses").and_then(Value::as_object_mut).ok_or_else(|| format!("operation {binary} has no responses"))?;
     let error_ref = |name: &str| json!({ "$ref": format!("#/components/responses/{name}") });
-    let uses_storage = !matches!(binary, "openapi-document" | "api-docs");
+    let uses_storage = !matches!(binary, "openapi-document" | "api-docs" | "console" | "console-asset");
     if uses_storage {
         for (status, name) in [("503", "Unavailable"), ("500", "Internal")] {
             responses.entry(status).or_insert_with(|| error_ref(name));
@@ -85,7 +100,7 @@ mod tests {
     fn every_route_has_an_operation_at_its_method_and_path() {
         let routes = documented_routes();
         let doc = build(&routes).unwrap();
-        for &(binary, method, path) in &routes {
+        for (binary, method, path) in &routes {
             let op = &doc["paths"][path][method.to_ascii_lowercase()];
             assert_eq!(op["operationId"], binary, "{method} {path}");
         }
@@ -97,7 +112,7 @@ mod tests {
     #[test]
     fn a_route_without_an_operation_and_an_operation_without_a_route_are_errors() {
         let mut routes = documented_routes();
-        routes.push(("brand-new-route", "GET", "/v1/new"));
+        routes.push(("brand-new-route".into(), "GET", "/v1/new"));
         assert_eq!(build(&routes).unwrap_err(), "route brand-new-route (GET /v1/new) has no operation");
         let fewer: Vec<_> = documented_routes().into_iter().filter(|(b, _, _)| *b != "deliveries-get").collect();
         assert_eq!(build(&fewer).unwrap_err(), "operation deliveries-get names no route");

@@ -36,6 +36,8 @@ pub(crate) mod test_support {
 
     fixtures![
         "api-docs",
+        "console",
+        "console-asset",
         "deliveries-get",
         "deliveries-list",
         "deliveries-replay",

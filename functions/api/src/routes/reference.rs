@@ -258,7 +258,7 @@ mod tests {
         assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
         let page = body_text(&resp);
         for (binary, _, path) in crate::openapi::documented_routes() {
-            assert!(page.contains(&format!("id=\"{}\"", anchor(binary))), "{binary}");
+            assert!(page.contains(&format!("id=\"{}\"", anchor(&binary))), "{binary}");
             assert!(page.contains(&escape(path)), "{path}");
         }
         assert!(!page.contains("<script"), "no script on the page");
