@@ -1,14 +1,26 @@
-//! Deliveries and published events.
+//! Deliveries and published events, laid out so that a delivery costs few and small writes.
 //!
 //! Delivery: `pk=ACCT#<account>`, `sk=DLV#<id>` (ids are time-ordered, so a reverse query is the
 //! newest-first log); `gsi1pk=SUB#<subscription>`, `gsi1sk=<id>` for a subscription's log; while
 //! in flight (`pending`/`failed`) also `due_pk=DUE#<0..7>`, `due_at=<next attempt, epoch ms>` so
 //! the sparse `due` index holds exactly what the sweeper watches. Sharding the due index 8 ways
-//! keeps one hot partition from forming under load. `expires_at` (TTL) is creation + retention.
+//! keeps one hot partition from forming under load. The item holds the summary fields only (well
+//! under 1 KB): no payload, no attempts, so each status change rewrites a small item.
+//!
+//! Body: `pk=ACCT#<account>`, `sk=BODY#<event_id>`, the envelope deflate-compressed in the Binary
+//! attribute `body`, written once per event in the same batch as its deliveries (never per
+//! delivery). Events are ≤ 128 KiB, so a body item is always far under the 400 KB item limit.
+//! Items written before this layout still carry `payload` (and a ring of `attempts`) inline;
+//! reads fall back to them.
+//!
+//! Attempt: `pk=ACCT#<account>`, `sk=ATT#<delivery id>#<number, 10 digits>`, one small item per
+//! attempt; a delivery is read with its newest [`MAX_LOGGED_ATTEMPTS`] (one reverse Query).
 //!
 //! Event: `pk=ACCT#<account>`, `sk=EVT#<event_id>`, written once (the idempotency record).
+//! Every item's `expires_at` (TTL, epoch seconds) is the value the use case decided.
 //!
-//! IAM: dynamodb:GetItem, PutItem, UpdateItem, Query (table and `index/*`), BatchWriteItem.
+//! IAM: dynamodb:GetItem, PutItem, UpdateItem, DeleteItem, Query (table and `index/*`),
+//! BatchWriteItem.
 
 use super::item::{from_item, to_item, value_to_attr, Item};
 use super::{account_pk, attr_str, corrupt, is_condition_failed, key, n, s, unavailable, Query, Table};
@@ -17,7 +29,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use puck_core::ids::{AccountId, DeliveryId, EventId, SubscriptionId};
-use puck_core::model::{attempt_slot, Attempt, Delivery, DeliveryStatus, StoredEvent, MAX_LOGGED_ATTEMPTS};
+use puck_core::model::{newest_attempts, Attempt, Delivery, DeliveryStatus, StoredEvent, MAX_LOGGED_ATTEMPTS};
 use puck_core::ports::{AttemptUpdate, DeliveryFilter, DeliveryStore, StoreError, StoreResult};
 use puck_core::time::Timestamp;
 use std::collections::HashMap;
@@ -38,9 +50,9 @@ pub struct DynamoDeliveryStore {
 }
 
 impl DynamoDeliveryStore {
-    /// `retention_days` sets the TTL of deliveries and event records.
-    pub fn new(client: Client, table_name: impl Into<String>, retention_days: i64) -> Self {
-        Self { table: Table::new(client, table_name, retention_days) }
+    /// Records carry their own `expires_at` (decided in core), so no retention is held here.
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self { table: Table::new(client, table_name, 0) }
     }
 
     pub(crate) fn with_faults(mut self, faults: FaultGate) -> Self {
@@ -55,6 +67,49 @@ fn dlv_sk(id: &DeliveryId) -> String {
 
 fn evt_sk(id: &EventId) -> String {
     format!("EVT#{id}")
+}
+
+fn body_sk(id: &EventId) -> String {
+    format!("BODY#{id}")
+}
+
+/// The attempts of one delivery sort by number under this prefix.
+fn att_prefix(id: &DeliveryId) -> String {
+    format!("ATT#{id}#")
+}
+
+fn att_sk(id: &DeliveryId, number: u32) -> String {
+    format!("{}{number:010}", att_prefix(id))
+}
+
+/// The envelope as stored in a body item: raw deflate.
+pub(crate) fn compress(payload: &str) -> StoreResult<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(payload.as_bytes()).and_then(|_| enc.finish()).map_err(|e| corrupt("body", e))
+}
+
+pub(crate) fn decompress(bytes: &[u8]) -> StoreResult<String> {
+    use std::io::Read;
+    let mut out = String::new();
+    flate2::read::DeflateDecoder::new(bytes).read_to_string(&mut out).map_err(|e| corrupt("body", e))?;
+    Ok(out)
+}
+
+/// The body item of an event: one per event, however many deliveries it has.
+fn body_item(d: &Delivery) -> StoreResult<Item> {
+    let mut item = key(account_pk(&d.account_id), body_sk(&d.event_id));
+    item.insert("body".into(), AttributeValue::B(compress(&d.payload)?.into()));
+    item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
+    Ok(item)
+}
+
+/// Replaces the numeric TTL attribute with the record's RFC 3339 `expires_at`, so the serde shape
+/// decodes (`expires_at` is epoch seconds in the table, for DynamoDB's TTL).
+fn ttl_to_field(item: &mut Item) {
+    if let Some(secs) = item.get("expires_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()) {
+        item.insert("expires_at".into(), s(Timestamp::from_unix_seconds(secs).rfc3339()));
+    }
 }
 
 /// The due-index shard of a delivery: FNV-1a of its id, stable across processes and releases.
@@ -72,13 +127,16 @@ fn due_ms(next_attempt_at: Option<Timestamp>, fallback: Timestamp) -> i64 {
     next_attempt_at.unwrap_or(fallback).unix_ms()
 }
 
-/// The stored item of a delivery, with keys, due fields and TTL.
-pub(crate) fn delivery_item(d: &Delivery, retention_days: i64) -> StoreResult<Item> {
+/// The stored item of a delivery, with keys, due fields and TTL; payload and attempts live in
+/// their own items.
+pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     let mut item = to_item(d).map_err(|e| corrupt("delivery", e))?;
+    item.remove("payload");
+    item.remove("attempts");
     item.extend(key(account_pk(&d.account_id), dlv_sk(&d.id)));
     item.insert("gsi1pk".into(), s(format!("SUB#{}", d.subscription_id)));
     item.insert("gsi1sk".into(), s(d.id.as_str()));
-    item.insert("expires_at".into(), n(d.created_at.plus_seconds(retention_days * 86_400).unix_seconds()));
+    item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
     if d.status.is_in_flight() {
         item.insert("due_pk".into(), s(due_shard(&d.id)));
         item.insert("due_at".into(), n(due_ms(d.next_attempt_at, d.updated_at)));
@@ -86,8 +144,16 @@ pub(crate) fn delivery_item(d: &Delivery, retention_days: i64) -> StoreResult<It
     Ok(item)
 }
 
+/// A delivery from its item; `payload` stays as stored inline (items of the old layout) or empty.
 fn decode(item: &Item) -> StoreResult<Delivery> {
-    from_item(item).map_err(|e| corrupt("delivery", e))
+    let mut item = item.clone();
+    ttl_to_field(&mut item);
+    item.entry("payload".into()).or_insert_with(|| s(""));
+    from_item(&item).map_err(|e| corrupt("delivery", e))
+}
+
+fn decode_attempt(item: &Item) -> StoreResult<Attempt> {
+    from_item(item).map_err(|e| corrupt("attempt", e))
 }
 
 fn attr<T: serde::Serialize>(v: &T) -> StoreResult<AttributeValue> {
@@ -123,6 +189,14 @@ fn status_in(from: &[DeliveryStatus], values: &mut HashMap<String, AttributeValu
         })
         .collect();
     format!("#st IN ({})", names.join(", "))
+}
+
+fn put_request(item: Item) -> StoreResult<WriteRequest> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|_| StoreError::Corrupt("put request could not be built".into()))?;
+    Ok(WriteRequest::builder().put_request(put).build())
 }
 
 impl DynamoDeliveryStore {
@@ -193,7 +267,7 @@ impl DynamoDeliveryStore {
             expr.push_str(remove);
         }
         let cond = status_in(from, &mut values);
-        let mut req = self
+        let req = self
             .table
             .client
             .update_item()
@@ -202,9 +276,6 @@ impl DynamoDeliveryStore {
             .update_expression(expr)
             .condition_expression(cond)
             .expression_attribute_names("#st", "status");
-        if extra_set.is_some_and(|e| e.contains("#att")) {
-            req = req.expression_attribute_names("#att", "attempts");
-        }
         match req.set_expression_attribute_values(Some(values)).send().await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failed(&e) => Ok(false),
@@ -217,15 +288,18 @@ impl DynamoDeliveryStore {
 impl DeliveryStore for DynamoDeliveryStore {
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>> {
         let item = self.table.get_item("GetItem event", account_pk(account), evt_sk(event_id)).await?;
-        item.as_ref().map(|i| from_item(i).map_err(|e| corrupt("event", e))).transpose()
+        item.map(|mut i| {
+            ttl_to_field(&mut i);
+            from_item(&i).map_err(|e| corrupt("event", e))
+        })
+        .transpose()
     }
 
     async fn insert_event_if_absent(&self, event: &StoredEvent) -> StoreResult<bool> {
         self.table.faults.dynamo()?;
         let mut item = to_item(event).map_err(|e| corrupt("event", e))?;
         item.extend(key(account_pk(&event.account_id), evt_sk(&event.event_id)));
-        let expires = Timestamp::now().plus_seconds(self.table.retention_days * 86_400);
-        item.insert("expires_at".into(), n(expires.unix_seconds()));
+        item.insert("expires_at".into(), n(event.expires_at.unix_seconds()));
         let res = self
             .table
             .client
@@ -243,13 +317,16 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
-        let mut requests = Vec::with_capacity(deliveries.len());
+        let mut requests = Vec::with_capacity(deliveries.len() + 1);
+        let mut bodies: Vec<(&AccountId, &EventId)> = Vec::new();
         for d in deliveries {
-            let put = PutRequest::builder()
-                .set_item(Some(delivery_item(d, self.table.retention_days)?))
-                .build()
-                .map_err(|_| StoreError::Corrupt("delivery put request could not be built".into()))?;
-            requests.push(WriteRequest::builder().put_request(put).build());
+            // The body goes in the same batch, once per event: a delivery is never readable
+            // without it for longer than the batch's own retries.
+            if !bodies.contains(&(&d.account_id, &d.event_id)) {
+                bodies.push((&d.account_id, &d.event_id));
+                requests.push(put_request(body_item(d)?)?);
+            }
+            requests.push(put_request(delivery_item(d)?)?);
         }
         self.batch_write("BatchWriteItem deliveries", requests).await
     }
@@ -267,8 +344,37 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn get(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
-        let item = self.table.get_item("GetItem delivery", account_pk(account), dlv_sk(id)).await?;
-        item.as_ref().map(decode).transpose()
+        let Some(mut d) = self.get_to_send(account, id).await? else { return Ok(None) };
+        let q = Query {
+            key_condition: "pk = :pk AND begins_with(sk, :p)".into(),
+            forward: false,
+            ..Query::default()
+        }
+        .value(":pk", s(account_pk(account)))
+        .value(":p", s(att_prefix(id)));
+        let items = self.table.query("Query attempts", &q, Some(MAX_LOGGED_ATTEMPTS as usize - 1)).await?;
+        let mut attempts = std::mem::take(&mut d.attempts);
+        for item in items.iter().take(MAX_LOGGED_ATTEMPTS as usize) {
+            attempts.push(decode_attempt(item)?);
+        }
+        d.attempts = newest_attempts(attempts);
+        Ok(Some(d))
+    }
+
+    async fn get_to_send(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        let Some(item) = self.table.get_item("GetItem delivery", account_pk(account), dlv_sk(id)).await? else {
+            return Ok(None);
+        };
+        let mut d = decode(&item)?;
+        if !item.contains_key("payload") {
+            let body = self.table.get_item("GetItem body", account_pk(account), body_sk(&d.event_id)).await?;
+            let bytes = body.as_ref().and_then(|b| b.get("body")).and_then(|v| v.as_b().ok());
+            let Some(bytes) = bytes else {
+                return Err(corrupt("delivery", "body item missing"));
+            };
+            d.payload = decompress(bytes.as_ref())?;
+        }
+        Ok(Some(d))
     }
 
     async fn list_page(
@@ -337,32 +443,45 @@ impl DeliveryStore for DynamoDeliveryStore {
         update: &AttemptUpdate,
     ) -> StoreResult<bool> {
         self.table.faults.record_attempt()?;
-        let mut values: HashMap<String, AttributeValue> = HashMap::from([
+        if update.only_if.is_empty() {
+            return Ok(false);
+        }
+        // The attempt first: if this fails nothing changed and the message is retried. Then the
+        // small conditional update of the delivery; if that finds it no longer in flight, the
+        // attempt record is taken back, as the port promises.
+        let mut item = to_item(attempt).map_err(|e| corrupt("attempt", e))?;
+        item.extend(key(account_pk(account), att_sk(id, attempt.number)));
+        item.insert("expires_at".into(), n(update.expires_at.unix_seconds()));
+        self.table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem attempt", &e))?;
+        let values: HashMap<String, AttributeValue> = HashMap::from([
             (":ac".to_owned(), attr(&update.attempt_count)?),
             (":lrs".to_owned(), attr(&update.last_response_status)?),
             (":le".to_owned(), attr(&update.last_error)?),
-            (":empty".to_owned(), AttributeValue::L(Vec::new())),
-            (":one".to_owned(), AttributeValue::L(vec![attr(attempt)?])),
         ]);
-        if attempt.number > MAX_LOGGED_ATTEMPTS {
-            values.retain(|k, _| k != ":empty" && k != ":one");
-            values.insert(":att".to_owned(), attr(attempt)?);
-        }
         let change = StatusChange { to: update.status, next_attempt_at: update.next_attempt_at, now: update.updated_at };
-        // The first MAX_LOGGED_ATTEMPTS attempts append; later ones overwrite the oldest slot.
-        let ring_slot;
-        let set = if attempt.number <= MAX_LOGGED_ATTEMPTS {
-            "attempt_count = :ac, last_response_status = :lrs, last_error = :le, \
-             #att = list_append(if_not_exists(#att, :empty), :one)"
-        } else {
-            ring_slot = format!(
-                "attempt_count = :ac, last_response_status = :lrs, last_error = :le, #att[{}] = :att",
-                attempt_slot(attempt.number)
-            );
-            ring_slot.as_str()
-        };
-        self.update_if_status("UpdateItem delivery attempt", account, id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], change, Some(set), values)
-            .await
+        let set = "attempt_count = :ac, last_response_status = :lrs, last_error = :le";
+        let applied = self.update_if_status("UpdateItem delivery attempt", account, id, update.only_if, change, Some(set), values).await?;
+        if !applied {
+            let res = self
+                .table
+                .client
+                .delete_item()
+                .table_name(&self.table.name)
+                .set_key(Some(key(account_pk(account), att_sk(id, attempt.number))))
+                .send()
+                .await;
+            if let Err(e) = res {
+                unavailable("DeleteItem attempt", &e);
+            }
+        }
+        Ok(applied)
     }
 
     async fn transition(
@@ -386,20 +505,21 @@ impl DeliveryStore for DynamoDeliveryStore {
         account: &AccountId,
         subscription: &SubscriptionId,
     ) -> StoreResult<Vec<DeliveryId>> {
+        let mut values = HashMap::new();
+        let in_flight = status_in(&DeliveryStatus::IN_FLIGHT, &mut values);
         let q = Query {
             index: Some("gsi1"),
             key_condition: "gsi1pk = :g".into(),
-            filter: Some("pk = :pk AND #st IN (:p, :f)".into()),
+            filter: Some(format!("pk = :pk AND {in_flight}")),
             projection: Some("#id".into()),
             forward: true,
+            values,
             ..Query::default()
         }
         .name("#st", "status")
         .name("#id", "id")
         .value(":g", s(format!("SUB#{subscription}")))
-        .value(":pk", s(account_pk(account)))
-        .value(":p", s(DeliveryStatus::Pending.as_str()))
-        .value(":f", s(DeliveryStatus::Failed.as_str()));
+        .value(":pk", s(account_pk(account)));
         let items = self.table.query("Query in-flight deliveries", &q, None).await?;
         items
             .iter()
@@ -453,21 +573,43 @@ mod tests {
     #[test]
     fn in_flight_item_has_due_fields_and_ttl() {
         let d = crate::dynamo::item::tests::delivery();
-        let item = delivery_item(&d, 30).unwrap();
+        let item = delivery_item(&d).unwrap();
+        assert!(!item.contains_key("payload") && !item.contains_key("attempts"));
         assert_eq!(attr_str(&item, "sk"), Some(format!("DLV#{}", d.id).as_str()));
         assert_eq!(attr_str(&item, "gsi1pk"), Some(format!("SUB#{}", d.subscription_id).as_str()));
         assert_eq!(attr_str(&item, "gsi1sk"), Some(d.id.as_str()));
         assert!(attr_str(&item, "due_pk").is_some_and(|p| p.starts_with("DUE#")));
         assert_eq!(item.get("due_at"), Some(&AttributeValue::N("1700000030000".into())));
         assert_eq!(item.get("expires_at"), Some(&AttributeValue::N((1_700_000_000 + 30 * 86_400).to_string())));
+        assert_eq!(decode(&item).unwrap(), Delivery { payload: String::new(), attempts: Vec::new(), ..d });
+    }
+
+    #[test]
+    fn old_layout_items_still_decode_with_their_inline_payload() {
+        let d = crate::dynamo::item::tests::delivery();
+        let mut item = delivery_item(&d).unwrap();
+        item.insert("payload".into(), s(d.payload.clone()));
+        item.insert("attempts".into(), value_to_attr(&d.attempts).unwrap());
         assert_eq!(decode(&item).unwrap(), d);
+    }
+
+    #[test]
+    fn body_round_trips_compressed_and_attempts_sort_by_number() {
+        let payload = format!("{{\"data\":\"{}\"}}", "x".repeat(128 * 1024));
+        let packed = compress(&payload).unwrap();
+        assert!(packed.len() < payload.len() / 10, "{}", packed.len());
+        assert_eq!(decompress(&packed).unwrap(), payload);
+        assert!(decompress(b"not deflate at all").is_err() || decompress(b"not deflate at all").unwrap() != payload);
+        let id = DeliveryId::parse("dlv_01hzy0000000000000000000aa").unwrap();
+        assert!(att_sk(&id, 9) < att_sk(&id, 10) && att_sk(&id, 10).starts_with(&att_prefix(&id)));
+        assert!(!att_sk(&id, 1).starts_with(DLV_PREFIX));
     }
 
     #[test]
     fn terminal_item_has_no_due_fields() {
         let mut d = crate::dynamo::item::tests::delivery();
         d.status = DeliveryStatus::Succeeded;
-        let item = delivery_item(&d, 30).unwrap();
+        let item = delivery_item(&d).unwrap();
         assert!(!item.contains_key("due_pk") && !item.contains_key("due_at"));
     }
 
