@@ -82,6 +82,15 @@ pub struct AttemptUpdate {
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>>;
+    /// The records of those of `event_ids` already published (any order): a batch's
+    /// idempotency check in one read where the store can batch it.
+    async fn find_events(&self, account: &AccountId, event_ids: &[EventId]) -> StoreResult<Vec<StoredEvent>> {
+        let mut found = Vec::new();
+        for id in event_ids {
+            found.extend(self.find_event(account, id).await?);
+        }
+        Ok(found)
+    }
     /// Writes the event record unless one with the same id exists; true if written.
     async fn insert_event_if_absent(&self, event: &StoredEvent) -> StoreResult<bool>;
     /// Writes new deliveries (batched). Called before the event record, so a crash in between

@@ -7,9 +7,9 @@
 //! keeps one hot partition from forming under load. The item holds the summary fields only (well
 //! under 1 KB): no payload, no attempts, so each status change rewrites a small item.
 //!
-//! Body: `pk=ACCT#<account>`, `sk=BODY#<event_id>`, the envelope deflate-compressed in the Binary
-//! attribute `body`, written once per event in the same batch as its deliveries (never per
-//! delivery). Events are ≤ 128 KiB, so a body item is always far under the 400 KB item limit.
+//! Body: `pk=ACCT#<account>`, `sk=BODY#<first delivery id of the event>`, the envelope
+//! deflate-compressed in the Binary attribute `body`, written once per event in the same batch as
+//! its deliveries (never per delivery), which point at it with `body_ref`. Events are ≤ 128 KiB, so a body item is always far under the 400 KB item limit.
 //! Items written before this layout still carry `payload` (and a ring of `attempts`) inline;
 //! reads fall back to them.
 //!
@@ -19,8 +19,12 @@
 //! Event: `pk=ACCT#<account>`, `sk=EVT#<event_id>`, written once (the idempotency record).
 //! Every item's `expires_at` (TTL, epoch seconds) is the value the use case decided.
 //!
+//! Indexes project only what their queries read ([`BY_SUB_INDEX`]: keys and `status`;
+//! [`DUE_INDEX`]: keys), so a delivery's writes cost little index capacity; a page of a
+//! subscription's log is then read by key with BatchGetItem.
+//!
 //! IAM: dynamodb:GetItem, PutItem, UpdateItem, DeleteItem, Query (table and `index/*`),
-//! BatchWriteItem.
+//! BatchGetItem, BatchWriteItem.
 
 use super::item::{from_item, to_item, value_to_attr, Item};
 use super::{account_pk, attr_str, corrupt, is_condition_failed, key, n, s, unavailable, Query, Table};
@@ -36,6 +40,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 const DLV_PREFIX: &str = "DLV#";
+/// A subscription's log: `gsi1pk`/`gsi1sk`, projecting the keys and `status` (its filter) only.
+pub const BY_SUB_INDEX: &str = "by_sub";
+/// The sweeper's sparse index of in-flight deliveries: `due_pk`/`due_at`, keys only.
+pub const DUE_INDEX: &str = "due_keys";
 /// Number of `due` index partitions.
 pub const DUE_SHARDS: u32 = 8;
 /// DynamoDB's BatchWriteItem limit.
@@ -69,8 +77,10 @@ fn evt_sk(id: &EventId) -> String {
     format!("EVT#{id}")
 }
 
-fn body_sk(id: &EventId) -> String {
-    format!("BODY#{id}")
+/// A body is keyed by the first delivery of its event in the write that stored it (unique per
+/// publish, so undoing a failed publish can never remove the body of a concurrent one).
+fn body_sk(first: &DeliveryId) -> String {
+    format!("BODY#{first}")
 }
 
 /// The attempts of one delivery sort by number under this prefix.
@@ -96,9 +106,9 @@ pub(crate) fn decompress(bytes: &[u8]) -> StoreResult<String> {
     Ok(out)
 }
 
-/// The body item of an event: one per event, however many deliveries it has.
+/// The body item of an event: one per event, however many deliveries it has; `d` is the first.
 fn body_item(d: &Delivery) -> StoreResult<Item> {
-    let mut item = key(account_pk(&d.account_id), body_sk(&d.event_id));
+    let mut item = key(account_pk(&d.account_id), body_sk(&d.id));
     item.insert("body".into(), AttributeValue::B(compress(&d.payload)?.into()));
     item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
     Ok(item)
@@ -150,6 +160,11 @@ fn decode(item: &Item) -> StoreResult<Delivery> {
     ttl_to_field(&mut item);
     item.entry("payload".into()).or_insert_with(|| s(""));
     from_item(&item).map_err(|e| corrupt("delivery", e))
+}
+
+fn decode_event(mut item: Item) -> StoreResult<StoredEvent> {
+    ttl_to_field(&mut item);
+    from_item(&item).map_err(|e| corrupt("event", e))
 }
 
 fn decode_attempt(item: &Item) -> StoreResult<Attempt> {
@@ -288,11 +303,14 @@ impl DynamoDeliveryStore {
 impl DeliveryStore for DynamoDeliveryStore {
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>> {
         let item = self.table.get_item("GetItem event", account_pk(account), evt_sk(event_id)).await?;
-        item.map(|mut i| {
-            ttl_to_field(&mut i);
-            from_item(&i).map_err(|e| corrupt("event", e))
-        })
-        .transpose()
+        item.map(decode_event).transpose()
+    }
+
+    async fn find_events(&self, account: &AccountId, event_ids: &[EventId]) -> StoreResult<Vec<StoredEvent>> {
+        let mut keys: Vec<Item> = event_ids.iter().map(|id| key(account_pk(account), evt_sk(id))).collect();
+        keys.dedup();
+        let items = self.table.batch_get("BatchGetItem events", &keys).await?;
+        items.into_iter().map(decode_event).collect()
     }
 
     async fn insert_event_if_absent(&self, event: &StoredEvent) -> StoreResult<bool> {
@@ -318,24 +336,32 @@ impl DeliveryStore for DynamoDeliveryStore {
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
         let mut requests = Vec::with_capacity(deliveries.len() + 1);
-        let mut bodies: Vec<(&AccountId, &EventId)> = Vec::new();
+        let mut bodies: Vec<(&AccountId, &EventId, &DeliveryId)> = Vec::new();
         for d in deliveries {
             // The body goes in the same batch, once per event: a delivery is never readable
             // without it for longer than the batch's own retries.
-            if !bodies.contains(&(&d.account_id, &d.event_id)) {
-                bodies.push((&d.account_id, &d.event_id));
-                requests.push(put_request(body_item(d)?)?);
-            }
-            requests.push(put_request(delivery_item(d)?)?);
+            let first = match bodies.iter().find(|(a, e, _)| *a == &d.account_id && *e == &d.event_id) {
+                Some((_, _, first)) => *first,
+                None => {
+                    bodies.push((&d.account_id, &d.event_id, &d.id));
+                    requests.push(put_request(body_item(d)?)?);
+                    &d.id
+                }
+            };
+            let mut item = delivery_item(d)?;
+            item.insert("body_ref".into(), s(first.as_str()));
+            requests.push(put_request(item)?);
         }
         self.batch_write("BatchWriteItem deliveries", requests).await
     }
 
     async fn remove_deliveries(&self, account: &AccountId, ids: &[DeliveryId]) -> StoreResult<()> {
-        let mut requests = Vec::with_capacity(ids.len());
-        for id in ids {
+        // A body is keyed by one of the publish's delivery ids: deleting `BODY#<id>` of each
+        // (absent ones are no-ops) takes it with them, and never another publish's body.
+        let mut requests = Vec::with_capacity(2 * ids.len());
+        for sk in ids.iter().flat_map(|id| [dlv_sk(id), body_sk(id)]) {
             let del = DeleteRequest::builder()
-                .set_key(Some(key(account_pk(account), dlv_sk(id))))
+                .set_key(Some(key(account_pk(account), sk)))
                 .build()
                 .map_err(|_| StoreError::Corrupt("delivery delete request could not be built".into()))?;
             requests.push(WriteRequest::builder().delete_request(del).build());
@@ -367,7 +393,9 @@ impl DeliveryStore for DynamoDeliveryStore {
         };
         let mut d = decode(&item)?;
         if !item.contains_key("payload") {
-            let body = self.table.get_item("GetItem body", account_pk(account), body_sk(&d.event_id)).await?;
+            let first = attr_str(&item, "body_ref").and_then(|r| DeliveryId::parse(r).ok());
+            let Some(first) = first else { return Err(corrupt("delivery", "no payload and no body_ref")) };
+            let body = self.table.get_item("GetItem body", account_pk(account), body_sk(&first)).await?;
             let bytes = body.as_ref().and_then(|b| b.get("body")).and_then(|v| v.as_b().ok());
             let Some(bytes) = bytes else {
                 return Err(corrupt("delivery", "body item missing"));
@@ -388,9 +416,10 @@ impl DeliveryStore for DynamoDeliveryStore {
         let mut q = Query { forward: false, ..Query::default() };
         q = q.value(":pk", s(account_pk(account)));
         if let Some(sub) = &filter.subscription_id {
-            // The subscription's partition of gsi1; the account check keeps a foreign
-            // subscription id from revealing another tenant's log.
-            q.index = Some("gsi1");
+            // The subscription's partition of the index; the account check keeps a foreign
+            // subscription id from revealing another tenant's log. The index holds keys and
+            // status only: the page's items are then read by key.
+            q.index = Some(BY_SUB_INDEX);
             q = q.value(":g", s(format!("SUB#{sub}")));
             filters.push("pk = :pk");
             match before {
@@ -422,15 +451,14 @@ impl DeliveryStore for DynamoDeliveryStore {
         }
         let items = self.table.query("Query deliveries", &q, Some(limit + 1)).await?;
         let skip = before.map(dlv_sk);
-        let mut out = Vec::with_capacity(limit + 1);
-        for item in &items {
-            if skip.is_some() && attr_str(item, "sk") == skip.as_deref() {
-                continue;
-            }
-            out.push(decode(item)?);
+        let mut page: Vec<Item> =
+            items.into_iter().filter(|item| skip.is_none() || attr_str(item, "sk") != skip.as_deref()).collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        if q.index.is_some() {
+            page = self.table.batch_get("BatchGetItem deliveries", &page).await?;
         }
-        let more = out.len() > limit;
-        out.truncate(limit);
+        let out = page.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
         let next = if more { out.last().map(|d| d.id.clone()) } else { None };
         Ok((out, next))
     }
@@ -452,14 +480,8 @@ impl DeliveryStore for DynamoDeliveryStore {
         let mut item = to_item(attempt).map_err(|e| corrupt("attempt", e))?;
         item.extend(key(account_pk(account), att_sk(id, attempt.number)));
         item.insert("expires_at".into(), n(update.expires_at.unix_seconds()));
-        self.table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| unavailable("PutItem attempt", &e))?;
+        self.table.faults.dynamo()?;
+        self.table.put_item("PutItem attempt", item).await?;
         let values: HashMap<String, AttributeValue> = HashMap::from([
             (":ac".to_owned(), attr(&update.attempt_count)?),
             (":lrs".to_owned(), attr(&update.last_response_status)?),
@@ -508,23 +530,23 @@ impl DeliveryStore for DynamoDeliveryStore {
         let mut values = HashMap::new();
         let in_flight = status_in(&DeliveryStatus::IN_FLIGHT, &mut values);
         let q = Query {
-            index: Some("gsi1"),
+            index: Some(BY_SUB_INDEX),
             key_condition: "gsi1pk = :g".into(),
             filter: Some(format!("pk = :pk AND {in_flight}")),
-            projection: Some("#id".into()),
+            projection: Some("sk".into()),
             forward: true,
             values,
             ..Query::default()
         }
         .name("#st", "status")
-        .name("#id", "id")
         .value(":g", s(format!("SUB#{subscription}")))
         .value(":pk", s(account_pk(account)));
         let items = self.table.query("Query in-flight deliveries", &q, None).await?;
         items
             .iter()
             .map(|item| {
-                attr_str(item, "id")
+                attr_str(item, "sk")
+                    .and_then(|sk| sk.strip_prefix(DLV_PREFIX))
                     .and_then(|raw| DeliveryId::parse(raw).ok())
                     .ok_or_else(|| corrupt("delivery", "missing or invalid id"))
             })
@@ -537,13 +559,12 @@ impl DeliveryStore for DynamoDeliveryStore {
         }
         let queries = (0..DUE_SHARDS).map(|shard| {
             let q = Query {
-                index: Some("due"),
+                index: Some(DUE_INDEX),
                 key_condition: "due_pk = :d AND due_at < :before".into(),
-                projection: Some("account_id, #id, due_at".into()),
+                projection: Some("pk, sk, due_at".into()),
                 forward: true,
                 ..Query::default()
             }
-            .name("#id", "id")
             .value(":d", s(format!("DUE#{shard}")))
             .value(":before", n(due_before.unix_ms()));
             async move { self.table.query("Query due deliveries", &q, Some(limit)).await }
@@ -551,8 +572,8 @@ impl DeliveryStore for DynamoDeliveryStore {
         let mut due: Vec<(i64, AccountId, DeliveryId)> = Vec::new();
         for result in futures::future::join_all(queries).await {
             for item in result? {
-                let account = attr_str(&item, "account_id").and_then(|a| AccountId::parse(a).ok());
-                let id = attr_str(&item, "id").and_then(|d| DeliveryId::parse(d).ok());
+                let account = attr_str(&item, "pk").and_then(|p| p.strip_prefix("ACCT#")).and_then(|a| AccountId::parse(a).ok());
+                let id = attr_str(&item, "sk").and_then(|k| k.strip_prefix(DLV_PREFIX)).and_then(|d| DeliveryId::parse(d).ok());
                 let at = item.get("due_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
                 match (account, id, at) {
                     (Some(account), Some(id), Some(at)) => due.push((at, account, id)),

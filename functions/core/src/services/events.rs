@@ -182,6 +182,12 @@ enum Pending {
 /// written in one batched call before any event record, then the records, then one enqueue.
 pub async fn publish_events(ctx: &Context, account: &AccountId, events: Vec<NewEvent>) -> Result<Vec<Published>, AppError> {
     let now = ctx.clock.now();
+    let ids: Vec<EventId> = events.iter().map(|e| e.event_id.clone()).collect();
+    let mut known = if ids.len() == 1 {
+        ctx.deliveries.find_event(account, &ids[0]).await?.into_iter().collect()
+    } else {
+        ctx.deliveries.find_events(account, &ids).await?
+    };
     let mut subs: Option<Vec<Subscription>> = None;
     let mut plan: Vec<Pending> = Vec::with_capacity(events.len());
     for event in events {
@@ -196,7 +202,8 @@ pub async fn publish_events(ctx: &Context, account: &AccountId, events: Vec<NewE
             plan.push(Pending::Known(known));
             continue;
         }
-        if let Some(existing) = ctx.deliveries.find_event(account, &event.event_id).await? {
+        if let Some(at) = known.iter().position(|k| k.event_id == event.event_id) {
+            let existing = known.swap_remove(at);
             plan.push(Pending::Known(Published { event_id: existing.event_id, deliveries: existing.delivery_count }));
             continue;
         }
