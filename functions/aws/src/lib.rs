@@ -113,7 +113,7 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         api_keys: Arc::new(DynamoApiKeyStore::new(dynamo.clone(), table).with_faults(faults.clone())),
         subscriptions: Arc::new(DynamoSubscriptionStore::new(dynamo.clone(), table).with_faults(faults.clone())),
         deliveries: Arc::new(
-            DynamoDeliveryStore::new(dynamo.clone(), table, config.retention_days).with_faults(faults.clone()),
+            DynamoDeliveryStore::new(dynamo.clone(), table).with_faults(faults.clone()),
         ),
         endpoints: Arc::new(DynamoEndpointStore::new(dynamo.clone(), table).with_faults(faults.clone())),
         investigations: Arc::new(

@@ -137,9 +137,13 @@ impl DeliveryStatus {
         Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
 
+    /// The statuses still owed an attempt; the one spelling of the in-flight condition that
+    /// use cases pass to [`crate::ports::DeliveryStore`] (which applies it atomically).
+    pub const IN_FLIGHT: [DeliveryStatus; 2] = [DeliveryStatus::Pending, DeliveryStatus::Failed];
+
     /// Still owed an attempt: the dispatcher may send it and the sweeper watches it.
     pub fn is_in_flight(self) -> bool {
-        matches!(self, DeliveryStatus::Pending | DeliveryStatus::Failed)
+        Self::IN_FLIGHT.contains(&self)
     }
 }
 
@@ -159,14 +163,19 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// How many attempts a delivery's log keeps (the newest). With the 128 KiB event limit and 4 KiB
-/// response bodies this keeps a delivery item well under DynamoDB's 400 KB, however often it is
+/// How many attempts a delivery shows (the newest): every attempt is kept as its own record until
+/// the retention TTL, and a delivery is read with at most this many, however often it was
 /// retried and replayed.
 pub const MAX_LOGGED_ATTEMPTS: u32 = 20;
 
-/// Where attempt `number` (1-based) is kept in the log: a ring of [`MAX_LOGGED_ATTEMPTS`] slots.
-pub fn attempt_slot(number: u32) -> usize {
-    (number.saturating_sub(1) % MAX_LOGGED_ATTEMPTS) as usize
+/// The newest [`MAX_LOGGED_ATTEMPTS`] of `attempts` (any order in), oldest first: what a store
+/// returns as [`Delivery::attempts`].
+pub fn newest_attempts(mut attempts: Vec<Attempt>) -> Vec<Attempt> {
+    attempts.sort_by_key(|a| a.number);
+    attempts.dedup_by_key(|a| a.number);
+    let keep = attempts.len().saturating_sub(MAX_LOGGED_ATTEMPTS as usize);
+    attempts.drain(..keep);
+    attempts
 }
 
 /// One event owed to one subscription.
@@ -185,10 +194,14 @@ pub struct Delivery {
     pub last_error: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// When the retention TTL removes the delivery and its attempts (whole seconds); set by the
+    /// use case from `Settings::retention_days` and the injected clock.
+    #[serde(default)]
+    pub expires_at: Timestamp,
     /// The envelope exactly as it is signed and sent, fixed at publish time so every retry and
     /// replay sends the same bytes.
     pub payload: String,
-    /// The newest [`MAX_LOGGED_ATTEMPTS`] attempts, kept as a ring (see [`attempt_slot`]).
+    /// The newest [`MAX_LOGGED_ATTEMPTS`] attempts, oldest first (see [`newest_attempts`]).
     #[serde(default)]
     pub attempts: Vec<Attempt>,
 }
@@ -231,6 +244,10 @@ pub struct StoredEvent {
     pub tags: BTreeMap<String, String>,
     pub emitted_at: Timestamp,
     pub delivery_count: u32,
+    /// When the retention TTL removes the record (whole seconds): after that the same
+    /// `event_id` publishes again.
+    #[serde(default)]
+    pub expires_at: Timestamp,
 }
 
 /// Inbound providers.
@@ -330,10 +347,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attempt_slots_form_a_ring_of_the_newest_attempts() {
-        assert_eq!(attempt_slot(1), 0);
-        assert_eq!(attempt_slot(MAX_LOGGED_ATTEMPTS), MAX_LOGGED_ATTEMPTS as usize - 1);
-        assert_eq!(attempt_slot(MAX_LOGGED_ATTEMPTS + 1), 0);
-        assert_eq!(attempt_slot(2 * MAX_LOGGED_ATTEMPTS + 3), 2);
+    fn newest_attempts_keeps_the_last_twenty_oldest_first() {
+        let attempt = |number: u32| Attempt {
+            attempt_id: crate::ids::AttemptId::generate(u64::from(number)),
+            number,
+            started_at: Timestamp(i64::from(number)),
+            duration_ms: 1,
+            request_headers: BTreeMap::new(),
+            response_status: Some(500),
+            response_headers: BTreeMap::new(),
+            response_body: None,
+            error: None,
+        };
+        let few = newest_attempts(vec![attempt(2), attempt(1)]);
+        assert_eq!(few.iter().map(|a| a.number).collect::<Vec<_>>(), vec![1, 2]);
+        let many = newest_attempts((1..=45).rev().map(attempt).chain([attempt(45)]).collect());
+        assert_eq!(many.iter().map(|a| a.number).collect::<Vec<_>>(), (26..=45).collect::<Vec<_>>());
     }
 }

@@ -63,9 +63,14 @@ pub struct DeliveryFilter {
     pub subscription_id: Option<SubscriptionId>,
 }
 
-/// What an attempt changed on its delivery (written together with the attempt, atomically).
+/// What an attempt changed on its delivery, and the rules the store applies with it (decided by
+/// the use case, so every store behaves alike).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptUpdate {
+    /// Apply only while the delivery's status is one of these ([`DeliveryStatus::IN_FLIGHT`]).
+    pub only_if: &'static [DeliveryStatus],
+    /// TTL of the attempt record: the delivery's own `expires_at`, so they leave together.
+    pub expires_at: Timestamp,
     pub status: DeliveryStatus,
     pub attempt_count: u32,
     pub next_attempt_at: Option<Timestamp>,
@@ -77,6 +82,15 @@ pub struct AttemptUpdate {
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>>;
+    /// The records of those of `event_ids` already published (any order): a batch's
+    /// idempotency check in one read where the store can batch it.
+    async fn find_events(&self, account: &AccountId, event_ids: &[EventId]) -> StoreResult<Vec<StoredEvent>> {
+        let mut found = Vec::new();
+        for id in event_ids {
+            found.extend(self.find_event(account, id).await?);
+        }
+        Ok(found)
+    }
     /// Writes the event record unless one with the same id exists; true if written.
     async fn insert_event_if_absent(&self, event: &StoredEvent) -> StoreResult<bool>;
     /// Writes new deliveries (batched). Called before the event record, so a crash in between
@@ -84,8 +98,15 @@ pub trait DeliveryStore: Send + Sync {
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()>;
     /// Removes deliveries written by a publish that lost a race on the same `event_id`.
     async fn remove_deliveries(&self, account: &AccountId, ids: &[DeliveryId]) -> StoreResult<()>;
+    /// The delivery with its payload and its newest [`crate::model::MAX_LOGGED_ATTEMPTS`]
+    /// attempts (oldest first).
     async fn get(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
-    /// Newest first, at most `limit`, strictly before `before`.
+    /// The delivery with its payload, attempts left empty: what the dispatcher needs to send.
+    async fn get_to_send(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        self.get(account, id).await.map(|d| d.map(|d| Delivery { attempts: Vec::new(), ..d }))
+    }
+    /// Newest first, at most `limit`, strictly before `before`; summaries: `payload` and
+    /// `attempts` may be left empty.
     async fn list_page(
         &self,
         account: &AccountId,
@@ -93,9 +114,9 @@ pub trait DeliveryStore: Send + Sync {
         limit: usize,
         before: Option<&DeliveryId>,
     ) -> StoreResult<(Vec<Delivery>, Option<DeliveryId>)>;
-    /// Logs an attempt (in slot [`crate::model::attempt_slot`] of the ring of the newest
-    /// [`crate::model::MAX_LOGGED_ATTEMPTS`]) and applies `update`, only while the delivery is still in flight
-    /// (`pending` or `failed`); false if it was not (succeeded elsewhere, abandoned, gone).
+    /// Logs an attempt as its own record (an attempt with the same number replaces it) and
+    /// applies `update`, only while the delivery's status is in `update.only_if`; false if it was
+    /// not (succeeded elsewhere, abandoned, gone), and then the attempt is not logged.
     async fn record_attempt(
         &self,
         account: &AccountId,

@@ -139,19 +139,18 @@ impl DeliveryStore for Memory {
     }
     async fn record_attempt(&self, a: &AccountId, id: &DeliveryId, attempt: &Attempt, u: &AttemptUpdate) -> StoreResult<bool> {
         let mut all = self.deliveries.lock().unwrap();
-        let Some(d) = all.get_mut(&key(a, id.as_str())).filter(|d| d.status.is_in_flight()) else { return Ok(false) };
+        let Some(d) = all.get_mut(&key(a, id.as_str())).filter(|d| u.only_if.contains(&d.status)) else { return Ok(false) };
         d.status = u.status;
         d.attempt_count = u.attempt_count;
         d.next_attempt_at = u.next_attempt_at;
         d.last_response_status = u.last_response_status;
         d.last_error = u.last_error.clone();
         d.updated_at = u.updated_at;
-        let slot = crate::model::attempt_slot(attempt.number);
-        if slot < d.attempts.len() {
-            d.attempts[slot] = attempt.clone();
-        } else {
-            d.attempts.push(attempt.clone());
-        }
+        // As the DynamoDB store: a record per attempt number, read back as the newest ones.
+        let mut attempts = std::mem::take(&mut d.attempts);
+        attempts.retain(|a| a.number != attempt.number);
+        attempts.push(attempt.clone());
+        d.attempts = crate::model::newest_attempts(attempts);
         Ok(true)
     }
     async fn transition(&self, a: &AccountId, id: &DeliveryId, from: &[DeliveryStatus], to: DeliveryStatus, next: Option<Timestamp>, now: Timestamp) -> StoreResult<bool> {

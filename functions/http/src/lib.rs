@@ -18,6 +18,8 @@ pub const MANAGE_BODY_LIMIT: usize = 64 * 1024;
 /// Body limit of `POST /v1/events`; keeps a delivery (envelope + attempt log) under DynamoDB's
 /// 400 KB item size.
 pub const EVENT_BODY_LIMIT: usize = 128 * 1024;
+/// `POST /v1/events/batch`: up to 100 events in at most 1 MiB (each event still ≤ 128 KiB).
+pub const BATCH_BODY_LIMIT: usize = 1024 * 1024;
 /// Body limit of inbound receivers (provider payloads can be large).
 pub const INBOUND_BODY_LIMIT: usize = 1024 * 1024;
 

@@ -6,6 +6,7 @@
 
 mod attacks;
 mod auth;
+mod batch;
 mod bad_input;
 mod console;
 mod delivery_log;

@@ -45,6 +45,7 @@ pub(crate) mod test_support {
         "endpoints-delete",
         "endpoints-list",
         "events-publish",
+        "events-publish-batch",
         "inbound-crowdstrike-detection",
         "inbound-github-code-scanning",
         "inbound-github-ping",

@@ -1,14 +1,30 @@
-//! Deliveries and published events.
+//! Deliveries and published events, laid out so that a delivery costs few and small writes.
 //!
 //! Delivery: `pk=ACCT#<account>`, `sk=DLV#<id>` (ids are time-ordered, so a reverse query is the
 //! newest-first log); `gsi1pk=SUB#<subscription>`, `gsi1sk=<id>` for a subscription's log; while
 //! in flight (`pending`/`failed`) also `due_pk=DUE#<0..7>`, `due_at=<next attempt, epoch ms>` so
 //! the sparse `due` index holds exactly what the sweeper watches. Sharding the due index 8 ways
-//! keeps one hot partition from forming under load. `expires_at` (TTL) is creation + retention.
+//! keeps one hot partition from forming under load. The item holds the summary fields only (well
+//! under 1 KB): no payload, no attempts, so each status change rewrites a small item.
+//!
+//! Body: `pk=ACCT#<account>`, `sk=BODY#<first delivery id of the event>`, the envelope
+//! deflate-compressed in the Binary attribute `body`, written once per event in the same batch as
+//! its deliveries (never per delivery), which point at it with `body_ref`. Events are ≤ 128 KiB, so a body item is always far under the 400 KB item limit.
+//! Items written before this layout still carry `payload` (and a ring of `attempts`) inline;
+//! reads fall back to them.
+//!
+//! Attempt: `pk=ACCT#<account>`, `sk=ATT#<delivery id>#<number, 10 digits>`, one small item per
+//! attempt; a delivery is read with its newest [`MAX_LOGGED_ATTEMPTS`] (one reverse Query).
 //!
 //! Event: `pk=ACCT#<account>`, `sk=EVT#<event_id>`, written once (the idempotency record).
+//! Every item's `expires_at` (TTL, epoch seconds) is the value the use case decided.
 //!
-//! IAM: dynamodb:GetItem, PutItem, UpdateItem, Query (table and `index/*`), BatchWriteItem.
+//! Indexes project only what their queries read ([`BY_SUB_INDEX`]: keys and `status`;
+//! [`DUE_INDEX`]: keys), so a delivery's writes cost little index capacity; a page of a
+//! subscription's log is then read by key with BatchGetItem.
+//!
+//! IAM: dynamodb:GetItem, PutItem, UpdateItem, DeleteItem, Query (table and `index/*`),
+//! BatchGetItem, BatchWriteItem.
 
 use super::item::{from_item, to_item, value_to_attr, Item};
 use super::{account_pk, attr_str, corrupt, is_condition_failed, key, n, s, unavailable, Query, Table};
@@ -17,13 +33,17 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use puck_core::ids::{AccountId, DeliveryId, EventId, SubscriptionId};
-use puck_core::model::{attempt_slot, Attempt, Delivery, DeliveryStatus, StoredEvent, MAX_LOGGED_ATTEMPTS};
+use puck_core::model::{newest_attempts, Attempt, Delivery, DeliveryStatus, StoredEvent, MAX_LOGGED_ATTEMPTS};
 use puck_core::ports::{AttemptUpdate, DeliveryFilter, DeliveryStore, StoreError, StoreResult};
 use puck_core::time::Timestamp;
 use std::collections::HashMap;
 use std::time::Duration;
 
 const DLV_PREFIX: &str = "DLV#";
+/// A subscription's log: `gsi1pk`/`gsi1sk`, projecting the keys and `status` (its filter) only.
+pub const BY_SUB_INDEX: &str = "by_sub";
+/// The sweeper's sparse index of in-flight deliveries: `due_pk`/`due_at`, keys only.
+pub const DUE_INDEX: &str = "due_keys";
 /// Number of `due` index partitions.
 pub const DUE_SHARDS: u32 = 8;
 /// DynamoDB's BatchWriteItem limit.
@@ -38,9 +58,9 @@ pub struct DynamoDeliveryStore {
 }
 
 impl DynamoDeliveryStore {
-    /// `retention_days` sets the TTL of deliveries and event records.
-    pub fn new(client: Client, table_name: impl Into<String>, retention_days: i64) -> Self {
-        Self { table: Table::new(client, table_name, retention_days) }
+    /// Records carry their own `expires_at` (decided in core), so no retention is held here.
+    pub fn new(client: Client, table_name: impl Into<String>) -> Self {
+        Self { table: Table::new(client, table_name, 0) }
     }
 
     pub(crate) fn with_faults(mut self, faults: FaultGate) -> Self {
@@ -55,6 +75,51 @@ fn dlv_sk(id: &DeliveryId) -> String {
 
 fn evt_sk(id: &EventId) -> String {
     format!("EVT#{id}")
+}
+
+/// A body is keyed by the first delivery of its event in the write that stored it (unique per
+/// publish, so undoing a failed publish can never remove the body of a concurrent one).
+fn body_sk(first: &DeliveryId) -> String {
+    format!("BODY#{first}")
+}
+
+/// The attempts of one delivery sort by number under this prefix.
+fn att_prefix(id: &DeliveryId) -> String {
+    format!("ATT#{id}#")
+}
+
+fn att_sk(id: &DeliveryId, number: u32) -> String {
+    format!("{}{number:010}", att_prefix(id))
+}
+
+/// The envelope as stored in a body item: raw deflate.
+pub(crate) fn compress(payload: &str) -> StoreResult<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(payload.as_bytes()).and_then(|_| enc.finish()).map_err(|e| corrupt("body", e))
+}
+
+pub(crate) fn decompress(bytes: &[u8]) -> StoreResult<String> {
+    use std::io::Read;
+    let mut out = String::new();
+    flate2::read::DeflateDecoder::new(bytes).read_to_string(&mut out).map_err(|e| corrupt("body", e))?;
+    Ok(out)
+}
+
+/// The body item of an event: one per event, however many deliveries it has; `d` is the first.
+fn body_item(d: &Delivery) -> StoreResult<Item> {
+    let mut item = key(account_pk(&d.account_id), body_sk(&d.id));
+    item.insert("body".into(), AttributeValue::B(compress(&d.payload)?.into()));
+    item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
+    Ok(item)
+}
+
+/// Replaces the numeric TTL attribute with the record's RFC 3339 `expires_at`, so the serde shape
+/// decodes (`expires_at` is epoch seconds in the table, for DynamoDB's TTL).
+fn ttl_to_field(item: &mut Item) {
+    if let Some(secs) = item.get("expires_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()) {
+        item.insert("expires_at".into(), s(Timestamp::from_unix_seconds(secs).rfc3339()));
+    }
 }
 
 /// The due-index shard of a delivery: FNV-1a of its id, stable across processes and releases.
@@ -72,13 +137,16 @@ fn due_ms(next_attempt_at: Option<Timestamp>, fallback: Timestamp) -> i64 {
     next_attempt_at.unwrap_or(fallback).unix_ms()
 }
 
-/// The stored item of a delivery, with keys, due fields and TTL.
-pub(crate) fn delivery_item(d: &Delivery, retention_days: i64) -> StoreResult<Item> {
+/// The stored item of a delivery, with keys, due fields and TTL; payload and attempts live in
+/// their own items.
+pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     let mut item = to_item(d).map_err(|e| corrupt("delivery", e))?;
+    item.remove("payload");
+    item.remove("attempts");
     item.extend(key(account_pk(&d.account_id), dlv_sk(&d.id)));
     item.insert("gsi1pk".into(), s(format!("SUB#{}", d.subscription_id)));
     item.insert("gsi1sk".into(), s(d.id.as_str()));
-    item.insert("expires_at".into(), n(d.created_at.plus_seconds(retention_days * 86_400).unix_seconds()));
+    item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
     if d.status.is_in_flight() {
         item.insert("due_pk".into(), s(due_shard(&d.id)));
         item.insert("due_at".into(), n(due_ms(d.next_attempt_at, d.updated_at)));
@@ -86,8 +154,21 @@ pub(crate) fn delivery_item(d: &Delivery, retention_days: i64) -> StoreResult<It
     Ok(item)
 }
 
+/// A delivery from its item; `payload` stays as stored inline (items of the old layout) or empty.
 fn decode(item: &Item) -> StoreResult<Delivery> {
-    from_item(item).map_err(|e| corrupt("delivery", e))
+    let mut item = item.clone();
+    ttl_to_field(&mut item);
+    item.entry("payload".into()).or_insert_with(|| s(""));
+    from_item(&item).map_err(|e| corrupt("delivery", e))
+}
+
+fn decode_event(mut item: Item) -> StoreResult<StoredEvent> {
+    ttl_to_field(&mut item);
+    from_item(&item).map_err(|e| corrupt("event", e))
+}
+
+fn decode_attempt(item: &Item) -> StoreResult<Attempt> {
+    from_item(item).map_err(|e| corrupt("attempt", e))
 }
 
 fn attr<T: serde::Serialize>(v: &T) -> StoreResult<AttributeValue> {
@@ -123,6 +204,14 @@ fn status_in(from: &[DeliveryStatus], values: &mut HashMap<String, AttributeValu
         })
         .collect();
     format!("#st IN ({})", names.join(", "))
+}
+
+fn put_request(item: Item) -> StoreResult<WriteRequest> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|_| StoreError::Corrupt("put request could not be built".into()))?;
+    Ok(WriteRequest::builder().put_request(put).build())
 }
 
 impl DynamoDeliveryStore {
@@ -193,7 +282,7 @@ impl DynamoDeliveryStore {
             expr.push_str(remove);
         }
         let cond = status_in(from, &mut values);
-        let mut req = self
+        let req = self
             .table
             .client
             .update_item()
@@ -202,9 +291,6 @@ impl DynamoDeliveryStore {
             .update_expression(expr)
             .condition_expression(cond)
             .expression_attribute_names("#st", "status");
-        if extra_set.is_some_and(|e| e.contains("#att")) {
-            req = req.expression_attribute_names("#att", "attempts");
-        }
         match req.set_expression_attribute_values(Some(values)).send().await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failed(&e) => Ok(false),
@@ -217,15 +303,21 @@ impl DynamoDeliveryStore {
 impl DeliveryStore for DynamoDeliveryStore {
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>> {
         let item = self.table.get_item("GetItem event", account_pk(account), evt_sk(event_id)).await?;
-        item.as_ref().map(|i| from_item(i).map_err(|e| corrupt("event", e))).transpose()
+        item.map(decode_event).transpose()
+    }
+
+    async fn find_events(&self, account: &AccountId, event_ids: &[EventId]) -> StoreResult<Vec<StoredEvent>> {
+        let mut keys: Vec<Item> = event_ids.iter().map(|id| key(account_pk(account), evt_sk(id))).collect();
+        keys.dedup();
+        let items = self.table.batch_get("BatchGetItem events", &keys).await?;
+        items.into_iter().map(decode_event).collect()
     }
 
     async fn insert_event_if_absent(&self, event: &StoredEvent) -> StoreResult<bool> {
         self.table.faults.dynamo()?;
         let mut item = to_item(event).map_err(|e| corrupt("event", e))?;
         item.extend(key(account_pk(&event.account_id), evt_sk(&event.event_id)));
-        let expires = Timestamp::now().plus_seconds(self.table.retention_days * 86_400);
-        item.insert("expires_at".into(), n(expires.unix_seconds()));
+        item.insert("expires_at".into(), n(event.expires_at.unix_seconds()));
         let res = self
             .table
             .client
@@ -243,22 +335,33 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
-        let mut requests = Vec::with_capacity(deliveries.len());
+        let mut requests = Vec::with_capacity(deliveries.len() + 1);
+        let mut bodies: Vec<(&AccountId, &EventId, &DeliveryId)> = Vec::new();
         for d in deliveries {
-            let put = PutRequest::builder()
-                .set_item(Some(delivery_item(d, self.table.retention_days)?))
-                .build()
-                .map_err(|_| StoreError::Corrupt("delivery put request could not be built".into()))?;
-            requests.push(WriteRequest::builder().put_request(put).build());
+            // The body goes in the same batch, once per event: a delivery is never readable
+            // without it for longer than the batch's own retries.
+            let first = match bodies.iter().find(|(a, e, _)| *a == &d.account_id && *e == &d.event_id) {
+                Some((_, _, first)) => *first,
+                None => {
+                    bodies.push((&d.account_id, &d.event_id, &d.id));
+                    requests.push(put_request(body_item(d)?)?);
+                    &d.id
+                }
+            };
+            let mut item = delivery_item(d)?;
+            item.insert("body_ref".into(), s(first.as_str()));
+            requests.push(put_request(item)?);
         }
         self.batch_write("BatchWriteItem deliveries", requests).await
     }
 
     async fn remove_deliveries(&self, account: &AccountId, ids: &[DeliveryId]) -> StoreResult<()> {
-        let mut requests = Vec::with_capacity(ids.len());
-        for id in ids {
+        // A body is keyed by one of the publish's delivery ids: deleting `BODY#<id>` of each
+        // (absent ones are no-ops) takes it with them, and never another publish's body.
+        let mut requests = Vec::with_capacity(2 * ids.len());
+        for sk in ids.iter().flat_map(|id| [dlv_sk(id), body_sk(id)]) {
             let del = DeleteRequest::builder()
-                .set_key(Some(key(account_pk(account), dlv_sk(id))))
+                .set_key(Some(key(account_pk(account), sk)))
                 .build()
                 .map_err(|_| StoreError::Corrupt("delivery delete request could not be built".into()))?;
             requests.push(WriteRequest::builder().delete_request(del).build());
@@ -267,8 +370,39 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn get(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
-        let item = self.table.get_item("GetItem delivery", account_pk(account), dlv_sk(id)).await?;
-        item.as_ref().map(decode).transpose()
+        let Some(mut d) = self.get_to_send(account, id).await? else { return Ok(None) };
+        let q = Query {
+            key_condition: "pk = :pk AND begins_with(sk, :p)".into(),
+            forward: false,
+            ..Query::default()
+        }
+        .value(":pk", s(account_pk(account)))
+        .value(":p", s(att_prefix(id)));
+        let items = self.table.query("Query attempts", &q, Some(MAX_LOGGED_ATTEMPTS as usize - 1)).await?;
+        let mut attempts = std::mem::take(&mut d.attempts);
+        for item in items.iter().take(MAX_LOGGED_ATTEMPTS as usize) {
+            attempts.push(decode_attempt(item)?);
+        }
+        d.attempts = newest_attempts(attempts);
+        Ok(Some(d))
+    }
+
+    async fn get_to_send(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
+        let Some(item) = self.table.get_item("GetItem delivery", account_pk(account), dlv_sk(id)).await? else {
+            return Ok(None);
+        };
+        let mut d = decode(&item)?;
+        if !item.contains_key("payload") {
+            let first = attr_str(&item, "body_ref").and_then(|r| DeliveryId::parse(r).ok());
+            let Some(first) = first else { return Err(corrupt("delivery", "no payload and no body_ref")) };
+            let body = self.table.get_item("GetItem body", account_pk(account), body_sk(&first)).await?;
+            let bytes = body.as_ref().and_then(|b| b.get("body")).and_then(|v| v.as_b().ok());
+            let Some(bytes) = bytes else {
+                return Err(corrupt("delivery", "body item missing"));
+            };
+            d.payload = decompress(bytes.as_ref())?;
+        }
+        Ok(Some(d))
     }
 
     async fn list_page(
@@ -282,9 +416,10 @@ impl DeliveryStore for DynamoDeliveryStore {
         let mut q = Query { forward: false, ..Query::default() };
         q = q.value(":pk", s(account_pk(account)));
         if let Some(sub) = &filter.subscription_id {
-            // The subscription's partition of gsi1; the account check keeps a foreign
-            // subscription id from revealing another tenant's log.
-            q.index = Some("gsi1");
+            // The subscription's partition of the index; the account check keeps a foreign
+            // subscription id from revealing another tenant's log. The index holds keys and
+            // status only: the page's items are then read by key.
+            q.index = Some(BY_SUB_INDEX);
             q = q.value(":g", s(format!("SUB#{sub}")));
             filters.push("pk = :pk");
             match before {
@@ -316,15 +451,14 @@ impl DeliveryStore for DynamoDeliveryStore {
         }
         let items = self.table.query("Query deliveries", &q, Some(limit + 1)).await?;
         let skip = before.map(dlv_sk);
-        let mut out = Vec::with_capacity(limit + 1);
-        for item in &items {
-            if skip.is_some() && attr_str(item, "sk") == skip.as_deref() {
-                continue;
-            }
-            out.push(decode(item)?);
+        let mut page: Vec<Item> =
+            items.into_iter().filter(|item| skip.is_none() || attr_str(item, "sk") != skip.as_deref()).collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        if q.index.is_some() {
+            page = self.table.batch_get("BatchGetItem deliveries", &page).await?;
         }
-        let more = out.len() > limit;
-        out.truncate(limit);
+        let out = page.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
         let next = if more { out.last().map(|d| d.id.clone()) } else { None };
         Ok((out, next))
     }
@@ -337,32 +471,39 @@ impl DeliveryStore for DynamoDeliveryStore {
         update: &AttemptUpdate,
     ) -> StoreResult<bool> {
         self.table.faults.record_attempt()?;
-        let mut values: HashMap<String, AttributeValue> = HashMap::from([
+        if update.only_if.is_empty() {
+            return Ok(false);
+        }
+        // The attempt first: if this fails nothing changed and the message is retried. Then the
+        // small conditional update of the delivery; if that finds it no longer in flight, the
+        // attempt record is taken back, as the port promises.
+        let mut item = to_item(attempt).map_err(|e| corrupt("attempt", e))?;
+        item.extend(key(account_pk(account), att_sk(id, attempt.number)));
+        item.insert("expires_at".into(), n(update.expires_at.unix_seconds()));
+        self.table.faults.dynamo()?;
+        self.table.put_item("PutItem attempt", item).await?;
+        let values: HashMap<String, AttributeValue> = HashMap::from([
             (":ac".to_owned(), attr(&update.attempt_count)?),
             (":lrs".to_owned(), attr(&update.last_response_status)?),
             (":le".to_owned(), attr(&update.last_error)?),
-            (":empty".to_owned(), AttributeValue::L(Vec::new())),
-            (":one".to_owned(), AttributeValue::L(vec![attr(attempt)?])),
         ]);
-        if attempt.number > MAX_LOGGED_ATTEMPTS {
-            values.retain(|k, _| k != ":empty" && k != ":one");
-            values.insert(":att".to_owned(), attr(attempt)?);
-        }
         let change = StatusChange { to: update.status, next_attempt_at: update.next_attempt_at, now: update.updated_at };
-        // The first MAX_LOGGED_ATTEMPTS attempts append; later ones overwrite the oldest slot.
-        let ring_slot;
-        let set = if attempt.number <= MAX_LOGGED_ATTEMPTS {
-            "attempt_count = :ac, last_response_status = :lrs, last_error = :le, \
-             #att = list_append(if_not_exists(#att, :empty), :one)"
-        } else {
-            ring_slot = format!(
-                "attempt_count = :ac, last_response_status = :lrs, last_error = :le, #att[{}] = :att",
-                attempt_slot(attempt.number)
-            );
-            ring_slot.as_str()
-        };
-        self.update_if_status("UpdateItem delivery attempt", account, id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], change, Some(set), values)
-            .await
+        let set = "attempt_count = :ac, last_response_status = :lrs, last_error = :le";
+        let applied = self.update_if_status("UpdateItem delivery attempt", account, id, update.only_if, change, Some(set), values).await?;
+        if !applied {
+            let res = self
+                .table
+                .client
+                .delete_item()
+                .table_name(&self.table.name)
+                .set_key(Some(key(account_pk(account), att_sk(id, attempt.number))))
+                .send()
+                .await;
+            if let Err(e) = res {
+                unavailable("DeleteItem attempt", &e);
+            }
+        }
+        Ok(applied)
     }
 
     async fn transition(
@@ -386,25 +527,26 @@ impl DeliveryStore for DynamoDeliveryStore {
         account: &AccountId,
         subscription: &SubscriptionId,
     ) -> StoreResult<Vec<DeliveryId>> {
+        let mut values = HashMap::new();
+        let in_flight = status_in(&DeliveryStatus::IN_FLIGHT, &mut values);
         let q = Query {
-            index: Some("gsi1"),
+            index: Some(BY_SUB_INDEX),
             key_condition: "gsi1pk = :g".into(),
-            filter: Some("pk = :pk AND #st IN (:p, :f)".into()),
-            projection: Some("#id".into()),
+            filter: Some(format!("pk = :pk AND {in_flight}")),
+            projection: Some("sk".into()),
             forward: true,
+            values,
             ..Query::default()
         }
         .name("#st", "status")
-        .name("#id", "id")
         .value(":g", s(format!("SUB#{subscription}")))
-        .value(":pk", s(account_pk(account)))
-        .value(":p", s(DeliveryStatus::Pending.as_str()))
-        .value(":f", s(DeliveryStatus::Failed.as_str()));
+        .value(":pk", s(account_pk(account)));
         let items = self.table.query("Query in-flight deliveries", &q, None).await?;
         items
             .iter()
             .map(|item| {
-                attr_str(item, "id")
+                attr_str(item, "sk")
+                    .and_then(|sk| sk.strip_prefix(DLV_PREFIX))
                     .and_then(|raw| DeliveryId::parse(raw).ok())
                     .ok_or_else(|| corrupt("delivery", "missing or invalid id"))
             })
@@ -417,13 +559,12 @@ impl DeliveryStore for DynamoDeliveryStore {
         }
         let queries = (0..DUE_SHARDS).map(|shard| {
             let q = Query {
-                index: Some("due"),
+                index: Some(DUE_INDEX),
                 key_condition: "due_pk = :d AND due_at < :before".into(),
-                projection: Some("account_id, #id, due_at".into()),
+                projection: Some("pk, sk, due_at".into()),
                 forward: true,
                 ..Query::default()
             }
-            .name("#id", "id")
             .value(":d", s(format!("DUE#{shard}")))
             .value(":before", n(due_before.unix_ms()));
             async move { self.table.query("Query due deliveries", &q, Some(limit)).await }
@@ -431,8 +572,8 @@ impl DeliveryStore for DynamoDeliveryStore {
         let mut due: Vec<(i64, AccountId, DeliveryId)> = Vec::new();
         for result in futures::future::join_all(queries).await {
             for item in result? {
-                let account = attr_str(&item, "account_id").and_then(|a| AccountId::parse(a).ok());
-                let id = attr_str(&item, "id").and_then(|d| DeliveryId::parse(d).ok());
+                let account = attr_str(&item, "pk").and_then(|p| p.strip_prefix("ACCT#")).and_then(|a| AccountId::parse(a).ok());
+                let id = attr_str(&item, "sk").and_then(|k| k.strip_prefix(DLV_PREFIX)).and_then(|d| DeliveryId::parse(d).ok());
                 let at = item.get("due_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
                 match (account, id, at) {
                     (Some(account), Some(id), Some(at)) => due.push((at, account, id)),
@@ -453,21 +594,43 @@ mod tests {
     #[test]
     fn in_flight_item_has_due_fields_and_ttl() {
         let d = crate::dynamo::item::tests::delivery();
-        let item = delivery_item(&d, 30).unwrap();
+        let item = delivery_item(&d).unwrap();
+        assert!(!item.contains_key("payload") && !item.contains_key("attempts"));
         assert_eq!(attr_str(&item, "sk"), Some(format!("DLV#{}", d.id).as_str()));
         assert_eq!(attr_str(&item, "gsi1pk"), Some(format!("SUB#{}", d.subscription_id).as_str()));
         assert_eq!(attr_str(&item, "gsi1sk"), Some(d.id.as_str()));
         assert!(attr_str(&item, "due_pk").is_some_and(|p| p.starts_with("DUE#")));
         assert_eq!(item.get("due_at"), Some(&AttributeValue::N("1700000030000".into())));
         assert_eq!(item.get("expires_at"), Some(&AttributeValue::N((1_700_000_000 + 30 * 86_400).to_string())));
+        assert_eq!(decode(&item).unwrap(), Delivery { payload: String::new(), attempts: Vec::new(), ..d });
+    }
+
+    #[test]
+    fn old_layout_items_still_decode_with_their_inline_payload() {
+        let d = crate::dynamo::item::tests::delivery();
+        let mut item = delivery_item(&d).unwrap();
+        item.insert("payload".into(), s(d.payload.clone()));
+        item.insert("attempts".into(), value_to_attr(&d.attempts).unwrap());
         assert_eq!(decode(&item).unwrap(), d);
+    }
+
+    #[test]
+    fn body_round_trips_compressed_and_attempts_sort_by_number() {
+        let payload = format!("{{\"data\":\"{}\"}}", "x".repeat(128 * 1024));
+        let packed = compress(&payload).unwrap();
+        assert!(packed.len() < payload.len() / 10, "{}", packed.len());
+        assert_eq!(decompress(&packed).unwrap(), payload);
+        assert!(decompress(b"not deflate at all").is_err() || decompress(b"not deflate at all").unwrap() != payload);
+        let id = DeliveryId::parse("dlv_01hzy0000000000000000000aa").unwrap();
+        assert!(att_sk(&id, 9) < att_sk(&id, 10) && att_sk(&id, 10).starts_with(&att_prefix(&id)));
+        assert!(!att_sk(&id, 1).starts_with(DLV_PREFIX));
     }
 
     #[test]
     fn terminal_item_has_no_due_fields() {
         let mut d = crate::dynamo::item::tests::delivery();
         d.status = DeliveryStatus::Succeeded;
-        let item = delivery_item(&d, 30).unwrap();
+        let item = delivery_item(&d).unwrap();
         assert!(!item.contains_key("due_pk") && !item.contains_key("due_at"));
     }
 

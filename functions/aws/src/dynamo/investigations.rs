@@ -61,14 +61,7 @@ impl InvestigationStore for DynamoInvestigationStore {
         self.table.faults.dynamo()?;
         let item = investigation_item(investigation)?;
         let Some(dedupe_key) = dedupe_key else {
-            self.table
-                .client
-                .put_item()
-                .table_name(&self.table.name)
-                .set_item(Some(item))
-                .send()
-                .await
-                .map_err(|e| unavailable("PutItem investigation", &e))?;
+            self.table.put_item("PutItem investigation", item).await?;
             return Ok(None);
         };
         let pk = account_pk(&investigation.account_id);

@@ -139,6 +139,7 @@ pub(crate) mod tests {
             last_error: None,
             created_at: Timestamp(1_700_000_000_000),
             updated_at: Timestamp(1_700_000_001_000),
+            expires_at: Timestamp::from_unix_seconds(1_700_000_000 + 30 * 86_400),
             payload: r#"{"event_id":"evt-1","data":{"n":1.5,"x":null}}"#.into(),
             attempts: vec![Attempt {
                 attempt_id: AttemptId::generate(1_700_000_000_500),

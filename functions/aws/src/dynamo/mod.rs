@@ -1,8 +1,9 @@
 //! DynamoDB adapters for the storage ports, over one single table.
 //!
-//! Layout (template.yaml declares the table): `pk`/`sk` strings as the primary key; GSI `gsi1`
-//! (`gsi1pk`, `gsi1sk`) lists a subscription's deliveries; sparse GSI `due` (`due_pk`, `due_at`
-//! number) holds only in-flight deliveries, sharded 8 ways, for the sweeper; TTL on `expires_at`
+//! Layout (template.yaml declares the table): `pk`/`sk` strings as the primary key; GSI `by_sub`
+//! (`gsi1pk`, `gsi1sk`; keys and `status`) lists a subscription's deliveries; sparse GSI
+//! `due_keys` (`due_pk`, `due_at` number; keys only) holds only in-flight deliveries, sharded 8
+//! ways, for the sweeper; TTL on `expires_at`
 //! (epoch seconds). Records are stored as their serde shape (see [`item`]) plus those key
 //! attributes, so a model field added in core is stored without touching this crate.
 //!
@@ -24,7 +25,7 @@ pub use subscriptions::DynamoSubscriptionStore;
 
 use crate::gate::FaultGate;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 use item::Item;
 use puck_core::ids::AccountId;
@@ -64,6 +65,60 @@ impl Table {
             .await
             .map_err(|e| unavailable(op, &e))?;
         Ok(out.item)
+    }
+
+    /// An unconditional PutItem (the caller checks the fault gate, once per operation).
+    pub(crate) async fn put_item(&self, op: &'static str, item: Item) -> StoreResult<()> {
+        self.client.put_item().table_name(&self.name).set_item(Some(item)).send().await.map_err(|e| unavailable(op, &e))?;
+        Ok(())
+    }
+
+    /// BatchGetItem (consistent) of `keys` (items holding at least `pk` and `sk`), in chunks of
+    /// 100, retrying unprocessed keys; the items found, in the order of `keys` (a key whose item
+    /// is gone, e.g. expired, is skipped).
+    pub(crate) async fn batch_get(&self, op: &'static str, keys: &[Item]) -> StoreResult<Vec<Item>> {
+        self.faults.dynamo()?;
+        let wanted: Vec<(String, String)> = keys
+            .iter()
+            .filter_map(|k| Some((attr_str(k, "pk")?.to_owned(), attr_str(k, "sk")?.to_owned())))
+            .collect();
+        let mut found: HashMap<(String, String), Item> = HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(100) {
+            let mut pending: Vec<Item> = chunk.iter().map(|(pk, sk)| key(pk.clone(), sk.clone())).collect();
+            let mut round = 0u32;
+            while !pending.is_empty() {
+                if round > 0 {
+                    if round > 6 {
+                        return Err(StoreError::Unavailable(format!("dynamodb {op} failed: unprocessed keys")));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25u64 << round.min(6))).await;
+                }
+                round += 1;
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|_| StoreError::Corrupt("batch get request could not be built".into()))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.name, request)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(op, &e))?;
+                for item in out.responses.and_then(|mut r| r.remove(&self.name)).unwrap_or_default() {
+                    if let (Some(pk), Some(sk)) = (attr_str(&item, "pk"), attr_str(&item, "sk")) {
+                        found.insert((pk.to_owned(), sk.to_owned()), item);
+                    }
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&self.name))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+            }
+        }
+        Ok(wanted.into_iter().filter_map(|k| found.remove(&k)).collect())
     }
 
     /// Runs a query to the end, or until more than `want` items were collected (so the caller can

@@ -1,6 +1,6 @@
 //! The delivery log (list, get with attempts), replay, and the `/test` delivery.
 
-use super::events::{enqueue_written, new_delivery};
+use super::events::{enqueue_written, pending_delivery};
 use super::subscriptions;
 use super::Context;
 use crate::envelope::Envelope;
@@ -80,7 +80,7 @@ pub async fn send_test(ctx: &Context, caller: &Caller, raw_sub_id: &str) -> Resu
         "depth": "standard",
     });
     let envelope = Envelope::new(EventId::generate(), "investigation.queued", now, data);
-    let delivery = new_delivery(&sub, &envelope, &envelope.to_json(), now);
+    let delivery = pending_delivery(&sub, &envelope, &envelope.to_json(), now, ctx.settings.expires_at(now));
     ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
     enqueue_written(ctx, std::slice::from_ref(&delivery)).await;
     Ok(json!({ "delivery_id": delivery.id }))

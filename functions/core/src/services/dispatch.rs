@@ -70,7 +70,7 @@ impl Dispatcher {
     /// within this message's life, which drives backoff and the last-attempt decision.
     pub async fn dispatch(&self, job: &DeliveryJob, receive_count: u32) -> Result<JobOutcome, AppError> {
         let ctx = &self.ctx;
-        let Some(delivery) = ctx.deliveries.get(&job.account_id, &job.delivery_id).await? else {
+        let Some(delivery) = ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? else {
             tracing::warn!(account_id = %job.account_id, delivery_id = %job.delivery_id, "job for an unknown delivery; dropped");
             return Ok(JobOutcome::Done);
         };
@@ -81,7 +81,7 @@ impl Dispatcher {
         let now = ctx.clock.now();
         let Some(sub) = ctx.subscriptions.get(&delivery.account_id, &delivery.subscription_id).await? else {
             ctx.deliveries
-                .transition(&delivery.account_id, &delivery.id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], DeliveryStatus::Abandoned, None, now)
+                .transition(&delivery.account_id, &delivery.id, &DeliveryStatus::IN_FLIGHT, DeliveryStatus::Abandoned, None, now)
                 .await?;
             tracing::info!(delivery_id = %delivery.id, subscription_id = %delivery.subscription_id, "subscription deleted; delivery abandoned");
             return Ok(JobOutcome::Done);
@@ -90,12 +90,14 @@ impl Dispatcher {
         let attempt_id = AttemptId::generate(now.unix_ms() as u64);
         let request = build_request(&delivery, &sub, &attempt_id, &secrets, now);
         let outcome = self.sender.send(&request).await;
-        self.record(&delivery, attempt_id, now, &request, outcome, receive_count.max(1)).await
+        self.record(&delivery, &sub, attempt_id, now, &request, outcome, receive_count.max(1)).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
         delivery: &Delivery,
+        sub: &Subscription,
         attempt_id: AttemptId,
         started_at: Timestamp,
         request: &OutboundRequest,
@@ -122,6 +124,8 @@ impl Dispatcher {
             error: outcome.error.clone(),
         };
         let update = AttemptUpdate {
+            only_if: &DeliveryStatus::IN_FLIGHT,
+            expires_at: delivery.expires_at,
             status,
             attempt_count: number,
             next_attempt_at,
@@ -144,9 +148,23 @@ impl Dispatcher {
             // Abandoned or finished elsewhere while we were sending: nothing more to do.
             return Ok(JobOutcome::Done);
         }
-        ctx.subscriptions.record_last_delivery(&delivery.account_id, &delivery.subscription_id, status, now).await?;
+        if last_delivery_is_stale(sub, status, now) {
+            ctx.subscriptions.record_last_delivery(&delivery.account_id, &delivery.subscription_id, status, now).await?;
+        }
         Ok(job)
     }
+}
+
+/// How old a subscription's `last_delivery_at` may get before an attempt with the same outcome
+/// writes it again. Between, a steady stream of deliveries costs no subscription write at all.
+pub const LAST_DELIVERY_REFRESH_SECS: i64 = 60;
+
+/// Whether an attempt ending in `status` must update the subscription's `last_delivery_*`: when
+/// the status differs from the recorded one, or the recorded time is over
+/// [`LAST_DELIVERY_REFRESH_SECS`] old (so `last_delivery_at` is at most that stale).
+pub fn last_delivery_is_stale(sub: &Subscription, status: DeliveryStatus, now: Timestamp) -> bool {
+    sub.last_delivery_status.as_deref() != Some(status.as_str())
+        || sub.last_delivery_at.is_none_or(|at| now.unix_ms() - at.unix_ms() >= LAST_DELIVERY_REFRESH_SECS * 1000)
 }
 
 /// The request of one attempt: the stored envelope, signed now.
@@ -204,6 +222,21 @@ mod tests {
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             ..SendOutcome::default()
         }
+    }
+
+    #[test]
+    fn last_delivery_is_written_on_a_change_or_once_a_minute() {
+        let mut sub = crate::testing::subscription_for(&["finding.*"]);
+        let now = Timestamp(1_700_000_000_000);
+        sub.last_delivery_status = None;
+        sub.last_delivery_at = None;
+        assert!(last_delivery_is_stale(&sub, DeliveryStatus::Succeeded, now));
+        sub.last_delivery_status = Some("succeeded".into());
+        sub.last_delivery_at = Some(now.plus_seconds(-59));
+        assert!(!last_delivery_is_stale(&sub, DeliveryStatus::Succeeded, now));
+        assert!(last_delivery_is_stale(&sub, DeliveryStatus::Failed, now));
+        sub.last_delivery_at = Some(now.plus_seconds(-LAST_DELIVERY_REFRESH_SECS));
+        assert!(last_delivery_is_stale(&sub, DeliveryStatus::Succeeded, now));
     }
 
     #[test]

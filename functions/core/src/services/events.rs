@@ -6,7 +6,7 @@
 //! failure after it leaves `pending` deliveries that the sweeper sends. Nothing is lost.
 
 use super::input::{wrong_type, Fields};
-use super::Context;
+use super::{Context, Settings};
 use crate::envelope::Envelope;
 use crate::error::AppError;
 use crate::filters::{subscription_matches, EventFacts};
@@ -73,8 +73,14 @@ pub async fn publish(ctx: &Context, caller: &Caller, body: Value) -> Result<Publ
     publish_event(ctx, &caller.account_id, event).await
 }
 
-/// Builds a pending delivery of `envelope` to `sub`.
+/// Builds a pending delivery of `envelope` to `sub`, kept for the default retention (tools and
+/// tests; use cases call [`pending_delivery`] with their settings).
 pub fn new_delivery(sub: &Subscription, envelope: &Envelope, payload: &str, now: Timestamp) -> Delivery {
+    pending_delivery(sub, envelope, payload, now, Settings::default().expires_at(now))
+}
+
+/// Builds a pending delivery of `envelope` to `sub` that the retention TTL removes at `expires_at`.
+pub fn pending_delivery(sub: &Subscription, envelope: &Envelope, payload: &str, now: Timestamp, expires_at: Timestamp) -> Delivery {
     Delivery {
         id: DeliveryId::generate(now.unix_ms() as u64),
         account_id: sub.account_id.clone(),
@@ -88,6 +94,7 @@ pub fn new_delivery(sub: &Subscription, envelope: &Envelope, payload: &str, now:
         last_error: None,
         created_at: now,
         updated_at: now,
+        expires_at,
         payload: payload.to_owned(),
         attempts: Vec::new(),
     }
@@ -108,49 +115,180 @@ pub async fn enqueue_written(ctx: &Context, deliveries: &[Delivery]) {
 
 /// Publishes an already validated event for an account (API publish and inbound triggers).
 pub async fn publish_event(ctx: &Context, account: &AccountId, event: NewEvent) -> Result<Published, AppError> {
-    if let Some(existing) = ctx.deliveries.find_event(account, &event.event_id).await? {
-        return Ok(Published { event_id: existing.event_id, deliveries: existing.delivery_count });
-    }
-    let now = ctx.clock.now();
-    let facts = EventFacts { event_type: event.event_type.as_str(), severity: event.severity, tags: &event.tags };
-    let subs = ctx.subscriptions.list_all(account).await?;
-    let envelope = Envelope::new(event.event_id.clone(), event.event_type.as_str(), now, event.data);
-    let payload = envelope.to_json();
-    let deliveries: Vec<Delivery> = subs
-        .iter()
-        .filter(|s| subscription_matches(s, &facts))
-        .map(|s| new_delivery(s, &envelope, &payload, now))
-        .collect();
+    let mut results = publish_events(ctx, account, vec![event]).await?;
+    results.pop().ok_or(AppError::Internal("publish returned no result".into()))
+}
 
-    if let Err(e) = ctx.deliveries.insert_deliveries(&deliveries).await {
-        undo_deliveries(ctx, account, &deliveries).await;
+/// The most events one `POST /v1/events/batch` takes (DESIGN §4).
+pub const MAX_BATCH_EVENTS: usize = 100;
+/// The most bytes one event of a batch may take, as compact JSON: the single-publish body limit.
+pub const MAX_EVENT_BYTES: usize = 128 * 1024;
+
+/// `POST /v1/events/batch`: every event is validated before anything is published; results in
+/// request order.
+pub async fn publish_batch(ctx: &Context, caller: &Caller, body: Value) -> Result<Vec<Published>, AppError> {
+    let events = parse_batch(body)?;
+    publish_events(ctx, &caller.account_id, events).await
+}
+
+/// `{"events": [event, …]}` with 1 to [`MAX_BATCH_EVENTS`] events, each at most
+/// [`MAX_EVENT_BYTES`]; an error names the event and its field (`events[3].event_type: …`).
+pub fn parse_batch(body: Value) -> Result<Vec<NewEvent>, AppError> {
+    let fields = Fields::new(body)?;
+    fields.deny_unknown(&["events"])?;
+    let list = match fields.raw("events") {
+        None | Some(Value::Null) => return Err(AppError::validation("events is required")),
+        Some(Value::Array(list)) => list,
+        Some(_) => return Err(wrong_type("events", "an array")),
+    };
+    if list.is_empty() || list.len() > MAX_BATCH_EVENTS {
+        return Err(AppError::validation(format!("events must hold 1 to {MAX_BATCH_EVENTS} events, not {}", list.len())));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            let size = serde_json::to_vec(raw).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > MAX_EVENT_BYTES {
+                return Err(AppError::validation(format!("events[{i}]: event is {size} bytes, over the {MAX_EVENT_BYTES} limit")));
+            }
+            NewEvent::parse(raw.clone()).map_err(|e| in_batch(i, e))
+        })
+        .collect()
+}
+
+/// Prefixes a field error with the event's place: `data is required` → `events[2].data: is
+/// required`; a message not led by a field (`unknown field …`) → `events[2]: unknown field …`.
+fn in_batch(index: usize, err: AppError) -> AppError {
+    let AppError::Validation(message) = err else { return err };
+    let (head, rest) = message.split_once(' ').unwrap_or((message.as_str(), ""));
+    let names_field = FIELDS.iter().any(|f| head == *f || head.strip_prefix(f).is_some_and(|t| t.starts_with('.')));
+    if names_field && !rest.is_empty() {
+        AppError::Validation(format!("events[{index}].{head}: {rest}"))
+    } else if message == "request body must be a JSON object" {
+        AppError::Validation(format!("events[{index}]: must be a JSON object"))
+    } else {
+        AppError::Validation(format!("events[{index}]: {message}"))
+    }
+}
+
+/// One event's part of a publish: its record and deliveries, or the answer it already has.
+enum Pending {
+    Known(Published),
+    New { record: StoredEvent, deliveries: Vec<Delivery> },
+}
+
+/// Publishes validated events: known `event_id`s (earlier, or earlier in the same list) answer
+/// their first result; the subscriptions are read once; all deliveries (and their bodies) are
+/// written in one batched call before any event record, then the records, then one enqueue.
+pub async fn publish_events(ctx: &Context, account: &AccountId, events: Vec<NewEvent>) -> Result<Vec<Published>, AppError> {
+    let now = ctx.clock.now();
+    let ids: Vec<EventId> = events.iter().map(|e| e.event_id.clone()).collect();
+    let mut known = if ids.len() == 1 {
+        ctx.deliveries.find_event(account, &ids[0]).await?.into_iter().collect()
+    } else {
+        ctx.deliveries.find_events(account, &ids).await?
+    };
+    let mut subs: Option<Vec<Subscription>> = None;
+    let mut plan: Vec<Pending> = Vec::with_capacity(events.len());
+    for event in events {
+        let earlier = plan.iter().find_map(|p| match p {
+            Pending::Known(k) if k.event_id == event.event_id => Some(k.clone()),
+            Pending::New { record, .. } if record.event_id == event.event_id => {
+                Some(Published { event_id: record.event_id.clone(), deliveries: record.delivery_count })
+            }
+            _ => None,
+        });
+        if let Some(known) = earlier {
+            plan.push(Pending::Known(known));
+            continue;
+        }
+        if let Some(at) = known.iter().position(|k| k.event_id == event.event_id) {
+            let existing = known.swap_remove(at);
+            plan.push(Pending::Known(Published { event_id: existing.event_id, deliveries: existing.delivery_count }));
+            continue;
+        }
+        let subs = match &subs {
+            Some(s) => s,
+            None => subs.insert(ctx.subscriptions.list_all(account).await?),
+        };
+        plan.push(plan_event(ctx, account, subs, event, now));
+    }
+
+    let all: Vec<Delivery> = plan
+        .iter()
+        .flat_map(|p| match p {
+            Pending::New { deliveries, .. } => deliveries.as_slice(),
+            Pending::Known(_) => &[],
+        })
+        .cloned()
+        .collect();
+    if let Err(e) = ctx.deliveries.insert_deliveries(&all).await {
+        undo_deliveries(ctx, account, &all).await;
         return Err(e.into());
     }
+    let mut results = Vec::with_capacity(plan.len());
+    let mut written: Vec<Delivery> = Vec::with_capacity(all.len());
+    let mut failure = None;
+    for step in plan {
+        let (record, deliveries) = match step {
+            Pending::Known(k) => {
+                results.push(k);
+                continue;
+            }
+            Pending::New { record, deliveries } => (record, deliveries),
+        };
+        if failure.is_some() {
+            undo_deliveries(ctx, account, &deliveries).await;
+            continue;
+        }
+        match ctx.deliveries.insert_event_if_absent(&record).await {
+            Ok(true) => {
+                tracing::info!(account_id = %account, event_id = %record.event_id, event_type = %record.event_type, deliveries = deliveries.len(), "event published");
+                results.push(Published { event_id: record.event_id, deliveries: record.delivery_count });
+                written.extend(deliveries);
+            }
+            Ok(false) => {
+                // A concurrent publish of the same event_id won: its deliveries stand, ours go.
+                undo_deliveries(ctx, account, &deliveries).await;
+                match ctx.deliveries.find_event(account, &record.event_id).await {
+                    Ok(Some(existing)) => results.push(Published { event_id: existing.event_id, deliveries: existing.delivery_count }),
+                    Ok(None) => failure = Some(AppError::Unavailable("event record vanished".into())),
+                    Err(e) => failure = Some(e.into()),
+                }
+            }
+            Err(e) => {
+                undo_deliveries(ctx, account, &deliveries).await;
+                failure = Some(e.into());
+            }
+        }
+    }
+    // What was recorded is published (a retry answers it idempotently): send it either way.
+    enqueue_written(ctx, &written).await;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(results),
+    }
+}
+
+/// The record and deliveries of one new event.
+fn plan_event(ctx: &Context, account: &AccountId, subs: &[Subscription], event: NewEvent, now: Timestamp) -> Pending {
+    let facts = EventFacts { event_type: event.event_type.as_str(), severity: event.severity, tags: &event.tags };
+    let expires_at = ctx.settings.expires_at(now);
+    let matching: Vec<&Subscription> = subs.iter().filter(|s| subscription_matches(s, &facts)).collect();
+    let envelope = Envelope::new(event.event_id.clone(), event.event_type.as_str(), now, event.data);
+    let payload = envelope.to_json();
+    let deliveries: Vec<Delivery> = matching.into_iter().map(|s| pending_delivery(s, &envelope, &payload, now, expires_at)).collect();
     let record = StoredEvent {
         account_id: account.clone(),
-        event_id: event.event_id.clone(),
+        event_id: event.event_id,
         event_type: event.event_type.as_str().to_owned(),
         severity: event.severity,
         tags: event.tags,
         emitted_at: now,
         delivery_count: deliveries.len() as u32,
+        expires_at,
     };
-    match ctx.deliveries.insert_event_if_absent(&record).await {
-        Ok(true) => {}
-        Ok(false) => {
-            // A concurrent publish of the same event_id won: its deliveries stand, ours go.
-            undo_deliveries(ctx, account, &deliveries).await;
-            let existing = ctx.deliveries.find_event(account, &event.event_id).await?.ok_or(AppError::Unavailable("event record vanished".into()))?;
-            return Ok(Published { event_id: existing.event_id, deliveries: existing.delivery_count });
-        }
-        Err(e) => {
-            undo_deliveries(ctx, account, &deliveries).await;
-            return Err(e.into());
-        }
-    }
-    enqueue_written(ctx, &deliveries).await;
-    tracing::info!(account_id = %account, event_id = %record.event_id, event_type = %record.event_type, deliveries = deliveries.len(), "event published");
-    Ok(Published { event_id: record.event_id, deliveries: record.delivery_count })
+    Pending::New { record, deliveries }
 }
 
 /// Best effort: a delivery left behind by a failed undo is still a correct (duplicate) delivery.
@@ -190,6 +328,65 @@ mod tests {
         let again = publish(&ctx, &who, event).await.unwrap();
         assert_eq!(again, first);
         assert_eq!(mem.queue.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn batch_publishes_in_order_once_per_event_id() {
+        let mem = std::sync::Arc::new(crate::testing::Memory::default());
+        let ctx = crate::testing::context_with(mem.clone());
+        let who = caller();
+        subscriptions::create(&ctx, &who, json!({"url": "https://a.example/h", "events": ["finding.*"]})).await.unwrap();
+        subscriptions::create(&ctx, &who, json!({"url": "https://b.example/h", "events": ["chain.confirmed"]})).await.unwrap();
+        publish(&ctx, &who, json!({"event_type": "chain.confirmed", "data": {}, "event_id": "old"})).await.unwrap();
+        assert_eq!(mem.queue.lock().unwrap().len(), 1);
+        let body = json!({"events": [
+            {"event_type": "finding.discovered", "data": {"n": 1}, "event_id": "b1"},
+            {"event_type": "agent.registered", "data": {}},
+            {"event_type": "chain.confirmed", "data": {}, "event_id": "old"},
+            {"event_type": "finding.discovered", "data": {"n": 2}, "event_id": "b1"},
+        ]});
+        let results = publish_batch(&ctx, &who, body.clone()).await.unwrap();
+        let got: Vec<(String, u32)> = results.iter().map(|r| (r.event_id.to_string(), r.deliveries)).collect();
+        assert_eq!(got[0], ("b1".to_owned(), 1));
+        assert_eq!(got[1].1, 0);
+        assert_eq!(got[2], ("old".to_owned(), 1));
+        assert_eq!(got[3], ("b1".to_owned(), 1));
+        assert_eq!(mem.queue.lock().unwrap().len(), 2, "only b1's one delivery is new");
+        // A retried batch publishes nothing more.
+        let again = publish_batch(&ctx, &who, body).await.unwrap();
+        assert_eq!(again[0], results[0]);
+        assert_eq!(mem.queue.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn batch_validation_names_the_event_and_publishes_nothing() {
+        let mem = std::sync::Arc::new(crate::testing::Memory::default());
+        let ctx = crate::testing::context_with(mem.clone());
+        let who = caller();
+        subscriptions::create(&ctx, &who, json!({"url": "https://a.example/h", "events": ["finding.*"]})).await.unwrap();
+        let ok = json!({"event_type": "finding.discovered", "data": {}});
+        let big = json!({"event_type": "finding.discovered", "data": {"x": "y".repeat(MAX_EVENT_BYTES)}});
+        let cases = [
+            (json!({}), "events is required"),
+            (json!({"events": {}}), "events must be an array"),
+            (json!({"events": []}), "events must hold 1 to 100 events, not 0"),
+            (json!({"events": vec![ok.clone(); 101]}), "events must hold 1 to 100 events, not 101"),
+            (json!({"events": [ok.clone()], "x": 1}), "unknown field"),
+            (json!({"events": [ok.clone(), ok.clone(), ok.clone(), {"event_type": "nope", "data": {}}]}), "events[3].event_type: \"nope\" is not a known event type"),
+            (json!({"events": [ok.clone(), {"event_type": "chain.confirmed"}]}), "events[1].data: is required"),
+            (json!({"events": [{"event_type": "chain.confirmed", "data": {}, "tags": {"k": 1}}]}), "events[0].tags.k: must be a string"),
+            (json!({"events": [{"event_type": "chain.confirmed", "data": {}, "extra": 1}]}), "events[0]: unknown field"),
+            (json!({"events": [ok.clone(), 7]}), "events[1]: must be a JSON object"),
+            (json!({"events": [ok.clone(), big]}), "events[1]: event is "),
+        ];
+        for (input, want) in cases {
+            match publish_batch(&ctx, &who, input.clone()).await {
+                Err(AppError::Validation(m)) => assert!(m.starts_with(want), "{want} / {m}"),
+                other => panic!("{want}: {other:?}"),
+            }
+        }
+        assert!(mem.queue.lock().unwrap().is_empty(), "nothing published");
+        assert!(mem.deliveries.lock().unwrap().is_empty(), "nothing written");
     }
 
     #[tokio::test]

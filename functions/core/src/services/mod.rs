@@ -1,6 +1,7 @@
 //! Use cases. Each takes the [`Context`] (ports + keyring + settings) and parsed input.
 
 use crate::crypto::Keyring;
+use crate::time::Timestamp;
 use crate::ports::{ApiKeyStore, Clock, DeliveryQueue, DeliveryStore, EndpointStore, InvestigationStore, SubscriptionStore};
 use std::sync::Arc;
 
@@ -15,6 +16,14 @@ pub struct Settings {
     pub retention_days: i64,
     /// `PUBLIC_BASE_URL`: base of inbound receiver URLs; the request's own host when unset.
     pub public_base_url: Option<String>,
+}
+
+impl Settings {
+    /// When a record created at `now` leaves the log: `retention_days` later, in whole seconds
+    /// (DynamoDB TTL's unit), so every store keeps exactly the same value.
+    pub fn expires_at(&self, now: Timestamp) -> Timestamp {
+        Timestamp::from_unix_seconds(now.plus_seconds(self.retention_days.saturating_mul(86_400)).unix_seconds())
+    }
 }
 
 impl Default for Settings {

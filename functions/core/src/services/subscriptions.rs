@@ -192,7 +192,7 @@ pub async fn delete(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<(), 
             for delivery_id in &in_flight {
                 match ctx
                     .deliveries
-                    .transition(&caller.account_id, delivery_id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], DeliveryStatus::Abandoned, None, now)
+                    .transition(&caller.account_id, delivery_id, &DeliveryStatus::IN_FLIGHT, DeliveryStatus::Abandoned, None, now)
                     .await
                 {
                     Ok(_) => n += 1,

@@ -10,10 +10,10 @@ pub async fn mark_dead_lettered(ctx: &Context, job: &DeliveryJob) -> Result<bool
     let now = ctx.clock.now();
     let moved = ctx
         .deliveries
-        .transition(&job.account_id, &job.delivery_id, &[DeliveryStatus::Pending, DeliveryStatus::Failed], DeliveryStatus::FailedPermanent, None, now)
+        .transition(&job.account_id, &job.delivery_id, &DeliveryStatus::IN_FLIGHT, DeliveryStatus::FailedPermanent, None, now)
         .await?;
     if moved {
-        if let Some(d) = ctx.deliveries.get(&job.account_id, &job.delivery_id).await? {
+        if let Some(d) = ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? {
             ctx.subscriptions.record_last_delivery(&d.account_id, &d.subscription_id, DeliveryStatus::FailedPermanent, now).await?;
         }
         tracing::warn!(account_id = %job.account_id, delivery_id = %job.delivery_id, "delivery dead-lettered");
