@@ -72,6 +72,8 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
     r.keep("events-publish", &publisher.post("/v1/events", json!({"event_type": "finding.discovered", "severity": "high", "tags": {"team": "red"}, "data": {"title": "t"}})).await);
     r.keep("events-publish", &publisher.post("/v1/events", json!({"event_type": "nope", "data": {}})).await);
     r.keep("deliveries-list", &publisher.get("/v1/webhooks/deliveries").await);
+    r.keep("events-publish-batch", &publisher.post("/v1/events/batch", json!({"events": [{"event_type": "agent.registered", "data": {"agent_id": "a1"}}, {"event_type": "chain.confirmed", "data": {}}]})).await);
+    r.keep("events-publish-batch", &publisher.post("/v1/events/batch", json!({"events": []})).await);
 
     let delivery_path = format!("/v1/webhooks/deliveries/{}", queued["delivery_id"].as_str().unwrap());
     wait_for_some(EVENTUALLY, "the test delivery to succeed", || async {
@@ -103,6 +105,12 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
     assert_eq!(status, 200);
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/html"));
     r.0.push(json!({"operation": "api-docs", "status": 200, "body": null}));
+    for (operation, path) in [("console", "/console"), ("console-asset", "/console/app.js")] {
+        let (status, _, _) = stack.anonymous().get(path).await;
+        assert_eq!(status, 200, "{path}");
+        r.0.push(json!({"operation": operation, "status": 200, "body": null}));
+    }
+    r.keep("console-asset", &stack.anonymous().get("/console/nope.js").await);
     r.0.push(json!({"operation": "openapi-document", "status": 200, "body": {}}));
 
     let documented: Vec<String> = {
