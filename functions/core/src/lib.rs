@@ -6,6 +6,7 @@
 //! tested with in-memory fakes and reused unchanged against moto or AWS.
 
 pub mod backoff;
+pub mod catalog;
 pub mod crypto;
 pub mod envelope;
 pub mod error;

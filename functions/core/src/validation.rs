@@ -4,39 +4,31 @@
 //! an `EventPattern` always names a known event type or namespace. Errors are messages that name
 //! the field, ready for a 400.
 
+use crate::catalog;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Every event type the platform emits.
-pub const EVENT_TYPES: [&str; 8] = [
-    "investigation.queued",
-    "investigation.started",
-    "investigation.completed",
-    "investigation.failed",
-    "finding.discovered",
-    "chain.confirmed",
-    "agent.registered",
-    "agent.disconnected",
-];
-
-/// A known event type.
+/// A known event type: one of the [`crate::catalog`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EventType(&'static str);
 
 impl EventType {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        EVENT_TYPES
-            .iter()
-            .find(|t| **t == raw)
-            .map(|t| Self(t))
+        catalog::find(raw)
+            .map(|t| Self(t.name))
             .ok_or_else(|| format!("event_type {} is not a known event type", quoted(raw)))
     }
 
     pub fn as_str(&self) -> &'static str {
         self.0
+    }
+
+    /// The catalog entry of this type.
+    pub fn info(&self) -> &'static catalog::EventTypeInfo {
+        catalog::find(self.0).expect("an EventType is always in the catalog")
     }
 }
 
@@ -53,35 +45,43 @@ impl From<EventType> for String {
     }
 }
 
-/// What a subscription listens to: one event type, or every type of a namespace (`finding.*`).
+/// What a subscription listens to: one event type, every type under a prefix (`finding.*`,
+/// `webhook.*`), or `"*"`: every platform type (not the operational `webhook.*` types, DESIGN §4.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum EventPattern {
     Exact(EventType),
-    Namespace(String),
+    /// The prefix before `.*`, e.g. `finding` or `webhook.delivery`.
+    Prefix(String),
+    All,
 }
 
 impl EventPattern {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if let Some(ns) = raw.strip_suffix(".*") {
-            let known = EVENT_TYPES.iter().any(|t| t.split('.').next() == Some(ns));
+        if raw == "*" {
+            return Ok(Self::All);
+        }
+        if let Some(prefix) = raw.strip_suffix(".*") {
+            let pattern = Self::Prefix(prefix.to_owned());
+            let known = !prefix.is_empty() && !prefix.contains('*') && catalog::CATALOG.iter().any(|t| pattern.matches(t.name));
             return if known {
-                Ok(Self::Namespace(ns.to_owned()))
+                Ok(pattern)
             } else {
                 Err(format!("events: {} does not match any known event type", quoted(raw)))
             };
         }
         EventType::parse(raw)
             .map(Self::Exact)
-            .map_err(|_| format!("events: {} is not a known event type or prefix.* wildcard", quoted(raw)))
+            .map_err(|_| format!("events: {} is not a known event type, prefix.* wildcard or \"*\"", quoted(raw)))
     }
 
     pub fn matches(&self, event_type: &str) -> bool {
         match self {
             Self::Exact(t) => t.as_str() == event_type,
-            Self::Namespace(ns) => {
-                event_type.strip_prefix(ns.as_str()).is_some_and(|rest| rest.starts_with('.'))
+            Self::Prefix(prefix) => {
+                event_type.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('.'))
             }
+            Self::All => catalog::find(event_type).is_some_and(|t| !t.is_operational()),
         }
     }
 }
@@ -90,7 +90,8 @@ impl fmt::Display for EventPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Exact(t) => f.write_str(t.as_str()),
-            Self::Namespace(ns) => write!(f, "{ns}.*"),
+            Self::Prefix(prefix) => write!(f, "{prefix}.*"),
+            Self::All => f.write_str("*"),
         }
     }
 }
@@ -373,9 +374,26 @@ mod tests {
         assert!(!ns.matches("investigationx.completed"));
         assert!(!ns.matches("finding.discovered"));
         assert!(EventPattern::parse("nope.*").is_err());
-        assert!(EventPattern::parse("*").is_err());
+        assert!(EventPattern::parse(".*").is_err());
+        assert!(EventPattern::parse("*.*").is_err());
         assert!(EventPattern::parse("finding.unknown").is_err());
         assert_eq!(ns.to_string(), "investigation.*");
+    }
+
+    #[test]
+    fn star_matches_every_platform_type_and_no_operational_one() {
+        let all = EventPattern::parse("*").unwrap();
+        assert_eq!(all.to_string(), "*");
+        for t in catalog::CATALOG {
+            assert_eq!(all.matches(t.name), !t.name.starts_with("webhook."), "{}", t.name);
+        }
+        assert!(!all.matches("unknown.type"));
+        let ops = EventPattern::parse("webhook.*").unwrap();
+        assert!(ops.matches("webhook.delivery.dead_lettered") && ops.matches("webhook.subscription.disabled"));
+        assert!(!ops.matches("finding.discovered"));
+        let deliveries = EventPattern::parse("webhook.delivery.*").unwrap();
+        assert!(deliveries.matches("webhook.delivery.dead_lettered") && !deliveries.matches("webhook.subscription.disabled"));
+        assert!(EventPattern::parse("webhook.delivery.dead_lettered").unwrap().matches("webhook.delivery.dead_lettered"));
     }
 
     #[test]
@@ -440,11 +458,12 @@ mod tests {
         }
 
         #[test]
-        fn namespace_patterns_match_exactly_their_namespace(i in 0usize..EVENT_TYPES.len(), j in 0usize..EVENT_TYPES.len()) {
-            let ns = EVENT_TYPES[i].split('.').next().unwrap();
+        fn namespace_patterns_match_exactly_their_namespace(i in 0usize..catalog::CATALOG.len(), j in 0usize..catalog::CATALOG.len()) {
+            let (a, b) = (catalog::CATALOG[i].name, catalog::CATALOG[j].name);
+            let ns = a.split('.').next().unwrap();
             let pattern = EventPattern::parse(&format!("{ns}.*")).unwrap();
-            prop_assert_eq!(pattern.matches(EVENT_TYPES[j]), EVENT_TYPES[j].starts_with(&format!("{ns}.")));
-            prop_assert_eq!(EventPattern::parse(EVENT_TYPES[j]).unwrap().matches(EVENT_TYPES[i]), i == j);
+            prop_assert_eq!(pattern.matches(b), b.starts_with(&format!("{ns}.")));
+            prop_assert_eq!(EventPattern::parse(b).unwrap().matches(a), i == j);
         }
 
         #[test]

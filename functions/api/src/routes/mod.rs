@@ -3,6 +3,7 @@
 
 pub mod deliveries;
 pub mod endpoints;
+pub mod event_types;
 pub mod events;
 pub mod fallback;
 pub mod inbound;

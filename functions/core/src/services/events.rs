@@ -35,6 +35,9 @@ impl NewEvent {
         let fields = Fields::new(body)?;
         fields.deny_unknown(FIELDS)?;
         let event_type = EventType::parse(fields.req_str("event_type")?).map_err(AppError::Validation)?;
+        if event_type.info().is_operational() {
+            return Err(AppError::validation(format!("event_type {} is emitted by the service and cannot be published", event_type.as_str())));
+        }
         let data = match fields.raw("data") {
             None => return Err(AppError::validation("data is required")),
             Some(v @ Value::Object(_)) => v.clone(),
