@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod envelope;
 pub mod error;
 pub mod filters;
+pub mod format;
 pub mod ids;
 pub mod inbound;
 pub mod model;

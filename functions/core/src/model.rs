@@ -4,6 +4,7 @@
 //! envelope); each has a `view()` that builds the public JSON, so no handler can forget to strip a
 //! field.
 
+use crate::format::Format;
 use crate::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
 use crate::time::Timestamp;
 use crate::validation::{EventPattern, Filters, Severity, TargetUrl};
@@ -70,6 +71,9 @@ pub struct Subscription {
     pub events: Vec<EventPattern>,
     pub filters: Filters,
     pub active: bool,
+    /// The body deliveries carry (DESIGN §5.1); records written before formats existed are raw.
+    #[serde(default)]
+    pub format: Format,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_delivery_status: Option<String>,
@@ -91,6 +95,7 @@ impl Subscription {
             "events": self.events,
             "filters": self.filters,
             "active": self.active,
+            "format": self.format,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "last_delivery_status": self.last_delivery_status,
@@ -211,11 +216,13 @@ impl Delivery {
         })
     }
 
-    /// The detail shape: the summary plus the logged attempts, oldest first.
+    /// The detail shape: the summary, the exact body sent (`payload`) and the logged attempts,
+    /// oldest first.
     pub fn detail_view(&self) -> Value {
         let mut attempts: Vec<&Attempt> = self.attempts.iter().collect();
         attempts.sort_by_key(|a| a.number);
         let mut v = self.summary_view();
+        v["payload"] = Value::String(self.payload.clone());
         v["attempts"] = serde_json::to_value(attempts).unwrap_or(Value::Array(vec![]));
         v
     }

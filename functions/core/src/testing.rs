@@ -271,6 +271,7 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         events: patterns.iter().map(|p| EventPattern::parse(p).unwrap()).collect(),
         filters: Filters::default(),
         active: true,
+        format: Default::default(),
         created_at: now,
         updated_at: now,
         last_delivery_status: None,

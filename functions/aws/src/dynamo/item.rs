@@ -115,6 +115,7 @@ pub(crate) mod tests {
                 tags: BTreeMap::from([("team".to_owned(), "red".to_owned())]),
             },
             active: true,
+            format: puck_core::format::Format::MsTeams,
             created_at: Timestamp(1_700_000_000_123),
             updated_at: Timestamp(1_700_000_000_456),
             last_delivery_status: Some("succeeded".into()),

@@ -9,6 +9,7 @@ use super::input::{wrong_type, Fields};
 use super::Context;
 use crate::envelope::Envelope;
 use crate::error::AppError;
+use crate::format::render;
 use crate::filters::{subscription_matches, EventFacts};
 use crate::ids::{AccountId, DeliveryId, EventId};
 use crate::model::{Caller, Delivery, DeliveryStatus, StoredEvent, Subscription};
@@ -76,8 +77,9 @@ pub async fn publish(ctx: &Context, caller: &Caller, body: Value) -> Result<Publ
     publish_event(ctx, &caller.account_id, event).await
 }
 
-/// Builds a pending delivery of `envelope` to `sub`.
-pub fn new_delivery(sub: &Subscription, envelope: &Envelope, payload: &str, now: Timestamp) -> Delivery {
+/// Builds a pending delivery of `envelope` to `sub`, its payload rendered once in the
+/// subscription's format (so every retry and replay sends and signs the same bytes).
+pub fn new_delivery(sub: &Subscription, envelope: &Envelope, severity: Option<Severity>, now: Timestamp) -> Delivery {
     Delivery {
         id: DeliveryId::generate(now.unix_ms() as u64),
         account_id: sub.account_id.clone(),
@@ -91,7 +93,7 @@ pub fn new_delivery(sub: &Subscription, envelope: &Envelope, payload: &str, now:
         last_error: None,
         created_at: now,
         updated_at: now,
-        payload: payload.to_owned(),
+        payload: render(sub.format, envelope, severity),
         attempts: Vec::new(),
     }
 }
@@ -118,11 +120,10 @@ pub async fn publish_event(ctx: &Context, account: &AccountId, event: NewEvent) 
     let facts = EventFacts { event_type: event.event_type.as_str(), severity: event.severity, tags: &event.tags };
     let subs = ctx.subscriptions.list_all(account).await?;
     let envelope = Envelope::new(event.event_id.clone(), event.event_type.as_str(), now, event.data);
-    let payload = envelope.to_json();
     let deliveries: Vec<Delivery> = subs
         .iter()
         .filter(|s| subscription_matches(s, &facts))
-        .map(|s| new_delivery(s, &envelope, &payload, now))
+        .map(|s| new_delivery(s, &envelope, event.severity, now))
         .collect();
 
     if let Err(e) = ctx.deliveries.insert_deliveries(&deliveries).await {

@@ -7,6 +7,7 @@
 use super::input::{text, wrong_type, Fields};
 use super::Context;
 use crate::error::AppError;
+use crate::format::Format;
 use crate::ids::{SubscriptionId, SubscriptionId as Id};
 use crate::model::{Caller, DeliveryStatus, Subscription};
 use crate::page::{decode_cursor, encode_cursor, Page};
@@ -16,7 +17,7 @@ use serde_json::{json, Value};
 
 pub const MAX_EVENT_PATTERNS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
-const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret"];
+const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret", "format"];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
 pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
@@ -63,6 +64,11 @@ fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
     Ok(Filters { min_severity, tags })
 }
 
+/// `format`: absent or null is `raw`.
+fn parse_format(fields: &Fields) -> Result<Format, AppError> {
+    fields.opt_str("format")?.map(Format::parse).transpose().map(Option::unwrap_or_default).map_err(AppError::Validation)
+}
+
 fn parse_name(fields: &Fields) -> Result<Option<String>, AppError> {
     fields.opt_str("name")?.map(|n| text("name", n, MAX_NAME_CHARS)).transpose()
 }
@@ -86,6 +92,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
     let filters = parse_filters(fields.raw("filters"))?;
     let active = fields.opt_bool("active")?.unwrap_or(true);
     let name = parse_name(&fields)?;
+    let format = parse_format(&fields)?;
     let secret = match fields.opt_str("secret")? {
         Some(raw) => parse_secret(raw)?,
         None => SigningSecret::generate(),
@@ -102,6 +109,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         events,
         filters,
         active,
+        format,
         created_at: now,
         updated_at: now,
         last_delivery_status: None,
@@ -150,6 +158,9 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     }
     if fields.has("name") {
         sub.name = parse_name(&fields)?;
+    }
+    if fields.has("format") {
+        sub.format = parse_format(&fields)?;
     }
     let now = ctx.clock.now();
     let rotated = if fields.has("secret") {
@@ -256,6 +267,8 @@ mod tests {
             (json!({"url": "https://example.com", "events": ["finding.discovered"], "bogus": 1}), "unknown field \"bogus\""),
             (json!({"url": "https://example.com", "events": ["finding.discovered"], "secret": "abc"}), "secret must start with whsec_"),
             (json!(["not", "an", "object"]), "request body must be a JSON object"),
+            (json!({"url": "https://example.com", "events": ["*"], "format": "discord"}), "format \"discord\" must be one of raw, slack, ms_teams"),
+            (json!({"url": "https://example.com", "events": ["*"], "format": 1}), "format must be a string"),
         ];
         for (input, want) in cases {
             match create(&ctx, &who, input.clone()).await {
