@@ -71,6 +71,12 @@ pub struct Subscription {
     pub events: Vec<EventPattern>,
     pub filters: Filters,
     pub active: bool,
+    /// Names of the custom request headers (DESIGN §4), shown with the value `***`.
+    #[serde(default)]
+    pub header_names: Vec<String>,
+    /// Their values, a JSON object AES-256-GCM-encrypted with [`Subscription::headers_context`].
+    #[serde(default)]
+    pub headers_enc: Option<String>,
     /// The body deliveries carry (DESIGN §5.1); records written before formats existed are raw.
     #[serde(default)]
     pub format: Format,
@@ -86,8 +92,14 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The public shape: everything but secrets.
+    /// The associated data of `headers_enc`: ties the ciphertext to this subscription.
+    pub fn headers_context(&self) -> String {
+        format!("{}#headers", self.id)
+    }
+
+    /// The public shape: everything but secrets; custom header values are `***`.
     pub fn view(&self) -> Value {
+        let headers: serde_json::Map<String, Value> = self.header_names.iter().map(|n| (n.clone(), Value::from(REDACTED))).collect();
         json!({
             "id": self.id,
             "name": self.name,
@@ -96,6 +108,7 @@ impl Subscription {
             "filters": self.filters,
             "active": self.active,
             "format": self.format,
+            "headers": headers,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "last_delivery_status": self.last_delivery_status,
@@ -103,6 +116,9 @@ impl Subscription {
         })
     }
 }
+
+/// What a custom header value is shown as, in views and in the delivery log.
+pub const REDACTED: &str = "***";
 
 /// Where a delivery is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -155,7 +171,10 @@ pub struct Attempt {
     pub number: u32,
     pub started_at: Timestamp,
     pub duration_ms: u64,
-    /// Request headers with signatures redacted.
+    /// The target of this attempt (the subscription's URL may change between attempts).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Request headers with signatures and custom header values redacted.
     pub request_headers: BTreeMap<String, String>,
     pub response_status: Option<u16>,
     pub response_headers: BTreeMap<String, String>,

@@ -272,6 +272,8 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         filters: Filters::default(),
         active: true,
         format: Default::default(),
+        header_names: Vec::new(),
+        headers_enc: None,
         created_at: now,
         updated_at: now,
         last_delivery_status: None,

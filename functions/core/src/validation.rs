@@ -6,6 +6,7 @@
 
 use crate::catalog;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -163,6 +164,62 @@ pub fn parse_tags(field: &str, value: &serde_json::Value) -> Result<BTreeMap<Str
         tags.insert(k.clone(), v.to_owned());
     }
     Ok(tags)
+}
+
+/// Custom request headers per subscription (DESIGN §4): at most this many.
+pub const MAX_CUSTOM_HEADERS: usize = 10;
+pub const MAX_HEADER_NAME_LEN: usize = 256;
+pub const MAX_HEADER_VALUE_LEN: usize = 1024;
+/// Names the service sets itself (or the HTTP stack owns); `webhook-*` and `X-Puck-*` too.
+const RESERVED_HEADERS: [&str; 6] = ["host", "content-type", "content-length", "connection", "transfer-encoding", "user-agent"];
+
+/// Whether a custom header may not use `name` (compared case-insensitively).
+pub fn is_reserved_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") || lower.starts_with("x-puck-")
+}
+
+/// An RFC 9110 `token`: what a header field name must be.
+fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// One custom header name: an RFC 9110 token, not reserved.
+pub fn parse_custom_header_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_HEADER_NAME_LEN || !is_token(name) {
+        return Err(format!("headers: {} is not a valid header name (an RFC 9110 token of at most {MAX_HEADER_NAME_LEN} characters)", quoted(name)));
+    }
+    if is_reserved_header(name) {
+        return Err(format!("headers.{} is reserved and cannot be set", printable(name)));
+    }
+    Ok(())
+}
+
+/// One custom header value: 1 to 1,024 printable ASCII characters (what HTTP sends as is).
+pub fn parse_custom_header_value(name: &str, value: &Value) -> Result<String, String> {
+    let v = value.as_str().ok_or_else(|| format!("headers.{} must be a string", printable(name)))?;
+    if v.is_empty() || v.len() > MAX_HEADER_VALUE_LEN || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(format!("headers.{} must be 1 to {MAX_HEADER_VALUE_LEN} printable ASCII characters", printable(name)));
+    }
+    Ok(v.to_owned())
+}
+
+/// The `headers` object of a subscription: name → value, names unique ignoring case.
+pub fn parse_custom_headers(value: &Value) -> Result<BTreeMap<String, String>, String> {
+    let obj = value.as_object().ok_or_else(|| "headers must be an object of header name to string value".to_owned())?;
+    if obj.len() > MAX_CUSTOM_HEADERS {
+        return Err(format!("headers must have at most {MAX_CUSTOM_HEADERS} entries"));
+    }
+    let mut headers = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, v) in obj {
+        parse_custom_header_name(name)?;
+        if !seen.insert(name.to_ascii_lowercase()) {
+            return Err(format!("headers.{} is given twice (header names ignore case)", printable(name)));
+        }
+        headers.insert(name.clone(), parse_custom_header_value(name, v)?);
+    }
+    Ok(headers)
 }
 
 /// An HTTPS delivery target whose host is not an IP literal in a forbidden range.
@@ -394,6 +451,37 @@ mod tests {
         let deliveries = EventPattern::parse("webhook.delivery.*").unwrap();
         assert!(deliveries.matches("webhook.delivery.dead_lettered") && !deliveries.matches("webhook.subscription.disabled"));
         assert!(EventPattern::parse("webhook.delivery.dead_lettered").unwrap().matches("webhook.delivery.dead_lettered"));
+    }
+
+    #[test]
+    fn custom_headers_follow_design_section_4() {
+        let ok = parse_custom_headers(&serde_json::json!({"Authorization": "Splunk abc-123", "X-Env": "prod"})).unwrap();
+        assert_eq!(ok.get("Authorization").map(String::as_str), Some("Splunk abc-123"));
+        let eleven: serde_json::Map<String, Value> = (0..11).map(|i| (format!("X-H{i}"), Value::from("v"))).collect();
+        let cases: Vec<(Value, &str)> = vec![
+            (serde_json::json!(["a"]), "headers must be an object"),
+            (Value::Object(eleven), "headers must have at most 10 entries"),
+            (serde_json::json!({"Bad Name": "v"}), "headers: \"Bad Name\" is not a valid header name"),
+            (serde_json::json!({"": "v"}), "headers: \"\" is not a valid header name"),
+            (serde_json::json!({"X-A:": "v"}), "headers: \"X-A:\" is not a valid header name"),
+            (serde_json::json!({"Host": "v"}), "headers.Host is reserved"),
+            (serde_json::json!({"content-type": "v"}), "headers.content-type is reserved"),
+            (serde_json::json!({"Transfer-Encoding": "v"}), "headers.Transfer-Encoding is reserved"),
+            (serde_json::json!({"User-Agent": "v"}), "headers.User-Agent is reserved"),
+            (serde_json::json!({"Webhook-Signature": "v"}), "headers.Webhook-Signature is reserved"),
+            (serde_json::json!({"x-puck-anything": "v"}), "headers.x-puck-anything is reserved"),
+            (serde_json::json!({"X-A": ""}), "headers.X-A must be 1 to 1024"),
+            (serde_json::json!({"X-A": "a".repeat(1025)}), "headers.X-A must be 1 to 1024"),
+            (serde_json::json!({"X-A": "line\r\nInjected: 1"}), "headers.X-A must be 1 to 1024"),
+            (serde_json::json!({"X-A": "caf\u{e9}"}), "headers.X-A must be 1 to 1024"),
+            (serde_json::json!({"X-A": 1}), "headers.X-A must be a string"),
+            (serde_json::json!({"X-A": "1", "x-a": "2"}), "headers.x-a is given twice"),
+        ];
+        for (input, want) in cases {
+            let msg = parse_custom_headers(&input).expect_err(&input.to_string());
+            assert!(msg.starts_with(want), "{input}: {msg}");
+        }
+        assert!(parse_custom_headers(&serde_json::json!({"X-A": "a".repeat(1024)})).is_ok());
     }
 
     #[test]

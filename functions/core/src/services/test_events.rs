@@ -19,9 +19,10 @@ use serde_json::{json, Value};
 /// The type sent when the body names none.
 pub const DEFAULT_TEST_EVENT_TYPE: &str = "investigation.queued";
 
-/// The event type a `/test` body asks for: `{"event_type": …}`, or the default for no body.
+/// The event type a `/test` body asks for: `{"event_type": …}`, or the default for no body
+/// (or `null`).
 pub fn parse_test_event_type(body: Option<Value>) -> Result<EventType, AppError> {
-    let Some(body) = body else {
+    let Some(body) = body.filter(|b| !b.is_null()) else {
         return EventType::parse(DEFAULT_TEST_EVENT_TYPE).map_err(AppError::Internal);
     };
     let fields = Fields::new(body)?;
