@@ -7,9 +7,12 @@
 mod attacks;
 mod auth;
 mod bad_input;
+mod custom_headers;
+mod catalog;
 mod delivery_log;
 mod faults;
 mod filters;
+mod formats;
 mod harness;
 mod inbound;
 mod isolation;
