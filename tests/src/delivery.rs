@@ -106,26 +106,16 @@ except Exception as e:
     print(json.dumps({"ok": False, "error": type(e).__name__ + ": " + str(e)}))
 "#;
 
-/// Verifies a delivery with the public Python `standardwebhooks` library (`Webhook(secret)
-/// .verify(body, headers)`), run from the project `.venv`: `Ok(parsed body)` or `Err(reason)`.
-/// Body, headers and secret go through stdin, never the command line.
+/// Runs `script` with the project `.venv`'s Python, `input` as JSON on stdin (never the command
+/// line), and returns its output.
 ///
 /// # Panics
 /// When the virtualenv's Python cannot be run (run `infra/scripts/bootstrap-python.sh`).
-pub async fn standard_webhooks_verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, String> {
+pub async fn venv_python(script: &str, input: &Value) -> std::process::Output {
     let python = repo_root().join(".venv/bin/python");
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str().to_owned(), Value::String(v.to_str().ok()?.to_owned()))))
-        .collect();
-    let input = json!({
-        "secret": secret,
-        "headers": headers,
-        "body": base64::engine::general_purpose::STANDARD.encode(body),
-    });
     let mut child = tokio::process::Command::new(&python)
         .arg("-c")
-        .arg(VERIFY_PY)
+        .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -135,7 +125,26 @@ pub async fn standard_webhooks_verify(secret: &str, headers: &HeaderMap, body: &
     let mut stdin = child.stdin.take().expect("piped stdin");
     stdin.write_all(input.to_string().as_bytes()).await.expect("write to python");
     drop(stdin);
-    let out = child.wait_with_output().await.expect("python output");
+    child.wait_with_output().await.expect("python output")
+}
+
+/// Verifies a delivery with the public Python `standardwebhooks` library (`Webhook(secret)
+/// .verify(body, headers)`), run from the project `.venv`: `Ok(parsed body)` or `Err(reason)`.
+/// Body, headers and secret go through stdin, never the command line.
+///
+/// # Panics
+/// When the virtualenv's Python cannot be run (run `infra/scripts/bootstrap-python.sh`).
+pub async fn standard_webhooks_verify(secret: &str, headers: &HeaderMap, body: &[u8]) -> Result<Value, String> {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), Value::String(v.to_str().ok()?.to_owned()))))
+        .collect();
+    let input = json!({
+        "secret": secret,
+        "headers": headers,
+        "body": base64::engine::general_purpose::STANDARD.encode(body),
+    });
+    let out = venv_python(VERIFY_PY, &input).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let answer: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
         panic!("standardwebhooks check failed to run: {stdout} {}", String::from_utf8_lossy(&out.stderr))

@@ -81,6 +81,7 @@ routes! {
     INBOUND_RECEIVE: "inbound-receive", "POST" "/v1/webhooks/incoming/{provider}/{key}" => routes::inbound::receive;
     INVESTIGATIONS_GET: "investigations-get", "GET" "/v1/investigations/{id}" => routes::investigations::get;
     EVENTS_PUBLISH_BATCH: "events-publish-batch", "POST" "/v1/events/batch" => routes::events::publish_batch;
+    EVENT_TYPES_LIST: "event-types-list", "GET" "/v1/webhooks/event-types" => routes::event_types::list;
     OPENAPI_DOCUMENT: "openapi-document", "GET" "/v1/openapi.json" => routes::reference::openapi;
     API_DOCS: "api-docs", "GET" "/docs" => routes::reference::docs;
     CONSOLE: "console", "GET" "/console" => routes::console::serve;

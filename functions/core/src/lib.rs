@@ -6,10 +6,12 @@
 //! tested with in-memory fakes and reused unchanged against moto or AWS.
 
 pub mod backoff;
+pub mod catalog;
 pub mod crypto;
 pub mod envelope;
 pub mod error;
 pub mod filters;
+pub mod format;
 pub mod ids;
 pub mod inbound;
 pub mod model;

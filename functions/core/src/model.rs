@@ -4,6 +4,7 @@
 //! envelope); each has a `view()` that builds the public JSON, so no handler can forget to strip a
 //! field.
 
+use crate::format::Format;
 use crate::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
 use crate::time::Timestamp;
 use crate::validation::{EventPattern, Filters, Severity, TargetUrl};
@@ -70,6 +71,15 @@ pub struct Subscription {
     pub events: Vec<EventPattern>,
     pub filters: Filters,
     pub active: bool,
+    /// Names of the custom request headers (DESIGN §4), shown with the value `***`.
+    #[serde(default)]
+    pub header_names: Vec<String>,
+    /// Their values, a JSON object AES-256-GCM-encrypted with [`Subscription::headers_context`].
+    #[serde(default)]
+    pub headers_enc: Option<String>,
+    /// The body deliveries carry (DESIGN §5.1); records written before formats existed are raw.
+    #[serde(default)]
+    pub format: Format,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_delivery_status: Option<String>,
@@ -82,8 +92,14 @@ pub struct Subscription {
 }
 
 impl Subscription {
-    /// The public shape: everything but secrets.
+    /// The associated data of `headers_enc`: ties the ciphertext to this subscription.
+    pub fn headers_context(&self) -> String {
+        format!("{}#headers", self.id)
+    }
+
+    /// The public shape: everything but secrets; custom header values are `***`.
     pub fn view(&self) -> Value {
+        let headers: serde_json::Map<String, Value> = self.header_names.iter().map(|n| (n.clone(), Value::from(REDACTED))).collect();
         json!({
             "id": self.id,
             "name": self.name,
@@ -91,6 +107,8 @@ impl Subscription {
             "events": self.events,
             "filters": self.filters,
             "active": self.active,
+            "format": self.format,
+            "headers": headers,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "last_delivery_status": self.last_delivery_status,
@@ -98,6 +116,9 @@ impl Subscription {
         })
     }
 }
+
+/// What a custom header value is shown as, in views and in the delivery log.
+pub const REDACTED: &str = "***";
 
 /// Where a delivery is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -154,7 +175,10 @@ pub struct Attempt {
     pub number: u32,
     pub started_at: Timestamp,
     pub duration_ms: u64,
-    /// Request headers with signatures redacted.
+    /// The target of this attempt (the subscription's URL may change between attempts).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Request headers with signatures and custom header values redacted.
     pub request_headers: BTreeMap<String, String>,
     pub response_status: Option<u16>,
     pub response_headers: BTreeMap<String, String>,
@@ -224,11 +248,13 @@ impl Delivery {
         })
     }
 
-    /// The detail shape: the summary plus the logged attempts, oldest first.
+    /// The detail shape: the summary, the exact body sent (`payload`) and the logged attempts,
+    /// oldest first.
     pub fn detail_view(&self) -> Value {
         let mut attempts: Vec<&Attempt> = self.attempts.iter().collect();
         attempts.sort_by_key(|a| a.number);
         let mut v = self.summary_view();
+        v["payload"] = Value::String(self.payload.clone());
         v["attempts"] = serde_json::to_value(attempts).unwrap_or(Value::Array(vec![]));
         v
     }

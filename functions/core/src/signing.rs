@@ -85,12 +85,19 @@ pub fn delivery_headers(a: &AttemptToSign<'_>) -> Vec<(String, String)> {
 }
 
 /// Headers for the delivery log: signatures replaced by `[redacted]` (they are valid for 5
-/// minutes and reveal nothing, but there is no reason to keep them).
-pub fn redacted(headers: &[(String, String)]) -> BTreeMap<String, String> {
+/// minutes and reveal nothing, but there is no reason to keep them), and the values of the
+/// subscription's custom headers (`custom`, which may be credentials) by `***`.
+pub fn redacted(headers: &[(String, String)], custom: &[String]) -> BTreeMap<String, String> {
     headers
         .iter()
         .map(|(k, v)| {
-            let value = if k.contains("signature") { "[redacted]".to_owned() } else { v.clone() };
+            let value = if custom.iter().any(|c| c.eq_ignore_ascii_case(k)) {
+                crate::model::REDACTED.to_owned()
+            } else if k.contains("signature") {
+                "[redacted]".to_owned()
+            } else {
+                v.clone()
+            };
             (k.clone(), value)
         })
         .collect()
@@ -143,7 +150,10 @@ mod tests {
             body: "{}",
             secrets: &[&s],
         });
-        let r = redacted(&headers);
+        let mut headers = headers;
+        headers.push(("Authorization".to_owned(), "Splunk tok".to_owned()));
+        let r = redacted(&headers, &["authorization".to_owned()]);
+        assert_eq!(r["Authorization"], "***");
         assert_eq!(r["x-puck-signature"], "[redacted]");
         assert_eq!(r["x-puck-signature-256"], "[redacted]");
         assert_eq!(r["webhook-signature"], "[redacted]");

@@ -4,39 +4,32 @@
 //! an `EventPattern` always names a known event type or namespace. Errors are messages that name
 //! the field, ready for a 400.
 
+use crate::catalog;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Every event type the platform emits.
-pub const EVENT_TYPES: [&str; 8] = [
-    "investigation.queued",
-    "investigation.started",
-    "investigation.completed",
-    "investigation.failed",
-    "finding.discovered",
-    "chain.confirmed",
-    "agent.registered",
-    "agent.disconnected",
-];
-
-/// A known event type.
+/// A known event type: one of the [`crate::catalog`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EventType(&'static str);
 
 impl EventType {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        EVENT_TYPES
-            .iter()
-            .find(|t| **t == raw)
-            .map(|t| Self(t))
+        catalog::find(raw)
+            .map(|t| Self(t.name))
             .ok_or_else(|| format!("event_type {} is not a known event type", quoted(raw)))
     }
 
     pub fn as_str(&self) -> &'static str {
         self.0
+    }
+
+    /// The catalog entry of this type.
+    pub fn info(&self) -> &'static catalog::EventTypeInfo {
+        catalog::find(self.0).expect("an EventType is always in the catalog")
     }
 }
 
@@ -53,35 +46,43 @@ impl From<EventType> for String {
     }
 }
 
-/// What a subscription listens to: one event type, or every type of a namespace (`finding.*`).
+/// What a subscription listens to: one event type, every type under a prefix (`finding.*`,
+/// `webhook.*`), or `"*"`: every platform type (not the operational `webhook.*` types, DESIGN §4.1).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum EventPattern {
     Exact(EventType),
-    Namespace(String),
+    /// The prefix before `.*`, e.g. `finding` or `webhook.delivery`.
+    Prefix(String),
+    All,
 }
 
 impl EventPattern {
     pub fn parse(raw: &str) -> Result<Self, String> {
-        if let Some(ns) = raw.strip_suffix(".*") {
-            let known = EVENT_TYPES.iter().any(|t| t.split('.').next() == Some(ns));
+        if raw == "*" {
+            return Ok(Self::All);
+        }
+        if let Some(prefix) = raw.strip_suffix(".*") {
+            let pattern = Self::Prefix(prefix.to_owned());
+            let known = !prefix.is_empty() && !prefix.contains('*') && catalog::CATALOG.iter().any(|t| pattern.matches(t.name));
             return if known {
-                Ok(Self::Namespace(ns.to_owned()))
+                Ok(pattern)
             } else {
                 Err(format!("events: {} does not match any known event type", quoted(raw)))
             };
         }
         EventType::parse(raw)
             .map(Self::Exact)
-            .map_err(|_| format!("events: {} is not a known event type or prefix.* wildcard", quoted(raw)))
+            .map_err(|_| format!("events: {} is not a known event type, prefix.* wildcard or \"*\"", quoted(raw)))
     }
 
     pub fn matches(&self, event_type: &str) -> bool {
         match self {
             Self::Exact(t) => t.as_str() == event_type,
-            Self::Namespace(ns) => {
-                event_type.strip_prefix(ns.as_str()).is_some_and(|rest| rest.starts_with('.'))
+            Self::Prefix(prefix) => {
+                event_type.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('.'))
             }
+            Self::All => catalog::find(event_type).is_some_and(|t| !t.is_operational()),
         }
     }
 }
@@ -90,7 +91,8 @@ impl fmt::Display for EventPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Exact(t) => f.write_str(t.as_str()),
-            Self::Namespace(ns) => write!(f, "{ns}.*"),
+            Self::Prefix(prefix) => write!(f, "{prefix}.*"),
+            Self::All => f.write_str("*"),
         }
     }
 }
@@ -162,6 +164,62 @@ pub fn parse_tags(field: &str, value: &serde_json::Value) -> Result<BTreeMap<Str
         tags.insert(k.clone(), v.to_owned());
     }
     Ok(tags)
+}
+
+/// Custom request headers per subscription (DESIGN §4): at most this many.
+pub const MAX_CUSTOM_HEADERS: usize = 10;
+pub const MAX_HEADER_NAME_LEN: usize = 256;
+pub const MAX_HEADER_VALUE_LEN: usize = 1024;
+/// Names the service sets itself (or the HTTP stack owns); `webhook-*` and `X-Puck-*` too.
+const RESERVED_HEADERS: [&str; 6] = ["host", "content-type", "content-length", "connection", "transfer-encoding", "user-agent"];
+
+/// Whether a custom header may not use `name` (compared case-insensitively).
+pub fn is_reserved_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") || lower.starts_with("x-puck-")
+}
+
+/// An RFC 9110 `token`: what a header field name must be.
+fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// One custom header name: an RFC 9110 token, not reserved.
+pub fn parse_custom_header_name(name: &str) -> Result<(), String> {
+    if name.len() > MAX_HEADER_NAME_LEN || !is_token(name) {
+        return Err(format!("headers: {} is not a valid header name (an RFC 9110 token of at most {MAX_HEADER_NAME_LEN} characters)", quoted(name)));
+    }
+    if is_reserved_header(name) {
+        return Err(format!("headers.{} is reserved and cannot be set", printable(name)));
+    }
+    Ok(())
+}
+
+/// One custom header value: 1 to 1,024 printable ASCII characters (what HTTP sends as is).
+pub fn parse_custom_header_value(name: &str, value: &Value) -> Result<String, String> {
+    let v = value.as_str().ok_or_else(|| format!("headers.{} must be a string", printable(name)))?;
+    if v.is_empty() || v.len() > MAX_HEADER_VALUE_LEN || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(format!("headers.{} must be 1 to {MAX_HEADER_VALUE_LEN} printable ASCII characters", printable(name)));
+    }
+    Ok(v.to_owned())
+}
+
+/// The `headers` object of a subscription: name → value, names unique ignoring case.
+pub fn parse_custom_headers(value: &Value) -> Result<BTreeMap<String, String>, String> {
+    let obj = value.as_object().ok_or_else(|| "headers must be an object of header name to string value".to_owned())?;
+    if obj.len() > MAX_CUSTOM_HEADERS {
+        return Err(format!("headers must have at most {MAX_CUSTOM_HEADERS} entries"));
+    }
+    let mut headers = BTreeMap::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, v) in obj {
+        parse_custom_header_name(name)?;
+        if !seen.insert(name.to_ascii_lowercase()) {
+            return Err(format!("headers.{} is given twice (header names ignore case)", printable(name)));
+        }
+        headers.insert(name.clone(), parse_custom_header_value(name, v)?);
+    }
+    Ok(headers)
 }
 
 /// An HTTPS delivery target whose host is not an IP literal in a forbidden range.
@@ -373,9 +431,57 @@ mod tests {
         assert!(!ns.matches("investigationx.completed"));
         assert!(!ns.matches("finding.discovered"));
         assert!(EventPattern::parse("nope.*").is_err());
-        assert!(EventPattern::parse("*").is_err());
+        assert!(EventPattern::parse(".*").is_err());
+        assert!(EventPattern::parse("*.*").is_err());
         assert!(EventPattern::parse("finding.unknown").is_err());
         assert_eq!(ns.to_string(), "investigation.*");
+    }
+
+    #[test]
+    fn star_matches_every_platform_type_and_no_operational_one() {
+        let all = EventPattern::parse("*").unwrap();
+        assert_eq!(all.to_string(), "*");
+        for t in catalog::CATALOG {
+            assert_eq!(all.matches(t.name), !t.name.starts_with("webhook."), "{}", t.name);
+        }
+        assert!(!all.matches("unknown.type"));
+        let ops = EventPattern::parse("webhook.*").unwrap();
+        assert!(ops.matches("webhook.delivery.dead_lettered") && ops.matches("webhook.subscription.disabled"));
+        assert!(!ops.matches("finding.discovered"));
+        let deliveries = EventPattern::parse("webhook.delivery.*").unwrap();
+        assert!(deliveries.matches("webhook.delivery.dead_lettered") && !deliveries.matches("webhook.subscription.disabled"));
+        assert!(EventPattern::parse("webhook.delivery.dead_lettered").unwrap().matches("webhook.delivery.dead_lettered"));
+    }
+
+    #[test]
+    fn custom_headers_follow_design_section_4() {
+        let ok = parse_custom_headers(&serde_json::json!({"Authorization": "Splunk abc-123", "X-Env": "prod"})).unwrap();
+        assert_eq!(ok.get("Authorization").map(String::as_str), Some("Splunk abc-123"));
+        let eleven: serde_json::Map<String, Value> = (0..11).map(|i| (format!("X-H{i}"), Value::from("v"))).collect();
+        let cases: Vec<(Value, &str)> = vec![
+            (serde_json::json!(["a"]), "headers must be an object"),
+            (Value::Object(eleven), "headers must have at most 10 entries"),
+            (serde_json::json!({"Bad Name": "v"}), "headers: \"Bad Name\" is not a valid header name"),
+            (serde_json::json!({"": "v"}), "headers: \"\" is not a valid header name"),
+            (serde_json::json!({"X-A:": "v"}), "headers: \"X-A:\" is not a valid header name"),
+            (serde_json::json!({"Host": "v"}), "headers.Host is reserved"),
+            (serde_json::json!({"content-type": "v"}), "headers.content-type is reserved"),
+            (serde_json::json!({"Transfer-Encoding": "v"}), "headers.Transfer-Encoding is reserved"),
+            (serde_json::json!({"User-Agent": "v"}), "headers.User-Agent is reserved"),
+            (serde_json::json!({"Webhook-Signature": "v"}), "headers.Webhook-Signature is reserved"),
+            (serde_json::json!({"x-puck-anything": "v"}), "headers.x-puck-anything is reserved"),
+            (serde_json::json!({"X-A": ""}), "headers.X-A must be 1 to 1024"),
+            (serde_json::json!({"X-A": "a".repeat(1025)}), "headers.X-A must be 1 to 1024"),
+            (serde_json::json!({"X-A": "line\r\nInjected: 1"}), "headers.X-A must be 1 to 1024"),
+            (serde_json::json!({"X-A": "caf\u{e9}"}), "headers.X-A must be 1 to 1024"),
+            (serde_json::json!({"X-A": 1}), "headers.X-A must be a string"),
+            (serde_json::json!({"X-A": "1", "x-a": "2"}), "headers.x-a is given twice"),
+        ];
+        for (input, want) in cases {
+            let msg = parse_custom_headers(&input).expect_err(&input.to_string());
+            assert!(msg.starts_with(want), "{input}: {msg}");
+        }
+        assert!(parse_custom_headers(&serde_json::json!({"X-A": "a".repeat(1024)})).is_ok());
     }
 
     #[test]
@@ -440,11 +546,12 @@ mod tests {
         }
 
         #[test]
-        fn namespace_patterns_match_exactly_their_namespace(i in 0usize..EVENT_TYPES.len(), j in 0usize..EVENT_TYPES.len()) {
-            let ns = EVENT_TYPES[i].split('.').next().unwrap();
+        fn namespace_patterns_match_exactly_their_namespace(i in 0usize..catalog::CATALOG.len(), j in 0usize..catalog::CATALOG.len()) {
+            let (a, b) = (catalog::CATALOG[i].name, catalog::CATALOG[j].name);
+            let ns = a.split('.').next().unwrap();
             let pattern = EventPattern::parse(&format!("{ns}.*")).unwrap();
-            prop_assert_eq!(pattern.matches(EVENT_TYPES[j]), EVENT_TYPES[j].starts_with(&format!("{ns}.")));
-            prop_assert_eq!(EventPattern::parse(EVENT_TYPES[j]).unwrap().matches(EVENT_TYPES[i]), i == j);
+            prop_assert_eq!(pattern.matches(b), b.starts_with(&format!("{ns}.")));
+            prop_assert_eq!(EventPattern::parse(b).unwrap().matches(a), i == j);
         }
 
         #[test]

@@ -146,6 +146,14 @@ pub fn json_body(req: &Request, limit: usize) -> Result<Value, AppError> {
     serde_json::from_slice(bytes).map_err(|e| AppError::MalformedJson(format!("request body is not valid JSON: {e}")))
 }
 
+/// Like [`json_body`], for routes whose body is optional: an empty body is `None`.
+pub fn optional_json_body(req: &Request, limit: usize) -> Result<Option<Value>, AppError> {
+    if body_bytes(req, limit)?.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    json_body(req, limit).map(Some)
+}
+
 /// A path parameter bound by the route (`{id}`); API Gateway always supplies declared ones.
 pub fn path_param(req: &Request, name: &str) -> String {
     req.path_parameters().first(name).unwrap_or_default().to_owned()

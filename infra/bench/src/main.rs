@@ -208,8 +208,7 @@ async fn fresh_delivery(stack: &BenchStack, tenant: &Tenant, sub: &str) -> Resul
     let sub = stack.ctx.subscriptions.get(&tenant.account, &sub_id).await?.ok_or_else(|| anyhow!("subscription gone"))?;
     let now = stack.ctx.clock.now();
     let envelope = puck_core::envelope::Envelope::new(EventId::generate(), "finding.discovered", now, sample_data());
-    let payload = envelope.to_json();
-    let delivery = puck_core::services::events::new_delivery(&sub, &envelope, &payload, now);
+    let delivery = puck_core::services::events::new_delivery(&sub, &envelope, None, now);
     stack.ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
     Ok(delivery.id.to_string())
 }

@@ -138,7 +138,7 @@ fn create_cases() -> Vec<Case> {
         bad(Method::POST, p, ok(json!({"events": [""]})), "events"),
         bad(Method::POST, p, ok(json!({"events": [1]})), "events"),
         bad(Method::POST, p, ok(json!({"events": ["finding.nope"]})), "finding.nope"),
-        bad(Method::POST, p, ok(json!({"events": ["*"]})), "events"),
+        bad(Method::POST, p, ok(json!({"events": ["**"]})), "events"),
         bad(Method::POST, p, ok(json!({"events": ["finding.discovered\u{0}"]})), "events"),
         bad(Method::POST, p, ok(json!({"events": vec!["finding.*"; 500]})), "events"),
         bad(Method::POST, p, ok(json!({"filters": []})), "filters"),

@@ -4,6 +4,7 @@
 pub mod console;
 pub mod deliveries;
 pub mod endpoints;
+pub mod event_types;
 pub mod events;
 pub mod fallback;
 pub mod inbound;
@@ -59,6 +60,7 @@ pub(crate) mod test_support {
         "subscriptions-list",
         "subscriptions-test",
         "subscriptions-update",
+        "event-types-list",
     ];
 
     /// The sample event `events/<name>.json` as the request Lambda would hand the handler.

@@ -4,8 +4,8 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use puck_core::model::Scope;
 use puck_core::page::parse_limit;
-use puck_core::services::{deliveries, subscriptions, Context};
-use puck_http::{authenticate, empty_response, json_body, json_response, path_param, query_param, respond, MANAGE_BODY_LIMIT};
+use puck_core::services::{subscriptions, test_events, Context};
+use puck_http::{authenticate, empty_response, json_body, json_response, optional_json_body, path_param, query_param, respond, MANAGE_BODY_LIMIT};
 
 pub async fn create(ctx: &Context, req: Request) -> Response<Body> {
     respond(async {
@@ -50,7 +50,8 @@ pub async fn delete(ctx: &Context, req: Request) -> Response<Body> {
 pub async fn send_test(ctx: &Context, req: Request) -> Response<Body> {
     respond(async {
         let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
-        Ok(json_response(StatusCode::ACCEPTED, &deliveries::send_test(ctx, &caller, &path_param(&req, "id")).await?))
+        let body = optional_json_body(&req, MANAGE_BODY_LIMIT)?;
+        Ok(json_response(StatusCode::ACCEPTED, &test_events::send_test_event(ctx, &caller, &path_param(&req, "id"), body).await?))
     }.await)
 }
 

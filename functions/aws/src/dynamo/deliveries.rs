@@ -7,7 +7,7 @@
 //! keeps one hot partition from forming under load. The item holds the summary fields only (well
 //! under 1 KB): no payload, no attempts, so each status change rewrites a small item.
 //!
-//! Body: `pk=ACCT#<account>`, `sk=BODY#<first delivery id of the event>`, the envelope
+//! Body: `pk=ACCT#<account>`, `sk=BODY#<first delivery id of the event and format>`, the body
 //! deflate-compressed in the Binary attribute `body`, written once per event in the same batch as
 //! its deliveries (never per delivery), which point at it with `body_ref`. Events are ≤ 128 KiB, so a body item is always far under the 400 KB item limit.
 //! Items written before this layout still carry `payload` (and a ring of `attempts`) inline;
@@ -336,14 +336,16 @@ impl DeliveryStore for DynamoDeliveryStore {
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
         let mut requests = Vec::with_capacity(deliveries.len() + 1);
-        let mut bodies: Vec<(&AccountId, &EventId, &DeliveryId)> = Vec::new();
+        let mut bodies: Vec<(&AccountId, &EventId, &str, &DeliveryId)> = Vec::new();
         for d in deliveries {
-            // The body goes in the same batch, once per event: a delivery is never readable
-            // without it for longer than the batch's own retries.
-            let first = match bodies.iter().find(|(a, e, _)| *a == &d.account_id && *e == &d.event_id) {
-                Some((_, _, first)) => *first,
+            // The body goes in the same batch, once per event and body format (every `raw`
+            // subscription shares one): a delivery is never readable without it for longer than
+            // the batch's own retries.
+            let same_body = |(a, e, p, _): &&(&AccountId, &EventId, &str, &DeliveryId)| *a == &d.account_id && *e == &d.event_id && *p == d.payload;
+            let first = match bodies.iter().find(same_body) {
+                Some((_, _, _, first)) => *first,
                 None => {
-                    bodies.push((&d.account_id, &d.event_id, &d.id));
+                    bodies.push((&d.account_id, &d.event_id, &d.payload, &d.id));
                     requests.push(put_request(body_item(d)?)?);
                     &d.id
                 }

@@ -1,11 +1,9 @@
-//! The delivery log (list, get with attempts), replay, and the `/test` delivery.
+//! The delivery log (list, get with attempts) and replay.
 
-use super::events::{enqueue_written, pending_delivery};
-use super::subscriptions;
+use super::events::enqueue_written;
 use super::Context;
-use crate::envelope::Envelope;
 use crate::error::AppError;
-use crate::ids::{DeliveryId, EventId, InvestigationId, SubscriptionId};
+use crate::ids::{DeliveryId, SubscriptionId};
 use crate::model::{Caller, Delivery, DeliveryStatus};
 use crate::page::{decode_cursor, encode_cursor};
 use crate::ports::DeliveryFilter;
@@ -64,24 +62,4 @@ pub async fn replay(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Valu
     enqueue_written(ctx, std::slice::from_ref(&d)).await;
     tracing::info!(account_id = %caller.account_id, delivery_id = %id, event_id = %d.event_id, "delivery replayed");
     Ok(json!({ "delivery_id": id, "status": DeliveryStatus::Pending }))
-}
-
-/// A synthetic `investigation.queued` delivery to one subscription, whatever its event types and
-/// filters, through the normal pipeline.
-pub async fn send_test(ctx: &Context, caller: &Caller, raw_sub_id: &str) -> Result<Value, AppError> {
-    let sub = subscriptions::load(ctx, caller, raw_sub_id).await?;
-    let now = ctx.clock.now();
-    let data = json!({
-        "test": true,
-        "investigation_id": InvestigationId::generate(now.unix_ms() as u64),
-        "status": "queued",
-        "query": "Test event from Puck: verify your endpoint's wiring and signature check",
-        "scope": null,
-        "depth": "standard",
-    });
-    let envelope = Envelope::new(EventId::generate(), "investigation.queued", now, data);
-    let delivery = pending_delivery(&sub, &envelope, &envelope.to_json(), now, ctx.settings.expires_at(now));
-    ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
-    enqueue_written(ctx, std::slice::from_ref(&delivery)).await;
-    Ok(json!({ "delivery_id": delivery.id }))
 }

@@ -66,6 +66,14 @@ impl Dispatcher {
         Ok(secrets)
     }
 
+    /// The subscription's custom headers, decrypted for this attempt only.
+    fn custom_headers(&self, sub: &Subscription) -> Result<Vec<(String, String)>, AppError> {
+        let Some(enc) = &sub.headers_enc else { return Ok(Vec::new()) };
+        let plain = self.ctx.keyring.decrypt(enc, &sub.headers_context()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let map: BTreeMap<String, String> = serde_json::from_str(&plain).map_err(|e| AppError::Internal(format!("stored headers: {e}")))?;
+        Ok(map.into_iter().collect())
+    }
+
     /// Handles one job. `receive_count` is SQS's ApproximateReceiveCount: the attempt number
     /// within this message's life, which drives backoff and the last-attempt decision.
     pub async fn dispatch(&self, job: &DeliveryJob, receive_count: u32) -> Result<JobOutcome, AppError> {
@@ -87,8 +95,9 @@ impl Dispatcher {
             return Ok(JobOutcome::Done);
         };
         let secrets = self.signing_secrets(&sub, now)?;
+        let custom = self.custom_headers(&sub)?;
         let attempt_id = AttemptId::generate(now.unix_ms() as u64);
-        let request = build_request(&delivery, &sub, &attempt_id, &secrets, now);
+        let request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now);
         let outcome = self.sender.send(&request).await;
         self.record(&delivery, &sub, attempt_id, now, &request, outcome, receive_count.max(1)).await
     }
@@ -117,7 +126,8 @@ impl Dispatcher {
             number,
             started_at,
             duration_ms: outcome.duration_ms,
-            request_headers: redacted(&request.headers),
+            url: Some(request.url.clone()),
+            request_headers: redacted(&request.headers, &sub.header_names),
             response_status: outcome.status,
             response_headers: outcome.headers.iter().cloned().collect::<BTreeMap<_, _>>(),
             response_body: outcome.status.map(|_| outcome.body.clone()),
@@ -167,12 +177,14 @@ pub fn last_delivery_is_stale(sub: &Subscription, status: DeliveryStatus, now: T
         || sub.last_delivery_at.is_none_or(|at| now.unix_ms() - at.unix_ms() >= LAST_DELIVERY_REFRESH_SECS * 1000)
 }
 
-/// The request of one attempt: the stored envelope, signed now.
+/// The request of one attempt: the stored payload, signed now, plus the subscription's custom
+/// headers (validated at write time never to collide with ours).
 pub fn build_request(
     delivery: &Delivery,
     sub: &Subscription,
     attempt_id: &AttemptId,
     secrets: &[SigningSecret],
+    custom: &[(String, String)],
     now: Timestamp,
 ) -> OutboundRequest {
     let refs: Vec<&SigningSecret> = secrets.iter().collect();
@@ -184,6 +196,8 @@ pub fn build_request(
         body: &delivery.payload,
         secrets: &refs,
     });
+    let mut headers = headers;
+    headers.extend(custom.iter().cloned());
     OutboundRequest { url: sub.url.as_str().to_owned(), headers, body: delivery.payload.clone() }
 }
 

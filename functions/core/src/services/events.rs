@@ -9,6 +9,7 @@ use super::input::{wrong_type, Fields};
 use super::{Context, Settings};
 use crate::envelope::Envelope;
 use crate::error::AppError;
+use crate::format::render;
 use crate::filters::{subscription_matches, EventFacts};
 use crate::ids::{AccountId, DeliveryId, EventId};
 use crate::model::{Caller, Delivery, DeliveryStatus, StoredEvent, Subscription};
@@ -35,6 +36,9 @@ impl NewEvent {
         let fields = Fields::new(body)?;
         fields.deny_unknown(FIELDS)?;
         let event_type = EventType::parse(fields.req_str("event_type")?).map_err(AppError::Validation)?;
+        if event_type.info().is_operational() {
+            return Err(AppError::validation(format!("event_type {} is emitted by the service and cannot be published", event_type.as_str())));
+        }
         let data = match fields.raw("data") {
             None => return Err(AppError::validation("data is required")),
             Some(v @ Value::Object(_)) => v.clone(),
@@ -75,12 +79,14 @@ pub async fn publish(ctx: &Context, caller: &Caller, body: Value) -> Result<Publ
 
 /// Builds a pending delivery of `envelope` to `sub`, kept for the default retention (tools and
 /// tests; use cases call [`pending_delivery`] with their settings).
-pub fn new_delivery(sub: &Subscription, envelope: &Envelope, payload: &str, now: Timestamp) -> Delivery {
-    pending_delivery(sub, envelope, payload, now, Settings::default().expires_at(now))
+pub fn new_delivery(sub: &Subscription, envelope: &Envelope, severity: Option<Severity>, now: Timestamp) -> Delivery {
+    pending_delivery(sub, envelope, severity, now, Settings::default().expires_at(now))
 }
 
-/// Builds a pending delivery of `envelope` to `sub` that the retention TTL removes at `expires_at`.
-pub fn pending_delivery(sub: &Subscription, envelope: &Envelope, payload: &str, now: Timestamp, expires_at: Timestamp) -> Delivery {
+/// Builds a pending delivery of `envelope` to `sub` that the retention TTL removes at `expires_at`,
+/// its payload rendered once in the subscription's format (so every retry and replay sends and
+/// signs the same bytes).
+pub fn pending_delivery(sub: &Subscription, envelope: &Envelope, severity: Option<Severity>, now: Timestamp, expires_at: Timestamp) -> Delivery {
     Delivery {
         id: DeliveryId::generate(now.unix_ms() as u64),
         account_id: sub.account_id.clone(),
@@ -95,7 +101,7 @@ pub fn pending_delivery(sub: &Subscription, envelope: &Envelope, payload: &str, 
         created_at: now,
         updated_at: now,
         expires_at,
-        payload: payload.to_owned(),
+        payload: render(sub.format, envelope, severity),
         attempts: Vec::new(),
     }
 }
@@ -276,8 +282,7 @@ fn plan_event(ctx: &Context, account: &AccountId, subs: &[Subscription], event: 
     let expires_at = ctx.settings.expires_at(now);
     let matching: Vec<&Subscription> = subs.iter().filter(|s| subscription_matches(s, &facts)).collect();
     let envelope = Envelope::new(event.event_id.clone(), event.event_type.as_str(), now, event.data);
-    let payload = envelope.to_json();
-    let deliveries: Vec<Delivery> = matching.into_iter().map(|s| pending_delivery(s, &envelope, &payload, now, expires_at)).collect();
+    let deliveries: Vec<Delivery> = matching.into_iter().map(|s| pending_delivery(s, &envelope, event.severity, now, expires_at)).collect();
     let record = StoredEvent {
         account_id: account.clone(),
         event_id: event.event_id,

@@ -51,5 +51,6 @@ pub mod deliveries;
 pub mod events;
 pub mod input;
 pub mod subscriptions;
+pub mod test_events;
 pub mod workers;
 pub mod inbound;

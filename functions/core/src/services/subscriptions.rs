@@ -7,16 +7,17 @@
 use super::input::{text, wrong_type, Fields};
 use super::Context;
 use crate::error::AppError;
+use crate::format::Format;
 use crate::ids::{SubscriptionId, SubscriptionId as Id};
 use crate::model::{Caller, DeliveryStatus, Subscription};
 use crate::page::{decode_cursor, encode_cursor, Page};
 use crate::secret::SigningSecret;
-use crate::validation::{parse_tags, EventPattern, Filters, Severity, TargetUrl};
+use crate::validation::{parse_custom_headers, parse_tags, EventPattern, Filters, Severity, TargetUrl};
 use serde_json::{json, Value};
 
 pub const MAX_EVENT_PATTERNS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
-const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret"];
+const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret", "format", "headers"];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
 pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
@@ -63,6 +64,28 @@ fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
     Ok(Filters { min_severity, tags })
 }
 
+/// `format`: absent or null is `raw`.
+fn parse_format(fields: &Fields) -> Result<Format, AppError> {
+    fields.opt_str("format")?.map(Format::parse).transpose().map(Option::unwrap_or_default).map_err(AppError::Validation)
+}
+
+/// Sets `sub`'s custom headers from the `headers` field (absent or null: none), encrypting the
+/// values like the secret; only the names stay readable.
+fn set_headers(ctx: &Context, sub: &mut Subscription, value: Option<&Value>) -> Result<(), AppError> {
+    let headers = match value {
+        None | Some(Value::Null) => Default::default(),
+        Some(v) => parse_custom_headers(v).map_err(AppError::Validation)?,
+    };
+    sub.header_names = headers.keys().cloned().collect();
+    sub.headers_enc = if headers.is_empty() {
+        None
+    } else {
+        let plain = serde_json::to_string(&headers).map_err(|e| AppError::Internal(format!("headers: {e}")))?;
+        Some(ctx.keyring.encrypt(&plain, &sub.headers_context()))
+    };
+    Ok(())
+}
+
 fn parse_name(fields: &Fields) -> Result<Option<String>, AppError> {
     fields.opt_str("name")?.map(|n| text("name", n, MAX_NAME_CHARS)).transpose()
 }
@@ -86,6 +109,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
     let filters = parse_filters(fields.raw("filters"))?;
     let active = fields.opt_bool("active")?.unwrap_or(true);
     let name = parse_name(&fields)?;
+    let format = parse_format(&fields)?;
     let secret = match fields.opt_str("secret")? {
         Some(raw) => parse_secret(raw)?,
         None => SigningSecret::generate(),
@@ -93,7 +117,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
 
     let now = ctx.clock.now();
     let id = Id::generate(now.unix_ms() as u64);
-    let sub = Subscription {
+    let mut sub = Subscription {
         secret_enc: ctx.keyring.encrypt(secret.expose(), id.as_str()),
         id,
         account_id: caller.account_id.clone(),
@@ -102,6 +126,9 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         events,
         filters,
         active,
+        format,
+        header_names: Vec::new(),
+        headers_enc: None,
         created_at: now,
         updated_at: now,
         last_delivery_status: None,
@@ -109,6 +136,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         previous_secret_enc: None,
         previous_secret_expires_at: None,
     };
+    set_headers(ctx, &mut sub, fields.raw("headers"))?;
     ctx.subscriptions.insert(&sub).await?;
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription created");
     Ok(view_with_secret(&sub, &secret))
@@ -150,6 +178,12 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     }
     if fields.has("name") {
         sub.name = parse_name(&fields)?;
+    }
+    if fields.has("format") {
+        sub.format = parse_format(&fields)?;
+    }
+    if fields.has("headers") {
+        set_headers(ctx, &mut sub, fields.raw("headers"))?;
     }
     let now = ctx.clock.now();
     let rotated = if fields.has("secret") {
@@ -256,6 +290,10 @@ mod tests {
             (json!({"url": "https://example.com", "events": ["finding.discovered"], "bogus": 1}), "unknown field \"bogus\""),
             (json!({"url": "https://example.com", "events": ["finding.discovered"], "secret": "abc"}), "secret must start with whsec_"),
             (json!(["not", "an", "object"]), "request body must be a JSON object"),
+            (json!({"url": "https://example.com", "events": ["*"], "format": "discord"}), "format \"discord\" must be one of raw, slack, ms_teams"),
+            (json!({"url": "https://example.com", "events": ["*"], "format": 1}), "format must be a string"),
+            (json!({"url": "https://example.com", "events": ["*"], "headers": {"X-Puck-Thing": "v"}}), "headers.X-Puck-Thing is reserved"),
+            (json!({"url": "https://example.com", "events": ["*"], "headers": "Authorization: x"}), "headers must be an object"),
         ];
         for (input, want) in cases {
             match create(&ctx, &who, input.clone()).await {
@@ -286,6 +324,29 @@ mod tests {
 
         let set = update(&ctx, &who, id, json!({"secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})).await.unwrap();
         assert_eq!(set["secret"], "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    }
+
+    #[tokio::test]
+    async fn custom_headers_are_stored_encrypted_shown_as_stars_replaced_and_removed() {
+        let ctx = context();
+        let who = caller();
+        let created = create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["*"], "headers": {"Authorization": "Splunk tok-123"}})).await.unwrap();
+        let id = created["id"].as_str().unwrap();
+        assert_eq!(created["headers"], json!({"Authorization": "***"}));
+        let stored = ctx.subscriptions.get(&who.account_id, &parse_id(id).unwrap()).await.unwrap().unwrap();
+        let enc = stored.headers_enc.clone().unwrap();
+        assert!(!enc.contains("tok-123"));
+        assert_eq!(ctx.keyring.decrypt(&enc, &stored.headers_context()).unwrap(), r#"{"Authorization":"Splunk tok-123"}"#);
+        assert!(!list(&ctx, &who, 50, None).await.unwrap().to_string().contains("tok-123"));
+
+        let replaced = update(&ctx, &who, id, json!({"headers": {"X-Env": "prod"}})).await.unwrap();
+        assert_eq!(replaced["headers"], json!({"X-Env": "***"}));
+        let untouched = update(&ctx, &who, id, json!({"active": true})).await.unwrap();
+        assert_eq!(untouched["headers"], json!({"X-Env": "***"}));
+        let removed = update(&ctx, &who, id, json!({"headers": null})).await.unwrap();
+        assert_eq!(removed["headers"], json!({}));
+        assert!(ctx.subscriptions.get(&who.account_id, &parse_id(id).unwrap()).await.unwrap().unwrap().headers_enc.is_none());
+        assert!(update(&ctx, &who, id, json!({"headers": {"Host": "x"}})).await.is_err());
     }
 
     #[tokio::test]
