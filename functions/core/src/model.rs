@@ -379,6 +379,7 @@ mod tests {
             number,
             started_at: Timestamp(i64::from(number)),
             duration_ms: 1,
+            url: Some("https://hooks.example.com/h".into()),
             request_headers: BTreeMap::new(),
             response_status: Some(500),
             response_headers: BTreeMap::new(),
