@@ -40,7 +40,7 @@ pub const ROUTES: &[(&str, Handler)] = &[
     route!("endpoints-create", routes::endpoints::create),
     route!("endpoints-list", routes::endpoints::list),
     route!("endpoints-delete", routes::endpoints::delete),
-    route!("inbound-receive", routes::inbound::receive),
+    route!("inbound-receive", routes::receivers::receive),
     route!("investigations-get", routes::investigations::get),
     route!("not-found", routes::fallback::not_found),
 ];

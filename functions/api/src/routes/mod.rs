@@ -5,8 +5,8 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod events;
 pub mod fallback;
-pub mod inbound;
 pub mod investigations;
+pub mod receivers;
 pub mod subscriptions;
 
 #[cfg(test)]

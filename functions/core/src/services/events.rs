@@ -36,7 +36,7 @@ impl NewEvent {
         fields.deny_unknown(FIELDS)?;
         let event_type = EventType::parse(fields.req_str("event_type")?).map_err(AppError::Validation)?;
         let data = match fields.raw("data") {
-            None => return Err(AppError::validation("data is required")),
+            None => return Err(AppError::validation("data", "data is required")),
             Some(v @ Value::Object(_)) => v.clone(),
             Some(_) => return Err(wrong_type("data", "an object")),
         };
@@ -47,7 +47,7 @@ impl NewEvent {
         };
         let event_id = match fields.opt_str("event_id")? {
             Some(raw) => EventId::parse(raw).map_err(|_| {
-                AppError::validation("event_id must be 1 to 128 characters of letters, digits, '.', '_', ':' or '-'")
+                AppError::validation("event_id", "event_id must be 1 to 128 characters of letters, digits, '.', '_', ':' or '-'")
             })?,
             None => EventId::generate(),
         };
@@ -208,7 +208,7 @@ mod tests {
         ];
         for (input, want) in cases {
             match publish(&ctx, &who, input.clone()).await {
-                Err(AppError::Validation(m)) => assert!(m.starts_with(want), "{input}: {m}"),
+                Err(AppError::Validation(m)) => assert!(m.message.starts_with(want), "{input}: {m}"),
                 other => panic!("{input}: {other:?}"),
             }
         }

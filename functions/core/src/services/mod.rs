@@ -43,4 +43,6 @@ pub mod events;
 pub mod input;
 pub mod subscriptions;
 pub mod workers;
-pub mod inbound;
+pub mod endpoints;
+pub mod investigations;
+pub mod receive;
