@@ -71,11 +71,11 @@ pub struct Tenant {
 impl BenchStack {
     /// Provisions the template into moto under a fresh prefix and wires the counted context. The
     /// function counter must already be registered with `puck_aws::add_sdk_interceptor`.
-    pub async fn start(moto_endpoint: &str, functions: CallCounter, workdir: &std::path::Path) -> Result<Self> {
+    pub async fn start(moto_endpoint: &str, functions: CallCounter, _workdir: &std::path::Path) -> Result<Self> {
         let template = Template::load(&puck_local::moto::repo_root().join("template.yaml"))?;
         let raw = Clients::new(moto_endpoint, "test", "test").await;
         let provisioned = provision::provision(&template, &raw, &puck_local::unique_prefix("bench")).await?;
-        let receiver = Receiver::start(workdir).await?;
+        let receiver = Receiver::start().await?;
 
         let mut env = provision::function_environment(&template, &provisioned)?;
         env.insert("AWS_REGION".into(), provision::LOCAL_REGION.into());
