@@ -4,8 +4,8 @@
 //! One investigation per detection or incident: the dedupe key is built from its id, so repeated
 //! notifications of the same detection are redeliveries.
 
-use super::payload::{at, clip, first_str, first_text, severity_word, str_at, with_severity, SUMMARY_CHARS};
-use super::{dedupe, ignored, parse_json, Headers, Recognition, Trigger, MAX_QUERY_CHARS};
+use super::payload::{at, clip, first_str, first_text, severity_word, str_at, with_severity};
+use super::{dedupe, ignored, parse_json, provider_event, Headers, Recognition};
 use crate::error::AppError;
 use crate::validation::Severity;
 use serde_json::Value;
@@ -107,23 +107,12 @@ pub(super) fn recognize(headers: &Headers, body: &[u8]) -> Result<Recognition, A
             ("crowdstrike:fusion_detection".to_owned(), summary, detail, severity, id)
         }
     };
-    let summary = clip(&summary, SUMMARY_CHARS);
-    let query = clip(&format!("Investigate {summary}.{detail}"), MAX_QUERY_CHARS);
     // One investigation per detection/incident: repeated notifications of it are redeliveries.
     let dedupe_key = id
         .map(|id| format!("{}:{id}", trigger.trim_start_matches("crowdstrike:")))
         .or_else(|| headers.get("x-cs-delivery-id").map(str::to_owned))
         .and_then(|k| dedupe(&k));
-    Ok(Recognition::Trigger(Box::new(Trigger {
-        trigger,
-        query,
-        summary,
-        agent_ids: Vec::new(),
-        scope: None,
-        depth: None,
-        severity,
-        dedupe_key,
-    })))
+    Ok(provider_event(trigger, &summary, &detail, severity, dedupe_key))
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 //! event (and `ping`) is ignored before the body is parsed, since GitHub may send form-encoded
 //! bodies for events we never read. The delivery id `X-GitHub-Delivery` is the dedupe key.
 
-use super::payload::{clip, first_str, severity_word, str_at, text_at, with_severity, SUMMARY_CHARS};
-use super::{dedupe, ignored, parse_json, Headers, Recognition, Trigger, MAX_QUERY_CHARS};
+use super::payload::{clip, first_str, severity_word, str_at, text_at, with_severity};
+use super::{dedupe, ignored, parse_json, provider_event, Headers, Recognition};
 use crate::error::AppError;
 use crate::validation::Severity;
 use serde_json::Value;
@@ -77,18 +77,8 @@ pub(super) fn recognize(headers: &Headers, body: &[u8]) -> Result<Recognition, A
     let link = first_str(&payload, &[&["alert", "html_url"], &["workflow_run", "html_url"], &["security_advisory", "html_url"]])
         .map(|u| format!(" {u}"))
         .unwrap_or_default();
-    let summary = clip(&summary, SUMMARY_CHARS);
-    let query = clip(&format!("Investigate {summary}.{detail}{link}"), MAX_QUERY_CHARS);
-    Ok(Recognition::Trigger(Box::new(Trigger {
-        trigger: format!("github:{event}"),
-        query,
-        summary,
-        agent_ids: Vec::new(),
-        scope: None,
-        depth: None,
-        severity,
-        dedupe_key: headers.get("x-github-delivery").and_then(dedupe),
-    })))
+    let dedupe_key = headers.get("x-github-delivery").and_then(dedupe);
+    Ok(provider_event(format!("github:{event}"), &summary, &format!("{detail}{link}"), severity, dedupe_key))
 }
 
 fn alert_number(payload: &Value) -> String {

@@ -138,6 +138,14 @@ fn parse_json(body: &[u8], hint: &str) -> Result<Value, AppError> {
     serde_json::from_slice(body).map_err(|e| AppError::MalformedJson(format!("request body is not valid JSON{hint}: {e}")))
 }
 
+/// A provider event's trigger: the summary clipped to a line, the query `Investigate <summary>.`
+/// followed by `detail`, and no agent ids, scope or depth of its own (the endpoint's apply).
+fn provider_event(trigger: String, summary: &str, detail: &str, severity: Option<Severity>, dedupe_key: Option<String>) -> Recognition {
+    let summary = payload::clip(summary, payload::SUMMARY_CHARS);
+    let query = payload::clip(&format!("Investigate {summary}.{detail}"), MAX_QUERY_CHARS);
+    Recognition::Trigger(Box::new(Trigger { trigger, query, summary, agent_ids: Vec::new(), scope: None, depth: None, severity, dedupe_key }))
+}
+
 /// Keeps a dedupe key usable as a storage key: printable, bounded.
 fn dedupe(raw: &str) -> Option<String> {
     let raw = raw.trim();
