@@ -10,7 +10,7 @@
 
 use crate::calls::CallCounter;
 use crate::receiver::Receiver;
-use anyhow::{anyhow, Context as _, Result};
+use anyhow::{anyhow, Result};
 use puck_core::ids::AccountId;
 use puck_core::model::Scope;
 use puck_core::services::dispatch::Dispatcher;
@@ -30,12 +30,8 @@ pub struct BenchStack {
     pub env: BTreeMap<String, String>,
     /// The context the in-process handlers share (clients carry the function counter).
     pub ctx: Context,
-    /// The dispatcher (one per "container").
-    pub dispatcher: Arc<Dispatcher>,
     /// `http://127.0.0.1:<port>` of the in-process HTTP API.
     pub base_url: String,
-    /// The delivery queue.
-    pub queue_url: String,
     /// Uncounted clients straight to moto (provisioning, raw-rate reference, table scans).
     pub raw: Clients,
     /// The table name.
@@ -46,8 +42,6 @@ pub struct BenchStack {
     pub esm: CallCounter,
     /// The HTTPS receiver every subscription points at.
     pub receiver: Receiver,
-    /// The SQS batch size of the dispatcher's event source (template).
-    pub batch_size: i32,
     /// Publishes retried after a 5xx (see [`BenchStack::publish`]).
     pub publish_retries: std::sync::atomic::AtomicU64,
     /// Duration of every dispatcher handler invocation (what Lambda bills).
@@ -117,16 +111,13 @@ impl BenchStack {
         };
         Ok(Self {
             table: config.table_name.clone(),
-            queue_url: config.delivery_queue_url.clone(),
             env,
             ctx,
-            dispatcher,
             base_url,
             raw,
             functions,
             esm,
             receiver,
-            batch_size: consumer.batch_size,
             publish_retries: std::sync::atomic::AtomicU64::new(0),
             handler_durations: std::sync::Mutex::new(Vec::new()),
             poller,
