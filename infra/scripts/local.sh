@@ -11,8 +11,8 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
 if [ ! -x .venv/bin/moto_server ]; then
-  echo "creating .venv with moto[server]==5.2.5 (first run)…" >&2
+  echo "creating .venv from infra/scripts/requirements.txt (first run)…" >&2
   python3 -m venv .venv
-  .venv/bin/pip install --quiet 'moto[server]==5.2.5' cfn-lint
+  .venv/bin/pip install --quiet -r infra/scripts/requirements.txt
 fi
 exec cargo run --release -p puck-local --bin puck-local -- "$@"

@@ -3,10 +3,10 @@
 //! connection without answering, or stream a response far larger than anyone should read.
 //!
 //! Each accepted connection reads one request and then acts out the next [`Misbehave`] of its
-//! script (the last one repeats). It uses the same test CA as [`crate::Receiver`], so the
+//! script (the last one repeats). It uses the same test CA ([`puck_local::test_tls`]) as [`crate::Receiver`], so the
 //! service's sender trusts it with no verification switched off.
 
-use crate::receiver::test_server_config;
+use puck_local::test_tls::serve_tls;
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
 
 /// What to do once a request has been read.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +94,8 @@ impl RawReceiver {
             requests: Mutex::new(Vec::new()),
             body_bytes_written: AtomicU64::new(0),
         });
-        let task = tokio::spawn(serve(listener, TlsAcceptor::from(test_server_config()), shared.clone()));
+        let conn_shared = shared.clone();
+        let task = serve_tls(listener, move |tls| serve(tls, conn_shared.clone()));
         Self { addr, shared, task }
     }
 
@@ -115,28 +115,19 @@ impl RawReceiver {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, acceptor: TlsAcceptor, shared: Arc<Shared>) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        while connections.try_join_next().is_some() {}
-        let (acceptor, shared) = (acceptor.clone(), shared.clone());
-        connections.spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let Ok(mut tls) = acceptor.accept(stream).await else { return };
-            let Some(request) = read_request(&mut tls).await else { return };
-            lock(&shared.requests).push(request);
-            let behaviour = {
-                let mut script = lock(&shared.script);
-                if script.len() > 1 {
-                    script.pop_front().unwrap_or(Misbehave::Reset)
-                } else {
-                    script.front().cloned().unwrap_or(Misbehave::Reset)
-                }
-            };
-            act(tls, behaviour, &shared).await;
-        });
-    }
+/// One connection: read a request, then act out the next behaviour of the script.
+async fn serve(mut tls: Tls, shared: Arc<Shared>) {
+    let Some(request) = read_request(&mut tls).await else { return };
+    lock(&shared.requests).push(request);
+    let behaviour = {
+        let mut script = lock(&shared.script);
+        if script.len() > 1 {
+            script.pop_front().unwrap_or(Misbehave::Reset)
+        } else {
+            script.front().cloned().unwrap_or(Misbehave::Reset)
+        }
+    };
+    act(tls, behaviour, &shared).await;
 }
 
 type Tls = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;

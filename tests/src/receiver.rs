@@ -1,9 +1,9 @@
 //! A real HTTPS webhook receiver on loopback that records every request and answers by script.
 //!
-//! The certificate is issued for `localhost` and `127.0.0.1` by a test CA generated once per test
-//! binary ([`test_ca_pem_path`]); [`crate::TestStack`] passes that PEM as `EXTRA_CA_CERT`, so the
-//! service's HTTPS sender trusts the receiver exactly as it would a public one, with no
-//! verification switched off.
+//! TLS is [`puck_local::test_tls`]: a certificate for `localhost` and `127.0.0.1` from a test CA
+//! generated once per test binary ([`test_ca_pem_path`]); [`crate::TestStack`] passes that PEM as
+//! `EXTRA_CA_CERT`, so the service's HTTPS sender trusts the receiver exactly as it would a
+//! public one, with no verification switched off.
 
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
@@ -12,16 +12,17 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use puck_local::test_tls::{serve_tls, TestCa};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
@@ -227,8 +228,8 @@ impl Receiver {
         let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("local addr");
         let shared = Arc::new(Shared { requests: Mutex::new(Vec::new()), script: Mutex::new(script) });
-        let acceptor = TlsAcceptor::from(test_ca().server_config.clone());
-        let task = tokio::spawn(serve(listener, acceptor, shared.clone()));
+        let conn_shared = shared.clone();
+        let task = serve_tls(listener, move |tls| serve(tls, conn_shared.clone()));
         Self { addr, shared, task }
     }
 
@@ -279,21 +280,12 @@ impl Receiver {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, acceptor: TlsAcceptor, shared: Arc<Shared>) {
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
-        while connections.try_join_next().is_some() {}
-        let (acceptor, shared) = (acceptor.clone(), shared.clone());
-        connections.spawn(async move {
-            let Ok(tls) = acceptor.accept(stream).await else { return };
-            let service = hyper::service::service_fn(move |req| {
-                let shared = shared.clone();
-                async move { Ok::<_, Infallible>(answer(&shared, req).await) }
-            });
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
-        });
-    }
+async fn serve(tls: TlsStream<TcpStream>, shared: Arc<Shared>) {
+    let service = hyper::service::service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(answer(&shared, req).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
 }
 
 async fn answer(shared: &Shared, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
@@ -326,56 +318,7 @@ async fn answer(shared: &Shared, req: http::Request<Incoming>) -> http::Response
     resp
 }
 
-/// The binary's test CA and the receivers' server certificate (for `localhost` and 127.0.0.1).
-struct TestCa {
-    pem_path: PathBuf,
-    server_config: Arc<rustls::ServerConfig>,
-}
-
-static TEST_CA: OnceLock<TestCa> = OnceLock::new();
-
-fn test_ca() -> &'static TestCa {
-    TEST_CA.get_or_init(|| generate_test_ca().expect("generate the e2e test CA"))
-}
-
-/// The TLS server configuration of every test receiver (certificate for `localhost` and
-/// 127.0.0.1, issued by the test CA), for receivers that speak raw TLS ([`crate::raw`]).
-pub fn test_server_config() -> Arc<rustls::ServerConfig> {
-    test_ca().server_config.clone()
-}
-
 /// Path of the PEM file holding the test CA certificate (pass it as `EXTRA_CA_CERT`).
 pub fn test_ca_pem_path() -> &'static Path {
-    &test_ca().pem_path
-}
-
-fn generate_test_ca() -> anyhow::Result<TestCa> {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose, SanType};
-
-    let ca_key = KeyPair::generate()?;
-    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(DnType::CommonName, "puck e2e test CA");
-    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-
-    let leaf_key = KeyPair::generate()?;
-    let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()])?;
-    leaf_params.subject_alt_names.push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
-    let leaf = leaf_params.signed_by(&leaf_key, &ca_cert, &ca_key)?;
-
-    let pem_path = std::env::temp_dir().join(format!("puck-e2e-ca-{}.pem", std::process::id()));
-    std::fs::write(&pem_path, ca_cert.pem())?;
-
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut server_config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(leaf.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )?;
-    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TestCa { pem_path, server_config: Arc::new(server_config) })
+    TestCa::get().pem_path()
 }

@@ -78,7 +78,7 @@ routes! {
     ENDPOINTS_CREATE: "endpoints-create", "POST" "/v1/webhooks/incoming/endpoints" => routes::endpoints::create;
     ENDPOINTS_LIST: "endpoints-list", "GET" "/v1/webhooks/incoming/endpoints" => routes::endpoints::list;
     ENDPOINTS_DELETE: "endpoints-delete", "DELETE" "/v1/webhooks/incoming/endpoints/{id}" => routes::endpoints::delete;
-    INBOUND_RECEIVE: "inbound-receive", "POST" "/v1/webhooks/incoming/{provider}/{key}" => routes::inbound::receive;
+    INBOUND_RECEIVE: "inbound-receive", "POST" "/v1/webhooks/incoming/{provider}/{key}" => routes::receivers::receive;
     INVESTIGATIONS_GET: "investigations-get", "GET" "/v1/investigations/{id}" => routes::investigations::get;
     EVENTS_PUBLISH_BATCH: "events-publish-batch", "POST" "/v1/events/batch" => routes::events::publish_batch;
     EVENT_TYPES_LIST: "event-types-list", "GET" "/v1/webhooks/event-types" => routes::event_types::list;

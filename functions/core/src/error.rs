@@ -1,13 +1,34 @@
 //! The one error type every use case returns. `puck-http` maps it to a status and a JSON body in
-//! one place; workers use [`AppError::is_retryable`] to decide between retrying and giving up.
+//! one place (`Unavailable` is the 503 a client may retry). Workers need no retry decision: they
+//! keep the SQS message of any job that failed, whatever the kind, so SQS retries it and, after
+//! `maxReceiveCount` receives, redrives it to the DLQ, where the delivery becomes
+//! `failed_permanent`; dropping a message on a "permanent" error would leave its delivery pending.
+//!
+//! Bad input is a [`ValidationError`]: the field it is about and a message that names it, so the
+//! HTTP answer can say what to fix and logs can count failures per field.
 
 use crate::ports::StoreError;
 
+/// A field failed validation. The message is what the caller reads and names the field
+/// (`url must use https`); `field` is the same name, as data (`url`, `filters.tags`, a header).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ValidationError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ValidationError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { field: field.into(), message: message.into() }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppError {
-    /// A field failed validation; the message names it (`url must use https`).
+    /// A field failed validation; the message names it.
     #[error("{0}")]
-    Validation(String),
+    Validation(ValidationError),
     /// The body is not JSON (or not a JSON object).
     #[error("{0}")]
     MalformedJson(String),
@@ -30,12 +51,15 @@ pub enum AppError {
 }
 
 impl AppError {
-    pub fn validation(message: impl Into<String>) -> Self {
-        Self::Validation(message.into())
+    /// A [`ValidationError`] about `field`.
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation(ValidationError::new(field, message))
     }
+}
 
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Unavailable(_))
+impl From<ValidationError> for AppError {
+    fn from(e: ValidationError) -> Self {
+        Self::Validation(e)
     }
 }
 

@@ -17,7 +17,7 @@ pub fn parse_limit(raw: Option<&str>) -> Result<usize, AppError> {
         None => Ok(DEFAULT_LIMIT),
         Some(s) => match s.parse::<usize>() {
             Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-            _ => Err(AppError::validation(format!("limit must be an integer from 1 to {MAX_LIMIT}"))),
+            _ => Err(AppError::validation("limit", format!("limit must be an integer from 1 to {MAX_LIMIT}"))),
         },
     }
 }
@@ -29,7 +29,7 @@ pub fn encode_cursor(last_id: &str) -> String {
 /// Decodes a cursor and parses the id inside with `parse`, so a forged cursor is a 400.
 pub fn decode_cursor<T, E>(raw: Option<&str>, parse: impl Fn(&str) -> Result<T, E>) -> Result<Option<T>, AppError> {
     let Some(raw) = raw else { return Ok(None) };
-    let invalid = || AppError::validation("cursor is invalid");
+    let invalid = || AppError::validation("cursor", "cursor is invalid");
     let bytes = URL_SAFE_NO_PAD.decode(raw).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     parse(&text).map(Some).map_err(|_| invalid())
@@ -60,7 +60,7 @@ mod tests {
     #[test]
     fn forged_cursor_is_a_validation_error() {
         let r = decode_cursor(Some("not base64!"), SubscriptionId::parse);
-        assert_eq!(r, Err(AppError::validation("cursor is invalid")));
+        assert_eq!(r, Err(AppError::validation("cursor", "cursor is invalid")));
         let r = decode_cursor(Some(&encode_cursor("dlv_x")), SubscriptionId::parse);
         assert!(r.is_err());
     }
@@ -70,7 +70,7 @@ mod tests {
         fn any_cursor_text_is_either_valid_or_a_400_never_a_panic(raw in "\\PC{0,120}") {
             match decode_cursor(Some(&raw), SubscriptionId::parse) {
                 Ok(_) => {}
-                Err(e) => prop_assert_eq!(e, AppError::validation("cursor is invalid")),
+                Err(e) => prop_assert_eq!(e, AppError::validation("cursor", "cursor is invalid")),
             }
         }
 

@@ -1,10 +1,11 @@
 //! Parsed domain values: target URLs, event types and patterns, severities, filters.
 //!
 //! Each type can only be built by `parse`, so a `TargetUrl` is always HTTPS with a public host and
-//! an `EventPattern` always names a known event type or namespace. Errors are messages that name
-//! the field, ready for a 400.
+//! an `EventPattern` always names a known event type or namespace. Errors are
+//! [`ValidationError`]s that name the field, ready for a 400.
 
 use crate::catalog;
+pub use crate::error::ValidationError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -17,10 +18,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub struct EventType(&'static str);
 
 impl EventType {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         catalog::find(raw)
             .map(|t| Self(t.name))
-            .ok_or_else(|| format!("event_type {} is not a known event type", quoted(raw)))
+            .ok_or_else(|| ValidationError::new("event_type", format!("event_type {} is not a known event type", quoted(raw))))
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -34,8 +35,8 @@ impl EventType {
 }
 
 impl TryFrom<String> for EventType {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Self, String> {
+    type Error = ValidationError;
+    fn try_from(raw: String) -> Result<Self, ValidationError> {
         Self::parse(&raw)
     }
 }
@@ -58,7 +59,7 @@ pub enum EventPattern {
 }
 
 impl EventPattern {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         if raw == "*" {
             return Ok(Self::All);
         }
@@ -68,12 +69,12 @@ impl EventPattern {
             return if known {
                 Ok(pattern)
             } else {
-                Err(format!("events: {} does not match any known event type", quoted(raw)))
+                Err(ValidationError::new("events", format!("events: {} does not match any known event type", quoted(raw))))
             };
         }
         EventType::parse(raw)
             .map(Self::Exact)
-            .map_err(|_| format!("events: {} is not a known event type, prefix.* wildcard or \"*\"", quoted(raw)))
+            .map_err(|_| ValidationError::new("events", format!("events: {} is not a known event type, prefix.* wildcard or \"*\"", quoted(raw))))
     }
 
     pub fn matches(&self, event_type: &str) -> bool {
@@ -98,8 +99,8 @@ impl fmt::Display for EventPattern {
 }
 
 impl TryFrom<String> for EventPattern {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Self, String> {
+    type Error = ValidationError;
+    fn try_from(raw: String) -> Result<Self, ValidationError> {
         Self::parse(&raw)
     }
 }
@@ -121,13 +122,13 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub fn parse(field: &str, raw: &str) -> Result<Self, String> {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
         match raw {
             "low" => Ok(Self::Low),
             "medium" => Ok(Self::Medium),
             "high" => Ok(Self::High),
             "critical" => Ok(Self::Critical),
-            _ => Err(format!("{field} must be one of low, medium, high, critical")),
+            _ => Err(ValidationError::new(field, format!("{field} must be one of low, medium, high, critical"))),
         }
     }
 }
@@ -147,19 +148,19 @@ pub const MAX_TAG_KEY_LEN: usize = 128;
 pub const MAX_TAG_VALUE_LEN: usize = 256;
 
 /// Parses a JSON object of string → string tags, naming `field` in errors.
-pub fn parse_tags(field: &str, value: &serde_json::Value) -> Result<BTreeMap<String, String>, String> {
-    let obj = value.as_object().ok_or_else(|| format!("{field} must be an object of string values"))?;
+pub fn parse_tags(field: &str, value: &serde_json::Value) -> Result<BTreeMap<String, String>, ValidationError> {
+    let obj = value.as_object().ok_or_else(|| ValidationError::new(field, format!("{field} must be an object of string values")))?;
     if obj.len() > MAX_TAGS {
-        return Err(format!("{field} must have at most {MAX_TAGS} entries"));
+        return Err(ValidationError::new(field, format!("{field} must have at most {MAX_TAGS} entries")));
     }
     let mut tags = BTreeMap::new();
     for (k, v) in obj {
-        let v = v.as_str().ok_or_else(|| format!("{field}.{} must be a string", printable(k)))?;
+        let v = v.as_str().ok_or_else(|| ValidationError::new(field, format!("{field}.{} must be a string", printable(k))))?;
         if k.is_empty() || k.len() > MAX_TAG_KEY_LEN || k.chars().any(char::is_control) {
-            return Err(format!("{field} keys must be 1 to {MAX_TAG_KEY_LEN} printable characters"));
+            return Err(ValidationError::new(field, format!("{field} keys must be 1 to {MAX_TAG_KEY_LEN} printable characters")));
         }
         if v.len() > MAX_TAG_VALUE_LEN || v.chars().any(char::is_control) {
-            return Err(format!("{field}.{} must be at most {MAX_TAG_VALUE_LEN} printable characters", printable(k)));
+            return Err(ValidationError::new(field, format!("{field}.{} must be at most {MAX_TAG_VALUE_LEN} printable characters", printable(k))));
         }
         tags.insert(k.clone(), v.to_owned());
     }
@@ -184,38 +185,43 @@ fn is_token(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// A bad `headers` entry; the message names the header.
+fn headers_error(message: impl Into<String>) -> ValidationError {
+    ValidationError::new("headers", message)
+}
+
 /// One custom header name: an RFC 9110 token, not reserved.
-pub fn parse_custom_header_name(name: &str) -> Result<(), String> {
+pub fn parse_custom_header_name(name: &str) -> Result<(), ValidationError> {
     if name.len() > MAX_HEADER_NAME_LEN || !is_token(name) {
-        return Err(format!("headers: {} is not a valid header name (an RFC 9110 token of at most {MAX_HEADER_NAME_LEN} characters)", quoted(name)));
+        return Err(headers_error(format!("headers: {} is not a valid header name (an RFC 9110 token of at most {MAX_HEADER_NAME_LEN} characters)", quoted(name))));
     }
     if is_reserved_header(name) {
-        return Err(format!("headers.{} is reserved and cannot be set", printable(name)));
+        return Err(headers_error(format!("headers.{} is reserved and cannot be set", printable(name))));
     }
     Ok(())
 }
 
 /// One custom header value: 1 to 1,024 printable ASCII characters (what HTTP sends as is).
-pub fn parse_custom_header_value(name: &str, value: &Value) -> Result<String, String> {
-    let v = value.as_str().ok_or_else(|| format!("headers.{} must be a string", printable(name)))?;
+pub fn parse_custom_header_value(name: &str, value: &Value) -> Result<String, ValidationError> {
+    let v = value.as_str().ok_or_else(|| headers_error(format!("headers.{} must be a string", printable(name))))?;
     if v.is_empty() || v.len() > MAX_HEADER_VALUE_LEN || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(format!("headers.{} must be 1 to {MAX_HEADER_VALUE_LEN} printable ASCII characters", printable(name)));
+        return Err(headers_error(format!("headers.{} must be 1 to {MAX_HEADER_VALUE_LEN} printable ASCII characters", printable(name))));
     }
     Ok(v.to_owned())
 }
 
 /// The `headers` object of a subscription: name → value, names unique ignoring case.
-pub fn parse_custom_headers(value: &Value) -> Result<BTreeMap<String, String>, String> {
-    let obj = value.as_object().ok_or_else(|| "headers must be an object of header name to string value".to_owned())?;
+pub fn parse_custom_headers(value: &Value) -> Result<BTreeMap<String, String>, ValidationError> {
+    let obj = value.as_object().ok_or_else(|| headers_error("headers must be an object of header name to string value"))?;
     if obj.len() > MAX_CUSTOM_HEADERS {
-        return Err(format!("headers must have at most {MAX_CUSTOM_HEADERS} entries"));
+        return Err(headers_error(format!("headers must have at most {MAX_CUSTOM_HEADERS} entries")));
     }
     let mut headers = BTreeMap::new();
     let mut seen = std::collections::BTreeSet::new();
     for (name, v) in obj {
         parse_custom_header_name(name)?;
         if !seen.insert(name.to_ascii_lowercase()) {
-            return Err(format!("headers.{} is given twice (header names ignore case)", printable(name)));
+            return Err(headers_error(format!("headers.{} is given twice (header names ignore case)", printable(name))));
         }
         headers.insert(name.clone(), parse_custom_header_value(name, v)?);
     }
@@ -233,42 +239,42 @@ pub struct TargetUrl(String);
 pub const MAX_URL_LEN: usize = 2048;
 
 impl TargetUrl {
-    pub fn parse(raw: &str) -> Result<Self, String> {
+    pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         Self::parse_with(raw, false)
     }
 
     /// `allow_private` is the local stack's `ALLOW_PRIVATE_TARGETS` switch.
-    pub fn parse_with(raw: &str, allow_private: bool) -> Result<Self, String> {
+    pub fn parse_with(raw: &str, allow_private: bool) -> Result<Self, ValidationError> {
         if raw.len() > MAX_URL_LEN {
-            return Err(format!("url must be at most {MAX_URL_LEN} characters"));
+            return Err(invalid_url(format!("url must be at most {MAX_URL_LEN} characters")));
         }
         if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err("url must not contain whitespace or control characters".into());
+            return Err(invalid_url("url must not contain whitespace or control characters"));
         }
-        let url = url::Url::parse(raw).map_err(|e| format!("url is not a valid URL ({e})"))?;
+        let url = url::Url::parse(raw).map_err(|e| invalid_url(format!("url is not a valid URL ({e})")))?;
         if url.scheme() != "https" {
-            return Err("url must use https".into());
+            return Err(invalid_url("url must use https"));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err("url must not contain credentials".into());
+            return Err(invalid_url("url must not contain credentials"));
         }
         if url.fragment().is_some() {
-            return Err("url must not contain a fragment".into());
+            return Err(invalid_url("url must not contain a fragment"));
         }
         // Port 0 cannot be connected to: such a subscription would only retry for three days.
         if url.port() == Some(0) {
-            return Err("url port must be between 1 and 65535".into());
+            return Err(invalid_url("url port must be between 1 and 65535"));
         }
         match url.host() {
-            None => return Err("url must have a host".into()),
+            None => return Err(invalid_url("url must have a host")),
             Some(url::Host::Ipv4(ip)) if !allow_private && is_forbidden_ip(IpAddr::V4(ip)) => {
-                return Err("url host is a private, loopback, link-local or metadata address".into())
+                return Err(invalid_url("url host is a private, loopback, link-local or metadata address"))
             }
             Some(url::Host::Ipv6(ip)) if !allow_private && is_forbidden_ip(IpAddr::V6(ip)) => {
-                return Err("url host is a private, loopback, link-local or metadata address".into())
+                return Err(invalid_url("url host is a private, loopback, link-local or metadata address"))
             }
             Some(url::Host::Domain(d)) if !allow_private && is_local_name(d) => {
-                return Err("url host is a local name".into())
+                return Err(invalid_url("url host is a local name"))
             }
             _ => {}
         }
@@ -278,6 +284,10 @@ impl TargetUrl {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+fn invalid_url(message: impl Into<String>) -> ValidationError {
+    ValidationError::new("url", message)
 }
 
 /// Names that only ever mean this machine or its network.
@@ -292,8 +302,8 @@ fn is_local_name(host: &str) -> bool {
 }
 
 impl TryFrom<String> for TargetUrl {
-    type Error = String;
-    fn try_from(raw: String) -> Result<Self, String> {
+    type Error = ValidationError;
+    fn try_from(raw: String) -> Result<Self, ValidationError> {
         // Stored values were validated when written; the dev switch may have allowed private
         // hosts, so reading back does not re-apply the address check.
         Self::parse_with(&raw, true)
@@ -409,7 +419,8 @@ mod tests {
                 Ok(()) => assert!(got.is_ok(), "{raw}: {got:?}"),
                 Err(prefix) => {
                     let msg = got.expect_err(raw);
-                    assert!(msg.starts_with(prefix), "{raw}: {msg}");
+                    assert_eq!(msg.field, "url", "{raw}");
+                    assert!(msg.message.starts_with(prefix), "{raw}: {msg}");
                 }
             }
         }
@@ -495,7 +506,7 @@ mod tests {
         let ok = parse_tags("tags", &serde_json::json!({"team": "red"})).unwrap();
         assert_eq!(ok.get("team").map(String::as_str), Some("red"));
         let e = parse_tags("filters.tags", &serde_json::json!({"n": 1})).unwrap_err();
-        assert_eq!(e, "filters.tags.n must be a string");
+        assert_eq!(e, ValidationError::new("filters.tags", "filters.tags.n must be a string"));
         assert!(parse_tags("tags", &serde_json::json!(["a"])).is_err());
     }
 

@@ -71,6 +71,10 @@ fn public_message(err: &AppError) -> String {
             tracing::warn!(error = %detail, "dependency unavailable");
             "service temporarily unavailable; retry later".to_owned()
         }
+        AppError::Validation(e) => {
+            tracing::info!(field = %e.field, "request refused: validation error");
+            e.message.clone()
+        }
         other => other.to_string(),
     }
 }
@@ -191,7 +195,7 @@ mod tests {
     #[test]
     fn every_error_kind_maps_to_its_status_and_hides_internals() {
         let cases = [
-            (AppError::validation("url must use https"), 400, "validation_error"),
+            (AppError::validation("url", "url must use https"), 400, "validation_error"),
             (AppError::MalformedJson("bad".into()), 400, "invalid_json"),
             (AppError::Unauthorized("x".into()), 401, "unauthorized"),
             (AppError::Forbidden("events:publish"), 403, "forbidden"),

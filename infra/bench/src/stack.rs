@@ -4,23 +4,22 @@
 //! Why not `LocalStack::start` as is: its queue pollers run on their own uncounted SQS client and
 //! cannot be paused, so the SQS requests of the event source mapping (which AWS bills) would be
 //! invisible and background polls would land in the middle of a measurement. Here the event
-//! source mapping is [`BenchStack::poll_once`]: ReceiveMessage → dispatcher handler →
-//! DeleteMessageBatch, on a client carrying its own counter, driven explicitly or by
-//! [`BenchStack::spawn_pollers`].
+//! source mapping is [`BenchStack::poll_once`]: puck-local's [`QueuePoller`] (ReceiveMessage →
+//! dispatcher handler → DeleteMessageBatch) on a client carrying its own counter, driven
+//! explicitly or by [`BenchStack::spawn_pollers`].
 
 use crate::calls::CallCounter;
 use crate::receiver::Receiver;
-use anyhow::{anyhow, Context as _, Result};
-use aws_lambda_events::sqs::SqsEvent;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use anyhow::{anyhow, Result};
 use puck_core::ids::AccountId;
 use puck_core::model::Scope;
 use puck_core::services::dispatch::Dispatcher;
 use puck_core::services::Context;
+use puck_local::pollers::QueuePoller;
 use puck_local::provision::{self, Clients};
 use puck_local::template::Template;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,12 +30,8 @@ pub struct BenchStack {
     pub env: BTreeMap<String, String>,
     /// The context the in-process handlers share (clients carry the function counter).
     pub ctx: Context,
-    /// The dispatcher (one per "container").
-    pub dispatcher: Arc<Dispatcher>,
     /// `http://127.0.0.1:<port>` of the in-process HTTP API.
     pub base_url: String,
-    /// The delivery queue.
-    pub queue_url: String,
     /// Uncounted clients straight to moto (provisioning, raw-rate reference, table scans).
     pub raw: Clients,
     /// The table name.
@@ -47,13 +42,12 @@ pub struct BenchStack {
     pub esm: CallCounter,
     /// The HTTPS receiver every subscription points at.
     pub receiver: Receiver,
-    /// The SQS batch size of the dispatcher's event source (template).
-    pub batch_size: i32,
     /// Publishes retried after a 5xx (see [`BenchStack::publish`]).
     pub publish_retries: std::sync::atomic::AtomicU64,
     /// Duration of every dispatcher handler invocation (what Lambda bills).
     pub handler_durations: std::sync::Mutex<Vec<Duration>>,
-    esm_sqs: aws_sdk_sqs::Client,
+    /// The event source mapping: puck-local's poller on the counted SQS client.
+    poller: QueuePoller,
     http: reqwest::Client,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
@@ -71,11 +65,11 @@ pub struct Tenant {
 impl BenchStack {
     /// Provisions the template into moto under a fresh prefix and wires the counted context. The
     /// function counter must already be registered with `puck_aws::add_sdk_interceptor`.
-    pub async fn start(moto_endpoint: &str, functions: CallCounter, workdir: &std::path::Path) -> Result<Self> {
+    pub async fn start(moto_endpoint: &str, functions: CallCounter, _workdir: &std::path::Path) -> Result<Self> {
         let template = Template::load(&puck_local::moto::repo_root().join("template.yaml"))?;
         let raw = Clients::new(moto_endpoint, "test", "test").await;
         let provisioned = provision::provision(&template, &raw, &puck_local::unique_prefix("bench")).await?;
-        let receiver = Receiver::start(workdir).await?;
+        let receiver = Receiver::start().await?;
 
         let mut env = provision::function_environment(&template, &provisioned)?;
         env.insert("AWS_REGION".into(), provision::LOCAL_REGION.into());
@@ -106,21 +100,27 @@ impl BenchStack {
             .into_iter()
             .find(|c| c.binary == "dispatcher")
             .ok_or_else(|| anyhow!("template has no dispatcher SQS consumer"))?;
+        let (queue_url, queue_arn) = provisioned.queue(&consumer.queue)?;
+        let poller = QueuePoller {
+            queue_url: queue_url.to_owned(),
+            queue_arn: queue_arn.to_owned(),
+            worker: puck_local::pollers::sqs_worker(&consumer.binary, &Arc::new(ctx.clone()), &dispatcher)?,
+            consumer: consumer.clone(),
+            sqs: esm_sqs,
+            poll_interval: Duration::from_secs(1),
+        };
         Ok(Self {
             table: config.table_name.clone(),
-            queue_url: config.delivery_queue_url.clone(),
             env,
             ctx,
-            dispatcher,
             base_url,
             raw,
             functions,
             esm,
             receiver,
-            batch_size: consumer.batch_size,
             publish_retries: std::sync::atomic::AtomicU64::new(0),
             handler_durations: std::sync::Mutex::new(Vec::new()),
-            esm_sqs,
+            poller,
             http: reqwest::Client::new(),
             tasks: std::sync::Mutex::new(vec![gateway]),
             stop: Arc::new(AtomicBool::new(false)),
@@ -180,62 +180,15 @@ impl BenchStack {
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
-    /// One event source mapping cycle: receive up to a batch, invoke the dispatcher handler (timed:
-    /// that is the billed Lambda duration), delete what it did not report as failed. Returns the
-    /// number of messages received.
+    /// One event source mapping cycle through puck-local's poller on the counted client:
+    /// receive up to a batch, invoke the dispatcher handler (timed: that is the billed Lambda
+    /// duration), delete what it did not report as failed. Returns the number of messages received.
     pub async fn poll_once(&self, wait_secs: i32) -> Result<usize> {
-        let received = self
-            .esm_sqs
-            .receive_message()
-            .queue_url(&self.queue_url)
-            .max_number_of_messages(self.batch_size)
-            .wait_time_seconds(wait_secs)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .send()
-            .await?;
-        let messages = received.messages.unwrap_or_default();
-        if messages.is_empty() {
-            return Ok(0);
+        let polled = self.poller.poll_waiting(wait_secs).await?;
+        if polled.messages > 0 {
+            self.handler_durations.lock().expect("durations lock").push(polled.worker_time);
         }
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                let attrs: serde_json::Map<String, Value> = m
-                    .attributes()
-                    .map(|a| a.iter().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect())
-                    .unwrap_or_default();
-                json!({
-                    "messageId": m.message_id(),
-                    "receiptHandle": m.receipt_handle(),
-                    "body": m.body(),
-                    "attributes": attrs,
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                    "awsRegion": provision::LOCAL_REGION,
-                })
-            })
-            .collect();
-        let event: SqsEvent = serde_json::from_value(json!({ "Records": records })).context("SqsEvent")?;
-        let started = Instant::now();
-        let response = puck_workers::dispatcher::handle(&self.dispatcher, event).await;
-        self.handler_durations.lock().expect("durations lock").push(started.elapsed());
-        let failed: HashSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
-        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .filter(|m| m.message_id().is_some_and(|id| !failed.contains(id)))
-            .enumerate()
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(format!("m{i}"))
-                    .set_receipt_handle(m.receipt_handle.clone())
-                    .build()
-                    .ok()
-            })
-            .collect();
-        if !entries.is_empty() {
-            self.esm_sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await?;
-        }
-        Ok(messages.len())
+        Ok(polled.messages)
     }
 
     /// Starts `n` concurrent pollers (Lambda's event source mapping starts with 5), long polling

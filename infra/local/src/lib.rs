@@ -15,6 +15,8 @@ pub mod moto;
 pub mod pollers;
 pub mod provision;
 pub mod template;
+#[cfg(feature = "test-tls")]
+pub mod test_tls;
 
 pub use keys::{issue_api_key, store_api_key};
 pub use moto::Moto;

@@ -12,8 +12,24 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
-/// The moto version the project is tested against.
-pub const MOTO_REQUIREMENT: &str = "moto[server]==5.2.5";
+/// The project's pinned Python tools (moto, cfn-lint, standardwebhooks): the one place their
+/// versions are written, read by `infra/scripts/bootstrap-python.sh`, `local.sh` and this module.
+pub const REQUIREMENTS: &str = include_str!("../../scripts/requirements.txt");
+
+/// The moto version the project is tested against: the first line of [`REQUIREMENTS`].
+pub const MOTO_REQUIREMENT: &str = first_line(REQUIREMENTS);
+
+const fn first_line(text: &str) -> &str {
+    let bytes = text.as_bytes();
+    let mut end = 0;
+    while end < bytes.len() && bytes[end] != b'\n' {
+        end += 1;
+    }
+    match std::str::from_utf8(bytes.split_at(end).0) {
+        Ok(line) => line,
+        Err(_) => panic!("requirements.txt is not UTF-8"),
+    }
+}
 
 /// How long a cold moto start (Python imports) may take before we give up.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
@@ -64,11 +80,9 @@ pub async fn ensure_venv(root: &Path) -> Result<PathBuf> {
         run(Command::new("python3").arg("-m").arg("venv").arg(&venv), "python3 -m venv .venv").await?;
     }
     tracing::info!(requirement = MOTO_REQUIREMENT, "installing moto into the project virtualenv");
-    run(
-        Command::new(venv.join("bin/pip")).args(["install", "--quiet", MOTO_REQUIREMENT, "cfn-lint"]),
-        "pip install moto[server]",
-    )
-    .await?;
+    let requirements = venv.join("requirements.txt");
+    tokio::fs::write(&requirements, REQUIREMENTS).await.context("Failed to write the virtualenv's requirements.txt")?;
+    run(Command::new(venv.join("bin/pip")).arg("install").arg("--quiet").arg("-r").arg(&requirements), "pip install -r requirements.txt").await?;
     Ok(python)
 }
 
@@ -143,4 +157,15 @@ async fn answers(port: u16) -> bool {
         Some(buf.starts_with(b"HTTP/"))
     };
     tokio::time::timeout(Duration::from_secs(2), attempt).await.ok().flatten().unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moto_requirement_is_the_pinned_first_line_of_requirements_txt() {
+        assert!(MOTO_REQUIREMENT.starts_with("moto[server]=="), "{MOTO_REQUIREMENT}");
+        assert_eq!(REQUIREMENTS.lines().next(), Some(MOTO_REQUIREMENT));
+    }
 }

@@ -17,7 +17,7 @@ use puck_core::services::Context;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
 /// An SQS-triggered worker, chosen by binary name.
@@ -94,6 +94,15 @@ pub fn scheduled_event(rule: &str) -> Value {
     })
 }
 
+/// What one poll did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Polled {
+    /// Messages received (the batch size).
+    pub messages: usize,
+    /// How long the worker ran on them (zero for an empty poll).
+    pub worker_time: Duration,
+}
+
 /// One SQS event source mapping.
 pub struct QueuePoller {
     pub consumer: SqsConsumer,
@@ -132,19 +141,25 @@ impl QueuePoller {
 
     /// Receives one batch, invokes the worker and deletes what succeeded; returns the batch size.
     pub async fn poll_once(&self) -> Result<usize> {
+        Ok(self.poll_waiting(if self.long_polls() { 1 } else { 0 }).await?.messages)
+    }
+
+    /// [`QueuePoller::poll_once`] with an explicit ReceiveMessage wait (seconds), also returning
+    /// how long the worker ran (what Lambda bills; the benchmark records it).
+    pub async fn poll_waiting(&self, wait_secs: i32) -> Result<Polled> {
         let received = self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(self.consumer.batch_size)
-            .wait_time_seconds(if self.long_polls() { 1 } else { 0 })
+            .wait_time_seconds(wait_secs)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
             .await?;
         let messages = received.messages.unwrap_or_default();
         if messages.is_empty() {
-            return Ok(0);
+            return Ok(Polled { messages: 0, worker_time: Duration::ZERO });
         }
         let records: Vec<Value> = messages.iter().map(|m| self.record(m)).collect();
         let event: SqsEvent = serde_json::from_value(json!({ "Records": records }))?;
@@ -155,16 +170,19 @@ impl QueuePoller {
         let timeout = Duration::from_secs(self.consumer.timeout_secs);
         let invocation = tokio::spawn(async move { worker.invoke(event).await });
         let abort = invocation.abort_handle();
-        let response = match tokio::time::timeout(timeout, invocation).await {
+        let started = Instant::now();
+        let outcome = tokio::time::timeout(timeout, invocation).await;
+        let polled = Polled { messages: messages.len(), worker_time: started.elapsed() };
+        let response = match outcome {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 tracing::error!(function = function.as_str(), error = %e, "worker panicked; the batch will be retried");
-                return Ok(messages.len());
+                return Ok(polled);
             }
             Err(_) => {
                 abort.abort();
                 tracing::error!(function = function.as_str(), timeout_secs = timeout.as_secs(), "worker timed out; the batch will be retried");
-                return Ok(messages.len());
+                return Ok(polled);
             }
         };
         let failed: HashSet<String> = if self.consumer.report_batch_item_failures {
@@ -175,7 +193,7 @@ impl QueuePoller {
         if let Some(bad) = failed.iter().find(|id| !ids.contains(*id)) {
             // Lambda treats an unknown identifier as a failure of the whole batch.
             tracing::error!(function = function.as_str(), item_identifier = bad.as_str(), "unknown batch item failure id; retrying the whole batch");
-            return Ok(messages.len());
+            return Ok(polled);
         }
         let entries: Vec<DeleteMessageBatchRequestEntry> = messages
             .iter()
@@ -207,7 +225,7 @@ impl QueuePoller {
                 tracing::warn!(function = function.as_str(), id = f.id, code = f.code, "DeleteMessageBatch entry failed");
             }
         }
-        Ok(messages.len())
+        Ok(polled)
     }
 
     fn record(&self, m: &aws_sdk_sqs::types::Message) -> Value {

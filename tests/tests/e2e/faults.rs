@@ -1,7 +1,8 @@
 //! Fault injection (issue 5 §1, DESIGN §6): receivers that fail, stall, reset, flood or
-//! redirect; a dispatcher that dies between its POST and its write; SQS failing after the
-//! DynamoDB write at publish time; DynamoDB failing in the middle of any request. Real sockets,
-//! the real local stack; each ends as DESIGN §6 says and says why in the attempt log.
+//! redirect; a dispatcher that dies between its POST and its write; DynamoDB failing in the
+//! middle of any request. Real sockets, the real local stack; each ends as DESIGN §6 says and
+//! says why in the attempt log. SQS failing after the DynamoDB write at publish time is the
+//! sweeper's scenario in `retries.rs` (`a_lost_enqueue_is_recovered_by_the_sweeper`).
 
 use crate::support::{create_subscription, id_of, SUBSCRIPTIONS};
 use puck_aws::faults::FaultSwitches;
@@ -182,47 +183,6 @@ async fn a_dispatcher_dying_after_the_post_is_retried_after_the_visibility_timeo
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(receiver.requests().len(), 2, "succeeded: no third send");
     assert_not_leaked(&stack, &[("subscription secret".into(), sub["secret"].as_str().unwrap().into())]).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqs_failing_after_the_dynamodb_write_still_delivers_through_the_sweeper() {
-    let faults = Arc::new(FaultSwitches::default());
-    let stack = TestStack::start(
-        TestStackOptions::default()
-            .faults(faults.clone())
-            .env("SWEEP_GRACE_SECONDS", "1")
-            .sweep_interval(Duration::from_millis(500)),
-    )
-    .await;
-    let receiver = Receiver::start().await;
-    create_subscription(&stack, json!({"url": receiver.url(), "events": ["finding.*"]})).await;
-
-    faults.fail_sqs_send.store(true, Ordering::SeqCst);
-    let (status, published, _) =
-        stack.post("/v1/events", json!({"event_type": "finding.discovered", "data": {"n": 1}, "event_id": "sqs-down-1"})).await;
-    assert_eq!((status, published["deliveries"].as_u64()), (202, Some(1)), "accepted: {published}");
-    let attrs = stack
-        .stack
-        .clients
-        .sqs
-        .get_queue_attributes()
-        .queue_url(&stack.stack.delivery_queue_url)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-        .send()
-        .await
-        .unwrap();
-    let count = |name| attrs.attributes().and_then(|a| a.get(&name)).cloned().unwrap_or_default();
-    assert_eq!(count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages), "0");
-    assert_eq!(count(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible), "0");
-    let (_, listed, _) = stack.get("/v1/webhooks/deliveries").await;
-    assert_eq!(listed["deliveries"][0]["status"], "pending", "written before the enqueue: {listed}");
-
-    // SQS recovers; nothing re-publishes. The sweeper finds the overdue delivery.
-    faults.fail_sqs_send.store(false, Ordering::SeqCst);
-    let requests = receiver.wait_for(1, EVENTUALLY).await;
-    assert_eq!(requests[0].header("x-puck-event-id"), Some("sqs-down-1"));
-    let path = format!("/v1/webhooks/deliveries/{}", listed["deliveries"][0]["id"].as_str().unwrap());
-    wait_for_status(&stack, &path, "succeeded").await;
 }
 
 /// The stack's tables as sorted item texts: equal before and after means nothing was written.

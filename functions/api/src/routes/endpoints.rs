@@ -4,7 +4,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use puck_core::model::Scope;
-use puck_core::services::{inbound, Context};
+use puck_core::services::{endpoints, Context};
 use puck_http::{authenticate, empty_response, json_body, json_response, path_param, public_base_url, respond, MANAGE_BODY_LIMIT};
 
 /// `POST /v1/webhooks/incoming/endpoints` → 201 with `url`, shown only here.
@@ -13,7 +13,7 @@ pub async fn create(ctx: &Context, req: Request) -> Response<Body> {
         let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
         let body = json_body(&req, MANAGE_BODY_LIMIT)?;
         let base = ctx.settings.public_base_url.clone().unwrap_or_else(|| public_base_url(&req));
-        Ok(json_response(StatusCode::CREATED, &inbound::create_endpoint(ctx, &caller, body, &base).await?))
+        Ok(json_response(StatusCode::CREATED, &endpoints::create_endpoint(ctx, &caller, body, &base).await?))
     }.await)
 }
 
@@ -21,7 +21,7 @@ pub async fn create(ctx: &Context, req: Request) -> Response<Body> {
 pub async fn list(ctx: &Context, req: Request) -> Response<Body> {
     respond(async {
         let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
-        Ok(json_response(StatusCode::OK, &inbound::list_endpoints(ctx, &caller).await?))
+        Ok(json_response(StatusCode::OK, &endpoints::list_endpoints(ctx, &caller).await?))
     }.await)
 }
 
@@ -29,7 +29,7 @@ pub async fn list(ctx: &Context, req: Request) -> Response<Body> {
 pub async fn delete(ctx: &Context, req: Request) -> Response<Body> {
     respond(async {
         let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
-        inbound::delete_endpoint(ctx, &caller, &path_param(&req, "id")).await?;
+        endpoints::delete_endpoint(ctx, &caller, &path_param(&req, "id")).await?;
         Ok(empty_response(StatusCode::NO_CONTENT))
     }.await)
 }

@@ -7,9 +7,9 @@ pub mod endpoints;
 pub mod event_types;
 pub mod events;
 pub mod fallback;
-pub mod inbound;
 pub mod investigations;
 pub mod reference;
+pub mod receivers;
 pub mod subscriptions;
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ pub async fn issue_api_key(
     key: Secret,
 ) -> Result<(Secret, ApiKeyRecord), AppError> {
     if !is_well_formed_key(key.expose()) {
-        return Err(AppError::validation("API key must be pck_live_ or pck_test_ followed by at least 32 letters or digits"));
+        return Err(AppError::validation("key", "API key must be pck_live_ or pck_test_ followed by at least 32 letters or digits"));
     }
     let now = ctx.clock.now();
     let record = ApiKeyRecord {

@@ -27,13 +27,13 @@ pub async fn list(ctx: &Context, caller: &Caller, q: ListQuery<'_>) -> Result<Va
         .status
         .map(|s| {
             DeliveryStatus::parse(s).ok_or_else(|| {
-                AppError::validation("status must be one of pending, succeeded, failed, failed_permanent, abandoned")
+                AppError::validation("status", "status must be one of pending, succeeded, failed, failed_permanent, abandoned")
             })
         })
         .transpose()?;
     let subscription_id = q
         .subscription_id
-        .map(|s| SubscriptionId::parse(s).map_err(|_| AppError::validation("subscription_id is not a valid subscription id")))
+        .map(|s| SubscriptionId::parse(s).map_err(|_| AppError::validation("subscription_id", "subscription_id is not a valid subscription id")))
         .transpose()?;
     let before = decode_cursor(q.cursor, DeliveryId::parse)?;
     let filter = DeliveryFilter { status, subscription_id };

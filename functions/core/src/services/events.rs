@@ -40,7 +40,7 @@ impl NewEvent {
             return Err(AppError::validation(format!("event_type {} is emitted by the service and cannot be published", event_type.as_str())));
         }
         let data = match fields.raw("data") {
-            None => return Err(AppError::validation("data is required")),
+            None => return Err(AppError::validation("data", "data is required")),
             Some(v @ Value::Object(_)) => v.clone(),
             Some(_) => return Err(wrong_type("data", "an object")),
         };
@@ -51,7 +51,7 @@ impl NewEvent {
         };
         let event_id = match fields.opt_str("event_id")? {
             Some(raw) => EventId::parse(raw).map_err(|_| {
-                AppError::validation("event_id must be 1 to 128 characters of letters, digits, '.', '_', ':' or '-'")
+                AppError::validation("event_id", "event_id must be 1 to 128 characters of letters, digits, '.', '_', ':' or '-'")
             })?,
             None => EventId::generate(),
         };
@@ -410,7 +410,7 @@ mod tests {
         ];
         for (input, want) in cases {
             match publish(&ctx, &who, input.clone()).await {
-                Err(AppError::Validation(m)) => assert!(m.starts_with(want), "{input}: {m}"),
+                Err(AppError::Validation(m)) => assert!(m.message.starts_with(want), "{input}: {m}"),
                 other => panic!("{input}: {other:?}"),
             }
         }

@@ -15,14 +15,14 @@ impl Fields {
     pub fn new(body: Value) -> Result<Self, AppError> {
         match body {
             Value::Object(map) => Ok(Self { map }),
-            _ => Err(AppError::validation("request body must be a JSON object")),
+            _ => Err(AppError::validation("request", "request body must be a JSON object")),
         }
     }
 
     /// Refuses any field not in `known`.
     pub fn deny_unknown(&self, known: &[&str]) -> Result<(), AppError> {
         match self.map.keys().find(|k| !known.contains(&k.as_str())) {
-            Some(k) => Err(AppError::validation(format!("unknown field {}", crate::validation::quoted(k)))),
+            Some(k) => Err(AppError::validation(k.as_str(), format!("unknown field {}", crate::validation::quoted(k)))),
             None => Ok(()),
         }
     }
@@ -46,7 +46,7 @@ impl Fields {
     }
 
     pub fn req_str(&self, name: &str) -> Result<&str, AppError> {
-        self.opt_str(name)?.ok_or_else(|| AppError::validation(format!("{name} is required")))
+        self.opt_str(name)?.ok_or_else(|| AppError::validation(name, format!("{name} is required")))
     }
 
     pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, AppError> {
@@ -63,7 +63,7 @@ impl Fields {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Array(items)) => {
                 if items.len() > max {
-                    return Err(AppError::validation(format!("{name} must have at most {max} items")));
+                    return Err(AppError::validation(name, format!("{name} must have at most {max} items")));
                 }
                 items
                     .iter()
@@ -77,20 +77,20 @@ impl Fields {
 }
 
 pub fn wrong_type(name: &str, expected: &str) -> AppError {
-    AppError::validation(format!("{name} must be {expected}"))
+    AppError::validation(name, format!("{name} must be {expected}"))
 }
 
 /// A bounded, printable free-text field (names, queries).
 pub fn text(name: &str, value: &str, max_chars: usize) -> Result<String, AppError> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
-        return Err(AppError::validation(format!("{name} must not be empty")));
+        return Err(AppError::validation(name, format!("{name} must not be empty")));
     }
     if trimmed.chars().count() > max_chars {
-        return Err(AppError::validation(format!("{name} must be at most {max_chars} characters")));
+        return Err(AppError::validation(name, format!("{name} must be at most {max_chars} characters")));
     }
     if trimmed.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
-        return Err(AppError::validation(format!("{name} must not contain control characters")));
+        return Err(AppError::validation(name, format!("{name} must not contain control characters")));
     }
     Ok(trimmed.to_owned())
 }

@@ -53,4 +53,6 @@ pub mod input;
 pub mod subscriptions;
 pub mod test_events;
 pub mod workers;
-pub mod inbound;
+pub mod endpoints;
+pub mod investigations;
+pub mod receive;

@@ -29,9 +29,9 @@ fn parse_url(ctx: &Context, raw: &str) -> Result<TargetUrl, AppError> {
 }
 
 fn parse_events(raw: Option<Vec<&str>>) -> Result<Vec<EventPattern>, AppError> {
-    let raw = raw.ok_or_else(|| AppError::validation("events is required"))?;
+    let raw = raw.ok_or_else(|| AppError::validation("events", "events is required"))?;
     if raw.is_empty() {
-        return Err(AppError::validation("events must not be empty"));
+        return Err(AppError::validation("events", "events must not be empty"));
     }
     let mut patterns: Vec<EventPattern> = Vec::with_capacity(raw.len());
     for r in raw {
@@ -50,7 +50,7 @@ fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
         Some(_) => return Err(wrong_type("filters", "an object")),
     };
     if let Some(k) = obj.keys().find(|k| !["min_severity", "tags"].contains(&k.as_str())) {
-        return Err(AppError::validation(format!("unknown field filters.{}", crate::ids::truncate_for_message(k))));
+        return Err(AppError::validation("filters", format!("unknown field filters.{}", crate::ids::truncate_for_message(k))));
     }
     let min_severity = match obj.get("min_severity") {
         None | Some(Value::Null) => None,
@@ -91,7 +91,7 @@ fn parse_name(fields: &Fields) -> Result<Option<String>, AppError> {
 }
 
 fn parse_secret(raw: &str) -> Result<SigningSecret, AppError> {
-    SigningSecret::parse(raw).map_err(|e| AppError::validation(e.to_string()))
+    SigningSecret::parse(raw).map_err(|e| AppError::validation("secret", e.to_string()))
 }
 
 /// The view of a subscription plus its (new) secret: the only responses that carry it.
@@ -297,7 +297,7 @@ mod tests {
         ];
         for (input, want) in cases {
             match create(&ctx, &who, input.clone()).await {
-                Err(AppError::Validation(msg)) => assert!(msg.starts_with(want), "{input}: got {msg}"),
+                Err(AppError::Validation(msg)) => assert!(msg.message.starts_with(want), "{input}: got {msg}"),
                 other => panic!("{input}: expected validation error, got {other:?}"),
             }
         }

@@ -5,8 +5,9 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use puck_core::inbound::Headers;
-use puck_core::services::{inbound, Context};
+use puck_core::receivers::Headers;
+use puck_core::services::receive::{parse_provider_segment, InboundRequest};
+use puck_core::services::{self, Context};
 use puck_http::{body_bytes, json_response, path_param, respond, INBOUND_BODY_LIMIT};
 
 /// The request headers whose values are text; others cannot carry a signature we check.
@@ -18,11 +19,11 @@ fn headers_of(req: &Request) -> Headers {
 /// 404 unknown provider; 413 over 1 MiB.
 pub async fn receive(ctx: &Context, req: Request) -> Response<Body> {
     respond(async {
-        let provider = inbound::parse_provider_segment(&path_param(&req, "provider"))?;
+        let provider = parse_provider_segment(&path_param(&req, "provider"))?;
         let body = body_bytes(&req, INBOUND_BODY_LIMIT)?;
         let key = path_param(&req, "key");
         let headers = headers_of(&req);
-        let received = inbound::receive(ctx, inbound::InboundRequest { provider, key: &key, headers: &headers, body }).await?;
+        let received = services::receive::receive(ctx, InboundRequest { provider, key: &key, headers: &headers, body }).await?;
         Ok(json_response(StatusCode::ACCEPTED, &received.view()))
     }.await)
 }
@@ -90,13 +91,13 @@ mod tests {
     async fn sample_event_with_a_valid_key_queues_an_investigation() {
         let ctx = puck_core::testing::context();
         let who = caller();
-        let created = inbound::create_endpoint(&ctx, &who, json!({"provider": "generic"}), "https://x.test").await.unwrap();
+        let created = puck_core::services::endpoints::create_endpoint(&ctx, &who, json!({"provider": "generic"}), "https://x.test").await.unwrap();
         let key = created["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
         let (status, body) = status_and_json(receive(&ctx, sample("generic", &key)).await);
         assert_eq!(status, 202, "{body}");
         let id = body["investigation_id"].as_str().unwrap();
         assert!(id.starts_with("inv_"));
-        let inv = inbound::get_investigation(&ctx, &who, id).await.unwrap();
+        let inv = puck_core::services::investigations::get_investigation(&ctx, &who, id).await.unwrap();
         assert_eq!(inv["query"], "Investigate suspicious login from 203.0.113.7");
         assert_eq!(inv["depth"], "quick");
 
@@ -114,7 +115,7 @@ mod tests {
         assert_eq!(status, 202, "{body}");
         let id = body["investigation_id"].as_str().unwrap().to_owned();
         let who = puck_core::model::Caller { account_id: endpoint.account_id.clone(), ..caller() };
-        let inv = inbound::get_investigation(&ctx, &who, &id).await.unwrap();
+        let inv = puck_core::services::investigations::get_investigation(&ctx, &who, &id).await.unwrap();
         assert_eq!(inv["trigger"], "github:code_scanning_alert");
         assert_eq!(inv["summary"], "GitHub code scanning alert #42 in acme/api: Database query built from user-controlled sources (high)");
 

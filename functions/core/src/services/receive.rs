@@ -1,10 +1,6 @@
-//! Inbound endpoints and the receiver: external systems (GitHub, CrowdStrike, anything that can
-//! POST JSON) trigger investigations (DESIGN §4 "Inbound endpoints … and receiver", §7).
-//!
-//! An endpoint's URL key is the credential of its receiver URL. It is shown once, at creation,
-//! and stored only as a keyed hash that is also its lookup key, so the receiver finds the endpoint
-//! with one read and never compares keys in application code. A provider signing secret, when
-//! set, is stored AES-256-GCM-encrypted with the endpoint id as associated data.
+//! The receiver: a POST to an inbound endpoint's URL triggers an investigation (DESIGN §4
+//! "receiver", §7). Provider signatures and event meanings are the pure functions of
+//! [`crate::receivers`]; this use case adds the storage around them.
 //!
 //! The receiver answers 401 with one of exactly two messages, "invalid receiver key" (unknown or
 //! deleted key, provider mismatch, inactive endpoint) and "signature verification failed", so a
@@ -16,152 +12,25 @@
 //! a no-op unless a crash lost the first publish.
 
 use super::events::{publish_event, NewEvent};
-use super::input::{wrong_type, Fields};
 use super::Context;
 use crate::error::AppError;
-use crate::ids::{EndpointId, EventId, InvestigationId};
-use crate::inbound::{recognize, verify_signature, Depth, Headers, Recognition, Trigger};
-use crate::model::{Caller, Endpoint, Investigation, Provider};
+use crate::ids::{EventId, InvestigationId};
+use crate::model::{Endpoint, Investigation, Provider};
+use crate::receivers::{recognize, verify_signature, Headers, Recognition, Trigger};
 use crate::secret::Secret;
-use crate::validation::EventType;
-use rand::distributions::Alphanumeric;
-use rand::Rng;
+use crate::services::endpoints::URL_KEY_LEN;
+use crate::validation::{EventType, Severity};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
-/// Length of a receiver URL key: 48 characters from `[A-Za-z0-9]` (~285 bits).
-pub const URL_KEY_LEN: usize = 48;
-/// How much of the URL key is kept in clear to recognise an endpoint in a list.
-pub const URL_KEY_PREFIX_LEN: usize = 8;
-/// Bounds of `provider_signing_secret` (characters).
-pub const MAX_SIGNING_SECRET_CHARS: usize = 256;
-/// Largest `default_scope`, as serialised JSON.
-pub const MAX_SCOPE_BYTES: usize = 8 * 1024;
 /// Status of every investigation this service creates; the investigation engine moves it on.
 pub const QUEUED: &str = "queued";
-
-const CREATE_FIELDS: &[&str] = &["provider", "provider_signing_secret", "default_scope", "default_depth", "active"];
 const INVALID_KEY: &str = "invalid receiver key";
 const BAD_SIGNATURE: &str = "signature verification failed";
-
-/// Parses an endpoint id from the path; a malformed id is a 404 like an unknown one.
-pub fn parse_endpoint_id(raw: &str) -> Result<EndpointId, AppError> {
-    EndpointId::parse(raw).map_err(|_| AppError::NotFound("endpoint"))
-}
 
 /// The `{provider}` path segment of the receiver: unknown → 404 (DESIGN §4).
 pub fn parse_provider_segment(raw: &str) -> Result<Provider, AppError> {
     Provider::parse(raw).ok_or(AppError::NotFound("inbound provider"))
-}
-
-/// A fresh URL key from the OS CSPRNG.
-fn mint_url_key() -> Secret {
-    Secret::new(rand::rngs::OsRng.sample_iter(&Alphanumeric).take(URL_KEY_LEN).map(char::from).collect::<String>())
-}
-
-/// The receiver URL of an endpoint: `<base>/v1/webhooks/incoming/<provider>/<key>`.
-pub fn receiver_url(base: &str, provider: Provider, key: &str) -> String {
-    format!("{}/v1/webhooks/incoming/{}/{key}", base.trim_end_matches('/'), provider.as_str())
-}
-
-fn parse_create_provider(fields: &Fields) -> Result<Provider, AppError> {
-    let raw = fields.req_str("provider")?;
-    Provider::parse(raw).ok_or_else(|| {
-        AppError::validation(format!(
-            "provider {} is not supported; must be one of generic, github, crowdstrike",
-            crate::validation::quoted(raw)
-        ))
-    })
-}
-
-fn parse_signing_secret(fields: &Fields) -> Result<Option<Secret>, AppError> {
-    match fields.opt_str("provider_signing_secret")? {
-        None => Ok(None),
-        Some(s) if s.is_empty() || s.chars().count() > MAX_SIGNING_SECRET_CHARS => Err(AppError::validation(format!(
-            "provider_signing_secret must be 1 to {MAX_SIGNING_SECRET_CHARS} characters"
-        ))),
-        Some(s) => Ok(Some(Secret::new(s))),
-    }
-}
-
-fn parse_default_scope(fields: &Fields) -> Result<Option<Value>, AppError> {
-    match fields.raw("default_scope") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Object(_)) => {
-            if v.to_string().len() > MAX_SCOPE_BYTES {
-                return Err(AppError::validation(format!("default_scope must be at most {MAX_SCOPE_BYTES} bytes of JSON")));
-            }
-            Ok(Some(v.clone()))
-        }
-        Some(_) => Err(wrong_type("default_scope", "an object")),
-    }
-}
-
-/// `POST /v1/webhooks/incoming/endpoints`.
-///
-/// Body: `provider` (required: `generic` | `github` | `crowdstrike`), `provider_signing_secret`
-/// (1–256 characters), `default_scope` (object), `default_depth` (`quick` | `standard` | `deep`),
-/// `active` (default true); unknown fields are refused. Returns the endpoint's view plus `url`,
-/// the receiver URL with its key: the only time the key is ever shown. `base_url` is the public
-/// base of this API (scheme and host, no trailing path).
-pub async fn create_endpoint(ctx: &Context, caller: &Caller, body: Value, base_url: &str) -> Result<Value, AppError> {
-    let fields = Fields::new(body)?;
-    fields.deny_unknown(CREATE_FIELDS)?;
-    let provider = parse_create_provider(&fields)?;
-    let secret = parse_signing_secret(&fields)?;
-    let default_scope = parse_default_scope(&fields)?;
-    let default_depth = fields.opt_str("default_depth")?.map(|d| Depth::parse("default_depth", d)).transpose()?;
-    let active = fields.opt_bool("active")?.unwrap_or(true);
-
-    let now = ctx.clock.now();
-    let id = EndpointId::generate(now.unix_ms() as u64);
-    let key = mint_url_key();
-    let endpoint = Endpoint {
-        signing_secret_enc: secret.as_ref().map(|s| ctx.keyring.encrypt(s.expose(), id.as_str())),
-        id,
-        account_id: caller.account_id.clone(),
-        provider,
-        url_key_hash: ctx.keyring.lookup_hash(key.expose()),
-        url_key_prefix: key.expose().chars().take(URL_KEY_PREFIX_LEN).collect(),
-        active,
-        default_scope,
-        default_depth: default_depth.map(|d| d.as_str().to_owned()),
-        created_at: now,
-    };
-    ctx.endpoints.insert(&endpoint).await?;
-    tracing::info!(
-        account_id = %endpoint.account_id,
-        endpoint_id = %endpoint.id,
-        provider = provider.as_str(),
-        signature_verification = endpoint.signing_secret_enc.is_some(),
-        "inbound endpoint created"
-    );
-    let mut view = endpoint.view();
-    view["url"] = Value::String(receiver_url(base_url, provider, key.expose()));
-    Ok(view)
-}
-
-/// `GET /v1/webhooks/incoming/endpoints`: `{"endpoints": [...]}`, never a key or a secret.
-pub async fn list_endpoints(ctx: &Context, caller: &Caller) -> Result<Value, AppError> {
-    let endpoints = ctx.endpoints.list(&caller.account_id).await?;
-    Ok(json!({ "endpoints": endpoints.iter().map(Endpoint::view).collect::<Vec<_>>() }))
-}
-
-/// `DELETE /v1/webhooks/incoming/endpoints/{id}`: its receiver URL answers 401 from then on.
-pub async fn delete_endpoint(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<(), AppError> {
-    let id = parse_endpoint_id(raw_id)?;
-    if !ctx.endpoints.delete(&caller.account_id, &id).await? {
-        return Err(AppError::NotFound("endpoint"));
-    }
-    tracing::info!(account_id = %caller.account_id, endpoint_id = %id, "inbound endpoint deleted");
-    Ok(())
-}
-
-/// `GET /v1/investigations/{id}`: another account's investigation is 404, like an unknown one.
-pub async fn get_investigation(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Value, AppError> {
-    let id = InvestigationId::parse(raw_id).map_err(|_| AppError::NotFound("investigation"))?;
-    let inv = ctx.investigations.get(&caller.account_id, &id).await?.ok_or(AppError::NotFound("investigation"))?;
-    Ok(inv.view())
 }
 
 /// One POST to a receiver URL, as the route read it.
@@ -315,10 +184,10 @@ async fn queue_investigation(ctx: &Context, endpoint: &Endpoint, trigger: Trigge
 
 /// Emits `investigation.queued` for `inv` with event id `investigation.queued.<inv_id>`, so a
 /// repeat is a no-op. Returns the number of deliveries.
-async fn publish_queued(ctx: &Context, inv: &Investigation, severity: Option<crate::validation::Severity>) -> Result<u32, AppError> {
+async fn publish_queued(ctx: &Context, inv: &Investigation, severity: Option<Severity>) -> Result<u32, AppError> {
     let event_id = EventId::parse(&format!("investigation.queued.{}", inv.id))
         .map_err(|e| AppError::Internal(format!("investigation event id: {e}")))?;
-    let event_type = EventType::parse("investigation.queued").map_err(AppError::Internal)?;
+    let event_type = EventType::parse("investigation.queued").map_err(|e| AppError::Internal(e.to_string()))?;
     let tags = BTreeMap::from([
         ("provider".to_owned(), inv.provider.as_str().to_owned()),
         ("trigger".to_owned(), inv.trigger.clone()),
@@ -342,9 +211,13 @@ async fn publish_queued(ctx: &Context, inv: &Investigation, severity: Option<cra
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use crate::ids::EndpointId;
     use crate::model::DeliveryStatus;
+    use crate::services::endpoints::delete_endpoint;
+    use crate::services::endpoints::tests::endpoint;
+    use crate::services::investigations::get_investigation;
     use crate::services::subscriptions;
     use crate::testing::{caller, context, context_with, Memory};
     use base64::engine::general_purpose::STANDARD;
@@ -352,8 +225,6 @@ mod tests {
     use hmac::{Hmac, Mac};
     use sha2::Sha256;
     use std::sync::Arc;
-
-    const BASE: &str = "https://api.example.test";
 
     fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap();
@@ -367,15 +238,8 @@ mod tests {
         Headers::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
     }
 
-    /// Creates an endpoint and returns (id, key).
-    async fn endpoint(ctx: &Context, who: &Caller, body: Value) -> (String, String) {
-        let created = create_endpoint(ctx, who, body, BASE).await.unwrap();
-        let url = created["url"].as_str().unwrap();
-        let key = url.rsplit('/').next().unwrap().to_owned();
-        (created["id"].as_str().unwrap().to_owned(), key)
-    }
 
-    async fn post(ctx: &Context, provider: Provider, key: &str, hs: &[(&str, &str)], body: &[u8]) -> Result<Received, AppError> {
+    pub(crate) async fn post(ctx: &Context, provider: Provider, key: &str, hs: &[(&str, &str)], body: &[u8]) -> Result<Received, AppError> {
         let h = headers(hs);
         receive(ctx, InboundRequest { provider, key, headers: &h, body }).await
     }
@@ -393,74 +257,6 @@ mod tests {
 
     fn bad_signature() -> AppError {
         AppError::Unauthorized(BAD_SIGNATURE.into())
-    }
-
-    #[tokio::test]
-    async fn create_returns_the_url_once_and_list_never() {
-        let ctx = context();
-        let who = caller();
-        let created = create_endpoint(&ctx, &who, json!({"provider": "github", "default_depth": "standard"}), "https://api.example.test/").await.unwrap();
-        let url = created["url"].as_str().unwrap();
-        let key = url.strip_prefix("https://api.example.test/v1/webhooks/incoming/github/").unwrap();
-        assert_eq!(key.len(), URL_KEY_LEN);
-        assert!(key.bytes().all(|b| b.is_ascii_alphanumeric()));
-        assert_eq!(created["url_key_prefix"], key[..8]);
-        assert_eq!(created["active"], true);
-        assert_eq!(created["default_depth"], "standard");
-        assert_eq!(created["signature_verification"], false);
-        assert!(created["id"].as_str().unwrap().starts_with("ep_"));
-
-        let listed = list_endpoints(&ctx, &who).await.unwrap();
-        assert_eq!(listed["endpoints"].as_array().unwrap().len(), 1);
-        assert!(!listed.to_string().contains(key));
-        assert!(listed["endpoints"][0].get("url").is_none());
-        let stored = ctx.endpoints.list(&who.account_id).await.unwrap().remove(0);
-        assert_eq!(stored.url_key_hash, ctx.keyring.lookup_hash(key));
-        assert!(list_endpoints(&ctx, &caller()).await.unwrap()["endpoints"].as_array().unwrap().is_empty());
-    }
-
-    #[tokio::test]
-    async fn signing_secret_is_stored_encrypted() {
-        let ctx = context();
-        let who = caller();
-        let created = create_endpoint(&ctx, &who, json!({"provider": "github", "provider_signing_secret": "gh-webhook-secret-value"}), BASE).await.unwrap();
-        assert_eq!(created["signature_verification"], true);
-        assert!(!created.to_string().contains("gh-webhook-secret-value"));
-        let stored = ctx.endpoints.list(&who.account_id).await.unwrap().remove(0);
-        let enc = stored.signing_secret_enc.clone().unwrap();
-        assert!(!format!("{stored:?}").contains("gh-webhook-secret-value"));
-        assert_eq!(ctx.keyring.decrypt(&enc, stored.id.as_str()).unwrap(), "gh-webhook-secret-value");
-    }
-
-    #[tokio::test]
-    async fn create_validation_names_the_field() {
-        let ctx = context();
-        let who = caller();
-        let cases = [
-            (json!({}), "provider is required"),
-            (json!({"provider": 1}), "provider must be a string"),
-            (json!({"provider": "gitlab"}), "provider \"gitlab\" is not supported; must be one of generic, github, crowdstrike"),
-            (json!({"provider": "GitHub"}), "provider \"GitHub\" is not supported"),
-            (json!({"provider": "github", "provider_signing_secret": ""}), "provider_signing_secret must be 1 to 256 characters"),
-            (json!({"provider": "github", "provider_signing_secret": "x".repeat(257)}), "provider_signing_secret must be 1 to 256 characters"),
-            (json!({"provider": "github", "provider_signing_secret": 5}), "provider_signing_secret must be a string"),
-            (json!({"provider": "github", "default_scope": "all"}), "default_scope must be an object"),
-            (json!({"provider": "github", "default_depth": "fast"}), "default_depth must be one of quick, standard, deep"),
-            (json!({"provider": "github", "default_depth": {"level": 1}}), "default_depth must be a string"),
-            (json!({"provider": "github", "active": "yes"}), "active must be a boolean"),
-            (json!({"provider": "github", "url": "x"}), "unknown field \"url\""),
-            (json!("github"), "request body must be a JSON object"),
-        ];
-        for (input, want) in cases {
-            match create_endpoint(&ctx, &who, input.clone(), BASE).await {
-                Err(AppError::Validation(msg)) => assert!(msg.starts_with(want), "{input}: got {msg}"),
-                other => panic!("{input}: expected validation error, got {other:?}"),
-            }
-        }
-        assert!(ctx.endpoints.list(&who.account_id).await.unwrap().is_empty());
-        // Nulls are absent.
-        let ok = create_endpoint(&ctx, &who, json!({"provider": "generic", "provider_signing_secret": null, "default_scope": null, "default_depth": null}), BASE).await.unwrap();
-        assert_eq!(ok["default_scope"], Value::Null);
     }
 
     #[tokio::test]
@@ -646,16 +442,5 @@ mod tests {
         // And once published, further redeliveries add nothing.
         post(&ctx, Provider::Generic, &key, &hs, body).await.unwrap();
         assert_eq!(mem.deliveries.lock().unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn investigations_are_invisible_to_other_accounts() {
-        let ctx = context();
-        let who = caller();
-        let (_, key) = endpoint(&ctx, &who, json!({"provider": "generic"})).await;
-        let Received::Queued { investigation_id, .. } = post(&ctx, Provider::Generic, &key, &[], br#"{"query":"q"}"#).await.unwrap() else { panic!() };
-        assert!(get_investigation(&ctx, &who, investigation_id.as_str()).await.is_ok());
-        assert_eq!(get_investigation(&ctx, &caller(), investigation_id.as_str()).await, Err(AppError::NotFound("investigation")));
-        assert_eq!(get_investigation(&ctx, &who, "inv_bad").await, Err(AppError::NotFound("investigation")));
     }
 }

@@ -1,0 +1,238 @@
+//! Provider signature checks over the raw body (DESIGN §4 "receiver"): GitHub's
+//! `X-Hub-Signature-256`, CrowdStrike's `X-CS-Primary-Signature`, and for generic senders either
+//! Standard Webhooks or `X-Signature-256`.
+//!
+//! Pure functions of bytes, header pairs, the secret and the current time, so each rule is pinned
+//! by table-driven tests, including GitHub's published test vector and the Standard Webhooks one.
+
+use super::Headers;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// How far a signed timestamp (Standard Webhooks, CrowdStrike) may be from our clock.
+pub const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
+
+/// Why a signature was refused. Only logged: the HTTP answer is always the same 401, so a caller
+/// cannot tell which check failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("signature header {0} is missing")]
+    MissingHeader(&'static str),
+    #[error("signature header {0} is malformed")]
+    Malformed(&'static str),
+    #[error("signed timestamp is outside the tolerance")]
+    StaleTimestamp,
+    #[error("signature does not match")]
+    Mismatch,
+}
+
+fn mac_matches(key: &[u8], parts: &[&[u8]], expected: &[u8]) -> bool {
+    let Ok(mut mac) = <HmacSha256 as Mac>::new_from_slice(key) else {
+        return false;
+    };
+    for p in parts {
+        mac.update(p);
+    }
+    // Constant-time comparison.
+    mac.verify_slice(expected).is_ok()
+}
+
+/// Checks a `sha256=<hex>` header value (GitHub's `X-Hub-Signature-256`, generic
+/// `X-Signature-256`).
+fn verify_hex_sha256(header: &'static str, value: &str, secret: &str, body: &[u8]) -> Result<(), SignatureError> {
+    let hex_part = value.strip_prefix("sha256=").ok_or(SignatureError::Malformed(header))?;
+    let expected = hex::decode(hex_part.trim()).map_err(|_| SignatureError::Malformed(header))?;
+    if mac_matches(secret.as_bytes(), &[body], &expected) {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// Parses a Unix timestamp in seconds (or milliseconds, when it is that large) or RFC 3339 and
+/// checks it is within the tolerance of `now_secs`. `None` when the value is in neither form.
+fn timestamp_within_tolerance(raw: &str, now_secs: i64) -> Option<bool> {
+    let secs = match raw.parse::<i64>() {
+        Ok(n) if n > 100_000_000_000 => n / 1000,
+        Ok(n) => n,
+        Err(_) => crate::time::Timestamp::parse_rfc3339(raw)?.unix_seconds(),
+    };
+    Some((now_secs - secs).abs() <= TIMESTAMP_TOLERANCE_SECS)
+}
+
+/// The Standard Webhooks key: base64-decoded after `whsec_`, otherwise the raw secret bytes.
+fn standard_webhooks_key(secret: &str) -> Vec<u8> {
+    secret
+        .strip_prefix("whsec_")
+        .and_then(|b64| STANDARD.decode(b64).ok())
+        .unwrap_or_else(|| secret.as_bytes().to_vec())
+}
+
+fn verify_standard_webhooks(headers: &Headers, secret: &str, body: &[u8], now_secs: i64) -> Result<(), SignatureError> {
+    let signatures = headers.get("webhook-signature").ok_or(SignatureError::MissingHeader("webhook-signature"))?;
+    let id = headers.get("webhook-id").ok_or(SignatureError::MissingHeader("webhook-id"))?;
+    let ts = headers.get("webhook-timestamp").ok_or(SignatureError::MissingHeader("webhook-timestamp"))?;
+    let ts_secs: i64 = ts.parse().map_err(|_| SignatureError::Malformed("webhook-timestamp"))?;
+    if (now_secs - ts_secs).abs() > TIMESTAMP_TOLERANCE_SECS {
+        return Err(SignatureError::StaleTimestamp);
+    }
+    let key = standard_webhooks_key(secret);
+    let parts: [&[u8]; 5] = [id.as_bytes(), b".", ts.as_bytes(), b".", body];
+    // Several space-separated `v1,<base64>` entries (key rotation); any one may match.
+    let mut saw_v1 = false;
+    for entry in signatures.split_whitespace() {
+        let Some(b64) = entry.strip_prefix("v1,") else { continue };
+        saw_v1 = true;
+        if let Ok(sig) = STANDARD.decode(b64) {
+            if mac_matches(&key, &parts, &sig) {
+                return Ok(());
+            }
+        }
+    }
+    if saw_v1 {
+        Err(SignatureError::Mismatch)
+    } else {
+        Err(SignatureError::Malformed("webhook-signature"))
+    }
+}
+
+/// Verifies the provider's signature over the raw body with the endpoint's signing secret.
+///
+/// - github: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
+/// - crowdstrike: `X-CS-Primary-Signature: <base64 HMAC-SHA256(secret, body ‖ X-CS-Delivery-Timestamp)>`;
+///   the timestamp header is required, and refused when it parses (Unix seconds/milliseconds or
+///   RFC 3339) and is more than 5 minutes off.
+/// - generic: Standard Webhooks (`webhook-id`, `webhook-timestamp`, `webhook-signature`) when
+///   `webhook-signature` is present, else `X-Signature-256: sha256=<hex HMAC-SHA256(secret, body)>`.
+///
+/// Every comparison is constant-time (`Mac::verify_slice`).
+pub fn verify_signature(
+    provider: crate::model::Provider,
+    secret: &str,
+    headers: &Headers,
+    body: &[u8],
+    now_secs: i64,
+) -> Result<(), SignatureError> {
+    use crate::model::Provider;
+    match provider {
+        Provider::Github => {
+            let value = headers.get("x-hub-signature-256").ok_or(SignatureError::MissingHeader("X-Hub-Signature-256"))?;
+            verify_hex_sha256("X-Hub-Signature-256", value, secret, body)
+        }
+        Provider::Crowdstrike => {
+            let value =
+                headers.get("x-cs-primary-signature").ok_or(SignatureError::MissingHeader("X-CS-Primary-Signature"))?;
+            let ts = headers.get("x-cs-delivery-timestamp").ok_or(SignatureError::MissingHeader("X-CS-Delivery-Timestamp"))?;
+            if timestamp_within_tolerance(ts, now_secs) == Some(false) {
+                return Err(SignatureError::StaleTimestamp);
+            }
+            let expected = STANDARD.decode(value).map_err(|_| SignatureError::Malformed("X-CS-Primary-Signature"))?;
+            if mac_matches(secret.as_bytes(), &[body, ts.as_bytes()], &expected) {
+                Ok(())
+            } else {
+                Err(SignatureError::Mismatch)
+            }
+        }
+        Provider::Generic => {
+            if headers.get("webhook-signature").is_some() {
+                verify_standard_webhooks(headers, secret, body, now_secs)
+            } else {
+                let value = headers.get("x-signature-256").ok_or(SignatureError::MissingHeader("X-Signature-256"))?;
+                verify_hex_sha256("X-Signature-256", value, secret, body)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Provider;
+    use crate::receivers::tests::h;
+
+    const NOW: i64 = 1_777_818_121;
+
+    fn hmac_bytes(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(key).unwrap();
+        for p in parts {
+            mac.update(p);
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+
+    #[test]
+    fn github_published_test_vector_verifies() {
+        let headers = h(&[("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")]);
+        assert_eq!(verify_signature(Provider::Github, "It's a Secret to Everybody", &headers, b"Hello, World!", NOW), Ok(()));
+        assert_eq!(
+            verify_signature(Provider::Github, "It's a Secret to Everybody", &headers, b"Hello, World?", NOW),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(Provider::Github, "another secret", &headers, b"Hello, World!", NOW),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn standard_webhooks_published_test_vector_verifies() {
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let body = br#"{"test": 2432232314}"#;
+        let headers = h(&[
+            ("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek"),
+            ("webhook-timestamp", "1614265330"),
+            ("webhook-signature", "v1,bogus v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="),
+        ]);
+        assert_eq!(verify_signature(Provider::Generic, secret, &headers, body, 1_614_265_330), Ok(()));
+        assert_eq!(
+            verify_signature(Provider::Generic, secret, &headers, body, 1_614_265_330 + 301),
+            Err(SignatureError::StaleTimestamp)
+        );
+    }
+
+    #[test]
+    fn signature_cases_per_provider() {
+        let secret = "s3cret";
+        let body: &[u8] = br#"{"a":1}"#;
+        let hex_sig = format!("sha256={}", hex::encode(hmac_bytes(secret.as_bytes(), &[body])));
+        let forged_hex = format!("sha256={}", hex::encode(hmac_bytes(b"wrong", &[body])));
+        let ts = NOW.to_string();
+        let cs_sig = STANDARD.encode(hmac_bytes(secret.as_bytes(), &[body, ts.as_bytes()]));
+        let stale_ts = (NOW - 600).to_string();
+        let cs_stale_sig = STANDARD.encode(hmac_bytes(secret.as_bytes(), &[body, stale_ts.as_bytes()]));
+        let sw_sig = format!("v1,{}", STANDARD.encode(hmac_bytes(secret.as_bytes(), &[b"msg_1", b".", ts.as_bytes(), b".", body])));
+
+        use SignatureError::*;
+        type Case<'a> = (&'a str, Provider, Vec<(&'a str, &'a str)>, Result<(), SignatureError>);
+        let cases: Vec<Case> = vec![
+            ("github valid", Provider::Github, vec![("x-hub-signature-256", &hex_sig)], Ok(())),
+            ("github forged", Provider::Github, vec![("x-hub-signature-256", &forged_hex)], Err(Mismatch)),
+            ("github missing", Provider::Github, vec![], Err(MissingHeader("X-Hub-Signature-256"))),
+            ("github no prefix", Provider::Github, vec![("x-hub-signature-256", &hex_sig[7..])], Err(Malformed("X-Hub-Signature-256"))),
+            ("github not hex", Provider::Github, vec![("x-hub-signature-256", "sha256=zz")], Err(Malformed("X-Hub-Signature-256"))),
+            ("github sha1 only", Provider::Github, vec![("x-hub-signature", "sha1=00")], Err(MissingHeader("X-Hub-Signature-256"))),
+            ("cs valid", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", &cs_sig), ("X-CS-Delivery-Timestamp", &ts)], Ok(())),
+            ("cs forged", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", "AAAA"), ("X-CS-Delivery-Timestamp", &ts)], Err(Mismatch)),
+            ("cs other ts", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", &cs_sig), ("X-CS-Delivery-Timestamp", "1777818120")], Err(Mismatch)),
+            ("cs missing ts", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", &cs_sig)], Err(MissingHeader("X-CS-Delivery-Timestamp"))),
+            ("cs missing sig", Provider::Crowdstrike, vec![("X-CS-Delivery-Timestamp", &ts)], Err(MissingHeader("X-CS-Primary-Signature"))),
+            ("cs stale", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", &cs_stale_sig), ("X-CS-Delivery-Timestamp", &stale_ts)], Err(StaleTimestamp)),
+            ("cs not base64", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", "!!"), ("X-CS-Delivery-Timestamp", &ts)], Err(Malformed("X-CS-Primary-Signature"))),
+            ("generic hex valid", Provider::Generic, vec![("X-Signature-256", &hex_sig)], Ok(())),
+            ("generic hex forged", Provider::Generic, vec![("X-Signature-256", &forged_hex)], Err(Mismatch)),
+            ("generic missing", Provider::Generic, vec![], Err(MissingHeader("X-Signature-256"))),
+            ("generic sw valid", Provider::Generic, vec![("webhook-id", "msg_1"), ("webhook-timestamp", &ts), ("webhook-signature", &sw_sig)], Ok(())),
+            ("generic sw forged", Provider::Generic, vec![("webhook-id", "msg_2"), ("webhook-timestamp", &ts), ("webhook-signature", &sw_sig)], Err(Mismatch)),
+            ("generic sw missing id", Provider::Generic, vec![("webhook-timestamp", &ts), ("webhook-signature", &sw_sig)], Err(MissingHeader("webhook-id"))),
+            ("generic sw no v1", Provider::Generic, vec![("webhook-id", "msg_1"), ("webhook-timestamp", &ts), ("webhook-signature", "v2,abc")], Err(Malformed("webhook-signature"))),
+            ("generic sw bad ts", Provider::Generic, vec![("webhook-id", "msg_1"), ("webhook-timestamp", "soon"), ("webhook-signature", &sw_sig)], Err(Malformed("webhook-timestamp"))),
+        ];
+        for (name, provider, pairs, want) in cases {
+            assert_eq!(verify_signature(provider, secret, &h(&pairs), body, NOW), want, "{name}");
+        }
+    }
+}
