@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Every event type the platform emits.
-pub const EVENT_TYPES: [&str; 8] = [
+/// Every event type the platform emits. The last two are operational (DESIGN §4.1): the service
+/// emits them itself about an account's webhooks; producers cannot publish them.
+pub const EVENT_TYPES: [&str; 10] = [
     "investigation.queued",
     "investigation.started",
     "investigation.completed",
@@ -19,7 +20,21 @@ pub const EVENT_TYPES: [&str; 8] = [
     "chain.confirmed",
     "agent.registered",
     "agent.disconnected",
+    OPERATIONAL_DEAD_LETTERED,
+    OPERATIONAL_DISABLED,
 ];
+
+/// A delivery became `failed_permanent` (retries exhausted, or the receiver answered 410).
+pub const OPERATIONAL_DEAD_LETTERED: &str = "webhook.delivery.dead_lettered";
+/// The service paused a subscription whose every attempt failed for `AUTO_DISABLE_AFTER_SECONDS`.
+pub const OPERATIONAL_DISABLED: &str = "webhook.subscription.disabled";
+
+/// Whether an event type is one of the service's own operational `webhook.*` events. None is
+/// ever emitted about the delivery of one of these (no loops), and a catch-all pattern must never
+/// match them: they are matched only when named or by `webhook.*`.
+pub fn is_operational(event_type: &str) -> bool {
+    event_type.starts_with("webhook.")
+}
 
 /// A known event type.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

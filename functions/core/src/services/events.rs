@@ -10,11 +10,11 @@ use super::Context;
 use crate::envelope::Envelope;
 use crate::error::AppError;
 use crate::filters::{subscription_matches, EventFacts};
-use crate::ids::{AccountId, DeliveryId, EventId};
+use crate::ids::{AccountId, DeliveryId, EventId, SubscriptionId};
 use crate::model::{Caller, Delivery, DeliveryStatus, StoredEvent, Subscription};
 use crate::ports::DeliveryJob;
 use crate::time::Timestamp;
-use crate::validation::{parse_tags, EventType, Severity};
+use crate::validation::{is_operational, parse_tags, EventType, Severity};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -35,6 +35,12 @@ impl NewEvent {
         let fields = Fields::new(body)?;
         fields.deny_unknown(FIELDS)?;
         let event_type = EventType::parse(fields.req_str("event_type")?).map_err(AppError::Validation)?;
+        if is_operational(event_type.as_str()) {
+            return Err(AppError::validation(format!(
+                "event_type {} is an operational event type the service emits itself",
+                crate::validation::quoted(event_type.as_str())
+            )));
+        }
         let data = match fields.raw("data") {
             None => return Err(AppError::validation("data is required")),
             Some(v @ Value::Object(_)) => v.clone(),
@@ -108,6 +114,16 @@ pub async fn enqueue_written(ctx: &Context, deliveries: &[Delivery]) {
 
 /// Publishes an already validated event for an account (API publish and inbound triggers).
 pub async fn publish_event(ctx: &Context, account: &AccountId, event: NewEvent) -> Result<Published, AppError> {
+    publish_event_excluding(ctx, account, event, None).await
+}
+
+/// [`publish_event`], never delivering to `exclude` (an operational event's own subscription).
+pub async fn publish_event_excluding(
+    ctx: &Context,
+    account: &AccountId,
+    event: NewEvent,
+    exclude: Option<&SubscriptionId>,
+) -> Result<Published, AppError> {
     if let Some(existing) = ctx.deliveries.find_event(account, &event.event_id).await? {
         return Ok(Published { event_id: existing.event_id, deliveries: existing.delivery_count });
     }
@@ -118,7 +134,7 @@ pub async fn publish_event(ctx: &Context, account: &AccountId, event: NewEvent) 
     let payload = envelope.to_json();
     let deliveries: Vec<Delivery> = subs
         .iter()
-        .filter(|s| subscription_matches(s, &facts))
+        .filter(|s| exclude != Some(&s.id) && subscription_matches(s, &facts))
         .map(|s| new_delivery(s, &envelope, &payload, now))
         .collect();
 
@@ -205,6 +221,7 @@ mod tests {
             (json!({"event_type": "chain.confirmed", "data": {}, "tags": {"k": 1}}), "tags.k must be a string"),
             (json!({"event_type": "chain.confirmed", "data": {}, "event_id": "a b"}), "event_id must be"),
             (json!({"event_type": "chain.confirmed", "data": {}, "extra": 1}), "unknown field"),
+            (json!({"event_type": "webhook.delivery.dead_lettered", "data": {}}), "event_type \"webhook.delivery.dead_lettered\" is an operational event type"),
         ];
         for (input, want) in cases {
             match publish(&ctx, &who, input.clone()).await {

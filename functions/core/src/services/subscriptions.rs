@@ -108,6 +108,9 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         last_delivery_at: None,
         previous_secret_enc: None,
         previous_secret_expires_at: None,
+        failing_since: None,
+        disabled_reason: None,
+        disabled_at: None,
     };
     ctx.subscriptions.insert(&sub).await?;
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription created");
@@ -147,6 +150,12 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     }
     if fields.has("active") {
         sub.active = fields.opt_bool("active")?.ok_or_else(|| wrong_type("active", "a boolean"))?;
+        if sub.active {
+            // Re-enabling clears an auto-disable and restarts its failing clock.
+            sub.disabled_reason = None;
+            sub.disabled_at = None;
+            sub.failing_since = None;
+        }
     }
     if fields.has("name") {
         sub.name = parse_name(&fields)?;
