@@ -14,6 +14,7 @@ mod harness;
 mod inbound;
 mod isolation;
 mod load;
+mod operate;
 mod parity;
 mod retries;
 mod secrets;

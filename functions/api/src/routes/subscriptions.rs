@@ -54,6 +54,14 @@ pub async fn send_test(ctx: &Context, req: Request) -> Response<Body> {
     }.await)
 }
 
+pub async fn recover(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        let body = json_body(&req, MANAGE_BODY_LIMIT)?;
+        Ok(json_response(StatusCode::ACCEPTED, &deliveries::recover(ctx, &caller, &path_param(&req, "id"), body).await?))
+    }.await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,7 +70,7 @@ mod tests {
     #[tokio::test]
     async fn sample_events_without_a_known_key_get_401() {
         let ctx = puck_core::testing::context();
-        for name in ["subscriptions-create", "subscriptions-list", "subscriptions-get", "subscriptions-update", "subscriptions-delete", "subscriptions-test"] {
+        for name in ["subscriptions-create", "subscriptions-list", "subscriptions-get", "subscriptions-update", "subscriptions-delete", "subscriptions-test", "subscriptions-recover"] {
             let handler = crate::handler(name).unwrap();
             let (status, body) = status_and_json(handler(&ctx, fixture(name)).await);
             assert_eq!(status, 401, "{name}");
@@ -78,5 +86,7 @@ mod tests {
         assert!(body["secret"].as_str().unwrap().starts_with("whsec_"));
         let (status, body) = status_and_json(get(&ctx, fixture("subscriptions-get")).await);
         assert_eq!(status, 404, "{body}");
+        let (status, body) = status_and_json(recover(&ctx, fixture("subscriptions-recover")).await);
+        assert_eq!(status, 404, "another account's or an unknown subscription: {body}");
     }
 }
