@@ -80,8 +80,9 @@ pub struct Subscription {
     pub previous_secret_enc: Option<String>,
     pub previous_secret_expires_at: Option<Timestamp>,
     /// Since when every attempt has failed (set by the first failure after a success, cleared by
-    /// the first success after a failure), which is what auto-disable compares against.
-    #[serde(default)]
+    /// the first success after a failure), which is what auto-disable compares against. Absent
+    /// rather than null when unset, so a store can test for it with one condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<Timestamp>,
     /// `"failing"` when the service disabled the subscription (DESIGN §4.1); `None` otherwise.
     #[serde(default)]

@@ -228,6 +228,7 @@ async fn dead_lettered_deliveries_are_announced_once_each_to_other_subscriptions
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(ops.requests().len(), 2, "one event per dead-lettered delivery, none about an operational delivery");
     assert!(list_all_deliveries(&stack, &format!("subscription_id={g}")).await.len() == 1, "g never hears about itself");
+    assert_eq!(list_all_deliveries(&stack, &format!("subscription_id={o}")).await.len(), 2);
     let all = list_all_deliveries(&stack, "event_type=webhook.delivery.dead_lettered").await;
     assert_eq!(all.len(), 3, "about g → o and f; about f → o: {all:?}");
 }

@@ -1,8 +1,9 @@
 //! Subscriptions: `pk=ACCT#<account>`, `sk=SUB#<id>`. Ids are time-ordered, so a query over the
 //! `SUB#` range lists them oldest first without an index.
 //!
-//! Auto-disable's state (`failing_since`, `disabled_reason`, `disabled_at`) is changed by
-//! conditional UpdateItems, each written only when the state changes (never per attempt).
+//! Auto-disable's state (`failing_since`, absent when unset; `disabled_reason`, `disabled_at`) is
+//! changed by conditional UpdateItems, each written only when the state changes (never per
+//! attempt).
 //!
 //! IAM: dynamodb:PutItem, GetItem, Query, DeleteItem, UpdateItem.
 
@@ -172,21 +173,13 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     }
 
     async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
-        let values = HashMap::from([(":fs".to_owned(), attr(&since)?), (":null".to_owned(), s("NULL"))]);
-        self.update_if(
-            "UpdateItem subscription failing",
-            account,
-            id,
-            "SET failing_since = :fs",
-            "attribute_exists(pk) AND (attribute_not_exists(failing_since) OR attribute_type(failing_since, :null))",
-            values,
-        )
-        .await
+        let values = HashMap::from([(":fs".to_owned(), attr(&since)?)]);
+        let condition = "attribute_exists(pk) AND attribute_not_exists(failing_since)";
+        self.update_if("UpdateItem subscription failing", account, id, "SET failing_since = :fs", condition, Some(values)).await
     }
 
     async fn clear_failing(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<()> {
-        let values = HashMap::from([(":none".to_owned(), AttributeValue::Null(true))]);
-        self.update_if("UpdateItem subscription failing", account, id, "SET failing_since = :none", "attribute_exists(pk)", values)
+        self.update_if("UpdateItem subscription failing", account, id, "REMOVE failing_since", "attribute_exists(pk)", None)
             .await
             .map(|_| ())
     }
@@ -205,7 +198,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             id,
             "SET active = :no, disabled_reason = :why, disabled_at = :at, updated_at = :at",
             "attribute_exists(pk) AND active = :yes AND failing_since = :fs",
-            values,
+            Some(values),
         )
         .await
     }
@@ -224,7 +217,7 @@ impl DynamoSubscriptionStore {
         id: &SubscriptionId,
         update: &str,
         condition: &str,
-        values: HashMap<String, AttributeValue>,
+        values: Option<HashMap<String, AttributeValue>>,
     ) -> StoreResult<bool> {
         self.table.faults.dynamo()?;
         let res = self
@@ -235,7 +228,7 @@ impl DynamoSubscriptionStore {
             .set_key(Some(key(account_pk(account), sub_sk(id))))
             .update_expression(update)
             .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_values(values)
             .send()
             .await;
         match res {

@@ -17,7 +17,6 @@ use crate::page::{decode_cursor, encode_cursor};
 use crate::ports::DeliveryFilter;
 use crate::time::Timestamp;
 use crate::validation::EventType;
-use futures::StreamExt;
 use serde_json::{json, Value};
 
 pub fn parse_id(raw: &str) -> Result<DeliveryId, AppError> {
@@ -114,21 +113,16 @@ const REPLAY_CONCURRENCY: usize = 16;
 /// the meantime is skipped.
 async fn replay_all(ctx: &Context, deliveries: &[Delivery], from: &[DeliveryStatus]) -> Result<usize, AppError> {
     let now = ctx.clock.now();
-    let moved: Vec<Result<Option<&Delivery>, AppError>> = futures::stream::iter(deliveries)
-        .map(|d| async move {
-            let moved = ctx.deliveries.transition(&d.account_id, &d.id, from, DeliveryStatus::Pending, Some(now), now).await?;
-            Ok(moved.then_some(d))
-        })
-        .buffered(REPLAY_CONCURRENCY)
-        .collect()
-        .await;
-    let mut replayed = Vec::with_capacity(moved.len());
-    let mut failure = None;
-    for result in moved {
-        match result {
-            Ok(Some(d)) => replayed.push(d.clone()),
-            Ok(None) => {}
-            Err(e) => failure = Some(e),
+    let mut replayed = Vec::with_capacity(deliveries.len());
+    let mut failure: Option<AppError> = None;
+    for chunk in deliveries.chunks(REPLAY_CONCURRENCY) {
+        let moves = chunk.iter().map(|d| ctx.deliveries.transition(&d.account_id, &d.id, from, DeliveryStatus::Pending, Some(now), now));
+        for (d, moved) in chunk.iter().zip(futures::future::join_all(moves).await) {
+            match moved {
+                Ok(true) => replayed.push(d.clone()),
+                Ok(false) => {}
+                Err(e) => failure = Some(e.into()),
+            }
         }
     }
     // Enqueue what was moved even if another update failed: those are pending now.
