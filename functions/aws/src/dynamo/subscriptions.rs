@@ -151,25 +151,9 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         status: DeliveryStatus,
         at: Timestamp,
     ) -> StoreResult<()> {
-        self.table.faults.dynamo()?;
-        let at = value_to_attr(&at).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let res = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .set_key(Some(key(account_pk(account), sub_sk(id))))
-            .update_expression("SET last_delivery_status = :st, last_delivery_at = :at")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":st", s(status.as_str()))
-            .expression_attribute_values(":at", at)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(unavailable("UpdateItem subscription", &e)),
-        }
+        let values = HashMap::from([(":st".to_owned(), s(status.as_str())), (":at".to_owned(), attr(&at)?)]);
+        let update = "SET last_delivery_status = :st, last_delivery_at = :at";
+        self.update_if("UpdateItem subscription", account, id, update, "attribute_exists(pk)", Some(values)).await.map(|_| ())
     }
 
     async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
