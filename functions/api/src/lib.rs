@@ -82,6 +82,7 @@ routes! {
     INVESTIGATIONS_GET: "investigations-get", "GET" "/v1/investigations/{id}" => routes::investigations::get;
     EVENTS_PUBLISH_BATCH: "events-publish-batch", "POST" "/v1/events/batch" => routes::events::publish_batch;
     EVENT_TYPES_LIST: "event-types-list", "GET" "/v1/webhooks/event-types" => routes::event_types::list;
+    SUBSCRIPTIONS_RECOVER: "subscriptions-recover", "POST" "/v1/webhooks/subscriptions/{id}/recover" => routes::subscriptions::recover;
     OPENAPI_DOCUMENT: "openapi-document", "GET" "/v1/openapi.json" => routes::reference::openapi;
     API_DOCS: "api-docs", "GET" "/docs" => routes::reference::docs;
     CONSOLE: "console", "GET" "/console" => routes::console::serve;

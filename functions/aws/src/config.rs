@@ -59,6 +59,11 @@ pub struct Config {
     /// `SWEEP_GRACE_SECONDS` (default 300): how long past due an in-flight delivery must be before
     /// the sweeper re-enqueues it.
     pub sweep_grace_seconds: i64,
+    /// `AUTO_DISABLE_AFTER_SECONDS` (default 432000, 5 days): a subscription whose every attempt
+    /// has failed for this long, with no success in between, is disabled.
+    pub auto_disable_after_seconds: i64,
+    /// `RECOVER_MAX_PER_CALL` (default 1000): deliveries one recover call replays at most.
+    pub recover_max_per_call: usize,
     /// `PUBLIC_BASE_URL` (optional, no trailing slash): base of inbound receiver URLs, e.g.
     /// `https://api.example.com`.
     pub public_base_url: Option<String>,
@@ -126,6 +131,8 @@ impl Config {
             secret_overlap_seconds: number(get("SECRET_OVERLAP_SECONDS"), "SECRET_OVERLAP_SECONDS", 86_400, 0)?,
             retention_days: number(get("RETENTION_DAYS"), "RETENTION_DAYS", 30, 1)?,
             sweep_grace_seconds: number(get("SWEEP_GRACE_SECONDS"), "SWEEP_GRACE_SECONDS", 300, 0)?,
+            auto_disable_after_seconds: number(get("AUTO_DISABLE_AFTER_SECONDS"), "AUTO_DISABLE_AFTER_SECONDS", 432_000, 1)?,
+            recover_max_per_call: number(get("RECOVER_MAX_PER_CALL"), "RECOVER_MAX_PER_CALL", 1_000, 1)?,
             public_base_url,
             allow_private_targets: flag(get("ALLOW_PRIVATE_TARGETS"), "ALLOW_PRIVATE_TARGETS")?,
             extra_ca_cert: get("EXTRA_CA_CERT").map(PathBuf::from),
@@ -149,6 +156,8 @@ impl Config {
             secret_overlap_secs: self.secret_overlap_seconds,
             retention_days: self.retention_days,
             public_base_url: self.public_base_url.clone(),
+            auto_disable_after_secs: self.auto_disable_after_seconds,
+            recover_max_per_call: self.recover_max_per_call,
         }
     }
 
@@ -217,6 +226,7 @@ mod tests {
         assert_eq!(c.secret_overlap_seconds, 86_400);
         assert_eq!(c.retention_days, 30);
         assert_eq!(c.sweep_grace_seconds, 300);
+        assert_eq!((c.auto_disable_after_seconds, c.recover_max_per_call), (432_000, 1_000));
         assert_eq!(c.aws_region, "us-east-1");
         assert!(!c.allow_private_targets);
         assert!(c.public_base_url.is_none() && c.aws_endpoint_url.is_none() && c.extra_ca_cert.is_none());
@@ -245,6 +255,8 @@ mod tests {
             ("DELIVERY_TIMEOUT_SECONDS", "1.5"),
             ("RETENTION_DAYS", "0"),
             ("SWEEP_GRACE_SECONDS", "x"),
+            ("AUTO_DISABLE_AFTER_SECONDS", "0"),
+            ("RECOVER_MAX_PER_CALL", "lots"),
             ("ALLOW_PRIVATE_TARGETS", "maybe"),
             ("PUBLIC_BASE_URL", "not a url"),
             ("AWS_ENDPOINT_URL", "ftp://x"),
@@ -271,6 +283,8 @@ mod tests {
             ("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEtoken-value"),
             ("EXTRA_CA_CERT", "/tmp/ca.pem"),
             ("MAX_DELIVERY_ATTEMPTS", "3"),
+            ("AUTO_DISABLE_AFTER_SECONDS", "60"),
+            ("RECOVER_MAX_PER_CALL", "5"),
         ]);
         let c = parse(&m).unwrap();
         assert!(c.allow_private_targets);
@@ -278,6 +292,7 @@ mod tests {
         assert_eq!(c.aws_region, "eu-west-1");
         assert_eq!(c.max_delivery_attempts, 3);
         assert_eq!(c.retry_policy().max_attempts, 3);
+        assert_eq!((c.settings().auto_disable_after_secs, c.settings().recover_max_per_call), (60, 5));
         assert_eq!(c.extra_ca_cert, Some(PathBuf::from("/tmp/ca.pem")));
         let creds = c.static_credentials.as_ref().expect("static credentials with an endpoint");
         assert_eq!(creds.secret_access_key, "wJalrXUtnFEMI-K7MDENG-bPxRfiCYsecret");

@@ -28,6 +28,19 @@ pub fn ulid_at(unix_ms: u64) -> String {
     String::from_utf8(out.to_vec()).expect("crockford alphabet is ascii")
 }
 
+/// Time-ordered ids make time windows key ranges: every id of `prefix` stamped at or after
+/// `unix_ms` sorts at or after this string, and every id stamped before it sorts before it. It is
+/// the prefix plus the ULID's 10 time characters, so it is never itself an id.
+pub fn time_floor(prefix: &str, unix_ms: i64) -> String {
+    let ms = unix_ms.clamp(0, 0xFFFF_FFFF_FFFF) as u64;
+    let mut out = String::with_capacity(prefix.len() + 10);
+    out.push_str(prefix);
+    for i in 0..10 {
+        out.push(char::from(CROCKFORD[((ms >> (5 * (9 - i))) & 0x1F) as usize]));
+    }
+    out
+}
+
 fn is_ulid(body: &str) -> bool {
     body.len() == ULID_LEN
         && body.bytes().all(|b| CROCKFORD.contains(&b))
@@ -187,6 +200,16 @@ impl fmt::Debug for EventId {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn time_floor_splits_ids_exactly_at_its_time(a in 0i64..(1i64 << 48), b in 0i64..(1i64 << 48)) {
+            let id = DeliveryId::generate(a as u64);
+            let floor = time_floor(DeliveryId::PREFIX, b);
+            prop_assert_eq!(id.as_str() >= floor.as_str(), a >= b);
+            prop_assert!(DeliveryId::parse(&floor).is_err());
+        }
+    }
 
     #[test]
     fn generated_ids_parse_back_and_sort_by_time() {

@@ -89,7 +89,20 @@ pub struct Subscription {
     /// The secret before the last rotation, still signed with until `previous_secret_expires_at`.
     pub previous_secret_enc: Option<String>,
     pub previous_secret_expires_at: Option<Timestamp>,
+    /// Since when every attempt has failed (set by the first failure after a success, cleared by
+    /// the first success after a failure), which is what auto-disable compares against. Absent
+    /// rather than null when unset, so a store can test for it with one condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Timestamp>,
+    /// `"failing"` when the service disabled the subscription (DESIGN §4.1); `None` otherwise.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    #[serde(default)]
+    pub disabled_at: Option<Timestamp>,
 }
+
+/// The `disabled_reason` of a subscription the service paused because it kept failing.
+pub const DISABLED_FAILING: &str = "failing";
 
 impl Subscription {
     /// The associated data of `headers_enc`: ties the ciphertext to this subscription.
@@ -113,6 +126,8 @@ impl Subscription {
             "updated_at": self.updated_at,
             "last_delivery_status": self.last_delivery_status,
             "last_delivery_at": self.last_delivery_at,
+            "disabled_reason": self.disabled_reason,
+            "disabled_at": self.disabled_at,
         })
     }
 }

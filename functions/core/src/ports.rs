@@ -54,13 +54,45 @@ pub trait SubscriptionStore: Send + Sync {
         status: DeliveryStatus,
         at: Timestamp,
     ) -> StoreResult<()>;
+    /// Sets `failing_since` to `since` unless it is already set (the first failure after a
+    /// success); false if it was set or the subscription is gone.
+    async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool>;
+    /// Clears `failing_since` (the first success after a failure).
+    async fn clear_failing(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<()>;
+    /// Sets `active: false`, `disabled_reason: "failing"`, `disabled_at: at`, only while the
+    /// subscription is active and still failing since `failing_since`; true for the one caller
+    /// that made the change.
+    async fn disable_failing(
+        &self,
+        account: &AccountId,
+        id: &SubscriptionId,
+        failing_since: Timestamp,
+        at: Timestamp,
+    ) -> StoreResult<bool>;
 }
 
-/// Filters of the delivery log.
+/// Filters of the delivery log; every given one must hold. `since`/`until` bound `created_at`
+/// to `[since, until)`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
     pub subscription_id: Option<SubscriptionId>,
+    pub event_type: Option<String>,
+    pub event_id: Option<EventId>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+}
+
+impl DeliveryFilter {
+    /// Whether `d` passes every filter (the in-memory store, and a check adapters can share).
+    pub fn matches(&self, d: &Delivery) -> bool {
+        self.status.is_none_or(|s| d.status == s)
+            && self.subscription_id.as_ref().is_none_or(|s| &d.subscription_id == s)
+            && self.event_type.as_ref().is_none_or(|t| &d.event_type == t)
+            && self.event_id.as_ref().is_none_or(|e| &d.event_id == e)
+            && self.since.is_none_or(|t| d.created_at >= t)
+            && self.until.is_none_or(|t| d.created_at < t)
+    }
 }
 
 /// What an attempt changed on its delivery, and the rules the store applies with it (decided by

@@ -86,6 +86,28 @@ impl SubscriptionStore for Memory {
         }
         Ok(())
     }
+    async fn mark_failing(&self, a: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
+        let mut subs = self.subs.lock().unwrap();
+        let Some(s) = subs.get_mut(&key(a, id.as_str())).filter(|s| s.failing_since.is_none()) else { return Ok(false) };
+        s.failing_since = Some(since);
+        Ok(true)
+    }
+    async fn clear_failing(&self, a: &AccountId, id: &SubscriptionId) -> StoreResult<()> {
+        if let Some(s) = self.subs.lock().unwrap().get_mut(&key(a, id.as_str())) {
+            s.failing_since = None;
+        }
+        Ok(())
+    }
+    async fn disable_failing(&self, a: &AccountId, id: &SubscriptionId, failing_since: Timestamp, at: Timestamp) -> StoreResult<bool> {
+        let mut subs = self.subs.lock().unwrap();
+        let still = |s: &&mut Subscription| s.active && s.failing_since == Some(failing_since);
+        let Some(s) = subs.get_mut(&key(a, id.as_str())).filter(still) else { return Ok(false) };
+        s.active = false;
+        s.disabled_reason = Some(crate::model::DISABLED_FAILING.to_owned());
+        s.disabled_at = Some(at);
+        s.updated_at = at;
+        Ok(true)
+    }
 }
 
 #[async_trait]
@@ -128,8 +150,7 @@ impl DeliveryStore for Memory {
             .rev()
             .filter(|d| &d.account_id == a)
             .filter(|d| before.is_none_or(|b| &d.id < b))
-            .filter(|d| f.status.is_none_or(|s| d.status == s))
-            .filter(|d| f.subscription_id.as_ref().is_none_or(|s| &d.subscription_id == s))
+            .filter(|d| f.matches(d))
             .cloned()
             .collect();
         let more = all.len() > limit;
@@ -280,5 +301,8 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         secret_enc: String::new(),
         previous_secret_enc: None,
         previous_secret_expires_at: None,
+        failing_since: None,
+        disabled_reason: None,
+        disabled_at: None,
     }
 }

@@ -12,6 +12,18 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// A delivery became `failed_permanent` (retries exhausted, or the receiver answered 410).
+pub const OPERATIONAL_DEAD_LETTERED: &str = "webhook.delivery.dead_lettered";
+/// The service paused a subscription whose every attempt failed for `AUTO_DISABLE_AFTER_SECONDS`.
+pub const OPERATIONAL_DISABLED: &str = "webhook.subscription.disabled";
+
+/// Whether an event type is one of the service's own operational `webhook.*` events (the
+/// catalog's [`crate::catalog::OPERATIONAL_GROUP`]). None is ever emitted about the delivery of
+/// one of these (no loops), and `"*"` never matches them.
+pub fn is_operational(event_type: &str) -> bool {
+    crate::catalog::find(event_type).is_some_and(|t| t.is_operational())
+}
+
 /// A known event type: one of the [`crate::catalog`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

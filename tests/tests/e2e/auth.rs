@@ -17,6 +17,7 @@ fn authenticated_routes(sub_id: &str) -> Vec<(Method, String, Scope)> {
         (Method::PATCH, format!("{SUBSCRIPTIONS}/{sub_id}"), manage),
         (Method::DELETE, format!("{SUBSCRIPTIONS}/{sub_id}"), manage),
         (Method::POST, format!("{SUBSCRIPTIONS}/{sub_id}/test"), manage),
+        (Method::POST, format!("{SUBSCRIPTIONS}/{sub_id}/recover"), manage),
         (Method::GET, "/v1/webhooks/deliveries".to_owned(), manage),
         (Method::GET, "/v1/webhooks/deliveries/dlv_01jtq8p5f7z9n1q4r6t8v0w2xc".to_owned(), manage),
         (Method::POST, "/v1/webhooks/deliveries/dlv_01jtq8p5f7z9n1q4r6t8v0w2xc/replay".to_owned(), manage),

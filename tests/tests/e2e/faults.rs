@@ -235,6 +235,7 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
         (Method::GET, sub_path.clone(), Value::Null, Caller::Api),
         (Method::PATCH, sub_path.clone(), json!({"name": "renamed", "secret": null}), Caller::Api),
         (Method::POST, format!("{sub_path}/test"), Value::Null, Caller::Api),
+        (Method::POST, format!("{sub_path}/recover"), json!({"since": puck_core::time::Timestamp::now().plus_seconds(-3600).rfc3339()}), Caller::Api),
         (Method::POST, "/v1/events".into(), event, Caller::Api),
         (Method::GET, "/v1/webhooks/deliveries".into(), Value::Null, Caller::Api),
         (Method::GET, delivery_path.clone(), Value::Null, Caller::Api),

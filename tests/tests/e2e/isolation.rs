@@ -26,6 +26,7 @@ async fn another_account_gets_404_for_every_subscription_route_and_never_lists_t
         assert_error(&b_client.patch(&path, json!({"active": false})).await, 404, "not_found", "subscription not found");
         assert_error(&b_client.patch(&path, json!({"secret": null})).await, 404, "not_found", "subscription not found");
         assert_error(&b_client.post(&format!("{path}/test"), Value::Null).await, 404, "not_found", "subscription not found");
+        assert_error(&b_client.post(&format!("{path}/recover"), json!({"since": "2026-01-01T00:00:00Z"})).await, 404, "not_found", "subscription not found");
         assert_error(&b_client.delete(&path).await, 404, "not_found", "subscription not found");
     }
 

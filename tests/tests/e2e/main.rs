@@ -20,6 +20,7 @@ mod inbound;
 mod isolation;
 mod load;
 mod openapi;
+mod operate;
 mod parity;
 mod retries;
 mod secrets;

@@ -11,11 +11,16 @@ use puck_http::{authenticate, json_response, path_param, query_param, respond};
 pub async fn list(ctx: &Context, req: Request) -> Response<Body> {
     respond(async {
         let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
-        let (status, subscription_id, cursor) =
-            (query_param(&req, "status"), query_param(&req, "subscription_id"), query_param(&req, "cursor"));
+        let param = |name| query_param(&req, name);
+        let (status, subscription_id, cursor) = (param("status"), param("subscription_id"), param("cursor"));
+        let (event_type, event_id, since, until) = (param("event_type"), param("event_id"), param("since"), param("until"));
         let query = ListQuery {
             status: status.as_deref(),
             subscription_id: subscription_id.as_deref(),
+            event_type: event_type.as_deref(),
+            event_id: event_id.as_deref(),
+            since: since.as_deref(),
+            until: until.as_deref(),
             limit: parse_limit(query_param(&req, "limit").as_deref())?,
             cursor: cursor.as_deref(),
         };

@@ -60,6 +60,7 @@ pub(crate) mod test_support {
         "subscriptions-list",
         "subscriptions-test",
         "subscriptions-update",
+        "subscriptions-recover",
         "event-types-list",
     ];
 

@@ -55,6 +55,14 @@ pub async fn send_test(ctx: &Context, req: Request) -> Response<Body> {
     }.await)
 }
 
+pub async fn recover(ctx: &Context, req: Request) -> Response<Body> {
+    respond(async {
+        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+        let body = json_body(&req, MANAGE_BODY_LIMIT)?;
+        Ok(json_response(StatusCode::ACCEPTED, &deliveries::recover(ctx, &caller, &path_param(&req, "id"), body).await?))
+    }.await)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,8 +71,8 @@ mod tests {
     #[tokio::test]
     async fn sample_events_without_a_known_key_get_401() {
         let ctx = puck_core::testing::context();
-        use crate::{SUBSCRIPTIONS_CREATE, SUBSCRIPTIONS_DELETE, SUBSCRIPTIONS_GET, SUBSCRIPTIONS_LIST, SUBSCRIPTIONS_TEST, SUBSCRIPTIONS_UPDATE};
-        for route in [SUBSCRIPTIONS_CREATE, SUBSCRIPTIONS_LIST, SUBSCRIPTIONS_GET, SUBSCRIPTIONS_UPDATE, SUBSCRIPTIONS_DELETE, SUBSCRIPTIONS_TEST] {
+        use crate::{SUBSCRIPTIONS_CREATE, SUBSCRIPTIONS_DELETE, SUBSCRIPTIONS_GET, SUBSCRIPTIONS_LIST, SUBSCRIPTIONS_RECOVER, SUBSCRIPTIONS_TEST, SUBSCRIPTIONS_UPDATE};
+        for route in [SUBSCRIPTIONS_CREATE, SUBSCRIPTIONS_LIST, SUBSCRIPTIONS_GET, SUBSCRIPTIONS_UPDATE, SUBSCRIPTIONS_DELETE, SUBSCRIPTIONS_TEST, SUBSCRIPTIONS_RECOVER] {
             let (status, body) = status_and_json((route.handler)(&ctx, fixture(route.binary)).await);
             assert_eq!(status, 401, "{}", route.binary);
             assert_eq!(body["error"]["code"], "unauthorized");
@@ -79,5 +87,7 @@ mod tests {
         assert!(body["secret"].as_str().unwrap().starts_with("whsec_"));
         let (status, body) = status_and_json(get(&ctx, fixture("subscriptions-get")).await);
         assert_eq!(status, 404, "{body}");
+        let (status, body) = status_and_json(recover(&ctx, fixture("subscriptions-recover")).await);
+        assert_eq!(status, 404, "another account's or an unknown subscription: {body}");
     }
 }

@@ -19,7 +19,7 @@
 //! Event: `pk=ACCT#<account>`, `sk=EVT#<event_id>`, written once (the idempotency record).
 //! Every item's `expires_at` (TTL, epoch seconds) is the value the use case decided.
 //!
-//! Indexes project only what their queries read ([`BY_SUB_INDEX`]: keys and `status`;
+//! Indexes project only what their queries read ([`BY_SUB_INDEX`]: keys and the log filters' attributes;
 //! [`DUE_INDEX`]: keys), so a delivery's writes cost little index capacity; a page of a
 //! subscription's log is then read by key with BatchGetItem.
 //!
@@ -27,12 +27,12 @@
 //! BatchGetItem, BatchWriteItem.
 
 use super::item::{from_item, to_item, value_to_attr, Item};
-use super::{account_pk, attr_str, corrupt, is_condition_failed, key, n, s, unavailable, Query, Table};
+use super::{account_pk, attr_str, corrupt, is_condition_failed, key, n, prefix_end, s, unavailable, Query, Table};
 use crate::gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
-use puck_core::ids::{AccountId, DeliveryId, EventId, SubscriptionId};
+use puck_core::ids::{time_floor, AccountId, DeliveryId, EventId, SubscriptionId};
 use puck_core::model::{newest_attempts, Attempt, Delivery, DeliveryStatus, StoredEvent, MAX_LOGGED_ATTEMPTS};
 use puck_core::ports::{AttemptUpdate, DeliveryFilter, DeliveryStore, StoreError, StoreResult};
 use puck_core::time::Timestamp;
@@ -40,7 +40,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 const DLV_PREFIX: &str = "DLV#";
-/// A subscription's log: `gsi1pk`/`gsi1sk`, projecting the keys and `status` (its filter) only.
+/// A subscription's log: `gsi1pk`/`gsi1sk`, projecting the keys and what the log filters on (`status`, `event_type`, `event_id`, `created_at`) only.
 pub const BY_SUB_INDEX: &str = "by_sub";
 /// The sweeper's sparse index of in-flight deliveries: `due_pk`/`due_at`, keys only.
 pub const DUE_INDEX: &str = "due_keys";
@@ -299,6 +299,41 @@ impl DynamoDeliveryStore {
     }
 }
 
+/// The range-key window `[lo, hi]` (bare delivery ids) of a log query. Ids are time-ordered, so
+/// `since`/`until` narrow the key range itself and nothing outside the window is read; `before`
+/// (the cursor) is inclusive here and dropped from the results.
+fn id_window(filter: &DeliveryFilter, before: Option<&DeliveryId>) -> (Option<String>, Option<String>) {
+    let lo = filter.since.map(|t| time_floor(DeliveryId::PREFIX, t.unix_ms()));
+    let until = filter.until.map(|t| time_floor(DeliveryId::PREFIX, t.unix_ms()));
+    let hi = match (before.map(|b| b.as_str().to_owned()), until) {
+        (Some(b), Some(u)) => Some(b.min(u)),
+        (b, u) => b.or(u),
+    };
+    (lo, hi)
+}
+
+/// The log filters that are not part of the key: event type and id, and `created_at` in
+/// `[since, until)` (stored as millisecond RFC 3339 text, which sorts as time).
+fn log_filters(filter: &DeliveryFilter, mut q: Query, filters: &mut Vec<&'static str>) -> Query {
+    if let Some(t) = &filter.event_type {
+        filters.push("event_type = :et");
+        q = q.value(":et", s(t.as_str()));
+    }
+    if let Some(e) = &filter.event_id {
+        filters.push("event_id = :eid");
+        q = q.value(":eid", s(e.as_str()));
+    }
+    if let Some(t) = filter.since {
+        filters.push("created_at >= :since");
+        q = q.value(":since", s(t.rfc3339()));
+    }
+    if let Some(t) = filter.until {
+        filters.push("created_at < :until");
+        q = q.value(":until", s(t.rfc3339()));
+    }
+    q
+}
+
 #[async_trait]
 impl DeliveryStore for DynamoDeliveryStore {
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>> {
@@ -417,37 +452,36 @@ impl DeliveryStore for DynamoDeliveryStore {
         let mut filters = Vec::new();
         let mut q = Query { forward: false, ..Query::default() };
         q = q.value(":pk", s(account_pk(account)));
-        if let Some(sub) = &filter.subscription_id {
+        let (partition, range_attr, range_prefix) = match &filter.subscription_id {
             // The subscription's partition of the index; the account check keeps a foreign
-            // subscription id from revealing another tenant's log. The index holds keys and
-            // status only: the page's items are then read by key.
-            q.index = Some(BY_SUB_INDEX);
-            q = q.value(":g", s(format!("SUB#{sub}")));
-            filters.push("pk = :pk");
-            match before {
-                Some(b) => {
-                    q.key_condition = "gsi1pk = :g AND gsi1sk < :before".into();
-                    q = q.value(":before", s(b.as_str()));
-                }
-                None => q.key_condition = "gsi1pk = :g".into(),
+            // subscription id from revealing another tenant's log. The index holds keys and the
+            // filtered attributes only: the page's items are then read by key.
+            Some(sub) => {
+                q.index = Some(BY_SUB_INDEX);
+                q = q.value(":g", s(format!("SUB#{sub}")));
+                filters.push("pk = :pk");
+                ("gsi1pk = :g", "gsi1sk", "")
             }
-        } else {
-            match before {
-                // BETWEEN is inclusive; `before` itself is dropped below.
-                Some(b) => {
-                    q.key_condition = "pk = :pk AND sk BETWEEN :lo AND :hi".into();
-                    q = q.value(":lo", s(DLV_PREFIX)).value(":hi", s(dlv_sk(b)));
-                }
-                None => {
-                    q.key_condition = "pk = :pk AND begins_with(sk, :p)".into();
-                    q = q.value(":p", s(DLV_PREFIX));
-                }
+            None => ("pk = :pk", "sk", DLV_PREFIX),
+        };
+        match id_window(filter, before) {
+            (None, None) => {
+                q.key_condition = format!("{partition} AND begins_with({range_attr}, :p)");
+                q = q.value(":p", s(format!("{range_prefix}{}", DeliveryId::PREFIX)));
+            }
+            // BETWEEN is inclusive; `before` itself is dropped below.
+            (lo, hi) => {
+                q.key_condition = format!("{partition} AND {range_attr} BETWEEN :lo AND :hi");
+                let lo = lo.unwrap_or_else(|| DeliveryId::PREFIX.to_owned());
+                let hi = hi.unwrap_or_else(|| prefix_end(DeliveryId::PREFIX));
+                q = q.value(":lo", s(format!("{range_prefix}{lo}"))).value(":hi", s(format!("{range_prefix}{hi}")));
             }
         }
         if let Some(status) = filter.status {
             filters.push("#st = :st");
             q = q.name("#st", "status").value(":st", s(status.as_str()));
         }
+        q = log_filters(filter, q, &mut filters);
         if !filters.is_empty() {
             q.filter = Some(filters.join(" AND "));
         }

@@ -125,6 +125,9 @@ pub(crate) mod tests {
             secret_enc: "v1.abc.def".into(),
             previous_secret_enc: None,
             previous_secret_expires_at: Some(Timestamp(1_700_000_100_000)),
+            failing_since: None,
+            disabled_reason: None,
+            disabled_at: None,
         }
     }
 

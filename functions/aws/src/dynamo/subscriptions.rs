@@ -1,18 +1,23 @@
 //! Subscriptions: `pk=ACCT#<account>`, `sk=SUB#<id>`. Ids are time-ordered, so a query over the
 //! `SUB#` range lists them oldest first without an index.
 //!
+//! Auto-disable's state (`failing_since`, absent when unset; `disabled_reason`, `disabled_at`) is
+//! changed by conditional UpdateItems, each written only when the state changes (never per
+//! attempt).
+//!
 //! IAM: dynamodb:PutItem, GetItem, Query, DeleteItem, UpdateItem.
 
 use super::item::{from_item, to_item, value_to_attr, Item};
 use super::{account_pk, corrupt, is_condition_failed, key, prefix_end, s, unavailable, Query, Table};
 use crate::gate::FaultGate;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use puck_core::ids::{AccountId, SubscriptionId};
-use puck_core::model::{DeliveryStatus, Subscription};
+use puck_core::model::{DeliveryStatus, Subscription, DISABLED_FAILING};
 use puck_core::ports::{StoreError, StoreResult, SubscriptionStore};
 use puck_core::time::Timestamp;
+use std::collections::HashMap;
 
 const SK_PREFIX: &str = "SUB#";
 
@@ -146,24 +151,74 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         status: DeliveryStatus,
         at: Timestamp,
     ) -> StoreResult<()> {
+        let values = HashMap::from([(":st".to_owned(), s(status.as_str())), (":at".to_owned(), attr(&at)?)]);
+        let update = "SET last_delivery_status = :st, last_delivery_at = :at";
+        self.update_if("UpdateItem subscription", account, id, update, "attribute_exists(pk)", Some(values)).await.map(|_| ())
+    }
+
+    async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
+        let values = HashMap::from([(":fs".to_owned(), attr(&since)?)]);
+        let condition = "attribute_exists(pk) AND attribute_not_exists(failing_since)";
+        self.update_if("UpdateItem subscription failing", account, id, "SET failing_since = :fs", condition, Some(values)).await
+    }
+
+    async fn clear_failing(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<()> {
+        self.update_if("UpdateItem subscription failing", account, id, "REMOVE failing_since", "attribute_exists(pk)", None)
+            .await
+            .map(|_| ())
+    }
+
+    async fn disable_failing(&self, account: &AccountId, id: &SubscriptionId, failing_since: Timestamp, at: Timestamp) -> StoreResult<bool> {
+        let values = HashMap::from([
+            (":fs".to_owned(), attr(&failing_since)?),
+            (":at".to_owned(), attr(&at)?),
+            (":no".to_owned(), AttributeValue::Bool(false)),
+            (":yes".to_owned(), AttributeValue::Bool(true)),
+            (":why".to_owned(), s(DISABLED_FAILING)),
+        ]);
+        self.update_if(
+            "UpdateItem subscription disable",
+            account,
+            id,
+            "SET active = :no, disabled_reason = :why, disabled_at = :at, updated_at = :at",
+            "attribute_exists(pk) AND active = :yes AND failing_since = :fs",
+            Some(values),
+        )
+        .await
+    }
+}
+
+fn attr<T: serde::Serialize>(v: &T) -> StoreResult<AttributeValue> {
+    value_to_attr(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl DynamoSubscriptionStore {
+    /// One conditional UpdateItem; false when the condition did not hold.
+    async fn update_if(
+        &self,
+        op: &'static str,
+        account: &AccountId,
+        id: &SubscriptionId,
+        update: &str,
+        condition: &str,
+        values: Option<HashMap<String, AttributeValue>>,
+    ) -> StoreResult<bool> {
         self.table.faults.dynamo()?;
-        let at = value_to_attr(&at).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let res = self
             .table
             .client
             .update_item()
             .table_name(&self.table.name)
             .set_key(Some(key(account_pk(account), sub_sk(id))))
-            .update_expression("SET last_delivery_status = :st, last_delivery_at = :at")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":st", s(status.as_str()))
-            .expression_attribute_values(":at", at)
+            .update_expression(update)
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
             .send()
             .await;
         match res {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failed(&e) => Ok(()),
-            Err(e) => Err(unavailable("UpdateItem subscription", &e)),
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(op, &e)),
         }
     }
 }

@@ -1,12 +1,20 @@
-//! The delivery log (list, get with attempts) and replay.
+//! The delivery log (list with filters, get with attempts), replay and recover.
+//!
+//! Recover is replay in bulk: it pages through one subscription's log with the log's own filters
+//! and replays each delivery through [`replay_all`], the code path of a single replay, so a
+//! recovered delivery keeps its id, event id and payload exactly as a replayed one does.
 
 use super::events::enqueue_written;
+use super::input::Fields;
+use super::subscriptions;
 use super::Context;
 use crate::error::AppError;
 use crate::ids::{DeliveryId, SubscriptionId};
 use crate::model::{Caller, Delivery, DeliveryStatus};
 use crate::page::{decode_cursor, encode_cursor};
 use crate::ports::DeliveryFilter;
+use crate::time::Timestamp;
+use crate::validation::EventType;
 use serde_json::{json, Value};
 
 pub fn parse_id(raw: &str) -> Result<DeliveryId, AppError> {
@@ -18,8 +26,30 @@ pub fn parse_id(raw: &str) -> Result<DeliveryId, AppError> {
 pub struct ListQuery<'a> {
     pub status: Option<&'a str>,
     pub subscription_id: Option<&'a str>,
+    pub event_type: Option<&'a str>,
+    pub event_id: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
     pub limit: usize,
     pub cursor: Option<&'a str>,
+}
+
+/// An RFC 3339 time named by its parameter.
+fn parse_time(field: &str, raw: &str) -> Result<Timestamp, AppError> {
+    Timestamp::parse_rfc3339(raw)
+        .ok_or_else(|| AppError::validation(field, format!("{field} must be an RFC 3339 time such as 2026-05-03T14:22:01Z")))
+}
+
+/// `[since, until)`: `since` must come first.
+fn parse_window(since: Option<&str>, until: Option<&str>) -> Result<(Option<Timestamp>, Option<Timestamp>), AppError> {
+    let since = since.map(|raw| parse_time("since", raw)).transpose()?;
+    let until = until.map(|raw| parse_time("until", raw)).transpose()?;
+    if let (Some(s), Some(u)) = (since, until) {
+        if s >= u {
+            return Err(AppError::validation("since", "since must be before until"));
+        }
+    }
+    Ok((since, until))
 }
 
 pub async fn list(ctx: &Context, caller: &Caller, q: ListQuery<'_>) -> Result<Value, AppError> {
@@ -35,8 +65,21 @@ pub async fn list(ctx: &Context, caller: &Caller, q: ListQuery<'_>) -> Result<Va
         .subscription_id
         .map(|s| SubscriptionId::parse(s).map_err(|_| AppError::validation("subscription_id", "subscription_id is not a valid subscription id")))
         .transpose()?;
+    let event_type = q.event_type.map(|t| EventType::parse(t).map_err(AppError::Validation)).transpose()?;
+    let event_id = q
+        .event_id
+        .map(|e| EventId::parse(e).map_err(|_| AppError::validation("event_id", "event_id is not a valid event id")))
+        .transpose()?;
+    let (since, until) = parse_window(q.since, q.until)?;
     let before = decode_cursor(q.cursor, DeliveryId::parse)?;
-    let filter = DeliveryFilter { status, subscription_id };
+    let filter = DeliveryFilter {
+        status,
+        subscription_id,
+        event_type: event_type.map(|t| t.as_str().to_owned()),
+        event_id,
+        since,
+        until,
+    };
     let (items, last) = ctx.deliveries.list_page(&caller.account_id, &filter, q.limit, before.as_ref()).await?;
     Ok(json!({
         "deliveries": items.iter().map(Delivery::summary_view).collect::<Vec<_>>(),
@@ -54,12 +97,106 @@ pub async fn get(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Value, 
 pub async fn replay(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Value, AppError> {
     let id = parse_id(raw_id)?;
     let d = ctx.deliveries.get(&caller.account_id, &id).await?.ok_or(AppError::NotFound("delivery"))?;
-    let now = ctx.clock.now();
-    let all = DeliveryStatus::ALL;
-    if !ctx.deliveries.transition(&caller.account_id, &id, &all, DeliveryStatus::Pending, Some(now), now).await? {
+    if replay_all(ctx, std::slice::from_ref(&d), &DeliveryStatus::ALL).await? == 0 {
         return Err(AppError::NotFound("delivery"));
     }
-    enqueue_written(ctx, std::slice::from_ref(&d)).await;
-    tracing::info!(account_id = %caller.account_id, delivery_id = %id, event_id = %d.event_id, "delivery replayed");
     Ok(json!({ "delivery_id": id, "status": DeliveryStatus::Pending }))
+}
+
+/// Concurrent status updates of one recover call (each is one conditional write).
+const REPLAY_CONCURRENCY: usize = 16;
+
+/// The replay of each delivery still in one of the statuses `from`: back to `pending`, due now,
+/// then enqueued in batches. Returns how many were replayed; a delivery whose status changed in
+/// the meantime is skipped.
+async fn replay_all(ctx: &Context, deliveries: &[Delivery], from: &[DeliveryStatus]) -> Result<usize, AppError> {
+    let now = ctx.clock.now();
+    let mut replayed = Vec::with_capacity(deliveries.len());
+    let mut failure: Option<AppError> = None;
+    for chunk in deliveries.chunks(REPLAY_CONCURRENCY) {
+        let moves = chunk.iter().map(|d| ctx.deliveries.transition(&d.account_id, &d.id, from, DeliveryStatus::Pending, Some(now), now));
+        for (d, moved) in chunk.iter().zip(futures::future::join_all(moves).await) {
+            match moved {
+                Ok(true) => replayed.push(d.clone()),
+                Ok(false) => {}
+                Err(e) => failure = Some(e.into()),
+            }
+        }
+    }
+    // Enqueue what was moved even if another update failed: those are pending now.
+    enqueue_written(ctx, &replayed).await;
+    for d in &replayed {
+        tracing::info!(account_id = %d.account_id, delivery_id = %d.id, event_id = %d.event_id, "delivery replayed");
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(replayed.len()),
+    }
+}
+
+const RECOVER_FIELDS: &[&str] = &["since", "until", "status", "cursor"];
+
+/// A recover cursor names the subscription it pages through, so it cannot be used on another.
+fn recover_cursor(sub: &SubscriptionId, last: &DeliveryId) -> String {
+    encode_cursor(&format!("{sub}/{last}"))
+}
+
+fn parse_recover_cursor(sub: &SubscriptionId, raw: Option<&str>) -> Result<Option<DeliveryId>, AppError> {
+    let parsed = decode_cursor(raw, |text| {
+        let (s, d) = text.split_once('/').ok_or(())?;
+        Ok::<_, ()>((SubscriptionId::parse(s).map_err(|_| ())?, DeliveryId::parse(d).map_err(|_| ())?))
+    })?;
+    match parsed {
+        Some((of, _)) if &of != sub => Err(AppError::validation("cursor", "cursor belongs to another subscription")),
+        Some((_, last)) => Ok(Some(last)),
+        None => Ok(None),
+    }
+}
+
+/// `POST /v1/webhooks/subscriptions/{id}/recover`: replays the subscription's deliveries created
+/// in `[since, until)` with `status` (default `failed_permanent`), newest first, at most
+/// `recover_max_per_call` per call; `next_cursor` continues.
+pub async fn recover(ctx: &Context, caller: &Caller, raw_sub_id: &str, body: Value) -> Result<Value, AppError> {
+    let sub = subscriptions::load(ctx, caller, raw_sub_id).await?;
+    let fields = Fields::new(body)?;
+    fields.deny_unknown(RECOVER_FIELDS)?;
+    let since = fields.req_str("since")?;
+    let (since, until) = parse_window(Some(since), fields.opt_str("until")?)?;
+    let status = match fields.opt_str("status")? {
+        None | Some("failed_permanent") => DeliveryStatus::FailedPermanent,
+        Some("failed") => DeliveryStatus::Failed,
+        Some(_) => return Err(AppError::validation("status", "status must be failed_permanent or failed")),
+    };
+    let now = ctx.clock.now();
+    let retention = ctx.settings.retention_days;
+    if since.is_some_and(|s| s < now.plus_seconds(-retention * 86_400)) {
+        return Err(AppError::validation("since", format!("since is older than the delivery log's retention of {retention} days")));
+    }
+    let before = parse_recover_cursor(&sub.id, fields.opt_str("cursor")?)?;
+    let filter = DeliveryFilter { status: Some(status), subscription_id: Some(sub.id.clone()), since, until, ..DeliveryFilter::default() };
+    let limit = ctx.settings.recover_max_per_call.max(1);
+    let (found, last) = ctx.deliveries.list_page(&caller.account_id, &filter, limit, before.as_ref()).await?;
+    let recovered = replay_all(ctx, &found, &[status]).await?;
+    tracing::info!(account_id = %caller.account_id, subscription_id = %sub.id, recovered, more = last.is_some(), "deliveries recovered");
+    Ok(json!({ "recovered": recovered, "next_cursor": last.map(|id| recover_cursor(&sub.id, &id)) }))
+}
+
+/// A synthetic `investigation.queued` delivery to one subscription, whatever its event types and
+/// filters, through the normal pipeline.
+pub async fn send_test(ctx: &Context, caller: &Caller, raw_sub_id: &str) -> Result<Value, AppError> {
+    let sub = subscriptions::load(ctx, caller, raw_sub_id).await?;
+    let now = ctx.clock.now();
+    let data = json!({
+        "test": true,
+        "investigation_id": InvestigationId::generate(now.unix_ms() as u64),
+        "status": "queued",
+        "query": "Test event from Puck: verify your endpoint's wiring and signature check",
+        "scope": null,
+        "depth": "standard",
+    });
+    let envelope = Envelope::new(EventId::generate(), "investigation.queued", now, data);
+    let delivery = new_delivery(&sub, &envelope, &envelope.to_json(), now);
+    ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
+    enqueue_written(ctx, std::slice::from_ref(&delivery)).await;
+    Ok(json!({ "delivery_id": delivery.id }))
 }

@@ -4,7 +4,7 @@
 //! abandoned, dead) is not sent again. Backoff is the caller's job (SQS visibility); this returns
 //! how long to wait.
 
-use super::Context;
+use super::{operational, Context};
 use crate::backoff::{parse_retry_after, RetryPolicy};
 use crate::error::AppError;
 use crate::ids::AttemptId;
@@ -83,6 +83,8 @@ impl Dispatcher {
             return Ok(JobOutcome::Done);
         };
         if !delivery.status.is_in_flight() {
+            // A job retried after a 410 whose announcement failed: announcing is idempotent.
+            operational::announce_dead_lettered(ctx, &delivery).await?;
             tracing::info!(delivery_id = %delivery.id, status = delivery.status.as_str(), "delivery no longer in flight; not sent again");
             return Ok(JobOutcome::Done);
         }
@@ -160,6 +162,15 @@ impl Dispatcher {
         }
         if last_delivery_is_stale(sub, status, now) {
             ctx.subscriptions.record_last_delivery(&delivery.account_id, &delivery.subscription_id, status, now).await?;
+        }
+        // Best effort: the attempt is recorded; the next attempt corrects a missed clock update.
+        if let Err(e) = operational::after_attempt(ctx, sub, status == DeliveryStatus::Succeeded, now).await {
+            tracing::warn!(account_id = %delivery.account_id, subscription_id = %sub.id, error = %e, "could not update the subscription's failing clock");
+        }
+        if status == DeliveryStatus::FailedPermanent {
+            // An error retries the job, which finds the delivery dead and announces it again.
+            let dead = Delivery { status, attempt_count: number, last_response_status: update.last_response_status, last_error: update.last_error.clone(), ..delivery.clone() };
+            operational::announce_dead_lettered(ctx, &dead).await?;
         }
         Ok(job)
     }

@@ -11,11 +11,11 @@ use crate::envelope::Envelope;
 use crate::error::AppError;
 use crate::format::render;
 use crate::filters::{subscription_matches, EventFacts};
-use crate::ids::{AccountId, DeliveryId, EventId};
+use crate::ids::{AccountId, DeliveryId, EventId, SubscriptionId};
 use crate::model::{Caller, Delivery, DeliveryStatus, StoredEvent, Subscription};
 use crate::ports::DeliveryJob;
 use crate::time::Timestamp;
-use crate::validation::{parse_tags, EventType, Severity};
+use crate::validation::{is_operational, parse_tags, EventType, Severity};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -121,7 +121,18 @@ pub async fn enqueue_written(ctx: &Context, deliveries: &[Delivery]) {
 
 /// Publishes an already validated event for an account (API publish and inbound triggers).
 pub async fn publish_event(ctx: &Context, account: &AccountId, event: NewEvent) -> Result<Published, AppError> {
-    let mut results = publish_events(ctx, account, vec![event]).await?;
+    publish_event_excluding(ctx, account, event, None).await
+}
+
+/// [`publish_event`], never delivering to `exclude` (the subscription an operational event is
+/// about).
+pub async fn publish_event_excluding(
+    ctx: &Context,
+    account: &AccountId,
+    event: NewEvent,
+    exclude: Option<&SubscriptionId>,
+) -> Result<Published, AppError> {
+    let mut results = publish_events_excluding(ctx, account, vec![event], exclude).await?;
     results.pop().ok_or(AppError::Internal("publish returned no result".into()))
 }
 
@@ -187,6 +198,16 @@ enum Pending {
 /// their first result; the subscriptions are read once; all deliveries (and their bodies) are
 /// written in one batched call before any event record, then the records, then one enqueue.
 pub async fn publish_events(ctx: &Context, account: &AccountId, events: Vec<NewEvent>) -> Result<Vec<Published>, AppError> {
+    publish_events_excluding(ctx, account, events, None).await
+}
+
+/// [`publish_events`] to every matching subscription but `exclude`.
+async fn publish_events_excluding(
+    ctx: &Context,
+    account: &AccountId,
+    events: Vec<NewEvent>,
+    exclude: Option<&SubscriptionId>,
+) -> Result<Vec<Published>, AppError> {
     let now = ctx.clock.now();
     let ids: Vec<EventId> = events.iter().map(|e| e.event_id.clone()).collect();
     let mut known = if ids.len() == 1 {
@@ -217,7 +238,7 @@ pub async fn publish_events(ctx: &Context, account: &AccountId, events: Vec<NewE
             Some(s) => s,
             None => subs.insert(ctx.subscriptions.list_all(account).await?),
         };
-        plan.push(plan_event(ctx, account, subs, event, now));
+        plan.push(plan_event(ctx, account, subs, event, now, exclude));
     }
 
     let all: Vec<Delivery> = plan
@@ -277,10 +298,10 @@ pub async fn publish_events(ctx: &Context, account: &AccountId, events: Vec<NewE
 }
 
 /// The record and deliveries of one new event.
-fn plan_event(ctx: &Context, account: &AccountId, subs: &[Subscription], event: NewEvent, now: Timestamp) -> Pending {
+fn plan_event(ctx: &Context, account: &AccountId, subs: &[Subscription], event: NewEvent, now: Timestamp, exclude: Option<&SubscriptionId>) -> Pending {
     let facts = EventFacts { event_type: event.event_type.as_str(), severity: event.severity, tags: &event.tags };
     let expires_at = ctx.settings.expires_at(now);
-    let matching: Vec<&Subscription> = subs.iter().filter(|s| subscription_matches(s, &facts)).collect();
+    let matching: Vec<&Subscription> = subs.iter().filter(|s| exclude != Some(&s.id) && subscription_matches(s, &facts)).collect();
     let envelope = Envelope::new(event.event_id.clone(), event.event_type.as_str(), now, event.data);
     let deliveries: Vec<Delivery> = matching.into_iter().map(|s| pending_delivery(s, &envelope, event.severity, now, expires_at)).collect();
     let record = StoredEvent {
@@ -407,6 +428,7 @@ mod tests {
             (json!({"event_type": "chain.confirmed", "data": {}, "tags": {"k": 1}}), "tags.k must be a string"),
             (json!({"event_type": "chain.confirmed", "data": {}, "event_id": "a b"}), "event_id must be"),
             (json!({"event_type": "chain.confirmed", "data": {}, "extra": 1}), "unknown field"),
+            (json!({"event_type": "webhook.delivery.dead_lettered", "data": {}}), "event_type \"webhook.delivery.dead_lettered\" is an operational event type"),
         ];
         for (input, want) in cases {
             match publish(&ctx, &who, input.clone()).await {

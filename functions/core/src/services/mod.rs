@@ -16,6 +16,11 @@ pub struct Settings {
     pub retention_days: i64,
     /// `PUBLIC_BASE_URL`: base of inbound receiver URLs; the request's own host when unset.
     pub public_base_url: Option<String>,
+    /// `AUTO_DISABLE_AFTER_SECONDS`: a subscription whose every attempt failed for this long is
+    /// disabled (DESIGN §4.1).
+    pub auto_disable_after_secs: i64,
+    /// `RECOVER_MAX_PER_CALL`: deliveries one recover call replays at most.
+    pub recover_max_per_call: usize,
 }
 
 impl Settings {
@@ -28,7 +33,14 @@ impl Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { allow_private_targets: false, secret_overlap_secs: 24 * 3600, retention_days: 30, public_base_url: None }
+        Self {
+            allow_private_targets: false,
+            secret_overlap_secs: 24 * 3600,
+            retention_days: 30,
+            public_base_url: None,
+            auto_disable_after_secs: 5 * 86_400,
+            recover_max_per_call: 1_000,
+        }
     }
 }
 
@@ -56,3 +68,4 @@ pub mod workers;
 pub mod endpoints;
 pub mod investigations;
 pub mod receive;
+pub mod operational;

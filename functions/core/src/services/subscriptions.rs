@@ -135,6 +135,9 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         last_delivery_at: None,
         previous_secret_enc: None,
         previous_secret_expires_at: None,
+        failing_since: None,
+        disabled_reason: None,
+        disabled_at: None,
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
     ctx.subscriptions.insert(&sub).await?;
@@ -175,6 +178,12 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     }
     if fields.has("active") {
         sub.active = fields.opt_bool("active")?.ok_or_else(|| wrong_type("active", "a boolean"))?;
+        if sub.active {
+            // Re-enabling clears an auto-disable and restarts its failing clock.
+            sub.disabled_reason = None;
+            sub.disabled_at = None;
+            sub.failing_since = None;
+        }
     }
     if fields.has("name") {
         sub.name = parse_name(&fields)?;

@@ -1,6 +1,7 @@
-//! The dead-letter and sweeper use cases.
+//! The dead-letter and sweeper use cases. Dead-lettering announces
+//! `webhook.delivery.dead_lettered` (see [`operational`]).
 
-use super::Context;
+use super::{operational, Context};
 use crate::error::AppError;
 use crate::model::DeliveryStatus;
 use crate::ports::DeliveryJob;
@@ -12,12 +13,14 @@ pub async fn mark_dead_lettered(ctx: &Context, job: &DeliveryJob) -> Result<bool
         .deliveries
         .transition(&job.account_id, &job.delivery_id, &DeliveryStatus::IN_FLIGHT, DeliveryStatus::FailedPermanent, None, now)
         .await?;
+    let Some(d) = ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? else { return Ok(moved) };
     if moved {
-        if let Some(d) = ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? {
-            ctx.subscriptions.record_last_delivery(&d.account_id, &d.subscription_id, DeliveryStatus::FailedPermanent, now).await?;
-        }
+        ctx.subscriptions.record_last_delivery(&d.account_id, &d.subscription_id, DeliveryStatus::FailedPermanent, now).await?;
         tracing::warn!(account_id = %job.account_id, delivery_id = %job.delivery_id, "delivery dead-lettered");
     }
+    // Also when a retried message finds it already dead: the announcement is idempotent, so a
+    // failure after the transition is made good by the retry.
+    operational::announce_dead_lettered(ctx, &d).await?;
     Ok(moved)
 }
 
