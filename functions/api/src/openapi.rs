@@ -102,7 +102,7 @@ mod tests {
         let doc = build(&routes).unwrap();
         for (binary, method, path) in &routes {
             let op = &doc["paths"][path][method.to_ascii_lowercase()];
-            assert_eq!(op["operationId"], binary, "{method} {path}");
+            assert_eq!(op["operationId"], binary.as_str(), "{method} {path}");
         }
         let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
         assert_eq!(documented, routes.len());

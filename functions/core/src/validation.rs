@@ -502,7 +502,7 @@ mod tests {
         ];
         for (input, want) in cases {
             let msg = parse_custom_headers(&input).expect_err(&input.to_string());
-            assert!(msg.starts_with(want), "{input}: {msg}");
+            assert!(msg.message.starts_with(want), "{input}: {msg}");
         }
         assert!(parse_custom_headers(&serde_json::json!({"X-A": "a".repeat(1024)})).is_ok());
     }

@@ -4,7 +4,7 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use puck_core::model::Scope;
 use puck_core::page::parse_limit;
-use puck_core::services::{subscriptions, test_events, Context};
+use puck_core::services::{deliveries, subscriptions, test_events, Context};
 use puck_http::{authenticate, empty_response, json_body, json_response, optional_json_body, path_param, query_param, respond, MANAGE_BODY_LIMIT};
 
 pub async fn create(ctx: &Context, req: Request) -> Response<Body> {

@@ -9,7 +9,7 @@ use super::input::Fields;
 use super::subscriptions;
 use super::Context;
 use crate::error::AppError;
-use crate::ids::{DeliveryId, SubscriptionId};
+use crate::ids::{DeliveryId, EventId, SubscriptionId};
 use crate::model::{Caller, Delivery, DeliveryStatus};
 use crate::page::{decode_cursor, encode_cursor};
 use crate::ports::DeliveryFilter;
@@ -179,24 +179,4 @@ pub async fn recover(ctx: &Context, caller: &Caller, raw_sub_id: &str, body: Val
     let recovered = replay_all(ctx, &found, &[status]).await?;
     tracing::info!(account_id = %caller.account_id, subscription_id = %sub.id, recovered, more = last.is_some(), "deliveries recovered");
     Ok(json!({ "recovered": recovered, "next_cursor": last.map(|id| recover_cursor(&sub.id, &id)) }))
-}
-
-/// A synthetic `investigation.queued` delivery to one subscription, whatever its event types and
-/// filters, through the normal pipeline.
-pub async fn send_test(ctx: &Context, caller: &Caller, raw_sub_id: &str) -> Result<Value, AppError> {
-    let sub = subscriptions::load(ctx, caller, raw_sub_id).await?;
-    let now = ctx.clock.now();
-    let data = json!({
-        "test": true,
-        "investigation_id": InvestigationId::generate(now.unix_ms() as u64),
-        "status": "queued",
-        "query": "Test event from Puck: verify your endpoint's wiring and signature check",
-        "scope": null,
-        "depth": "standard",
-    });
-    let envelope = Envelope::new(EventId::generate(), "investigation.queued", now, data);
-    let delivery = new_delivery(&sub, &envelope, &envelope.to_json(), now);
-    ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
-    enqueue_written(ctx, std::slice::from_ref(&delivery)).await;
-    Ok(json!({ "delivery_id": delivery.id }))
 }

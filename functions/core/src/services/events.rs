@@ -8,14 +8,14 @@
 use super::input::{wrong_type, Fields};
 use super::{Context, Settings};
 use crate::envelope::Envelope;
-use crate::error::AppError;
+use crate::error::{AppError, ValidationError};
 use crate::format::render;
 use crate::filters::{subscription_matches, EventFacts};
 use crate::ids::{AccountId, DeliveryId, EventId, SubscriptionId};
 use crate::model::{Caller, Delivery, DeliveryStatus, StoredEvent, Subscription};
 use crate::ports::DeliveryJob;
 use crate::time::Timestamp;
-use crate::validation::{is_operational, parse_tags, EventType, Severity};
+use crate::validation::{parse_tags, EventType, Severity};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -37,7 +37,7 @@ impl NewEvent {
         fields.deny_unknown(FIELDS)?;
         let event_type = EventType::parse(fields.req_str("event_type")?).map_err(AppError::Validation)?;
         if event_type.info().is_operational() {
-            return Err(AppError::validation(format!("event_type {} is emitted by the service and cannot be published", event_type.as_str())));
+            return Err(AppError::validation("event_type", format!("event_type {} is emitted by the service and cannot be published", event_type.as_str())));
         }
         let data = match fields.raw("data") {
             None => return Err(AppError::validation("data", "data is required")),
@@ -154,19 +154,19 @@ pub fn parse_batch(body: Value) -> Result<Vec<NewEvent>, AppError> {
     let fields = Fields::new(body)?;
     fields.deny_unknown(&["events"])?;
     let list = match fields.raw("events") {
-        None | Some(Value::Null) => return Err(AppError::validation("events is required")),
+        None | Some(Value::Null) => return Err(AppError::validation("events", "events is required")),
         Some(Value::Array(list)) => list,
         Some(_) => return Err(wrong_type("events", "an array")),
     };
     if list.is_empty() || list.len() > MAX_BATCH_EVENTS {
-        return Err(AppError::validation(format!("events must hold 1 to {MAX_BATCH_EVENTS} events, not {}", list.len())));
+        return Err(AppError::validation("events", format!("events must hold 1 to {MAX_BATCH_EVENTS} events, not {}", list.len())));
     }
     list.iter()
         .enumerate()
         .map(|(i, raw)| {
             let size = serde_json::to_vec(raw).map(|v| v.len()).unwrap_or(usize::MAX);
             if size > MAX_EVENT_BYTES {
-                return Err(AppError::validation(format!("events[{i}]: event is {size} bytes, over the {MAX_EVENT_BYTES} limit")));
+                return Err(AppError::validation(format!("events[{i}]"), format!("events[{i}]: event is {size} bytes, over the {MAX_EVENT_BYTES} limit")));
             }
             NewEvent::parse(raw.clone()).map_err(|e| in_batch(i, e))
         })
@@ -176,15 +176,16 @@ pub fn parse_batch(body: Value) -> Result<Vec<NewEvent>, AppError> {
 /// Prefixes a field error with the event's place: `data is required` → `events[2].data: is
 /// required`; a message not led by a field (`unknown field …`) → `events[2]: unknown field …`.
 fn in_batch(index: usize, err: AppError) -> AppError {
-    let AppError::Validation(message) = err else { return err };
+    let AppError::Validation(ValidationError { field, message }) = err else { return err };
     let (head, rest) = message.split_once(' ').unwrap_or((message.as_str(), ""));
     let names_field = FIELDS.iter().any(|f| head == *f || head.strip_prefix(f).is_some_and(|t| t.starts_with('.')));
+    let place = format!("events[{index}]");
     if names_field && !rest.is_empty() {
-        AppError::Validation(format!("events[{index}].{head}: {rest}"))
+        AppError::validation(format!("{place}.{field}"), format!("{place}.{head}: {rest}"))
     } else if message == "request body must be a JSON object" {
-        AppError::Validation(format!("events[{index}]: must be a JSON object"))
+        AppError::validation(place.clone(), format!("{place}: must be a JSON object"))
     } else {
-        AppError::Validation(format!("events[{index}]: {message}"))
+        AppError::validation(format!("{place}.{field}"), format!("{place}: {message}"))
     }
 }
 
@@ -407,7 +408,7 @@ mod tests {
         ];
         for (input, want) in cases {
             match publish_batch(&ctx, &who, input.clone()).await {
-                Err(AppError::Validation(m)) => assert!(m.starts_with(want), "{want} / {m}"),
+                Err(AppError::Validation(m)) => assert!(m.message.starts_with(want), "{want} / {m}"),
                 other => panic!("{want}: {other:?}"),
             }
         }

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 /// it is about. `event_id` is derived from what happened, so emitting twice (a retried worker)
 /// publishes once.
 async fn emit(ctx: &Context, account: &AccountId, event_type: &str, event_id: String, about: &SubscriptionId, data: Value) -> Result<(), AppError> {
-    let event_type = EventType::parse(event_type).map_err(AppError::Internal)?;
+    let event_type = EventType::parse(event_type).map_err(|e| AppError::Internal(e.to_string()))?;
     let name = event_type.as_str();
     let event_id = EventId::parse(&event_id).map_err(|e| AppError::Internal(e.to_string()))?;
     let event = NewEvent { event_id, event_type, data, severity: None, tags: BTreeMap::new() };

@@ -66,7 +66,7 @@ fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
 
 /// `format`: absent or null is `raw`.
 fn parse_format(fields: &Fields) -> Result<Format, AppError> {
-    fields.opt_str("format")?.map(Format::parse).transpose().map(Option::unwrap_or_default).map_err(AppError::Validation)
+    fields.opt_str("format")?.map(Format::parse).transpose().map(Option::unwrap_or_default).map_err(|m| AppError::validation("format", m))
 }
 
 /// Sets `sub`'s custom headers from the `headers` field (absent or null: none), encrypting the

@@ -23,7 +23,7 @@ pub const DEFAULT_TEST_EVENT_TYPE: &str = "investigation.queued";
 /// (or `null`).
 pub fn parse_test_event_type(body: Option<Value>) -> Result<EventType, AppError> {
     let Some(body) = body.filter(|b| !b.is_null()) else {
-        return EventType::parse(DEFAULT_TEST_EVENT_TYPE).map_err(AppError::Internal);
+        return EventType::parse(DEFAULT_TEST_EVENT_TYPE).map_err(|e| AppError::Internal(e.to_string()));
     };
     let fields = Fields::new(body)?;
     fields.deny_unknown(&["event_type"])?;
@@ -77,7 +77,7 @@ mod tests {
             (json!({"other": 1}), "unknown field \"other\""),
         ] {
             match send_test_event(&ctx, &who, id, Some(body.clone())).await {
-                Err(AppError::Validation(msg)) => assert!(msg.starts_with(want), "{body}: {msg}"),
+                Err(AppError::Validation(msg)) => assert!(msg.message.starts_with(want), "{body}: {msg}"),
                 other => panic!("{body}: {other:?}"),
             }
         }
