@@ -3,12 +3,12 @@
 
 use crate::{parse_job, process_batch};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use puck_core::services::{workers, Context};
+use puck_core::services::{dead_letter, Context};
 
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
     process_batch(&event, |m| async move {
         let Some(job) = parse_job(m) else { return false };
-        match workers::mark_dead_lettered(ctx, &job).await {
+        match dead_letter::mark_dead_lettered(ctx, &job).await {
             Ok(_) => false,
             Err(e) => {
                 tracing::error!(delivery_id = %job.delivery_id, error = %e, "could not mark delivery failed_permanent");

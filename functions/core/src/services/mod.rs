@@ -42,5 +42,6 @@ pub mod deliveries;
 pub mod events;
 pub mod input;
 pub mod subscriptions;
-pub mod workers;
+pub mod sweeper;
+pub mod dead_letter;
 pub mod inbound;
