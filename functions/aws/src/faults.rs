@@ -93,7 +93,7 @@ impl HttpConnector for ThrottlingConnector {
             return self.inner.call(request);
         }
         let n = self.switches.dynamo_throttled.fetch_add(1, Ordering::Relaxed);
-        HttpConnectorFuture::ready(Ok(throttled_response(n % 2 == 0)))
+        HttpConnectorFuture::ready(Ok(throttled_response(n.is_multiple_of(2))))
     }
 }
 
