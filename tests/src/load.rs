@@ -152,6 +152,9 @@ pub fn stack_options(moto_endpoint: &str, pollers: usize) -> StackOptions {
     opts.resource_prefix = puck_local::unique_prefix("load");
     opts.poll_interval = Duration::from_secs(1);
     opts.pollers_per_queue = pollers;
+    // A batch whose DynamoDB calls stayed throttled past the SDK's retries comes back after the
+    // queue's visibility timeout (180 s in the template): seconds here, so a run does not stall.
+    opts.delivery_visibility_timeout_secs = Some(30);
     opts
 }
 

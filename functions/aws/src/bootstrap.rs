@@ -41,7 +41,8 @@ where
     })
 }
 
-/// [`run`] serving `lambda_runtime` events: `handle` gets the state and each event's payload.
+/// [`run`] serving `lambda_runtime` events: `handle` gets the state and each event (its payload,
+/// and its context for the invocation's deadline).
 pub fn run_events<S, A, R, E, B, BF, H, HF>(build: B, handle: H) -> Result<(), Error>
 where
     S: 'static,
@@ -50,10 +51,10 @@ where
     A: DeserializeOwned,
     R: Serialize,
     E: Into<Diagnostic> + Debug,
-    H: Fn(&'static S, A) -> HF,
+    H: Fn(&'static S, LambdaEvent<A>) -> HF,
     HF: Future<Output = Result<R, E>>,
 {
     run(build, move |state| {
-        lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<A>| handle(state, event.payload)))
+        lambda_runtime::run(lambda_runtime::service_fn(move |event: LambdaEvent<A>| handle(state, event)))
     })
 }

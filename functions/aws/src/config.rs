@@ -43,7 +43,7 @@ pub struct Config {
     pub delivery_queue_url: String,
     /// `MASTER_KEY_SECRET_ID`: Secrets Manager id or ARN of the master key (read once per container).
     pub master_key_secret_id: String,
-    /// `MAX_DELIVERY_ATTEMPTS` (default 15): must equal the queue's `maxReceiveCount`.
+    /// `MAX_DELIVERY_ATTEMPTS` (default 17): must equal the queue's `maxReceiveCount`.
     pub max_delivery_attempts: u32,
     /// `BACKOFF_BASE_SECONDS` (default 30): delay after the first failed attempt.
     pub backoff_base_seconds: u32,
@@ -75,6 +75,9 @@ pub struct Config {
     pub extra_ca_cert: Option<PathBuf>,
     /// `AWS_ENDPOINT_URL` (optional): when set, every SDK client talks to it (moto, LocalStack).
     pub aws_endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_SQS` (optional): the SQS client's endpoint, over `AWS_ENDPOINT_URL` (the
+    /// local stack's SQS-limits proxy in front of moto). Same name the SDK reads from the process.
+    pub aws_endpoint_url_sqs: Option<String>,
     /// `AWS_REGION` (default `us-east-1`).
     pub aws_region: String,
     /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` from the lookup, honoured
@@ -104,6 +107,10 @@ impl Config {
         if let Some(raw) = &aws_endpoint_url {
             check_url("AWS_ENDPOINT_URL", raw)?;
         }
+        let aws_endpoint_url_sqs = get("AWS_ENDPOINT_URL_SQS");
+        if let Some(raw) = &aws_endpoint_url_sqs {
+            check_url("AWS_ENDPOINT_URL_SQS", raw)?;
+        }
         let public_base_url = match get("PUBLIC_BASE_URL") {
             Some(raw) => {
                 check_url("PUBLIC_BASE_URL", &raw)?;
@@ -124,7 +131,7 @@ impl Config {
             table_name: required("TABLE_NAME")?,
             delivery_queue_url: required("DELIVERY_QUEUE_URL")?,
             master_key_secret_id: required("MASTER_KEY_SECRET_ID")?,
-            max_delivery_attempts: number(get("MAX_DELIVERY_ATTEMPTS"), "MAX_DELIVERY_ATTEMPTS", 15, 1)?,
+            max_delivery_attempts: number(get("MAX_DELIVERY_ATTEMPTS"), "MAX_DELIVERY_ATTEMPTS", 17, 1)?,
             backoff_base_seconds: number(get("BACKOFF_BASE_SECONDS"), "BACKOFF_BASE_SECONDS", 30, 1)?,
             backoff_max_seconds: number(get("BACKOFF_MAX_SECONDS"), "BACKOFF_MAX_SECONDS", 43_200, 1)?,
             delivery_timeout_seconds: number(get("DELIVERY_TIMEOUT_SECONDS"), "DELIVERY_TIMEOUT_SECONDS", 10, 1)?,
@@ -137,6 +144,7 @@ impl Config {
             allow_private_targets: flag(get("ALLOW_PRIVATE_TARGETS"), "ALLOW_PRIVATE_TARGETS")?,
             extra_ca_cert: get("EXTRA_CA_CERT").map(PathBuf::from),
             aws_endpoint_url,
+            aws_endpoint_url_sqs,
             aws_region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
             static_credentials,
         };

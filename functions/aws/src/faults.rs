@@ -6,8 +6,19 @@
 //! the environment: the only way to set one is to hold the `Arc` passed to that function, which
 //! no Lambda `main` calls (they call [`crate::build_context`]). See RELIABILITY.md for how the
 //! feature is kept out of `sam build`.
+//!
+//! DynamoDB throttling is injected one level lower, as DynamoDB's own HTTP answer under the SDK
+//! (see [`FaultSwitches::throttle_dynamo_per_mille`]), so the SDK's retries and error codes are
+//! the real ones.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Switches shared (via `Arc`) between a test and the adapters it built.
 #[derive(Debug, Default)]
@@ -24,6 +35,13 @@ pub struct FaultSwitches {
     /// again. Stepping N through 1, 2, 3… fails a request at each of its writes in turn, which
     /// is how the tests prove that no failure point leaves half-written state.
     pub fail_dynamo_call_in: AtomicU32,
+    /// Share of DynamoDB requests, in thousandths, that DynamoDB answers as throttled
+    /// (`ProvisionedThroughputExceededException` or `ThrottlingException`, alternately) without
+    /// touching the table. Injected at the HTTP layer under the SDK, so the SDK sees DynamoDB's
+    /// real 400 response and retries it with its own throttling backoff, as it would in AWS.
+    pub throttle_dynamo_per_mille: AtomicU32,
+    /// DynamoDB requests answered as throttled so far.
+    pub dynamo_throttled: AtomicU64,
 }
 
 impl FaultSwitches {
@@ -43,6 +61,54 @@ impl FaultSwitches {
     pub(crate) fn take_record_failure(&self) -> bool {
         self.fail_record_after_send.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
     }
+}
+
+/// The DynamoDB client's HTTP client with [`FaultSwitches::throttle_dynamo_per_mille`] applied.
+pub(crate) fn throttling_http_client(inner: SharedHttpClient, switches: Arc<FaultSwitches>) -> SharedHttpClient {
+    SharedHttpClient::new(ThrottlingClient { inner, switches })
+}
+
+#[derive(Debug)]
+struct ThrottlingClient {
+    inner: SharedHttpClient,
+    switches: Arc<FaultSwitches>,
+}
+
+impl HttpClient for ThrottlingClient {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        SharedHttpConnector::new(ThrottlingConnector { inner: self.inner.http_connector(settings, components), switches: self.switches.clone() })
+    }
+}
+
+#[derive(Debug)]
+struct ThrottlingConnector {
+    inner: SharedHttpConnector,
+    switches: Arc<FaultSwitches>,
+}
+
+impl HttpConnector for ThrottlingConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let share = self.switches.throttle_dynamo_per_mille.load(Ordering::Relaxed);
+        if share == 0 || rand::random::<u32>() % 1000 >= share {
+            return self.inner.call(request);
+        }
+        let n = self.switches.dynamo_throttled.fetch_add(1, Ordering::Relaxed);
+        HttpConnectorFuture::ready(Ok(throttled_response(n.is_multiple_of(2))))
+    }
+}
+
+/// DynamoDB's answer to a throttled request: HTTP 400, AWS JSON 1.0, the error code in `__type`.
+fn throttled_response(provisioned: bool) -> HttpResponse {
+    let (code, message) = if provisioned {
+        ("ProvisionedThroughputExceededException", "The level of configured provisioned throughput for the table was exceeded.")
+    } else {
+        ("ThrottlingException", "Throughput exceeds the current capacity for one or more global secondary indexes.")
+    };
+    let body = serde_json::json!({"__type": format!("com.amazonaws.dynamodb.v20120810#{code}"), "message": message});
+    let mut resp = HttpResponse::new(400.try_into().expect("400 is a status code"), SdkBody::from(body.to_string()));
+    resp.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+    resp.headers_mut().insert("x-amzn-requestid", "THROTTLEDBYPUCKFAULTINJECTION");
+    resp
 }
 
 #[cfg(test)]

@@ -19,6 +19,18 @@ impl FaultGate {
         Self { switches: Some(switches) }
     }
 
+    /// The DynamoDB client's HTTP client, with injected throttling when fault switches are set.
+    pub(crate) fn dynamo_http_client(
+        &self,
+        inner: Option<aws_smithy_runtime_api::client::http::SharedHttpClient>,
+    ) -> Option<aws_smithy_runtime_api::client::http::SharedHttpClient> {
+        #[cfg(feature = "fault-injection")]
+        if let (Some(switches), Some(inner)) = (&self.switches, &inner) {
+            return Some(crate::faults::throttling_http_client(inner.clone(), switches.clone()));
+        }
+        inner
+    }
+
     /// Err when DynamoDB faults are injected.
     pub(crate) fn dynamo(&self) -> StoreResult<()> {
         #[cfg(feature = "fault-injection")]

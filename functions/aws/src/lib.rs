@@ -100,11 +100,15 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
     let dynamo = {
         let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
         builder.set_interceptors(interceptors.clone());
+        builder.set_http_client(faults.dynamo_http_client(sdk.http_client()));
         aws_sdk_dynamodb::Client::from_conf(builder.build())
     };
     let sqs = {
         let mut builder = aws_sdk_sqs::config::Builder::from(&sdk);
         builder.set_interceptors(interceptors);
+        if let Some(endpoint) = &config.aws_endpoint_url_sqs {
+            builder.set_endpoint_url(Some(endpoint.clone()));
+        }
         aws_sdk_sqs::Client::from_conf(builder.build())
     };
     let table = config.table_name.as_str();

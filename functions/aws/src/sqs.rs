@@ -99,6 +99,9 @@ impl DeliveryQueue for SqsDeliveryQueue {
         Ok(())
     }
 
+    /// The caller keeps `delay_secs` inside the 12 h window of the receive (SQS refuses more,
+    /// counted from the receive, not from now: `backoff::RetryPolicy::delay_within_window`);
+    /// the clamp here only stops an out-of-range value reaching the wire.
     async fn delay(&self, receipt_handle: &str, delay_secs: u32) -> Result<(), QueueError> {
         let secs = delay_secs.min(SQS_MAX_VISIBILITY_SECS);
         self.client

@@ -1,14 +1,25 @@
-//! Retry schedule: exponential backoff with jitter, capped at SQS's 12-hour visibility limit.
+//! Retry schedule: exponential backoff with jitter, bounded by SQS's 12-hour visibility window.
 //!
-//! Attempt `n` (1-based) that failed waits `base · 2^(n-1)` capped at `max`, with "equal jitter":
-//! half the delay is fixed and half is random. Delays therefore grow monotonically in their bounds
-//! and retries from many deliveries failing together spread out. With the defaults (30 s base,
-//! 12 h cap, 15 attempts) the schedule spans about 3 days.
+//! Attempt `n` (1-based) that failed waits `base · 2^(n-1)` capped at `max`, with a quarter of
+//! jitter: the delay lies in `[¾ ceiling, ceiling]`. Delays grow monotonically in their bounds and
+//! retries from many deliveries failing together spread out, while the total stays predictable.
+//! With the defaults (30 s base, 12 h cap, 17 attempts) the schedule spans 2.4 to 3.2 days, the
+//! "about three days" receivers expect from Stripe and Svix (the unit test below computes it).
+//!
+//! SQS lets a message's visibility reach at most 12 h after the receive that returned it; a
+//! `ChangeMessageVisibility` past that fails and the message comes back after the queue's default
+//! timeout. [`RetryPolicy::delay_within_window`] caps a delay at what is left of that window,
+//! measured from when the batch was received (with [`RECEIVE_MARGIN_SECS`]), so the visibility the
+//! dispatcher asks for is the one SQS applies and the logged next attempt is true.
 
 use rand::Rng;
 
 /// SQS refuses visibility timeouts above 12 hours.
 pub const SQS_MAX_VISIBILITY_SECS: u32 = 43_200;
+/// How much earlier than the handler's own start SQS may have received the batch. The event source
+/// mapping invokes the function within the queue's visibility timeout (180 s) of its receive, or
+/// the messages would already be visible again; 300 s covers that with room to spare.
+pub const RECEIVE_MARGIN_SECS: u32 = 300;
 /// Bounds on a receiver's `Retry-After` (we never wait less than 1 s nor more than the cap).
 const MIN_RETRY_AFTER_SECS: u32 = 1;
 
@@ -23,7 +34,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self { base_secs: 30, max_secs: SQS_MAX_VISIBILITY_SECS, max_attempts: 15 }
+        Self { base_secs: 30, max_secs: SQS_MAX_VISIBILITY_SECS, max_attempts: 17 }
     }
 }
 
@@ -48,9 +59,16 @@ impl RetryPolicy {
         if let Some(wanted) = retry_after {
             return wanted.clamp(MIN_RETRY_AFTER_SECS, self.cap_secs());
         }
-        let half = ceiling / 2;
-        let jitter = if ceiling - half == 0 { 0 } else { rand::thread_rng().gen_range(0..=ceiling - half) };
-        (half + jitter).max(1)
+        let fixed = ceiling - ceiling / 4;
+        let jitter = if ceiling == fixed { 0 } else { rand::thread_rng().gen_range(0..=ceiling - fixed) };
+        (fixed + jitter).max(1)
+    }
+
+    /// [`Self::delay_secs`], capped at what is left of SQS's 12 h visibility window of a message
+    /// received at `received_unix` (seconds), now being `now_unix`, less [`RECEIVE_MARGIN_SECS`].
+    /// Never below 1 s: a receive older than the window gets the smallest delay, not a refusal.
+    pub fn delay_within_window(&self, attempt: u32, retry_after: Option<u32>, received_unix: i64, now_unix: i64) -> u32 {
+        self.delay_secs(attempt, retry_after).min(window_left_secs(received_unix, now_unix)).max(1)
     }
 
     /// Whether attempt `attempt` was the last one the queue will allow.
@@ -58,10 +76,29 @@ impl RetryPolicy {
         attempt >= self.max_attempts
     }
 
-    /// The total of the un-jittered delays: how long a delivery keeps being retried.
-    pub fn total_span_secs(&self) -> u64 {
-        (1..self.max_attempts).map(|n| u64::from(self.ceiling_secs(n))).sum()
+    /// The un-jittered delay after attempt `n` as SQS can apply it: at most the visibility window
+    /// left right after a receive.
+    fn applied_ceiling_secs(&self, attempt: u32) -> u64 {
+        u64::from(self.ceiling_secs(attempt).min(window_left_secs(0, 0)))
     }
+
+    /// The longest a delivery keeps being retried: the sum of the delays' upper bounds.
+    pub fn total_span_secs(&self) -> u64 {
+        (1..self.max_attempts).map(|n| self.applied_ceiling_secs(n)).sum()
+    }
+
+    /// The shortest: the sum of the delays' lower bounds (¾ of each ceiling).
+    pub fn min_span_secs(&self) -> u64 {
+        (1..self.max_attempts).map(|n| self.applied_ceiling_secs(n) - self.applied_ceiling_secs(n) / 4).sum()
+    }
+}
+
+/// Seconds left of the 12 h visibility window of a message received at `received_unix`, less
+/// [`RECEIVE_MARGIN_SECS`]; 0 when none is left.
+pub fn window_left_secs(received_unix: i64, now_unix: i64) -> u32 {
+    let elapsed = (now_unix - received_unix).max(0);
+    let left = i64::from(SQS_MAX_VISIBILITY_SECS - RECEIVE_MARGIN_SECS) - elapsed;
+    left.clamp(0, i64::from(SQS_MAX_VISIBILITY_SECS)) as u32
 }
 
 /// Parses a `Retry-After` header: delay-seconds, or an HTTP date relative to `now_unix`.
@@ -84,8 +121,29 @@ mod tests {
 
     #[test]
     fn default_schedule_spans_about_three_days() {
-        let span = RetryPolicy::default().total_span_secs();
-        assert!((2 * 86_400..4 * 86_400).contains(&span), "span {span}s");
+        // The defaults must be the deployed settings (template.yaml Globals and parameters).
+        let template = include_str!("../../../template.yaml");
+        assert!(template.contains("BACKOFF_BASE_SECONDS: \"30\"") && template.contains("BACKOFF_MAX_SECONDS: \"43200\""));
+        assert!(template.contains("MaxDeliveryAttempts:\n    Type: Number\n    Default: 17\n"));
+        let p = RetryPolicy::default();
+        let (min, max) = (p.min_span_secs(), p.total_span_secs());
+        let days = |s: u64| s as f64 / 86_400.0;
+        // Stripe and Svix retry for about three days; so do we, whatever the jitter draws.
+        assert!(days(min) >= 2.3 && days(max) <= 3.3, "span {:.2}–{:.2} days", days(min), days(max));
+        assert_eq!((min, max), (206_933, 275_910), "the README states these figures (2.4–3.2 days)");
+    }
+
+    #[test]
+    fn delays_never_pass_the_visibility_window_of_the_receive() {
+        let p = RetryPolicy::default();
+        let received = 1_000_000;
+        // A Retry-After of a day, asked right after the receive: the window less the margin.
+        assert_eq!(p.delay_within_window(3, Some(86_400), received, received), 43_200 - RECEIVE_MARGIN_SECS);
+        // Asked 20 s into the batch: 20 s less, so receive + delay stays inside the window.
+        assert_eq!(p.delay_within_window(3, Some(86_400), received, received + 20), 43_200 - RECEIVE_MARGIN_SECS - 20);
+        // Short delays are untouched; a receive older than the window still gets 1 s.
+        assert_eq!(p.delay_within_window(3, Some(77), received, received + 20), 77);
+        assert_eq!(p.delay_within_window(3, Some(86_400), received, received + 50_000), 1);
     }
 
     #[test]
@@ -114,11 +172,11 @@ mod tests {
 
     proptest! {
         #[test]
-        fn jittered_delay_stays_within_half_and_full_ceiling(attempt in 1u32..40, base in 1u32..600) {
+        fn jittered_delay_stays_within_three_quarters_and_full_ceiling(attempt in 1u32..40, base in 1u32..600) {
             let p = RetryPolicy { base_secs: base, max_secs: 43_200, max_attempts: 15 };
             let d = p.delay_secs(attempt, None);
             let c = p.ceiling_secs(attempt);
-            prop_assert!(d >= (c / 2).max(1) && d <= c.max(1));
+            prop_assert!(d >= (c - c / 4).max(1) && d <= c.max(1));
         }
     }
 }

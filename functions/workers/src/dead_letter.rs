@@ -3,13 +3,13 @@
 
 use crate::{parse_job, process_batch};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use puck_core::services::{workers, Context};
+use puck_core::services::{dead_letter, Context};
 use std::convert::Infallible;
 
 pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
     process_batch(&event, |m| async move {
         let Some(job) = parse_job(m) else { return false };
-        match workers::mark_dead_lettered(ctx, &job).await {
+        match dead_letter::mark_dead_lettered(ctx, &job).await {
             Ok(_) => false,
             Err(e) => {
                 tracing::error!(delivery_id = %job.delivery_id, error = %e, "could not mark delivery failed_permanent");
@@ -22,7 +22,7 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
 
 /// The dead-letter function's `main`: the context built once, then one batch per invocation.
 pub fn run() -> Result<(), lambda_runtime::Error> {
-    puck_aws::bootstrap::run_events(puck_aws::build_context, |ctx, event| async move { Ok::<_, Infallible>(handle(ctx, event).await) })
+    puck_aws::bootstrap::run_events(puck_aws::build_context, |ctx, event| async move { Ok::<_, Infallible>(handle(ctx, event.payload).await) })
 }
 
 #[cfg(test)]

@@ -8,16 +8,20 @@ use crate::{parse_job, process_batch, receive_count};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use puck_core::services::dispatch::{Dispatcher, JobOutcome};
 use std::convert::Infallible;
+use puck_core::time::Timestamp;
 
 /// Handles one batch. Never fails as a whole: per-message failures are reported.
+/// The batch's receive time is taken as the handler's start: SQS's 12 h visibility window runs
+/// from the receive, which the event does not carry (the dispatcher keeps a margin for the gap).
 pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchResponse {
-    process_batch(&event, |m| handle_message(dispatcher, m)).await
+    let received_at = dispatcher.ctx.clock.now();
+    process_batch(&event, |m| handle_message(dispatcher, m, received_at)).await
 }
 
 /// True when the message must be kept (reported as failed).
-async fn handle_message(dispatcher: &Dispatcher, message: &SqsMessage) -> bool {
+async fn handle_message(dispatcher: &Dispatcher, message: &SqsMessage, received_at: Timestamp) -> bool {
     let Some(job) = parse_job(message) else { return false };
-    match dispatcher.dispatch(&job, receive_count(message)).await {
+    match dispatcher.dispatch(&job, receive_count(message), received_at).await {
         Ok(JobOutcome::Done) => false,
         Ok(JobOutcome::Retry { delay_secs }) => {
             if let Some(receipt) = message.receipt_handle.as_deref() {
@@ -29,6 +33,9 @@ async fn handle_message(dispatcher: &Dispatcher, message: &SqsMessage) -> bool {
             true
         }
         Err(e) => {
+            // Transient (e.g. DynamoDB throttled past the SDK's retries): the message comes back
+            // after the queue's visibility timeout. Not an attempt: the delivery's attempt_count,
+            // which the limit counts, is unchanged, so the throttled receive costs no attempt.
             tracing::error!(account_id = %job.account_id, delivery_id = %job.delivery_id, error = %e, "dispatch failed; message will be retried");
             true
         }
@@ -38,7 +45,7 @@ async fn handle_message(dispatcher: &Dispatcher, message: &SqsMessage) -> bool {
 /// The dispatcher's `main`: config, clients, master key and HTTP client built once.
 pub fn run() -> Result<(), lambda_runtime::Error> {
     puck_aws::bootstrap::run_events(puck_aws::build_dispatcher, |dispatcher, event| async move {
-        Ok::<_, Infallible>(handle(dispatcher, event).await)
+        Ok::<_, Infallible>(handle(dispatcher, event.payload).await)
     })
 }
 
@@ -123,6 +130,31 @@ mod tests {
         let reported: Vec<String> =
             handle(&dispatcher, batch).await.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
         assert_eq!(reported, ids);
+    }
+
+    #[tokio::test]
+    async fn a_delivery_out_of_attempts_is_failed_permanently_without_sending_whatever_the_receive_count() {
+        // Its message expired and the sweeper sent it again: SQS's receive count is back at 1.
+        let (dispatcher, sender, mem, caller) = setup(503).await;
+        for d in mem.deliveries.lock().unwrap().values_mut() {
+            d.attempt_count = dispatcher.policy.max_attempts;
+        }
+        let batch = batch_for(&caller.account_id, &delivery_ids(&mem));
+        assert!(handle(&dispatcher, batch).await.batch_item_failures.is_empty(), "the messages are deleted");
+        assert!(sender.sent.lock().unwrap().is_empty(), "no attempt past the limit");
+        assert!(mem.deliveries.lock().unwrap().values().all(|d| d.status == puck_core::model::DeliveryStatus::FailedPermanent));
+    }
+
+    #[tokio::test]
+    async fn the_last_attempt_fails_the_delivery_permanently_on_any_receive() {
+        let (dispatcher, _, mem, caller) = setup(503).await;
+        for d in mem.deliveries.lock().unwrap().values_mut() {
+            d.attempt_count = dispatcher.policy.max_attempts - 1;
+        }
+        let batch = batch_for(&caller.account_id, &delivery_ids(&mem));
+        assert!(handle(&dispatcher, batch).await.batch_item_failures.is_empty());
+        let deliveries = mem.deliveries.lock().unwrap();
+        assert!(deliveries.values().all(|d| d.status == puck_core::model::DeliveryStatus::FailedPermanent && d.attempt_count == dispatcher.policy.max_attempts));
     }
 
     #[tokio::test]

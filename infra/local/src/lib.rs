@@ -14,6 +14,7 @@ pub mod keys;
 pub mod moto;
 pub mod pollers;
 pub mod provision;
+pub mod sqs_limits;
 pub mod template;
 #[cfg(feature = "test-tls")]
 pub mod test_tls;
@@ -158,6 +159,9 @@ pub struct LocalStack {
     pub aws_endpoint: String,
     /// SDK clients against that endpoint (handy for tests that inspect queues).
     pub clients: provision::Clients,
+    /// The SQS proxy every function and poller of this stack goes through: what it refused and
+    /// expired, and each receive's real visibility.
+    pub sqs_limits: Arc<sqs_limits::SqsLimits>,
     schedules: Vec<(template::Scheduled, pollers::ScheduledWorker)>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -201,8 +205,12 @@ impl LocalStack {
         let mut env = provision::function_environment(&template, &provisioned)?;
         env.insert("AWS_REGION".into(), provision::LOCAL_REGION.into());
         env.insert("AWS_ENDPOINT_URL".into(), opts.moto_endpoint.clone());
+        let access_key_for_pollers = access_key.clone();
         env.insert("AWS_ACCESS_KEY_ID".into(), access_key);
-        env.insert("AWS_SECRET_ACCESS_KEY".into(), secret_key);
+        env.insert("AWS_SECRET_ACCESS_KEY".into(), secret_key.clone());
+        // SQS through the proxy that enforces what moto does not (12 h window, retention).
+        let sqs_limits = Arc::new(sqs_limits::SqsLimits::start(&opts.moto_endpoint).await?);
+        env.insert("AWS_ENDPOINT_URL_SQS".into(), sqs_limits.endpoint().to_owned());
         env.extend(opts.env_overrides.clone());
 
         let config = puck_aws::Config::from_lookup(|name| env.get(name).cloned())
@@ -246,6 +254,7 @@ impl LocalStack {
                 .await
                 .context("Failed to override the delivery queue's VisibilityTimeout")?;
         }
+        let poller_sqs = provision::Clients::new(sqs_limits.endpoint(), &access_key_for_pollers, &secret_key).await.sqs;
         for consumer in consumers {
             let worker = pollers::sqs_worker(&consumer.binary, &shared, &dispatcher)?;
             let (url, arn) = provisioned.queue(&consumer.queue)?;
@@ -255,7 +264,7 @@ impl LocalStack {
                     queue_arn: arn.to_owned(),
                     consumer: consumer.clone(),
                     worker: worker.clone(),
-                    sqs: clients.sqs.clone(),
+                    sqs: poller_sqs.clone(),
                     poll_interval: opts.poll_interval,
                 };
                 tasks.push(poller.spawn());
@@ -294,6 +303,7 @@ impl LocalStack {
             provisioned,
             aws_endpoint: opts.moto_endpoint,
             clients,
+            sqs_limits,
             schedules,
             tasks,
         })

@@ -61,7 +61,9 @@ impl ScheduledWorker {
     pub async fn invoke(&self, rule: &str) -> Result<()> {
         match self {
             ScheduledWorker::Sweeper { ctx, grace_secs } => {
-                puck_workers::sweeper::handle(ctx, *grace_secs, scheduled_event(rule))
+                // The template's sweeper timeout (60 s) is the run's deadline, as in Lambda.
+                let deadline_ms = puck_core::time::Timestamp::now().plus_seconds(60).unix_ms();
+                puck_workers::sweeper::handle(ctx, *grace_secs, deadline_ms, scheduled_event(rule))
                     .await
                     .map_err(|e| anyhow::anyhow!("sweeper failed: {e}"))?;
             }

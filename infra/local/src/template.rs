@@ -167,6 +167,12 @@ impl Template {
         Ok(Self { doc })
     }
 
+    /// Any part of the template by JSON pointer (e.g. `/Outputs/ApiUrl/Value`), short tags in
+    /// long form.
+    pub fn doc_pointer(&self, pointer: &str) -> Option<&Value> {
+        self.doc.pointer(pointer)
+    }
+
     /// Logical id → resource (with `Type`, `Properties`, `Metadata`).
     pub fn resources(&self) -> &Map<String, Value> {
         // `parse` checked that Resources is an object.

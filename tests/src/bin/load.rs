@@ -7,14 +7,21 @@
 //!
 //! ```text
 //! infra/scripts/load.sh [--events 10000] [--subscriptions 3] [--failure-rate 0.1] [--seed 5]
-//!                       [--concurrency 16] [--pollers 8] [--stall-secs 120]
+//!                       [--concurrency 16] [--pollers 8] [--stall-secs 120] [--throttle-dynamo 0.2]
 //! ```
+//!
+//! `--throttle-dynamo F` has DynamoDB answer a share F of all requests as throttled (issue 10:
+//! the real `ProvisionedThroughputExceededException` / `ThrottlingException`, under the SDK's own
+//! retries); the verdict is the same: every pair delivered, nothing `failed_permanent`.
 
 use anyhow::{bail, Context as _, Result};
 use puck_core::model::Scope;
 use puck_e2e::load::{self, LoadOptions};
 use puck_e2e::ApiClient;
 use puck_local::LocalStack;
+use puck_aws::faults::FaultSwitches;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 fn main() -> Result<()> {
@@ -27,14 +34,20 @@ fn main() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
         .with_writer(std::io::stderr)
         .init();
-    let (opts, pollers) = parse_args(std::env::args().skip(1))?;
-    let lost = tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(opts, pollers))?;
+    let (opts, settings) = parse_args(std::env::args().skip(1))?;
+    let lost = tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run(opts, settings))?;
     std::process::exit(i32::from(lost));
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(LoadOptions, usize)> {
+/// Command-line settings beyond [`LoadOptions`].
+struct Run {
+    pollers: usize,
+    throttle_dynamo: f64,
+}
+
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(LoadOptions, Run)> {
     let mut opts = LoadOptions::default();
-    let mut pollers = 8;
+    let mut run = Run { pollers: 8, throttle_dynamo: 0.0 };
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -43,26 +56,33 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(LoadOptions, us
             "--failure-rate" => opts.failure_rate = value()?.parse().context("--failure-rate")?,
             "--seed" => opts.seed = value()?.parse().context("--seed")?,
             "--concurrency" => opts.publish_concurrency = value()?.parse().context("--concurrency")?,
-            "--pollers" => pollers = value()?.parse().context("--pollers")?,
+            "--pollers" => run.pollers = value()?.parse().context("--pollers")?,
+            "--throttle-dynamo" => run.throttle_dynamo = value()?.parse().context("--throttle-dynamo")?,
             "--stall-secs" => opts.stall_timeout = Duration::from_secs(value()?.parse().context("--stall-secs")?),
             "-h" | "--help" => {
                 println!(
-                    "puck-load [--events N] [--subscriptions N] [--failure-rate F] [--seed N] [--concurrency N] [--pollers N] [--stall-secs N]"
+                    "puck-load [--events N] [--subscriptions N] [--failure-rate F] [--seed N] [--concurrency N] [--pollers N] [--stall-secs N] [--throttle-dynamo F]"
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
         }
     }
-    Ok((opts, pollers))
+    Ok((opts, run))
 }
 
-async fn run(opts: LoadOptions, pollers: usize) -> Result<bool> {
+async fn run(opts: LoadOptions, run: Run) -> Result<bool> {
+    let pollers = run.pollers;
     let endpoint = tokio::task::spawn_blocking(puck_e2e::moto::endpoint).await?;
-    let stack = LocalStack::start(load::stack_options(&endpoint, pollers)).await?;
+    let mut stack_opts = load::stack_options(&endpoint, pollers);
+    let switches = Arc::new(FaultSwitches::default());
+    stack_opts.faults = Some(switches.clone());
+    let stack = LocalStack::start(stack_opts).await?;
     let account = puck_local::keys::new_account_id();
     let key = stack.issue_key(&account, &Scope::ALL).await?;
     let api = ApiClient::new(&stack.base_url, Some(key));
+    // Throttling starts once the stack is provisioned and the run's key stored.
+    switches.throttle_dynamo_per_mille.store((run.throttle_dynamo.clamp(0.0, 1.0) * 1000.0).round() as u32, Ordering::Relaxed);
     eprintln!(
         "puck-load: {} events x {} subscriptions, receiver failing {:.0}% (seed {}), {} pollers, {} publishers",
         opts.events,
@@ -74,6 +94,12 @@ async fn run(opts: LoadOptions, pollers: usize) -> Result<bool> {
     );
     let report = load::run(&api, &opts, &|line| eprintln!("puck-load: {line}")).await;
     println!("{}", report.summary());
+    let failed_permanent = report.not_succeeded.iter().filter(|(_, status)| status == "failed_permanent").count();
+    println!(
+        "dynamodb throttled       {} requests ({:.0}% of DynamoDB requests asked for)\nfailed_permanent         {failed_permanent}",
+        switches.dynamo_throttled.load(Ordering::Relaxed),
+        run.throttle_dynamo * 100.0
+    );
     for (path, event_id) in report.missing_pairs.iter().take(10) {
         println!("missing: {path} {event_id}");
     }

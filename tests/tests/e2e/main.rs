@@ -5,6 +5,7 @@
 //! a unique prefix, so tests run in parallel. See the `puck_e2e` crate for the harness.
 
 mod attacks;
+mod aws_limits;
 mod auth;
 mod batch;
 mod bad_input;

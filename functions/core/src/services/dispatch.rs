@@ -2,7 +2,13 @@
 //!
 //! Idempotent against duplicate messages: a delivery no longer in flight (already succeeded,
 //! abandoned, dead) is not sent again. Backoff is the caller's job (SQS visibility); this returns
-//! how long to wait.
+//! how long to wait, capped at what is left of the message's 12 h visibility window.
+//!
+//! Attempts are counted from the delivery's own `attempt_count`, not from SQS's receive count:
+//! a receive whose attempt was never recorded (a throttled write, a crash) is not an attempt, and
+//! a message that expired and was sent again by the sweeper (receive count back at 1) still stops
+//! at the limit. The last failed attempt marks the delivery `failed_permanent` here; redrive to
+//! the DLQ is left for messages the dispatcher could not process at all.
 
 use super::{operational, Context};
 use crate::backoff::{parse_retry_after, RetryPolicy};
@@ -74,9 +80,10 @@ impl Dispatcher {
         Ok(map.into_iter().collect())
     }
 
-    /// Handles one job. `receive_count` is SQS's ApproximateReceiveCount: the attempt number
-    /// within this message's life, which drives backoff and the last-attempt decision.
-    pub async fn dispatch(&self, job: &DeliveryJob, receive_count: u32) -> Result<JobOutcome, AppError> {
+    /// Handles one job. `receive_count` is SQS's ApproximateReceiveCount (the queue redrives the
+    /// message after `max_attempts` receives); `received_at` is when the batch was received (the
+    /// handler's start), from which SQS's 12 h visibility window runs.
+    pub async fn dispatch(&self, job: &DeliveryJob, receive_count: u32, received_at: Timestamp) -> Result<JobOutcome, AppError> {
         let ctx = &self.ctx;
         let Some(delivery) = ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? else {
             tracing::warn!(account_id = %job.account_id, delivery_id = %job.delivery_id, "job for an unknown delivery; dropped");
@@ -89,6 +96,20 @@ impl Dispatcher {
             return Ok(JobOutcome::Done);
         }
         let now = ctx.clock.now();
+        if delivery.attempt_count >= self.policy.max_attempts {
+            // Its attempts are used up (e.g. its message expired and the sweeper sent it again).
+            let moved = ctx
+                .deliveries
+                .transition(&delivery.account_id, &delivery.id, &DeliveryStatus::IN_FLIGHT, DeliveryStatus::FailedPermanent, None, now)
+                .await?;
+            if moved {
+                ctx.subscriptions.record_last_delivery(&delivery.account_id, &delivery.subscription_id, DeliveryStatus::FailedPermanent, now).await?;
+                tracing::warn!(account_id = %delivery.account_id, delivery_id = %delivery.id, attempts = delivery.attempt_count, reason = "attempts exhausted", "delivery dead-lettered");
+            }
+            // Idempotent, so a retried job that finds it already dead announces it once.
+            operational::announce_dead_lettered(ctx, &Delivery { status: DeliveryStatus::FailedPermanent, ..delivery.clone() }).await?;
+            return Ok(JobOutcome::Done);
+        }
         let Some(sub) = ctx.subscriptions.get(&delivery.account_id, &delivery.subscription_id).await? else {
             ctx.deliveries
                 .transition(&delivery.account_id, &delivery.id, &DeliveryStatus::IN_FLIGHT, DeliveryStatus::Abandoned, None, now)
@@ -101,7 +122,8 @@ impl Dispatcher {
         let attempt_id = AttemptId::generate(now.unix_ms() as u64);
         let request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now);
         let outcome = self.sender.send(&request).await;
-        self.record(&delivery, &sub, attempt_id, now, &request, outcome, receive_count.max(1)).await
+        let receipt = Receipt { count: receive_count.max(1), received_at };
+        self.record(&delivery, &sub, attempt_id, now, &request, outcome, receipt).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -113,15 +135,17 @@ impl Dispatcher {
         started_at: Timestamp,
         request: &OutboundRequest,
         outcome: SendOutcome,
-        receive_count: u32,
+        receipt: Receipt,
     ) -> Result<JobOutcome, AppError> {
         let ctx = &self.ctx;
         let now = ctx.clock.now();
         let number = delivery.attempt_count + 1;
-        let (status, job) = classify(&self.policy, &outcome, receive_count, now);
-        let next_attempt_at = match job {
-            JobOutcome::Retry { delay_secs } => Some(now.plus_seconds(i64::from(delay_secs))),
-            JobOutcome::Done => None,
+        let verdict = classify(&self.policy, &outcome, number, receipt, now);
+        let status = verdict.status;
+        let next_attempt_at = verdict.retry_in_secs.map(|secs| now.plus_seconds(i64::from(secs)));
+        let job = match verdict.retry_in_secs {
+            Some(delay_secs) if !verdict.handed_to_sweeper => JobOutcome::Retry { delay_secs },
+            _ => JobOutcome::Done,
         };
         let attempt = Attempt {
             attempt_id,
@@ -154,8 +178,15 @@ impl Dispatcher {
             response_status = ?outcome.status,
             error = ?outcome.error,
             status = status.as_str(),
+            next_attempt_at = next_attempt_at.map(Timestamp::rfc3339).as_deref(),
             "delivery attempt"
         );
+        if verdict.handed_to_sweeper {
+            tracing::info!(delivery_id = %delivery.id, receive_count = receipt.count, "message out of receives with attempts left; the sweeper sends a fresh one when due");
+        }
+        if status == DeliveryStatus::FailedPermanent && outcome.status != Some(410) {
+            tracing::warn!(account_id = %delivery.account_id, delivery_id = %delivery.id, attempts = number, reason = "attempts exhausted", "delivery dead-lettered");
+        }
         if !recorded {
             // Abandoned or finished elsewhere while we were sending: nothing more to do.
             return Ok(JobOutcome::Done);
@@ -212,27 +243,42 @@ pub fn build_request(
     OutboundRequest { url: sub.url.as_str().to_owned(), headers, body: delivery.payload.clone() }
 }
 
-/// DESIGN §6: 2xx succeeds; 410 stops at once; anything else retries with backoff until the
-/// queue's attempt limit, after which redrive dead-letters the message.
-pub fn classify(policy: &RetryPolicy, outcome: &SendOutcome, receive_count: u32, now: Timestamp) -> (DeliveryStatus, JobOutcome) {
+/// The message a job came in: SQS's receive count and when the batch was received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    pub count: u32,
+    pub received_at: Timestamp,
+}
+
+/// What one attempt's outcome means for the delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: DeliveryStatus,
+    /// Seconds until the next attempt; None when there is none.
+    pub retry_in_secs: Option<u32>,
+    /// The message is on its queue's last receive (reporting it failed would redrive it to the DLQ)
+    /// while the delivery still has attempts: delete it and let the sweeper send a fresh one when
+    /// due. Happens only when receives were spent without an attempt (throttling, crashes).
+    pub handed_to_sweeper: bool,
+}
+
+/// DESIGN §6: 2xx succeeds; 410 stops at once; anything else retries with backoff until attempt
+/// `attempt` (1-based, from the delivery's `attempt_count`) reaches the limit, which fails the
+/// delivery permanently. The delay honours `Retry-After` on 429/503 and never passes the 12 h
+/// visibility window of the receive.
+pub fn classify(policy: &RetryPolicy, outcome: &SendOutcome, attempt: u32, receipt: Receipt, now: Timestamp) -> Verdict {
+    let done = |status| Verdict { status, retry_in_secs: None, handed_to_sweeper: false };
     match outcome.status {
-        Some(s) if (200..300).contains(&s) => (DeliveryStatus::Succeeded, JobOutcome::Done),
-        Some(410) => (DeliveryStatus::FailedPermanent, JobOutcome::Done),
+        Some(s) if (200..300).contains(&s) => done(DeliveryStatus::Succeeded),
+        Some(410) => done(DeliveryStatus::FailedPermanent),
+        _ if policy.is_last_attempt(attempt) => done(DeliveryStatus::FailedPermanent),
         status => {
-            if receive_count > policy.max_attempts {
-                // The queue allows more receives than MAX_DELIVERY_ATTEMPTS (a misconfigured
-                // maxReceiveCount): stop here rather than loop without backoff until redrive.
-                return (DeliveryStatus::FailedPermanent, JobOutcome::Done);
-            }
-            if policy.is_last_attempt(receive_count) {
-                // Visible again at once, so redrive moves it to the DLQ without waiting.
-                return (DeliveryStatus::Failed, JobOutcome::Retry { delay_secs: 0 });
-            }
             let retry_after = match status {
                 Some(429 | 503) => outcome.header("retry-after").and_then(|v| parse_retry_after(v, now.unix_seconds())),
                 _ => None,
             };
-            (DeliveryStatus::Failed, JobOutcome::Retry { delay_secs: policy.delay_secs(receive_count, retry_after) })
+            let delay = policy.delay_within_window(attempt, retry_after, receipt.received_at.unix_seconds(), now.unix_seconds());
+            Verdict { status: DeliveryStatus::Failed, retry_in_secs: Some(delay), handed_to_sweeper: receipt.count >= policy.max_attempts }
         }
     }
 }
@@ -247,6 +293,14 @@ mod tests {
             headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             ..SendOutcome::default()
         }
+    }
+
+    fn at(count: u32) -> Receipt {
+        Receipt { count, received_at: Timestamp(0) }
+    }
+
+    fn retry_in(v: Verdict) -> Option<u32> {
+        v.retry_in_secs
     }
 
     #[test]
@@ -268,17 +322,39 @@ mod tests {
     fn classification_follows_design_section_6() {
         let p = RetryPolicy { base_secs: 10, max_secs: 3600, max_attempts: 5 };
         let now = Timestamp(0);
-        assert_eq!(classify(&p, &outcome(Some(204), &[]), 1, now), (DeliveryStatus::Succeeded, JobOutcome::Done));
-        assert_eq!(classify(&p, &outcome(Some(410), &[]), 1, now), (DeliveryStatus::FailedPermanent, JobOutcome::Done));
-        let (s, j) = classify(&p, &outcome(Some(500), &[]), 1, now);
-        assert_eq!(s, DeliveryStatus::Failed);
-        assert!(matches!(j, JobOutcome::Retry { delay_secs } if (5..=10).contains(&delay_secs)));
-        assert_eq!(classify(&p, &outcome(Some(429), &[("Retry-After", "77")]), 2, now).1, JobOutcome::Retry { delay_secs: 77 });
+        let done = |status| Verdict { status, retry_in_secs: None, handed_to_sweeper: false };
+        assert_eq!(classify(&p, &outcome(Some(204), &[]), 1, at(1), now), done(DeliveryStatus::Succeeded));
+        assert_eq!(classify(&p, &outcome(Some(410), &[]), 1, at(1), now), done(DeliveryStatus::FailedPermanent));
+        let v = classify(&p, &outcome(Some(500), &[]), 1, at(1), now);
+        assert_eq!(v.status, DeliveryStatus::Failed);
+        assert!(matches!(v.retry_in_secs, Some(d) if (7..=10).contains(&d)) && !v.handed_to_sweeper);
+        assert_eq!(retry_in(classify(&p, &outcome(Some(429), &[("Retry-After", "77")]), 2, at(2), now)), Some(77));
         // Retry-After on a plain 500 is not honoured.
-        assert!(matches!(classify(&p, &outcome(Some(500), &[("Retry-After", "77")]), 1, now).1, JobOutcome::Retry { delay_secs } if delay_secs <= 10));
-        assert_eq!(classify(&p, &outcome(None, &[]), 5, now), (DeliveryStatus::Failed, JobOutcome::Retry { delay_secs: 0 }));
-        assert!(matches!(classify(&p, &outcome(Some(302), &[]), 1, now).0, DeliveryStatus::Failed));
-        // More receives than attempts allowed: the queue's redrive limit is higher; stop.
-        assert_eq!(classify(&p, &outcome(Some(500), &[]), 6, now), (DeliveryStatus::FailedPermanent, JobOutcome::Done));
+        assert!(matches!(retry_in(classify(&p, &outcome(Some(500), &[("Retry-After", "77")]), 1, at(1), now)), Some(d) if d <= 10));
+        assert!(matches!(classify(&p, &outcome(Some(302), &[]), 1, at(1), now).status, DeliveryStatus::Failed));
+        // The last attempt fails the delivery permanently, whatever the receive count says.
+        assert_eq!(classify(&p, &outcome(None, &[]), 5, at(5), now), done(DeliveryStatus::FailedPermanent));
+        assert_eq!(classify(&p, &outcome(None, &[]), 5, at(1), now), done(DeliveryStatus::FailedPermanent));
+    }
+
+    #[test]
+    fn receives_spent_without_attempts_do_not_use_up_the_attempts() {
+        let p = RetryPolicy { base_secs: 10, max_secs: 3600, max_attempts: 5 };
+        // Attempt 3 on the queue's 5th (last) receive: two receives were throttled, not attempts.
+        let v = classify(&p, &outcome(Some(500), &[]), 3, at(5), Timestamp(0));
+        assert_eq!(v.status, DeliveryStatus::Failed);
+        assert!(v.retry_in_secs.is_some() && v.handed_to_sweeper, "{v:?}");
+    }
+
+    #[test]
+    fn a_long_retry_after_is_capped_at_the_window_of_the_receive() {
+        let p = RetryPolicy::default();
+        let received = Timestamp::from_unix_seconds(1_000_000);
+        let now = received.plus_seconds(30);
+        let v = classify(&p, &outcome(Some(429), &[("Retry-After", "86400")]), 1, Receipt { count: 1, received_at: received }, now);
+        let delay = v.retry_in_secs.unwrap();
+        assert_eq!(delay, 43_200 - crate::backoff::RECEIVE_MARGIN_SECS - 30);
+        // Now + delay stays inside receive + 12 h, as SQS demands.
+        assert!(now.unix_seconds() + i64::from(delay) <= received.unix_seconds() + 43_200);
     }
 }

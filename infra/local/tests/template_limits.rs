@@ -1,0 +1,219 @@
+//! What AWS enforces and moto does not (issue 10, DESIGN §9), asserted on template.yaml itself:
+//! queue retention and visibility sized for the schedule, alarms that reach someone, limits that
+//! protect the account, and deploy details. moto ignores all of these, so only this file would
+//! notice a template that deploys but misbehaves.
+
+use puck_local::template::Template;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn template() -> Template {
+    Template::load(&root().join("template.yaml")).expect("template.yaml parses")
+}
+
+fn props<'a>(t: &'a Template, logical_id: &str) -> &'a Value {
+    t.resources().get(logical_id).unwrap_or_else(|| panic!("no resource {logical_id}")).get("Properties").unwrap_or(&Value::Null)
+}
+
+fn param_default(t: &Template, name: &str) -> u64 {
+    t.parameter_defaults()[name].parse().unwrap_or_else(|_| panic!("{name} default is not a number"))
+}
+
+fn number(v: &Value) -> u64 {
+    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+const SQS_MAX_RETENTION: u64 = 14 * 86_400;
+const SQS_MAX_VISIBILITY: u64 = 43_200;
+
+// ---- 2. Retention ----------------------------------------------------------------------------
+
+#[test]
+fn both_queues_keep_messages_longer_than_the_longest_schedule() {
+    let t = template();
+    let max_attempts = t.doc_pointer("/Parameters/MaxDeliveryAttempts/MaxValue").map(number).expect("MaxDeliveryAttempts has a MaxValue");
+    // Every wait at most 12 h (Retry-After honoured up to the visibility window).
+    let longest = (max_attempts - 1) * SQS_MAX_VISIBILITY;
+    for queue in ["DeliveryQueue", "DeadLetterQueue"] {
+        let retention = props(&t, queue).get("MessageRetentionPeriod").map(number).unwrap_or(4 * 86_400);
+        assert_eq!(retention, SQS_MAX_RETENTION, "{queue}: retention counts from the first enqueue, also after redrive");
+        assert!(longest < retention, "{queue}: {max_attempts} attempts can take {longest}s, past its retention {retention}s");
+    }
+    assert!(param_default(&t, "MaxDeliveryAttempts") <= max_attempts);
+}
+
+// ---- 4. Alarms -------------------------------------------------------------------------------
+
+#[test]
+fn the_alarms_that_matter_exist_and_notify_the_topic() {
+    let t = template();
+    assert_eq!(t.resource_type("AlarmTopic"), Some("AWS::SNS::Topic"));
+    let sub = &t.resources()["AlarmEmailSubscription"];
+    assert_eq!(sub["Condition"], "HasAlarmEmail", "the email subscription is optional");
+    assert_eq!(sub["Properties"]["Endpoint"], json!({"Ref": "AlarmEmail"}));
+    assert_eq!(sub["Properties"]["Protocol"], "email");
+
+    // (alarm, namespace, metric, dimension value it watches)
+    let wanted = [
+        ("DeadLetterAlarm", "Puck", "DeliveriesDeadLettered", Value::Null),
+        ("DispatcherErrorsAlarm", "AWS/Lambda", "Errors", json!({"Ref": "DispatcherFunction"})),
+        ("DispatcherThrottlesAlarm", "AWS/Lambda", "Throttles", json!({"Ref": "DispatcherFunction"})),
+        ("ApiServerErrorsAlarm", "AWS/ApiGateway", "5xx", json!({"Ref": "Api"})),
+        ("DeliveryBacklogAlarm", "AWS/SQS", "ApproximateAgeOfOldestMessage", json!({"Fn::GetAtt": ["DeliveryQueue", "QueueName"]})),
+        ("SweeperErrorsAlarm", "AWS/Lambda", "Errors", json!({"Ref": "SweeperFunction"})),
+    ];
+    for (alarm, namespace, metric, dimension) in wanted {
+        assert_eq!(t.resource_type(alarm), Some("AWS::CloudWatch::Alarm"), "{alarm}");
+        let p = props(&t, alarm);
+        assert_eq!((p["Namespace"].as_str(), p["MetricName"].as_str()), (Some(namespace), Some(metric)), "{alarm}");
+        if !dimension.is_null() {
+            let dims = p["Dimensions"].as_array().unwrap_or_else(|| panic!("{alarm}: no Dimensions"));
+            assert!(dims.iter().any(|d| d["Value"] == dimension), "{alarm} does not watch {dimension}");
+        }
+        assert_eq!(p["AlarmActions"], json!([{"Ref": "AlarmTopic"}]), "{alarm} must notify the topic");
+        assert_eq!(p["TreatMissingData"], "notBreaching", "{alarm}");
+    }
+}
+
+#[test]
+fn the_dead_letter_alarm_counts_log_lines_not_a_queue_drained_in_seconds() {
+    let t = template();
+    // The DLQ's depth is sampled once a minute and the dead-letter function drains it in seconds;
+    // both places that fail a delivery for good log "delivery dead-lettered", which is counted.
+    let code = [
+        std::fs::read_to_string(root().join("functions/core/src/services/dispatch.rs")).unwrap(),
+        std::fs::read_to_string(root().join("functions/core/src/services/dead_letter.rs")).unwrap(),
+    ];
+    for (filter, group) in [("DispatcherDeadLetteredMetric", "DispatcherLogGroup"), ("DeadLetterDeadLetteredMetric", "DeadLetterLogGroup")] {
+        let p = props(&t, filter);
+        assert_eq!(p["LogGroupName"], json!({"Ref": group}), "{filter}");
+        assert_eq!(p["FilterPattern"], "{ $.message = \"delivery dead-lettered\" }", "{filter}");
+        assert_eq!(p["MetricTransformations"][0]["MetricName"], "DeliveriesDeadLettered", "{filter}");
+    }
+    for source in &code {
+        assert!(source.contains("\"delivery dead-lettered\""), "the counted log message is emitted");
+    }
+}
+
+#[test]
+fn a_dashboard_shows_the_pipeline() {
+    let t = template();
+    assert_eq!(t.resource_type("Dashboard"), Some("AWS::CloudWatch::Dashboard"));
+    let body = props(&t, "Dashboard")["DashboardBody"]["Fn::Sub"].as_str().expect("DashboardBody is a !Sub string").to_owned();
+    for needle in ["${DispatcherFunction}", "${DeliveryQueue.QueueName}", "${Api}", "DeliveriesDeadLettered", "${Table}", "${SweeperFunction}"] {
+        assert!(body.contains(needle), "dashboard lacks {needle}");
+    }
+    // Valid JSON once substituted.
+    let substituted = body.replace("${AWS::Region}", "us-east-1").replace("${", "{{");
+    serde_json::from_str::<Value>(&substituted.replace("{{", "x")).expect("dashboard body is JSON");
+}
+
+// ---- 5. Limits -------------------------------------------------------------------------------
+
+#[test]
+fn both_event_source_mappings_cap_their_concurrency() {
+    let t = template();
+    for (function, event, param) in [
+        ("DispatcherFunction", "DeliveryQueue", "DispatcherMaxConcurrency"),
+        ("DeadLetterFunction", "DeadLetterQueue", "DeadLetterMaxConcurrency"),
+    ] {
+        let p = &props(&t, function)["Events"][event]["Properties"];
+        assert_eq!(p["ScalingConfig"]["MaximumConcurrency"], json!({"Ref": param}), "{function}");
+        assert!(param_default(&t, param) >= 2, "Lambda's minimum MaximumConcurrency is 2");
+    }
+}
+
+#[test]
+fn the_api_stage_is_throttled_and_logs_route_keys_never_paths() {
+    let t = template();
+    let api = props(&t, "Api");
+    assert_eq!(api["DefaultRouteSettings"]["ThrottlingRateLimit"], json!({"Ref": "ApiThrottlingRateLimit"}));
+    assert_eq!(api["DefaultRouteSettings"]["ThrottlingBurstLimit"], json!({"Ref": "ApiThrottlingBurstLimit"}));
+    let logs = &api["AccessLogSettings"];
+    assert_eq!(logs["DestinationArn"], json!({"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}));
+    let format = logs["Format"].as_str().expect("access log format");
+    serde_json::from_str::<Value>(format).expect("access log format is JSON");
+    assert!(format.contains("$context.routeKey"));
+    // The inbound receiver's path holds its secret key: no variable that carries the raw path.
+    for leak in ["$context.path", "$context.http.path", "$context.resourcePath", "$context.requestOverride", "$context.authorizer"] {
+        assert!(!format.contains(leak), "access log would log {leak}");
+    }
+    assert_eq!(props(&t, "ApiAccessLogGroup")["RetentionInDays"], json!({"Ref": "LogRetentionDays"}));
+}
+
+#[test]
+fn every_function_has_a_log_group_with_retention() {
+    let t = template();
+    assert_eq!(param_default(&t, "LogRetentionDays"), 30);
+    let groups: Vec<&Value> = t.resources_of_type("AWS::Logs::LogGroup").map(|(_, r)| &r["Properties"]).collect();
+    for (logical_id, _, _) in t.functions().unwrap() {
+        let name = json!({"Fn::Sub": format!("/aws/lambda/${{{logical_id}}}")});
+        let group = groups.iter().find(|g| g["LogGroupName"] == name);
+        let group = group.unwrap_or_else(|| panic!("{logical_id} has no AWS::Logs::LogGroup named /aws/lambda/${{{logical_id}}}"));
+        assert_eq!(group["RetentionInDays"], json!({"Ref": "LogRetentionDays"}), "{logical_id}");
+    }
+}
+
+#[test]
+fn tracing_is_a_parameter() {
+    let t = template();
+    assert_eq!(t.doc_pointer("/Globals/Function/Tracing"), Some(&json!({"Fn::If": ["TracingEnabled", "Active", "PassThrough"]})));
+    assert_eq!(t.parameter_defaults()["EnableTracing"], "false");
+}
+
+// ---- 6. The sweeper ----------------------------------------------------------------------------
+
+#[test]
+fn the_sweeper_has_time_for_a_batch() {
+    let t = template();
+    assert!(number(&props(&t, "SweeperFunction")["Timeout"]) >= 60);
+}
+
+// ---- 7. Deploy details -----------------------------------------------------------------------
+
+#[test]
+fn queues_visibility_timeouts_are_six_times_their_consumers_timeouts() {
+    let t = template();
+    for (queue, function) in [("DeliveryQueue", "DispatcherFunction"), ("DeadLetterQueue", "DeadLetterFunction")] {
+        let visibility = number(&props(&t, queue)["VisibilityTimeout"]);
+        let timeout = t.timeout_secs(&t.resources()[function]);
+        assert!(visibility >= 6 * timeout, "{queue}: VisibilityTimeout {visibility} < 6 x {function} timeout {timeout}");
+    }
+}
+
+#[test]
+fn the_table_cannot_be_deleted_by_accident_and_the_secret_arn_is_an_output() {
+    let t = template();
+    assert_eq!(props(&t, "Table")["DeletionProtectionEnabled"], json!(true));
+    assert_eq!(t.doc_pointer("/Outputs/MasterKeySecretArn/Value"), Some(&json!({"Ref": "MasterKeySecret"})));
+    assert_eq!(t.doc_pointer("/Outputs/AlarmTopicArn/Value"), Some(&json!({"Ref": "AlarmTopic"})));
+}
+
+#[test]
+fn receiver_urls_follow_the_public_base_url_parameter() {
+    let t = template();
+    assert_eq!(t.global_env()["PUBLIC_BASE_URL"], json!({"Ref": "PublicBaseUrl"}));
+    assert_eq!(t.parameter_defaults()["PublicBaseUrl"], "", "empty: the API's own host");
+}
+
+#[test]
+fn sam_build_and_sam_deploy_read_the_same_parameters() {
+    let text = std::fs::read_to_string(root().join("infra/samconfig.toml")).expect("infra/samconfig.toml");
+    // Parameters in [default.global.parameters] reach every command, so the Architecture that
+    // `sam build` compiles for (cargo-lambda's target) is the one `sam deploy` declares.
+    let global = section(&text, "[default.global.parameters]");
+    assert!(global.contains("parameter_overrides") && global.contains("Architecture="), "{global}");
+    for command in ["[default.build.parameters]", "[default.deploy.parameters]"] {
+        assert!(!section(&text, command).contains("parameter_overrides"), "{command} must not shadow the global parameters");
+    }
+    assert!(section(&text, "[default.build.parameters]").contains("beta_features = true"), "rust-cargolambda is a beta builder");
+}
+
+/// The lines of a TOML section, up to the next header.
+fn section(text: &str, header: &str) -> String {
+    text.lines().skip_while(|l| l.trim() != header).skip(1).take_while(|l| !l.trim_start().starts_with('[')).collect::<Vec<_>>().join("\n")
+}
