@@ -263,6 +263,14 @@ pub fn perf_md(f: &PerfFigures, profile: &str) -> String {
     let _ = writeln!(md, "| process | CPU s | CPU ms per delivery |\n|---|---:|---:|");
     let _ = writeln!(md, "| puck-bench (publish + dispatch + receiver) | {} | **{}** |", c.ours_s.map_or("n/a".into(), |v| format!("{v:.2}")), fmt_ms(c.ours_ms_per_delivery()));
     let _ = writeln!(md, "| moto (reference: the AWS side) | {} | {} |\n", c.moto_s.map_or("n/a".into(), |v| format!("{v:.2}")), fmt_ms(c.moto_ms_per_delivery()));
+    let _ = writeln!(
+        md,
+        "Why moto costs so much CPU per call: its werkzeug server answers every request with `Connection: close` (werkzeug \
+         forces it: `http.server` cannot drain a request body before the next request line), so every SDK call opens and closes \
+         a TCP connection, whatever the SDK's connection pool does. Connection reuse needs another front for moto (a keep-alive \
+         proxy or WSGI server); one moto per service needs per-service endpoints in `puck_aws::Config` (the SDK's \
+         `AWS_ENDPOINT_URL_<SERVICE>`). Neither is in this run.\n"
+    );
     md
 }
 
