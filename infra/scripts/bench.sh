@@ -5,7 +5,9 @@
 #
 #   infra/scripts/bench.sh                      # full run (~5-10 min on 2 cores, after the build)
 #   infra/scripts/bench.sh --runs 5 --events 200
+#   infra/scripts/bench.sh --quick             # dev builds, fewer events per scenario (stated in the report)
 #
+# Writes BENCHMARKS.md and BENCHMARKS.json at the repo root.
 # Not part of infra/scripts/test.sh. Needs cargo, python3 (moto is installed into .venv by
 # bootstrap-python.sh) and, for zipped sizes, `zip`.
 set -euo pipefail
@@ -17,11 +19,16 @@ bash infra/scripts/bootstrap-python.sh
 # `fault-injection` feature of puck-aws/puck-api/puck-workers. Built in one cargo invocation,
 # feature unification would put that code into the function binaries being measured; built
 # separately, the function binaries are exactly what `sam build` ships.
-echo "== cargo build --release -p puck-api -p puck-workers" >&2
-cargo build --release -p puck-api -p puck-workers
-echo "== cargo build --release -p puck-bench" >&2
-cargo build --release -p puck-bench
+profile=release
+flag=--release
+for arg in "$@"; do
+  if [ "$arg" = "--quick" ]; then profile=debug; flag=; fi
+done
+echo "== cargo build $flag -p puck-api -p puck-workers" >&2
+cargo build $flag -p puck-api -p puck-workers
+echo "== cargo build $flag -p puck-bench" >&2
+cargo build $flag -p puck-bench
 
 target="${CARGO_TARGET_DIR:-$root/target}"
 echo "== puck-bench $*" >&2
-exec "$target/release/puck-bench" --bin-dir "$target/release" --out "$root/BENCHMARKS.md" "$@"
+exec "$target/$profile/puck-bench" --bin-dir "$target/$profile" --out "$root/BENCHMARKS.md" --json "$root/BENCHMARKS.json" "$@"

@@ -4,14 +4,19 @@
 //! adapters send (including SDK retries, which AWS bills too), named by the operation metadata the
 //! SDK attaches, without touching a line of adapter code. It hooks `read_before_transmit`, which
 //! runs once per *attempt*, i.e. once per billed request. The request body is kept for DynamoDB
-//! calls so the cost model can tell which items a call touched.
+//! calls so the cost model can tell which items (and so which index keys) a call touched, the
+//! response body of DynamoDB reads so it knows the items a Query or GetItem returned, and the byte
+//! sizes of every request and response so SQS is billed by its 64 KiB chunks (`read_after_deserialization`
+//! pairs the response with its request through a marker in the operation's config bag).
 
 use aws_smithy_runtime_api::box_error::BoxError;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::interceptors::{Intercept, SharedInterceptor};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -24,9 +29,22 @@ pub struct Call {
     pub operation: String,
     /// The JSON request body (DynamoDB only), for item attribution.
     pub body: Option<serde_json::Value>,
+    /// The JSON response body of DynamoDB reads (GetItem, Query, BatchGetItem, TransactGetItems).
+    pub response: Option<serde_json::Value>,
+    /// Bytes of the request body as sent.
+    pub request_bytes: usize,
+    /// Bytes of the response body as received (0 when none arrived).
+    pub response_bytes: usize,
 }
 
 impl Call {
+    /// A call as the cost model sees it (tests).
+    #[cfg(test)]
+    pub fn new(service: &str, operation: &str, body: Option<serde_json::Value>) -> Self {
+        let request_bytes = body.as_ref().map_or(0, |b| b.to_string().len());
+        Self { service: service.into(), operation: operation.into(), body, response: None, request_bytes, response_bytes: 0 }
+    }
+
     /// `Service.Operation`, the row label used in the report.
     pub fn label(&self) -> String {
         format!("{}.{}", self.service, self.operation)
@@ -36,7 +54,15 @@ impl Call {
 /// The log every registered [`CallCounter`] appends to.
 #[derive(Debug, Clone, Default)]
 pub struct CallCounter {
-    log: Arc<Mutex<Vec<Call>>>,
+    log: Arc<Mutex<Log>>,
+}
+
+/// The calls since the last `take`; `base` counts those taken before, so a response arriving
+/// after a `take` finds no entry instead of the wrong one.
+#[derive(Debug, Default)]
+struct Log {
+    base: usize,
+    calls: Vec<Call>,
 }
 
 impl CallCounter {
@@ -47,7 +73,10 @@ impl CallCounter {
 
     /// Everything recorded since the last `take`, emptying the log.
     pub fn take(&self) -> Vec<Call> {
-        std::mem::take(&mut *self.log.lock().expect("call log lock"))
+        let mut log = self.log.lock().expect("call log lock");
+        let calls = std::mem::take(&mut log.calls);
+        log.base += calls.len();
+        calls
     }
 }
 
@@ -62,7 +91,7 @@ pub fn tally(calls: &[Call]) -> BTreeMap<String, u64> {
 
 #[derive(Debug)]
 struct Recorder {
-    log: Arc<Mutex<Vec<Call>>>,
+    log: Arc<Mutex<Log>>,
 }
 
 impl Intercept for Recorder {
@@ -80,14 +109,43 @@ impl Intercept for Recorder {
             Some(m) => (m.service().to_owned(), m.name().to_owned()),
             None => ("unknown".to_owned(), "unknown".to_owned()),
         };
-        let body = if service == "DynamoDB" {
-            context.request().body().bytes().and_then(|b| serde_json::from_slice(b).ok())
-        } else {
-            None
-        };
-        self.log.lock().expect("call log lock").push(Call { service, operation, body });
+        let bytes = context.request().body().bytes();
+        let request_bytes = bytes.map_or(0, <[u8]>::len);
+        let body = if service == "DynamoDB" { bytes.and_then(|b| serde_json::from_slice(b).ok()) } else { None };
+        let mut log = self.log.lock().expect("call log lock");
+        cfg.interceptor_state().store_put(Logged(log.base + log.calls.len()));
+        log.calls.push(Call { service, operation, body, response: None, request_bytes, response_bytes: 0 });
         Ok(())
     }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(Logged(at)) = cfg.load::<Logged>().cloned() else { return Ok(()) };
+        let bytes = context.response().body().bytes();
+        let mut log = self.log.lock().expect("call log lock");
+        // `take` may have emptied the log in between: then the call belongs to the phase before.
+        let index = at.checked_sub(log.base);
+        if let Some(call) = index.and_then(|i| log.calls.get_mut(i)) {
+            call.response_bytes = bytes.map_or(0, <[u8]>::len);
+            let read = matches!(call.operation.as_str(), "GetItem" | "Query" | "BatchGetItem" | "TransactGetItems" | "Scan");
+            if call.service == "DynamoDB" && read {
+                call.response = bytes.and_then(|b| serde_json::from_slice(b).ok());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which log entry the current attempt is (set before transmit, read after deserialization).
+#[derive(Debug, Clone)]
+struct Logged(usize);
+
+impl Storable for Logged {
+    type Storer = StoreReplace<Self>;
 }
 
 /// The size DynamoDB bills for an item in its JSON wire form (`{"attr": {"S": "…"}, …}`):

@@ -1,166 +1,377 @@
-//! Dollars per delivery: counted calls × capacity units × AWS list prices (us-east-1).
+//! The all-in bill (DESIGN §9): measured usage of one scenario × AWS list prices, line by line,
+//! for x86_64 and arm64; the fixed monthly cost at zero traffic; the partition ceiling.
 //!
-//! DynamoDB bills on-demand requests by capacity units that depend on item size, so every counted
-//! DynamoDB call is attributed to the item(s) it touched: PutItem/BatchWriteItem items come from
-//! the request itself (exact), GetItem/UpdateItem/Query items from a scan of the table after the
-//! scenario (for UpdateItem that is the item after the update, which is what DynamoDB bills when
-//! the item grew; for the GetItem of a delivery it over-counts slightly, the attempt being added
-//! after the read).
+//! Pure arithmetic on what [`crate::costrun`] measured (the ledger of the real call log, Lambda
+//! durations, log bytes, bytes sent), so every rule is unit-tested here and the report only
+//! formats. Prices are us-east-1 list prices without free tier, as stated in [`PRICES_AS_OF`].
 
-use crate::calls::{item_size, Call};
-use serde_json::{Map, Value};
+use crate::ledger::Ledger;
 use std::collections::BTreeMap;
 
-/// DynamoDB on-demand, per write request unit (1 KB), since the Nov 2024 price cut.
-pub const DYNAMO_WRU_USD: f64 = 0.625 / 1e6;
-/// DynamoDB on-demand, per read request unit (4 KB strongly consistent, or 2 eventually consistent reads).
-pub const DYNAMO_RRU_USD: f64 = 0.125 / 1e6;
-/// SQS standard queue, per request (each 64 KB chunk of payload).
-pub const SQS_REQUEST_USD: f64 = 0.40 / 1e6;
+/// When the prices below were taken from the AWS pricing pages.
+pub const PRICES_AS_OF: &str = "us-east-1 list prices, no free tier, as published on the AWS pricing pages in 2025 (DynamoDB after the Nov 2024 on-demand cut)";
+
+/// API Gateway HTTP API, per request (first 300 M/month), each metered in 512 KB increments.
+pub const APIGW_REQUEST_USD: f64 = 1.00 / 1e6;
+/// The API Gateway HTTP API metering increment.
+pub const APIGW_METER_BYTES: usize = 512 * 1024;
 /// Lambda, per request.
 pub const LAMBDA_REQUEST_USD: f64 = 0.20 / 1e6;
-/// Lambda x86, per GB-second.
-pub const LAMBDA_GB_S_USD: f64 = 0.000_016_666_7;
+/// Lambda x86_64, per GB-second.
+pub const LAMBDA_X86_GB_S_USD: f64 = 0.000_016_666_7;
+/// Lambda arm64 (Graviton), per GB-second.
+pub const LAMBDA_ARM_GB_S_USD: f64 = 0.000_013_333_4;
+/// DynamoDB on-demand, per write request unit (1 KB).
+pub const DYNAMO_WRU_USD: f64 = 0.625 / 1e6;
+/// DynamoDB on-demand, per read request unit (4 KB strongly consistent, 2 eventually consistent reads).
+pub const DYNAMO_RRU_USD: f64 = 0.125 / 1e6;
+/// DynamoDB Standard table class storage, per GB-month (items + 100 B each; index entries too).
+pub const DYNAMO_STORAGE_GB_MONTH_USD: f64 = 0.25;
+/// SQS standard queue, per request (each 64 KiB chunk).
+pub const SQS_REQUEST_USD: f64 = 0.40 / 1e6;
+/// CloudWatch Logs standard ingestion, per GB.
+pub const LOGS_INGEST_GB_USD: f64 = 0.50;
+/// Data transfer out to the internet, per GB (first 10 TB/month tier).
+pub const DATA_OUT_GB_USD: f64 = 0.09;
 /// Secrets Manager, per API call ($0.05 per 10,000).
 pub const SECRETS_CALL_USD: f64 = 0.05 / 10_000.0;
-/// Memory the cost model assumes (the template's functions fit 128 MB; see the memory figures).
-pub const LAMBDA_MEMORY_GB: f64 = 0.125;
+/// Secrets Manager, per secret-month.
+pub const SECRET_MONTH_USD: f64 = 0.40;
+/// CloudWatch standard-resolution alarm, per alarm-month.
+pub const ALARM_MONTH_USD: f64 = 0.10;
+/// CloudWatch dashboard, per dashboard-month (beyond the 3 free ones).
+pub const DASHBOARD_MONTH_USD: f64 = 3.00;
+/// Lambda's own log lines per invocation (START, END, REPORT), ingested with the function's logs.
+pub const LAMBDA_PLATFORM_LOG_BYTES: f64 = 350.0;
+/// Seconds in the average month (365.25 / 12 days).
+pub const MONTH_S: f64 = 30.4375 * 86_400.0;
 
-/// Capacity units of one call.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Units {
-    /// Read request units.
-    pub rru: f64,
-    /// Write request units.
-    pub wru: f64,
-    /// SQS requests.
-    pub sqs: f64,
-    /// Secrets Manager calls.
-    pub secrets: f64,
-    /// How the units were derived (item sizes), for the report.
-    pub note: String,
+const GB: f64 = 1e9;
+
+/// The two Lambda architectures priced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Arch {
+    X86_64,
+    Arm64,
 }
 
-/// Items of the table keyed by `(pk, sk)`.
-pub type ItemIndex = BTreeMap<(String, String), Map<String, Value>>;
+impl Arch {
+    pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Arm64];
 
-/// Indexes scanned items by key.
-pub fn index(items: Vec<Map<String, Value>>) -> ItemIndex {
-    items
+    /// The name used in the report and BENCHMARKS.json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    fn gb_s_usd(self) -> f64 {
+        match self {
+            Arch::X86_64 => LAMBDA_X86_GB_S_USD,
+            Arch::Arm64 => LAMBDA_ARM_GB_S_USD,
+        }
+    }
+}
+
+/// Lambda usage of one function in a scenario.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LambdaUse {
+    pub invocations: f64,
+    /// Sum of billed durations (each invocation rounded up to 1 ms).
+    pub billed_ms: f64,
+    pub memory_mb: f64,
+}
+
+/// Everything one scenario used, as measured.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    /// Successful deliveries the scenario produced (the denominator).
+    pub deliveries: f64,
+    /// API Gateway requests as metered (512 KB increments).
+    pub api_requests: f64,
+    /// Per function.
+    pub lambda: BTreeMap<String, LambdaUse>,
+    /// DynamoDB, SQS and Secrets Manager from the replayed call log.
+    pub ledger: Ledger,
+    /// Bytes the functions logged (JSON lines, as in Lambda).
+    pub log_bytes: f64,
+    /// Bytes sent out of AWS: delivery requests to receivers and API responses to producers.
+    pub data_out_bytes: f64,
+    /// Bytes the scenario leaves stored in DynamoDB (items and index entries, 100 B overhead each).
+    pub stored_bytes: f64,
+    /// How long stored bytes stay (the retention, days).
+    pub retention_days: f64,
+}
+
+/// One line of the bill.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Line {
+    pub item: &'static str,
+    /// What was counted, for the report.
+    pub quantity: String,
+    pub usd: f64,
+}
+
+/// The bill of one scenario, per line, in dollars for the whole scenario.
+pub fn bill(u: &Usage, arch: Arch) -> Vec<Line> {
+    let l = &u.ledger;
+    let invocations: f64 = u.lambda.values().map(|f| f.invocations).sum();
+    let gb_s: f64 = u.lambda.values().map(|f| f.billed_ms / 1000.0 * f.memory_mb / 1024.0).sum();
+    let log_bytes = u.log_bytes + invocations * LAMBDA_PLATFORM_LOG_BYTES;
+    let index_wru: f64 = l.index_wru.values().sum();
+    // Storage: a month of traffic stays `retention_days`, so it is billed that share of a month.
+    let storage_gb_months = u.stored_bytes / GB * (u.retention_days * 86_400.0 / MONTH_S);
+    vec![
+        Line { item: "API Gateway HTTP API", quantity: format!("{} requests", u.api_requests), usd: u.api_requests * APIGW_REQUEST_USD },
+        Line { item: "Lambda requests", quantity: format!("{invocations} invocations"), usd: invocations * LAMBDA_REQUEST_USD },
+        Line { item: "Lambda duration", quantity: format!("{gb_s:.4} GB-s ({})", arch.name()), usd: gb_s * arch.gb_s_usd() },
+        Line { item: "DynamoDB writes, table", quantity: format!("{} WRU", l.table_wru), usd: l.table_wru * DYNAMO_WRU_USD },
+        Line {
+            item: "DynamoDB writes, indexes",
+            quantity: if l.index_wru.is_empty() { "0 WRU".into() } else { l.index_wru.iter().map(|(k, v)| format!("{k} {v} WRU")).collect::<Vec<_>>().join(", ") },
+            usd: index_wru * DYNAMO_WRU_USD,
+        },
+        Line { item: "DynamoDB reads", quantity: format!("{} RRU", l.rru), usd: l.rru * DYNAMO_RRU_USD },
+        Line { item: "DynamoDB storage", quantity: format!("{:.0} B for {} days", u.stored_bytes, u.retention_days), usd: storage_gb_months * DYNAMO_STORAGE_GB_MONTH_USD },
+        Line { item: "SQS requests", quantity: format!("{} requests (64 KiB chunks, incl. the event source mapping)", l.sqs), usd: l.sqs * SQS_REQUEST_USD },
+        Line { item: "CloudWatch Logs ingestion", quantity: format!("{log_bytes:.0} B"), usd: log_bytes / GB * LOGS_INGEST_GB_USD },
+        Line { item: "Data transfer out", quantity: format!("{:.0} B", u.data_out_bytes), usd: u.data_out_bytes / GB * DATA_OUT_GB_USD },
+        Line { item: "Secrets Manager calls", quantity: format!("{} calls", l.secrets), usd: l.secrets * SECRETS_CALL_USD },
+    ]
+}
+
+/// Dollars per million successful deliveries.
+pub fn per_million(u: &Usage, arch: Arch) -> f64 {
+    bill(u, arch).iter().map(|l| l.usd).sum::<f64>() / u.deliveries.max(1.0) * 1e6
+}
+
+/// The fixed monthly cost at zero traffic, line by line.
+#[derive(Debug, Clone, Default)]
+pub struct Fixed {
+    /// Queues with an event source mapping, and the idle receives Lambda's pollers make per queue per month.
+    pub esm_queues: f64,
+    pub idle_receives_per_queue_month: f64,
+    pub secrets: f64,
+    pub alarms: f64,
+    pub dashboards: f64,
+    /// Scheduled invocations per month (the sweeper) and what one idle run costs.
+    pub scheduled_per_month: f64,
+    pub scheduled_run: Usage,
+}
+
+/// Lambda's SQS pollers: 5 long polls of 20 s each, kept open while the queue is empty.
+pub const IDLE_POLLERS: f64 = 5.0;
+/// Long-poll wait of the event source mapping.
+pub const IDLE_POLL_S: f64 = 20.0;
+
+/// Idle receives per queue per month from the pollers above.
+pub fn idle_receives_per_month() -> f64 {
+    IDLE_POLLERS * MONTH_S / IDLE_POLL_S
+}
+
+/// The fixed monthly lines (x86_64 and arm64 differ only in the scheduled runs' duration).
+pub fn fixed_lines(f: &Fixed, arch: Arch) -> Vec<Line> {
+    let receives = f.esm_queues * f.idle_receives_per_queue_month;
+    let run: f64 = bill(&f.scheduled_run, arch).iter().map(|l| l.usd).sum();
+    vec![
+        Line { item: "SQS empty receives of the event source mappings", quantity: format!("{} queues × {:.0}/month", f.esm_queues, f.idle_receives_per_queue_month), usd: receives * SQS_REQUEST_USD },
+        Line { item: "Secrets Manager secrets", quantity: format!("{}", f.secrets), usd: f.secrets * SECRET_MONTH_USD },
+        Line { item: "CloudWatch alarms", quantity: format!("{}", f.alarms), usd: f.alarms * ALARM_MONTH_USD },
+        Line { item: "CloudWatch dashboards", quantity: format!("{}", f.dashboards), usd: f.dashboards * DASHBOARD_MONTH_USD },
+        Line { item: "Scheduled runs at zero traffic (sweeper)", quantity: format!("{:.0}/month", f.scheduled_per_month), usd: f.scheduled_per_month * run },
+    ]
+}
+
+/// Sum of a bill.
+pub fn total(lines: &[Line]) -> f64 {
+    lines.iter().map(|l| l.usd).sum()
+}
+
+/// DynamoDB's per-partition limits.
+pub const PARTITION_WCU_S: f64 = 1000.0;
+pub const PARTITION_RCU_S: f64 = 3000.0;
+
+/// The hottest key of a group and the sustained deliveries/s it allows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyLimit {
+    /// `table-or-index: key shape`.
+    pub key: String,
+    pub wru_per_delivery: f64,
+    pub rru_per_delivery: f64,
+    /// Deliveries/s before the key passes 1,000 WCU/s or 3,000 RCU/s.
+    pub at_limit: f64,
+}
+
+impl KeyLimit {
+    pub fn new(key: String, wru_per_delivery: f64, rru_per_delivery: f64) -> Self {
+        let by = |units: f64, limit: f64| if units > 0.0 { limit / units } else { f64::INFINITY };
+        let at_limit = by(wru_per_delivery, PARTITION_WCU_S).min(by(rru_per_delivery, PARTITION_RCU_S));
+        Self { key, wru_per_delivery, rru_per_delivery, at_limit }
+    }
+}
+
+/// The lowest ceiling among keys (infinite when no key bounds it).
+pub fn ceiling(keys: &[KeyLimit]) -> f64 {
+    keys.iter().map(|k| k.at_limit).fold(f64::INFINITY, f64::min)
+}
+
+/// Who a partition key belongs to, which decides whether its load is sustained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Shared by all of an account's traffic (or by every account): bounds the account and each subscription.
+    Account,
+    /// One subscription's traffic: bounds the subscription only.
+    Subscription,
+    /// One event's or one delivery's: a burst per event, not a sustained ceiling.
+    Item,
+}
+
+/// The shape of a partition key value: ids replaced by `{acct}`, `{sub}`, `{dlv}`, `{evt}` (the
+/// scenario's event ids), other prefixed ids by `{id}`, long hex by `{hash}`, digit runs by `{n}`.
+pub fn key_shape(value: &str, event_ids: &[String]) -> (String, Scope) {
+    let mut v = value.to_owned();
+    for e in event_ids {
+        v = v.replace(e.as_str(), "{evt}");
+    }
+    let mut out = String::new();
+    let mut rest = v.as_str();
+    'outer: while !rest.is_empty() {
+        for (prefix, name) in [("acct_", "{acct}"), ("sub_", "{sub}"), ("dlv_", "{dlv}"), ("att_", "{id}"), ("key_", "{id}"), ("ep_", "{id}"), ("inv_", "{id}")] {
+            if let Some(after) = rest.strip_prefix(prefix) {
+                let n = after.chars().take_while(char::is_ascii_alphanumeric).count();
+                if n >= 10 {
+                    out.push_str(name);
+                    rest = &after[n..];
+                    continue 'outer;
+                }
+            }
+        }
+        let hex = rest.chars().take_while(char::is_ascii_hexdigit).count();
+        if hex >= 32 {
+            out.push_str("{hash}");
+            rest = &rest[hex..];
+            continue;
+        }
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits > 0 {
+            out.push_str("{n}");
+            rest = &rest[digits..];
+            continue;
+        }
+        let c = rest.chars().next().expect("not empty");
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    let scope = if out.contains("{evt}") || out.contains("{dlv}") {
+        Scope::Item
+    } else if out.contains("{sub}") {
+        Scope::Subscription
+    } else {
+        Scope::Account
+    };
+    (out, scope)
+}
+
+/// Per key shape (table or index), the units the hottest key of that shape took per delivery in
+/// a scenario of `deliveries` deliveries from one account to one subscription, with its scope.
+pub fn partition_keys(keys: &BTreeMap<(String, String), crate::ledger::Load>, deliveries: f64, event_ids: &[String]) -> Vec<(Scope, KeyLimit)> {
+    let mut hottest: BTreeMap<(String, String), (Scope, f64, f64)> = BTreeMap::new();
+    for ((on, value), load) in keys {
+        let (shape, scope) = key_shape(value, event_ids);
+        let e = hottest.entry((on.clone(), shape)).or_insert((scope, 0.0, 0.0));
+        e.1 = e.1.max(load.wru);
+        e.2 = e.2.max(load.rru);
+    }
+    hottest
         .into_iter()
-        .filter_map(|i| {
-            let pk = i.get("pk")?.get("S")?.as_str()?.to_owned();
-            let sk = i.get("sk")?.get("S")?.as_str()?.to_owned();
-            Some(((pk, sk), i))
-        })
+        .map(|((on, shape), (scope, w, r))| (scope, KeyLimit::new(format!("{on}: {shape}"), w / deliveries.max(1.0), r / deliveries.max(1.0))))
         .collect()
 }
 
-fn key_of(v: &Value) -> Option<(String, String)> {
-    Some((v.pointer("/pk/S")?.as_str()?.to_owned(), v.pointer("/sk/S")?.as_str()?.to_owned()))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn kind(sk: &str) -> &str {
-    sk.split('#').next().unwrap_or(sk)
-}
-
-/// The units one call costs.
-pub fn units(call: &Call, items: &ItemIndex) -> Units {
-    let body = call.body.clone().unwrap_or(Value::Null);
-    let consistent = body.get("ConsistentRead").and_then(Value::as_bool).unwrap_or(false);
-    let read_units = |bytes: usize| {
-        let u = bytes.max(1).div_ceil(4096) as f64;
-        if consistent {
-            u
-        } else {
-            u / 2.0
-        }
-    };
-    match (call.service.as_str(), call.operation.as_str()) {
-        ("SQS", _) => Units { sqs: 1.0, note: "1 request".into(), ..Units::default() },
-        ("SecretsManager", _) => Units { secrets: 1.0, note: "1 API call".into(), ..Units::default() },
-        ("DynamoDB", "GetItem") => {
-            let key = body.get("Key").and_then(key_of);
-            let size = key.as_ref().and_then(|k| items.get(k)).map_or(0, item_size);
-            let what = key.map(|k| kind(&k.1).to_owned()).unwrap_or_default();
-            Units { rru: read_units(size), note: format!("{what} item {size} B, consistent={consistent}"), ..Units::default() }
-        }
-        ("DynamoDB", "PutItem") => {
-            let (size, what) = body
-                .get("Item")
-                .and_then(Value::as_object)
-                .map(|i| (item_size(i), key_of(&Value::Object(i.clone())).map(|k| kind(&k.1).to_owned())))
-                .unwrap_or((0, None));
-            Units { wru: size.max(1).div_ceil(1024) as f64, note: format!("{} item {size} B", what.unwrap_or_default()), ..Units::default() }
-        }
-        ("DynamoDB", "UpdateItem" | "DeleteItem") => {
-            let key = body.get("Key").and_then(key_of);
-            let size = key.as_ref().and_then(|k| items.get(k)).map_or(0, item_size);
-            let what = key.map(|k| kind(&k.1).to_owned()).unwrap_or_default();
-            Units { wru: size.max(1).div_ceil(1024) as f64, note: format!("{what} item {size} B after update"), ..Units::default() }
-        }
-        ("DynamoDB", "BatchWriteItem") => {
-            let mut wru = 0.0;
-            let mut sizes = Vec::new();
-            if let Some(tables) = body.get("RequestItems").and_then(Value::as_object) {
-                for req in tables.values().filter_map(Value::as_array).flatten() {
-                    let size = match (req.pointer("/PutRequest/Item"), req.pointer("/DeleteRequest/Key")) {
-                        (Some(Value::Object(i)), _) => item_size(i),
-                        (_, Some(k)) => key_of(k).and_then(|k| items.get(&k)).map_or(1, item_size),
-                        _ => 1,
-                    };
-                    sizes.push(size);
-                    wru += size.max(1).div_ceil(1024) as f64;
-                }
-            }
-            Units { wru, note: format!("{} items of {:?} B", sizes.len(), sizes), ..Units::default() }
-        }
-        ("DynamoDB", "Query") => {
-            // Items of the queried partition (and sort-key prefix) as they stand after the run.
-            let values: Vec<String> = body
-                .get("ExpressionAttributeValues")
-                .and_then(Value::as_object)
-                .map(|m| m.values().filter_map(|v| v.get("S").and_then(Value::as_str).map(str::to_owned)).collect())
-                .unwrap_or_default();
-            let on_index = body.get("IndexName").is_some();
-            let matched: usize = items
-                .iter()
-                .filter(|((pk, sk), _)| {
-                    !on_index && values.contains(pk) && values.iter().any(|p| p != pk && sk.starts_with(p.as_str()))
-                })
-                .map(|(_, i)| item_size(i))
-                .sum();
-            Units {
-                rru: read_units(matched),
-                note: format!("{matched} B returned, consistent={consistent}"),
-                ..Units::default()
-            }
-        }
-        _ => Units { note: "not priced".into(), ..Units::default() },
+    fn usage() -> Usage {
+        let mut ledger = Ledger { rru: 4.0, table_wru: 3.0, sqs: 3.0, ..Ledger::default() };
+        ledger.index_wru.insert("gsi1".into(), 2.0);
+        let mut lambda = BTreeMap::new();
+        lambda.insert("events-publish".into(), LambdaUse { invocations: 1.0, billed_ms: 10.0, memory_mb: 128.0 });
+        lambda.insert("dispatcher".into(), LambdaUse { invocations: 1.0, billed_ms: 30.0, memory_mb: 256.0 });
+        Usage { deliveries: 1.0, api_requests: 1.0, lambda, ledger, log_bytes: 1300.0, data_out_bytes: 2000.0, stored_bytes: 3000.0, retention_days: 30.4375 }
     }
-}
 
-/// Sum of units per `Service.Operation`.
-pub fn by_operation(calls: &[Call], items: &ItemIndex) -> BTreeMap<String, (u64, Units)> {
-    let mut out: BTreeMap<String, (u64, Units)> = BTreeMap::new();
-    for c in calls {
-        let u = units(c, items);
-        let e = out.entry(c.label()).or_default();
-        e.0 += 1;
-        e.1.rru += u.rru;
-        e.1.wru += u.wru;
-        e.1.sqs += u.sqs;
-        e.1.secrets += u.secrets;
-        if e.1.note.is_empty() {
-            e.1.note = u.note;
-        } else if !e.1.note.contains(&u.note) && e.1.note.len() < 160 {
-            e.1.note = format!("{}; {}", e.1.note, u.note);
-        }
+    #[test]
+    fn every_line_is_priced_from_its_units() {
+        let lines = bill(&usage(), Arch::X86_64);
+        let usd = |item: &str| lines.iter().find(|l| l.item == item).unwrap().usd;
+        assert!((usd("API Gateway HTTP API") - 1e-6).abs() < 1e-15);
+        assert!((usd("Lambda requests") - 0.4e-6).abs() < 1e-15);
+        // 0.01 s × 0.125 GB + 0.03 s × 0.25 GB = 0.00875 GB-s
+        assert!((usd("Lambda duration") - 0.00875 * LAMBDA_X86_GB_S_USD).abs() < 1e-15);
+        assert!((usd("DynamoDB writes, indexes") - 2.0 * 0.625e-6).abs() < 1e-15);
+        assert!((usd("DynamoDB reads") - 0.5e-6).abs() < 1e-15);
+        // 2 invocations add 700 B of platform lines: 2000 B × $0.50/GB
+        assert!((usd("CloudWatch Logs ingestion") - 2000.0 / 1e9 * 0.5).abs() < 1e-15);
+        // a full month of retention: 3000 B × $0.25/GB-month
+        assert!((usd("DynamoDB storage") - 3000.0 / 1e9 * 0.25).abs() < 1e-15);
+        assert!((usd("Data transfer out") - 2000.0 / 1e9 * 0.09).abs() < 1e-15);
     }
-    out
-}
 
-/// Lambda cost of `invocations` invocations lasting `total_ms` in all (each rounded up to 1 ms).
-pub fn lambda_usd(invocations: f64, billed_ms: f64) -> f64 {
-    invocations * LAMBDA_REQUEST_USD + LAMBDA_MEMORY_GB * billed_ms / 1000.0 * LAMBDA_GB_S_USD
+    #[test]
+    fn arm64_is_cheaper_only_in_duration() {
+        let u = usage();
+        let gap = per_million(&u, Arch::X86_64) - per_million(&u, Arch::Arm64);
+        assert!((gap - 0.00875 * (LAMBDA_X86_GB_S_USD - LAMBDA_ARM_GB_S_USD) * 1e6).abs() < 1e-9);
+    }
+
+    #[test]
+    fn per_million_divides_by_deliveries() {
+        let mut u = usage();
+        let one = per_million(&u, Arch::Arm64);
+        u.deliveries = 10.0;
+        assert!((per_million(&u, Arch::Arm64) - one / 10.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn idle_pollers_make_about_650_thousand_receives_a_month() {
+        let r = idle_receives_per_month();
+        assert!((650_000.0..660_000.0).contains(&r), "{r}");
+        let f = Fixed { esm_queues: 2.0, idle_receives_per_queue_month: r, secrets: 1.0, alarms: 1.0, ..Fixed::default() };
+        let t = total(&fixed_lines(&f, Arch::X86_64));
+        assert!((t - (2.0 * r * 0.4e-6 + 0.40 + 0.10)).abs() < 1e-9, "{t}");
+    }
+
+    #[test]
+    fn key_shapes_name_the_owner() {
+        let ev = vec!["evt-1".to_owned()];
+        assert_eq!(key_shape("ACCT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0", &ev), ("ACCT#{acct}".into(), Scope::Account));
+        assert_eq!(key_shape("SUB#sub_01JABCDEFGHJKMNPQRSTVWXYZ0#7", &ev), ("SUB#{sub}#{n}".into(), Scope::Subscription));
+        assert_eq!(key_shape("EVT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0#evt-1", &ev).1, Scope::Item);
+        assert_eq!(key_shape("APIKEY#0123456789abcdef0123456789abcdef", &ev).0, "APIKEY#{hash}");
+    }
+
+    #[test]
+    fn partition_keys_take_the_hottest_value_of_each_shape_per_delivery() {
+        use crate::ledger::Load;
+        let mut keys = BTreeMap::new();
+        keys.insert(("t".to_owned(), "ACCT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0".to_owned()), Load { wru: 40.0, rru: 10.0 });
+        keys.insert(("due".to_owned(), "DUE#3".to_owned()), Load { wru: 4.0, rru: 0.0 });
+        keys.insert(("due".to_owned(), "DUE#4".to_owned()), Load { wru: 6.0, rru: 0.0 });
+        let p = partition_keys(&keys, 10.0, &[]);
+        let due = p.iter().find(|(_, k)| k.key == "due: DUE#{n}").unwrap();
+        assert_eq!(due.1.wru_per_delivery, 0.6);
+        let acct = p.iter().find(|(_, k)| k.key.starts_with("t:")).unwrap();
+        assert_eq!((acct.0, acct.1.wru_per_delivery, acct.1.at_limit), (Scope::Account, 4.0, 250.0));
+    }
+
+    #[test]
+    fn the_ceiling_is_the_tightest_key() {
+        let keys = vec![KeyLimit::new("t: ACCT#{acct}".into(), 4.0, 1.0), KeyLimit::new("gsi1: SUB#{sub}".into(), 0.5, 6.0)];
+        assert_eq!(keys[0].at_limit, 250.0);
+        assert_eq!(keys[1].at_limit, 500.0);
+        assert_eq!(ceiling(&keys), 250.0);
+        assert_eq!(ceiling(&[]), f64::INFINITY);
+    }
 }

@@ -141,6 +141,11 @@ impl Moto {
         Ok(Self { endpoint, child })
     }
 
+    /// The moto process id (for CPU accounting by the benchmark and the load command).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Stops moto now (also done on drop).
     pub async fn stop(mut self) -> Result<()> {
         self.child.kill().await.map_err(|e| anyhow!("Failed to stop moto: {e}"))

@@ -1,0 +1,568 @@
+//! The DynamoDB/SQS ledger: the capacity units and requests AWS bills for a recorded call log,
+//! and the units each partition key (table and every GSI) takes.
+//!
+//! Why a replay and not moto's `ConsumedCapacity`: moto does not bill index writes, the
+//! before/after rule of updates or the doubling of transactions, and the bill must not depend on
+//! which storage layout the handlers use. So the recorded calls are replayed in order against a
+//! shadow of the table (seeded by a scan before the phase): a write bills the larger of the item
+//! before and after (DynamoDB's rule for PutItem, UpdateItem and DeleteItem) in 1 KB units, and
+//! every GSI the item is in before or after is written too at the projected size (a changed index
+//! key is a delete plus a put; an unchanged projection is no index write); transactions cost 2×;
+//! reads bill the full item (table) or the projected entry (index) in 4 KB units, half for
+//! eventually consistent reads. The after-image of an UpdateItem comes from a scan after the phase
+//! (an item updated several times in a phase is billed at its final size each time, an upper bound
+//! when items only grow). SQS bills each 64 KiB of a request or response as one request.
+
+use crate::calls::{item_size, Call};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// A DynamoDB item in its JSON wire form.
+pub type Item = Map<String, Value>;
+
+/// What a GSI copies from the table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Projection {
+    /// Every attribute.
+    All,
+    /// Only the table and index keys.
+    KeysOnly,
+    /// The keys plus these attributes.
+    Include(Vec<String>),
+}
+
+/// One global secondary index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Index {
+    pub name: String,
+    pub pk: String,
+    pub sk: Option<String>,
+    pub projection: Projection,
+}
+
+/// The table's keys and indexes, read from template.yaml so the model follows the layout.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schema {
+    pub pk: String,
+    pub sk: Option<String>,
+    pub indexes: Vec<Index>,
+}
+
+fn key_schema(keys: Option<&Value>) -> (Option<String>, Option<String>) {
+    let mut hash = None;
+    let mut range = None;
+    for k in keys.and_then(Value::as_array).into_iter().flatten() {
+        let name = k.get("AttributeName").and_then(Value::as_str).map(str::to_owned);
+        match k.get("KeyType").and_then(Value::as_str) {
+            Some("HASH") => hash = name,
+            Some("RANGE") => range = name,
+            _ => {}
+        }
+    }
+    (hash, range)
+}
+
+impl Schema {
+    /// The first `AWS::DynamoDB::Table` of the template (as JSON).
+    pub fn from_template(doc: &Value) -> Option<Self> {
+        let table = doc.get("Resources")?.as_object()?.values().find(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"))?;
+        let props = table.get("Properties")?;
+        let (pk, sk) = key_schema(props.get("KeySchema"));
+        let indexes = props
+            .get("GlobalSecondaryIndexes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| {
+                let (pk, sk) = key_schema(g.get("KeySchema"));
+                let projection = match g.pointer("/Projection/ProjectionType").and_then(Value::as_str) {
+                    Some("KEYS_ONLY") => Projection::KeysOnly,
+                    Some("INCLUDE") => Projection::Include(
+                        g.pointer("/Projection/NonKeyAttributes")
+                            .and_then(Value::as_array)
+                            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                            .unwrap_or_default(),
+                    ),
+                    _ => Projection::All,
+                };
+                Some(Index { name: g.get("IndexName")?.as_str()?.to_owned(), pk: pk?, sk, projection })
+            })
+            .collect();
+        Some(Self { pk: pk?, sk, indexes })
+    }
+
+    /// The table key of an item or key map, as `(pk, sk)` strings.
+    fn key_of(&self, item: &Item) -> Option<(String, String)> {
+        let pk = scalar(item.get(&self.pk)?)?;
+        let sk = match &self.sk {
+            Some(sk) => scalar(item.get(sk)?)?,
+            None => String::new(),
+        };
+        Some((pk, sk))
+    }
+
+    /// The entry `item` has in `index` (None when it lacks the index's key attributes).
+    pub fn project(&self, index: &Index, item: &Item) -> Option<Item> {
+        item.get(&index.pk)?;
+        if let Some(sk) = &index.sk {
+            item.get(sk)?;
+        }
+        if index.projection == Projection::All {
+            return Some(item.clone());
+        }
+        let mut keep: Vec<&str> = vec![&self.pk, &index.pk];
+        keep.extend(self.sk.as_deref());
+        keep.extend(index.sk.as_deref());
+        if let Projection::Include(extra) = &index.projection {
+            keep.extend(extra.iter().map(String::as_str));
+        }
+        Some(item.iter().filter(|(k, _)| keep.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+/// The string form of an S/N/B key attribute.
+fn scalar(v: &Value) -> Option<String> {
+    let obj = v.as_object()?;
+    ["S", "N", "B"].iter().find_map(|t| obj.get(*t).and_then(Value::as_str).map(str::to_owned))
+}
+
+/// Write units of an item of `bytes` (1 KB each, at least 1).
+pub fn write_units(bytes: usize) -> f64 {
+    bytes.max(1).div_ceil(1024) as f64
+}
+
+/// Read units of `bytes` read in one request (4 KB each, at least 1; half if eventually consistent).
+pub fn read_units(bytes: usize, consistent: bool) -> f64 {
+    let u = bytes.max(1).div_ceil(4096) as f64;
+    if consistent {
+        u
+    } else {
+        u / 2.0
+    }
+}
+
+/// SQS requests billed for a call moving `bytes` (each 64 KiB chunk is one request).
+pub fn sqs_requests(bytes: usize) -> f64 {
+    bytes.max(1).div_ceil(64 * 1024) as f64
+}
+
+/// Units on one partition key.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Load {
+    pub wru: f64,
+    pub rru: f64,
+}
+
+/// What a call log costs.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger {
+    /// Read units (table and indexes).
+    pub rru: f64,
+    /// Write units on the table itself.
+    pub table_wru: f64,
+    /// Write units per GSI.
+    pub index_wru: BTreeMap<String, f64>,
+    /// SQS requests as billed (64 KiB chunks).
+    pub sqs: f64,
+    /// Secrets Manager API calls.
+    pub secrets: f64,
+    /// Calls per `Service.Operation`.
+    pub calls: BTreeMap<String, u64>,
+    /// Units per `(table or index name, partition key value)`.
+    pub keys: BTreeMap<(String, String), Load>,
+    /// Item kinds written (first segment of the sort key) with their sizes, for the report.
+    pub writes: BTreeMap<String, (u64, usize)>,
+}
+
+impl Ledger {
+    /// Write units on the table and every index.
+    pub fn wru(&self) -> f64 {
+        self.table_wru + self.index_wru.values().sum::<f64>()
+    }
+}
+
+/// Replays calls against a shadow of the table.
+pub struct Replay<'a> {
+    schema: &'a Schema,
+    table: String,
+    shadow: BTreeMap<(String, String), Item>,
+    after: BTreeMap<(String, String), Item>,
+    /// The result.
+    pub ledger: Ledger,
+}
+
+impl<'a> Replay<'a> {
+    /// `before`: the table's items when the phase started; `after`: when it ended.
+    pub fn new(schema: &'a Schema, table: &str, before: &[Item], after: &[Item]) -> Self {
+        let by_key = |items: &[Item]| items.iter().filter_map(|i| Some((schema.key_of(i)?, i.clone()))).collect();
+        Self { schema, table: table.to_owned(), shadow: by_key(before), after: by_key(after), ledger: Ledger::default() }
+    }
+
+    /// Replays a whole log and returns the ledger.
+    pub fn run(mut self, calls: &[Call]) -> Ledger {
+        for c in calls {
+            self.call(c);
+        }
+        self.ledger
+    }
+
+    fn load(&mut self, on: &str, pk: String) -> &mut Load {
+        self.ledger.keys.entry((on.to_owned(), pk)).or_default()
+    }
+
+    /// Bills one item write (factor 2 inside a transaction) and moves the shadow on.
+    fn write(&mut self, key: (String, String), after: Option<Item>, factor: f64) {
+        let before = self.shadow.get(&key).cloned();
+        let size = before.as_ref().map_or(0, item_size).max(after.as_ref().map_or(0, item_size));
+        let units = factor * write_units(size);
+        self.ledger.table_wru += units;
+        let table = self.table.clone();
+        self.load(&table, key.0.clone()).wru += units;
+        let kind = key.1.split('#').next().unwrap_or_default().to_owned();
+        let e = self.ledger.writes.entry(kind).or_default();
+        e.0 += 1;
+        e.1 = e.1.max(size);
+        for index in &self.schema.indexes {
+            let old = before.as_ref().and_then(|i| self.schema.project(index, i));
+            let new = after.as_ref().and_then(|i| self.schema.project(index, i));
+            let mut entries: Vec<(String, f64)> = Vec::new();
+            let pk_of = |i: &Item| i.get(&index.pk).and_then(scalar).unwrap_or_default();
+            let keys_of = |i: &Item| (pk_of(i), index.sk.as_ref().and_then(|s| i.get(s)).and_then(scalar));
+            match (&old, &new) {
+                (Some(o), Some(n)) if keys_of(o) == keys_of(n) => {
+                    if o != n {
+                        entries.push((pk_of(n), factor * write_units(item_size(o).max(item_size(n)))));
+                    }
+                }
+                _ => {
+                    if let Some(o) = &old {
+                        entries.push((pk_of(o), factor * write_units(item_size(o))));
+                    }
+                    if let Some(n) = &new {
+                        entries.push((pk_of(n), factor * write_units(item_size(n))));
+                    }
+                }
+            }
+            for (pk, units) in entries {
+                *self.ledger.index_wru.entry(index.name.clone()).or_default() += units;
+                self.ledger.keys.entry((index.name.clone(), pk)).or_default().wru += units;
+            }
+        }
+        match after {
+            Some(item) => self.shadow.insert(key, item),
+            None => self.shadow.remove(&key),
+        };
+    }
+
+    /// The item an UpdateItem leaves: the scan after the phase, else the item before (created and
+    /// deleted within the phase: billed at its earlier size).
+    fn updated(&self, key: &(String, String)) -> Option<Item> {
+        self.after.get(key).or_else(|| self.shadow.get(key)).cloned()
+    }
+
+    fn read(&mut self, on: &str, pk: String, bytes: usize, consistent: bool, factor: f64) {
+        let units = factor * read_units(bytes, consistent);
+        self.ledger.rru += units;
+        self.load(on, pk).rru += units;
+    }
+
+    /// Bills one recorded call.
+    pub fn call(&mut self, c: &Call) {
+        *self.ledger.calls.entry(c.label()).or_default() += 1;
+        match c.service.as_str() {
+            "SQS" => self.ledger.sqs += sqs_requests(c.request_bytes.max(c.response_bytes)),
+            "SecretsManager" => self.ledger.secrets += 1.0,
+            "DynamoDB" => self.dynamo(c),
+            _ => {}
+        }
+    }
+
+    fn dynamo(&mut self, c: &Call) {
+        let empty = Value::Null;
+        let body = c.body.as_ref().unwrap_or(&empty);
+        let failed = c.response.as_ref().and_then(|r| r.get("__type")).and_then(Value::as_str).map(str::to_owned);
+        let consistent = body.get("ConsistentRead").and_then(Value::as_bool).unwrap_or(false);
+        let schema = self.schema;
+        let key_in = |v: Option<&Value>| v.and_then(Value::as_object).and_then(|m| schema.key_of(m));
+        if let Some(error) = failed {
+            // A failed conditional write is billed (at the item's size); throttles are not.
+            if error.contains("ConditionalCheckFailed") {
+                let key = key_in(body.get("Key")).or_else(|| key_in(body.get("Item")));
+                let size = key.as_ref().and_then(|k| self.shadow.get(k)).map_or(1, item_size);
+                self.ledger.table_wru += write_units(size);
+                let table = self.table.clone();
+                if let Some(k) = key {
+                    self.load(&table, k.0).wru += write_units(size);
+                }
+            }
+            return;
+        }
+        let table = self.table.clone();
+        match c.operation.as_str() {
+            "GetItem" => {
+                let Some(key) = key_in(body.get("Key")) else { return };
+                let size = self.shadow.get(&key).map_or(0, item_size);
+                self.read(&table, key.0, size, consistent, 1.0);
+            }
+            "BatchGetItem" => {
+                for req in body.get("RequestItems").and_then(Value::as_object).into_iter().flat_map(|m| m.values()) {
+                    let consistent = req.get("ConsistentRead").and_then(Value::as_bool).unwrap_or(false);
+                    for k in req.get("Keys").and_then(Value::as_array).into_iter().flatten() {
+                        let Some(key) = key_in(Some(k)) else { continue };
+                        let size = self.shadow.get(&key).map_or(0, item_size);
+                        self.read(&table, key.0, size, consistent, 1.0);
+                    }
+                }
+            }
+            "TransactGetItems" => {
+                for t in body.get("TransactItems").and_then(Value::as_array).into_iter().flatten() {
+                    let Some(key) = key_in(t.pointer("/Get/Key")) else { continue };
+                    let size = self.shadow.get(&key).map_or(0, item_size);
+                    self.read(&table, key.0, size, true, 2.0);
+                }
+            }
+            "Query" | "Scan" => {
+                let index = body.get("IndexName").and_then(Value::as_str).and_then(|n| self.schema.indexes.iter().find(|i| i.name == n)).cloned();
+                let returned: Vec<Item> = c
+                    .response
+                    .as_ref()
+                    .and_then(|r| r.get("Items"))
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_object).cloned().collect())
+                    .unwrap_or_default();
+                // Billed on what the query read: the full table item, or the projected index entry.
+                let bytes: usize = returned
+                    .iter()
+                    .map(|r| {
+                        let full = self.schema.key_of(r).and_then(|k| self.shadow.get(&k).cloned()).unwrap_or_else(|| r.clone());
+                        match &index {
+                            Some(ix) => self.schema.project(ix, &full).map_or(item_size(r), |p| item_size(&p)),
+                            None => item_size(&full),
+                        }
+                    })
+                    .sum();
+                let pk_attr = index.as_ref().map_or(self.schema.pk.clone(), |i| i.pk.clone());
+                let pk = query_partition(body, &pk_attr).unwrap_or_else(|| "?".into());
+                let on = index.map_or(table, |i| i.name);
+                self.read(&on, pk, bytes, consistent, 1.0);
+            }
+            "PutItem" => {
+                let Some(item) = body.get("Item").and_then(Value::as_object).cloned() else { return };
+                let Some(key) = self.schema.key_of(&item) else { return };
+                self.write(key, Some(item), 1.0);
+            }
+            "UpdateItem" => {
+                let Some(key) = key_in(body.get("Key")) else { return };
+                let after = self.updated(&key);
+                self.write(key, after, 1.0);
+            }
+            "DeleteItem" => {
+                let Some(key) = key_in(body.get("Key")) else { return };
+                self.write(key, None, 1.0);
+            }
+            "BatchWriteItem" => {
+                for req in body.get("RequestItems").and_then(Value::as_object).into_iter().flat_map(|m| m.values()).filter_map(Value::as_array).flatten() {
+                    if let Some(item) = req.pointer("/PutRequest/Item").and_then(Value::as_object) {
+                        if let Some(key) = self.schema.key_of(item) {
+                            self.write(key, Some(item.clone()), 1.0);
+                        }
+                    } else if let Some(key) = key_in(req.pointer("/DeleteRequest/Key")) {
+                        self.write(key, None, 1.0);
+                    }
+                }
+            }
+            "TransactWriteItems" => {
+                for t in body.get("TransactItems").and_then(Value::as_array).into_iter().flatten() {
+                    if let Some(item) = t.pointer("/Put/Item").and_then(Value::as_object) {
+                        if let Some(key) = self.schema.key_of(item) {
+                            self.write(key, Some(item.clone()), 2.0);
+                        }
+                    } else if let Some(key) = key_in(t.pointer("/Update/Key")) {
+                        let after = self.updated(&key);
+                        self.write(key, after, 2.0);
+                    } else if let Some(key) = key_in(t.pointer("/Delete/Key")) {
+                        self.write(key, None, 2.0);
+                    } else if let Some(key) = key_in(t.pointer("/ConditionCheck/Key")) {
+                        // A condition check in a transaction is billed as a transactional read.
+                        let size = self.shadow.get(&key).map_or(0, item_size);
+                        self.read(&table, key.0, size, true, 2.0);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Per-item storage overhead DynamoDB adds (table items and index entries alike).
+pub const ITEM_OVERHEAD_BYTES: usize = 100;
+
+/// Bytes a phase left stored: items new or changed since `before` (changed ones net of their
+/// old size), each with its index entries, at 100 B overhead per item and entry.
+pub fn stored_bytes(schema: &Schema, before: &[Item], after: &[Item]) -> i64 {
+    let stored = |i: &Item| -> i64 {
+        let entries: usize = schema.indexes.iter().filter_map(|ix| schema.project(ix, i)).map(|p| item_size(&p) + ITEM_OVERHEAD_BYTES).sum();
+        (item_size(i) + ITEM_OVERHEAD_BYTES + entries) as i64
+    };
+    let old: BTreeMap<(String, String), &Item> = before.iter().filter_map(|i| Some((schema.key_of(i)?, i))).collect();
+    let mut total = 0;
+    let mut seen = std::collections::BTreeSet::new();
+    for item in after {
+        let Some(key) = schema.key_of(item) else { continue };
+        match old.get(&key) {
+            Some(o) if *o == item => {}
+            Some(o) => total += stored(item) - stored(o),
+            None => total += stored(item),
+        }
+        seen.insert(key);
+    }
+    for (key, o) in &old {
+        if !seen.contains(key) {
+            total -= stored(o);
+        }
+    }
+    total
+}
+
+/// The partition a Query reads: the value compared with `=` to the partition key attribute in
+/// its `KeyConditionExpression` (names resolved through `ExpressionAttributeNames`).
+fn query_partition(body: &Value, pk_attr: &str) -> Option<String> {
+    let expr = body.get("KeyConditionExpression")?.as_str()?;
+    let names = body.get("ExpressionAttributeNames").and_then(Value::as_object);
+    let values = body.get("ExpressionAttributeValues")?.as_object()?;
+    for part in expr.split(" AND ").chain(expr.split(" and ")) {
+        let Some((left, right)) = part.split_once('=') else { continue };
+        let left = left.trim().trim_start_matches('(');
+        let name = if left.starts_with('#') { names.and_then(|n| n.get(left)).and_then(Value::as_str).unwrap_or(left) } else { left };
+        if name == pk_attr {
+            return values.get(right.trim().trim_end_matches(')')).and_then(scalar);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn schema(projection: Projection) -> Schema {
+        Schema {
+            pk: "pk".into(),
+            sk: Some("sk".into()),
+            indexes: vec![Index { name: "gsi1".into(), pk: "gsi1pk".into(), sk: Some("gsi1sk".into()), projection }],
+        }
+    }
+
+    fn item(sk: &str, gsi: Option<&str>, pad: usize) -> Value {
+        let mut i = json!({"pk": {"S": "ACCT#a"}, "sk": {"S": sk}, "body": {"S": "x".repeat(pad)}});
+        if let Some(g) = gsi {
+            i["gsi1pk"] = json!({"S": g});
+            i["gsi1sk"] = json!({"S": "1"});
+        }
+        i
+    }
+
+    fn obj(v: &Value) -> Item {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn schema_comes_from_the_template() {
+        let doc = json!({"Resources": {"T": {"Type": "AWS::DynamoDB::Table", "Properties": {
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "GlobalSecondaryIndexes": [{"IndexName": "g", "KeySchema": [{"AttributeName": "gp", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status"]}}]}}}});
+        let s = Schema::from_template(&doc).unwrap();
+        assert_eq!(s.pk, "pk");
+        assert_eq!(s.sk.as_deref(), Some("sk"));
+        assert_eq!(s.indexes, vec![Index { name: "g".into(), pk: "gp".into(), sk: None, projection: Projection::Include(vec!["status".into()]) }]);
+    }
+
+    #[test]
+    fn a_put_into_an_index_is_written_twice() {
+        let s = schema(Projection::All);
+        let put = Call::new("DynamoDB", "PutItem", Some(json!({"Item": item("DLV#1", Some("SUB#s"), 1500)})));
+        let l = Replay::new(&s, "t", &[], &[]).run(&[put]);
+        assert_eq!(l.table_wru, 2.0, "1.5 KB item = 2 WRU");
+        assert_eq!(l.index_wru["gsi1"], 2.0, "projected ALL: the same 2 WRU again");
+        assert_eq!(l.keys[&("gsi1".to_owned(), "SUB#s".to_owned())].wru, 2.0);
+        assert_eq!(l.keys[&("t".to_owned(), "ACCT#a".to_owned())].wru, 2.0);
+    }
+
+    #[test]
+    fn keys_only_index_writes_the_small_entry_and_skips_unchanged_projections() {
+        let s = schema(Projection::KeysOnly);
+        let before = obj(&item("DLV#1", Some("SUB#s"), 3000));
+        let mut after = before.clone();
+        after.insert("body".into(), json!({"S": "y".repeat(3000)}));
+        let upd = Call::new("DynamoDB", "UpdateItem", Some(json!({"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "DLV#1"}}})));
+        let l = Replay::new(&s, "t", &[before], &[after]).run(&[upd]);
+        assert_eq!(l.table_wru, 3.0);
+        assert_eq!(l.index_wru.get("gsi1"), None, "keys unchanged: no index write");
+    }
+
+    #[test]
+    fn an_update_bills_the_larger_image_and_a_moved_index_key_is_delete_plus_put() {
+        let s = schema(Projection::All);
+        let before = obj(&item("DLV#1", Some("SUB#s#pending"), 2500));
+        let mut after = obj(&item("DLV#1", Some("SUB#s#done"), 10));
+        after.remove("body");
+        let upd = Call::new("DynamoDB", "UpdateItem", Some(json!({"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "DLV#1"}}})));
+        let l = Replay::new(&s, "t", &[before], &[after]).run(&[upd]);
+        assert_eq!(l.table_wru, 3.0, "the larger of before (2.5 KB) and after");
+        assert_eq!(l.index_wru["gsi1"], 4.0, "delete of the 2.5 KB entry (3) + put of the small one (1)");
+        assert_eq!(l.keys[&("gsi1".to_owned(), "SUB#s#done".to_owned())].wru, 1.0);
+    }
+
+    #[test]
+    fn transactions_cost_double_and_failed_conditions_still_bill() {
+        let s = schema(Projection::All);
+        let tx = Call::new("DynamoDB", "TransactWriteItems", Some(json!({"TransactItems": [
+            {"Put": {"Item": item("EP#1", None, 10)}},
+            {"ConditionCheck": {"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "EP#1"}}}}
+        ]})));
+        let mut failed = Call::new("DynamoDB", "PutItem", Some(json!({"Item": item("EVT#1", None, 10)})));
+        failed.response = Some(json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"}));
+        let l = Replay::new(&s, "t", &[], &[]).run(&[tx, failed]);
+        assert_eq!(l.table_wru, 2.0 + 1.0);
+        assert_eq!(l.rru, 2.0);
+    }
+
+    #[test]
+    fn reads_bill_four_kb_units_and_queries_sum_what_they_return() {
+        let s = schema(Projection::KeysOnly);
+        let big = obj(&item("DLV#1", Some("SUB#s"), 5000));
+        let get = Call::new("DynamoDB", "GetItem", Some(json!({"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "DLV#1"}}, "ConsistentRead": true})));
+        let mut q = Call::new("DynamoDB", "Query", Some(json!({
+            "IndexName": "gsi1", "KeyConditionExpression": "#p = :p", "ExpressionAttributeNames": {"#p": "gsi1pk"},
+            "ExpressionAttributeValues": {":p": {"S": "SUB#s"}}})));
+        q.response = Some(json!({"Items": [big.clone()]}));
+        let l = Replay::new(&s, "t", &[big], &[]).run(&[get, q]);
+        // 5 KB consistent = 2 RRU; the keys-only entry (tiny) eventually consistent = 0.5.
+        assert_eq!(l.rru, 2.5);
+        assert_eq!(l.keys[&("gsi1".to_owned(), "SUB#s".to_owned())].rru, 0.5);
+    }
+
+    #[test]
+    fn stored_bytes_count_new_items_and_their_index_entries() {
+        let s = schema(Projection::KeysOnly);
+        let old = obj(&item("SUB#1", None, 10));
+        let new = obj(&item("DLV#1", Some("SUB#s"), 900));
+        let b = stored_bytes(&s, std::slice::from_ref(&old), &[old.clone(), new.clone()]);
+        let entry = item_size(&s.project(&s.indexes[0], &new).unwrap());
+        assert_eq!(b as usize, item_size(&new) + 100 + entry + 100);
+        assert_eq!(stored_bytes(&s, &[old], &[]), -(8 + 7 + 14 + 100));
+    }
+
+    #[test]
+    fn sqs_bills_64_kib_chunks() {
+        let s = schema(Projection::All);
+        let mut send = Call::new("SQS", "SendMessageBatch", None);
+        send.request_bytes = 130 * 1024;
+        let mut recv = Call::new("SQS", "ReceiveMessage", None);
+        recv.response_bytes = 10;
+        let l = Replay::new(&s, "t", &[], &[]).run(&[send, recv]);
+        assert_eq!(l.sqs, 3.0 + 1.0);
+    }
+}
