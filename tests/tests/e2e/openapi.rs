@@ -88,6 +88,9 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
     r.keep("deliveries-get", &api.get(&delivery_path).await);
     r.keep("deliveries-get", &api.get("/v1/webhooks/deliveries/dlv_nope").await);
     r.keep("deliveries-replay", &api.post(&format!("{delivery_path}/replay"), Value::Null).await);
+    r.keep("subscriptions-recover", &api.post(&format!("{sub_path}/recover"), json!({"since": created["created_at"]})).await);
+    r.keep("subscriptions-recover", &api.post(&format!("{sub_path}/recover"), json!({"since": "yesterday"})).await);
+    r.keep("deliveries-list", &api.get(&format!("/v1/webhooks/deliveries?event_type=investigation.queued&since={}", created["created_at"].as_str().unwrap())).await);
 
     let (endpoint, receiver_path, _) = create_endpoint(&stack, json!({"provider": "generic", "default_depth": "quick"})).await;
     r.0.push(json!({"operation": "endpoints-create", "status": 201, "body": endpoint}));
