@@ -227,7 +227,7 @@ mod tests {
     fn defaults_apply_when_only_required_variables_are_set() {
         let c = parse(&base()).unwrap();
         assert_eq!(c.table_name, "puck");
-        assert_eq!(c.max_delivery_attempts, 15);
+        assert_eq!(c.max_delivery_attempts, 17);
         assert_eq!(c.backoff_base_seconds, 30);
         assert_eq!(c.backoff_max_seconds, 43_200);
         assert_eq!(c.delivery_timeout_seconds, 10);

@@ -48,8 +48,9 @@ pub struct BoundRoute {
 /// The template routes bound to `puck_api::ROUTES`' handlers.
 #[derive(Clone)]
 pub struct Gateway {
-    /// Binary → route, every template route but `$default`.
-    routes: BTreeMap<&'static str, BoundRoute>,
+    /// (method, path) → route, every template route but `$default` (a binary may serve several,
+    /// like the console's page and its assets).
+    routes: BTreeMap<(&'static str, &'static str), BoundRoute>,
     /// The `$default` route, invoked for any request no route matches.
     default: Option<BoundRoute>,
     ctx: Arc<Context>,
@@ -68,20 +69,21 @@ impl Gateway {
         let mut bound = BTreeMap::new();
         let mut default = None;
         for r in routes {
-            let entry = puck_api::ROUTES
-                .iter()
-                .find(|e| e.binary == r.binary)
-                .ok_or_else(|| anyhow!("{}: binary {} has no entry in puck_api::ROUTES", r.function, r.binary))?;
-            if (entry.method, entry.path) != (r.method.as_str(), r.path.as_str()) {
-                bail!("{}: template says {} {}, puck_api::ROUTES says {} {}", r.binary, r.method, r.path, entry.method, entry.path);
+            let of_binary: Vec<&puck_api::Route> = puck_api::ROUTES.iter().filter(|e| e.binary == r.binary).collect();
+            if of_binary.is_empty() {
+                bail!("{}: binary {} has no entry in puck_api::ROUTES", r.function, r.binary);
             }
+            let Some(entry) = of_binary.iter().find(|e| (e.method, e.path) == (r.method.as_str(), r.path.as_str())) else {
+                let table: Vec<String> = of_binary.iter().map(|e| format!("{} {}", e.method, e.path)).collect();
+                bail!("{}: template says {} {}, puck_api::ROUTES says {}", r.binary, r.method, r.path, table.join(", "));
+            };
             let route = BoundRoute { route: r.clone(), handler: entry.handler };
-            let slot = if entry.is_default() { default.replace(route) } else { bound.insert(entry.binary, route) };
+            let slot = if entry.is_default() { default.replace(route) } else { bound.insert((entry.method, entry.path), route) };
             if slot.is_some() {
                 bail!("{}: declared more than once", r.binary);
             }
         }
-        if let Some(missing) = puck_api::ROUTES.iter().find(|e| !bound.contains_key(e.binary) && !e.is_default()) {
+        if let Some(missing) = puck_api::ROUTES.iter().find(|e| !bound.contains_key(&(e.method, e.path)) && !e.is_default()) {
             bail!("puck_api::ROUTES has {} {} ({}), template.yaml does not", missing.method, missing.path, missing.binary);
         }
         Ok(Self { routes: bound, default, ctx })
@@ -92,7 +94,7 @@ impl Gateway {
             RouteMatch::Found { route, params } => {
                 let params = params.into_iter().map(|(k, v)| (k.to_owned(), percent_decode(v))).collect();
                 // `new` bound every table route.
-                return Routed::Found(&self.routes[route.binary], params);
+                return Routed::Found(&self.routes[&(route.method, route.path)], params);
             }
             RouteMatch::MethodNotAllowed(allowed) => ApiError::MethodNotAllowed { method: method.to_string(), path: path.to_owned(), allowed },
             RouteMatch::NotFound => ApiError::NoRoute { method: method.to_string(), path: path.to_owned() },

@@ -16,7 +16,7 @@ async fn two_stacks_share_one_moto_and_serve_the_template_routes() {
     assert_ne!(a.base_url, b.base_url);
     assert!(a.dead_letter_queue_url.ends_with("-DeadLetterQueue"), "{}", a.dead_letter_queue_url);
     assert_eq!(a.env["ALLOW_PRIVATE_TARGETS"], "1");
-    assert_eq!(a.env["MAX_DELIVERY_ATTEMPTS"], "15");
+    assert_eq!(a.env["MAX_DELIVERY_ATTEMPTS"], "17");
     assert!(a.api_key.starts_with("pck_test_"));
 
     let http = reqwest::Client::new();

@@ -37,7 +37,7 @@ impl NewEvent {
         fields.deny_unknown(FIELDS)?;
         let event_type = EventType::parse(fields.req_str("event_type")?).map_err(AppError::Validation)?;
         if event_type.info().is_operational() {
-            return Err(AppError::validation("event_type", format!("event_type {} is emitted by the service and cannot be published", event_type.as_str())));
+            return Err(AppError::validation("event_type", format!("event_type {} is an operational event type the service emits itself", crate::validation::quoted(event_type.as_str()))));
         }
         let data = match fields.raw("data") {
             None => return Err(AppError::validation("data", "data is required")),
