@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: template lint, unit + handler tests, and end-to-end tests against the
+# The whole test suite: formatting, template lint, unit + handler tests, and end-to-end tests against the
 # local stack (moto + real HTTPS receivers) and the web console in headless Chromium. Installs what it
 # needs (the project virtualenv, Debian chromium + chromium-driver) itself.
 set -euo pipefail
@@ -8,6 +8,9 @@ cd "$root"
 bash infra/scripts/bootstrap-python.sh
 export PATH="$root/.venv/bin:$PATH"
 bash infra/scripts/install-chromium.sh
+
+echo "== cargo fmt --check (rustfmt.toml)"
+cargo fmt --all --check
 
 echo "== cfn-lint template.yaml"
 cfn-lint template.yaml

@@ -39,7 +39,10 @@ fn require(path: &str, package: &str) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
 }
 
 impl Browser {
@@ -94,8 +97,12 @@ impl Browser {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
         }}});
-        let resp: Value = http.post(format!("{base}/session")).json(&caps).send().await.expect("new session").json().await.unwrap();
-        let session = resp["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("chromedriver refused the session: {resp}")).to_owned();
+        let resp: Value =
+            http.post(format!("{base}/session")).json(&caps).send().await.expect("new session").json().await.unwrap();
+        let session = resp["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("chromedriver refused the session: {resp}"))
+            .to_owned();
         Self { http, session: format!("{base}/session/{session}"), driver, profile }
     }
 
@@ -129,7 +136,10 @@ impl Browser {
 
     /// The `textContent` of the first element matching `css`, if any.
     pub async fn text(&self, css: &str) -> Option<String> {
-        self.js("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", json!([css])).await.as_str().map(str::to_owned)
+        self.js("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", json!([css]))
+            .await
+            .as_str()
+            .map(str::to_owned)
     }
 
     /// The visible text of the whole page.
@@ -163,7 +173,9 @@ impl Browser {
     async fn element(&self, css: &str) -> String {
         let deadline = Instant::now() + UI_TIMEOUT;
         loop {
-            let found = self.call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css}))).await;
+            let found = self
+                .call(reqwest::Method::POST, "/element", Some(json!({"using": "css selector", "value": css})))
+                .await;
             if let Ok(v) = found {
                 return v[ELEMENT_KEY].as_str().expect("element reference").to_owned();
             }
@@ -180,7 +192,10 @@ impl Browser {
             match self.call(reqwest::Method::POST, &format!("/element/{id}/click"), Some(json!({}))).await {
                 Ok(_) => return,
                 // Re-rendered between find and click: find it again.
-                Err(e) if Instant::now() < deadline && (e.contains("stale") || e.contains("not interactable") || e.contains("intercepted")) => {
+                Err(e)
+                    if Instant::now() < deadline
+                        && (e.contains("stale") || e.contains("not interactable") || e.contains("intercepted")) =>
+                {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => panic!("click {css}: {e}"),
@@ -217,7 +232,11 @@ impl Browser {
     }
 
     pub async fn title(&self) -> String {
-        self.call(reqwest::Method::GET, "/title", None).await.ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+        self.call(reqwest::Method::GET, "/title", None)
+            .await
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
     }
 
     pub async fn set_window(&self, width: u32, height: u32) {
@@ -234,7 +253,8 @@ impl Browser {
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine;
         let data = self.call(reqwest::Method::GET, "/screenshot", None).await.expect("screenshot");
-        let png = base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap_or_default()).expect("base64 png");
+        let png =
+            base64::engine::general_purpose::STANDARD.decode(data.as_str().unwrap_or_default()).expect("base64 png");
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.png"));
@@ -267,6 +287,8 @@ impl Drop for Browser {
 
 /// `target/console-screenshots` (or under `CARGO_TARGET_DIR`): written by the tests, never committed.
 pub fn screenshot_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| puck_local::moto::repo_root().join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| puck_local::moto::repo_root().join("target"));
     target.join("console-screenshots")
 }

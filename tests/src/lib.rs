@@ -46,9 +46,9 @@
 pub mod browser;
 pub mod delivery;
 pub mod dynamo;
-pub mod logs;
 pub mod leaks;
 pub mod load;
+pub mod logs;
 pub mod moto;
 pub mod raw;
 pub mod receiver;

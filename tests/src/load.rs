@@ -209,7 +209,8 @@ pub async fn run(api: &ApiClient, opts: &LoadOptions, progress: &(dyn Fn(&str) +
     let publish_started = Instant::now();
     let results: Vec<(usize, usize)> = futures::stream::iter(event_ids.iter().enumerate())
         .map(|(i, event_id)| async move {
-            let body = json!({"event_type": "finding.discovered", "severity": "high", "event_id": event_id, "data": {"n": i}});
+            let body =
+                json!({"event_type": "finding.discovered", "severity": "high", "event_id": event_id, "data": {"n": i}});
             let mut retries = 0;
             loop {
                 let (status, resp, _) = api.post("/v1/events", body.clone()).await;

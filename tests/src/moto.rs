@@ -47,8 +47,7 @@ pub fn endpoint() -> String {
         if let Err(e) = spawned {
             return Err(format!("could not spawn the moto thread: {e}"));
         }
-        rx.recv_timeout(Duration::from_secs(300))
-            .unwrap_or_else(|e| Err(format!("moto thread gave no answer: {e}")))
+        rx.recv_timeout(Duration::from_secs(300)).unwrap_or_else(|e| Err(format!("moto thread gave no answer: {e}")))
     });
     match started {
         Ok(endpoint) => endpoint.clone(),

@@ -142,7 +142,9 @@ async fn act(mut tls: Tls, behaviour: Misbehave, shared: &Shared) {
             let _ = tls.shutdown().await;
         }
         Misbehave::HangMidBody { status, stall } => {
-            let head = format!("HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\npartial body");
+            let head = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\npartial body"
+            );
             let _ = tls.write_all(head.as_bytes()).await;
             let _ = tls.flush().await;
             tokio::time::sleep(stall).await;
@@ -197,7 +199,8 @@ async fn read_request(tls: &mut Tls) -> Option<RawRequest> {
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    let length: usize = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let length: usize =
+        headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
     let mut body = buf[head_end + 4..].to_vec();
     while body.len() < length {
         let n = tls.read(&mut chunk).await.ok()?;

@@ -10,9 +10,9 @@ use http::{HeaderMap, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use puck_local::test_tls::{serve_tls, TestCa};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use puck_local::test_tls::{serve_tls, TestCa};
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -47,7 +47,8 @@ impl ReceivedRequest {
     /// # Panics
     /// When the body is not JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("receiver got a non-JSON body ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("receiver got a non-JSON body ({e}): {:?}", self.body))
     }
 
     /// The body as (lossy) text.

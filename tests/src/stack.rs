@@ -159,15 +159,14 @@ impl TestStack {
         } else {
             stack_opts.env_overrides.remove("ALLOW_PRIVATE_TARGETS");
         }
-        stack_opts
-            .env_overrides
-            .insert("EXTRA_CA_CERT".into(), test_ca_pem_path().to_string_lossy().into_owned());
+        stack_opts.env_overrides.insert("EXTRA_CA_CERT".into(), test_ca_pem_path().to_string_lossy().into_owned());
         stack_opts.poll_interval = opts.poll_interval;
         stack_opts.sweep_interval = opts.sweep_interval;
         stack_opts.faults = opts.faults.clone();
         stack_opts.delivery_visibility_timeout_secs = opts.visibility_timeout_secs;
         stack_opts.pollers_per_queue = opts.pollers_per_queue;
-        let stack = LocalStack::start(stack_opts).await.unwrap_or_else(|e| panic!("the local stack failed to start: {e:#}"));
+        let stack =
+            LocalStack::start(stack_opts).await.unwrap_or_else(|e| panic!("the local stack failed to start: {e:#}"));
         let api = ApiClient::new(&stack.base_url, Some(stack.api_key.clone()));
         Self { stack, faults: opts.faults, api }
     }
@@ -312,7 +311,13 @@ impl ApiClient {
     /// Any method with exactly these extra headers and raw body bytes (no Content-Type unless
     /// given). The bearer key is added when the client has one and `headers` has no
     /// `Authorization`.
-    pub async fn raw(&self, method: Method, path: &str, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> ApiResponse {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Vec<u8>>,
+    ) -> ApiResponse {
         let has_auth = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("authorization"));
         let mut req = if has_auth { self.http.request(method, self.url(path)) } else { self.request(method, path) };
         for (name, value) in headers {

@@ -50,7 +50,8 @@ pub fn build(routes: &[(String, &str, &str)]) -> Result<Value, String> {
     let mut paths = Map::new();
     for (binary, method, path) in routes {
         let (binary, method, path) = (binary.as_str(), *method, *path);
-        let operation = operations.remove(binary).ok_or_else(|| format!("route {binary} ({method} {path}) has no operation"))?;
+        let operation =
+            operations.remove(binary).ok_or_else(|| format!("route {binary} ({method} {path}) has no operation"))?;
         let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
         entry[method.to_ascii_lowercase()] = place(binary, operation)?;
     }
@@ -76,7 +77,10 @@ fn place(binary: &str, mut operation: Value) -> Result<Value, String> {
     if let Some(scope) = &scope {
         op.insert("x-scope".into(), scope.clone());
     }
-    let responses = op.get_mut("responses").and_then(Value::as_object_mut).ok_or_else(|| format!("operation {binary} has no responses"))?;
+    let responses = op
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| format!("operation {binary} has no responses"))?;
     let error_ref = |name: &str| json!({ "$ref": format!("#/components/responses/{name}") });
     let uses_storage = !matches!(binary, "openapi-document" | "api-docs" | "console" | "console-asset");
     if uses_storage {
@@ -140,7 +144,13 @@ mod tests {
             for (method, op) in item.as_object().unwrap() {
                 let declared: Vec<String> = op["parameters"]
                     .as_array()
-                    .map(|ps| ps.iter().map(|p| resolve(&doc, p)).filter(|p| p["in"] == "path").map(|p| p["name"].as_str().unwrap().to_owned()).collect())
+                    .map(|ps| {
+                        ps.iter()
+                            .map(|p| resolve(&doc, p))
+                            .filter(|p| p["in"] == "path")
+                            .map(|p| p["name"].as_str().unwrap().to_owned())
+                            .collect()
+                    })
                     .unwrap_or_default();
                 assert_eq!(declared, wanted, "{method} {path}");
             }

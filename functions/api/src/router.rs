@@ -11,7 +11,10 @@ use crate::{Route, ROUTES};
 pub enum RouteMatch<'p> {
     /// The route serving this method and path, and its path parameters as (name, raw segment),
     /// still percent-encoded as in the request line.
-    Found { route: &'static Route, params: Vec<(&'static str, &'p str)> },
+    Found {
+        route: &'static Route,
+        params: Vec<(&'static str, &'p str)>,
+    },
     /// Routes have this path, none this method: their methods, sorted, deduplicated.
     MethodNotAllowed(Vec<&'static str>),
     NotFound,
@@ -102,7 +105,14 @@ mod tests {
         assert_eq!(allowed("PUT", "/v1/webhooks/subscriptions"), ["GET", "POST"]);
         // Both `/endpoints/{id}` and `/{provider}/{key}` fit: their methods are united.
         assert_eq!(allowed("GET", "/v1/webhooks/incoming/endpoints/ep_1"), ["DELETE", "POST"]);
-        for path in ["/", "", "/v1", "/v1/webhooks/subscriptions/", "/v1/webhooks/subscriptions/a/b", "/v1/webhooks/subscriptions//test"] {
+        for path in [
+            "/",
+            "",
+            "/v1",
+            "/v1/webhooks/subscriptions/",
+            "/v1/webhooks/subscriptions/a/b",
+            "/v1/webhooks/subscriptions//test",
+        ] {
             assert!(matches!(match_route("GET", path), RouteMatch::NotFound), "{path}");
         }
     }

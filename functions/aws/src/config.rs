@@ -119,11 +119,9 @@ impl Config {
             None => None,
         };
         let static_credentials = match (&aws_endpoint_url, get("AWS_ACCESS_KEY_ID"), get("AWS_SECRET_ACCESS_KEY")) {
-            (Some(_), Some(access_key_id), Some(secret_access_key)) => Some(StaticCredentials {
-                access_key_id,
-                secret_access_key,
-                session_token: get("AWS_SESSION_TOKEN"),
-            }),
+            (Some(_), Some(access_key_id), Some(secret_access_key)) => {
+                Some(StaticCredentials { access_key_id, secret_access_key, session_token: get("AWS_SESSION_TOKEN") })
+            }
             _ => None,
         };
 
@@ -138,7 +136,12 @@ impl Config {
             secret_overlap_seconds: number(get("SECRET_OVERLAP_SECONDS"), "SECRET_OVERLAP_SECONDS", 86_400, 0)?,
             retention_days: number(get("RETENTION_DAYS"), "RETENTION_DAYS", 30, 1)?,
             sweep_grace_seconds: number(get("SWEEP_GRACE_SECONDS"), "SWEEP_GRACE_SECONDS", 300, 0)?,
-            auto_disable_after_seconds: number(get("AUTO_DISABLE_AFTER_SECONDS"), "AUTO_DISABLE_AFTER_SECONDS", 432_000, 1)?,
+            auto_disable_after_seconds: number(
+                get("AUTO_DISABLE_AFTER_SECONDS"),
+                "AUTO_DISABLE_AFTER_SECONDS",
+                432_000,
+                1,
+            )?,
             recover_max_per_call: number(get("RECOVER_MAX_PER_CALL"), "RECOVER_MAX_PER_CALL", 1_000, 1)?,
             public_base_url,
             allow_private_targets: flag(get("ALLOW_PRIVATE_TARGETS"), "ALLOW_PRIVATE_TARGETS")?,

@@ -76,7 +76,10 @@ struct ThrottlingClient {
 
 impl HttpClient for ThrottlingClient {
     fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
-        SharedHttpConnector::new(ThrottlingConnector { inner: self.inner.http_connector(settings, components), switches: self.switches.clone() })
+        SharedHttpConnector::new(ThrottlingConnector {
+            inner: self.inner.http_connector(settings, components),
+            switches: self.switches.clone(),
+        })
     }
 }
 
@@ -100,7 +103,10 @@ impl HttpConnector for ThrottlingConnector {
 /// DynamoDB's answer to a throttled request: HTTP 400, AWS JSON 1.0, the error code in `__type`.
 fn throttled_response(provisioned: bool) -> HttpResponse {
     let (code, message) = if provisioned {
-        ("ProvisionedThroughputExceededException", "The level of configured provisioned throughput for the table was exceeded.")
+        (
+            "ProvisionedThroughputExceededException",
+            "The level of configured provisioned throughput for the table was exceeded.",
+        )
     } else {
         ("ThrottlingException", "Throughput exceeds the current capacity for one or more global secondary indexes.")
     };

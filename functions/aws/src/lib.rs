@@ -78,10 +78,7 @@ pub async fn build_context(config: &Config) -> anyhow::Result<Context> {
 
 /// [`build_context`] with test fault switches wired into every DynamoDB and SQS adapter.
 #[cfg(feature = "fault-injection")]
-pub async fn build_context_with_faults(
-    config: &Config,
-    faults: Arc<faults::FaultSwitches>,
-) -> anyhow::Result<Context> {
+pub async fn build_context_with_faults(config: &Config, faults: Arc<faults::FaultSwitches>) -> anyhow::Result<Context> {
     build(config, FaultGate::new(faults)).await
 }
 
@@ -116,9 +113,7 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         keyring,
         api_keys: Arc::new(DynamoApiKeyStore::new(dynamo.clone(), table).with_faults(faults.clone())),
         subscriptions: Arc::new(DynamoSubscriptionStore::new(dynamo.clone(), table).with_faults(faults.clone())),
-        deliveries: Arc::new(
-            DynamoDeliveryStore::new(dynamo.clone(), table).with_faults(faults.clone()),
-        ),
+        deliveries: Arc::new(DynamoDeliveryStore::new(dynamo.clone(), table).with_faults(faults.clone())),
         endpoints: Arc::new(DynamoEndpointStore::new(dynamo.clone(), table).with_faults(faults.clone())),
         investigations: Arc::new(
             DynamoInvestigationStore::new(dynamo, table, config.retention_days).with_faults(faults.clone()),
@@ -133,9 +128,9 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
 /// `EXTRA_CA_CERT` from config.
 pub fn build_sender(config: &Config) -> anyhow::Result<Arc<dyn WebhookSender>> {
     let extra_ca_pem = match &config.extra_ca_cert {
-        Some(path) => Some(
-            std::fs::read(path).with_context(|| format!("Failed to read EXTRA_CA_CERT {}", path.display()))?,
-        ),
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("Failed to read EXTRA_CA_CERT {}", path.display()))?)
+        }
         None => None,
     };
     let sender = HttpSender::new(SenderOptions {

@@ -67,7 +67,13 @@ impl RetryPolicy {
     /// [`Self::delay_secs`], capped at what is left of SQS's 12 h visibility window of a message
     /// received at `received_unix` (seconds), now being `now_unix`, less [`RECEIVE_MARGIN_SECS`].
     /// Never below 1 s: a receive older than the window gets the smallest delay, not a refusal.
-    pub fn delay_within_window(&self, attempt: u32, retry_after: Option<u32>, received_unix: i64, now_unix: i64) -> u32 {
+    pub fn delay_within_window(
+        &self,
+        attempt: u32,
+        retry_after: Option<u32>,
+        received_unix: i64,
+        now_unix: i64,
+    ) -> u32 {
         self.delay_secs(attempt, retry_after).min(window_left_secs(received_unix, now_unix)).max(1)
     }
 
@@ -123,7 +129,9 @@ mod tests {
     fn default_schedule_spans_about_three_days() {
         // The defaults must be the deployed settings (template.yaml Globals and parameters).
         let template = include_str!("../../../template.yaml");
-        assert!(template.contains("BACKOFF_BASE_SECONDS: \"30\"") && template.contains("BACKOFF_MAX_SECONDS: \"43200\""));
+        assert!(
+            template.contains("BACKOFF_BASE_SECONDS: \"30\"") && template.contains("BACKOFF_MAX_SECONDS: \"43200\"")
+        );
         assert!(template.contains("MaxDeliveryAttempts:\n    Type: Number\n    Default: 17\n"));
         let p = RetryPolicy::default();
         let (min, max) = (p.min_span_secs(), p.total_span_secs());

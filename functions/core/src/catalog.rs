@@ -424,6 +424,9 @@ mod tests {
             "finding.discovered (low): SQL injection in POST /login on api.acme.example"
         );
         assert_eq!(summary_line("finding.discovered", "e1", None, &json!({"x": 1})), "finding.discovered: event e1");
-        assert_eq!(summary_line("agent.registered", "e2", None, &json!({"agent_id": "a\n b"})), "agent.registered: agent a b joined the fleet");
+        assert_eq!(
+            summary_line("agent.registered", "e2", None, &json!({"agent_id": "a\n b"})),
+            "agent.registered: agent a b joined the fleet"
+        );
     }
 }

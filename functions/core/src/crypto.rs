@@ -61,17 +61,12 @@ impl Keyring {
             .cipher
             .encrypt(Nonce::from_slice(&nonce), Payload { msg: plaintext.as_bytes(), aad: context.as_bytes() })
             .expect("AES-GCM encryption of in-memory data cannot fail");
-        format!(
-            "{CIPHERTEXT_VERSION}.{}.{}",
-            STANDARD_NO_PAD.encode(nonce),
-            STANDARD_NO_PAD.encode(sealed)
-        )
+        format!("{CIPHERTEXT_VERSION}.{}.{}", STANDARD_NO_PAD.encode(nonce), STANDARD_NO_PAD.encode(sealed))
     }
 
     pub fn decrypt(&self, stored: &str, context: &str) -> Result<String, DecryptError> {
         let mut parts = stored.splitn(3, '.');
-        let (Some(CIPHERTEXT_VERSION), Some(nonce), Some(sealed)) = (parts.next(), parts.next(), parts.next())
-        else {
+        let (Some(CIPHERTEXT_VERSION), Some(nonce), Some(sealed)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(DecryptError);
         };
         let nonce = STANDARD_NO_PAD.decode(nonce).map_err(|_| DecryptError)?;

@@ -50,7 +50,8 @@ mod tests {
         let prod = tags(&[("account", "prod"), ("layer", "cloud")]);
         let high = Filters { min_severity: Some(Severity::High), tags: BTreeMap::new() };
         let tagged = Filters { min_severity: None, tags: tags(&[("account", "prod")]) };
-        let both = Filters { min_severity: Some(Severity::Medium), tags: tags(&[("account", "prod"), ("layer", "cloud")]) };
+        let both =
+            Filters { min_severity: Some(Severity::Medium), tags: tags(&[("account", "prod"), ("layer", "cloud")]) };
         let cases = [
             (&high, Some(Severity::Critical), &none, true),
             (&high, Some(Severity::High), &none, true),

@@ -147,7 +147,9 @@ fn teams(envelope: &Envelope, severity: Option<Severity>) -> Value {
     if !facts.is_empty() {
         body.push(json!({"type": "FactSet", "facts": facts}));
     }
-    body.push(json!({"type": "TextBlock", "text": context_line(envelope), "isSubtle": true, "size": "Small", "wrap": true}));
+    body.push(
+        json!({"type": "TextBlock", "text": context_line(envelope), "isSubtle": true, "size": "Small", "wrap": true}),
+    );
     json!({
         "type": "message",
         "attachments": [{
@@ -171,7 +173,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn envelope(event_type: &str, data: Value) -> Envelope {
-        Envelope::new(EventId::parse("evt-1").unwrap(), event_type, Timestamp::parse_rfc3339("2026-05-03T14:22:01Z").unwrap(), data)
+        Envelope::new(
+            EventId::parse("evt-1").unwrap(),
+            event_type,
+            Timestamp::parse_rfc3339("2026-05-03T14:22:01Z").unwrap(),
+            data,
+        )
     }
 
     fn parsed(format: Format, e: &Envelope, s: Option<Severity>) -> Value {
@@ -193,13 +200,17 @@ mod tests {
 
     #[test]
     fn slack_has_text_header_summary_fields_and_context() {
-        let e = envelope("finding.discovered", json!({"title": "SQL injection", "host": "api.acme.example", "count": 3, "nested": {"a": 1}}));
+        let e = envelope(
+            "finding.discovered",
+            json!({"title": "SQL injection", "host": "api.acme.example", "count": 3, "nested": {"a": 1}}),
+        );
         let v = parsed(Format::Slack, &e, Some(Severity::Critical));
         assert_eq!(v["text"], "finding.discovered (critical): SQL injection on api.acme.example");
         let blocks = v["blocks"].as_array().unwrap();
         assert_eq!(blocks[0], json!({"type": "header", "text": {"type": "plain_text", "text": "finding.discovered"}}));
         assert_eq!(blocks[1]["text"]["text"], v["text"]);
-        let fields: Vec<&str> = blocks[2]["fields"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap()).collect();
+        let fields: Vec<&str> =
+            blocks[2]["fields"].as_array().unwrap().iter().map(|f| f["text"].as_str().unwrap()).collect();
         assert_eq!(fields, ["severity: critical", "title: SQL injection", "host: api.acme.example", "count: 3"]);
         assert_eq!(blocks[3]["type"], "context");
         assert!(blocks[3]["elements"][0]["text"].as_str().unwrap().contains("evt-1"));
@@ -212,7 +223,10 @@ mod tests {
         assert_eq!(v["type"], "message");
         let att = &v["attachments"][0];
         assert_eq!(att["contentType"], "application/vnd.microsoft.card.adaptive");
-        assert_eq!((att["content"]["type"].as_str(), att["content"]["version"].as_str()), (Some("AdaptiveCard"), Some("1.4")));
+        assert_eq!(
+            (att["content"]["type"].as_str(), att["content"]["version"].as_str()),
+            (Some("AdaptiveCard"), Some("1.4"))
+        );
         let body = att["content"]["body"].as_array().unwrap();
         assert_eq!(body[1]["text"], "agent.registered: agent a1 joined the fleet");
         assert_eq!(body[2]["facts"][0], json!({"title": "agent_id", "value": "a1"}));

@@ -112,7 +112,8 @@ impl Subscription {
 
     /// The public shape: everything but secrets; custom header values are `***`.
     pub fn view(&self) -> Value {
-        let headers: serde_json::Map<String, Value> = self.header_names.iter().map(|n| (n.clone(), Value::from(REDACTED))).collect();
+        let headers: serde_json::Map<String, Value> =
+            self.header_names.iter().map(|n| (n.clone(), Value::from(REDACTED))).collect();
         json!({
             "id": self.id,
             "name": self.name,

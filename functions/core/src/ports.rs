@@ -5,7 +5,9 @@
 //! what keeps each function's policy in template.yaml small.
 
 use crate::ids::{AccountId, ApiKeyId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
-use crate::model::{ApiKeyRecord, Attempt, Delivery, DeliveryStatus, Endpoint, Investigation, StoredEvent, Subscription};
+use crate::model::{
+    ApiKeyRecord, Attempt, Delivery, DeliveryStatus, Endpoint, Investigation, StoredEvent, Subscription,
+};
 use crate::time::Timestamp;
 use async_trait::async_trait;
 

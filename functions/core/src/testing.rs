@@ -3,7 +3,9 @@
 
 use crate::crypto::Keyring;
 use crate::ids::{AccountId, ApiKeyId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
-use crate::model::{ApiKeyRecord, Attempt, Caller, Delivery, DeliveryStatus, Endpoint, Investigation, Scope, StoredEvent, Subscription};
+use crate::model::{
+    ApiKeyRecord, Attempt, Caller, Delivery, DeliveryStatus, Endpoint, Investigation, Scope, StoredEvent, Subscription,
+};
 use crate::ports::*;
 use crate::services::{Context, Settings};
 use crate::time::Timestamp;
@@ -54,7 +56,12 @@ impl SubscriptionStore for Memory {
     async fn get(&self, a: &AccountId, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
         Ok(self.subs.lock().unwrap().get(&key(a, id.as_str())).cloned())
     }
-    async fn list_page(&self, a: &AccountId, limit: usize, after: Option<&SubscriptionId>) -> StoreResult<(Vec<Subscription>, Option<SubscriptionId>)> {
+    async fn list_page(
+        &self,
+        a: &AccountId,
+        limit: usize,
+        after: Option<&SubscriptionId>,
+    ) -> StoreResult<(Vec<Subscription>, Option<SubscriptionId>)> {
         let all: Vec<Subscription> = self
             .subs
             .lock()
@@ -79,7 +86,13 @@ impl SubscriptionStore for Memory {
     async fn delete(&self, a: &AccountId, id: &SubscriptionId) -> StoreResult<bool> {
         Ok(self.subs.lock().unwrap().remove(&key(a, id.as_str())).is_some())
     }
-    async fn record_last_delivery(&self, a: &AccountId, id: &SubscriptionId, status: DeliveryStatus, at: Timestamp) -> StoreResult<()> {
+    async fn record_last_delivery(
+        &self,
+        a: &AccountId,
+        id: &SubscriptionId,
+        status: DeliveryStatus,
+        at: Timestamp,
+    ) -> StoreResult<()> {
         if let Some(s) = self.subs.lock().unwrap().get_mut(&key(a, id.as_str())) {
             s.last_delivery_status = Some(status.as_str().to_owned());
             s.last_delivery_at = Some(at);
@@ -88,7 +101,9 @@ impl SubscriptionStore for Memory {
     }
     async fn mark_failing(&self, a: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
         let mut subs = self.subs.lock().unwrap();
-        let Some(s) = subs.get_mut(&key(a, id.as_str())).filter(|s| s.failing_since.is_none()) else { return Ok(false) };
+        let Some(s) = subs.get_mut(&key(a, id.as_str())).filter(|s| s.failing_since.is_none()) else {
+            return Ok(false);
+        };
         s.failing_since = Some(since);
         Ok(true)
     }
@@ -98,7 +113,13 @@ impl SubscriptionStore for Memory {
         }
         Ok(())
     }
-    async fn disable_failing(&self, a: &AccountId, id: &SubscriptionId, failing_since: Timestamp, at: Timestamp) -> StoreResult<bool> {
+    async fn disable_failing(
+        &self,
+        a: &AccountId,
+        id: &SubscriptionId,
+        failing_since: Timestamp,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
         let mut subs = self.subs.lock().unwrap();
         let still = |s: &&mut Subscription| s.active && s.failing_since == Some(failing_since);
         let Some(s) = subs.get_mut(&key(a, id.as_str())).filter(still) else { return Ok(false) };
@@ -141,7 +162,13 @@ impl DeliveryStore for Memory {
     async fn get(&self, a: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
         Ok(self.deliveries.lock().unwrap().get(&key(a, id.as_str())).cloned())
     }
-    async fn list_page(&self, a: &AccountId, f: &DeliveryFilter, limit: usize, before: Option<&DeliveryId>) -> StoreResult<(Vec<Delivery>, Option<DeliveryId>)> {
+    async fn list_page(
+        &self,
+        a: &AccountId,
+        f: &DeliveryFilter,
+        limit: usize,
+        before: Option<&DeliveryId>,
+    ) -> StoreResult<(Vec<Delivery>, Option<DeliveryId>)> {
         let all: Vec<Delivery> = self
             .deliveries
             .lock()
@@ -158,9 +185,17 @@ impl DeliveryStore for Memory {
         let last = if more { page.last().map(|d| d.id.clone()) } else { None };
         Ok((page, last))
     }
-    async fn record_attempt(&self, a: &AccountId, id: &DeliveryId, attempt: &Attempt, u: &AttemptUpdate) -> StoreResult<bool> {
+    async fn record_attempt(
+        &self,
+        a: &AccountId,
+        id: &DeliveryId,
+        attempt: &Attempt,
+        u: &AttemptUpdate,
+    ) -> StoreResult<bool> {
         let mut all = self.deliveries.lock().unwrap();
-        let Some(d) = all.get_mut(&key(a, id.as_str())).filter(|d| u.only_if.contains(&d.status)) else { return Ok(false) };
+        let Some(d) = all.get_mut(&key(a, id.as_str())).filter(|d| u.only_if.contains(&d.status)) else {
+            return Ok(false);
+        };
         d.status = u.status;
         d.attempt_count = u.attempt_count;
         d.next_attempt_at = u.next_attempt_at;
@@ -174,7 +209,15 @@ impl DeliveryStore for Memory {
         d.attempts = crate::model::newest_attempts(attempts);
         Ok(true)
     }
-    async fn transition(&self, a: &AccountId, id: &DeliveryId, from: &[DeliveryStatus], to: DeliveryStatus, next: Option<Timestamp>, now: Timestamp) -> StoreResult<bool> {
+    async fn transition(
+        &self,
+        a: &AccountId,
+        id: &DeliveryId,
+        from: &[DeliveryStatus],
+        to: DeliveryStatus,
+        next: Option<Timestamp>,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let mut all = self.deliveries.lock().unwrap();
         let Some(d) = all.get_mut(&key(a, id.as_str())).filter(|d| from.contains(&d.status)) else { return Ok(false) };
         d.status = to;

@@ -37,9 +37,8 @@ impl Timestamp {
     /// Always millisecond precision (`…:01.120Z`), so stored values sort as text too.
     pub fn rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;
-        let format = time::macros::format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        );
+        let format =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
         OffsetDateTime::from_unix_timestamp_nanos(nanos)
             .ok()
             .and_then(|t| t.format(&format).ok())

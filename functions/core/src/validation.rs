@@ -31,9 +31,9 @@ pub struct EventType(&'static str);
 
 impl EventType {
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        catalog::find(raw)
-            .map(|t| Self(t.name))
-            .ok_or_else(|| ValidationError::new("event_type", format!("event_type {} is not a known event type", quoted(raw))))
+        catalog::find(raw).map(|t| Self(t.name)).ok_or_else(|| {
+            ValidationError::new("event_type", format!("event_type {} is not a known event type", quoted(raw)))
+        })
     }
 
     pub fn as_str(&self) -> &'static str {
@@ -77,24 +77,29 @@ impl EventPattern {
         }
         if let Some(prefix) = raw.strip_suffix(".*") {
             let pattern = Self::Prefix(prefix.to_owned());
-            let known = !prefix.is_empty() && !prefix.contains('*') && catalog::CATALOG.iter().any(|t| pattern.matches(t.name));
+            let known =
+                !prefix.is_empty() && !prefix.contains('*') && catalog::CATALOG.iter().any(|t| pattern.matches(t.name));
             return if known {
                 Ok(pattern)
             } else {
-                Err(ValidationError::new("events", format!("events: {} does not match any known event type", quoted(raw))))
+                Err(ValidationError::new(
+                    "events",
+                    format!("events: {} does not match any known event type", quoted(raw)),
+                ))
             };
         }
-        EventType::parse(raw)
-            .map(Self::Exact)
-            .map_err(|_| ValidationError::new("events", format!("events: {} is not a known event type, prefix.* wildcard or \"*\"", quoted(raw))))
+        EventType::parse(raw).map(Self::Exact).map_err(|_| {
+            ValidationError::new(
+                "events",
+                format!("events: {} is not a known event type, prefix.* wildcard or \"*\"", quoted(raw)),
+            )
+        })
     }
 
     pub fn matches(&self, event_type: &str) -> bool {
         match self {
             Self::Exact(t) => t.as_str() == event_type,
-            Self::Prefix(prefix) => {
-                event_type.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('.'))
-            }
+            Self::Prefix(prefix) => event_type.strip_prefix(prefix.as_str()).is_some_and(|rest| rest.starts_with('.')),
             Self::All => catalog::find(event_type).is_some_and(|t| !t.is_operational()),
         }
     }
@@ -161,18 +166,28 @@ pub const MAX_TAG_VALUE_LEN: usize = 256;
 
 /// Parses a JSON object of string → string tags, naming `field` in errors.
 pub fn parse_tags(field: &str, value: &serde_json::Value) -> Result<BTreeMap<String, String>, ValidationError> {
-    let obj = value.as_object().ok_or_else(|| ValidationError::new(field, format!("{field} must be an object of string values")))?;
+    let obj = value
+        .as_object()
+        .ok_or_else(|| ValidationError::new(field, format!("{field} must be an object of string values")))?;
     if obj.len() > MAX_TAGS {
         return Err(ValidationError::new(field, format!("{field} must have at most {MAX_TAGS} entries")));
     }
     let mut tags = BTreeMap::new();
     for (k, v) in obj {
-        let v = v.as_str().ok_or_else(|| ValidationError::new(field, format!("{field}.{} must be a string", printable(k))))?;
+        let v = v
+            .as_str()
+            .ok_or_else(|| ValidationError::new(field, format!("{field}.{} must be a string", printable(k))))?;
         if k.is_empty() || k.len() > MAX_TAG_KEY_LEN || k.chars().any(char::is_control) {
-            return Err(ValidationError::new(field, format!("{field} keys must be 1 to {MAX_TAG_KEY_LEN} printable characters")));
+            return Err(ValidationError::new(
+                field,
+                format!("{field} keys must be 1 to {MAX_TAG_KEY_LEN} printable characters"),
+            ));
         }
         if v.len() > MAX_TAG_VALUE_LEN || v.chars().any(char::is_control) {
-            return Err(ValidationError::new(field, format!("{field}.{} must be at most {MAX_TAG_VALUE_LEN} printable characters", printable(k))));
+            return Err(ValidationError::new(
+                field,
+                format!("{field}.{} must be at most {MAX_TAG_VALUE_LEN} printable characters", printable(k)),
+            ));
         }
         tags.insert(k.clone(), v.to_owned());
     }
@@ -184,7 +199,8 @@ pub const MAX_CUSTOM_HEADERS: usize = 10;
 pub const MAX_HEADER_NAME_LEN: usize = 256;
 pub const MAX_HEADER_VALUE_LEN: usize = 1024;
 /// Names the service sets itself (or the HTTP stack owns); `webhook-*` and `X-Puck-*` too.
-const RESERVED_HEADERS: [&str; 6] = ["host", "content-type", "content-length", "connection", "transfer-encoding", "user-agent"];
+const RESERVED_HEADERS: [&str; 6] =
+    ["host", "content-type", "content-length", "connection", "transfer-encoding", "user-agent"];
 
 /// Whether a custom header may not use `name` (compared case-insensitively).
 pub fn is_reserved_header(name: &str) -> bool {
@@ -205,7 +221,10 @@ fn headers_error(message: impl Into<String>) -> ValidationError {
 /// One custom header name: an RFC 9110 token, not reserved.
 pub fn parse_custom_header_name(name: &str) -> Result<(), ValidationError> {
     if name.len() > MAX_HEADER_NAME_LEN || !is_token(name) {
-        return Err(headers_error(format!("headers: {} is not a valid header name (an RFC 9110 token of at most {MAX_HEADER_NAME_LEN} characters)", quoted(name))));
+        return Err(headers_error(format!(
+            "headers: {} is not a valid header name (an RFC 9110 token of at most {MAX_HEADER_NAME_LEN} characters)",
+            quoted(name)
+        )));
     }
     if is_reserved_header(name) {
         return Err(headers_error(format!("headers.{} is reserved and cannot be set", printable(name))));
@@ -217,14 +236,18 @@ pub fn parse_custom_header_name(name: &str) -> Result<(), ValidationError> {
 pub fn parse_custom_header_value(name: &str, value: &Value) -> Result<String, ValidationError> {
     let v = value.as_str().ok_or_else(|| headers_error(format!("headers.{} must be a string", printable(name))))?;
     if v.is_empty() || v.len() > MAX_HEADER_VALUE_LEN || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(headers_error(format!("headers.{} must be 1 to {MAX_HEADER_VALUE_LEN} printable ASCII characters", printable(name))));
+        return Err(headers_error(format!(
+            "headers.{} must be 1 to {MAX_HEADER_VALUE_LEN} printable ASCII characters",
+            printable(name)
+        )));
     }
     Ok(v.to_owned())
 }
 
 /// The `headers` object of a subscription: name → value, names unique ignoring case.
 pub fn parse_custom_headers(value: &Value) -> Result<BTreeMap<String, String>, ValidationError> {
-    let obj = value.as_object().ok_or_else(|| headers_error("headers must be an object of header name to string value"))?;
+    let obj =
+        value.as_object().ok_or_else(|| headers_error("headers must be an object of header name to string value"))?;
     if obj.len() > MAX_CUSTOM_HEADERS {
         return Err(headers_error(format!("headers must have at most {MAX_CUSTOM_HEADERS} entries")));
     }
@@ -233,7 +256,10 @@ pub fn parse_custom_headers(value: &Value) -> Result<BTreeMap<String, String>, V
     for (name, v) in obj {
         parse_custom_header_name(name)?;
         if !seen.insert(name.to_ascii_lowercase()) {
-            return Err(headers_error(format!("headers.{} is given twice (header names ignore case)", printable(name))));
+            return Err(headers_error(format!(
+                "headers.{} is given twice (header names ignore case)",
+                printable(name)
+            )));
         }
         headers.insert(name.clone(), parse_custom_header_value(name, v)?);
     }
@@ -472,13 +498,19 @@ mod tests {
         assert!(ops.matches("webhook.delivery.dead_lettered") && ops.matches("webhook.subscription.disabled"));
         assert!(!ops.matches("finding.discovered"));
         let deliveries = EventPattern::parse("webhook.delivery.*").unwrap();
-        assert!(deliveries.matches("webhook.delivery.dead_lettered") && !deliveries.matches("webhook.subscription.disabled"));
-        assert!(EventPattern::parse("webhook.delivery.dead_lettered").unwrap().matches("webhook.delivery.dead_lettered"));
+        assert!(
+            deliveries.matches("webhook.delivery.dead_lettered")
+                && !deliveries.matches("webhook.subscription.disabled")
+        );
+        assert!(EventPattern::parse("webhook.delivery.dead_lettered")
+            .unwrap()
+            .matches("webhook.delivery.dead_lettered"));
     }
 
     #[test]
     fn custom_headers_follow_design_section_4() {
-        let ok = parse_custom_headers(&serde_json::json!({"Authorization": "Splunk abc-123", "X-Env": "prod"})).unwrap();
+        let ok =
+            parse_custom_headers(&serde_json::json!({"Authorization": "Splunk abc-123", "X-Env": "prod"})).unwrap();
         assert_eq!(ok.get("Authorization").map(String::as_str), Some("Splunk abc-123"));
         let eleven: serde_json::Map<String, Value> = (0..11).map(|i| (format!("X-H{i}"), Value::from("v"))).collect();
         let cases: Vec<(Value, &str)> = vec![

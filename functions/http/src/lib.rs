@@ -43,9 +43,16 @@ pub fn error_code(err: &AppError) -> (StatusCode, &'static str) {
 pub enum ApiError {
     App(AppError),
     /// No route has this path: 404.
-    NoRoute { method: String, path: String },
+    NoRoute {
+        method: String,
+        path: String,
+    },
     /// Routes have this path, none with this method: 405 with `Allow` (`allowed` sorted, unique).
-    MethodNotAllowed { method: String, path: String, allowed: Vec<&'static str> },
+    MethodNotAllowed {
+        method: String,
+        path: String,
+        allowed: Vec<&'static str>,
+    },
 }
 
 impl From<AppError> for ApiError {
@@ -89,7 +96,9 @@ pub fn error_response(err: impl Into<ApiError>) -> Response<Body> {
             let (status, code) = error_code(app);
             (status, code, public_message(app))
         }
-        ApiError::NoRoute { method, path } => (StatusCode::NOT_FOUND, "not_found", format!("no route for {method} {path}")),
+        ApiError::NoRoute { method, path } => {
+            (StatusCode::NOT_FOUND, "not_found", format!("no route for {method} {path}"))
+        }
         ApiError::MethodNotAllowed { method, path, allowed } => (
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
@@ -179,11 +188,9 @@ pub async fn authenticate(ctx: &Context, req: &Request, scope: Scope) -> Result<
 /// The public base URL of this API (for receiver URLs): the request's own host and scheme.
 pub fn public_base_url(req: &Request) -> String {
     let proto = header(req, "x-forwarded-proto").unwrap_or("https");
-    let host = header(req, "host").map(str::to_owned).or_else(|| {
-        match req.request_context() {
-            lambda_http::request::RequestContext::ApiGatewayV2(c) => c.domain_name,
-            _ => None,
-        }
+    let host = header(req, "host").map(str::to_owned).or_else(|| match req.request_context() {
+        lambda_http::request::RequestContext::ApiGatewayV2(c) => c.domain_name,
+        _ => None,
     });
     format!("{proto}://{}", host.unwrap_or_else(|| "localhost".into()))
 }

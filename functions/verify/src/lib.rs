@@ -141,9 +141,7 @@ fn parse(header: &str) -> Result<Parsed<'_>, VerifyError> {
         if element.is_empty() {
             continue;
         }
-        let (key, value) = element
-            .split_once('=')
-            .ok_or(VerifyError::MalformedHeader)?;
+        let (key, value) = element.split_once('=').ok_or(VerifyError::MalformedHeader)?;
         let (key, value) = (key.trim(), value.trim());
         match key {
             "t" => {
@@ -154,9 +152,7 @@ fn parse(header: &str) -> Result<Parsed<'_>, VerifyError> {
                 if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(VerifyError::MalformedHeader);
                 }
-                let t = value
-                    .parse::<i64>()
-                    .map_err(|_| VerifyError::MalformedHeader)?;
+                let t = value.parse::<i64>().map_err(|_| VerifyError::MalformedHeader)?;
                 timestamp = Some((value, t));
             }
             "v1" => {
@@ -175,16 +171,11 @@ fn parse(header: &str) -> Result<Parsed<'_>, VerifyError> {
     if signatures.is_empty() {
         return Err(VerifyError::NoSignature);
     }
-    Ok(Parsed {
-        timestamp_raw,
-        timestamp,
-        signatures,
-    })
+    Ok(Parsed { timestamp_raw, timestamp, signatures })
 }
 
 fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; SIGNATURE_LEN] {
-    let mut mac =
-        HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
+    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC accepts keys of any length");
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -206,12 +197,7 @@ fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; SIGNATURE_LEN] {
 ///
 /// See [`VerifyError`]. [`VerifyError::NoSecrets`] is checked first, then the header is parsed,
 /// then the timestamp is checked, then the signatures.
-pub fn verify(
-    header: &str,
-    body: &[u8],
-    secrets: &[&str],
-    now_unix: i64,
-) -> Result<(), VerifyError> {
+pub fn verify(header: &str, body: &[u8], secrets: &[&str], now_unix: i64) -> Result<(), VerifyError> {
     verify_with_tolerance(header, body, secrets, now_unix, DEFAULT_TOLERANCE_SECS)
 }
 

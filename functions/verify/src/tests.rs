@@ -28,10 +28,7 @@ fn known_answer() {
     const EXPECTED: &str = "b0015c2c3e514f44846e6301dfc8bbf7d9456f4f8c361a17081cbb333da63ce6";
     assert_eq!(reference_hex(SECRET, T, BODY), EXPECTED);
     assert_eq!(sign(SECRET, T, BODY), format!("t={T},v1={EXPECTED}"));
-    assert_eq!(
-        verify(&format!("t={T},v1={EXPECTED}"), BODY, &[SECRET], T),
-        Ok(())
-    );
+    assert_eq!(verify(&format!("t={T},v1={EXPECTED}"), BODY, &[SECRET], T), Ok(()));
     // Uppercase hex decodes to the same bytes.
     let upper = format!("t={T},v1={}", EXPECTED.to_uppercase());
     assert_eq!(verify(&upper, BODY, &[SECRET], T), Ok(()));
@@ -41,53 +38,31 @@ fn known_answer() {
 fn key_is_the_full_secret_string_including_prefix() {
     let without_prefix = SECRET.strip_prefix("whsec_").unwrap();
     let h = sign(SECRET, T, BODY);
-    assert_eq!(
-        verify(&h, BODY, &[without_prefix], T),
-        Err(VerifyError::SignatureMismatch)
-    );
+    assert_eq!(verify(&h, BODY, &[without_prefix], T), Err(VerifyError::SignatureMismatch));
 }
 
 #[test]
 fn rotation_either_secret_verifies() {
-    let header = format!(
-        "t={T},v1={},v1={}",
-        v1(SECRET, T, BODY),
-        v1(OLD_SECRET, T, BODY)
-    );
+    let header = format!("t={T},v1={},v1={}", v1(SECRET, T, BODY), v1(OLD_SECRET, T, BODY));
     assert_eq!(verify(&header, BODY, &[SECRET], T), Ok(()));
     assert_eq!(verify(&header, BODY, &[OLD_SECRET], T), Ok(()));
     assert_eq!(verify(&header, BODY, &[OLD_SECRET, SECRET], T), Ok(()));
-    assert_eq!(
-        verify(&header, BODY, &["whsec_unrelated"], T),
-        Err(VerifyError::SignatureMismatch)
-    );
+    assert_eq!(verify(&header, BODY, &["whsec_unrelated"], T), Err(VerifyError::SignatureMismatch));
     // Receiver holding both secrets, delivery signed only with the new one (after the overlap).
-    assert_eq!(
-        verify(&sign(SECRET, T, BODY), BODY, &[SECRET, OLD_SECRET], T),
-        Ok(())
-    );
+    assert_eq!(verify(&sign(SECRET, T, BODY), BODY, &[SECRET, OLD_SECRET], T), Ok(()));
 }
 
 #[test]
 fn forged_signature_rejected() {
     let forged = format!("t={T},v1={}", "ab".repeat(32));
-    assert_eq!(
-        verify(&forged, BODY, &[SECRET], T),
-        Err(VerifyError::SignatureMismatch)
-    );
+    assert_eq!(verify(&forged, BODY, &[SECRET], T), Err(VerifyError::SignatureMismatch));
     // One bit flipped.
     let mut good = hex::decode(v1(SECRET, T, BODY)).unwrap();
     good[31] ^= 1;
     let flipped = format!("t={T},v1={}", hex::encode(good));
-    assert_eq!(
-        verify(&flipped, BODY, &[SECRET], T),
-        Err(VerifyError::SignatureMismatch)
-    );
+    assert_eq!(verify(&flipped, BODY, &[SECRET], T), Err(VerifyError::SignatureMismatch));
     // Signed with another secret.
-    assert_eq!(
-        verify(&sign("whsec_attacker", T, BODY), BODY, &[SECRET], T),
-        Err(VerifyError::SignatureMismatch)
-    );
+    assert_eq!(verify(&sign("whsec_attacker", T, BODY), BODY, &[SECRET], T), Err(VerifyError::SignatureMismatch));
 }
 
 #[test]
@@ -95,42 +70,20 @@ fn truncated_or_extended_signature_rejected() {
     let good = v1(SECRET, T, BODY);
     for bad in [&good[..62], &good[..63], &good[..32], &good[..2], ""] {
         let h = format!("t={T},v1={bad}");
-        assert_eq!(
-            verify(&h, BODY, &[SECRET], T),
-            Err(VerifyError::MalformedHeader),
-            "{h}"
-        );
+        assert_eq!(verify(&h, BODY, &[SECRET], T), Err(VerifyError::MalformedHeader), "{h}");
     }
     let h = format!("t={T},v1={good}00");
-    assert_eq!(
-        verify(&h, BODY, &[SECRET], T),
-        Err(VerifyError::MalformedHeader)
-    );
+    assert_eq!(verify(&h, BODY, &[SECRET], T), Err(VerifyError::MalformedHeader));
 }
 
 #[test]
 fn stale_and_future_timestamps_rejected() {
     let h = sign(SECRET, T, BODY);
-    assert_eq!(
-        verify(&h, BODY, &[SECRET], T + 301),
-        Err(VerifyError::TimestampOutOfTolerance)
-    );
-    assert_eq!(
-        verify(&h, BODY, &[SECRET], T - 301),
-        Err(VerifyError::TimestampOutOfTolerance)
-    );
-    assert_eq!(
-        verify(&h, BODY, &[SECRET], T + 86_400),
-        Err(VerifyError::TimestampOutOfTolerance)
-    );
-    assert_eq!(
-        verify(&h, BODY, &[SECRET], i64::MIN),
-        Err(VerifyError::TimestampOutOfTolerance)
-    );
-    assert_eq!(
-        verify(&h, BODY, &[SECRET], i64::MAX),
-        Err(VerifyError::TimestampOutOfTolerance)
-    );
+    assert_eq!(verify(&h, BODY, &[SECRET], T + 301), Err(VerifyError::TimestampOutOfTolerance));
+    assert_eq!(verify(&h, BODY, &[SECRET], T - 301), Err(VerifyError::TimestampOutOfTolerance));
+    assert_eq!(verify(&h, BODY, &[SECRET], T + 86_400), Err(VerifyError::TimestampOutOfTolerance));
+    assert_eq!(verify(&h, BODY, &[SECRET], i64::MIN), Err(VerifyError::TimestampOutOfTolerance));
+    assert_eq!(verify(&h, BODY, &[SECRET], i64::MAX), Err(VerifyError::TimestampOutOfTolerance));
 }
 
 #[test]
@@ -144,45 +97,24 @@ fn boundary_accepted() {
 #[test]
 fn custom_tolerance() {
     let h = sign(SECRET, T, BODY);
-    assert_eq!(
-        verify_with_tolerance(&h, BODY, &[SECRET], T + 10, 10),
-        Ok(())
-    );
-    assert_eq!(
-        verify_with_tolerance(&h, BODY, &[SECRET], T + 11, 10),
-        Err(VerifyError::TimestampOutOfTolerance)
-    );
+    assert_eq!(verify_with_tolerance(&h, BODY, &[SECRET], T + 10, 10), Ok(()));
+    assert_eq!(verify_with_tolerance(&h, BODY, &[SECRET], T + 11, 10), Err(VerifyError::TimestampOutOfTolerance));
     assert_eq!(verify_with_tolerance(&h, BODY, &[SECRET], T, 0), Ok(()));
     // Negative tolerance behaves like zero.
     assert_eq!(verify_with_tolerance(&h, BODY, &[SECRET], T, -5), Ok(()));
-    assert_eq!(
-        verify_with_tolerance(&h, BODY, &[SECRET], T + 1, -5),
-        Err(VerifyError::TimestampOutOfTolerance)
-    );
-    assert_eq!(
-        verify_with_tolerance(&h, BODY, &[SECRET], T, i64::MAX),
-        Ok(())
-    );
+    assert_eq!(verify_with_tolerance(&h, BODY, &[SECRET], T + 1, -5), Err(VerifyError::TimestampOutOfTolerance));
+    assert_eq!(verify_with_tolerance(&h, BODY, &[SECRET], T, i64::MAX), Ok(()));
 }
 
 #[test]
 fn replayed_header_with_different_body_rejected() {
     let h = sign(SECRET, T, BODY);
-    assert_eq!(
-        verify(&h, br#"{"event_id":"evt_2"}"#, &[SECRET], T),
-        Err(VerifyError::SignatureMismatch)
-    );
-    assert_eq!(
-        verify(&h, b"", &[SECRET], T),
-        Err(VerifyError::SignatureMismatch)
-    );
+    assert_eq!(verify(&h, br#"{"event_id":"evt_2"}"#, &[SECRET], T), Err(VerifyError::SignatureMismatch));
+    assert_eq!(verify(&h, b"", &[SECRET], T), Err(VerifyError::SignatureMismatch));
     // Trailing newline appended by a proxy or re-serialisation also breaks it.
     let mut body = BODY.to_vec();
     body.push(b'\n');
-    assert_eq!(
-        verify(&h, &body, &[SECRET], T),
-        Err(VerifyError::SignatureMismatch)
-    );
+    assert_eq!(verify(&h, &body, &[SECRET], T), Err(VerifyError::SignatureMismatch));
 }
 
 #[test]
@@ -190,10 +122,7 @@ fn timestamp_is_part_of_signed_message() {
     // Moving the signature to another timestamp (to dodge the tolerance) fails.
     let sig = v1(SECRET, T, BODY);
     let h = format!("t={},v1={sig}", T + 600);
-    assert_eq!(
-        verify(&h, BODY, &[SECRET], T + 600),
-        Err(VerifyError::SignatureMismatch)
-    );
+    assert_eq!(verify(&h, BODY, &[SECRET], T + 600), Err(VerifyError::SignatureMismatch));
 }
 
 #[test]
@@ -216,47 +145,18 @@ fn whitespace_is_tolerated() {
 #[test]
 fn element_order_and_unknown_schemes() {
     let sig = v1(SECRET, T, BODY);
-    assert_eq!(
-        verify(&format!("v1={sig},t={T}"), BODY, &[SECRET], T),
-        Ok(())
-    );
-    assert_eq!(
-        verify(
-            &format!("t={T},v0=deadbeef,v1={sig},v2=zzz"),
-            BODY,
-            &[SECRET],
-            T
-        ),
-        Ok(())
-    );
+    assert_eq!(verify(&format!("v1={sig},t={T}"), BODY, &[SECRET], T), Ok(()));
+    assert_eq!(verify(&format!("t={T},v0=deadbeef,v1={sig},v2=zzz"), BODY, &[SECRET], T), Ok(()));
     // Only unknown schemes: no usable signature.
-    assert_eq!(
-        verify(&format!("t={T},v0={sig}"), BODY, &[SECRET], T),
-        Err(VerifyError::NoSignature)
-    );
+    assert_eq!(verify(&format!("t={T},v0={sig}"), BODY, &[SECRET], T), Err(VerifyError::NoSignature));
 }
 
 #[test]
 fn timestamp_errors() {
     let sig = v1(SECRET, T, BODY);
-    assert_eq!(
-        verify(&format!("v1={sig}"), BODY, &[SECRET], T),
-        Err(VerifyError::MissingTimestamp)
-    );
-    assert_eq!(
-        verify(&format!("t={T},t={T},v1={sig}"), BODY, &[SECRET], T),
-        Err(VerifyError::MalformedHeader)
-    );
-    for t in [
-        "",
-        "abc",
-        "17e8",
-        "-1700000000",
-        "+1700000000",
-        "1 700",
-        "0x10",
-        "99999999999999999999",
-    ] {
+    assert_eq!(verify(&format!("v1={sig}"), BODY, &[SECRET], T), Err(VerifyError::MissingTimestamp));
+    assert_eq!(verify(&format!("t={T},t={T},v1={sig}"), BODY, &[SECRET], T), Err(VerifyError::MalformedHeader));
+    for t in ["", "abc", "17e8", "-1700000000", "+1700000000", "1 700", "0x10", "99999999999999999999"] {
         assert_eq!(
             verify(&format!("t={t},v1={sig}"), BODY, &[SECRET], T),
             Err(VerifyError::MalformedHeader),
@@ -268,23 +168,11 @@ fn timestamp_errors() {
 #[test]
 fn structural_errors() {
     let sig = v1(SECRET, T, BODY);
-    assert_eq!(
-        verify("", BODY, &[SECRET], T),
-        Err(VerifyError::MissingTimestamp)
-    );
-    assert_eq!(
-        verify(&format!("t={T}"), BODY, &[SECRET], T),
-        Err(VerifyError::NoSignature)
-    );
-    assert_eq!(
-        verify(&format!("t={T},garbage,v1={sig}"), BODY, &[SECRET], T),
-        Err(VerifyError::MalformedHeader)
-    );
+    assert_eq!(verify("", BODY, &[SECRET], T), Err(VerifyError::MissingTimestamp));
+    assert_eq!(verify(&format!("t={T}"), BODY, &[SECRET], T), Err(VerifyError::NoSignature));
+    assert_eq!(verify(&format!("t={T},garbage,v1={sig}"), BODY, &[SECRET], T), Err(VerifyError::MalformedHeader));
     let non_hex = format!("t={T},v1={}", "zz".repeat(32));
-    assert_eq!(
-        verify(&non_hex, BODY, &[SECRET], T),
-        Err(VerifyError::MalformedHeader)
-    );
+    assert_eq!(verify(&non_hex, BODY, &[SECRET], T), Err(VerifyError::MalformedHeader));
     // A bare secret-less header still reports NoSecrets first.
     assert_eq!(verify("", BODY, &[], T), Err(VerifyError::NoSecrets));
 }
@@ -296,10 +184,7 @@ fn no_secrets() {
     assert_eq!(verify(&h, BODY, &["", ""], T), Err(VerifyError::NoSecrets));
     // An empty key never verifies, even if the sender used one.
     let empty_signed = sign("", T, BODY);
-    assert_eq!(
-        verify(&empty_signed, BODY, &["", SECRET], T),
-        Err(VerifyError::SignatureMismatch)
-    );
+    assert_eq!(verify(&empty_signed, BODY, &["", SECRET], T), Err(VerifyError::SignatureMismatch));
 }
 
 #[test]
@@ -315,16 +200,10 @@ fn limits() {
     assert_eq!(verify(&h, BODY, &[SECRET], T), Ok(()));
     // ...one more is refused.
     h.push_str(&format!(",v1={sig}"));
-    assert_eq!(
-        verify(&h, BODY, &[SECRET], T),
-        Err(VerifyError::MalformedHeader)
-    );
+    assert_eq!(verify(&h, BODY, &[SECRET], T), Err(VerifyError::MalformedHeader));
     // Overlong header refused before parsing.
     let long = format!("t={T},v1={sig},x={}", "a".repeat(MAX_HEADER_LEN));
-    assert_eq!(
-        verify(&long, BODY, &[SECRET], T),
-        Err(VerifyError::MalformedHeader)
-    );
+    assert_eq!(verify(&long, BODY, &[SECRET], T), Err(VerifyError::MalformedHeader));
     // Exactly at the length cap is still parsed.
     let base = format!("t={T},v1={sig},x=");
     let exact = format!("{base}{}", "a".repeat(MAX_HEADER_LEN - base.len()));
@@ -336,10 +215,7 @@ fn limits() {
 fn verify_now_uses_the_clock() {
     let now = unix_now();
     assert!(now > T);
-    assert_eq!(
-        verify_now(&sign(SECRET, now, BODY), BODY, &[SECRET]),
-        Ok(())
-    );
+    assert_eq!(verify_now(&sign(SECRET, now, BODY), BODY, &[SECRET]), Ok(()));
     assert_eq!(
         verify_now(&sign(SECRET, now - 3_600, BODY), BODY, &[SECRET]),
         Err(VerifyError::TimestampOutOfTolerance)

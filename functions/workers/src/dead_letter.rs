@@ -22,7 +22,9 @@ pub async fn handle(ctx: &Context, event: SqsEvent) -> SqsBatchResponse {
 
 /// The dead-letter function's `main`: the context built once, then one batch per invocation.
 pub fn run() -> Result<(), lambda_runtime::Error> {
-    puck_aws::bootstrap::run_events(puck_aws::build_context, |ctx, event| async move { Ok::<_, Infallible>(handle(ctx, event.payload).await) })
+    puck_aws::bootstrap::run_events(puck_aws::build_context, |ctx, event| async move {
+        Ok::<_, Infallible>(handle(ctx, event.payload).await)
+    })
 }
 
 #[cfg(test)]
@@ -44,7 +46,9 @@ mod tests {
         let mem = Arc::new(Memory::default());
         let ctx = context_with(mem.clone());
         let caller = caller();
-        subscriptions::create(&ctx, &caller, json!({"url": "https://example.com/h", "events": ["chain.confirmed"]})).await.unwrap();
+        subscriptions::create(&ctx, &caller, json!({"url": "https://example.com/h", "events": ["chain.confirmed"]}))
+            .await
+            .unwrap();
         events::publish(&ctx, &caller, json!({"event_type": "chain.confirmed", "data": {}})).await.unwrap();
         let id = mem.deliveries.lock().unwrap().values().next().unwrap().id.clone();
         let mut batch = sample_batch();

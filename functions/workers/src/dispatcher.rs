@@ -7,8 +7,8 @@
 use crate::{parse_job, process_batch, receive_count};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use puck_core::services::dispatch::{Dispatcher, JobOutcome};
-use std::convert::Infallible;
 use puck_core::time::Timestamp;
+use std::convert::Infallible;
 
 /// Handles one batch. Never fails as a whole: per-message failures are reported.
 /// The batch's receive time is taken as the handler's start: SQS's 12 h visibility window runs
@@ -92,7 +92,9 @@ mod tests {
         let ctx = context_with(mem.clone());
         let sender = Arc::new(FixedSender { status, sent: Mutex::new(Vec::new()) });
         let caller = puck_core::testing::caller();
-        subscriptions::create(&ctx, &caller, json!({"url": "https://example.com/h", "events": ["chain.confirmed"]})).await.unwrap();
+        subscriptions::create(&ctx, &caller, json!({"url": "https://example.com/h", "events": ["chain.confirmed"]}))
+            .await
+            .unwrap();
         for n in 0..2 {
             events::publish(&ctx, &caller, json!({"event_type": "chain.confirmed", "data": {"n": n}})).await.unwrap();
         }
@@ -142,7 +144,12 @@ mod tests {
         let batch = batch_for(&caller.account_id, &delivery_ids(&mem));
         assert!(handle(&dispatcher, batch).await.batch_item_failures.is_empty(), "the messages are deleted");
         assert!(sender.sent.lock().unwrap().is_empty(), "no attempt past the limit");
-        assert!(mem.deliveries.lock().unwrap().values().all(|d| d.status == puck_core::model::DeliveryStatus::FailedPermanent));
+        assert!(mem
+            .deliveries
+            .lock()
+            .unwrap()
+            .values()
+            .all(|d| d.status == puck_core::model::DeliveryStatus::FailedPermanent));
     }
 
     #[tokio::test]
@@ -154,7 +161,8 @@ mod tests {
         let batch = batch_for(&caller.account_id, &delivery_ids(&mem));
         assert!(handle(&dispatcher, batch).await.batch_item_failures.is_empty());
         let deliveries = mem.deliveries.lock().unwrap();
-        assert!(deliveries.values().all(|d| d.status == puck_core::model::DeliveryStatus::FailedPermanent && d.attempt_count == dispatcher.policy.max_attempts));
+        assert!(deliveries.values().all(|d| d.status == puck_core::model::DeliveryStatus::FailedPermanent
+            && d.attempt_count == dispatcher.policy.max_attempts));
     }
 
     #[tokio::test]

@@ -52,7 +52,9 @@ mod tests {
         let mem = Arc::new(Memory::default());
         let ctx = context_with(mem.clone());
         let caller = caller();
-        subscriptions::create(&ctx, &caller, json!({"url": "https://example.com/h", "events": ["chain.confirmed"]})).await.unwrap();
+        subscriptions::create(&ctx, &caller, json!({"url": "https://example.com/h", "events": ["chain.confirmed"]}))
+            .await
+            .unwrap();
         events::publish(&ctx, &caller, json!({"event_type": "chain.confirmed", "data": {}})).await.unwrap();
         mem.queue.lock().unwrap().clear();
         (ctx, mem)

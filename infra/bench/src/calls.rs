@@ -42,7 +42,14 @@ impl Call {
     #[cfg(test)]
     pub fn new(service: &str, operation: &str, body: Option<serde_json::Value>) -> Self {
         let request_bytes = body.as_ref().map_or(0, |b| b.to_string().len());
-        Self { service: service.into(), operation: operation.into(), body, response: None, request_bytes, response_bytes: 0 }
+        Self {
+            service: service.into(),
+            operation: operation.into(),
+            body,
+            response: None,
+            request_bytes,
+            response_bytes: 0,
+        }
     }
 
     /// `Service.Operation`, the row label used in the report.
@@ -131,7 +138,8 @@ impl Intercept for Recorder {
         let index = at.checked_sub(log.base);
         if let Some(call) = index.and_then(|i| log.calls.get_mut(i)) {
             call.response_bytes = bytes.map_or(0, <[u8]>::len);
-            let read = matches!(call.operation.as_str(), "GetItem" | "Query" | "BatchGetItem" | "TransactGetItems" | "Scan");
+            let read =
+                matches!(call.operation.as_str(), "GetItem" | "Query" | "BatchGetItem" | "TransactGetItems" | "Scan");
             if call.service == "DynamoDB" && read {
                 call.response = bytes.and_then(|b| serde_json::from_slice(b).ok());
             }

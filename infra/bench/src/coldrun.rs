@@ -32,7 +32,8 @@ async fn events_for(binary: &str, stack: &BenchStack, tenant: &Tenant, sub: &str
         }
         name => {
             let path = root.join("events").join(format!("{name}.json"));
-            let mut e: Value = serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?)?;
+            let mut e: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?)?;
             if let Some(auth) = e.pointer_mut("/headers/authorization") {
                 *auth = Value::String(format!("Bearer {}", tenant.key));
             }
@@ -46,7 +47,8 @@ async fn events_for(binary: &str, stack: &BenchStack, tenant: &Tenant, sub: &str
 pub async fn fresh_delivery(stack: &BenchStack, tenant: &Tenant, sub: &str) -> Result<String> {
     use puck_core::ids::{EventId, SubscriptionId};
     let sub_id = SubscriptionId::parse(sub).map_err(|e| anyhow!("{e:?}"))?;
-    let sub = stack.ctx.subscriptions.get(&tenant.account, &sub_id).await?.ok_or_else(|| anyhow!("subscription gone"))?;
+    let sub =
+        stack.ctx.subscriptions.get(&tenant.account, &sub_id).await?.ok_or_else(|| anyhow!("subscription gone"))?;
     let now = stack.ctx.clock.now();
     let envelope = puck_core::envelope::Envelope::new(EventId::generate(), "finding.discovered", now, sample_data());
     let delivery = puck_core::services::events::new_delivery(&sub, &envelope, None, now);
@@ -88,7 +90,8 @@ fn zip_size(binary: &Path, workdir: &Path) -> Option<u64> {
     let archive = dir.join("bootstrap.zip");
     std::fs::copy(binary, &bootstrap).ok()?;
     let _ = std::fs::remove_file(&archive);
-    let ok = std::process::Command::new("zip").arg("-q").arg("-j").arg(&archive).arg(&bootstrap).status().ok()?.success();
+    let ok =
+        std::process::Command::new("zip").arg("-q").arg("-j").arg(&archive).arg(&bootstrap).status().ok()?.success();
     let size = if ok { std::fs::metadata(&archive).ok().map(|m| m.len()) } else { None };
     let _ = std::fs::remove_file(&bootstrap);
     size
@@ -138,4 +141,3 @@ pub async fn measure(stack: &BenchStack, bin_dir: &Path, runs: usize, moto: &str
     stack.functions.take();
     Ok(all)
 }
-

@@ -58,7 +58,12 @@ struct ApiState {
 }
 
 /// Runs `binary` once as a fresh process against a fake Runtime API; `events` are served in order.
-pub async fn run_once(binary: &Path, env: &BTreeMap<String, String>, events: &[Value], moto: &str) -> Result<RunResult> {
+pub async fn run_once(
+    binary: &Path,
+    env: &BTreeMap<String, String>,
+    events: &[Value],
+    moto: &str,
+) -> Result<RunResult> {
     let state = Arc::new(Mutex::new(ApiState::default()));
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let api_addr = listener.local_addr()?;
@@ -75,7 +80,8 @@ pub async fn run_once(binary: &Path, env: &BTreeMap<String, String>, events: &[V
                     let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                         handle(req, state.clone(), bodies.clone(), name.clone())
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
+                    let _ =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), service).await;
                 });
             }
         })
@@ -166,7 +172,9 @@ async fn handle(
 ) -> Result<hyper::Response<Full<Bytes>>, http::Error> {
     let now = Instant::now();
     let path = req.uri().path().to_owned();
-    let reply = |status: u16, body: &'static str| hyper::Response::builder().status(status).body(Full::new(Bytes::from_static(body.as_bytes())));
+    let reply = |status: u16, body: &'static str| {
+        hyper::Response::builder().status(status).body(Full::new(Bytes::from_static(body.as_bytes())))
+    };
     if path == NEXT {
         let n = {
             let mut s = state.lock().expect("state");
@@ -178,12 +186,16 @@ async fn handle(
             std::future::pending::<()>().await;
             return reply(500, "");
         };
-        let deadline_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() + 30_000;
+        let deadline_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() + 30_000;
         return hyper::Response::builder()
             .status(200)
             .header("lambda-runtime-aws-request-id", format!("req-{n}"))
             .header("lambda-runtime-deadline-ms", deadline_ms.to_string())
-            .header("lambda-runtime-invoked-function-arn", format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"))
+            .header(
+                "lambda-runtime-invoked-function-arn",
+                format!("arn:aws:lambda:us-east-1:123456789012:function:{name}"),
+            )
             .header("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0")
             .header("content-type", "application/json")
             .body(Full::new(body));

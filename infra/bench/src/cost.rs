@@ -123,21 +123,61 @@ pub fn bill(u: &Usage, arch: Arch) -> Vec<Line> {
     // Storage: a month of traffic stays `retention_days`, so it is billed that share of a month.
     let storage_gb_months = u.stored_bytes / GB * (u.retention_days * 86_400.0 / MONTH_S);
     vec![
-        Line { item: "API Gateway HTTP API", quantity: format!("{} requests", u.api_requests), usd: u.api_requests * APIGW_REQUEST_USD },
-        Line { item: "Lambda requests", quantity: format!("{invocations} invocations"), usd: invocations * LAMBDA_REQUEST_USD },
-        Line { item: "Lambda duration", quantity: format!("{gb_s:.4} GB-s ({})", arch.name()), usd: gb_s * arch.gb_s_usd() },
-        Line { item: "DynamoDB writes, table", quantity: format!("{} WRU", l.table_wru), usd: l.table_wru * DYNAMO_WRU_USD },
+        Line {
+            item: "API Gateway HTTP API",
+            quantity: format!("{} requests", u.api_requests),
+            usd: u.api_requests * APIGW_REQUEST_USD,
+        },
+        Line {
+            item: "Lambda requests",
+            quantity: format!("{invocations} invocations"),
+            usd: invocations * LAMBDA_REQUEST_USD,
+        },
+        Line {
+            item: "Lambda duration",
+            quantity: format!("{gb_s:.4} GB-s ({})", arch.name()),
+            usd: gb_s * arch.gb_s_usd(),
+        },
+        Line {
+            item: "DynamoDB writes, table",
+            quantity: format!("{} WRU", l.table_wru),
+            usd: l.table_wru * DYNAMO_WRU_USD,
+        },
         Line {
             item: "DynamoDB writes, indexes",
-            quantity: if l.index_wru.is_empty() { "0 WRU".into() } else { l.index_wru.iter().map(|(k, v)| format!("{k} {v} WRU")).collect::<Vec<_>>().join(", ") },
+            quantity: if l.index_wru.is_empty() {
+                "0 WRU".into()
+            } else {
+                l.index_wru.iter().map(|(k, v)| format!("{k} {v} WRU")).collect::<Vec<_>>().join(", ")
+            },
             usd: index_wru * DYNAMO_WRU_USD,
         },
         Line { item: "DynamoDB reads", quantity: format!("{} RRU", l.rru), usd: l.rru * DYNAMO_RRU_USD },
-        Line { item: "DynamoDB storage", quantity: format!("{:.0} B for {} days", u.stored_bytes, u.retention_days), usd: storage_gb_months * DYNAMO_STORAGE_GB_MONTH_USD },
-        Line { item: "SQS requests", quantity: format!("{} requests (64 KiB chunks, incl. the event source mapping)", l.sqs), usd: l.sqs * SQS_REQUEST_USD },
-        Line { item: "CloudWatch Logs ingestion", quantity: format!("{log_bytes:.0} B"), usd: log_bytes / GB * LOGS_INGEST_GB_USD },
-        Line { item: "Data transfer out", quantity: format!("{:.0} B", u.data_out_bytes), usd: u.data_out_bytes / GB * DATA_OUT_GB_USD },
-        Line { item: "Secrets Manager calls", quantity: format!("{} calls", l.secrets), usd: l.secrets * SECRETS_CALL_USD },
+        Line {
+            item: "DynamoDB storage",
+            quantity: format!("{:.0} B for {} days", u.stored_bytes, u.retention_days),
+            usd: storage_gb_months * DYNAMO_STORAGE_GB_MONTH_USD,
+        },
+        Line {
+            item: "SQS requests",
+            quantity: format!("{} requests (64 KiB chunks, incl. the event source mapping)", l.sqs),
+            usd: l.sqs * SQS_REQUEST_USD,
+        },
+        Line {
+            item: "CloudWatch Logs ingestion",
+            quantity: format!("{log_bytes:.0} B"),
+            usd: log_bytes / GB * LOGS_INGEST_GB_USD,
+        },
+        Line {
+            item: "Data transfer out",
+            quantity: format!("{:.0} B", u.data_out_bytes),
+            usd: u.data_out_bytes / GB * DATA_OUT_GB_USD,
+        },
+        Line {
+            item: "Secrets Manager calls",
+            quantity: format!("{} calls", l.secrets),
+            usd: l.secrets * SECRETS_CALL_USD,
+        },
     ]
 }
 
@@ -175,11 +215,23 @@ pub fn fixed_lines(f: &Fixed, arch: Arch) -> Vec<Line> {
     let receives = f.esm_queues * f.idle_receives_per_queue_month;
     let run: f64 = bill(&f.scheduled_run, arch).iter().map(|l| l.usd).sum();
     vec![
-        Line { item: "SQS empty receives of the event source mappings", quantity: format!("{} queues × {:.0}/month", f.esm_queues, f.idle_receives_per_queue_month), usd: receives * SQS_REQUEST_USD },
+        Line {
+            item: "SQS empty receives of the event source mappings",
+            quantity: format!("{} queues × {:.0}/month", f.esm_queues, f.idle_receives_per_queue_month),
+            usd: receives * SQS_REQUEST_USD,
+        },
         Line { item: "Secrets Manager secrets", quantity: format!("{}", f.secrets), usd: f.secrets * SECRET_MONTH_USD },
         Line { item: "CloudWatch alarms", quantity: format!("{}", f.alarms), usd: f.alarms * ALARM_MONTH_USD },
-        Line { item: "CloudWatch dashboards", quantity: format!("{}", f.dashboards), usd: f.dashboards * DASHBOARD_MONTH_USD },
-        Line { item: "Scheduled runs at zero traffic (sweeper)", quantity: format!("{:.0}/month", f.scheduled_per_month), usd: f.scheduled_per_month * run },
+        Line {
+            item: "CloudWatch dashboards",
+            quantity: format!("{}", f.dashboards),
+            usd: f.dashboards * DASHBOARD_MONTH_USD,
+        },
+        Line {
+            item: "Scheduled runs at zero traffic (sweeper)",
+            quantity: format!("{:.0}/month", f.scheduled_per_month),
+            usd: f.scheduled_per_month * run,
+        },
     ]
 }
 
@@ -237,7 +289,15 @@ pub fn key_shape(value: &str, event_ids: &[String]) -> (String, Scope) {
     let mut out = String::new();
     let mut rest = v.as_str();
     'outer: while !rest.is_empty() {
-        for (prefix, name) in [("acct_", "{acct}"), ("sub_", "{sub}"), ("dlv_", "{dlv}"), ("att_", "{id}"), ("key_", "{id}"), ("ep_", "{id}"), ("inv_", "{id}")] {
+        for (prefix, name) in [
+            ("acct_", "{acct}"),
+            ("sub_", "{sub}"),
+            ("dlv_", "{dlv}"),
+            ("att_", "{id}"),
+            ("key_", "{id}"),
+            ("ep_", "{id}"),
+            ("inv_", "{id}"),
+        ] {
             if let Some(after) = rest.strip_prefix(prefix) {
                 let n = after.chars().take_while(char::is_ascii_alphanumeric).count();
                 if n >= 10 {
@@ -275,7 +335,11 @@ pub fn key_shape(value: &str, event_ids: &[String]) -> (String, Scope) {
 
 /// Per key shape (table or index), the units the hottest key of that shape took per delivery in
 /// a scenario of `deliveries` deliveries from one account to one subscription, with its scope.
-pub fn partition_keys(keys: &BTreeMap<(String, String), crate::ledger::Load>, deliveries: f64, event_ids: &[String]) -> Vec<(Scope, KeyLimit)> {
+pub fn partition_keys(
+    keys: &BTreeMap<(String, String), crate::ledger::Load>,
+    deliveries: f64,
+    event_ids: &[String],
+) -> Vec<(Scope, KeyLimit)> {
     let mut hottest: BTreeMap<(String, String), (Scope, f64, f64)> = BTreeMap::new();
     for ((on, value), load) in keys {
         let (shape, scope) = key_shape(value, event_ids);
@@ -285,7 +349,9 @@ pub fn partition_keys(keys: &BTreeMap<(String, String), crate::ledger::Load>, de
     }
     hottest
         .into_iter()
-        .map(|((on, shape), (scope, w, r))| (scope, KeyLimit::new(format!("{on}: {shape}"), w / deliveries.max(1.0), r / deliveries.max(1.0))))
+        .map(|((on, shape), (scope, w, r))| {
+            (scope, KeyLimit::new(format!("{on}: {shape}"), w / deliveries.max(1.0), r / deliveries.max(1.0)))
+        })
         .collect()
 }
 
@@ -299,7 +365,16 @@ mod tests {
         let mut lambda = BTreeMap::new();
         lambda.insert("events-publish".into(), LambdaUse { invocations: 1.0, billed_ms: 10.0, memory_mb: 128.0 });
         lambda.insert("dispatcher".into(), LambdaUse { invocations: 1.0, billed_ms: 30.0, memory_mb: 256.0 });
-        Usage { deliveries: 1.0, api_requests: 1.0, lambda, ledger, log_bytes: 1300.0, data_out_bytes: 2000.0, stored_bytes: 3000.0, retention_days: 30.4375 }
+        Usage {
+            deliveries: 1.0,
+            api_requests: 1.0,
+            lambda,
+            ledger,
+            log_bytes: 1300.0,
+            data_out_bytes: 2000.0,
+            stored_bytes: 3000.0,
+            retention_days: 30.4375,
+        }
     }
 
     #[test]
@@ -338,7 +413,8 @@ mod tests {
     fn idle_pollers_make_about_650_thousand_receives_a_month() {
         let r = idle_receives_per_month();
         assert!((650_000.0..660_000.0).contains(&r), "{r}");
-        let f = Fixed { esm_queues: 2.0, idle_receives_per_queue_month: r, secrets: 1.0, alarms: 1.0, ..Fixed::default() };
+        let f =
+            Fixed { esm_queues: 2.0, idle_receives_per_queue_month: r, secrets: 1.0, alarms: 1.0, ..Fixed::default() };
         let t = total(&fixed_lines(&f, Arch::X86_64));
         assert!((t - (2.0 * r * 0.4e-6 + 0.40 + 0.10)).abs() < 1e-9, "{t}");
     }
@@ -347,7 +423,10 @@ mod tests {
     fn key_shapes_name_the_owner() {
         let ev = vec!["evt-1".to_owned()];
         assert_eq!(key_shape("ACCT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0", &ev), ("ACCT#{acct}".into(), Scope::Account));
-        assert_eq!(key_shape("SUB#sub_01JABCDEFGHJKMNPQRSTVWXYZ0#7", &ev), ("SUB#{sub}#{n}".into(), Scope::Subscription));
+        assert_eq!(
+            key_shape("SUB#sub_01JABCDEFGHJKMNPQRSTVWXYZ0#7", &ev),
+            ("SUB#{sub}#{n}".into(), Scope::Subscription)
+        );
         assert_eq!(key_shape("EVT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0#evt-1", &ev).1, Scope::Item);
         assert_eq!(key_shape("APIKEY#0123456789abcdef0123456789abcdef", &ev).0, "APIKEY#{hash}");
     }
@@ -368,7 +447,8 @@ mod tests {
 
     #[test]
     fn the_ceiling_is_the_tightest_key() {
-        let keys = vec![KeyLimit::new("t: ACCT#{acct}".into(), 4.0, 1.0), KeyLimit::new("gsi1: SUB#{sub}".into(), 0.5, 6.0)];
+        let keys =
+            vec![KeyLimit::new("t: ACCT#{acct}".into(), 4.0, 1.0), KeyLimit::new("gsi1: SUB#{sub}".into(), 0.5, 6.0)];
         assert_eq!(keys[0].at_limit, 250.0);
         assert_eq!(keys[1].at_limit, 500.0);
         assert_eq!(ceiling(&keys), 250.0);

@@ -73,11 +73,23 @@ pub fn grid(quick: bool) -> Vec<Scenario> {
                 (10, false) => 3,
                 _ => 1,
             };
-            out.push(Scenario { key: format!("{kib}KiB_fanout{fanout}_single"), payload: kib * 1024, fanout, batch: None, events });
+            out.push(Scenario {
+                key: format!("{kib}KiB_fanout{fanout}_single"),
+                payload: kib * 1024,
+                fanout,
+                batch: None,
+                events,
+            });
         }
     }
     for fanout in [1usize, 10] {
-        out.push(Scenario { key: format!("1KiB_fanout{fanout}_batch100"), payload: 1024, fanout, batch: Some(100), events: 100 });
+        out.push(Scenario {
+            key: format!("1KiB_fanout{fanout}_batch100"),
+            payload: 1024,
+            fanout,
+            batch: Some(100),
+            events: 100,
+        });
     }
     out
 }
@@ -137,7 +149,8 @@ pub struct Layout {
 
 impl Layout {
     pub fn from_template(t: &Template) -> Result<Self> {
-        let schema = Schema::from_template(&t.doc).ok_or_else(|| anyhow!("template.yaml has no DynamoDB table with a key schema"))?;
+        let schema = Schema::from_template(&t.doc)
+            .ok_or_else(|| anyhow!("template.yaml has no DynamoDB table with a key schema"))?;
         let default_memory_mb = t.doc.pointer("/Globals/Function/MemorySize").and_then(Value::as_f64).unwrap_or(128.0);
         let mut memory_mb = BTreeMap::new();
         for (_, binary, resource) in t.functions()? {
@@ -170,7 +183,11 @@ impl Layout {
     }
 
     fn lambda(&self, binary: &str, invocations: f64, billed_ms: f64) -> LambdaUse {
-        LambdaUse { invocations, billed_ms, memory_mb: self.memory_mb.get(binary).copied().unwrap_or(self.default_memory_mb) }
+        LambdaUse {
+            invocations,
+            billed_ms,
+            memory_mb: self.memory_mb.get(binary).copied().unwrap_or(self.default_memory_mb),
+        }
     }
 }
 
@@ -192,7 +209,14 @@ fn delivery_header_bytes(body: &str) -> usize {
     let event_id = EventId::parse("0193f3c2-7a1b-7c3d-9e4f-0123456789ab").expect("valid id");
     let attempt_id = AttemptId::generate(1_777_000_000_000);
     let secrets = [&secret];
-    let headers = delivery_headers(&AttemptToSign { event_id: &event_id, event_type: "finding.discovered", attempt_id: &attempt_id, timestamp: 1_777_000_000, body, secrets: &secrets });
+    let headers = delivery_headers(&AttemptToSign {
+        event_id: &event_id,
+        event_type: "finding.discovered",
+        attempt_id: &attempt_id,
+        timestamp: 1_777_000_000,
+        body,
+        secrets: &secrets,
+    });
     // "POST /hooks/… HTTP/1.1\r\nhost: receiver.example.com\r\ncontent-length: N\r\n\r\n"
     let fixed = 80;
     fixed + headers.iter().map(|(k, v)| k.len() + v.len() + 4).sum::<usize>()
@@ -293,7 +317,10 @@ pub async fn run(stack: &BenchStack, layout: &Layout, s: &Scenario) -> Result<Me
     .to_json();
     let per_delivery_out = envelope.len() + delivery_header_bytes(&envelope);
     let mut lambda = BTreeMap::new();
-    lambda.insert(publish_binary.clone(), layout.lambda(&publish_binary, publish_ms.len() as f64, billed_ms(&publish_ms)));
+    lambda.insert(
+        publish_binary.clone(),
+        layout.lambda(&publish_binary, publish_ms.len() as f64, billed_ms(&publish_ms)),
+    );
     lambda.insert("dispatcher".to_owned(), layout.lambda("dispatcher", durations.len() as f64, billed_ms(&durations)));
     let usage = Usage {
         deliveries: expected as f64,
@@ -317,7 +344,13 @@ pub async fn failed_attempt(stack: &BenchStack, layout: &Layout, payload_bytes: 
     stack.receiver.state.fail.store(true, Ordering::SeqCst);
     let before_count = stack.receiver.count();
     let result = async {
-        stack.publish(&tenant, &format!("evt-fail-{}-{}", payload_bytes, rand_tag()), &payload(payload_bytes - EVENT_FIELDS_BYTES, 9)).await?;
+        stack
+            .publish(
+                &tenant,
+                &format!("evt-fail-{}-{}", payload_bytes, rand_tag()),
+                &payload(payload_bytes - EVENT_FIELDS_BYTES, 9),
+            )
+            .await?;
         take_phase(stack);
         let before: Vec<Item> = stack.scan_items().await?;
         let logs_before = LOG_BYTES.load(Ordering::Relaxed);
@@ -327,7 +360,10 @@ pub async fn failed_attempt(stack: &BenchStack, layout: &Layout, payload_bytes: 
         let after: Vec<Item> = stack.scan_items().await?;
         let ledger = Replay::new(&layout.schema, &stack.table, &before, &after).run(&calls);
         let mut lambda = BTreeMap::new();
-        lambda.insert("dispatcher".to_owned(), layout.lambda("dispatcher", durations.len() as f64, billed_ms(&durations)));
+        lambda.insert(
+            "dispatcher".to_owned(),
+            layout.lambda("dispatcher", durations.len() as f64, billed_ms(&durations)),
+        );
         let envelope_bytes = payload_bytes + 200;
         Ok::<Usage, anyhow::Error>(Usage {
             deliveries: 1.0,
@@ -355,17 +391,29 @@ pub async fn idle_sweep(stack: &BenchStack, layout: &Layout) -> Result<Usage> {
     let grace = stack.env.get("SWEEP_GRACE_SECONDS").and_then(|g| g.parse().ok()).unwrap_or(300);
     let t = Instant::now();
     let deadline = stack.ctx.clock.now().plus_seconds(60);
-    puck_core::services::sweeper::sweep(&stack.ctx, grace, puck_workers::sweeper::SWEEP_BATCH, deadline).await.map_err(|e| anyhow!("sweep: {e:?}"))?;
+    puck_core::services::sweeper::sweep(&stack.ctx, grace, puck_workers::sweeper::SWEEP_BATCH, deadline)
+        .await
+        .map_err(|e| anyhow!("sweep: {e:?}"))?;
     let elapsed = t.elapsed();
     let (calls, _) = take_phase(stack);
     let ledger = Replay::new(&layout.schema, &stack.table, &before, &before).run(&calls);
     let mut lambda = BTreeMap::new();
     lambda.insert("sweeper".to_owned(), layout.lambda("sweeper", 1.0, billed_ms(&[elapsed])));
-    Ok(Usage { deliveries: 1.0, lambda, ledger, log_bytes: (LOG_BYTES.load(Ordering::Relaxed) - logs_before) as f64, retention_days: layout.retention_days, ..Usage::default() })
+    Ok(Usage {
+        deliveries: 1.0,
+        lambda,
+        ledger,
+        log_bytes: (LOG_BYTES.load(Ordering::Relaxed) - logs_before) as f64,
+        retention_days: layout.retention_days,
+        ..Usage::default()
+    })
 }
 
 fn rand_tag() -> String {
-    format!("{:08x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos())
+    format!(
+        "{:08x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
+    )
 }
 
 #[cfg(test)]
@@ -384,7 +432,15 @@ mod tests {
     #[test]
     fn the_grid_has_every_scenario_of_the_issue() {
         let keys: Vec<String> = grid(true).into_iter().map(|s| s.key).collect();
-        for k in ["1KiB_fanout1_single", "1KiB_fanout10_single", "1KiB_fanout100_single", "1KiB_fanout1_batch100", "16KiB_fanout1_single", "128KiB_fanout1_single", "128KiB_fanout100_single"] {
+        for k in [
+            "1KiB_fanout1_single",
+            "1KiB_fanout10_single",
+            "1KiB_fanout100_single",
+            "1KiB_fanout1_batch100",
+            "16KiB_fanout1_single",
+            "128KiB_fanout1_single",
+            "128KiB_fanout100_single",
+        ] {
             assert!(keys.contains(&k.to_owned()), "{k}");
         }
     }

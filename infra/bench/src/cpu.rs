@@ -65,7 +65,12 @@ impl Sample {
     /// The CPU spent since `start` for `deliveries` deliveries.
     pub fn since(&self, start: &Sample, deliveries: u64) -> CpuFigures {
         let diff = |a: Option<f64>, b: Option<f64>| Some(a? - b?);
-        CpuFigures { deliveries, wall_s: (self.at - start.at).as_secs_f64(), ours_s: diff(self.ours, start.ours), moto_s: diff(self.moto, start.moto) }
+        CpuFigures {
+            deliveries,
+            wall_s: (self.at - start.at).as_secs_f64(),
+            ours_s: diff(self.ours, start.ours),
+            moto_s: diff(self.moto, start.moto),
+        }
     }
 }
 

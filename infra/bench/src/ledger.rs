@@ -65,7 +65,11 @@ fn key_schema(keys: Option<&Value>) -> (Option<String>, Option<String>) {
 impl Schema {
     /// The first `AWS::DynamoDB::Table` of the template (as JSON).
     pub fn from_template(doc: &Value) -> Option<Self> {
-        let table = doc.get("Resources")?.as_object()?.values().find(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"))?;
+        let table = doc
+            .get("Resources")?
+            .as_object()?
+            .values()
+            .find(|r| r.get("Type").and_then(Value::as_str) == Some("AWS::DynamoDB::Table"))?;
         let props = table.get("Properties")?;
         let (pk, sk) = key_schema(props.get("KeySchema"));
         let indexes = props
@@ -195,7 +199,13 @@ impl<'a> Replay<'a> {
     /// `before`: the table's items when the phase started; `after`: when it ended.
     pub fn new(schema: &'a Schema, table: &str, before: &[Item], after: &[Item]) -> Self {
         let by_key = |items: &[Item]| items.iter().filter_map(|i| Some((schema.key_of(i)?, i.clone()))).collect();
-        Self { schema, table: table.to_owned(), shadow: by_key(before), after: by_key(after), ledger: Ledger::default() }
+        Self {
+            schema,
+            table: table.to_owned(),
+            shadow: by_key(before),
+            after: by_key(after),
+            ledger: Ledger::default(),
+        }
     }
 
     /// Replays a whole log and returns the ledger.
@@ -322,7 +332,11 @@ impl<'a> Replay<'a> {
                 }
             }
             "Query" | "Scan" => {
-                let index = body.get("IndexName").and_then(Value::as_str).and_then(|n| self.schema.indexes.iter().find(|i| i.name == n)).cloned();
+                let index = body
+                    .get("IndexName")
+                    .and_then(Value::as_str)
+                    .and_then(|n| self.schema.indexes.iter().find(|i| i.name == n))
+                    .cloned();
                 let returned: Vec<Item> = c
                     .response
                     .as_ref()
@@ -334,7 +348,11 @@ impl<'a> Replay<'a> {
                 let bytes: usize = returned
                     .iter()
                     .map(|r| {
-                        let full = self.schema.key_of(r).and_then(|k| self.shadow.get(&k).cloned()).unwrap_or_else(|| r.clone());
+                        let full = self
+                            .schema
+                            .key_of(r)
+                            .and_then(|k| self.shadow.get(&k).cloned())
+                            .unwrap_or_else(|| r.clone());
                         match &index {
                             Some(ix) => self.schema.project(ix, &full).map_or(item_size(r), |p| item_size(&p)),
                             None => item_size(&full),
@@ -361,7 +379,14 @@ impl<'a> Replay<'a> {
                 self.write(key, None, 1.0);
             }
             "BatchWriteItem" => {
-                for req in body.get("RequestItems").and_then(Value::as_object).into_iter().flat_map(|m| m.values()).filter_map(Value::as_array).flatten() {
+                for req in body
+                    .get("RequestItems")
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flat_map(|m| m.values())
+                    .filter_map(Value::as_array)
+                    .flatten()
+                {
                     if let Some(item) = req.pointer("/PutRequest/Item").and_then(Value::as_object) {
                         if let Some(key) = self.schema.key_of(item) {
                             self.write(key, Some(item.clone()), 1.0);
@@ -401,7 +426,12 @@ pub const ITEM_OVERHEAD_BYTES: usize = 100;
 /// old size), each with its index entries, at 100 B overhead per item and entry.
 pub fn stored_bytes(schema: &Schema, before: &[Item], after: &[Item]) -> i64 {
     let stored = |i: &Item| -> i64 {
-        let entries: usize = schema.indexes.iter().filter_map(|ix| schema.project(ix, i)).map(|p| item_size(&p) + ITEM_OVERHEAD_BYTES).sum();
+        let entries: usize = schema
+            .indexes
+            .iter()
+            .filter_map(|ix| schema.project(ix, i))
+            .map(|p| item_size(&p) + ITEM_OVERHEAD_BYTES)
+            .sum();
         (item_size(i) + ITEM_OVERHEAD_BYTES + entries) as i64
     };
     let old: BTreeMap<(String, String), &Item> = before.iter().filter_map(|i| Some((schema.key_of(i)?, i))).collect();
@@ -433,7 +463,11 @@ fn query_partition(body: &Value, pk_attr: &str) -> Option<String> {
     for part in expr.split(" AND ").chain(expr.split(" and ")) {
         let Some((left, right)) = part.split_once('=') else { continue };
         let left = left.trim().trim_start_matches('(');
-        let name = if left.starts_with('#') { names.and_then(|n| n.get(left)).and_then(Value::as_str).unwrap_or(left) } else { left };
+        let name = if left.starts_with('#') {
+            names.and_then(|n| n.get(left)).and_then(Value::as_str).unwrap_or(left)
+        } else {
+            left
+        };
         if name == pk_attr {
             return values.get(right.trim().trim_end_matches(')')).and_then(scalar);
         }
@@ -476,7 +510,15 @@ mod tests {
         let s = Schema::from_template(&doc).unwrap();
         assert_eq!(s.pk, "pk");
         assert_eq!(s.sk.as_deref(), Some("sk"));
-        assert_eq!(s.indexes, vec![Index { name: "g".into(), pk: "gp".into(), sk: None, projection: Projection::Include(vec!["status".into()]) }]);
+        assert_eq!(
+            s.indexes,
+            vec![Index {
+                name: "g".into(),
+                pk: "gp".into(),
+                sk: None,
+                projection: Projection::Include(vec!["status".into()])
+            }]
+        );
     }
 
     #[test]
@@ -496,7 +538,8 @@ mod tests {
         let before = obj(&item("DLV#1", Some("SUB#s"), 3000));
         let mut after = before.clone();
         after.insert("body".into(), json!({"S": "y".repeat(3000)}));
-        let upd = Call::new("DynamoDB", "UpdateItem", Some(json!({"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "DLV#1"}}})));
+        let upd =
+            Call::new("DynamoDB", "UpdateItem", Some(json!({"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "DLV#1"}}})));
         let l = Replay::new(&s, "t", &[before], &[after]).run(&[upd]);
         assert_eq!(l.table_wru, 3.0);
         assert_eq!(l.index_wru.get("gsi1"), None, "keys unchanged: no index write");
@@ -508,7 +551,8 @@ mod tests {
         let before = obj(&item("DLV#1", Some("SUB#s#pending"), 2500));
         let mut after = obj(&item("DLV#1", Some("SUB#s#done"), 10));
         after.remove("body");
-        let upd = Call::new("DynamoDB", "UpdateItem", Some(json!({"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "DLV#1"}}})));
+        let upd =
+            Call::new("DynamoDB", "UpdateItem", Some(json!({"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "DLV#1"}}})));
         let l = Replay::new(&s, "t", &[before], &[after]).run(&[upd]);
         assert_eq!(l.table_wru, 3.0, "the larger of before (2.5 KB) and after");
         assert_eq!(l.index_wru["gsi1"], 4.0, "delete of the 2.5 KB entry (3) + put of the small one (1)");
@@ -518,10 +562,14 @@ mod tests {
     #[test]
     fn transactions_cost_double_and_failed_conditions_still_bill() {
         let s = schema(Projection::All);
-        let tx = Call::new("DynamoDB", "TransactWriteItems", Some(json!({"TransactItems": [
-            {"Put": {"Item": item("EP#1", None, 10)}},
-            {"ConditionCheck": {"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "EP#1"}}}}
-        ]})));
+        let tx = Call::new(
+            "DynamoDB",
+            "TransactWriteItems",
+            Some(json!({"TransactItems": [
+                {"Put": {"Item": item("EP#1", None, 10)}},
+                {"ConditionCheck": {"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "EP#1"}}}}
+            ]})),
+        );
         let mut failed = Call::new("DynamoDB", "PutItem", Some(json!({"Item": item("EVT#1", None, 10)})));
         failed.response = Some(json!({"__type": "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException"}));
         let l = Replay::new(&s, "t", &[], &[]).run(&[tx, failed]);
@@ -533,10 +581,18 @@ mod tests {
     fn reads_bill_four_kb_units_and_queries_sum_what_they_return() {
         let s = schema(Projection::KeysOnly);
         let big = obj(&item("DLV#1", Some("SUB#s"), 5000));
-        let get = Call::new("DynamoDB", "GetItem", Some(json!({"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "DLV#1"}}, "ConsistentRead": true})));
-        let mut q = Call::new("DynamoDB", "Query", Some(json!({
+        let get = Call::new(
+            "DynamoDB",
+            "GetItem",
+            Some(json!({"Key": {"pk": {"S": "ACCT#a"}, "sk": {"S": "DLV#1"}}, "ConsistentRead": true})),
+        );
+        let mut q = Call::new(
+            "DynamoDB",
+            "Query",
+            Some(json!({
             "IndexName": "gsi1", "KeyConditionExpression": "#p = :p", "ExpressionAttributeNames": {"#p": "gsi1pk"},
-            "ExpressionAttributeValues": {":p": {"S": "SUB#s"}}})));
+            "ExpressionAttributeValues": {":p": {"S": "SUB#s"}}})),
+        );
         q.response = Some(json!({"Items": [big.clone()]}));
         let l = Replay::new(&s, "t", &[big], &[]).run(&[get, q]);
         // 5 KB consistent = 2 RRU; the keys-only entry (tiny) eventually consistent = 0.5.

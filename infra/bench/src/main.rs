@@ -126,14 +126,22 @@ async fn measure_costs(stack: &BenchStack, init_calls: BTreeMap<String, u64>, qu
         }
         eprintln!("bench: cost scenario {} ({} events)…", s.key, s.events);
         let m = costrun::run(stack, &layout, &s).await.with_context(|| s.key.clone())?;
-        println!("cost {:26} {} (x86_64) {} (arm64) per million deliveries", s.key, stats::usd(cost::per_million(&m.usage, cost::Arch::X86_64)), stats::usd(cost::per_million(&m.usage, cost::Arch::Arm64)));
+        println!(
+            "cost {:26} {} (x86_64) {} (arm64) per million deliveries",
+            s.key,
+            stats::usd(cost::per_million(&m.usage, cost::Arch::X86_64)),
+            stats::usd(cost::per_million(&m.usage, cost::Arch::Arm64))
+        );
         measured.push(m);
     }
     let mut failed = BTreeMap::new();
     for kib in [1usize, 16, 128] {
         failed.insert(kib * 1024, costrun::failed_attempt(stack, &layout, kib * 1024).await?);
     }
-    let part = measured.iter().find(|m| m.scenario.key == "1KiB_fanout1_single").ok_or_else(|| anyhow!("no 1 KiB 1 → 1 scenario"))?;
+    let part = measured
+        .iter()
+        .find(|m| m.scenario.key == "1KiB_fanout1_single")
+        .ok_or_else(|| anyhow!("no 1 KiB 1 → 1 scenario"))?;
     let partition = cost::partition_keys(&part.usage.ledger.keys, part.usage.deliveries, &part.event_ids);
     let partition_scenario = format!("{} ({} events)", part.scenario.key, part.scenario.events);
     let fixed = cost::Fixed {
@@ -219,7 +227,8 @@ async fn run(args: Args) -> Result<()> {
     let _ = writeln!(md, "\n_Whole run: {:.0} s._", started.elapsed().as_secs_f64());
     std::fs::write(&args.out, &md).with_context(|| format!("Failed to write {}", args.out.display()))?;
     let json = report::json(&costs, Some(&perf), &cold, &measured_at, &command);
-    std::fs::write(&args.json, serde_json::to_string_pretty(&json)? + "\n").with_context(|| format!("Failed to write {}", args.json.display()))?;
+    std::fs::write(&args.json, serde_json::to_string_pretty(&json)? + "\n")
+        .with_context(|| format!("Failed to write {}", args.json.display()))?;
     println!("\nwrote {} and {} ({:.0} s)", args.out.display(), args.json.display(), started.elapsed().as_secs_f64());
     drop(stack);
     moto.stop().await?;
@@ -235,15 +244,29 @@ fn utc_now() -> String {
 /// CPU, cores, memory, OS, rustc.
 fn machine(profile: &str) -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu = cpuinfo.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map_or("unknown", str::trim).to_owned();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map_or("unknown", str::trim)
+        .to_owned();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem_kib: u64 = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()))
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
         .unwrap_or(0);
     let os = std::fs::read_to_string("/etc/os-release")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("PRETTY_NAME=")).map(|l| l.trim_start_matches("PRETTY_NAME=").trim_matches('"').to_owned()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("PRETTY_NAME="))
+                .map(|l| l.trim_start_matches("PRETTY_NAME=").trim_matches('"').to_owned())
+        })
         .unwrap_or_else(|| std::env::consts::OS.to_owned());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_owned();
     let rustc = std::process::Command::new("rustc")

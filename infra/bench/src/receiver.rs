@@ -6,11 +6,11 @@
 //! publish → receiver latency, and can be switched to answer 500 to exercise the retry path.
 
 use anyhow::Result;
-use puck_local::test_tls::{serve_tls, TestCa};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use puck_local::test_tls::{serve_tls, TestCa};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -57,7 +57,10 @@ impl Receiver {
             let state = shared.clone();
             async move {
                 let service = service_fn(move |req| answer(state.clone(), req));
-                let _ = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(tls), service).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
             }
         });
         Ok(Self { url, ca_path: TestCa::get().pem_path().to_owned(), state, task })
@@ -75,7 +78,10 @@ impl Receiver {
 }
 
 /// Records the arrival by `X-Puck-Event-Id` and answers 200, or 500 while `fail` is set.
-async fn answer(state: Arc<ReceiverState>, req: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<Full<Bytes>>, http::Error> {
+async fn answer(
+    state: Arc<ReceiverState>,
+    req: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Full<Bytes>>, http::Error> {
     let event_id = req.headers().get("x-puck-event-id").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let _ = req.into_body().collect().await;
     let at = Instant::now();

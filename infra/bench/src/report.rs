@@ -96,7 +96,8 @@ pub fn cold_md(all: &[BinaryFigures], runs: usize) -> String {
             (Some(a), Some(b)) if b < r.init => Some(b - a),
             _ => None,
         }));
-        let post: Vec<f64> = ms(f.runs.iter().filter_map(|r| r.first_aws_response.filter(|t| *t < r.init).map(|t| r.init - t)));
+        let post: Vec<f64> =
+            ms(f.runs.iter().filter_map(|r| r.first_aws_response.filter(|t| *t < r.init).map(|t| r.init - t)));
         let without: Vec<f64> = f
             .runs
             .iter()
@@ -184,7 +185,6 @@ pub fn cold_md(all: &[BinaryFigures], runs: usize) -> String {
     md
 }
 
-
 /// Latency, throughput beside raw moto, CPU per delivery.
 pub fn perf_md(f: &PerfFigures, profile: &str) -> String {
     let mut md = String::new();
@@ -242,7 +242,11 @@ pub fn perf_md(f: &PerfFigures, profile: &str) -> String {
             replay.as_secs_f64() / row.elapsed.as_secs_f64() * 100.0
         );
     }
-    let _ = writeln!(md, "\nPublishing the {events} events alone took {:.2} s ({PUBLISH_CONCURRENCY} concurrent publishers).\n", f.publish_elapsed.as_secs_f64());
+    let _ = writeln!(
+        md,
+        "\nPublishing the {events} events alone took {:.2} s ({PUBLISH_CONCURRENCY} concurrent publishers).\n",
+        f.publish_elapsed.as_secs_f64()
+    );
     let retries = f.publish_retries;
     let _ = writeln!(
         md,
@@ -261,8 +265,18 @@ pub fn perf_md(f: &PerfFigures, profile: &str) -> String {
         c.deliveries, c.wall_s
     );
     let _ = writeln!(md, "| process | CPU s | CPU ms per delivery |\n|---|---:|---:|");
-    let _ = writeln!(md, "| puck-bench (publish + dispatch + receiver) | {} | **{}** |", c.ours_s.map_or("n/a".into(), |v| format!("{v:.2}")), fmt_ms(c.ours_ms_per_delivery()));
-    let _ = writeln!(md, "| moto (reference: the AWS side) | {} | {} |\n", c.moto_s.map_or("n/a".into(), |v| format!("{v:.2}")), fmt_ms(c.moto_ms_per_delivery()));
+    let _ = writeln!(
+        md,
+        "| puck-bench (publish + dispatch + receiver) | {} | **{}** |",
+        c.ours_s.map_or("n/a".into(), |v| format!("{v:.2}")),
+        fmt_ms(c.ours_ms_per_delivery())
+    );
+    let _ = writeln!(
+        md,
+        "| moto (reference: the AWS side) | {} | {} |\n",
+        c.moto_s.map_or("n/a".into(), |v| format!("{v:.2}")),
+        fmt_ms(c.moto_ms_per_delivery())
+    );
     let _ = writeln!(
         md,
         "Why moto costs so much CPU per call: its werkzeug server answers every request with `Connection: close` (werkzeug \
@@ -276,7 +290,11 @@ pub fn perf_md(f: &PerfFigures, profile: &str) -> String {
 
 /// The signing section.
 pub fn signing_md(s: &signing::SigningFigures) -> String {
-    println!("signing: delivery_headers {:.2} µs, bare HMAC-SHA256 {:.2} µs", s.headers_ns / 1000.0, s.hmac_ns / 1000.0);
+    println!(
+        "signing: delivery_headers {:.2} µs, bare HMAC-SHA256 {:.2} µs",
+        s.headers_ns / 1000.0,
+        s.hmac_ns / 1000.0
+    );
     format!(
         "## Signing\n\n\
          Median of 7 batches × {} iterations (`std::hint::black_box`), {} B envelope, one secret:\n\n\
@@ -292,7 +310,6 @@ pub fn signing_md(s: &signing::SigningFigures) -> String {
         s.hmac_ns / 1000.0
     )
 }
-
 
 /// Everything the cost and partition sections report.
 pub struct CostFigures {
@@ -314,7 +331,9 @@ pub struct CostFigures {
 fn goal(key: &str, base_1kib: Option<f64>) -> Option<(f64, String)> {
     match key {
         "1KiB_fanout1_single" => Some((3.00, "≤ $3.00".into())),
-        "1KiB_fanout10_single" | "1KiB_fanout1_batch100" => Some((1.20, "≤ $1.20 (EventBridge API destinations, no log)".into())),
+        "1KiB_fanout10_single" | "1KiB_fanout1_batch100" => {
+            Some((1.20, "≤ $1.20 (EventBridge API destinations, no log)".into()))
+        }
         "16KiB_fanout1_single" => base_1kib.map(|b| (2.0 * b, format!("≤ 2× 1 KiB = {}", usd(2.0 * b)))),
         "128KiB_fanout1_single" => base_1kib.map(|b| (5.0 * b, format!("≤ 5× 1 KiB = {}", usd(5.0 * b)))),
         _ => None,
@@ -334,7 +353,8 @@ impl CostFigures {
     }
 
     fn ceiling(&self, scopes: &[Scope], half: bool) -> f64 {
-        let keys: Vec<KeyLimit> = self.partition.iter().filter(|(s, _)| scopes.contains(s)).map(|(_, k)| k.clone()).collect();
+        let keys: Vec<KeyLimit> =
+            self.partition.iter().filter(|(s, _)| scopes.contains(s)).map(|(_, k)| k.clone()).collect();
         cost::ceiling(&keys) * if half { 0.5 } else { 1.0 }
     }
 
@@ -382,7 +402,10 @@ pub fn cost_md(c: &CostFigures) -> String {
     );
     let _ = writeln!(md, "At container init each function makes: {}.\n", summarize(&c.init_calls));
     let base = c.per_million("1KiB_fanout1_single", Arch::Arm64);
-    let _ = writeln!(md, "| scenario | deliveries measured | x86_64 | arm64 | 10% failing once, x86_64 | arm64 | goal (arm64) | |");
+    let _ = writeln!(
+        md,
+        "| scenario | deliveries measured | x86_64 | arm64 | 10% failing once, x86_64 | arm64 | goal (arm64) | |"
+    );
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---|---|");
     let mut gaps = Vec::new();
     for m in &c.measured {
@@ -399,7 +422,13 @@ pub fn cost_md(c: &CostFigures) -> String {
             }
             None => (String::new(), String::new()),
         };
-        let _ = writeln!(md, "| `{k}` | {} | {} | **{}** | {fx} | {fa} | {g} | {verdict} |", m.usage.deliveries, usd(x), usd(a));
+        let _ = writeln!(
+            md,
+            "| `{k}` | {} | {} | **{}** | {fx} | {fa} | {g} | {verdict} |",
+            m.usage.deliveries,
+            usd(x),
+            usd(a)
+        );
     }
     for (k, why) in &c.skipped {
         let _ = writeln!(md, "| `{k}` | | {why} | {why} | | | | |");
@@ -434,7 +463,8 @@ pub fn cost_md(c: &CostFigures) -> String {
         let d = u.deliveries.max(1.0);
         let inv: f64 = u.lambda.values().map(|l| l.invocations).sum();
         let idx: f64 = u.ledger.index_wru.values().sum();
-        let calls = u.ledger.calls.iter().map(|(k, n)| format!("{k} {:.2}", *n as f64 / d)).collect::<Vec<_>>().join(", ");
+        let calls =
+            u.ledger.calls.iter().map(|(k, n)| format!("{k} {:.2}", *n as f64 / d)).collect::<Vec<_>>().join(", ");
         let _ = writeln!(
             md,
             "| `{}` | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.0} | {:.0} | {:.0} | {calls} |",
@@ -450,18 +480,40 @@ pub fn cost_md(c: &CostFigures) -> String {
         );
     }
     if let Some(m) = c.measured.first() {
-        let writes = m.usage.ledger.writes.iter().map(|(k, (n, b))| format!("{k} ×{n} (largest {b} B)")).collect::<Vec<_>>().join(", ");
+        let writes = m
+            .usage
+            .ledger
+            .writes
+            .iter()
+            .map(|(k, (n, b))| format!("{k} ×{n} (largest {b} B)"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let _ = writeln!(md, "\nItems written in `{}` (by sort-key prefix): {writes}.\n", m.scenario.key);
     }
-    let _ = writeln!(md, "One failed attempt (receiver answers 500), which a delivery failing once adds to its successful one:\n");
+    let _ = writeln!(
+        md,
+        "One failed attempt (receiver answers 500), which a delivery failing once adds to its successful one:\n"
+    );
     let _ = writeln!(md, "| payload | WRU (table + indexes) | RRU | SQS requests | $ per million failed attempts, arm64 |\n|---|---:|---:|---:|---:|");
     for (p, u) in &c.failed {
-        let _ = writeln!(md, "| {} KiB | {} | {} | {} | {} |", p / 1024, u.ledger.wru(), u.ledger.rru, u.ledger.sqs, usd(cost::per_million(u, Arch::Arm64)));
+        let _ = writeln!(
+            md,
+            "| {} KiB | {} | {} | {} | {} |",
+            p / 1024,
+            u.ledger.wru(),
+            u.ledger.rru,
+            u.ledger.sqs,
+            usd(cost::per_million(u, Arch::Arm64))
+        );
     }
     if gaps.is_empty() {
         let _ = writeln!(md, "\n**Every cost goal met** (arm64).\n");
     } else {
-        let _ = writeln!(md, "\n**Goals not met** (arm64): {}.", gaps.iter().map(|(k, a, l)| format!("`{k}` {} vs {}", usd(*a), usd(*l))).collect::<Vec<_>>().join("; "));
+        let _ = writeln!(
+            md,
+            "\n**Goals not met** (arm64): {}.",
+            gaps.iter().map(|(k, a, l)| format!("`{k}` {} vs {}", usd(*a), usd(*l))).collect::<Vec<_>>().join("; ")
+        );
         if let Some(m) = c.measured.iter().find(|m| m.scenario.key == gaps[0].0) {
             let bill = cost::bill(&m.usage, Arch::Arm64);
             let mut top: Vec<&cost::Line> = bill.iter().collect();
@@ -470,7 +522,11 @@ pub fn cost_md(c: &CostFigures) -> String {
                 md,
                 "Cause, from the bill of `{}`: {}.\n",
                 m.scenario.key,
-                top.iter().take(3).map(|l| format!("{} {} ({})", l.item, usd(l.usd / m.usage.deliveries.max(1.0) * 1e6), l.quantity)).collect::<Vec<_>>().join("; ")
+                top.iter()
+                    .take(3)
+                    .map(|l| format!("{} {} ({})", l.item, usd(l.usd / m.usage.deliveries.max(1.0) * 1e6), l.quantity))
+                    .collect::<Vec<_>>()
+                    .join("; ")
             );
         }
     }
@@ -508,7 +564,15 @@ fn partition_md(c: &CostFigures) -> String {
     );
     let _ = writeln!(md, "| key | owner | WRU per delivery | RRU per delivery | deliveries/s at the limit | at half the limit |\n|---|---|---:|---:|---:|---:|");
     for (scope, k) in &c.partition {
-        let _ = writeln!(md, "| `{}` | {scope:?} | {:.2} | {:.2} | {} | {} |", k.key, k.wru_per_delivery, k.rru_per_delivery, rate(k.at_limit), rate(k.at_limit / 2.0));
+        let _ = writeln!(
+            md,
+            "| `{}` | {scope:?} | {:.2} | {:.2} | {} | {} |",
+            k.key,
+            k.wru_per_delivery,
+            k.rru_per_delivery,
+            rate(k.at_limit),
+            rate(k.at_limit / 2.0)
+        );
     }
     let (acc, sub) = (c.account_ceiling(true), c.subscription_ceiling(true));
     let _ = writeln!(
@@ -523,7 +587,8 @@ fn partition_md(c: &CostFigures) -> String {
         rate(c.subscription_ceiling(false))
     );
     if acc < 10_000.0 || sub < 3_000.0 {
-        let hot = c.partition.iter().filter(|(s, _)| *s != Scope::Item).min_by(|a, b| a.1.at_limit.total_cmp(&b.1.at_limit));
+        let hot =
+            c.partition.iter().filter(|(s, _)| *s != Scope::Item).min_by(|a, b| a.1.at_limit.total_cmp(&b.1.at_limit));
         if let Some((_, k)) = hot {
             let _ = writeln!(md, "Cause: every delivery of the account writes `{}` ({:.2} WRU, {:.2} RRU per delivery); only write-sharding that key raises the ceiling.\n", k.key, k.wru_per_delivery, k.rru_per_delivery);
         }
@@ -548,7 +613,13 @@ fn finite(v: f64) -> Value {
 
 /// BENCHMARKS.json: the machine-readable figures (issue 15's keys, plus the 10%-failing and
 /// every other measured scenario). Scenarios not measured are `null` with a `_why`.
-pub fn json(c: &CostFigures, perf: Option<&PerfFigures>, cold: &[BinaryFigures], measured_at: &str, run: &str) -> Value {
+pub fn json(
+    c: &CostFigures,
+    perf: Option<&PerfFigures>,
+    cold: &[BinaryFigures],
+    measured_at: &str,
+    run: &str,
+) -> Value {
     let per_arch = |f: &dyn Fn(Arch) -> Option<f64>| -> Value {
         let mut m = Map::new();
         for a in Arch::ALL {
@@ -602,20 +673,31 @@ mod tests {
     use crate::ledger::Ledger;
 
     fn measured(key: &str, payload: usize, wru: f64) -> Measured {
-        let usage = Usage { deliveries: 1.0, ledger: Ledger { table_wru: wru, ..Ledger::default() }, ..Usage::default() };
-        Measured { scenario: Scenario { key: key.into(), payload, fanout: 1, batch: None, events: 1 }, usage, event_ids: vec![] }
+        let usage =
+            Usage { deliveries: 1.0, ledger: Ledger { table_wru: wru, ..Ledger::default() }, ..Usage::default() };
+        Measured {
+            scenario: Scenario { key: key.into(), payload, fanout: 1, batch: None, events: 1 },
+            usage,
+            event_ids: vec![],
+        }
     }
 
     fn figures() -> CostFigures {
         let mut failed = BTreeMap::new();
-        failed.insert(1024, Usage { deliveries: 1.0, ledger: Ledger { table_wru: 2.0, ..Ledger::default() }, ..Usage::default() });
+        failed.insert(
+            1024,
+            Usage { deliveries: 1.0, ledger: Ledger { table_wru: 2.0, ..Ledger::default() }, ..Usage::default() },
+        );
         CostFigures {
             // 1 KiB: 4 WRU = $2.50/M (goal $3 met); 16 KiB: 10 WRU = $6.25 > 2 × $2.50 (not met).
             measured: vec![measured("1KiB_fanout1_single", 1024, 4.0), measured("16KiB_fanout1_single", 16384, 10.0)],
             skipped: vec![("1KiB_fanout1_batch100".into(), "n/a: route not built".into())],
             failed,
             fixed: Fixed::default(),
-            partition: vec![(Scope::Account, KeyLimit::new("t: ACCT#{acct}".into(), 4.0, 1.0)), (Scope::Item, KeyLimit::new("t: EVT#{evt}".into(), 100.0, 0.0))],
+            partition: vec![
+                (Scope::Account, KeyLimit::new("t: ACCT#{acct}".into(), 4.0, 1.0)),
+                (Scope::Item, KeyLimit::new("t: EVT#{evt}".into(), 100.0, 0.0)),
+            ],
             partition_scenario: "1KiB_fanout1_single".into(),
             init_calls: BTreeMap::new(),
         }

@@ -48,7 +48,9 @@ pub fn measure() -> SigningFigures {
     let event_id = EventId::parse("evt-bench-0001").expect("valid id");
     let attempt_id = AttemptId::generate(1_777_000_000_000);
     // A 1 KiB JSON envelope.
-    let mut body = String::from(r#"{"event_id":"evt-bench-0001","event_type":"finding.discovered","emitted_at":"2026-05-03T10:00:00Z","api_version":"v1","data":{"pad":""#);
+    let mut body = String::from(
+        r#"{"event_id":"evt-bench-0001","event_type":"finding.discovered","emitted_at":"2026-05-03T10:00:00Z","api_version":"v1","data":{"pad":""#,
+    );
     while body.len() < 1024 - 3 {
         body.push('x');
     }

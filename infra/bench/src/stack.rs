@@ -81,7 +81,8 @@ impl BenchStack {
 
         let config = puck_aws::Config::from_lookup(|name| env.get(name).cloned())?;
         let ctx = puck_aws::build_context(&config).await?;
-        let dispatcher = Arc::new(Dispatcher::new(ctx.clone(), puck_aws::build_sender(&config)?, config.retry_policy()));
+        let dispatcher =
+            Arc::new(Dispatcher::new(ctx.clone(), puck_aws::build_sender(&config)?, config.retry_policy()));
 
         let esm = CallCounter::default();
         let esm_sqs = {
@@ -150,7 +151,8 @@ impl BenchStack {
     /// to 3 times with the same `event_id`, which is idempotent, and counted in
     /// [`BenchStack::publish_retries`] for the report.
     pub async fn publish(&self, tenant: &Tenant, event_id: &str, data: &Value) -> Result<u64> {
-        let body = json!({ "event_type": "finding.discovered", "event_id": event_id, "severity": "high", "data": data });
+        let body =
+            json!({ "event_type": "finding.discovered", "event_id": event_id, "severity": "high", "data": data });
         let mut attempt = 0;
         loop {
             match self.api("POST", "/v1/events", &tenant.key, Some(body.clone())).await {
@@ -241,8 +243,7 @@ impl BenchStack {
         let mut out = Vec::new();
         let mut start = None;
         loop {
-            let page =
-                self.raw.dynamodb.scan().table_name(&self.table).set_exclusive_start_key(start).send().await?;
+            let page = self.raw.dynamodb.scan().table_name(&self.table).set_exclusive_start_key(start).send().await?;
             for item in page.items() {
                 out.push(item.iter().map(|(k, v)| (k.clone(), wire(v))).collect());
             }

@@ -11,7 +11,6 @@ use anyhow::{anyhow, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 /// Pollers run concurrently (Lambda's SQS event source mapping starts with five).
 pub const POLLERS: usize = 5;
 /// Concurrent publishes in the bulk scenario.
@@ -43,7 +42,13 @@ pub struct PerfFigures {
 
 /// Runs the latency scenario, then 1 → 100 and N → 10 with pollers in the background, and
 /// replays each scenario's calls straight to moto as the reference.
-pub async fn measure(stack: &Arc<BenchStack>, latency_events: usize, args_events: usize, bulk_budget: Duration, moto_pid: Option<u32>) -> Result<PerfFigures> {
+pub async fn measure(
+    stack: &Arc<BenchStack>,
+    latency_events: usize,
+    args_events: usize,
+    bulk_budget: Duration,
+    moto_pid: Option<u32>,
+) -> Result<PerfFigures> {
     let mut rows: Vec<Throughput> = Vec::new();
     stack.spawn_pollers(POLLERS);
 
@@ -69,9 +74,18 @@ pub async fn measure(stack: &Arc<BenchStack>, latency_events: usize, args_events
         };
         latencies.push(arrived - t);
     }
-    rows.push(Throughput { label: "1 event → 1 subscription (sequential)".into(), deliveries: latency_events as u64, elapsed: t_all.elapsed(), calls: take_phase(stack).0 });
+    rows.push(Throughput {
+        label: "1 event → 1 subscription (sequential)".into(),
+        deliveries: latency_events as u64,
+        elapsed: t_all.elapsed(),
+        calls: take_phase(stack).0,
+    });
     let lat = ms(latencies);
-    println!("latency publish → receiver p50 {} ms p99 {} ms", fmt_ms(quantile(&lat, 0.5)), fmt_ms(quantile(&lat, 0.99)));
+    println!(
+        "latency publish → receiver p50 {} ms p99 {} ms",
+        fmt_ms(quantile(&lat, 0.5)),
+        fmt_ms(quantile(&lat, 0.99))
+    );
 
     // 1 → 100.
     let tenant = stack.tenant().await?;
@@ -81,7 +95,12 @@ pub async fn measure(stack: &Arc<BenchStack>, latency_events: usize, args_events
     let t = Instant::now();
     let n = stack.publish(&tenant, "evt-fan-100", &sample_data()).await?;
     stack.wait_received(before + n, Duration::from_secs(120)).await?;
-    let fan = Throughput { label: "1 event → 100 subscriptions".into(), deliveries: n, elapsed: t.elapsed(), calls: take_phase(stack).0 };
+    let fan = Throughput {
+        label: "1 event → 100 subscriptions".into(),
+        deliveries: n,
+        elapsed: t.elapsed(),
+        calls: take_phase(stack).0,
+    };
     let fan_rate = fan.deliveries as f64 / fan.elapsed.as_secs_f64();
     rows.push(fan);
 
@@ -165,7 +184,13 @@ async fn replay_raw(stack: &BenchStack, calls: &[Call], deliveries: u64, concurr
     let batch_items: usize = calls
         .iter()
         .filter(|c| c.operation == "BatchWriteItem")
-        .filter_map(|c| c.body.as_ref()?.get("RequestItems")?.as_object().map(|t| t.values().filter_map(|v| v.as_array().map(Vec::len)).sum::<usize>()))
+        .filter_map(|c| {
+            c.body
+                .as_ref()?
+                .get("RequestItems")?
+                .as_object()
+                .map(|t| t.values().filter_map(|v| v.as_array().map(Vec::len)).sum::<usize>())
+        })
         .sum();
     let items_per_batch = (batch_items / get("DynamoDB.BatchWriteItem").max(1)).clamp(1, 25);
     let per_send = (deliveries as usize).div_ceil(get("SQS.SendMessageBatch").max(1)).clamp(1, 10);
@@ -259,7 +284,10 @@ async fn replay_raw(stack: &BenchStack, calls: &[Call], deliveries: u64, concurr
                     "batch" => {
                         let reqs: Vec<WriteRequest> = (0..items_per_batch)
                             .filter_map(|j| {
-                                let put = PutRequest::builder().set_item(Some(item(format!("RAW#{w}-{i}-{j}")))).build().ok()?;
+                                let put = PutRequest::builder()
+                                    .set_item(Some(item(format!("RAW#{w}-{i}-{j}"))))
+                                    .build()
+                                    .ok()?;
                                 Some(WriteRequest::builder().put_request(put).build())
                             })
                             .collect();
@@ -281,11 +309,21 @@ async fn replay_raw(stack: &BenchStack, calls: &[Call], deliveries: u64, concurr
                         // Needs a receipt handle: receive one and change it (counted as the one call it stands for).
                         let got = sqs.receive_message().queue_url(&queue).max_number_of_messages(1).send().await?;
                         if let Some(h) = got.messages().first().and_then(|m| m.receipt_handle()) {
-                            sqs.change_message_visibility().queue_url(&queue).receipt_handle(h).visibility_timeout(0).send().await?;
+                            sqs.change_message_visibility()
+                                .queue_url(&queue)
+                                .receipt_handle(h)
+                                .visibility_timeout(0)
+                                .send()
+                                .await?;
                         }
                     }
                     _ => {
-                        let got = sqs.receive_message().queue_url(&queue).max_number_of_messages(per_receive as i32).send().await?;
+                        let got = sqs
+                            .receive_message()
+                            .queue_url(&queue)
+                            .max_number_of_messages(per_receive as i32)
+                            .send()
+                            .await?;
                         let entries: Vec<_> = got
                             .messages()
                             .iter()
@@ -319,6 +357,8 @@ async fn replay_raw(stack: &BenchStack, calls: &[Call], deliveries: u64, concurr
 }
 
 fn rand_suffix() -> String {
-    format!("{:08x}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos())
+    format!(
+        "{:08x}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().subsec_nanos()
+    )
 }
-

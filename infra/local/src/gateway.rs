@@ -73,18 +73,36 @@ impl Gateway {
             if of_binary.is_empty() {
                 bail!("{}: binary {} has no entry in puck_api::ROUTES", r.function, r.binary);
             }
-            let Some(entry) = of_binary.iter().find(|e| (e.method, e.path) == (r.method.as_str(), r.path.as_str())) else {
+            let Some(entry) = of_binary.iter().find(|e| (e.method, e.path) == (r.method.as_str(), r.path.as_str()))
+            else {
                 let table: Vec<String> = of_binary.iter().map(|e| format!("{} {}", e.method, e.path)).collect();
-                bail!("{}: template says {} {}, puck_api::ROUTES says {}", r.binary, r.method, r.path, table.join(", "));
+                bail!(
+                    "{}: template says {} {}, puck_api::ROUTES says {}",
+                    r.binary,
+                    r.method,
+                    r.path,
+                    table.join(", ")
+                );
             };
             let route = BoundRoute { route: r.clone(), handler: entry.handler };
-            let slot = if entry.is_default() { default.replace(route) } else { bound.insert((entry.method, entry.path), route) };
+            let slot = if entry.is_default() {
+                default.replace(route)
+            } else {
+                bound.insert((entry.method, entry.path), route)
+            };
             if slot.is_some() {
                 bail!("{}: declared more than once", r.binary);
             }
         }
-        if let Some(missing) = puck_api::ROUTES.iter().find(|e| !bound.contains_key(&(e.method, e.path)) && !e.is_default()) {
-            bail!("puck_api::ROUTES has {} {} ({}), template.yaml does not", missing.method, missing.path, missing.binary);
+        if let Some(missing) =
+            puck_api::ROUTES.iter().find(|e| !bound.contains_key(&(e.method, e.path)) && !e.is_default())
+        {
+            bail!(
+                "puck_api::ROUTES has {} {} ({}), template.yaml does not",
+                missing.method,
+                missing.path,
+                missing.binary
+            );
         }
         Ok(Self { routes: bound, default, ctx })
     }
@@ -96,7 +114,9 @@ impl Gateway {
                 // `new` bound every table route.
                 return Routed::Found(&self.routes[&(route.method, route.path)], params);
             }
-            RouteMatch::MethodNotAllowed(allowed) => ApiError::MethodNotAllowed { method: method.to_string(), path: path.to_owned(), allowed },
+            RouteMatch::MethodNotAllowed(allowed) => {
+                ApiError::MethodNotAllowed { method: method.to_string(), path: path.to_owned(), allowed }
+            }
             RouteMatch::NotFound => ApiError::NoRoute { method: method.to_string(), path: path.to_owned() },
         };
         // API Gateway sends anything unmatched, wrong methods included, to `$default`.
@@ -138,9 +158,8 @@ impl Gateway {
                         let gateway = gateway.clone();
                         async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
                     });
-                    if let Err(error) = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
+                    if let Err(error) =
+                        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await
                     {
                         tracing::debug!(%error, %peer, "connection ended with an error");
                     }
@@ -184,10 +203,8 @@ impl Gateway {
         peer: SocketAddr,
     ) -> http::Response<Full<Bytes>> {
         let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body exceeds 6 MB");
-        let declared = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        let declared =
+            req.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
         if declared.is_some_and(|n| n > DRAIN_LIMIT_BYTES) {
             return too_large();
         }
@@ -222,10 +239,15 @@ impl Gateway {
                     Ok(Err(e)) => tracing::error!(binary = binary.as_str(), error = %e, "handler panicked"),
                     _ => {
                         abort.abort();
-                        tracing::error!(binary = binary.as_str(), timeout_secs = timeout.as_secs(), "handler timed out");
+                        tracing::error!(
+                            binary = binary.as_str(),
+                            timeout_secs = timeout.as_secs(),
+                            "handler timed out"
+                        );
                     }
                 }
-                let mut resp = http::Response::new(Full::new(Bytes::from_static(b"{\"message\":\"Internal Server Error\"}")));
+                let mut resp =
+                    http::Response::new(Full::new(Bytes::from_static(b"{\"message\":\"Internal Server Error\"}")));
                 *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                 resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 resp
@@ -332,9 +354,7 @@ pub fn api_gateway_event(
     let now = time::OffsetDateTime::now_utc();
     let request_id = format!("{:032x}", rand::random::<u128>());
     let time_str = now
-        .format(time::macros::format_description!(
-            "[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"
-        ))
+        .format(time::macros::format_description!("[day]/[month repr:short]/[year]:[hour]:[minute]:[second] +0000"))
         .unwrap_or_default();
 
     let mut event = Map::new();
@@ -414,7 +434,11 @@ mod tests {
         ] {
             let Routed::Unrouted(error) = gateway.route(&method, path) else { panic!("{method} {path} was routed") };
             let from_gateway = wire(into_hyper(puck_http::error_response(error))).await;
-            let req = lambda_http::http::Request::builder().method(method.as_str()).uri(path).body(lambda_http::Body::Empty).unwrap();
+            let req = lambda_http::http::Request::builder()
+                .method(method.as_str())
+                .uri(path)
+                .body(lambda_http::Body::Empty)
+                .unwrap();
             let from_function = wire(into_hyper(puck_api::routes::fallback::answer(&req))).await;
             assert_eq!(from_gateway.0.as_u16(), status, "{method} {path}");
             assert_eq!(from_gateway, from_function, "{method} {path}");

@@ -24,7 +24,12 @@ pub async fn store_api_key(ctx: &Context, account: &AccountId, key: &str, scopes
 }
 
 /// Mints a key and stores its hash. The returned key is the only copy: show it once.
-pub async fn issue_api_key(ctx: &Context, account: &AccountId, scopes: &[Scope], live: bool) -> Result<(String, ApiKeyRecord)> {
+pub async fn issue_api_key(
+    ctx: &Context,
+    account: &AccountId,
+    scopes: &[Scope],
+    live: bool,
+) -> Result<(String, ApiKeyRecord)> {
     let key = auth::mint_key(live);
     let record = store_api_key(ctx, account, key.expose(), scopes).await?;
     Ok((key.expose().to_owned(), record))
@@ -64,7 +69,10 @@ mod tests {
     #[test]
     fn scopes_parse_from_lists_or_all() {
         assert_eq!(parse_scopes("all").unwrap(), Scope::ALL.to_vec());
-        assert_eq!(parse_scopes("events:publish, webhooks:manage").unwrap(), vec![Scope::EventsPublish, Scope::WebhooksManage]);
+        assert_eq!(
+            parse_scopes("events:publish, webhooks:manage").unwrap(),
+            vec![Scope::EventsPublish, Scope::WebhooksManage]
+        );
         assert!(parse_scopes("root").is_err());
         assert!(parse_scopes("").is_err());
     }

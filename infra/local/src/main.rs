@@ -11,7 +11,8 @@ use std::collections::BTreeMap;
 fn main() -> Result<()> {
     // Before any thread exists: the SDK credential chain (used by anything built from the process
     // environment) needs credentials, and moto accepts any. Real ones, if set, are kept.
-    for (name, value) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
+    for (name, value) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")]
+    {
         if std::env::var_os(name).is_none() {
             std::env::set_var(name, value);
         }

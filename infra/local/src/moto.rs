@@ -54,13 +54,16 @@ pub fn repo_root() -> PathBuf {
         return PathBuf::from(root);
     }
     if let Ok(cwd) = std::env::current_dir() {
-        if let Some(found) = cwd.ancestors().find(|d| d.join("template.yaml").is_file() && d.join("Cargo.toml").is_file()) {
+        if let Some(found) =
+            cwd.ancestors().find(|d| d.join("template.yaml").is_file() && d.join("Cargo.toml").is_file())
+        {
             return found.to_path_buf();
         }
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-    })
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")))
 }
 
 /// Serialises venv bootstrapping between stacks started concurrently in one process.
@@ -82,7 +85,11 @@ pub async fn ensure_venv(root: &Path) -> Result<PathBuf> {
     tracing::info!(requirement = MOTO_REQUIREMENT, "installing moto into the project virtualenv");
     let requirements = venv.join("requirements.txt");
     tokio::fs::write(&requirements, REQUIREMENTS).await.context("Failed to write the virtualenv's requirements.txt")?;
-    run(Command::new(venv.join("bin/pip")).arg("install").arg("--quiet").arg("-r").arg(&requirements), "pip install -r requirements.txt").await?;
+    run(
+        Command::new(venv.join("bin/pip")).arg("install").arg("--quiet").arg("-r").arg(&requirements),
+        "pip install -r requirements.txt",
+    )
+    .await?;
     Ok(python)
 }
 

@@ -120,14 +120,22 @@ impl QueuePoller {
     /// Polls until the task is aborted.
     pub fn spawn(self) -> JoinHandle<()> {
         tokio::spawn(async move {
-            tracing::info!(function = self.consumer.function.as_str(), queue = self.queue_url.as_str(), "poller started");
+            tracing::info!(
+                function = self.consumer.function.as_str(),
+                queue = self.queue_url.as_str(),
+                "poller started"
+            );
             loop {
                 match self.poll_once().await {
                     // A long poll already waited; a short poll pauses before asking again.
                     Ok(0) if !self.long_polls() => tokio::time::sleep(self.poll_interval).await,
                     Ok(_) => {}
                     Err(error) => {
-                        tracing::warn!(function = self.consumer.function.as_str(), error = format!("{error:#}"), "poll failed");
+                        tracing::warn!(
+                            function = self.consumer.function.as_str(),
+                            error = format!("{error:#}"),
+                            "poll failed"
+                        );
                         tokio::time::sleep(self.poll_interval.max(Duration::from_millis(500))).await;
                     }
                 }
@@ -183,7 +191,11 @@ impl QueuePoller {
             }
             Err(_) => {
                 abort.abort();
-                tracing::error!(function = function.as_str(), timeout_secs = timeout.as_secs(), "worker timed out; the batch will be retried");
+                tracing::error!(
+                    function = function.as_str(),
+                    timeout_secs = timeout.as_secs(),
+                    "worker timed out; the batch will be retried"
+                );
                 return Ok(polled);
             }
         };
@@ -194,7 +206,11 @@ impl QueuePoller {
         };
         if let Some(bad) = failed.iter().find(|id| !ids.contains(*id)) {
             // Lambda treats an unknown identifier as a failure of the whole batch.
-            tracing::error!(function = function.as_str(), item_identifier = bad.as_str(), "unknown batch item failure id; retrying the whole batch");
+            tracing::error!(
+                function = function.as_str(),
+                item_identifier = bad.as_str(),
+                "unknown batch item failure id; retrying the whole batch"
+            );
             return Ok(polled);
         }
         let entries: Vec<DeleteMessageBatchRequestEntry> = messages
@@ -224,19 +240,20 @@ impl QueuePoller {
                 .send()
                 .await?;
             for f in out.failed {
-                tracing::warn!(function = function.as_str(), id = f.id, code = f.code, "DeleteMessageBatch entry failed");
+                tracing::warn!(
+                    function = function.as_str(),
+                    id = f.id,
+                    code = f.code,
+                    "DeleteMessageBatch entry failed"
+                );
             }
         }
         Ok(polled)
     }
 
     fn record(&self, m: &aws_sdk_sqs::types::Message) -> Value {
-        let attributes: Map<String, Value> = m
-            .attributes
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone())))
-            .collect();
+        let attributes: Map<String, Value> =
+            m.attributes.iter().flatten().map(|(k, v)| (k.as_str().to_owned(), Value::String(v.clone()))).collect();
         let message_attributes: Map<String, Value> = m
             .message_attributes
             .iter()
@@ -270,7 +287,11 @@ impl QueuePoller {
 /// One schedule: runs the worker every `period` (first run one period after start, like a rule).
 pub fn spawn_schedule(schedule: Scheduled, worker: ScheduledWorker, period: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
-        tracing::info!(function = schedule.function.as_str(), period_ms = period.as_millis() as u64, "schedule started");
+        tracing::info!(
+            function = schedule.function.as_str(),
+            period_ms = period.as_millis() as u64,
+            "schedule started"
+        );
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -279,7 +300,11 @@ pub fn spawn_schedule(schedule: Scheduled, worker: ScheduledWorker, period: Dura
             let rule = schedule.function.clone();
             match tokio::spawn(async move { w.invoke(&rule).await }).await {
                 Ok(Ok(())) => tracing::debug!(function = schedule.function.as_str(), "scheduled run done"),
-                Ok(Err(error)) => tracing::warn!(function = schedule.function.as_str(), error = format!("{error:#}"), "scheduled run failed"),
+                Ok(Err(error)) => tracing::warn!(
+                    function = schedule.function.as_str(),
+                    error = format!("{error:#}"),
+                    "scheduled run failed"
+                ),
                 Err(e) => tracing::error!(function = schedule.function.as_str(), error = %e, "scheduled run panicked"),
             }
         }

@@ -317,7 +317,8 @@ async fn create_table(clients: &Clients, name: &str, props: &Value) -> Result<Ph
         .map(str::to_owned)
         .unwrap_or_else(|| format!("arn:aws:dynamodb:{LOCAL_REGION}:{LOCAL_ACCOUNT_ID}:table/{name}"));
     if let Some(ttl) = props.get("TimeToLiveSpecification") {
-        let enabled = matches!(ttl.get("Enabled"), Some(Value::Bool(true))) || ttl.get("Enabled") == Some(&Value::from("true"));
+        let enabled =
+            matches!(ttl.get("Enabled"), Some(Value::Bool(true))) || ttl.get("Enabled") == Some(&Value::from("true"));
         if enabled {
             clients
                 .dynamodb
@@ -451,7 +452,8 @@ mod tests {
     fn state() -> Provisioned {
         let mut resources = BTreeMap::new();
         resources.insert("T".into(), Physical::Table { name: "p-T".into(), arn: "arn:t".into() });
-        resources.insert("Q".into(), Physical::Queue { name: "p-Q".into(), url: "http://q".into(), arn: "arn:q".into() });
+        resources
+            .insert("Q".into(), Physical::Queue { name: "p-Q".into(), url: "http://q".into(), arn: "arn:q".into() });
         resources.insert("S".into(), Physical::Secret { name: "p-S".into(), arn: "arn:s".into() });
         Provisioned { resources, parameters: [("N".into(), "15".into())].into(), stack_name: "p".into() }
     }
@@ -464,9 +466,13 @@ mod tests {
         assert_eq!(s.resolve_string(&json!({"Ref": "S"})).unwrap(), "arn:s");
         assert_eq!(s.resolve_string(&json!({"Ref": "N"})).unwrap(), "15");
         assert_eq!(s.resolve_string(&json!({"Fn::GetAtt": ["Q", "Arn"]})).unwrap(), "arn:q");
-        assert_eq!(s.resolve_string(&json!({"Fn::Sub": "${T.Arn}/index/*@${AWS::Region}"})).unwrap(), "arn:t/index/*@us-east-1");
         assert_eq!(
-            s.resolve(&json!({"deadLetterTargetArn": {"Fn::GetAtt": ["Q", "Arn"]}, "maxReceiveCount": {"Ref": "N"}})).unwrap(),
+            s.resolve_string(&json!({"Fn::Sub": "${T.Arn}/index/*@${AWS::Region}"})).unwrap(),
+            "arn:t/index/*@us-east-1"
+        );
+        assert_eq!(
+            s.resolve(&json!({"deadLetterTargetArn": {"Fn::GetAtt": ["Q", "Arn"]}, "maxReceiveCount": {"Ref": "N"}}))
+                .unwrap(),
             json!({"deadLetterTargetArn": "arn:q", "maxReceiveCount": "15"})
         );
     }

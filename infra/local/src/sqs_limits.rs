@@ -96,7 +96,11 @@ impl SqsLimits {
         let listener = TcpListener::bind(("127.0.0.1", 0)).await.context("Failed to bind the SQS limits proxy")?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(Mutex::new(State::default()));
-        let proxy = Arc::new(Proxy { upstream: upstream.trim_end_matches('/').to_owned(), http: reqwest::Client::new(), state: state.clone() });
+        let proxy = Arc::new(Proxy {
+            upstream: upstream.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+            state: state.clone(),
+        });
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
@@ -108,7 +112,9 @@ impl SqsLimits {
                         let proxy = proxy.clone();
                         async move { Ok::<_, Infallible>(proxy.handle(req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
@@ -235,8 +241,10 @@ impl Proxy {
     /// Another SQS action to moto with the caller's headers (region and credentials scope).
     async fn call(&self, like: &Call, action: &str, body: Value) -> Answer {
         let mut headers = like.headers.clone();
-        headers.insert("x-amz-target", http::HeaderValue::from_str(&format!("AmazonSQS.{action}")).expect("ascii action"));
-        let call = Call { method: http::Method::POST, path: like.path.clone(), headers, body: Bytes::from(body.to_string()) };
+        headers
+            .insert("x-amz-target", http::HeaderValue::from_str(&format!("AmazonSQS.{action}")).expect("ascii action"));
+        let call =
+            Call { method: http::Method::POST, path: like.path.clone(), headers, body: Bytes::from(body.to_string()) };
         self.forward(&call, None).await
     }
 
@@ -249,8 +257,17 @@ impl Proxy {
         if let Some(receive) = &known {
             let left = receive.received_at + VISIBILITY_WINDOW_SECS - now;
             if requested as f64 > left {
-                lock(&self.state).refusals.push(Refusal { message_id: receive.message_id.clone(), requested_secs: requested, left_secs: left });
-                tracing::warn!(message_id = receive.message_id.as_str(), requested, left = left as i64, "SQS limits proxy: visibility past the 12 h window of the receive refused");
+                lock(&self.state).refusals.push(Refusal {
+                    message_id: receive.message_id.clone(),
+                    requested_secs: requested,
+                    left_secs: left,
+                });
+                tracing::warn!(
+                    message_id = receive.message_id.as_str(),
+                    requested,
+                    left = left as i64,
+                    "SQS limits proxy: visibility past the 12 h window of the receive refused"
+                );
                 return sqs_error(
                     "InvalidParameterValue",
                     &format!("Value {requested} for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]."),
@@ -272,7 +289,13 @@ impl Proxy {
             let out = json_body(&answer.body);
             let now = unix_now() + lock(&self.state).offset_secs;
             let mut s = lock(&self.state);
-            let ids = out.get("MessageId").into_iter().chain(out.get("Successful").and_then(Value::as_array).into_iter().flatten().filter_map(|e| e.get("MessageId")));
+            let ids = out.get("MessageId").into_iter().chain(
+                out.get("Successful")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|e| e.get("MessageId")),
+            );
             for id in ids.filter_map(Value::as_str) {
                 s.first_enqueued.entry(id.to_owned()).or_insert(now);
             }
@@ -284,7 +307,13 @@ impl Proxy {
         if let Some(secs) = lock(&self.state).retention.get(queue_url) {
             return *secs;
         }
-        let answer = self.call(like, "GetQueueAttributes", json!({"QueueUrl": queue_url, "AttributeNames": ["MessageRetentionPeriod"]})).await;
+        let answer = self
+            .call(
+                like,
+                "GetQueueAttributes",
+                json!({"QueueUrl": queue_url, "AttributeNames": ["MessageRetentionPeriod"]}),
+            )
+            .await;
         let secs = json_body(&answer.body)
             .pointer("/Attributes/MessageRetentionPeriod")
             .and_then(Value::as_str)
@@ -311,12 +340,20 @@ impl Proxy {
         for m in messages.drain(..) {
             let id = m.get("MessageId").and_then(Value::as_str).unwrap_or_default().to_owned();
             let handle = m.get("ReceiptHandle").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let sent_at = m.pointer("/Attributes/SentTimestamp").and_then(Value::as_str).and_then(|s| s.parse::<f64>().ok()).map(|ms| ms / 1000.0);
+            let sent_at = m
+                .pointer("/Attributes/SentTimestamp")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse::<f64>().ok())
+                .map(|ms| ms / 1000.0);
             let first = lock(&self.state).first_enqueued.get(&id).copied().or(sent_at).unwrap_or(now);
             if now - first >= retention {
                 // Expired: SQS would have deleted it; so does the proxy, and nobody receives it.
                 self.call(call, "DeleteMessage", json!({"QueueUrl": queue_url, "ReceiptHandle": handle})).await;
-                tracing::info!(message_id = id.as_str(), queue = queue_url.as_str(), "SQS limits proxy: message past its retention deleted");
+                tracing::info!(
+                    message_id = id.as_str(),
+                    queue = queue_url.as_str(),
+                    "SQS limits proxy: message past its retention deleted"
+                );
                 lock(&self.state).expired.push(id);
                 continue;
             }
@@ -324,7 +361,16 @@ impl Proxy {
             let mut s = lock(&self.state);
             s.first_enqueued.entry(id.clone()).or_insert(first);
             s.order.push(handle.clone());
-            s.receives.insert(handle, ReceiveRecord { queue_url: queue_url.clone(), message_id: id, body, received_at: now, visible_at: None });
+            s.receives.insert(
+                handle,
+                ReceiveRecord {
+                    queue_url: queue_url.clone(),
+                    message_id: id,
+                    body,
+                    received_at: now,
+                    visible_at: None,
+                },
+            );
             drop(s);
             kept.push(m);
         }

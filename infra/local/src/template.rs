@@ -281,8 +281,11 @@ impl Template {
                 let (method, path) = match (props.get("Method"), props.get("Path")) {
                     (None, None) => ("ANY", DEFAULT_ROUTE),
                     (method, path) => (
-                        method.and_then(Value::as_str).ok_or_else(|| anyhow!("{function}: HttpApi event without Method"))?,
-                        path.and_then(Value::as_str).ok_or_else(|| anyhow!("{function}: HttpApi event without Path"))?,
+                        method
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| anyhow!("{function}: HttpApi event without Method"))?,
+                        path.and_then(Value::as_str)
+                            .ok_or_else(|| anyhow!("{function}: HttpApi event without Path"))?,
                     ),
                 };
                 out.push(Route {

@@ -30,12 +30,8 @@ async fn two_stacks_share_one_moto_and_serve_the_template_routes() {
     assert_eq!(wrong_method.status(), 405);
     assert_eq!(wrong_method.headers()["allow"], "GET, POST");
 
-    let too_big = http
-        .post(format!("{}/v1/events", a.base_url))
-        .body(vec![b'x'; 6 * 1024 * 1024 + 1])
-        .send()
-        .await
-        .unwrap();
+    let too_big =
+        http.post(format!("{}/v1/events", a.base_url)).body(vec![b'x'; 6 * 1024 * 1024 + 1]).send().await.unwrap();
     assert_eq!(too_big.status(), 413);
 
     // Each stack's key works on its own stack only (separate tables and master keys).

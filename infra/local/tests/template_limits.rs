@@ -16,7 +16,11 @@ fn template() -> Template {
 }
 
 fn props<'a>(t: &'a Template, logical_id: &str) -> &'a Value {
-    t.resources().get(logical_id).unwrap_or_else(|| panic!("no resource {logical_id}")).get("Properties").unwrap_or(&Value::Null)
+    t.resources()
+        .get(logical_id)
+        .unwrap_or_else(|| panic!("no resource {logical_id}"))
+        .get("Properties")
+        .unwrap_or(&Value::Null)
 }
 
 fn param_default(t: &Template, name: &str) -> u64 {
@@ -35,13 +39,22 @@ const SQS_MAX_VISIBILITY: u64 = 43_200;
 #[test]
 fn both_queues_keep_messages_longer_than_the_longest_schedule() {
     let t = template();
-    let max_attempts = t.doc_pointer("/Parameters/MaxDeliveryAttempts/MaxValue").map(number).expect("MaxDeliveryAttempts has a MaxValue");
+    let max_attempts = t
+        .doc_pointer("/Parameters/MaxDeliveryAttempts/MaxValue")
+        .map(number)
+        .expect("MaxDeliveryAttempts has a MaxValue");
     // Every wait at most 12 h (Retry-After honoured up to the visibility window).
     let longest = (max_attempts - 1) * SQS_MAX_VISIBILITY;
     for queue in ["DeliveryQueue", "DeadLetterQueue"] {
         let retention = props(&t, queue).get("MessageRetentionPeriod").map(number).unwrap_or(4 * 86_400);
-        assert_eq!(retention, SQS_MAX_RETENTION, "{queue}: retention counts from the first enqueue, also after redrive");
-        assert!(longest < retention, "{queue}: {max_attempts} attempts can take {longest}s, past its retention {retention}s");
+        assert_eq!(
+            retention, SQS_MAX_RETENTION,
+            "{queue}: retention counts from the first enqueue, also after redrive"
+        );
+        assert!(
+            longest < retention,
+            "{queue}: {max_attempts} attempts can take {longest}s, past its retention {retention}s"
+        );
     }
     assert!(param_default(&t, "MaxDeliveryAttempts") <= max_attempts);
 }
@@ -63,7 +76,12 @@ fn the_alarms_that_matter_exist_and_notify_the_topic() {
         ("DispatcherErrorsAlarm", "AWS/Lambda", "Errors", json!({"Ref": "DispatcherFunction"})),
         ("DispatcherThrottlesAlarm", "AWS/Lambda", "Throttles", json!({"Ref": "DispatcherFunction"})),
         ("ApiServerErrorsAlarm", "AWS/ApiGateway", "5xx", json!({"Ref": "Api"})),
-        ("DeliveryBacklogAlarm", "AWS/SQS", "ApproximateAgeOfOldestMessage", json!({"Fn::GetAtt": ["DeliveryQueue", "QueueName"]})),
+        (
+            "DeliveryBacklogAlarm",
+            "AWS/SQS",
+            "ApproximateAgeOfOldestMessage",
+            json!({"Fn::GetAtt": ["DeliveryQueue", "QueueName"]}),
+        ),
         ("SweeperErrorsAlarm", "AWS/Lambda", "Errors", json!({"Ref": "SweeperFunction"})),
     ];
     for (alarm, namespace, metric, dimension) in wanted {
@@ -88,7 +106,9 @@ fn the_dead_letter_alarm_counts_log_lines_not_a_queue_drained_in_seconds() {
         std::fs::read_to_string(root().join("functions/core/src/services/dispatch.rs")).unwrap(),
         std::fs::read_to_string(root().join("functions/core/src/services/dead_letter.rs")).unwrap(),
     ];
-    for (filter, group) in [("DispatcherDeadLetteredMetric", "DispatcherLogGroup"), ("DeadLetterDeadLetteredMetric", "DeadLetterLogGroup")] {
+    for (filter, group) in
+        [("DispatcherDeadLetteredMetric", "DispatcherLogGroup"), ("DeadLetterDeadLetteredMetric", "DeadLetterLogGroup")]
+    {
         let p = props(&t, filter);
         assert_eq!(p["LogGroupName"], json!({"Ref": group}), "{filter}");
         assert_eq!(p["FilterPattern"], "{ $.message = \"delivery dead-lettered\" }", "{filter}");
@@ -103,8 +123,16 @@ fn the_dead_letter_alarm_counts_log_lines_not_a_queue_drained_in_seconds() {
 fn a_dashboard_shows_the_pipeline() {
     let t = template();
     assert_eq!(t.resource_type("Dashboard"), Some("AWS::CloudWatch::Dashboard"));
-    let body = props(&t, "Dashboard")["DashboardBody"]["Fn::Sub"].as_str().expect("DashboardBody is a !Sub string").to_owned();
-    for needle in ["${DispatcherFunction}", "${DeliveryQueue.QueueName}", "${Api}", "DeliveriesDeadLettered", "${Table}", "${SweeperFunction}"] {
+    let body =
+        props(&t, "Dashboard")["DashboardBody"]["Fn::Sub"].as_str().expect("DashboardBody is a !Sub string").to_owned();
+    for needle in [
+        "${DispatcherFunction}",
+        "${DeliveryQueue.QueueName}",
+        "${Api}",
+        "DeliveriesDeadLettered",
+        "${Table}",
+        "${SweeperFunction}",
+    ] {
         assert!(body.contains(needle), "dashboard lacks {needle}");
     }
     // Valid JSON once substituted.
@@ -139,7 +167,13 @@ fn the_api_stage_is_throttled_and_logs_route_keys_never_paths() {
     serde_json::from_str::<Value>(format).expect("access log format is JSON");
     assert!(format.contains("$context.routeKey"));
     // The inbound receiver's path holds its secret key: no variable that carries the raw path.
-    for leak in ["$context.path", "$context.http.path", "$context.resourcePath", "$context.requestOverride", "$context.authorizer"] {
+    for leak in [
+        "$context.path",
+        "$context.http.path",
+        "$context.resourcePath",
+        "$context.requestOverride",
+        "$context.authorizer",
+    ] {
         assert!(!format.contains(leak), "access log would log {leak}");
     }
     assert_eq!(props(&t, "ApiAccessLogGroup")["RetentionInDays"], json!({"Ref": "LogRetentionDays"}));
@@ -153,7 +187,8 @@ fn every_function_has_a_log_group_with_retention() {
     for (logical_id, _, _) in t.functions().unwrap() {
         let name = json!({"Fn::Sub": format!("/aws/lambda/${{{logical_id}}}")});
         let group = groups.iter().find(|g| g["LogGroupName"] == name);
-        let group = group.unwrap_or_else(|| panic!("{logical_id} has no AWS::Logs::LogGroup named /aws/lambda/${{{logical_id}}}"));
+        let group = group
+            .unwrap_or_else(|| panic!("{logical_id} has no AWS::Logs::LogGroup named /aws/lambda/${{{logical_id}}}"));
         assert_eq!(group["RetentionInDays"], json!({"Ref": "LogRetentionDays"}), "{logical_id}");
     }
 }
@@ -161,7 +196,10 @@ fn every_function_has_a_log_group_with_retention() {
 #[test]
 fn tracing_is_a_parameter() {
     let t = template();
-    assert_eq!(t.doc_pointer("/Globals/Function/Tracing"), Some(&json!({"Fn::If": ["TracingEnabled", "Active", "PassThrough"]})));
+    assert_eq!(
+        t.doc_pointer("/Globals/Function/Tracing"),
+        Some(&json!({"Fn::If": ["TracingEnabled", "Active", "PassThrough"]}))
+    );
     assert_eq!(t.parameter_defaults()["EnableTracing"], "false");
 }
 
@@ -181,7 +219,10 @@ fn queues_visibility_timeouts_are_six_times_their_consumers_timeouts() {
     for (queue, function) in [("DeliveryQueue", "DispatcherFunction"), ("DeadLetterQueue", "DeadLetterFunction")] {
         let visibility = number(&props(&t, queue)["VisibilityTimeout"]);
         let timeout = t.timeout_secs(&t.resources()[function]);
-        assert!(visibility >= 6 * timeout, "{queue}: VisibilityTimeout {visibility} < 6 x {function} timeout {timeout}");
+        assert!(
+            visibility >= 6 * timeout,
+            "{queue}: VisibilityTimeout {visibility} < 6 x {function} timeout {timeout}"
+        );
     }
 }
 
@@ -208,12 +249,23 @@ fn sam_build_and_sam_deploy_read_the_same_parameters() {
     let global = section(&text, "[default.global.parameters]");
     assert!(global.contains("parameter_overrides") && global.contains("Architecture="), "{global}");
     for command in ["[default.build.parameters]", "[default.deploy.parameters]"] {
-        assert!(!section(&text, command).contains("parameter_overrides"), "{command} must not shadow the global parameters");
+        assert!(
+            !section(&text, command).contains("parameter_overrides"),
+            "{command} must not shadow the global parameters"
+        );
     }
-    assert!(section(&text, "[default.build.parameters]").contains("beta_features = true"), "rust-cargolambda is a beta builder");
+    assert!(
+        section(&text, "[default.build.parameters]").contains("beta_features = true"),
+        "rust-cargolambda is a beta builder"
+    );
 }
 
 /// The lines of a TOML section, up to the next header.
 fn section(text: &str, header: &str) -> String {
-    text.lines().skip_while(|l| l.trim() != header).skip(1).take_while(|l| !l.trim_start().starts_with('[')).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .skip_while(|l| l.trim() != header)
+        .skip(1)
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -8,9 +8,9 @@
 use http::Method;
 use puck_local::gateway::Gateway;
 use puck_local::template::{Route, Template};
-use std::sync::Arc;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -44,7 +44,8 @@ fn the_template_the_route_table_and_the_gateway_agree() {
     let defaults: Vec<&str> = routes.iter().filter(|r| r.is_default()).map(|r| r.binary.as_str()).collect();
     assert_eq!(defaults, [puck_api::NOT_FOUND.binary], "the $default route is served by not-found");
 
-    let gateway = Gateway::new(&routes, Arc::new(puck_core::testing::context())).expect("the gateway binds the template");
+    let gateway =
+        Gateway::new(&routes, Arc::new(puck_core::testing::context())).expect("the gateway binds the template");
     for route in puck_api::ROUTES.iter().filter(|r| !r.is_default()) {
         let method = Method::from_bytes(route.method.as_bytes()).unwrap();
         let path = concrete(route.path);
@@ -114,14 +115,16 @@ fn every_route_has_a_sample_event_with_its_route_key() {
     for route in &routes {
         let path = root().join("events").join(sample_event_name(route, &routes));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{}: lambda_http rejects it: {e}", path.display()));
+        lambda_http::request::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: lambda_http rejects it: {e}", path.display()));
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         let expected = route.route_key();
         assert_eq!(json["routeKey"], expected.as_str(), "{}", path.display());
         assert_eq!(json["requestContext"]["routeKey"], expected.as_str(), "{}", path.display());
         if route.is_default() {
             // Any method and path: the event's request must be one no other route serves.
-            let (method, raw) = (json["requestContext"]["http"]["method"].as_str().unwrap(), json["rawPath"].as_str().unwrap());
+            let (method, raw) =
+                (json["requestContext"]["http"]["method"].as_str().unwrap(), json["rawPath"].as_str().unwrap());
             assert!(matches!(puck_api::match_route(method, raw), puck_api::RouteMatch::NotFound), "{}", path.display());
             continue;
         }
@@ -171,7 +174,9 @@ fn every_global_env_var_is_known_to_the_config() {
             let value = match v {
                 serde_json::Value::String(s) => s.clone(),
                 other => match other.get("Ref").and_then(|r| r.as_str()) {
-                    Some(name) => t.parameter_defaults().get(name).cloned().unwrap_or_else(|| format!("http://local/{name}")),
+                    Some(name) => {
+                        t.parameter_defaults().get(name).cloned().unwrap_or_else(|| format!("http://local/{name}"))
+                    }
                     None => "x".to_owned(),
                 },
             };

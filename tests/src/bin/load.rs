@@ -15,17 +15,18 @@
 //! retries); the verdict is the same: every pair delivered, nothing `failed_permanent`.
 
 use anyhow::{bail, Context as _, Result};
+use puck_aws::faults::FaultSwitches;
 use puck_core::model::Scope;
 use puck_e2e::load::{self, LoadOptions};
 use puck_e2e::ApiClient;
 use puck_local::LocalStack;
-use puck_aws::faults::FaultSwitches;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 fn main() -> Result<()> {
-    for (name, value) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")] {
+    for (name, value) in [("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_REGION", "us-east-1")]
+    {
         if std::env::var_os(name).is_none() {
             std::env::set_var(name, value);
         }
@@ -82,7 +83,9 @@ async fn run(opts: LoadOptions, run: Run) -> Result<bool> {
     let key = stack.issue_key(&account, &Scope::ALL).await?;
     let api = ApiClient::new(&stack.base_url, Some(key));
     // Throttling starts once the stack is provisioned and the run's key stored.
-    switches.throttle_dynamo_per_mille.store((run.throttle_dynamo.clamp(0.0, 1.0) * 1000.0).round() as u32, Ordering::Relaxed);
+    switches
+        .throttle_dynamo_per_mille
+        .store((run.throttle_dynamo.clamp(0.0, 1.0) * 1000.0).round() as u32, Ordering::Relaxed);
     eprintln!(
         "puck-load: {} events x {} subscriptions, receiver failing {:.0}% (seed {}), {} pollers, {} publishers",
         opts.events,

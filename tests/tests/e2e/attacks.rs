@@ -50,13 +50,18 @@ async fn the_ssrf_guard_checks_the_resolved_address_at_send_time() {
 
     // 1. A URL that looked public at creation and now points at loopback (DNS rebinding, or a
     //    record edited behind the API's back): the stored URL is rewritten under the API.
-    let mut targets = vec![format!("https://localhost:{port}/hook"), format!("https://127.0.0.1:{port}/hook"), format!("https://[::ffff:127.0.0.1]:{port}/hook")];
+    let mut targets = vec![
+        format!("https://localhost:{port}/hook"),
+        format!("https://127.0.0.1:{port}/hook"),
+        format!("https://[::ffff:127.0.0.1]:{port}/hook"),
+    ];
     // 2. A host name that passes the creation check but resolves to loopback on this machine.
     let via_api = name_resolving_to_loopback().await.map(|name| format!("https://{name}:{port}/hook"));
     let mut secrets = Vec::new();
     let mut deliveries = Vec::new();
     for target in targets.drain(..) {
-        let sub = create_subscription(&stack, json!({"url": "https://hooks.example.com/puck", "events": ["agent.*"]})).await;
+        let sub =
+            create_subscription(&stack, json!({"url": "https://hooks.example.com/puck", "events": ["agent.*"]})).await;
         secrets.push(("subscription secret".to_owned(), sub["secret"].as_str().unwrap().to_owned()));
         let id = SubscriptionId::parse(&id_of(&sub)).unwrap();
         let mut stored = stack.ctx().subscriptions.get(stack.account_id(), &id).await.unwrap().unwrap();
@@ -90,7 +95,8 @@ async fn another_account_learns_nothing_through_filters_cursors_or_publishing() 
     let receiver = Receiver::start().await;
     let a_sub = create_subscription(&stack, json!({"url": receiver.url(), "events": ["finding.*"]})).await;
     for n in 0..3 {
-        let (status, _, _) = stack.post("/v1/events", json!({"event_type": "finding.discovered", "data": {"n": n}})).await;
+        let (status, _, _) =
+            stack.post("/v1/events", json!({"event_type": "finding.discovered", "data": {"n": n}})).await;
         assert_eq!(status, 202);
     }
     receiver.wait_for(3, EVENTUALLY).await;
@@ -101,7 +107,8 @@ async fn another_account_learns_nothing_through_filters_cursors_or_publishing() 
     let b = stack.new_account(&Scope::ALL).await;
     let b_client = stack.with_key(&b.api_key);
     // Filtering B's log by A's subscription shows nothing (or says it does not exist).
-    let (status, filtered, _) = b_client.get(&format!("/v1/webhooks/deliveries?subscription_id={}", id_of(&a_sub))).await;
+    let (status, filtered, _) =
+        b_client.get(&format!("/v1/webhooks/deliveries?subscription_id={}", id_of(&a_sub))).await;
     assert!(
         (status == 200 && filtered["deliveries"] == json!([])) || status == 404,
         "B filtering by A's subscription: {status} {filtered}"
@@ -114,17 +121,28 @@ async fn another_account_learns_nothing_through_filters_cursors_or_publishing() 
         assert!(status == 400 || (status == 200 && page["subscriptions"] == json!([])), "{status} {page}");
     }
     // B's events never reach A's subscriptions.
-    let (status, published, _) = b_client.post("/v1/events", json!({"event_type": "finding.discovered", "data": {"from": "b"}})).await;
+    let (status, published, _) =
+        b_client.post("/v1/events", json!({"event_type": "finding.discovered", "data": {"from": "b"}})).await;
     assert_eq!((status, published["deliveries"].clone()), (202, json!(0)), "{published}");
     // B reusing one of A's event ids neither sees A's count nor suppresses its own publish.
     let a_event = receiver.requests()[0].header("x-puck-event-id").unwrap().to_owned();
-    let (status, again, _) = b_client.post("/v1/events", json!({"event_type": "finding.discovered", "data": {}, "event_id": a_event})).await;
+    let (status, again, _) =
+        b_client.post("/v1/events", json!({"event_type": "finding.discovered", "data": {}, "event_id": a_event})).await;
     assert_eq!((status, again["deliveries"].clone()), (202, json!(0)), "{again}");
     // A's own routes, with B's key and A's ids: 404 (the complete per-route table is isolation.rs).
-    assert_error(&b_client.get(&format!("{SUBSCRIPTIONS}/{}", id_of(&a_sub))).await, 404, "not_found", "subscription not found");
+    assert_error(
+        &b_client.get(&format!("{SUBSCRIPTIONS}/{}", id_of(&a_sub))).await,
+        404,
+        "not_found",
+        "subscription not found",
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(receiver.requests().len(), 3, "nothing of B's reached A's receiver");
-    assert_not_leaked(&stack, &[("B's API key".into(), b.api_key.clone()), ("A's secret".into(), a_sub["secret"].as_str().unwrap().into())]).await;
+    assert_not_leaked(
+        &stack,
+        &[("B's API key".into(), b.api_key.clone()), ("A's secret".into(), a_sub["secret"].as_str().unwrap().into())],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,18 +169,95 @@ async fn forged_truncated_stale_and_replayed_signatures_of_a_real_delivery_are_r
     /// (what, header, body, secrets, receiver clock, expected error)
     type Case<'a> = (&'a str, String, Vec<u8>, Vec<&'a str>, i64, VerifyError);
     let cases: Vec<Case> = vec![
-        ("forged with another secret", puck_verify::sign("whsec_QW5vdGhlclNlY3JldEFub3RoZXJTZWNyZXQxMjM=", t, &body), body.clone(), secrets.to_vec(), t, VerifyError::SignatureMismatch),
-        ("one hex digit changed", format!("t={t},v1={flipped}"), body.clone(), secrets.to_vec(), t, VerifyError::SignatureMismatch),
-        ("truncated signature", format!("t={t},v1={}", &sig[..63]), body.clone(), secrets.to_vec(), t, VerifyError::MalformedHeader),
-        ("truncated header", header[..header.len() - 20].to_owned(), body.clone(), secrets.to_vec(), t, VerifyError::MalformedHeader),
+        (
+            "forged with another secret",
+            puck_verify::sign("whsec_QW5vdGhlclNlY3JldEFub3RoZXJTZWNyZXQxMjM=", t, &body),
+            body.clone(),
+            secrets.to_vec(),
+            t,
+            VerifyError::SignatureMismatch,
+        ),
+        (
+            "one hex digit changed",
+            format!("t={t},v1={flipped}"),
+            body.clone(),
+            secrets.to_vec(),
+            t,
+            VerifyError::SignatureMismatch,
+        ),
+        (
+            "truncated signature",
+            format!("t={t},v1={}", &sig[..63]),
+            body.clone(),
+            secrets.to_vec(),
+            t,
+            VerifyError::MalformedHeader,
+        ),
+        (
+            "truncated header",
+            header[..header.len() - 20].to_owned(),
+            body.clone(),
+            secrets.to_vec(),
+            t,
+            VerifyError::MalformedHeader,
+        ),
         ("signature only", format!("v1={sig}"), body.clone(), secrets.to_vec(), t, VerifyError::MissingTimestamp),
-        ("timestamp moved", format!("t={},v1={sig}", t + 1), body.clone(), secrets.to_vec(), t, VerifyError::SignatureMismatch),
-        ("stale: replayed 301 s later", header.clone(), body.clone(), secrets.to_vec(), t + 301, VerifyError::TimestampOutOfTolerance),
-        ("stale: replayed an hour later", header.clone(), body.clone(), secrets.to_vec(), t + 3600, VerifyError::TimestampOutOfTolerance),
-        ("from the future", header.clone(), body.clone(), secrets.to_vec(), t - 301, VerifyError::TimestampOutOfTolerance),
-        ("replayed onto another body", header.clone(), br#"{"event_type":"agent.registered"}"#.to_vec(), secrets.to_vec(), t, VerifyError::SignatureMismatch),
-        ("body truncated", header.clone(), body[..body.len() - 1].to_vec(), secrets.to_vec(), t, VerifyError::SignatureMismatch),
-        ("key without its whsec_ prefix", header.clone(), body.clone(), vec![secret.strip_prefix("whsec_").unwrap()], t, VerifyError::SignatureMismatch),
+        (
+            "timestamp moved",
+            format!("t={},v1={sig}", t + 1),
+            body.clone(),
+            secrets.to_vec(),
+            t,
+            VerifyError::SignatureMismatch,
+        ),
+        (
+            "stale: replayed 301 s later",
+            header.clone(),
+            body.clone(),
+            secrets.to_vec(),
+            t + 301,
+            VerifyError::TimestampOutOfTolerance,
+        ),
+        (
+            "stale: replayed an hour later",
+            header.clone(),
+            body.clone(),
+            secrets.to_vec(),
+            t + 3600,
+            VerifyError::TimestampOutOfTolerance,
+        ),
+        (
+            "from the future",
+            header.clone(),
+            body.clone(),
+            secrets.to_vec(),
+            t - 301,
+            VerifyError::TimestampOutOfTolerance,
+        ),
+        (
+            "replayed onto another body",
+            header.clone(),
+            br#"{"event_type":"agent.registered"}"#.to_vec(),
+            secrets.to_vec(),
+            t,
+            VerifyError::SignatureMismatch,
+        ),
+        (
+            "body truncated",
+            header.clone(),
+            body[..body.len() - 1].to_vec(),
+            secrets.to_vec(),
+            t,
+            VerifyError::SignatureMismatch,
+        ),
+        (
+            "key without its whsec_ prefix",
+            header.clone(),
+            body.clone(),
+            vec![secret.strip_prefix("whsec_").unwrap()],
+            t,
+            VerifyError::SignatureMismatch,
+        ),
     ];
     for (what, header, body, secrets, now, want) in cases {
         assert_eq!(puck_verify::verify(&header, &body, &secrets, now), Err(want), "{what}");

@@ -86,7 +86,12 @@ async fn a_revoked_key_gets_401() {
 
     assert_error(&client.get(SUBSCRIPTIONS).await, 401, "unauthorized", "invalid API key");
     assert_error(&client.post(SUBSCRIPTIONS, subscription_body()).await, 401, "unauthorized", "invalid API key");
-    assert_error(&client.post("/v1/events", json!({"event_type": "agent.registered", "data": {}})).await, 401, "unauthorized", "invalid API key");
+    assert_error(
+        &client.post("/v1/events", json!({"event_type": "agent.registered", "data": {}})).await,
+        401,
+        "unauthorized",
+        "invalid API key",
+    );
     // Other keys are unaffected.
     assert_eq!(stack.get(SUBSCRIPTIONS).await.0, 200);
 }
@@ -109,8 +114,10 @@ async fn a_key_lacking_the_routes_scope_gets_403_and_can_use_its_own_scope() {
     }
 
     // The publisher can publish.
-    let (status, published, _) =
-        stack.with_key(&publisher).post("/v1/events", json!({"event_type": "agent.registered", "data": {"agent_id": "a1"}})).await;
+    let (status, published, _) = stack
+        .with_key(&publisher)
+        .post("/v1/events", json!({"event_type": "agent.registered", "data": {"agent_id": "a1"}}))
+        .await;
     assert_eq!(status, 202, "{published}");
     assert_eq!(published["deliveries"], 0);
     // The reader reaches the route (404 for an unknown investigation, not 401/403).

@@ -42,7 +42,11 @@ async fn a_day_long_retry_after_waits_twelve_hours_and_the_queue_agrees() {
     assert!(hidden_for >= 43_200.0 - margin - 10.0, "hidden only {hidden_for:.0}s: not about 12 h");
 
     let delivery = get_delivery(&stack, &id).await;
-    assert_eq!((delivery["status"].as_str(), delivery["attempt_count"].as_u64()), (Some("failed"), Some(1)), "{delivery}");
+    assert_eq!(
+        (delivery["status"].as_str(), delivery["attempt_count"].as_u64()),
+        (Some("failed"), Some(1)),
+        "{delivery}"
+    );
     let next = Timestamp::parse_rfc3339(delivery["next_attempt_at"].as_str().expect("next_attempt_at")).unwrap();
     let next_secs = next.unix_ms() as f64 / 1000.0;
     assert!((next_secs - visible_at).abs() <= 2.0, "next_attempt_at {next_secs:.0} vs real visibility {visible_at:.0}");
@@ -62,14 +66,34 @@ async fn the_local_sqs_refuses_visibility_past_the_window_and_expires_messages_b
     sqs.send_message().queue_url(&url).message_body("window").send().await.unwrap();
     let got = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
     let handle = got[0].receipt_handle.clone().unwrap();
-    let refused = sqs.change_message_visibility().queue_url(&url).receipt_handle(&handle).visibility_timeout(43_200).send().await;
+    let refused =
+        sqs.change_message_visibility().queue_url(&url).receipt_handle(&handle).visibility_timeout(43_200).send().await;
     let err = refused.expect_err("12 h from now is past 12 h from the receive");
     assert_eq!(err.as_service_error().and_then(|e| e.code()), Some("InvalidParameterValue"), "{err:?}");
-    sqs.change_message_visibility().queue_url(&url).receipt_handle(&handle).visibility_timeout(43_000).send().await.expect("inside the window");
+    sqs.change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle(&handle)
+        .visibility_timeout(43_000)
+        .send()
+        .await
+        .expect("inside the window");
     // Later in the receive's life less is left: 12 h minus the time since the receive.
     limits.advance(3_600.0);
-    assert!(sqs.change_message_visibility().queue_url(&url).receipt_handle(&handle).visibility_timeout(40_000).send().await.is_err());
-    sqs.change_message_visibility().queue_url(&url).receipt_handle(&handle).visibility_timeout(39_000).send().await.expect("inside what is left");
+    assert!(sqs
+        .change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle(&handle)
+        .visibility_timeout(40_000)
+        .send()
+        .await
+        .is_err());
+    sqs.change_message_visibility()
+        .queue_url(&url)
+        .receipt_handle(&handle)
+        .visibility_timeout(39_000)
+        .send()
+        .await
+        .expect("inside what is left");
     assert_eq!(limits.refusals().len(), 2);
 
     // Retention counts from the first enqueue; an expired message is deleted, never received.

@@ -27,7 +27,14 @@ enum Body {
     Raw(Vec<u8>),
 }
 
-fn case(method: Method, path: impl Into<String>, body: Body, status: u16, code: &'static str, needle: impl Into<String>) -> Case {
+fn case(
+    method: Method,
+    path: impl Into<String>,
+    body: Body,
+    status: u16,
+    code: &'static str,
+    needle: impl Into<String>,
+) -> Case {
     Case { method, path: path.into(), body, status, code, needle: needle.into() }
 }
 
@@ -212,7 +219,14 @@ async fn every_route_refuses_bad_input_with_its_documented_4xx_and_a_named_probl
         ("cursor=ZGx2X3g", "cursor"),
     ] {
         cases.push(case(Method::GET, format!("{SUBSCRIPTIONS}?{query}"), Body::None, 400, "validation_error", needle));
-        cases.push(case(Method::GET, format!("/v1/webhooks/deliveries?{query}"), Body::None, 400, "validation_error", needle));
+        cases.push(case(
+            Method::GET,
+            format!("/v1/webhooks/deliveries?{query}"),
+            Body::None,
+            400,
+            "validation_error",
+            needle,
+        ));
     }
     for (query, needle) in [
         ("status=bogus", "status"),
@@ -220,7 +234,14 @@ async fn every_route_refuses_bad_input_with_its_documented_4xx_and_a_named_probl
         ("subscription_id=nope", "subscription_id"),
         ("subscription_id=dlv_01m8446za40ddwht5hre5h6jbd", "subscription_id"),
     ] {
-        cases.push(case(Method::GET, format!("/v1/webhooks/deliveries?{query}"), Body::None, 400, "validation_error", needle));
+        cases.push(case(
+            Method::GET,
+            format!("/v1/webhooks/deliveries?{query}"),
+            Body::None,
+            400,
+            "validation_error",
+            needle,
+        ));
     }
     // Malformed or unknown ids on every {id} route: 404, never a 500.
     for id in malformed_ids("sub") {
@@ -283,9 +304,24 @@ async fn every_route_refuses_bad_input_with_its_documented_4xx_and_a_named_probl
         bad(Method::POST, ENDPOINTS, json!({"provider": "GitHub"}), "provider"),
         bad(Method::POST, ENDPOINTS, json!({"provider": ""}), "provider"),
         bad(Method::POST, ENDPOINTS, json!({"provider": 1}), "provider"),
-        bad(Method::POST, ENDPOINTS, json!({"provider": "github", "provider_signing_secret": ""}), "provider_signing_secret"),
-        bad(Method::POST, ENDPOINTS, json!({"provider": "github", "provider_signing_secret": "s".repeat(257)}), "provider_signing_secret"),
-        bad(Method::POST, ENDPOINTS, json!({"provider": "github", "provider_signing_secret": 5}), "provider_signing_secret"),
+        bad(
+            Method::POST,
+            ENDPOINTS,
+            json!({"provider": "github", "provider_signing_secret": ""}),
+            "provider_signing_secret",
+        ),
+        bad(
+            Method::POST,
+            ENDPOINTS,
+            json!({"provider": "github", "provider_signing_secret": "s".repeat(257)}),
+            "provider_signing_secret",
+        ),
+        bad(
+            Method::POST,
+            ENDPOINTS,
+            json!({"provider": "github", "provider_signing_secret": 5}),
+            "provider_signing_secret",
+        ),
         bad(Method::POST, ENDPOINTS, json!({"provider": "generic", "default_depth": "bottomless"}), "default_depth"),
         bad(Method::POST, ENDPOINTS, json!({"provider": "generic", "default_scope": "everything"}), "default_scope"),
         bad(Method::POST, ENDPOINTS, json!({"provider": "generic", "active": "true"}), "active"),
@@ -294,11 +330,46 @@ async fn every_route_refuses_bad_input_with_its_documented_4xx_and_a_named_probl
     // The inbound receiver: unknown provider 404, bad keys 401, bodies 400/413.
     let receive = endpoint_path.clone();
     cases.extend([
-        case(Method::POST, format!("/v1/webhooks/incoming/gitlab/{key}"), Body::Json(json!({"query": "q"})), 404, "not_found", ""),
-        case(Method::POST, format!("/v1/webhooks/incoming/github/{key}"), Body::Json(json!({"query": "q"})), 401, "unauthorized", ""),
-        case(Method::POST, "/v1/webhooks/incoming/generic/short".to_owned(), Body::Json(json!({"query": "q"})), 401, "unauthorized", ""),
-        case(Method::POST, format!("/v1/webhooks/incoming/generic/{}", "A".repeat(48)), Body::Json(json!({"query": "q"})), 401, "unauthorized", ""),
-        case(Method::POST, format!("/v1/webhooks/incoming/generic/{}x", key), Body::Json(json!({"query": "q"})), 401, "unauthorized", ""),
+        case(
+            Method::POST,
+            format!("/v1/webhooks/incoming/gitlab/{key}"),
+            Body::Json(json!({"query": "q"})),
+            404,
+            "not_found",
+            "",
+        ),
+        case(
+            Method::POST,
+            format!("/v1/webhooks/incoming/github/{key}"),
+            Body::Json(json!({"query": "q"})),
+            401,
+            "unauthorized",
+            "",
+        ),
+        case(
+            Method::POST,
+            "/v1/webhooks/incoming/generic/short".to_owned(),
+            Body::Json(json!({"query": "q"})),
+            401,
+            "unauthorized",
+            "",
+        ),
+        case(
+            Method::POST,
+            format!("/v1/webhooks/incoming/generic/{}", "A".repeat(48)),
+            Body::Json(json!({"query": "q"})),
+            401,
+            "unauthorized",
+            "",
+        ),
+        case(
+            Method::POST,
+            format!("/v1/webhooks/incoming/generic/{}x", key),
+            Body::Json(json!({"query": "q"})),
+            401,
+            "unauthorized",
+            "",
+        ),
         case(Method::POST, receive.clone(), Body::Raw(b"{\"query\": ".to_vec()), 400, "invalid_json", "not valid JSON"),
         case(Method::POST, receive.clone(), Body::Raw(vec![b' '; 1024 * 1024 + 1]), 413, "payload_too_large", ""),
     ]);
@@ -318,12 +389,23 @@ async fn every_route_refuses_bad_input_with_its_documented_4xx_and_a_named_probl
         let body = if matches!(&c.body, Body::Json(Value::Null)) { b"null".to_vec() } else { body };
         let (status, resp, resp_headers) = client.raw(c.method.clone(), &c.path, &headers, body).await;
         let message = resp["error"]["message"].as_str().unwrap_or_default();
-        let json_type = resp_headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().starts_with("application/json");
+        let json_type = resp_headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .starts_with("application/json");
         if status != c.status || resp["error"]["code"] != c.code || !message.contains(c.needle.as_str()) || !json_type {
             let shown: String = format!("{} {}", c.method, c.path).chars().take(140).collect();
-            failures.push(format!("{shown}\n    want {} {} ~{:?}\n    got  {status} {resp}", c.status, c.code, c.needle));
+            failures
+                .push(format!("{shown}\n    want {} {} ~{:?}\n    got  {status} {resp}", c.status, c.code, c.needle));
         }
     }
-    assert!(failures.is_empty(), "{} of {} bad-input cases misbehaved:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} bad-input cases misbehaved:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
     assert_eq!(table_state(&stack).await, before, "a refused request changed the table");
 }

@@ -18,7 +18,8 @@ async fn a_batch_fans_out_in_order_and_a_retry_publishes_only_what_is_missing() 
     create_subscription(&stack, json!({"url": agents.url(), "events": ["agent.*", "finding.discovered"]})).await;
 
     // Already published alone: the batch must answer it, not publish it again.
-    let (status, single, _) = stack.post("/v1/events", json!({"event_type": "agent.registered", "data": {}, "event_id": "b-old"})).await;
+    let (status, single, _) =
+        stack.post("/v1/events", json!({"event_type": "agent.registered", "data": {}, "event_id": "b-old"})).await;
     assert_eq!((status, single["deliveries"].clone()), (202, json!(1)), "{single}");
 
     let big = "z".repeat(100 * 1024);
@@ -43,8 +44,13 @@ async fn a_batch_fans_out_in_order_and_a_retry_publishes_only_what_is_missing() 
     let got_agents = agents.wait_for(3, EVENTUALLY).await;
     let envelope = got_findings[0].json();
     assert_eq!(envelope["event_id"], "b-1");
-    assert_eq!(envelope["data"]["big"].as_str().map(str::len), Some(100 * 1024), "the body item round-trips the whole payload");
-    let agent_ids: BTreeSet<String> = got_agents.iter().map(|r| r.json()["event_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(
+        envelope["data"]["big"].as_str().map(str::len),
+        Some(100 * 1024),
+        "the body item round-trips the whole payload"
+    );
+    let agent_ids: BTreeSet<String> =
+        got_agents.iter().map(|r| r.json()["event_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(agent_ids, BTreeSet::from(["b-old".to_owned(), "b-1".to_owned(), "b-2".to_owned()]));
     wait_until(EVENTUALLY, "4 deliveries to succeed", || async {
         let all = list_all_deliveries(&stack, "").await;
@@ -77,13 +83,43 @@ async fn a_batch_with_any_bad_event_is_refused_whole_naming_it() {
         (json!({"events": []}), 400, "validation_error", "events must hold 1 to 100 events"),
         (json!({"events": vec![ok.clone(); 101]}), 400, "validation_error", "not 101"),
         (json!({"events": [ok.clone()], "extra": 1}), 400, "validation_error", "unknown field \"extra\""),
-        (json!({"events": [ok.clone(), ok.clone(), ok.clone(), {"event_type": "nope", "data": {}}]}), 400, "validation_error", "events[3].event_type: "),
-        (json!({"events": [ok.clone(), {"event_type": "chain.confirmed"}]}), 400, "validation_error", "events[1].data: is required"),
-        (json!({"events": [{"event_type": "chain.confirmed", "data": {}, "severity": "huge"}]}), 400, "validation_error", "events[0].severity: "),
-        (json!({"events": [{"event_type": "chain.confirmed", "data": {}, "event_id": "a b"}]}), 400, "validation_error", "events[0].event_id: "),
+        (
+            json!({"events": [ok.clone(), ok.clone(), ok.clone(), {"event_type": "nope", "data": {}}]}),
+            400,
+            "validation_error",
+            "events[3].event_type: ",
+        ),
+        (
+            json!({"events": [ok.clone(), {"event_type": "chain.confirmed"}]}),
+            400,
+            "validation_error",
+            "events[1].data: is required",
+        ),
+        (
+            json!({"events": [{"event_type": "chain.confirmed", "data": {}, "severity": "huge"}]}),
+            400,
+            "validation_error",
+            "events[0].severity: ",
+        ),
+        (
+            json!({"events": [{"event_type": "chain.confirmed", "data": {}, "event_id": "a b"}]}),
+            400,
+            "validation_error",
+            "events[0].event_id: ",
+        ),
         (json!({"events": [ok.clone(), [1]]}), 400, "validation_error", "events[1]: must be a JSON object"),
-        (json!({"events": [ok.clone(), {"event_type": "chain.confirmed", "data": {"x": "y".repeat(130 * 1024)}}]}), 400, "validation_error", "events[1]: event is "),
-        (json!({"events": vec![json!({"event_type": "chain.confirmed", "data": {"x": "y".repeat(120 * 1024)}}); 9]}), 413, "payload_too_large", "1048576"),
+        (
+            json!({"events": [ok.clone(), {"event_type": "chain.confirmed", "data": {"x": "y".repeat(130 * 1024)}}]}),
+            400,
+            "validation_error",
+            "events[1]: event is ",
+        ),
+        (
+            json!({"events": vec![json!({"event_type": "chain.confirmed", "data": {"x": "y".repeat(120 * 1024)}}); 9]}),
+            413,
+            "payload_too_large",
+            "1048576",
+        ),
     ];
     for (body, status, code, needle) in cases {
         let resp = stack.post("/v1/events/batch", body).await;

@@ -39,8 +39,15 @@ async fn the_catalog_lists_every_type_and_each_example_validates_against_its_sch
     let stack = TestStack::start_default().await;
     let (status, catalog, _) = stack.get(EVENT_TYPES).await;
     assert_eq!(status, 200, "{catalog}");
-    let names: BTreeSet<&str> = catalog["event_types"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
-    for name in ["investigation.queued", "finding.discovered", "agent.disconnected", "webhook.delivery.dead_lettered", "webhook.subscription.disabled"] {
+    let names: BTreeSet<&str> =
+        catalog["event_types"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    for name in [
+        "investigation.queued",
+        "finding.discovered",
+        "agent.disconnected",
+        "webhook.delivery.dead_lettered",
+        "webhook.subscription.disabled",
+    ] {
         assert!(names.contains(name), "{name} missing from {names:?}");
     }
     for t in catalog["event_types"].as_array().unwrap() {
@@ -92,7 +99,11 @@ async fn star_receives_every_platform_type_and_no_operational_type() {
     assert_error(&resp, 400, "validation_error", "event_type");
 
     wait_until(EVENTUALLY, "every platform type to reach \"*\"", || async {
-        star.requests().iter().map(|r| r.header("x-puck-event-type").unwrap_or_default().to_owned()).collect::<BTreeSet<_>>() == platform
+        star.requests()
+            .iter()
+            .map(|r| r.header("x-puck-event-type").unwrap_or_default().to_owned())
+            .collect::<BTreeSet<_>>()
+            == platform
     })
     .await;
     assert!(ops.requests().is_empty());

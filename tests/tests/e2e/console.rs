@@ -4,9 +4,9 @@
 //! `target/console-screenshots/`.
 
 use crate::support::{create_subscription, id_of, SUBSCRIPTIONS};
+use puck_api::routes::console::CONTENT_SECURITY_POLICY;
 use puck_e2e::browser::Browser;
 use puck_e2e::{wait_for_some, Receiver, Reply, Script, TestStack, EVENTUALLY};
-use puck_api::routes::console::CONTENT_SECURITY_POLICY;
 use serde_json::{json, Value};
 
 const WIDE: (u32, u32) = (1280, 900);
@@ -27,7 +27,11 @@ async fn hash(browser: &Browser) -> String {
 }
 
 async fn secret_shown(browser: &Browser) -> Option<String> {
-    browser.js("const e = document.getElementById('one-time-secret'); return e ? e.value : null;", json!([])).await.as_str().map(str::to_owned)
+    browser
+        .js("const e = document.getElementById('one-time-secret'); return e ? e.value : null;", json!([]))
+        .await
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// Nothing from data ran: no handler set the flag or changed the title.
@@ -36,7 +40,9 @@ async fn assert_nothing_ran(browser: &Browser) {
     assert_eq!(flag, Value::Null, "script from data ran");
     // The handler would set the title to exactly "pwned" (the page's own title may quote the name).
     assert_ne!(browser.title().await, "pwned", "an onerror handler ran");
-    let injected = browser.js("return document.querySelectorAll('main img, main script, main b, main iframe').length;", json!([])).await;
+    let injected = browser
+        .js("return document.querySelectorAll('main img, main script, main b, main iframe').length;", json!([]))
+        .await;
     assert_eq!(injected, 0, "markup from data became elements");
 }
 
@@ -53,7 +59,12 @@ async fn the_console_flow_works_end_to_end_in_headless_chromium() {
     browser.type_into("#api-key", stack.api_key()).await;
     browser.click("#sign-in button[type=submit]").await;
     browser.wait_text("main", "No subscriptions yet").await;
-    let storage = browser.js("return [sessionStorage.getItem('puck.apiKey'), localStorage.length, document.cookie, location.href];", json!([])).await;
+    let storage = browser
+        .js(
+            "return [sessionStorage.getItem('puck.apiKey'), localStorage.length, document.cookie, location.href];",
+            json!([]),
+        )
+        .await;
     assert_eq!(storage[0], stack.api_key());
     assert_eq!((storage[1].as_u64(), storage[2].as_str()), (Some(0), Some("")), "{storage}");
     assert!(!storage[3].as_str().unwrap().contains(stack.api_key()), "{storage}");
@@ -139,7 +150,11 @@ async fn the_console_flow_works_end_to_end_in_headless_chromium() {
     let (status, _, _) = stack.post(&format!("{SUBSCRIPTIONS}/{id}/test"), json!({})).await;
     assert!(status == 202 || status == 200);
     let requests = receiver.wait_for(3, EVENTUALLY).await;
-    assert_eq!(requests[2].header("x-puck-signature").unwrap().matches("v1=").count(), 2, "new and previous secret sign during the overlap");
+    assert_eq!(
+        requests[2].header("x-puck-signature").unwrap().matches("v1=").count(),
+        2,
+        "new and previous secret sign during the overlap"
+    );
 
     // Pause and resume.
     browser.click("#toggle-active").await;
@@ -181,7 +196,10 @@ async fn hostile_receiver_bodies_headers_and_names_are_shown_as_text_and_run_not
     let stack = TestStack::start_default().await;
     let img = r#"<img src=x onerror="window.__pwned=1;document.title='pwned'">"#;
     let script = "<script>window.__pwned=2</script>";
-    let receiver = Receiver::start_with(Script::always(Reply::ok().header("x-evil", &format!("{img}{script}")).body(format!("<h1>hi</h1>{img}{script}")))).await;
+    let receiver = Receiver::start_with(Script::always(
+        Reply::ok().header("x-evil", &format!("{img}{script}")).body(format!("<h1>hi</h1>{img}{script}")),
+    ))
+    .await;
     let name = format!("{img}<b>Ops</b>{script}");
     let sub = create_subscription(&stack, json!({"name": name, "url": receiver.url(), "events": ["finding.*"]})).await;
     let id = id_of(&sub);
@@ -189,7 +207,11 @@ async fn hostile_receiver_bodies_headers_and_names_are_shown_as_text_and_run_not
     assert!(status == 202 || status == 200);
     let delivery_id = wait_for_some(EVENTUALLY, "the test delivery succeeded", || async {
         let (_, page, _) = stack.get(&format!("/v1/webhooks/deliveries?subscription_id={id}")).await;
-        page["deliveries"].as_array().and_then(|d| d.first()).filter(|d| d["status"] == "succeeded").map(|d| d["id"].as_str().unwrap().to_owned())
+        page["deliveries"]
+            .as_array()
+            .and_then(|d| d.first())
+            .filter(|d| d["status"] == "succeeded")
+            .map(|d| d["id"].as_str().unwrap().to_owned())
     })
     .await;
 
@@ -230,7 +252,12 @@ async fn a_bad_url_shows_the_apis_message_next_to_the_url_field_and_401_returns_
     assert_eq!(stack.get(SUBSCRIPTIONS).await.1["subscriptions"], json!([]));
 
     // Events are required too, and that error lands next to the picker.
-    browser.js("document.querySelectorAll('input[name=events]:checked').forEach((c) => c.click()); return true;", json!([])).await;
+    browser
+        .js(
+            "document.querySelectorAll('input[name=events]:checked').forEach((c) => c.click()); return true;",
+            json!([]),
+        )
+        .await;
     browser.type_into("#url", "https://hooks.example.com/puck").await;
     browser.click("#save").await;
     browser.wait_text("#events-error", "events").await;
@@ -261,7 +288,10 @@ async fn console_responses_carry_the_csp_and_security_headers() {
         assert_eq!(resp.status().as_u16(), status, "{path}");
         assert_eq!(h["content-type"], content_type, "{path}");
         assert_eq!(h["content-security-policy"], CONTENT_SECURITY_POLICY, "{path}");
-        assert!(CONTENT_SECURITY_POLICY.contains("script-src 'self';") && CONTENT_SECURITY_POLICY.contains("frame-ancestors 'none'"));
+        assert!(
+            CONTENT_SECURITY_POLICY.contains("script-src 'self';")
+                && CONTENT_SECURITY_POLICY.contains("frame-ancestors 'none'")
+        );
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
         if status == 200 {

@@ -14,11 +14,16 @@ async fn custom_headers_arrive_on_every_attempt_and_are_never_shown_back() {
     let stack = TestStack::start_default().await;
     let receiver = Receiver::start_with(Script::fail_times(1)).await;
     let token = "Splunk 6f1c0e2a-SIEM-token-9b7d";
-    let created = create_subscription(&stack, json!({"url": receiver.url(), "events": ["*"], "headers": {"Authorization": token, "X-Team": "blue"}})).await;
+    let created = create_subscription(
+        &stack,
+        json!({"url": receiver.url(), "events": ["*"], "headers": {"Authorization": token, "X-Team": "blue"}}),
+    )
+    .await;
     assert_eq!(created["headers"], json!({"Authorization": "***", "X-Team": "***"}));
     let id = id_of(&created);
 
-    let (status, _, _) = stack.post("/v1/events", json!({"event_type": "agent.registered", "data": {"agent_id": "a1"}})).await;
+    let (status, _, _) =
+        stack.post("/v1/events", json!({"event_type": "agent.registered", "data": {"agent_id": "a1"}})).await;
     assert_eq!(status, 202);
     wait_until(EVENTUALLY, "the retry to succeed", || async {
         list_all_deliveries(&stack, "").await.first().is_some_and(|d| d["status"] == "succeeded")
@@ -27,7 +32,11 @@ async fn custom_headers_arrive_on_every_attempt_and_are_never_shown_back() {
     let requests = receiver.requests();
     assert_eq!(requests.len(), 2, "one failure, one success");
     for r in &requests {
-        assert_eq!((r.header("authorization"), r.header("x-team")), (Some(token), Some("blue")), "sent on every attempt");
+        assert_eq!(
+            (r.header("authorization"), r.header("x-team")),
+            (Some(token), Some("blue")),
+            "sent on every attempt"
+        );
     }
 
     let (_, fetched, _) = stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await;
@@ -41,7 +50,14 @@ async fn custom_headers_arrive_on_every_attempt_and_are_never_shown_back() {
         assert_eq!(attempt["url"], receiver.url(), "each attempt names its target");
     }
     assert!(!detail.to_string().contains(token));
-    assert_not_leaked(&stack, &[("custom header value".into(), token.into()), ("subscription secret".into(), created["secret"].as_str().unwrap().into())]).await;
+    assert_not_leaked(
+        &stack,
+        &[
+            ("custom header value".into(), token.into()),
+            ("subscription secret".into(), created["secret"].as_str().unwrap().into()),
+        ],
+    )
+    .await;
 
     // PATCH replaces the set; null removes it.
     let (_, replaced, _) = stack.patch(&format!("{SUBSCRIPTIONS}/{id}"), json!({"headers": {"X-Other": "1"}})).await;
@@ -67,7 +83,9 @@ async fn reserved_or_malformed_headers_are_400_naming_the_header_and_nothing_is_
         (json!("Authorization: x"), "headers"),
     ];
     for (headers, needle) in cases {
-        let resp = stack.post(SUBSCRIPTIONS, json!({"url": "https://hooks.example.com/x", "events": ["*"], "headers": headers})).await;
+        let resp = stack
+            .post(SUBSCRIPTIONS, json!({"url": "https://hooks.example.com/x", "events": ["*"], "headers": headers}))
+            .await;
         assert_error(&resp, 400, "validation_error", needle);
     }
     let (_, listed, _) = stack.get(SUBSCRIPTIONS).await;

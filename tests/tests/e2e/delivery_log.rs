@@ -42,10 +42,13 @@ async fn the_log_lists_newest_first_filters_pages_and_hides_other_accounts() {
     let ok = Receiver::start().await;
     let gone = Receiver::start_with(Script::always(Reply::status(410))).await;
     let sub_ok = id_of(&create_subscription(&stack, json!({"url": ok.url(), "events": ["finding.*"]})).await);
-    let sub_gone = id_of(&create_subscription(&stack, json!({"url": gone.url(), "events": ["finding.*", "chain.confirmed"]})).await);
+    let sub_gone = id_of(
+        &create_subscription(&stack, json!({"url": gone.url(), "events": ["finding.*", "chain.confirmed"]})).await,
+    );
     // 3 finding events → 6 deliveries, then 1 chain event → 1 more to sub_gone: 7 in all.
     for i in 0..3 {
-        let (status, _, _) = stack.post("/v1/events", json!({"event_type": "finding.discovered", "data": {"i": i}})).await;
+        let (status, _, _) =
+            stack.post("/v1/events", json!({"event_type": "finding.discovered", "data": {"i": i}})).await;
         assert_eq!(status, 202);
     }
     let (status, _, _) = stack.post("/v1/events", json!({"event_type": "chain.confirmed", "data": {}})).await;
@@ -68,7 +71,9 @@ async fn the_log_lists_newest_first_filters_pages_and_hides_other_accounts() {
     assert_eq!(all[0]["event_type"], "chain.confirmed", "the last published is first");
     for d in &all {
         assert!(d.get("attempts").is_none(), "the list has summaries, not attempts: {d}");
-        for field in ["id", "subscription_id", "event_id", "event_type", "status", "attempt_count", "created_at", "updated_at"] {
+        for field in
+            ["id", "subscription_id", "event_id", "event_type", "status", "attempt_count", "created_at", "updated_at"]
+        {
             assert!(d.get(field).is_some_and(|v| !v.is_null()), "{field} missing in {d}");
         }
     }
@@ -104,10 +109,25 @@ async fn the_log_lists_newest_first_filters_pages_and_hides_other_accounts() {
     let (status, one, _) = stack.get(&format!("{DELIVERIES}/{}", all_ids[0])).await;
     assert_eq!(status, 200);
     assert_eq!(one["attempts"].as_array().unwrap().len(), 1, "{one}");
-    assert_error(&stack.get(&format!("{DELIVERIES}/dlv_01hzy0000000000000000000aa")).await, 404, "not_found", "delivery not found");
+    assert_error(
+        &stack.get(&format!("{DELIVERIES}/dlv_01hzy0000000000000000000aa")).await,
+        404,
+        "not_found",
+        "delivery not found",
+    );
     assert_error(&stack.get(&format!("{DELIVERIES}/nonsense")).await, 404, "not_found", "delivery not found");
-    assert_error(&stack.post(&format!("{DELIVERIES}/dlv_01hzy0000000000000000000aa/replay"), Value::Null).await, 404, "not_found", "delivery not found");
-    assert_error(&stack.post(&format!("{DELIVERIES}/nonsense/replay"), Value::Null).await, 404, "not_found", "delivery not found");
+    assert_error(
+        &stack.post(&format!("{DELIVERIES}/dlv_01hzy0000000000000000000aa/replay"), Value::Null).await,
+        404,
+        "not_found",
+        "delivery not found",
+    );
+    assert_error(
+        &stack.post(&format!("{DELIVERIES}/nonsense/replay"), Value::Null).await,
+        404,
+        "not_found",
+        "delivery not found",
+    );
 
     // Bad query parameters.
     for (query, needle) in [
@@ -129,7 +149,12 @@ async fn the_log_lists_newest_first_filters_pages_and_hides_other_accounts() {
     let api = stack.with_key(&other.api_key);
     for id in [&all_ids[0], &ids(&dead)[0]] {
         assert_error(&api.get(&format!("{DELIVERIES}/{id}")).await, 404, "not_found", "delivery not found");
-        assert_error(&api.post(&format!("{DELIVERIES}/{id}/replay"), Value::Null).await, 404, "not_found", "delivery not found");
+        assert_error(
+            &api.post(&format!("{DELIVERIES}/{id}/replay"), Value::Null).await,
+            404,
+            "not_found",
+            "delivery not found",
+        );
     }
     let (status, theirs, _) = api.get(DELIVERIES).await;
     assert_eq!((status, theirs["deliveries"].as_array().map(Vec::len)), (200, Some(0)), "{theirs}");
@@ -150,13 +175,21 @@ async fn bad_input_on_publish_gets_precise_errors() {
     let ct = [("content-type", "application/json")];
 
     assert_error(&api.raw(Method::POST, publish, &ct, "{\"event_type\":").await, 400, "invalid_json", "JSON");
-    assert_error(&api.raw(Method::POST, publish, &ct, "").await, 400, "invalid_json", "request body must be a JSON object");
+    assert_error(
+        &api.raw(Method::POST, publish, &ct, "").await,
+        400,
+        "invalid_json",
+        "request body must be a JSON object",
+    );
     for (body, needle) in [
         (json!([1, 2]), "JSON object"),
         (json!("finding.discovered"), "JSON object"),
         (json!({"data": {}}), "event_type is required"),
         (json!({"event_type": 7, "data": {}}), "event_type must be a string"),
-        (json!({"event_type": "finding.exploded", "data": {}}), "event_type \"finding.exploded\" is not a known event type"),
+        (
+            json!({"event_type": "finding.exploded", "data": {}}),
+            "event_type \"finding.exploded\" is not a known event type",
+        ),
         (json!({"event_type": "finding.*", "data": {}}), "not a known event type"),
         (json!({"event_type": "chain.confirmed"}), "data is required"),
         (json!({"event_type": "chain.confirmed", "data": [1]}), "data must be an object"),
@@ -185,7 +218,12 @@ async fn bad_input_on_publish_gets_precise_errors() {
     assert_error(&api.post(publish, too_big).await, 413, "payload_too_large", "request body exceeds 131072 bytes");
 
     // Auth: none → 401, a key without events:publish → 403.
-    assert_error(&stack.anonymous().post(publish, json!({"event_type": "chain.confirmed", "data": {}})).await, 401, "unauthorized", "missing Authorization header");
+    assert_error(
+        &stack.anonymous().post(publish, json!({"event_type": "chain.confirmed", "data": {}})).await,
+        401,
+        "unauthorized",
+        "missing Authorization header",
+    );
     let manage_only = stack.issue_key(stack.account_id(), &[Scope::WebhooksManage, Scope::InvestigationsRead]).await;
     assert_error(
         &stack.with_key(&manage_only).post(publish, json!({"event_type": "chain.confirmed", "data": {}})).await,

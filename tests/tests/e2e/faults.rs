@@ -164,7 +164,8 @@ async fn redirects_are_never_followed_not_even_to_another_receiver_or_the_metada
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dispatcher_dying_after_the_post_is_retried_after_the_visibility_timeout_and_the_receiver_sees_the_event_twice() {
+async fn a_dispatcher_dying_after_the_post_is_retried_after_the_visibility_timeout_and_the_receiver_sees_the_event_twice(
+) {
     let faults = Arc::new(FaultSwitches::default());
     let stack = TestStack::start(TestStackOptions::default().faults(faults.clone()).visibility_timeout_secs(3)).await;
     let receiver = Receiver::start().await;
@@ -187,7 +188,8 @@ async fn a_dispatcher_dying_after_the_post_is_retried_after_the_visibility_timeo
 
 /// The stack's tables as sorted item texts: equal before and after means nothing was written.
 pub async fn table_state(stack: &TestStack) -> Vec<String> {
-    let mut items: Vec<String> = puck_e2e::dynamo::scan_all(&stack.stack).await.iter().map(|v| canonical(v).to_string()).collect();
+    let mut items: Vec<String> =
+        puck_e2e::dynamo::scan_all(&stack.stack).await.iter().map(|v| canonical(v).to_string()).collect();
     items.sort();
     items
 }
@@ -196,7 +198,8 @@ pub async fn table_state(stack: &TestStack) -> Vec<String> {
 fn canonical(v: &Value) -> Value {
     match v {
         Value::Object(map) => {
-            let sorted: std::collections::BTreeMap<&String, Value> = map.iter().map(|(k, v)| (k, canonical(v))).collect();
+            let sorted: std::collections::BTreeMap<&String, Value> =
+                map.iter().map(|(k, v)| (k, canonical(v))).collect();
             Value::Object(sorted.into_iter().map(|(k, v)| (k.clone(), v)).collect())
         }
         Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
@@ -217,7 +220,9 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
     let faults = Arc::new(FaultSwitches::default());
     // No queue traffic (every enqueue fails; the deliveries stay put) and no sweeper run, so the
     // only DynamoDB calls are the request's own and the table changes only through it.
-    let stack = TestStack::start(TestStackOptions::default().faults(faults.clone()).sweep_interval(Duration::from_secs(3600))).await;
+    let stack =
+        TestStack::start(TestStackOptions::default().faults(faults.clone()).sweep_interval(Duration::from_secs(3600)))
+            .await;
     faults.fail_sqs_send.store(true, Ordering::SeqCst);
     let sub = create_subscription(&stack, crate::support::subscription_body()).await;
     let sub_path = format!("{SUBSCRIPTIONS}/{}", id_of(&sub));
@@ -235,7 +240,12 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
         (Method::GET, sub_path.clone(), Value::Null, Caller::Api),
         (Method::PATCH, sub_path.clone(), json!({"name": "renamed", "secret": null}), Caller::Api),
         (Method::POST, format!("{sub_path}/test"), Value::Null, Caller::Api),
-        (Method::POST, format!("{sub_path}/recover"), json!({"since": puck_core::time::Timestamp::now().plus_seconds(-3600).rfc3339()}), Caller::Api),
+        (
+            Method::POST,
+            format!("{sub_path}/recover"),
+            json!({"since": puck_core::time::Timestamp::now().plus_seconds(-3600).rfc3339()}),
+            Caller::Api,
+        ),
         (Method::POST, "/v1/events".into(), event, Caller::Api),
         (Method::GET, "/v1/webhooks/deliveries".into(), Value::Null, Caller::Api),
         (Method::GET, delivery_path.clone(), Value::Null, Caller::Api),
@@ -272,12 +282,18 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
                 // its deliveries after the delete (the commit point) is best effort, because the
                 // dispatcher abandons a delivery whose subscription is gone.
                 let after_commit = method == Method::DELETE && path == sub_path;
-                assert!(untriggered > 0 || after_commit, "{method} {path}: DynamoDB call {n} failed, yet the route answered {status}");
+                assert!(
+                    untriggered > 0 || after_commit,
+                    "{method} {path}: DynamoDB call {n} failed, yet the route answered {status}"
+                );
                 break;
             }
             failed_at = n;
             assert_eq!(resp["error"]["code"], "service_unavailable", "{method} {path} (call {n}): {resp}");
-            assert!(resp["error"]["message"].as_str().is_some_and(|m| !m.is_empty() && !m.contains("dynamodb")), "{resp}");
+            assert!(
+                resp["error"]["message"].as_str().is_some_and(|m| !m.is_empty() && !m.contains("dynamodb")),
+                "{resp}"
+            );
             assert_eq!(headers.get("retry-after").and_then(|v| v.to_str().ok()), Some("1"), "{method} {path}");
             if caller == Caller::InboundWithKey {
                 // The inbound receiver writes the investigation (and its idempotency claim)
@@ -295,8 +311,13 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
         }
         if caller == Caller::InboundWithKey {
             let state = table_state(&stack).await;
-            let investigations: Vec<&String> = state.iter().filter(|i| i.contains("look at host 8") && i.contains("\"sk\":\"INV#")).collect();
-            assert_eq!(investigations.len(), 1, "retries with one idempotency key make one investigation: {investigations:#?}");
+            let investigations: Vec<&String> =
+                state.iter().filter(|i| i.contains("look at host 8") && i.contains("\"sk\":\"INV#")).collect();
+            assert_eq!(
+                investigations.len(),
+                1,
+                "retries with one idempotency key make one investigation: {investigations:#?}"
+            );
             let id: Value = serde_json::from_str(investigations[0]).unwrap();
             let event_sk = format!("EVT#investigation.queued.{}", id["id"].as_str().unwrap());
             assert!(state.iter().any(|i| i.contains(&event_sk)), "and its investigation.queued event is published");
@@ -326,7 +347,8 @@ fn no_crate_built_by_sam_build_enables_the_fault_switches() {
     for member in members {
         let text = std::fs::read_to_string(root.join(member).join("Cargo.toml")).unwrap();
         for line in text.lines().map(str::trim) {
-            let enables = line.contains("fault-injection") && !line.starts_with('#') && !line.starts_with("fault-injection =");
+            let enables =
+                line.contains("fault-injection") && !line.starts_with('#') && !line.starts_with("fault-injection =");
             assert!(!enables, "{member}/Cargo.toml enables the fault switches: {line}");
         }
     }

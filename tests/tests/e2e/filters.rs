@@ -53,7 +53,11 @@ async fn each_subscription_gets_exactly_the_events_its_types_and_filters_select(
     // (event id, event, who must get it)
     let cases: Vec<(&str, Value, Vec<&str>)> = vec![
         ("e-finding", json!({"event_type": "finding.discovered", "data": {}}), vec!["exact", "prefix"]),
-        ("e-critical", json!({"event_type": "investigation.completed", "data": {}, "severity": "critical"}), vec!["severity"]),
+        (
+            "e-critical",
+            json!({"event_type": "investigation.completed", "data": {}, "severity": "critical"}),
+            vec!["severity"],
+        ),
         ("e-high", json!({"event_type": "investigation.started", "data": {}, "severity": "high"}), vec!["severity"]),
         ("e-medium", json!({"event_type": "investigation.failed", "data": {}, "severity": "medium"}), vec![]),
         ("e-low", json!({"event_type": "investigation.failed", "data": {}, "severity": "low"}), vec![]),
@@ -64,7 +68,11 @@ async fn each_subscription_gets_exactly_the_events_its_types_and_filters_select(
             vec!["tags", "several"],
         ),
         ("e-partial-tags", json!({"event_type": "agent.disconnected", "data": {}, "tags": {"env": "prod"}}), vec![]),
-        ("e-wrong-tag", json!({"event_type": "agent.disconnected", "data": {}, "tags": {"env": "prod", "team": "blue"}}), vec![]),
+        (
+            "e-wrong-tag",
+            json!({"event_type": "agent.disconnected", "data": {}, "tags": {"env": "prod", "team": "blue"}}),
+            vec![],
+        ),
         ("e-no-tags", json!({"event_type": "agent.disconnected", "data": {}}), vec![]),
         ("e-chain", json!({"event_type": "chain.confirmed", "data": {}, "severity": "low"}), vec!["several"]),
     ];
@@ -102,7 +110,8 @@ async fn publishing_the_same_event_id_twice_creates_the_deliveries_once() {
     let second = publish(&stack, event).await;
     assert_eq!(second, first, "a repeat answers with the same count");
     // A repeat with different content is still the same event (the id decides).
-    let third = publish(&stack, json!({"event_type": "finding.discovered", "data": {"n": 2}, "event_id": "evt-once"})).await;
+    let third =
+        publish(&stack, json!({"event_type": "finding.discovered", "data": {"n": 2}, "event_id": "evt-once"})).await;
     assert_eq!(third, first);
 
     // Two concurrent publishes of a new id: one wins, both answer the same.

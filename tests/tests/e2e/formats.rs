@@ -21,7 +21,10 @@ fn slack_problem(body: &Value) -> Option<String> {
     if blocks.is_empty() || blocks.len() > 50 {
         return Some(format!("{} blocks", blocks.len()));
     }
-    if blocks[0]["type"] != "header" || blocks[0]["text"]["type"] != "plain_text" || chars(&blocks[0]["text"]["text"]) > 150 {
+    if blocks[0]["type"] != "header"
+        || blocks[0]["text"]["type"] != "plain_text"
+        || chars(&blocks[0]["text"]["text"]) > 150
+    {
         return Some(format!("bad header {}", blocks[0]));
     }
     for b in blocks {
@@ -66,7 +69,9 @@ fn teams_problem(body: &Value) -> Option<String> {
         return Some("not an AdaptiveCard 1.4".into());
     }
     let items = card["body"].as_array().map_or(&[][..], Vec::as_slice);
-    if items.is_empty() || items.iter().any(|i| !["TextBlock", "FactSet"].contains(&i["type"].as_str().unwrap_or_default())) {
+    if items.is_empty()
+        || items.iter().any(|i| !["TextBlock", "FactSet"].contains(&i["type"].as_str().unwrap_or_default()))
+    {
         return Some("card body".into());
     }
     if body.to_string().len() > 28_000 {
@@ -95,8 +100,10 @@ async fn slack_and_teams_subscriptions_get_valid_signed_messages_even_for_a_huge
     let stack = TestStack::start_default().await;
     let slack = checking_receiver(slack_problem).await;
     let teams = checking_receiver(teams_problem).await;
-    let slack_sub = create_subscription(&stack, json!({"url": slack.url(), "events": ["finding.*"], "format": "slack"})).await;
-    let teams_sub = create_subscription(&stack, json!({"url": teams.url(), "events": ["*"], "format": "ms_teams"})).await;
+    let slack_sub =
+        create_subscription(&stack, json!({"url": slack.url(), "events": ["finding.*"], "format": "slack"})).await;
+    let teams_sub =
+        create_subscription(&stack, json!({"url": teams.url(), "events": ["*"], "format": "ms_teams"})).await;
     assert_eq!((slack_sub["format"].as_str(), teams_sub["format"].as_str()), (Some("slack"), Some("ms_teams")));
 
     let mut data = serde_json::Map::new();
@@ -105,8 +112,16 @@ async fn slack_and_teams_subscriptions_get_valid_signed_messages_even_for_a_huge
     for i in 0..30 {
         data.insert(format!("field_{i}_{}", "k".repeat(100)), json!("v".repeat(1_500)));
     }
-    for (id, d, severity) in [("fmt-small", json!({"title": "SQL injection", "host": "api.acme.example"}), "critical"), ("fmt-big", Value::Object(data), "high")] {
-        let (status, body, _) = stack.post("/v1/events", json!({"event_id": id, "event_type": "finding.discovered", "data": d, "severity": severity})).await;
+    for (id, d, severity) in [
+        ("fmt-small", json!({"title": "SQL injection", "host": "api.acme.example"}), "critical"),
+        ("fmt-big", Value::Object(data), "high"),
+    ] {
+        let (status, body, _) = stack
+            .post(
+                "/v1/events",
+                json!({"event_id": id, "event_type": "finding.discovered", "data": d, "severity": severity}),
+            )
+            .await;
         assert_eq!((status, body["deliveries"].as_u64()), (202, Some(2)), "{body}");
     }
     wait_until(EVENTUALLY, "four deliveries to succeed", || async {
@@ -120,16 +135,23 @@ async fn slack_and_teams_subscriptions_get_valid_signed_messages_even_for_a_huge
     let big = slack.requests().into_iter().find(|r| r.header("x-puck-event-id") == Some("fmt-big")).unwrap();
     assert!(big.json()["text"].as_str().unwrap().ends_with('…'), "the long summary is cut with an ellipsis");
     let card = teams.requests().into_iter().find(|r| r.header("x-puck-event-id") == Some("fmt-big")).unwrap();
-    assert!(card.json()["attachments"][0]["content"]["body"][1]["text"].as_str().unwrap().starts_with("finding.discovered (high): SQL injection"));
+    assert!(card.json()["attachments"][0]["content"]["body"][1]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("finding.discovered (high): SQL injection"));
 
     for (receiver, sub) in [(&slack, &slack_sub), (&teams, &teams_sub)] {
         let secret = sub["secret"].as_str().unwrap();
         for req in receiver.requests() {
-            puck_verify::verify_now(req.header("x-puck-signature").unwrap(), &req.body, &[secret]).expect("X-Puck-Signature over the bytes sent");
-            standard_webhooks_verify(secret, &req.headers, &req.body).await.expect("Standard Webhooks over the bytes sent");
+            puck_verify::verify_now(req.header("x-puck-signature").unwrap(), &req.body, &[secret])
+                .expect("X-Puck-Signature over the bytes sent");
+            standard_webhooks_verify(secret, &req.headers, &req.body)
+                .await
+                .expect("Standard Webhooks over the bytes sent");
             // The delivery log shows exactly those bytes.
             let listed = list_all_deliveries(&stack, &format!("subscription_id={}", id_of(sub))).await;
-            let d = listed.iter().find(|d| Some(d["event_id"].as_str().unwrap()) == req.header("x-puck-event-id")).unwrap();
+            let d =
+                listed.iter().find(|d| Some(d["event_id"].as_str().unwrap()) == req.header("x-puck-event-id")).unwrap();
             let detail = get_delivery(&stack, d["id"].as_str().unwrap()).await;
             assert_eq!(detail["payload"].as_str().unwrap().as_bytes(), &req.body[..]);
         }
@@ -146,13 +168,31 @@ async fn the_test_event_sends_the_catalog_example_in_the_subscription_format() {
     assert_eq!(status, 202, "{body}");
     let reqs = slack.wait_for(1, EVENTUALLY).await;
     assert_eq!(reqs[0].header("x-puck-event-type"), Some("chain.confirmed"));
-    assert_eq!(reqs[0].json()["text"], "chain.confirmed (critical): SQL injection to database credential theft (2 findings)");
+    assert_eq!(
+        reqs[0].json()["text"],
+        "chain.confirmed (critical): SQL injection to database credential theft (2 findings)"
+    );
 
-    assert_error(&stack.post(&test_path, json!({"event_type": "nope.nope"})).await, 400, "validation_error", "event_type");
+    assert_error(
+        &stack.post(&test_path, json!({"event_type": "nope.nope"})).await,
+        400,
+        "validation_error",
+        "event_type",
+    );
     assert_error(&stack.post(&test_path, json!({"event_type": 1})).await, 400, "validation_error", "event_type");
     for bad in [json!("discord"), json!(5)] {
-        assert_error(&stack.post(SUBSCRIPTIONS, json!({"url": slack.url(), "events": ["*"], "format": bad})).await, 400, "validation_error", "format");
-        assert_error(&stack.patch(&format!("{SUBSCRIPTIONS}/{}", id_of(&sub)), json!({"format": bad})).await, 400, "validation_error", "format");
+        assert_error(
+            &stack.post(SUBSCRIPTIONS, json!({"url": slack.url(), "events": ["*"], "format": bad})).await,
+            400,
+            "validation_error",
+            "format",
+        );
+        assert_error(
+            &stack.patch(&format!("{SUBSCRIPTIONS}/{}", id_of(&sub)), json!({"format": bad})).await,
+            400,
+            "validation_error",
+            "format",
+        );
     }
     let (_, fetched, _) = stack.get(&format!("{SUBSCRIPTIONS}/{}", id_of(&sub))).await;
     assert_eq!(fetched["format"], "slack", "a refused PATCH changes nothing");

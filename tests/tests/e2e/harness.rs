@@ -27,7 +27,8 @@ async fn the_receiver_answers_by_script_over_trusted_https_and_records_every_req
     let http = client();
     let mut statuses = Vec::new();
     for i in 0..5 {
-        let resp = http.post(receiver.url()).header("x-n", i.to_string()).body(format!("body {i}")).send().await.unwrap();
+        let resp =
+            http.post(receiver.url()).header("x-n", i.to_string()).body(format!("body {i}")).send().await.unwrap();
         statuses.push(resp.status().as_u16());
         if resp.status() == 429 {
             assert_eq!(resp.headers()["retry-after"], "7");
@@ -81,7 +82,8 @@ async fn a_failing_receiver_is_retried_within_seconds_with_the_same_event_id() {
     let attempts = receiver.wait_for(3, EVENTUALLY).await;
     let event_ids: Vec<_> = attempts.iter().map(|r| r.header("x-puck-event-id").unwrap().to_owned()).collect();
     assert!(event_ids.iter().all(|id| *id == event_ids[0]), "{event_ids:?}");
-    let delivery_ids: std::collections::BTreeSet<_> = attempts.iter().map(|r| r.header("x-puck-delivery-id").unwrap()).collect();
+    let delivery_ids: std::collections::BTreeSet<_> =
+        attempts.iter().map(|r| r.header("x-puck-delivery-id").unwrap()).collect();
     assert_eq!(delivery_ids.len(), 3, "one X-Puck-Delivery-Id per attempt");
 
     let path = format!("/v1/webhooks/deliveries/{}", accepted["delivery_id"].as_str().unwrap());
@@ -91,6 +93,7 @@ async fn a_failing_receiver_is_retried_within_seconds_with_the_same_event_id() {
     })
     .await;
     assert_eq!(delivery["attempt_count"], 3, "{delivery}");
-    let statuses: Vec<&Value> = delivery["attempts"].as_array().unwrap().iter().map(|a| &a["response_status"]).collect();
+    let statuses: Vec<&Value> =
+        delivery["attempts"].as_array().unwrap().iter().map(|a| &a["response_status"]).collect();
     assert_eq!(statuses, [&json!(500), &json!(500), &json!(200)]);
 }

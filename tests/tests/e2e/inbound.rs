@@ -57,7 +57,8 @@ async fn endpoints_are_created_for_each_provider_and_listed_without_their_keys()
     let mut keys = Vec::new();
     for provider in ["generic", "github", "crowdstrike"] {
         for secret in [None, Some(format!("{provider}-signing-secret-xyz"))] {
-            let mut body = json!({"provider": provider, "default_scope": {"repos": ["acme/api"]}, "default_depth": "quick"});
+            let mut body =
+                json!({"provider": provider, "default_scope": {"repos": ["acme/api"]}, "default_depth": "quick"});
             if let Some(s) = &secret {
                 body["provider_signing_secret"] = json!(s);
             }
@@ -172,7 +173,11 @@ async fn a_signed_github_code_scanning_alert_queues_an_investigation_that_subscr
     assert_eq!(status, 202, "{again}");
     assert_eq!(again["investigation_id"], investigation_id.as_str());
     let (_, deliveries, _) = stack.get("/v1/webhooks/deliveries").await;
-    assert_eq!(deliveries["deliveries"].as_array().unwrap().len(), 1, "one investigation.queued delivery: {deliveries}");
+    assert_eq!(
+        deliveries["deliveries"].as_array().unwrap().len(),
+        1,
+        "one investigation.queued delivery: {deliveries}"
+    );
     let in_table = investigation_ids(&stack.table_dump().await);
     assert_eq!(in_table, BTreeSet::from([investigation_id.clone()]), "one investigation stored");
 
@@ -193,11 +198,20 @@ async fn github_pings_and_events_not_acted_on_are_ignored_with_a_reason() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("ping", ping.to_vec(), "ping"),
         ("push", br#"{"ref":"refs/heads/main","repository":{"full_name":"acme/api"}}"#.to_vec(), "push"),
-        ("code_scanning_alert", br#"{"action":"fixed","alert":{"number":1},"repository":{"full_name":"acme/api"}}"#.to_vec(), ""),
+        (
+            "code_scanning_alert",
+            br#"{"action":"fixed","alert":{"number":1},"repository":{"full_name":"acme/api"}}"#.to_vec(),
+            "",
+        ),
     ];
     for (event, body, reason_mentions) in cases {
         let sig = github_signature(secret, &body);
-        let headers = [("content-type", "application/json"), ("x-github-event", event), ("x-github-delivery", "d-1"), ("x-hub-signature-256", sig.as_str())];
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-github-event", event),
+            ("x-github-delivery", "d-1"),
+            ("x-hub-signature-256", sig.as_str()),
+        ];
         let (status, answer, _) = receive(&stack, &path, &headers, &body).await;
         assert_eq!(status, 202, "{event}: {answer}");
         assert_eq!(answer["ignored"], true, "{event}: {answer}");
@@ -214,14 +228,19 @@ async fn github_pings_and_events_not_acted_on_are_ignored_with_a_reason() {
 async fn unsigned_endpoints_of_every_provider_accept_recognised_events() {
     let stack = TestStack::start_default().await;
     let (_, github, _) = create_endpoint(&stack, json!({"provider": "github"})).await;
-    let (_, crowdstrike, _) = create_endpoint(&stack, json!({"provider": "crowdstrike", "default_depth": "deep"})).await;
+    let (_, crowdstrike, _) =
+        create_endpoint(&stack, json!({"provider": "crowdstrike", "default_depth": "deep"})).await;
     let (_, generic, _) = create_endpoint(&stack, json!({"provider": "generic"})).await;
 
     let gh_body = sample_body("inbound-github-code-scanning");
     let (status, gh, _) = receive(
         &stack,
         &github,
-        &[("content-type", "application/json"), ("x-github-event", "code_scanning_alert"), ("x-github-delivery", "u-1")],
+        &[
+            ("content-type", "application/json"),
+            ("x-github-event", "code_scanning_alert"),
+            ("x-github-delivery", "u-1"),
+        ],
         &gh_body,
     )
     .await;
@@ -239,7 +258,8 @@ async fn unsigned_endpoints_of_every_provider_accept_recognised_events() {
     let (_, cs_again, _) = receive(&stack, &crowdstrike, &[("content-type", "application/json")], &cs_body).await;
     assert_eq!(cs_again["investigation_id"], cs_id.as_str());
 
-    let body = br#"{"query": "look at agent 7", "agent_ids": ["agent_7"], "scope": {"hosts": ["web-1"]}, "depth": "quick"}"#;
+    let body =
+        br#"{"query": "look at agent 7", "agent_ids": ["agent_7"], "scope": {"hosts": ["web-1"]}, "depth": "quick"}"#;
     let (status, gen, _) = receive(&stack, &generic, &[("content-type", "application/json")], body).await;
     assert_eq!(status, 202, "{gen}");
     let (_, inv, _) = stack.get(&format!("/v1/investigations/{}", gen["investigation_id"].as_str().unwrap())).await;
@@ -262,14 +282,20 @@ async fn unsigned_endpoints_of_every_provider_accept_recognised_events() {
 async fn crowdstrike_signatures_are_verified_over_body_and_timestamp() {
     let stack = TestStack::start_default().await;
     let secret = "falcon-hmac-secret-e2e";
-    let (_, path, _) = create_endpoint(&stack, json!({"provider": "crowdstrike", "provider_signing_secret": secret})).await;
+    let (_, path, _) =
+        create_endpoint(&stack, json!({"provider": "crowdstrike", "provider_signing_secret": secret})).await;
     let body = sample_body("inbound-crowdstrike-detection");
     let sign = |ts: &str| STANDARD.encode(hmac_sha256(secret.as_bytes(), &[&body, ts.as_bytes()]));
 
     let ts = now_secs().to_string();
     let good = sign(&ts);
-    let (status, accepted, _) =
-        receive(&stack, &path, &[("content-type", "application/json"), ("x-cs-primary-signature", &good), ("x-cs-delivery-timestamp", &ts)], &body).await;
+    let (status, accepted, _) = receive(
+        &stack,
+        &path,
+        &[("content-type", "application/json"), ("x-cs-primary-signature", &good), ("x-cs-delivery-timestamp", &ts)],
+        &body,
+    )
+    .await;
     assert_eq!(status, 202, "{accepted}");
     assert!(accepted["investigation_id"].as_str().unwrap().starts_with("inv_"));
 
@@ -299,7 +325,8 @@ async fn crowdstrike_signatures_are_verified_over_body_and_timestamp() {
 async fn generic_signatures_are_verified_with_x_signature_256_or_standard_webhooks_headers() {
     let stack = TestStack::start_default().await;
     let plain_secret = "generic-plain-secret";
-    let (_, plain, _) = create_endpoint(&stack, json!({"provider": "generic", "provider_signing_secret": plain_secret})).await;
+    let (_, plain, _) =
+        create_endpoint(&stack, json!({"provider": "generic", "provider_signing_secret": plain_secret})).await;
     let body = br#"{"query": "check the host that just alerted"}"#;
 
     let good = format!("sha256={}", hex::encode(hmac_sha256(plain_secret.as_bytes(), &[body])));
@@ -308,14 +335,22 @@ async fn generic_signatures_are_verified_with_x_signature_256_or_standard_webhoo
     assert!(ok["investigation_id"].is_string(), "{ok}");
     let bad = format!("sha256={}", hex::encode(hmac_sha256(b"wrong", &[body])));
     for headers in [vec![], vec![("x-signature-256", bad.as_str())], vec![("x-signature-256", "sha256=zz")]] {
-        assert_error(&receive(&stack, &plain, &headers, body).await, 401, "unauthorized", "signature verification failed");
+        assert_error(
+            &receive(&stack, &plain, &headers, body).await,
+            401,
+            "unauthorized",
+            "signature verification failed",
+        );
     }
 
     // Standard Webhooks with a whsec_ secret: the key is the base64 part.
     let raw_key = [7u8; 32];
     let sw_secret = format!("whsec_{}", STANDARD.encode(raw_key));
-    let (_, sw, _) = create_endpoint(&stack, json!({"provider": "generic", "provider_signing_secret": sw_secret})).await;
-    let sw_sign = |id: &str, ts: &str, key: &[u8]| format!("v1,{}", STANDARD.encode(hmac_sha256(key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body])));
+    let (_, sw, _) =
+        create_endpoint(&stack, json!({"provider": "generic", "provider_signing_secret": sw_secret})).await;
+    let sw_sign = |id: &str, ts: &str, key: &[u8]| {
+        format!("v1,{}", STANDARD.encode(hmac_sha256(key, &[id.as_bytes(), b".", ts.as_bytes(), b".", body])))
+    };
     let ts = now_secs().to_string();
     let sig = sw_sign("msg_1", &ts, &raw_key);
     let headers = [("webhook-id", "msg_1"), ("webhook-timestamp", ts.as_str()), ("webhook-signature", sig.as_str())];
@@ -346,7 +381,8 @@ async fn receivers_refuse_bad_keys_deleted_or_inactive_endpoints_unknown_provide
     let body = br#"{"query": "check the host that just alerted"}"#;
     let (generic, generic_path, generic_key) = create_endpoint(&stack, json!({"provider": "generic"})).await;
     let (_, inactive_path, _) = create_endpoint(&stack, json!({"provider": "generic", "active": false})).await;
-    let (_, github_path, _) = create_endpoint(&stack, json!({"provider": "github", "provider_signing_secret": "s3cr3t-gh"})).await;
+    let (_, github_path, _) =
+        create_endpoint(&stack, json!({"provider": "github", "provider_signing_secret": "s3cr3t-gh"})).await;
     assert_eq!(receive(&stack, &generic_path, &[], body).await.0, 202, "the endpoint works before it is deleted");
 
     let invalid_key = |resp: puck_e2e::ApiResponse| assert_error(&resp, 401, "unauthorized", "invalid receiver key");
@@ -355,7 +391,15 @@ async fn receivers_refuse_bad_keys_deleted_or_inactive_endpoints_unknown_provide
     invalid_key(receive(&stack, "/v1/webhooks/incoming/generic/abc123secret", &[], body).await);
     // Provider mismatch: the generic key on the github and crowdstrike paths.
     for provider in ["github", "crowdstrike"] {
-        invalid_key(receive(&stack, &format!("/v1/webhooks/incoming/{provider}/{generic_key}"), &[("x-github-event", "ping")], body).await);
+        invalid_key(
+            receive(
+                &stack,
+                &format!("/v1/webhooks/incoming/{provider}/{generic_key}"),
+                &[("x-github-event", "ping")],
+                body,
+            )
+            .await,
+        );
     }
     // Inactive endpoint.
     invalid_key(receive(&stack, &inactive_path, &[], body).await);
@@ -366,7 +410,12 @@ async fn receivers_refuse_bad_keys_deleted_or_inactive_endpoints_unknown_provide
         if let Some(s) = &sig {
             headers.push(("x-hub-signature-256", s.as_str()));
         }
-        assert_error(&receive(&stack, &github_path, &headers, ping).await, 401, "unauthorized", "signature verification failed");
+        assert_error(
+            &receive(&stack, &github_path, &headers, ping).await,
+            401,
+            "unauthorized",
+            "signature verification failed",
+        );
     }
     // Unknown provider: 404, whatever the key.
     for provider in ["gitlab", "GitHub", "slack"] {
@@ -380,13 +429,23 @@ async fn receivers_refuse_bad_keys_deleted_or_inactive_endpoints_unknown_provide
     assert_eq!(huge.len(), 1024 * 1024);
     assert_eq!(receive(&stack, &generic_path, &[], &huge).await.0, 202, "1 MiB exactly is within the limit");
     huge.insert(huge.len() - 2, b'x');
-    assert_error(&receive(&stack, &generic_path, &[], &huge).await, 413, "payload_too_large", "request body exceeds 1048576 bytes");
+    assert_error(
+        &receive(&stack, &generic_path, &[], &huge).await,
+        413,
+        "payload_too_large",
+        "request body exceeds 1048576 bytes",
+    );
 
     // Deleted endpoint: 204, then its URL answers 401 and a second delete is 404.
     let (status, _, _) = stack.delete(&format!("{ENDPOINTS}/{}", id_of(&generic))).await;
     assert_eq!(status, 204);
     invalid_key(receive(&stack, &generic_path, &[], body).await);
-    assert_error(&stack.delete(&format!("{ENDPOINTS}/{}", id_of(&generic))).await, 404, "not_found", "endpoint not found");
+    assert_error(
+        &stack.delete(&format!("{ENDPOINTS}/{}", id_of(&generic))).await,
+        404,
+        "not_found",
+        "endpoint not found",
+    );
     let (_, listed, _) = stack.get(ENDPOINTS).await;
     assert!(!listed.to_string().contains(&id_of(&generic)), "{listed}");
 }
@@ -405,8 +464,18 @@ async fn investigation_reads_need_the_scope_and_unknown_ids_are_404() {
     })
     .await;
     assert_eq!(inv["status"], "queued");
-    assert_error(&stack.with_key(&manager).get(&format!("/v1/investigations/{id}")).await, 403, "forbidden", "investigations:read");
+    assert_error(
+        &stack.with_key(&manager).get(&format!("/v1/investigations/{id}")).await,
+        403,
+        "forbidden",
+        "investigations:read",
+    );
     for unknown in ["inv_01jtq8p5f7z9n1q4r6t8v0w2xc", "inv_x", "sub_01jtq8p5f7z9n1q4r6t8v0w2xc"] {
-        assert_error(&stack.get(&format!("/v1/investigations/{unknown}")).await, 404, "not_found", "investigation not found");
+        assert_error(
+            &stack.get(&format!("/v1/investigations/{unknown}")).await,
+            404,
+            "not_found",
+            "investigation not found",
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Tenant isolation: another account's objects are 404, never 403, and never listed.
 
-use crate::support::{assert_error, create_endpoint, create_subscription, id_of, subscription_body, ENDPOINTS, SUBSCRIPTIONS};
+use crate::support::{
+    assert_error, create_endpoint, create_subscription, id_of, subscription_body, ENDPOINTS, SUBSCRIPTIONS,
+};
 use puck_core::model::Scope;
 use puck_e2e::TestStack;
 use serde_json::{json, Value};
@@ -23,10 +25,25 @@ async fn another_account_gets_404_for_every_subscription_route_and_never_lists_t
     for id in &a_ids {
         let path = format!("{SUBSCRIPTIONS}/{id}");
         assert_error(&b_client.get(&path).await, 404, "not_found", "subscription not found");
-        assert_error(&b_client.patch(&path, json!({"active": false})).await, 404, "not_found", "subscription not found");
+        assert_error(
+            &b_client.patch(&path, json!({"active": false})).await,
+            404,
+            "not_found",
+            "subscription not found",
+        );
         assert_error(&b_client.patch(&path, json!({"secret": null})).await, 404, "not_found", "subscription not found");
-        assert_error(&b_client.post(&format!("{path}/test"), Value::Null).await, 404, "not_found", "subscription not found");
-        assert_error(&b_client.post(&format!("{path}/recover"), json!({"since": "2026-01-01T00:00:00Z"})).await, 404, "not_found", "subscription not found");
+        assert_error(
+            &b_client.post(&format!("{path}/test"), Value::Null).await,
+            404,
+            "not_found",
+            "subscription not found",
+        );
+        assert_error(
+            &b_client.post(&format!("{path}/recover"), json!({"since": "2026-01-01T00:00:00Z"})).await,
+            404,
+            "not_found",
+            "subscription not found",
+        );
         assert_error(&b_client.delete(&path).await, 404, "not_found", "subscription not found");
     }
 
@@ -51,7 +68,12 @@ async fn another_account_gets_404_for_every_subscription_route_and_never_lists_t
     assert_eq!(status, 202, "{accepted}");
     let delivery_path = format!("/v1/webhooks/deliveries/{}", accepted["delivery_id"].as_str().unwrap());
     assert_error(&b_client.get(&delivery_path).await, 404, "not_found", "delivery not found");
-    assert_error(&b_client.post(&format!("{delivery_path}/replay"), Value::Null).await, 404, "not_found", "delivery not found");
+    assert_error(
+        &b_client.post(&format!("{delivery_path}/replay"), Value::Null).await,
+        404,
+        "not_found",
+        "delivery not found",
+    );
     let (_, b_deliveries, _) = b_client.get("/v1/webhooks/deliveries").await;
     assert_eq!(b_deliveries["deliveries"], json!([]), "{b_deliveries}");
 }
@@ -69,8 +91,18 @@ async fn another_account_cannot_see_or_delete_inbound_endpoints_or_read_investig
     let b_client = stack.with_key(&b.api_key);
     let (status, b_list, _) = b_client.get(ENDPOINTS).await;
     assert_eq!((status, b_list), (200, json!({"endpoints": []})));
-    assert_error(&b_client.delete(&format!("{ENDPOINTS}/{}", id_of(&endpoint))).await, 404, "not_found", "endpoint not found");
-    assert_error(&b_client.get(&format!("/v1/investigations/{investigation}")).await, 404, "not_found", "investigation not found");
+    assert_error(
+        &b_client.delete(&format!("{ENDPOINTS}/{}", id_of(&endpoint))).await,
+        404,
+        "not_found",
+        "endpoint not found",
+    );
+    assert_error(
+        &b_client.get(&format!("/v1/investigations/{investigation}")).await,
+        404,
+        "not_found",
+        "investigation not found",
+    );
 
     // A still has both.
     let (status, a_inv, _) = stack.get(&format!("/v1/investigations/{investigation}")).await;

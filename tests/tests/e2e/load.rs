@@ -11,7 +11,13 @@ async fn every_event_reaches_every_subscription_despite_ten_percent_failures() {
     let opts = LoadOptions { events: 150, stall_timeout: Duration::from_secs(30), ..LoadOptions::default() };
     let report = load::run(stack.api(), &opts, &|line| eprintln!("load: {line}")).await;
     eprintln!("{}", report.summary());
-    assert!(!report.lost(), "loss under load:\n{}\nmissing {:?}\nnot succeeded {:?}", report.summary(), report.missing_pairs, report.not_succeeded);
+    assert!(
+        !report.lost(),
+        "loss under load:\n{}\nmissing {:?}\nnot succeeded {:?}",
+        report.summary(),
+        report.missing_pairs,
+        report.not_succeeded
+    );
     assert_eq!(report.expected_deliveries, 450);
     assert!(report.injected_failures > 0 && report.retried_deliveries > 0, "the receiver did fail some requests");
 }

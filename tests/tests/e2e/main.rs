@@ -5,13 +5,13 @@
 //! a unique prefix, so tests run in parallel. See the `puck_e2e` crate for the harness.
 
 mod attacks;
-mod aws_limits;
 mod auth;
-mod batch;
+mod aws_limits;
 mod bad_input;
+mod batch;
+mod catalog;
 mod console;
 mod custom_headers;
-mod catalog;
 mod delivery_log;
 mod faults;
 mod filters;

@@ -56,8 +56,14 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
     let created = r.keep("subscriptions-create", &api.post(SUBSCRIPTIONS, json!({"url": receiver.url(), "events": ["finding.*", "investigation.queued"], "name": "SIEM", "filters": {"min_severity": "low", "tags": {"team": "red"}}})).await);
     let sub = id_of(&created);
     let sub_path = format!("{SUBSCRIPTIONS}/{sub}");
-    r.keep("subscriptions-create", &api.post(SUBSCRIPTIONS, json!({"url": "http://plain.example/h", "events": ["finding.*"]})).await);
-    r.keep("subscriptions-create", &api.raw(Method::POST, SUBSCRIPTIONS, &[("content-type", "application/json")], "{not json").await);
+    r.keep(
+        "subscriptions-create",
+        &api.post(SUBSCRIPTIONS, json!({"url": "http://plain.example/h", "events": ["finding.*"]})).await,
+    );
+    r.keep(
+        "subscriptions-create",
+        &api.raw(Method::POST, SUBSCRIPTIONS, &[("content-type", "application/json")], "{not json").await,
+    );
     r.keep("subscriptions-create", &api.raw(Method::POST, SUBSCRIPTIONS, &[], vec![b' '; 70 * 1024]).await);
     r.keep("subscriptions-list", &api.get(&format!("{SUBSCRIPTIONS}?limit=1")).await);
     r.keep("subscriptions-list", &api.get(&format!("{SUBSCRIPTIONS}?limit=0")).await);
@@ -70,7 +76,8 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
     r.keep("subscriptions-test", &api.post(&format!("{sub_path}/test"), json!({"event_type": "nope"})).await);
     let queued = r.keep("subscriptions-test", &api.post(&format!("{sub_path}/test"), Value::Null).await);
 
-    let publisher = stack.with_key(&stack.issue_key(stack.account_id(), &[puck_core::model::Scope::EventsPublish]).await);
+    let publisher =
+        stack.with_key(&stack.issue_key(stack.account_id(), &[puck_core::model::Scope::EventsPublish]).await);
     r.keep("events-publish", &publisher.post("/v1/events", json!({"event_type": "finding.discovered", "severity": "high", "tags": {"team": "red"}, "data": {"title": "t"}})).await);
     r.keep("events-publish", &publisher.post("/v1/events", json!({"event_type": "nope", "data": {}})).await);
     r.keep("deliveries-list", &publisher.get("/v1/webhooks/deliveries").await);
@@ -83,24 +90,45 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
         (d["status"] == "succeeded").then_some(())
     })
     .await;
-    r.keep("deliveries-list", &api.get(&format!("/v1/webhooks/deliveries?subscription_id={sub}&status=succeeded")).await);
+    r.keep(
+        "deliveries-list",
+        &api.get(&format!("/v1/webhooks/deliveries?subscription_id={sub}&status=succeeded")).await,
+    );
     r.keep("deliveries-list", &api.get("/v1/webhooks/deliveries?status=lost").await);
     r.keep("deliveries-get", &api.get(&delivery_path).await);
     r.keep("deliveries-get", &api.get("/v1/webhooks/deliveries/dlv_nope").await);
     r.keep("deliveries-replay", &api.post(&format!("{delivery_path}/replay"), Value::Null).await);
-    r.keep("subscriptions-recover", &api.post(&format!("{sub_path}/recover"), json!({"since": created["created_at"]})).await);
+    r.keep(
+        "subscriptions-recover",
+        &api.post(&format!("{sub_path}/recover"), json!({"since": created["created_at"]})).await,
+    );
     r.keep("subscriptions-recover", &api.post(&format!("{sub_path}/recover"), json!({"since": "yesterday"})).await);
-    r.keep("deliveries-list", &api.get(&format!("/v1/webhooks/deliveries?event_type=investigation.queued&since={}", created["created_at"].as_str().unwrap())).await);
+    r.keep(
+        "deliveries-list",
+        &api.get(&format!(
+            "/v1/webhooks/deliveries?event_type=investigation.queued&since={}",
+            created["created_at"].as_str().unwrap()
+        ))
+        .await,
+    );
 
-    let (endpoint, receiver_path, _) = create_endpoint(&stack, json!({"provider": "generic", "default_depth": "quick"})).await;
+    let (endpoint, receiver_path, _) =
+        create_endpoint(&stack, json!({"provider": "generic", "default_depth": "quick"})).await;
     r.0.push(json!({"operation": "endpoints-create", "status": 201, "body": endpoint}));
     r.keep("endpoints-create", &api.post(ENDPOINTS, json!({"provider": "gitlab"})).await);
     r.keep("endpoints-list", &api.get(ENDPOINTS).await);
-    let received = r.keep("inbound-receive", &stack.anonymous().post(&receiver_path, json!({"query": "check host web-1"})).await);
+    let received =
+        r.keep("inbound-receive", &stack.anonymous().post(&receiver_path, json!({"query": "check host web-1"})).await);
     r.keep("inbound-receive", &stack.anonymous().post(&receiver_path, json!({"hello": "world"})).await);
-    r.keep("inbound-receive", &stack.anonymous().post("/v1/webhooks/incoming/generic/wrongkey", json!({"query": "q"})).await);
+    r.keep(
+        "inbound-receive",
+        &stack.anonymous().post("/v1/webhooks/incoming/generic/wrongkey", json!({"query": "q"})).await,
+    );
     r.keep("inbound-receive", &stack.anonymous().post("/v1/webhooks/incoming/gitlab/k", json!({})).await);
-    r.keep("investigations-get", &api.get(&format!("/v1/investigations/{}", received["investigation_id"].as_str().unwrap())).await);
+    r.keep(
+        "investigations-get",
+        &api.get(&format!("/v1/investigations/{}", received["investigation_id"].as_str().unwrap())).await,
+    );
     r.keep("investigations-get", &publisher.get("/v1/investigations/inv_nope").await);
     r.keep("endpoints-delete", &api.delete(&format!("{ENDPOINTS}/{}", id_of(&endpoint))).await);
     r.keep("endpoints-delete", &api.delete(&format!("{ENDPOINTS}/{}", id_of(&endpoint))).await);
@@ -120,7 +148,12 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
 
     let documented: Vec<String> = {
         let doc: Value = serde_json::from_slice(&std::fs::read(&doc_path).unwrap()).unwrap();
-        doc["paths"].as_object().unwrap().values().flat_map(|i| i.as_object().unwrap().values().map(|o| o["operationId"].as_str().unwrap().to_owned())).collect()
+        doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .flat_map(|i| i.as_object().unwrap().values().map(|o| o["operationId"].as_str().unwrap().to_owned()))
+            .collect()
     };
     for op in &documented {
         assert!(r.0.iter().any(|x| x["operation"] == op.as_str()), "the conformance run calls no {op}: add it");
@@ -128,7 +161,12 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
 
     let responses = dir.join("responses.jsonl");
     std::fs::write(&responses, r.0.iter().map(|v| format!("{v}\n")).collect::<String>()).unwrap();
-    let out = Command::new(venv_bin("python")).arg(repo_root().join("infra/scripts/openapi_check.py")).arg(&doc_path).arg(&responses).output().expect("run openapi_check.py");
+    let out = Command::new(venv_bin("python"))
+        .arg(repo_root().join("infra/scripts/openapi_check.py"))
+        .arg(&doc_path)
+        .arg(&responses)
+        .output()
+        .expect("run openapi_check.py");
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "responses do not conform to the document:\n{report}");
     assert!(report.contains(&format!("{} responses checked, 0 failures", r.0.len())), "{report}");
@@ -159,5 +197,9 @@ async fn schemathesis_finds_no_failure_on_any_operation() {
         .expect("run schemathesis from the project virtualenv");
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     std::fs::write(dir.join("output.txt"), &report).unwrap();
-    assert!(out.status.success(), "schemathesis found failures (full output in {}):\n{report}", dir.join("output.txt").display());
+    assert!(
+        out.status.success(),
+        "schemathesis found failures (full output in {}):\n{report}",
+        dir.join("output.txt").display()
+    );
 }

@@ -17,13 +17,17 @@ use std::time::Duration;
 async fn publish_n(stack: &TestStack, event_type: &str, sub: &str, n: usize) -> Vec<String> {
     let mut event_ids = BTreeSet::new();
     for _ in 0..n {
-        let (status, accepted, _) = stack.post("/v1/events", json!({"event_type": event_type, "data": {"k": "v"}})).await;
+        let (status, accepted, _) =
+            stack.post("/v1/events", json!({"event_type": event_type, "data": {"k": "v"}})).await;
         assert_eq!((status, &accepted["deliveries"]), (202, &json!(1)), "{accepted}");
         event_ids.insert(accepted["event_id"].as_str().unwrap().to_owned());
     }
     let log = list_all_deliveries(stack, &format!("subscription_id={sub}")).await;
-    let mut ids: Vec<String> =
-        log.iter().filter(|d| event_ids.contains(d["event_id"].as_str().unwrap())).map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+    let mut ids: Vec<String> = log
+        .iter()
+        .filter(|d| event_ids.contains(d["event_id"].as_str().unwrap()))
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect();
     ids.sort();
     assert_eq!(ids.len(), n, "{log:?}");
     ids
@@ -51,9 +55,14 @@ fn recover_path(sub: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_an_outage_recover_brings_the_window_to_succeeded_in_bounded_calls_and_nothing_else() {
-    let stack = TestStack::start(TestStackOptions::default().max_delivery_attempts(2).backoff(1, 1).env("RECOVER_MAX_PER_CALL", "2")).await;
+    let stack = TestStack::start(
+        TestStackOptions::default().max_delivery_attempts(2).backoff(1, 1).env("RECOVER_MAX_PER_CALL", "2"),
+    )
+    .await;
     let receiver = Receiver::start_with(Script::status(500)).await; // the receiver is down
-    let sub = id_of(&create_subscription(&stack, json!({"url": receiver.url(), "events": ["chain.confirmed", "finding.*"]})).await);
+    let sub = id_of(
+        &create_subscription(&stack, json!({"url": receiver.url(), "events": ["chain.confirmed", "finding.*"]})).await,
+    );
 
     let before = publish_n(&stack, "chain.confirmed", &sub, 1).await;
     let before_d = wait_all(&stack, &before, "failed_permanent").await;
@@ -77,7 +86,8 @@ async fn after_an_outage_recover_brings_the_window_to_succeeded_in_bounded_calls
     assert!(listed_ids.windows(2).all(|w| w[0] > w[1]), "newest first: {listed_ids:?}");
     let findings = list_all_deliveries(&stack, &format!("{q}&event_type=finding.discovered")).await;
     assert_eq!(findings.len(), 1);
-    let by_event = list_all_deliveries(&stack, &format!("event_id={}", before_d[0]["event_id"].as_str().unwrap())).await;
+    let by_event =
+        list_all_deliveries(&stack, &format!("event_id={}", before_d[0]["event_id"].as_str().unwrap())).await;
     assert_eq!(ids_of(&by_event), before.iter().cloned().collect());
     let (_, page, _) = stack.get(&format!("/v1/webhooks/deliveries?{q}&limit=2")).await;
     assert_eq!(page["deliveries"].as_array().unwrap().len(), 2);
@@ -128,7 +138,8 @@ async fn after_an_outage_recover_brings_the_window_to_succeeded_in_bounded_calls
         assert_eq!(get_delivery(&stack, id).await["status"], "failed_permanent", "{id} is outside the window");
     }
     let requests = receiver.requests();
-    let delivered: BTreeSet<String> = requests[sent_during_outage..].iter().map(|r| r.header("x-puck-event-id").unwrap().to_owned()).collect();
+    let delivered: BTreeSet<String> =
+        requests[sent_during_outage..].iter().map(|r| r.header("x-puck-event-id").unwrap().to_owned()).collect();
     assert_eq!(requests.len() - sent_during_outage, 5, "one request per recovered delivery");
     let window_events: BTreeSet<String> = window_d.iter().map(|d| d["event_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(delivered, window_events, "after the outage, only the window's events were sent");
@@ -141,7 +152,8 @@ async fn after_an_outage_recover_brings_the_window_to_succeeded_in_bounded_calls
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recover_and_log_filters_refuse_bad_input_naming_the_field() {
     let stack = TestStack::start_default().await;
-    let sub = id_of(&create_subscription(&stack, json!({"url": "https://hooks.example.com/x", "events": ["agent.*"]})).await);
+    let sub =
+        id_of(&create_subscription(&stack, json!({"url": "https://hooks.example.com/x", "events": ["agent.*"]})).await);
     let now = Timestamp::now();
     let hour_ago = now.plus_seconds(-3600).rfc3339();
     let cases = [
@@ -149,7 +161,10 @@ async fn recover_and_log_filters_refuse_bad_input_naming_the_field() {
         (json!({"since": "yesterday"}), "since must be an RFC 3339 time"),
         (json!({"since": hour_ago, "until": "2026-13-01T00:00:00Z"}), "until must be an RFC 3339 time"),
         (json!({"since": hour_ago, "until": now.plus_seconds(-7200).rfc3339()}), "since must be before until"),
-        (json!({"since": now.plus_seconds(-31 * 86_400).rfc3339()}), "since is older than the delivery log's retention of 30 days"),
+        (
+            json!({"since": now.plus_seconds(-31 * 86_400).rfc3339()}),
+            "since is older than the delivery log's retention of 30 days",
+        ),
         (json!({"since": hour_ago, "status": "succeeded"}), "status must be failed_permanent or failed"),
         (json!({"since": hour_ago, "cursor": "not a cursor"}), "cursor is invalid"),
         (json!({"since": hour_ago, "limit": 5}), "unknown field \"limit\""),
@@ -158,7 +173,12 @@ async fn recover_and_log_filters_refuse_bad_input_naming_the_field() {
     for (body, needle) in cases {
         assert_error(&stack.post(&recover_path(&sub), body).await, 400, "validation_error", needle);
     }
-    assert_error(&stack.post(&recover_path("sub_01jtq8m3d5x7k9n2p4r6s8t0va"), json!({"since": hour_ago})).await, 404, "not_found", "subscription");
+    assert_error(
+        &stack.post(&recover_path("sub_01jtq8m3d5x7k9n2p4r6s8t0va"), json!({"since": hour_ago})).await,
+        404,
+        "not_found",
+        "subscription",
+    );
     let (status, ok, _) = stack.post(&recover_path(&sub), json!({"since": hour_ago, "status": "failed"})).await;
     assert_eq!((status, ok), (202, json!({"recovered": 0, "next_cursor": null})));
 
@@ -190,9 +210,13 @@ async fn dead_lettered_deliveries_are_announced_once_each_to_other_subscriptions
     let ops = Receiver::start().await;
     // `failing` also listens to every operational event: it gets the one about `gone`, never the
     // one about itself, and its own failure to take it is announced to nobody.
-    let f = id_of(&create_subscription(&stack, json!({"url": failing.url(), "events": ["chain.confirmed", "webhook.*"]})).await);
+    let f = id_of(
+        &create_subscription(&stack, json!({"url": failing.url(), "events": ["chain.confirmed", "webhook.*"]})).await,
+    );
     let g = id_of(&create_subscription(&stack, json!({"url": gone.url(), "events": ["agent.*"]})).await);
-    let o = id_of(&create_subscription(&stack, json!({"url": ops.url(), "events": ["webhook.delivery.dead_lettered"]})).await);
+    let o = id_of(
+        &create_subscription(&stack, json!({"url": ops.url(), "events": ["webhook.delivery.dead_lettered"]})).await,
+    );
 
     // A 410 is dead-lettered at once, and announced at once.
     let g_dlv = publish_n(&stack, "agent.registered", &g, 1).await.remove(0);
@@ -216,7 +240,9 @@ async fn dead_lettered_deliveries_are_announced_once_each_to_other_subscriptions
     // `failing`'s log: its chain.confirmed delivery and the announcement about `gone` (which it
     // failed in turn); nothing about itself.
     wait_until(EVENTUALLY, "f's copy of the announcement about g to be dead-lettered", || async {
-        let log = list_all_deliveries(&stack, &format!("subscription_id={f}&event_type=webhook.delivery.dead_lettered")).await;
+        let log =
+            list_all_deliveries(&stack, &format!("subscription_id={f}&event_type=webhook.delivery.dead_lettered"))
+                .await;
         log.len() == 1 && log[0]["status"] == "failed_permanent"
     })
     .await;
@@ -227,7 +253,10 @@ async fn dead_lettered_deliveries_are_announced_once_each_to_other_subscriptions
     // Give a (wrong) announcement of that dead-lettered operational delivery time to appear.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(ops.requests().len(), 2, "one event per dead-lettered delivery, none about an operational delivery");
-    assert!(list_all_deliveries(&stack, &format!("subscription_id={g}")).await.len() == 1, "g never hears about itself");
+    assert!(
+        list_all_deliveries(&stack, &format!("subscription_id={g}")).await.len() == 1,
+        "g never hears about itself"
+    );
     assert_eq!(list_all_deliveries(&stack, &format!("subscription_id={o}")).await.len(), 2);
     let all = list_all_deliveries(&stack, "event_type=webhook.delivery.dead_lettered").await;
     assert_eq!(all.len(), 3, "about g → o and f; about f → o: {all:?}");
@@ -235,7 +264,10 @@ async fn dead_lettered_deliveries_are_announced_once_each_to_other_subscriptions
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_always_failing_subscription_is_disabled_announced_and_can_be_re_enabled() {
-    let stack = TestStack::start(TestStackOptions::default().max_delivery_attempts(20).backoff(1, 1).env("AUTO_DISABLE_AFTER_SECONDS", "3")).await;
+    let stack = TestStack::start(
+        TestStackOptions::default().max_delivery_attempts(20).backoff(1, 1).env("AUTO_DISABLE_AFTER_SECONDS", "3"),
+    )
+    .await;
     let receiver = Receiver::start_with(Script::status(503)).await;
     let ops = Receiver::start().await;
     let f = id_of(&create_subscription(&stack, json!({"url": receiver.url(), "events": ["chain.confirmed"]})).await);
@@ -250,7 +282,10 @@ async fn an_always_failing_subscription_is_disabled_announced_and_can_be_re_enab
     assert_eq!(event["data"]["url"], receiver.url());
     assert_eq!(event["data"]["reason"], "failing");
     let failing_since = Timestamp::parse_rfc3339(event["data"]["failing_since"].as_str().unwrap()).unwrap();
-    let first_attempt = get_delivery(&stack, &first).await["attempts"][0]["started_at"].as_str().map(|t| Timestamp::parse_rfc3339(t).unwrap()).unwrap();
+    let first_attempt = get_delivery(&stack, &first).await["attempts"][0]["started_at"]
+        .as_str()
+        .map(|t| Timestamp::parse_rfc3339(t).unwrap())
+        .unwrap();
     assert!(failing_since >= first_attempt, "the clock starts at the first failure");
 
     let (_, disabled, _) = stack.get(&format!("{SUBSCRIPTIONS}/{f}")).await;
@@ -269,7 +304,10 @@ async fn an_always_failing_subscription_is_disabled_announced_and_can_be_re_enab
     receiver.set_script(Script::default());
     let (status, enabled, _) = stack.patch(&format!("{SUBSCRIPTIONS}/{f}"), json!({"active": true})).await;
     assert_eq!(status, 200, "{enabled}");
-    assert_eq!((enabled["active"].clone(), enabled["disabled_reason"].clone(), enabled["disabled_at"].clone()), (json!(true), Value::Null, Value::Null));
+    assert_eq!(
+        (enabled["active"].clone(), enabled["disabled_reason"].clone(), enabled["disabled_at"].clone()),
+        (json!(true), Value::Null, Value::Null)
+    );
     let next = publish_n(&stack, "chain.confirmed", &f, 1).await.remove(0);
     wait_for_delivery_status(&stack, &next, "succeeded", EVENTUALLY).await;
     let (_, after, _) = stack.get(&format!("{SUBSCRIPTIONS}/{f}")).await;

@@ -32,7 +32,12 @@ async fn every_template_route_answers_from_its_handler_not_the_gateway() {
     // The console and the API reference serve public documents (no key); `console::` and
     // `openapi::` tests cover them.
     let public = ["console", "openapi-document", "api-docs"];
-    for route in template().routes().expect("routes").into_iter().filter(|r| !r.is_default() && !public.contains(&r.binary.as_str())) {
+    for route in template()
+        .routes()
+        .expect("routes")
+        .into_iter()
+        .filter(|r| !r.is_default() && !public.contains(&r.binary.as_str()))
+    {
         let method = Method::from_bytes(route.method.as_bytes()).unwrap();
         let path = concrete(&route.path);
         let (status, body, _) = stack.anonymous().raw(method, &path, &[], b"{}".to_vec()).await;
@@ -52,7 +57,9 @@ async fn every_template_route_answers_from_its_handler_not_the_gateway() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_are_404_json_and_wrong_methods_are_405_json() {
     let stack = TestStack::start_default().await;
-    for path in ["/", "/v1", "/v1/webhooks", "/v1/nope", "/v1/webhooks/subscriptions/sub_x/extra", "/v2/webhooks/subscriptions"] {
+    for path in
+        ["/", "/v1", "/v1/webhooks", "/v1/nope", "/v1/webhooks/subscriptions/sub_x/extra", "/v2/webhooks/subscriptions"]
+    {
         let resp = stack.get(path).await;
         assert_error(&resp, 404, "not_found", "no route");
     }

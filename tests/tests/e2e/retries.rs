@@ -12,7 +12,9 @@ use puck_e2e::delivery::{
     get_delivery, list_all_deliveries, queue_depth, wait_for_delivery_status, wait_for_empty_delivery_queue,
 };
 use puck_e2e::receiver::test_ca_pem_path;
-use puck_e2e::{wait_for_some, wait_until, ReceivedRequest, Receiver, Reply, Script, TestStack, TestStackOptions, EVENTUALLY};
+use puck_e2e::{
+    wait_for_some, wait_until, ReceivedRequest, Receiver, Reply, Script, TestStack, TestStackOptions, EVENTUALLY,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -138,7 +140,8 @@ async fn an_always_failing_delivery_is_dead_lettered_then_replay_delivers_the_sa
     assert_eq!(requests[3].header("x-puck-event-id"), requests[0].header("x-puck-event-id"));
     assert_eq!(requests[3].body, requests[0].body, "replay sends the same envelope");
     assert_ne!(requests[3].header("x-puck-delivery-id"), requests[2].header("x-puck-delivery-id"));
-    let numbers: Vec<u64> = done["attempts"].as_array().unwrap().iter().map(|a| a["number"].as_u64().unwrap()).collect();
+    let numbers: Vec<u64> =
+        done["attempts"].as_array().unwrap().iter().map(|a| a["number"].as_u64().unwrap()).collect();
     assert_eq!(numbers, [1, 2, 3, 4]);
     let (_, sub_now, _) = stack.get(&format!("{SUBSCRIPTIONS}/{}", id_of(&sub))).await;
     assert_eq!(sub_now["last_delivery_status"], "succeeded", "{sub_now}");
@@ -326,7 +329,9 @@ async fn with_the_guard_on_private_targets_are_refused_at_creation_and_at_send_t
     // A stored subscription whose target is (now) loopback: the sender refuses it at send time,
     // by host name (resolved to 127.0.0.1) and by IP literal, and never contacts the receiver.
     let receiver = Receiver::start().await;
-    let sub = create_subscription(&stack, json!({"url": "https://hooks.example.com/puck", "events": ["chain.confirmed"]})).await;
+    let sub =
+        create_subscription(&stack, json!({"url": "https://hooks.example.com/puck", "events": ["chain.confirmed"]}))
+            .await;
     let by_name = receiver.url().replace("127.0.0.1", "localhost");
     for target in [by_name.as_str(), &receiver.url()] {
         repoint(&stack, &id_of(&sub), target).await;
@@ -356,7 +361,11 @@ async fn the_sender_with_the_guard_on_refuses_loopback_by_name_and_by_address() 
         })
         .unwrap()
     };
-    let request = |url: String| OutboundRequest { url, headers: vec![("content-type".into(), "application/json".into())], body: "{}".into() };
+    let request = |url: String| OutboundRequest {
+        url,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: "{}".into(),
+    };
     let by_name = receiver.url().replace("127.0.0.1", "localhost");
     let guarded = sender(false);
     for url in [by_name.clone(), receiver.url()] {

@@ -58,12 +58,22 @@ async fn no_secret_appears_in_responses_table_dumps_or_logs() {
     let signature = format!("sha256={}", hex_hmac(generic_secret, body));
     let (status, received, _) = stack
         .anonymous()
-        .raw(Method::POST, &generic_path, &[("content-type", "application/json"), ("x-signature-256", &signature)], body.to_vec())
+        .raw(
+            Method::POST,
+            &generic_path,
+            &[("content-type", "application/json"), ("x-signature-256", &signature)],
+            body.to_vec(),
+        )
         .await;
     assert_eq!(status, 202, "{received}");
     let (status, _, _) = stack
         .anonymous()
-        .raw(Method::POST, &github_path, &[("x-github-event", "ping"), ("x-hub-signature-256", "sha256=00")], b"{}".to_vec())
+        .raw(
+            Method::POST,
+            &github_path,
+            &[("x-github-event", "ping"), ("x-hub-signature-256", "sha256=00")],
+            b"{}".to_vec(),
+        )
         .await;
     assert_eq!(status, 401);
     let (status, _, _) = stack.post(&format!("{path}/test"), Value::Null).await;
@@ -71,7 +81,11 @@ async fn no_secret_appears_in_responses_table_dumps_or_logs() {
     let delivered = receiver.wait_for(2, EVENTUALLY).await;
     for request in &delivered {
         let header = request.header("x-puck-signature").unwrap();
-        assert_eq!(puck_verify::verify_now(header, &request.body, &[&current]), Ok(()), "signed with the current secret");
+        assert_eq!(
+            puck_verify::verify_now(header, &request.body, &[&current]),
+            Ok(()),
+            "signed with the current secret"
+        );
     }
 
     // Responses: lists and gets.
@@ -93,10 +107,7 @@ async fn no_secret_appears_in_responses_table_dumps_or_logs() {
         assert_eq!(status, 200);
         responses.push(("delivery detail".into(), detail.to_string()));
     }
-    assert!(
-        responses.iter().any(|(_, body)| body.contains(&id_of(&github))),
-        "the reads above do cover the endpoints"
-    );
+    assert!(responses.iter().any(|(_, body)| body.contains(&id_of(&github))), "the reads above do cover the endpoints");
 
     let dump = stack.table_dump().await;
     assert!(dump.contains(&id_of(&sub)), "the dump does cover the subscription");

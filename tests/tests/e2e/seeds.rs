@@ -41,7 +41,11 @@ fn run_curl(command: &str, api_key: &str, substitutions: &[(&str, &str)]) -> (u1
     assert!(out.status.success(), "{script}\nfailed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", stdout.as_str()));
     let status = code.trim().parse().unwrap_or_else(|_| panic!("no status code from curl: {stdout}"));
-    let body = if body.trim().is_empty() { Value::Null } else { serde_json::from_str(body).unwrap_or(Value::String(body.into())) };
+    let body = if body.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(body).unwrap_or(Value::String(body.into()))
+    };
     (status, body)
 }
 
@@ -152,7 +156,8 @@ async fn seed_000_curl_examples_work_as_written() {
     assert_eq!(endpoints["endpoints"].as_array().unwrap().len(), 1);
     assert!(!endpoints.to_string().contains("gh_secret_abc123"));
 
-    let (_, generic, _) = stack.post("/v1/webhooks/incoming/endpoints", serde_json::json!({"provider": "generic"})).await;
+    let (_, generic, _) =
+        stack.post("/v1/webhooks/incoming/endpoints", serde_json::json!({"provider": "generic"})).await;
     let generic_url = generic["url"].as_str().unwrap();
     let generic_key = generic_url.rsplit('/').next().unwrap().to_owned();
     let (status, received) = curl(GENERIC_000, vec![("abc123secret…", generic_key)]).await.unwrap();
@@ -236,11 +241,13 @@ async fn seed_requests_work_with_exactly_the_headers_curl_sends() {
     assert_eq!(status, 204);
 
     // The seed's generic inbound example, exactly.
-    let (_, endpoint, _) = stack.post("/v1/webhooks/incoming/endpoints", serde_json::json!({"provider": "generic"})).await;
+    let (_, endpoint, _) =
+        stack.post("/v1/webhooks/incoming/endpoints", serde_json::json!({"provider": "generic"})).await;
     let url = endpoint["url"].as_str().unwrap();
     let receive_path = &url[url.find("/v1/").unwrap()..];
     let body = r#"{ "query": "check the host that just alerted", "agent_ids": ["agent_01hx…"] }"#;
-    let (status, received, _) = stack.anonymous().raw(Method::POST, receive_path, &json, body.as_bytes().to_vec()).await;
+    let (status, received, _) =
+        stack.anonymous().raw(Method::POST, receive_path, &json, body.as_bytes().to_vec()).await;
     assert_eq!(status, 202, "{received}");
     assert!(received["investigation_id"].as_str().unwrap().starts_with("inv_"));
 }

@@ -9,12 +9,15 @@ use std::collections::BTreeSet;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn create_returns_201_with_a_secret_that_get_and_list_never_show() {
     let stack = TestStack::start_default().await;
-    let created = create_subscription(&stack, json!({
-        "name": "prod alerts",
-        "url": "https://hooks.example.com/puck",
-        "events": ["investigation.completed", "finding.*"],
-        "filters": {"min_severity": "high", "tags": {"env": "prod"}}
-    }))
+    let created = create_subscription(
+        &stack,
+        json!({
+            "name": "prod alerts",
+            "url": "https://hooks.example.com/puck",
+            "events": ["investigation.completed", "finding.*"],
+            "filters": {"min_severity": "high", "tags": {"env": "prod"}}
+        }),
+    )
     .await;
     let id = id_of(&created);
     assert!(id.starts_with("sub_"), "{id}");
@@ -71,11 +74,26 @@ async fn invalid_subscription_bodies_get_400_naming_the_field() {
         (json!({"url": "https://hooks.example.com", "events": ["nothing.*"]}), "events: \"nothing.*\""),
         (json!({"url": "https://hooks.example.com", "events": "finding.discovered"}), "events must be an array"),
         (json!({"url": "https://hooks.example.com", "events": [7]}), "events items must be strings"),
-        (json!({"url": "https://hooks.example.com", "events": ok_events, "filters": {"min_severity": "urgent"}}), "filters.min_severity must be one of low, medium, high, critical"),
-        (json!({"url": "https://hooks.example.com", "events": ok_events, "filters": {"min_severity": 3}}), "filters.min_severity must be a string"),
-        (json!({"url": "https://hooks.example.com", "events": ok_events, "filters": {"tags": {"env": 1}}}), "filters.tags.env must be a string"),
-        (json!({"url": "https://hooks.example.com", "events": ok_events, "filters": {"tags": ["env"]}}), "filters.tags must be an object"),
-        (json!({"url": "https://hooks.example.com", "events": ok_events, "filters": "high"}), "filters must be an object"),
+        (
+            json!({"url": "https://hooks.example.com", "events": ok_events, "filters": {"min_severity": "urgent"}}),
+            "filters.min_severity must be one of low, medium, high, critical",
+        ),
+        (
+            json!({"url": "https://hooks.example.com", "events": ok_events, "filters": {"min_severity": 3}}),
+            "filters.min_severity must be a string",
+        ),
+        (
+            json!({"url": "https://hooks.example.com", "events": ok_events, "filters": {"tags": {"env": 1}}}),
+            "filters.tags.env must be a string",
+        ),
+        (
+            json!({"url": "https://hooks.example.com", "events": ok_events, "filters": {"tags": ["env"]}}),
+            "filters.tags must be an object",
+        ),
+        (
+            json!({"url": "https://hooks.example.com", "events": ok_events, "filters": "high"}),
+            "filters must be an object",
+        ),
         (json!({"url": "https://hooks.example.com", "events": ok_events, "active": "yes"}), "active must be a boolean"),
         (json!({"url": "https://hooks.example.com", "events": ok_events, "name": 5}), "name must be a string"),
         (json!({"url": "https://hooks.example.com", "events": ok_events, "colour": "red"}), "unknown field \"colour\""),
@@ -88,7 +106,8 @@ async fn invalid_subscription_bodies_get_400_naming_the_field() {
 
     // Malformed and empty bodies are 400 too (a different code: the JSON itself is bad).
     for raw in [&b"{\"url\": "[..], b"", b"url=https://x"] {
-        let resp = stack.api().raw(Method::POST, SUBSCRIPTIONS, &[("content-type", "application/json")], raw.to_vec()).await;
+        let resp =
+            stack.api().raw(Method::POST, SUBSCRIPTIONS, &[("content-type", "application/json")], raw.to_vec()).await;
         assert_error(&resp, 400, "invalid_json", "JSON");
     }
 
@@ -119,12 +138,15 @@ async fn invalid_subscription_bodies_get_400_naming_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patch_changes_only_the_given_fields_and_returns_a_secret_only_when_rotating() {
     let stack = TestStack::start_default().await;
-    let created = create_subscription(&stack, json!({
-        "name": "ops",
-        "url": "https://hooks.example.com/puck",
-        "events": ["investigation.completed", "finding.discovered"],
-        "filters": {"min_severity": "high"}
-    }))
+    let created = create_subscription(
+        &stack,
+        json!({
+            "name": "ops",
+            "url": "https://hooks.example.com/puck",
+            "events": ["investigation.completed", "finding.discovered"],
+            "filters": {"min_severity": "high"}
+        }),
+    )
     .await;
     let path = format!("{SUBSCRIPTIONS}/{}", id_of(&created));
     let first_secret = created["secret"].as_str().unwrap().to_owned();
@@ -137,7 +159,8 @@ async fn patch_changes_only_the_given_fields_and_returns_a_secret_only_when_rota
         assert_eq!(paused[unchanged], created[unchanged], "{unchanged}");
     }
 
-    let (status, changed, _) = stack.patch(&path, json!({"events": ["investigation.completed", "chain.confirmed"]})).await;
+    let (status, changed, _) =
+        stack.patch(&path, json!({"events": ["investigation.completed", "chain.confirmed"]})).await;
     assert_eq!(status, 200, "{changed}");
     assert_eq!(changed["events"], json!(["investigation.completed", "chain.confirmed"]));
     assert_eq!(changed["active"], false, "the earlier PATCH is kept");
@@ -257,10 +280,20 @@ async fn bodies_over_the_management_limit_get_413() {
     let stack = TestStack::start_default().await;
     let padding = "x".repeat(64 * 1024);
     let body = json!({"url": "https://hooks.example.com/puck", "events": ["agent.*"], "name": padding});
-    assert_error(&stack.post(SUBSCRIPTIONS, body.clone()).await, 413, "payload_too_large", "request body exceeds 65536 bytes");
+    assert_error(
+        &stack.post(SUBSCRIPTIONS, body.clone()).await,
+        413,
+        "payload_too_large",
+        "request body exceeds 65536 bytes",
+    );
     let created = create_subscription(&stack, subscription_body()).await;
     let path = format!("{SUBSCRIPTIONS}/{}", id_of(&created));
-    assert_error(&stack.patch(&path, json!({"name": padding})).await, 413, "payload_too_large", "request body exceeds 65536 bytes");
+    assert_error(
+        &stack.patch(&path, json!({"name": padding})).await,
+        413,
+        "payload_too_large",
+        "request body exceeds 65536 bytes",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,11 +302,14 @@ async fn test_route_returns_202_and_a_signed_investigation_queued_reaches_the_re
     let receiver = Receiver::start().await;
     // Subscribed to something else entirely, with a filter the test event would fail: the test
     // delivery is sent regardless.
-    let created = create_subscription(&stack, json!({
-        "url": receiver.url(),
-        "events": ["agent.disconnected"],
-        "filters": {"min_severity": "critical", "tags": {"env": "nowhere"}}
-    }))
+    let created = create_subscription(
+        &stack,
+        json!({
+            "url": receiver.url(),
+            "events": ["agent.disconnected"],
+            "filters": {"min_severity": "critical", "tags": {"env": "nowhere"}}
+        }),
+    )
     .await;
     let id = id_of(&created);
     let secret = created["secret"].as_str().unwrap().to_owned();

@@ -67,9 +67,13 @@ async fn a_delivery_carries_every_documented_header_and_both_signatures_verify_i
     let receiver = Receiver::start().await;
     let sub = create_subscription(&stack, json!({"url": receiver.url(), "events": ["finding.discovered"]})).await;
     let secret = sub["secret"].as_str().unwrap().to_owned();
-    let data = json!({"finding_id": "fnd_1", "title": "SQL injection in /login", "nested": {"text": "é ü ✓ \"q\"", "n": 3}});
+    let data =
+        json!({"finding_id": "fnd_1", "title": "SQL injection in /login", "nested": {"text": "é ü ✓ \"q\"", "n": 3}});
     let (status, accepted, _) = stack
-        .post("/v1/events", json!({"event_type": "finding.discovered", "data": data, "severity": "high", "tags": {"env": "prod"}}))
+        .post(
+            "/v1/events",
+            json!({"event_type": "finding.discovered", "data": data, "severity": "high", "tags": {"env": "prod"}}),
+        )
         .await;
     assert_eq!((status, &accepted["deliveries"]), (202, &json!(1)), "{accepted}");
     let event_id = accepted["event_id"].as_str().unwrap().to_owned();
@@ -103,7 +107,8 @@ async fn a_delivery_carries_every_documented_header_and_both_signatures_verify_i
     assert!((t.parse::<i64>().unwrap() - now_unix()).abs() < 300, "t={t} is not now");
     assert_eq!(v1, vec![puck_v1(&secret, &t, &req.body)], "X-Puck-Signature v1 is HMAC-SHA256(secret, t.body)");
     assert_eq!(puck_verify::verify_now(&signature, &req.body, &[&secret]), Ok(()));
-    assert!(puck_verify::verify_now(&signature, &req.body, &["whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="]).is_err());
+    assert!(puck_verify::verify_now(&signature, &req.body, &["whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="])
+        .is_err());
     assert!(puck_verify::verify_now(&signature, b"{\"tampered\":true}", &[&secret]).is_err());
 
     // Standard Webhooks: recomputed here, and accepted by the public Python library.
@@ -115,7 +120,10 @@ async fn a_delivery_carries_every_documented_header_and_both_signatures_verify_i
     let other = sub_secret_of_another_subscription(&stack).await;
     assert!(standard_webhooks_verify(&other, &req.headers, &req.body).await.is_err(), "a wrong secret is refused");
     let tampered = req.text().replace("SQL injection", "SQL Injection");
-    assert!(standard_webhooks_verify(&secret, &req.headers, tampered.as_bytes()).await.is_err(), "a changed body is refused");
+    assert!(
+        standard_webhooks_verify(&secret, &req.headers, tampered.as_bytes()).await.is_err(),
+        "a changed body is refused"
+    );
 
     // The delivery log records that attempt: same attempt id, signatures redacted, the response.
     let log = list_all_deliveries(&stack, &format!("subscription_id={}", id_of(&sub))).await;
@@ -132,7 +140,15 @@ async fn a_delivery_carries_every_documented_header_and_both_signatures_verify_i
     for name in ["x-puck-signature", "x-puck-signature-256", "webhook-signature"] {
         assert_eq!(logged[name], "[redacted]", "{name} must be redacted in the log");
     }
-    for name in ["content-type", "user-agent", "x-puck-event-id", "x-puck-event-type", "x-puck-delivery-id", "webhook-id", "webhook-timestamp"] {
+    for name in [
+        "content-type",
+        "user-agent",
+        "x-puck-event-id",
+        "x-puck-event-type",
+        "x-puck-delivery-id",
+        "webhook-id",
+        "webhook-timestamp",
+    ] {
         assert_eq!(logged[name].as_str(), req.header(name), "logged {name} is what was sent");
     }
     assert!(!delivery.to_string().contains(&v1[0]), "no signature value in the log");
@@ -140,14 +156,18 @@ async fn a_delivery_carries_every_documented_header_and_both_signatures_verify_i
 
 /// A fresh secret of a second subscription (a real, valid, but wrong secret for the first).
 async fn sub_secret_of_another_subscription(stack: &TestStack) -> String {
-    let other = create_subscription(stack, json!({"url": "https://hooks.example.com/other", "events": ["chain.confirmed"]})).await;
+    let other =
+        create_subscription(stack, json!({"url": "https://hooks.example.com/other", "events": ["chain.confirmed"]}))
+            .await;
     other["secret"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_rotation_deliveries_are_signed_by_new_and_previous_secret_until_the_overlap_ends() {
     const OVERLAP: Duration = Duration::from_secs(3);
-    let stack = TestStack::start(TestStackOptions::default().env("SECRET_OVERLAP_SECONDS", OVERLAP.as_secs().to_string())).await;
+    let stack =
+        TestStack::start(TestStackOptions::default().env("SECRET_OVERLAP_SECONDS", OVERLAP.as_secs().to_string()))
+            .await;
     let receiver = Receiver::start().await;
     let sub = create_subscription(&stack, json!({"url": receiver.url(), "events": ["agent.registered"]})).await;
     let old = sub["secret"].as_str().unwrap().to_owned();
@@ -158,7 +178,8 @@ async fn after_a_rotation_deliveries_are_signed_by_new_and_previous_secret_until
     let new = rotated["secret"].as_str().expect("the new secret is returned once").to_owned();
     assert_ne!(new, old);
 
-    let (status, _, _) = stack.post("/v1/events", json!({"event_type": "agent.registered", "data": {"agent_id": "a1"}})).await;
+    let (status, _, _) =
+        stack.post("/v1/events", json!({"event_type": "agent.registered", "data": {"agent_id": "a1"}})).await;
     assert_eq!(status, 202);
     let req = receiver.wait_for(1, EVENTUALLY).await.remove(0);
     let (t, v1) = parse_puck_signature(req.header("x-puck-signature").unwrap());
@@ -167,21 +188,35 @@ async fn after_a_rotation_deliveries_are_signed_by_new_and_previous_secret_until
         "the first delivery came after the overlap window ({:?}); the machine is too loaded for this check",
         rotated_at.elapsed()
     );
-    assert_eq!(v1, vec![puck_v1(&new, &t, &req.body), puck_v1(&old, &t, &req.body)], "new signature first, then the previous");
+    assert_eq!(
+        v1,
+        vec![puck_v1(&new, &t, &req.body), puck_v1(&old, &t, &req.body)],
+        "new signature first, then the previous"
+    );
     assert_eq!(req.header("x-puck-signature-256"), req.header("x-puck-signature"));
     for secret in [&new, &old] {
         assert_eq!(puck_verify::verify_now(req.header("x-puck-signature").unwrap(), &req.body, &[secret]), Ok(()));
     }
     let event_id = req.header("webhook-id").unwrap().to_owned();
     let standard = parse_standard_signature(req.header("webhook-signature").unwrap());
-    assert_eq!(standard, vec![standard_v1(&new, &event_id, &t, &req.body), standard_v1(&old, &event_id, &t, &req.body)]);
+    assert_eq!(
+        standard,
+        vec![standard_v1(&new, &event_id, &t, &req.body), standard_v1(&old, &event_id, &t, &req.body)]
+    );
     for secret in [&new, &old] {
-        assert!(standard_webhooks_verify(secret, &req.headers, &req.body).await.is_ok(), "standardwebhooks accepts either secret");
+        assert!(
+            standard_webhooks_verify(secret, &req.headers, &req.body).await.is_ok(),
+            "standardwebhooks accepts either secret"
+        );
     }
 
     // Once the window is over, only the new secret signs.
-    wait_until(EVENTUALLY, "the overlap window to end", || async { rotated_at.elapsed() > OVERLAP + Duration::from_millis(500) }).await;
-    let (status, _, _) = stack.post("/v1/events", json!({"event_type": "agent.registered", "data": {"agent_id": "a2"}})).await;
+    wait_until(EVENTUALLY, "the overlap window to end", || async {
+        rotated_at.elapsed() > OVERLAP + Duration::from_millis(500)
+    })
+    .await;
+    let (status, _, _) =
+        stack.post("/v1/events", json!({"event_type": "agent.registered", "data": {"agent_id": "a2"}})).await;
     assert_eq!(status, 202);
     let req = receiver.wait_for(2, EVENTUALLY).await.remove(1);
     let signature = req.header("x-puck-signature").unwrap();
@@ -191,7 +226,10 @@ async fn after_a_rotation_deliveries_are_signed_by_new_and_previous_secret_until
     assert_eq!(puck_verify::verify_now(signature, &req.body, &[&new]), Ok(()));
     assert_eq!(parse_standard_signature(req.header("webhook-signature").unwrap()).len(), 1);
     assert!(standard_webhooks_verify(&new, &req.headers, &req.body).await.is_ok());
-    assert!(standard_webhooks_verify(&old, &req.headers, &req.body).await.is_err(), "the previous secret no longer verifies");
+    assert!(
+        standard_webhooks_verify(&old, &req.headers, &req.body).await.is_err(),
+        "the previous secret no longer verifies"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +244,8 @@ async fn a_local_https_subscriber_gets_a_published_event_within_a_second() {
     let mut latencies = Vec::new();
     for i in 0..5 {
         let started = Instant::now();
-        let (status, _, _) = stack.post("/v1/events", json!({"event_type": "investigation.completed", "data": {"i": i}})).await;
+        let (status, _, _) =
+            stack.post("/v1/events", json!({"event_type": "investigation.completed", "data": {"i": i}})).await;
         assert_eq!(status, 202);
         let req = receiver.wait_for(i + 1, EVENTUALLY).await.remove(i);
         latencies.push(req.received_at.duration_since(started));

@@ -16,7 +16,8 @@ use puck_http::{header, json_response, path_param};
 use serde_json::json;
 
 /// The policy of DESIGN §8: only this origin's scripts, styles and API; no framing, no `<base>`.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// A file of the console: its name under `/console/`, content type, bytes and content tag.
@@ -103,7 +104,8 @@ pub fn answer(req: &Request) -> Response<Body> {
         }
         None => {
             let message = format!("no console asset named {name}");
-            let mut resp = json_response(StatusCode::NOT_FOUND, &json!({"error": {"code": "not_found", "message": message}}));
+            let mut resp =
+                json_response(StatusCode::NOT_FOUND, &json!({"error": {"code": "not_found", "message": message}}));
             resp.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
             resp
         }
@@ -131,7 +133,9 @@ mod tests {
         }
         let req = builder.body(Body::Empty).unwrap();
         match asset {
-            Some(a) => req.with_path_parameters(std::collections::HashMap::from([("asset".to_owned(), vec![a.to_owned()])])),
+            Some(a) => {
+                req.with_path_parameters(std::collections::HashMap::from([("asset".to_owned(), vec![a.to_owned()])]))
+            }
             None => req,
         }
     }
@@ -198,11 +202,27 @@ mod tests {
     fn every_import_is_served_and_no_module_uses_inner_html_or_eval() {
         for asset in ASSETS.iter().filter(|a| a.content_type == JS) {
             for line in asset.body.lines().filter(|l| l.starts_with("import ")) {
-                let target = line.rsplit("from ").next().unwrap().trim_matches(|c| c == '"' || c == '\'' || c == ';' || c == ' ');
+                let target = line
+                    .rsplit("from ")
+                    .next()
+                    .unwrap()
+                    .trim_matches(|c| c == '"' || c == '\'' || c == ';' || c == ' ');
                 let target = target.trim_start_matches("./");
-                assert!(ASSETS.iter().any(|a| a.name == target), "{} imports {target}, which is not served", asset.name);
+                assert!(
+                    ASSETS.iter().any(|a| a.name == target),
+                    "{} imports {target}, which is not served",
+                    asset.name
+                );
             }
-            for banned in ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function", "localStorage"] {
+            for banned in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+                "localStorage",
+            ] {
                 assert!(!asset.body.contains(banned), "{} uses {banned}", asset.name);
             }
         }

@@ -5,33 +5,44 @@ use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
 use puck_core::model::Scope;
 use puck_core::services::{endpoints, Context};
-use puck_http::{authenticate, empty_response, json_body, json_response, path_param, public_base_url, respond, MANAGE_BODY_LIMIT};
+use puck_http::{
+    authenticate, empty_response, json_body, json_response, path_param, public_base_url, respond, MANAGE_BODY_LIMIT,
+};
 
 /// `POST /v1/webhooks/incoming/endpoints` → 201 with `url`, shown only here.
 pub async fn create(ctx: &Context, req: Request) -> Response<Body> {
-    respond(async {
-        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
-        let body = json_body(&req, MANAGE_BODY_LIMIT)?;
-        let base = ctx.settings.public_base_url.clone().unwrap_or_else(|| public_base_url(&req));
-        Ok(json_response(StatusCode::CREATED, &endpoints::create_endpoint(ctx, &caller, body, &base).await?))
-    }.await)
+    respond(
+        async {
+            let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+            let body = json_body(&req, MANAGE_BODY_LIMIT)?;
+            let base = ctx.settings.public_base_url.clone().unwrap_or_else(|| public_base_url(&req));
+            Ok(json_response(StatusCode::CREATED, &endpoints::create_endpoint(ctx, &caller, body, &base).await?))
+        }
+        .await,
+    )
 }
 
 /// `GET /v1/webhooks/incoming/endpoints` → 200 `{"endpoints": [...]}`.
 pub async fn list(ctx: &Context, req: Request) -> Response<Body> {
-    respond(async {
-        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
-        Ok(json_response(StatusCode::OK, &endpoints::list_endpoints(ctx, &caller).await?))
-    }.await)
+    respond(
+        async {
+            let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+            Ok(json_response(StatusCode::OK, &endpoints::list_endpoints(ctx, &caller).await?))
+        }
+        .await,
+    )
 }
 
 /// `DELETE /v1/webhooks/incoming/endpoints/{id}` → 204; 404 for unknown or foreign ids.
 pub async fn delete(ctx: &Context, req: Request) -> Response<Body> {
-    respond(async {
-        let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
-        endpoints::delete_endpoint(ctx, &caller, &path_param(&req, "id")).await?;
-        Ok(empty_response(StatusCode::NO_CONTENT))
-    }.await)
+    respond(
+        async {
+            let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+            endpoints::delete_endpoint(ctx, &caller, &path_param(&req, "id")).await?;
+            Ok(empty_response(StatusCode::NO_CONTENT))
+        }
+        .await,
+    )
 }
 
 #[cfg(test)]
@@ -55,7 +66,10 @@ mod tests {
         let (status, created) = status_and_json(create(&ctx, fixture("endpoints-create")).await);
         assert_eq!(status, 201, "{created}");
         let url = created["url"].as_str().unwrap();
-        assert!(url.starts_with("https://abc123def4.execute-api.us-east-1.amazonaws.com/v1/webhooks/incoming/github/"), "{url}");
+        assert!(
+            url.starts_with("https://abc123def4.execute-api.us-east-1.amazonaws.com/v1/webhooks/incoming/github/"),
+            "{url}"
+        );
         assert_eq!(created["provider"], "github");
         assert_eq!(created["signature_verification"], true);
         assert_eq!(created["default_depth"], "standard");

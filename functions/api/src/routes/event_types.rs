@@ -9,10 +9,13 @@ use puck_core::services::Context;
 use puck_http::{authenticate, json_response, respond};
 
 pub async fn list(ctx: &Context, req: Request) -> Response<Body> {
-    respond(async {
-        authenticate(ctx, &req, Scope::WebhooksManage).await?;
-        Ok(json_response(StatusCode::OK, &catalog::view()))
-    }.await)
+    respond(
+        async {
+            authenticate(ctx, &req, Scope::WebhooksManage).await?;
+            Ok(json_response(StatusCode::OK, &catalog::view()))
+        }
+        .await,
+    )
 }
 
 #[cfg(test)]

@@ -8,22 +8,28 @@ use puck_http::{authenticate, json_body, json_response, respond, BATCH_BODY_LIMI
 use serde_json::json;
 
 pub async fn publish(ctx: &Context, req: Request) -> Response<Body> {
-    respond(async {
-        let caller = authenticate(ctx, &req, Scope::EventsPublish).await?;
-        let body = json_body(&req, EVENT_BODY_LIMIT)?;
-        Ok(json_response(StatusCode::ACCEPTED, &events::publish(ctx, &caller, body).await?.view()))
-    }.await)
+    respond(
+        async {
+            let caller = authenticate(ctx, &req, Scope::EventsPublish).await?;
+            let body = json_body(&req, EVENT_BODY_LIMIT)?;
+            Ok(json_response(StatusCode::ACCEPTED, &events::publish(ctx, &caller, body).await?.view()))
+        }
+        .await,
+    )
 }
 
 /// 202 `{"results": [{"event_id", "deliveries"}, …]}` in request order; 413 over 1 MiB.
 pub async fn publish_batch(ctx: &Context, req: Request) -> Response<Body> {
-    respond(async {
-        let caller = authenticate(ctx, &req, Scope::EventsPublish).await?;
-        let body = json_body(&req, BATCH_BODY_LIMIT)?;
-        let results = events::publish_batch(ctx, &caller, body).await?;
-        let views: Vec<_> = results.iter().map(events::Published::view).collect();
-        Ok(json_response(StatusCode::ACCEPTED, &json!({ "results": views })))
-    }.await)
+    respond(
+        async {
+            let caller = authenticate(ctx, &req, Scope::EventsPublish).await?;
+            let body = json_body(&req, BATCH_BODY_LIMIT)?;
+            let results = events::publish_batch(ctx, &caller, body).await?;
+            let views: Vec<_> = results.iter().map(events::Published::view).collect();
+            Ok(json_response(StatusCode::ACCEPTED, &json!({ "results": views })))
+        }
+        .await,
+    )
 }
 
 #[cfg(test)]
@@ -48,7 +54,12 @@ mod tests {
         assert_eq!(results.len(), 2);
         assert_eq!(results[0]["event_id"], "evt_batch_0001");
         assert_eq!(results[1]["event_id"], "evt_batch_0002");
-        let bad = fixture("events-publish-batch").map(|_| Body::Text(r#"{"events": [{"event_type": "chain.confirmed", "data": {}}, {"event_type": "x", "data": {}}]}"#.into()));
+        let bad = fixture("events-publish-batch").map(|_| {
+            Body::Text(
+                r#"{"events": [{"event_type": "chain.confirmed", "data": {}}, {"event_type": "x", "data": {}}]}"#
+                    .into(),
+            )
+        });
         let (status, body) = status_and_json(publish_batch(&ctx, bad).await);
         assert_eq!(status, 400, "{body}");
         assert!(body["error"]["message"].as_str().unwrap().starts_with("events[1].event_type: "), "{body}");

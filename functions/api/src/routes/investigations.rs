@@ -7,10 +7,16 @@ use puck_core::services::{investigations, Context};
 use puck_http::{authenticate, json_response, path_param, respond};
 
 pub async fn get(ctx: &Context, req: Request) -> Response<Body> {
-    respond(async {
-        let caller = authenticate(ctx, &req, Scope::InvestigationsRead).await?;
-        Ok(json_response(StatusCode::OK, &investigations::get_investigation(ctx, &caller, &path_param(&req, "id")).await?))
-    }.await)
+    respond(
+        async {
+            let caller = authenticate(ctx, &req, Scope::InvestigationsRead).await?;
+            Ok(json_response(
+                StatusCode::OK,
+                &investigations::get_investigation(ctx, &caller, &path_param(&req, "id")).await?,
+            ))
+        }
+        .await,
+    )
 }
 
 #[cfg(test)]
@@ -73,7 +79,11 @@ mod tests {
         let mut req = fixture("investigations-get");
         req.headers_mut().insert("authorization", HeaderValue::from_str(&format!("Bearer {manage_only}")).unwrap());
         let (status, body) = status_and_json(get(&ctx, req).await);
-        assert_eq!((status, body["error"]["message"].as_str()), (403, Some("API key lacks the investigations:read scope")), "{body}");
+        assert_eq!(
+            (status, body["error"]["message"].as_str()),
+            (403, Some("API key lacks the investigations:read scope")),
+            "{body}"
+        );
 
         let (status, body) = status_and_json(get(&puck_core::testing::context(), fixture("investigations-get")).await);
         assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{body}");

@@ -8,8 +8,8 @@ pub mod event_types;
 pub mod events;
 pub mod fallback;
 pub mod investigations;
-pub mod reference;
 pub mod receivers;
+pub mod reference;
 pub mod subscriptions;
 
 #[cfg(test)]

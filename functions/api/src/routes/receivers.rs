@@ -12,20 +12,29 @@ use puck_http::{body_bytes, json_response, path_param, respond, INBOUND_BODY_LIM
 
 /// The request headers whose values are text; others cannot carry a signature we check.
 fn headers_of(req: &Request) -> Headers {
-    Headers::new(req.headers().iter().filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))))
+    Headers::new(
+        req.headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))),
+    )
 }
 
 /// 202 `{"investigation_id"}` or 202 `{"ignored": true, "reason"}`; 401 bad key or signature;
 /// 404 unknown provider; 413 over 1 MiB.
 pub async fn receive(ctx: &Context, req: Request) -> Response<Body> {
-    respond(async {
-        let provider = parse_provider_segment(&path_param(&req, "provider"))?;
-        let body = body_bytes(&req, INBOUND_BODY_LIMIT)?;
-        let key = path_param(&req, "key");
-        let headers = headers_of(&req);
-        let received = services::receive::receive(ctx, InboundRequest { provider, key: &key, headers: &headers, body }).await?;
-        Ok(json_response(StatusCode::ACCEPTED, &received.view()))
-    }.await)
+    respond(
+        async {
+            let provider = parse_provider_segment(&path_param(&req, "provider"))?;
+            let body = body_bytes(&req, INBOUND_BODY_LIMIT)?;
+            let key = path_param(&req, "key");
+            let headers = headers_of(&req);
+            let received =
+                services::receive::receive(ctx, InboundRequest { provider, key: &key, headers: &headers, body })
+                    .await?;
+            Ok(json_response(StatusCode::ACCEPTED, &received.view()))
+        }
+        .await,
+    )
 }
 
 #[cfg(test)]
@@ -67,7 +76,10 @@ mod tests {
     /// The sample receiver event, pointed at `provider`/`key`.
     fn sample(provider: &str, key: &str) -> Request {
         let req = fixture("inbound-receive");
-        let params = HashMap::from([("provider".to_owned(), vec![provider.to_owned()]), ("key".to_owned(), vec![key.to_owned()])]);
+        let params = HashMap::from([
+            ("provider".to_owned(), vec![provider.to_owned()]),
+            ("key".to_owned(), vec![key.to_owned()]),
+        ]);
         req.with_path_parameters(params)
     }
 
@@ -91,7 +103,14 @@ mod tests {
     async fn sample_event_with_a_valid_key_queues_an_investigation() {
         let ctx = puck_core::testing::context();
         let who = caller();
-        let created = puck_core::services::endpoints::create_endpoint(&ctx, &who, json!({"provider": "generic"}), "https://x.test").await.unwrap();
+        let created = puck_core::services::endpoints::create_endpoint(
+            &ctx,
+            &who,
+            json!({"provider": "generic"}),
+            "https://x.test",
+        )
+        .await
+        .unwrap();
         let key = created["url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
         let (status, body) = status_and_json(receive(&ctx, sample("generic", &key)).await);
         assert_eq!(status, 202, "{body}");
@@ -117,7 +136,10 @@ mod tests {
         let who = puck_core::model::Caller { account_id: endpoint.account_id.clone(), ..caller() };
         let inv = puck_core::services::investigations::get_investigation(&ctx, &who, &id).await.unwrap();
         assert_eq!(inv["trigger"], "github:code_scanning_alert");
-        assert_eq!(inv["summary"], "GitHub code scanning alert #42 in acme/api: Database query built from user-controlled sources (high)");
+        assert_eq!(
+            inv["summary"],
+            "GitHub code scanning alert #42 in acme/api: Database query built from user-controlled sources (high)"
+        );
 
         // GitHub's "Redeliver" sends the same X-GitHub-Delivery: same investigation.
         let (status, again) = status_and_json(receive(&ctx, fixture("inbound-github-code-scanning")).await);

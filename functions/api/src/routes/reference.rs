@@ -123,14 +123,30 @@ pub fn render(doc: &Value) -> String {
     for (tag, ops) in &operations {
         let _ = write!(html, "<li><a href=\"#tag-{}\">{}</a><ul>", anchor(tag), escape(tag));
         for (method, path, op) in ops {
-            let _ = write!(html, "<li><a href=\"#{}\">{} {}</a></li>", anchor(text(op, "operationId")), escape(&method.to_uppercase()), escape(path));
+            let _ = write!(
+                html,
+                "<li><a href=\"#{}\">{} {}</a></li>",
+                anchor(text(op, "operationId")),
+                escape(&method.to_uppercase()),
+                escape(path)
+            );
         }
         html.push_str("</ul></li>");
     }
     html.push_str("<li><a href=\"#schemas\">Schemas</a></li></ul></nav><main>");
     for (tag, ops) in &operations {
-        let tag_description = doc["tags"].as_array().and_then(|ts| ts.iter().find(|t| t["name"] == tag.as_str())).map(|t| text(t, "description")).unwrap_or("");
-        let _ = write!(html, "<section id=\"tag-{}\"><h2>{}</h2><p>{}</p>", anchor(tag), escape(tag), escape(tag_description));
+        let tag_description = doc["tags"]
+            .as_array()
+            .and_then(|ts| ts.iter().find(|t| t["name"] == tag.as_str()))
+            .map(|t| text(t, "description"))
+            .unwrap_or("");
+        let _ = write!(
+            html,
+            "<section id=\"tag-{}\"><h2>{}</h2><p>{}</p>",
+            anchor(tag),
+            escape(tag),
+            escape(tag_description)
+        );
         for (method, path, op) in ops {
             render_operation(&mut html, doc, method, path, op);
         }
@@ -139,7 +155,13 @@ pub fn render(doc: &Value) -> String {
     html.push_str("<section id=\"schemas\"><h2>Schemas</h2>");
     if let Some(schemas) = doc["components"]["schemas"].as_object() {
         for (name, schema) in schemas {
-            let _ = write!(html, "<details id=\"schema-{}\"><summary>{}</summary><pre>{}</pre></details>", anchor(name), escape(name), pretty(schema));
+            let _ = write!(
+                html,
+                "<details id=\"schema-{}\"><summary>{}</summary><pre>{}</pre></details>",
+                anchor(name),
+                escape(name),
+                pretty(schema)
+            );
         }
     }
     html.push_str("</section></main></body></html>");
@@ -170,7 +192,10 @@ fn operations_by_tag(doc: &Value) -> TaggedOperations<'_> {
 }
 
 fn render_operation(html: &mut String, doc: &Value, method: &str, path: &str, op: &Value) {
-    let scope = op.get("x-scope").and_then(Value::as_str).map_or_else(|| "none (no API key)".to_owned(), |s| format!("<code>{}</code>", escape(s)));
+    let scope = op
+        .get("x-scope")
+        .and_then(Value::as_str)
+        .map_or_else(|| "none (no API key)".to_owned(), |s| format!("<code>{}</code>", escape(s)));
     let _ = write!(
         html,
         "<article id=\"{id}\"><h3><span class=\"method {m}\">{mu}</span> <code>{path}</code></h3><p class=\"summary\">{summary}</p><p class=\"desc\">{desc}</p><p><strong>Scope:</strong> {scope}</p>",
@@ -207,12 +232,24 @@ fn render_operation(html: &mut String, doc: &Value, method: &str, path: &str, op
             }
         }
     }
-    html.push_str("<h4>Responses</h4><table><thead><tr><th>Status</th><th>Description</th><th>Body</th></tr></thead><tbody>");
+    html.push_str(
+        "<h4>Responses</h4><table><thead><tr><th>Status</th><th>Description</th><th>Body</th></tr></thead><tbody>",
+    );
     if let Some(responses) = op["responses"].as_object() {
         for (status, r) in responses {
             let r = resolve(doc, r);
-            let body = r["content"].as_object().and_then(|c| c.values().next()).map(|m| schema_link(&m["schema"])).unwrap_or_default();
-            let _ = write!(html, "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>", escape(status), escape(text(r, "description")), body);
+            let body = r["content"]
+                .as_object()
+                .and_then(|c| c.values().next())
+                .map(|m| schema_link(&m["schema"]))
+                .unwrap_or_default();
+            let _ = write!(
+                html,
+                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td></tr>",
+                escape(status),
+                escape(text(r, "description")),
+                body
+            );
         }
     }
     html.push_str("</tbody></table></article>");
@@ -254,7 +291,12 @@ mod tests {
         let resp = docs_answer(&fixture("api-docs"));
         assert_eq!(resp.status(), 200);
         let csp = resp.headers()["content-security-policy"].to_str().unwrap().to_owned();
-        assert!(csp.starts_with("default-src 'none'") && !csp.contains("script-src") && csp.contains("frame-ancestors 'none'"), "{csp}");
+        assert!(
+            csp.starts_with("default-src 'none'")
+                && !csp.contains("script-src")
+                && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
         assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
         let page = body_text(&resp);
         for (binary, _, path) in crate::openapi::documented_routes() {

@@ -74,7 +74,8 @@ impl ApiKeyStore for DynamoApiKeyStore {
     }
 
     async fn revoke(&self, account: &AccountId, key_id: &ApiKeyId) -> StoreResult<bool> {
-        let Some(by_id) = self.table.get_item("GetItem api key id", account_pk(account), format!("KEY#{key_id}")).await?
+        let Some(by_id) =
+            self.table.get_item("GetItem api key id", account_pk(account), format!("KEY#{key_id}")).await?
         else {
             return Ok(false);
         };

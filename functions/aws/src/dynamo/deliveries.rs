@@ -376,7 +376,9 @@ impl DeliveryStore for DynamoDeliveryStore {
             // The body goes in the same batch, once per event and body format (every `raw`
             // subscription shares one): a delivery is never readable without it for longer than
             // the batch's own retries.
-            let same_body = |(a, e, p, _): &&(&AccountId, &EventId, &str, &DeliveryId)| *a == &d.account_id && *e == &d.event_id && *p == d.payload;
+            let same_body = |(a, e, p, _): &&(&AccountId, &EventId, &str, &DeliveryId)| {
+                *a == &d.account_id && *e == &d.event_id && *p == d.payload
+            };
             let first = match bodies.iter().find(same_body) {
                 Some((_, _, _, first)) => *first,
                 None => {
@@ -408,13 +410,9 @@ impl DeliveryStore for DynamoDeliveryStore {
 
     async fn get(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
         let Some(mut d) = self.get_to_send(account, id).await? else { return Ok(None) };
-        let q = Query {
-            key_condition: "pk = :pk AND begins_with(sk, :p)".into(),
-            forward: false,
-            ..Query::default()
-        }
-        .value(":pk", s(account_pk(account)))
-        .value(":p", s(att_prefix(id)));
+        let q = Query { key_condition: "pk = :pk AND begins_with(sk, :p)".into(), forward: false, ..Query::default() }
+            .value(":pk", s(account_pk(account)))
+            .value(":p", s(att_prefix(id)));
         let items = self.table.query("Query attempts", &q, Some(MAX_LOGGED_ATTEMPTS as usize - 1)).await?;
         let mut attempts = std::mem::take(&mut d.attempts);
         for item in items.iter().take(MAX_LOGGED_ATTEMPTS as usize) {
@@ -523,9 +521,12 @@ impl DeliveryStore for DynamoDeliveryStore {
             (":lrs".to_owned(), attr(&update.last_response_status)?),
             (":le".to_owned(), attr(&update.last_error)?),
         ]);
-        let change = StatusChange { to: update.status, next_attempt_at: update.next_attempt_at, now: update.updated_at };
+        let change =
+            StatusChange { to: update.status, next_attempt_at: update.next_attempt_at, now: update.updated_at };
         let set = "attempt_count = :ac, last_response_status = :lrs, last_error = :le";
-        let applied = self.update_if_status("UpdateItem delivery attempt", account, id, update.only_if, change, Some(set), values).await?;
+        let applied = self
+            .update_if_status("UpdateItem delivery attempt", account, id, update.only_if, change, Some(set), values)
+            .await?;
         if !applied {
             let res = self
                 .table
@@ -608,8 +609,11 @@ impl DeliveryStore for DynamoDeliveryStore {
         let mut due: Vec<(i64, AccountId, DeliveryId)> = Vec::new();
         for result in futures::future::join_all(queries).await {
             for item in result? {
-                let account = attr_str(&item, "pk").and_then(|p| p.strip_prefix("ACCT#")).and_then(|a| AccountId::parse(a).ok());
-                let id = attr_str(&item, "sk").and_then(|k| k.strip_prefix(DLV_PREFIX)).and_then(|d| DeliveryId::parse(d).ok());
+                let account =
+                    attr_str(&item, "pk").and_then(|p| p.strip_prefix("ACCT#")).and_then(|a| AccountId::parse(a).ok());
+                let id = attr_str(&item, "sk")
+                    .and_then(|k| k.strip_prefix(DLV_PREFIX))
+                    .and_then(|d| DeliveryId::parse(d).ok());
                 let at = item.get("due_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok());
                 match (account, id, at) {
                     (Some(account), Some(id), Some(at)) => due.push((at, account, id)),

@@ -6,9 +6,7 @@
 //! IAM: dynamodb:TransactWriteItems (with PutItem/DeleteItem on the table), GetItem, Query.
 
 use super::item::{from_item, to_item, Item};
-use super::{
-    account_pk, corrupt, is_transaction_condition_failed, key, s, unavailable, Query, Table,
-};
+use super::{account_pk, corrupt, is_transaction_condition_failed, key, s, unavailable, Query, Table};
 use crate::gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
@@ -97,10 +95,8 @@ impl EndpointStore for DynamoEndpointStore {
     }
 
     async fn find_by_key_hash(&self, url_key_hash: &str) -> StoreResult<Option<Endpoint>> {
-        let item = self
-            .table
-            .get_item("GetItem endpoint key", format!("EPKEY#{url_key_hash}"), "EPKEY".to_owned())
-            .await?;
+        let item =
+            self.table.get_item("GetItem endpoint key", format!("EPKEY#{url_key_hash}"), "EPKEY".to_owned()).await?;
         item.as_ref().map(decode).transpose()
     }
 

@@ -69,7 +69,13 @@ impl Table {
 
     /// An unconditional PutItem (the caller checks the fault gate, once per operation).
     pub(crate) async fn put_item(&self, op: &'static str, item: Item) -> StoreResult<()> {
-        self.client.put_item().table_name(&self.name).set_item(Some(item)).send().await.map_err(|e| unavailable(op, &e))?;
+        self.client
+            .put_item()
+            .table_name(&self.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| unavailable(op, &e))?;
         Ok(())
     }
 
@@ -78,10 +84,8 @@ impl Table {
     /// is gone, e.g. expired, is skipped).
     pub(crate) async fn batch_get(&self, op: &'static str, keys: &[Item]) -> StoreResult<Vec<Item>> {
         self.faults.dynamo()?;
-        let wanted: Vec<(String, String)> = keys
-            .iter()
-            .filter_map(|k| Some((attr_str(k, "pk")?.to_owned(), attr_str(k, "sk")?.to_owned())))
-            .collect();
+        let wanted: Vec<(String, String)> =
+            keys.iter().filter_map(|k| Some((attr_str(k, "pk")?.to_owned(), attr_str(k, "sk")?.to_owned()))).collect();
         let mut found: HashMap<(String, String), Item> = HashMap::with_capacity(wanted.len());
         for chunk in wanted.chunks(100) {
             let mut pending: Vec<Item> = chunk.iter().map(|(pk, sk)| key(pk.clone(), sk.clone())).collect();
@@ -111,11 +115,8 @@ impl Table {
                         found.insert((pk.to_owned(), sk.to_owned()), item);
                     }
                 }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut m| m.remove(&self.name))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
+                pending =
+                    out.unprocessed_keys.and_then(|mut m| m.remove(&self.name)).map(|k| k.keys).unwrap_or_default();
             }
         }
         Ok(wanted.into_iter().filter_map(|k| found.remove(&k)).collect())
@@ -237,7 +238,10 @@ pub(crate) fn is_condition_failed<E: ProvideErrorMetadata, R>(err: &SdkError<E, 
 /// Whether a TransactWriteItems was cancelled because the condition of item `index` failed.
 /// If the service gave no reasons, any cancellation counts.
 pub(crate) fn is_transaction_condition_failed(
-    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, aws_smithy_runtime_api::http::Response>,
+    err: &SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_smithy_runtime_api::http::Response,
+    >,
     index: usize,
 ) -> bool {
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;

@@ -80,14 +80,11 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         after: Option<&SubscriptionId>,
     ) -> StoreResult<(Vec<Subscription>, Option<SubscriptionId>)> {
         let lo = after.map_or_else(|| SK_PREFIX.to_owned(), sub_sk);
-        let q = Query {
-            key_condition: "pk = :pk AND sk BETWEEN :lo AND :hi".into(),
-            forward: true,
-            ..Query::default()
-        }
-        .value(":pk", s(account_pk(account)))
-        .value(":lo", s(lo.clone()))
-        .value(":hi", s(prefix_end(SK_PREFIX)));
+        let q =
+            Query { key_condition: "pk = :pk AND sk BETWEEN :lo AND :hi".into(), forward: true, ..Query::default() }
+                .value(":pk", s(account_pk(account)))
+                .value(":lo", s(lo.clone()))
+                .value(":hi", s(prefix_end(SK_PREFIX)));
         // BETWEEN is inclusive: one extra to make up for `after` itself, one to see if more follow.
         let items = self.table.query("Query subscriptions", &q, Some(limit + 1)).await?;
         let mut subs = Vec::with_capacity(limit + 1);
@@ -153,22 +150,45 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     ) -> StoreResult<()> {
         let values = HashMap::from([(":st".to_owned(), s(status.as_str())), (":at".to_owned(), attr(&at)?)]);
         let update = "SET last_delivery_status = :st, last_delivery_at = :at";
-        self.update_if("UpdateItem subscription", account, id, update, "attribute_exists(pk)", Some(values)).await.map(|_| ())
+        self.update_if("UpdateItem subscription", account, id, update, "attribute_exists(pk)", Some(values))
+            .await
+            .map(|_| ())
     }
 
     async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
         let values = HashMap::from([(":fs".to_owned(), attr(&since)?)]);
         let condition = "attribute_exists(pk) AND attribute_not_exists(failing_since)";
-        self.update_if("UpdateItem subscription failing", account, id, "SET failing_since = :fs", condition, Some(values)).await
+        self.update_if(
+            "UpdateItem subscription failing",
+            account,
+            id,
+            "SET failing_since = :fs",
+            condition,
+            Some(values),
+        )
+        .await
     }
 
     async fn clear_failing(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<()> {
-        self.update_if("UpdateItem subscription failing", account, id, "REMOVE failing_since", "attribute_exists(pk)", None)
-            .await
-            .map(|_| ())
+        self.update_if(
+            "UpdateItem subscription failing",
+            account,
+            id,
+            "REMOVE failing_since",
+            "attribute_exists(pk)",
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
-    async fn disable_failing(&self, account: &AccountId, id: &SubscriptionId, failing_since: Timestamp, at: Timestamp) -> StoreResult<bool> {
+    async fn disable_failing(
+        &self,
+        account: &AccountId,
+        id: &SubscriptionId,
+        failing_since: Timestamp,
+        at: Timestamp,
+    ) -> StoreResult<bool> {
         let values = HashMap::from([
             (":fs".to_owned(), attr(&failing_since)?),
             (":at".to_owned(), attr(&at)?),

@@ -45,7 +45,8 @@ const CS_DETECTIONS: [&str; 3] = ["DetectionSummaryEvent", "EppDetectionSummaryE
 /// Summary and query details of one detection object (streaming `event` or a Fusion detection).
 fn crowdstrike_detection(det: &Value) -> (String, String, Option<Severity>, Option<String>) {
     let id = first_text(det, &[&["CompositeId"], &["DetectId"], &["composite_id"], &["detection_id"], &["id"]]);
-    let name = first_str(det, &[&["DetectName"], &["Name"], &["display_name"], &["name"], &["DisplayName"]]).unwrap_or("detection");
+    let name = first_str(det, &[&["DetectName"], &["Name"], &["display_name"], &["name"], &["DisplayName"]])
+        .unwrap_or("detection");
     let host = first_str(det, &[&["ComputerName"], &["Hostname"], &["hostname"], &["device", "hostname"], &["host"]]);
     let severity = crowdstrike_severity(det);
     let on_host = host.map(|h| format!(" on {h}")).unwrap_or_default();
@@ -173,13 +174,25 @@ mod tests {
             assert_eq!(t.dedupe_key.as_deref(), dedupe_key, "{trig}");
         }
         let ignored_cases = [
-            (json!({"metadata": {"eventType": "AuthActivityAuditEvent"}, "event": {}}), "crowdstrike event AuthActivityAuditEvent is not acted on"),
-            (json!({"metadata": {"eventType": "DetectionSummaryEvent"}}), "crowdstrike event DetectionSummaryEvent is not acted on"),
-            (json!({"data": {"detections": []}}), "crowdstrike payload has no metadata.eventType and no data.detections"),
+            (
+                json!({"metadata": {"eventType": "AuthActivityAuditEvent"}, "event": {}}),
+                "crowdstrike event AuthActivityAuditEvent is not acted on",
+            ),
+            (
+                json!({"metadata": {"eventType": "DetectionSummaryEvent"}}),
+                "crowdstrike event DetectionSummaryEvent is not acted on",
+            ),
+            (
+                json!({"data": {"detections": []}}),
+                "crowdstrike payload has no metadata.eventType and no data.detections",
+            ),
             (json!([1, 2]), "crowdstrike payload has no metadata.eventType and no data.detections"),
         ];
         for (payload, reason) in ignored_cases {
-            assert_eq!(recognize(Provider::Crowdstrike, &h(&[]), payload.to_string().as_bytes()).unwrap(), Recognition::Ignored(reason.into()));
+            assert_eq!(
+                recognize(Provider::Crowdstrike, &h(&[]), payload.to_string().as_bytes()).unwrap(),
+                Recognition::Ignored(reason.into())
+            );
         }
         assert!(matches!(recognize(Provider::Crowdstrike, &h(&[]), b"not json"), Err(AppError::MalformedJson(_))));
     }

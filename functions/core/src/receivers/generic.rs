@@ -57,9 +57,15 @@ fn generic_agent_ids(obj: &Map<String, Value>) -> Result<Vec<String>, AppError> 
     }
     let mut ids: Vec<String> = Vec::with_capacity(items.len());
     for item in items {
-        let id = item.as_str().map(str::trim).ok_or_else(|| AppError::validation("agent_ids", "agent_ids items must be strings"))?;
+        let id = item
+            .as_str()
+            .map(str::trim)
+            .ok_or_else(|| AppError::validation("agent_ids", "agent_ids items must be strings"))?;
         if id.is_empty() || id.chars().count() > MAX_AGENT_ID_CHARS || id.chars().any(char::is_control) {
-            return Err(AppError::validation("agent_ids", format!("agent_ids items must be 1 to {MAX_AGENT_ID_CHARS} printable characters")));
+            return Err(AppError::validation(
+                "agent_ids",
+                format!("agent_ids items must be 1 to {MAX_AGENT_ID_CHARS} printable characters"),
+            ));
         }
         if !ids.iter().any(|x| x == id) {
             ids.push(id.to_owned());
@@ -98,7 +104,11 @@ mod tests {
         assert_eq!(t.depth, None);
 
         for body in [r#"{}"#, r#"{"query":""}"#, r#"{"query":"   "}"#, r#"{"query":5}"#, r#"[]"#, r#""q""#] {
-            assert_eq!(recognize(Provider::Generic, &h(&[]), body.as_bytes()).unwrap(), Recognition::Ignored("no query".into()), "{body}");
+            assert_eq!(
+                recognize(Provider::Generic, &h(&[]), body.as_bytes()).unwrap(),
+                Recognition::Ignored("no query".into()),
+                "{body}"
+            );
         }
         let errors = [
             (r#"{"query":"q","agent_ids":"a"}"#, "agent_ids must be an array of strings"),
@@ -109,7 +119,11 @@ mod tests {
             (r#"{"query":"q","depth":3}"#, "depth must be one of quick, standard, deep"),
         ];
         for (body, want) in errors {
-            assert_eq!(recognize(Provider::Generic, &h(&[]), body.as_bytes()), Err(AppError::validation(want.split(' ').next().unwrap(), want)), "{body}");
+            assert_eq!(
+                recognize(Provider::Generic, &h(&[]), body.as_bytes()),
+                Err(AppError::validation(want.split(' ').next().unwrap(), want)),
+                "{body}"
+            );
         }
         let long = format!(r#"{{"query":"{}"}}"#, "x".repeat(MAX_QUERY_CHARS + 1));
         assert!(matches!(recognize(Provider::Generic, &h(&[]), long.as_bytes()), Err(AppError::Validation(_))));

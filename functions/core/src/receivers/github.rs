@@ -56,7 +56,8 @@ const EVENTS: [(&str, Reader); 5] = [
 ];
 
 pub(super) fn recognize(headers: &Headers, body: &[u8]) -> Result<Recognition, AppError> {
-    let event = headers.get("x-github-event").ok_or_else(|| AppError::validation("X", "X-GitHub-Event header is required"))?;
+    let event =
+        headers.get("x-github-event").ok_or_else(|| AppError::validation("X", "X-GitHub-Event header is required"))?;
     if event == "ping" {
         return ignored("ping");
     }
@@ -74,9 +75,12 @@ pub(super) fn recognize(headers: &Headers, body: &[u8]) -> Result<Recognition, A
         Ok(alert) => alert,
         Err(reason) => return ignored(reason),
     };
-    let link = first_str(&payload, &[&["alert", "html_url"], &["workflow_run", "html_url"], &["security_advisory", "html_url"]])
-        .map(|u| format!(" {u}"))
-        .unwrap_or_default();
+    let link = first_str(
+        &payload,
+        &[&["alert", "html_url"], &["workflow_run", "html_url"], &["security_advisory", "html_url"]],
+    )
+    .map(|u| format!(" {u}"))
+    .unwrap_or_default();
     let dedupe_key = headers.get("x-github-delivery").and_then(dedupe);
     Ok(provider_event(format!("github:{event}"), &summary, &format!("{detail}{link}"), severity, dedupe_key))
 }
@@ -88,8 +92,10 @@ fn alert_number(payload: &Value) -> String {
 fn code_scanning_alert(ev: &Event<'_>) -> Result<Alert, String> {
     ev.require_action(&["created", "reopened", "reopened_by_user", "appeared_in_branch"])?;
     let p = ev.payload;
-    let rule = first_str(p, &[&["alert", "rule", "description"], &["alert", "rule", "name"], &["alert", "rule", "id"]]).unwrap_or("unnamed rule");
-    let severity = first_str(p, &[&["alert", "rule", "security_severity_level"], &["alert", "rule", "severity"]]).and_then(severity_word);
+    let rule = first_str(p, &[&["alert", "rule", "description"], &["alert", "rule", "name"], &["alert", "rule", "id"]])
+        .unwrap_or("unnamed rule");
+    let severity = first_str(p, &[&["alert", "rule", "security_severity_level"], &["alert", "rule", "severity"]])
+        .and_then(severity_word);
     let mut detail = String::new();
     if let Some(tool) = str_at(p, &["alert", "tool", "name"]) {
         detail.push_str(&format!(" Tool: {tool}."));
@@ -101,7 +107,8 @@ fn code_scanning_alert(ev: &Event<'_>) -> Result<Alert, String> {
     if let Some(r#ref) = str_at(p, &["ref"]) {
         detail.push_str(&format!(" Ref: {}.", r#ref));
     }
-    let summary = with_severity(format!("GitHub code scanning alert #{} in {}: {rule}", alert_number(p), ev.repo), severity);
+    let summary =
+        with_severity(format!("GitHub code scanning alert #{} in {}: {rule}", alert_number(p), ev.repo), severity);
     Ok(Alert { summary, detail, severity })
 }
 
@@ -113,18 +120,26 @@ fn secret_scanning_alert(ev: &Event<'_>) -> Result<Alert, String> {
     let public = ev.action == "publicly_leaked";
     let severity = Some(if public { Severity::Critical } else { Severity::High });
     let verb = if public { "publicly leaked" } else { "detected" };
-    let summary = with_severity(format!("GitHub secret scanning alert #{} in {}: {kind} {verb}", alert_number(p), ev.repo), severity);
+    let summary = with_severity(
+        format!("GitHub secret scanning alert #{} in {}: {kind} {verb}", alert_number(p), ev.repo),
+        severity,
+    );
     Ok(Alert { summary, detail: String::new(), severity })
 }
 
 fn dependabot_alert(ev: &Event<'_>) -> Result<Alert, String> {
     ev.require_action(&["created", "reopened", "auto_reopened"])?;
     let p = ev.payload;
-    let advisory = first_str(p, &[&["alert", "security_advisory", "summary"], &["alert", "security_advisory", "ghsa_id"]])
-        .unwrap_or("vulnerable dependency");
-    let package = first_str(p, &[&["alert", "dependency", "package", "name"], &["alert", "security_vulnerability", "package", "name"]]);
+    let advisory =
+        first_str(p, &[&["alert", "security_advisory", "summary"], &["alert", "security_advisory", "ghsa_id"]])
+            .unwrap_or("vulnerable dependency");
+    let package = first_str(
+        p,
+        &[&["alert", "dependency", "package", "name"], &["alert", "security_vulnerability", "package", "name"]],
+    );
     let severity =
-        first_str(p, &[&["alert", "security_advisory", "severity"], &["alert", "security_vulnerability", "severity"]]).and_then(severity_word);
+        first_str(p, &[&["alert", "security_advisory", "severity"], &["alert", "security_vulnerability", "severity"]])
+            .and_then(severity_word);
     let mut detail = String::new();
     if let Some(manifest) = str_at(p, &["alert", "dependency", "manifest_path"]) {
         detail.push_str(&format!(" Manifest: {manifest}."));
@@ -133,7 +148,10 @@ fn dependabot_alert(ev: &Event<'_>) -> Result<Alert, String> {
         detail.push_str(&format!(" Advisory: {ghsa}."));
     }
     let pkg = package.map(|p| format!(" ({p})")).unwrap_or_default();
-    let summary = with_severity(format!("GitHub Dependabot alert #{} in {}: {advisory}{pkg}", alert_number(p), ev.repo), severity);
+    let summary = with_severity(
+        format!("GitHub Dependabot alert #{} in {}: {advisory}{pkg}", alert_number(p), ev.repo),
+        severity,
+    );
     Ok(Alert { summary, detail, severity })
 }
 
@@ -163,7 +181,11 @@ fn security_advisory(ev: &Event<'_>) -> Result<Alert, String> {
     let ghsa = str_at(p, &["security_advisory", "ghsa_id"]).unwrap_or("advisory");
     let title = str_at(p, &["security_advisory", "summary"]).unwrap_or("new security advisory");
     let severity = str_at(p, &["security_advisory", "severity"]).and_then(severity_word);
-    Ok(Alert { summary: with_severity(format!("GitHub security advisory {ghsa}: {title}"), severity), detail: String::new(), severity })
+    Ok(Alert {
+        summary: with_severity(format!("GitHub security advisory {ghsa}: {title}"), severity),
+        detail: String::new(),
+        severity,
+    })
 }
 
 #[cfg(test)]
@@ -219,7 +241,8 @@ mod tests {
             ),
         ];
         for (event, payload, summary, severity) in recognised {
-            let headers = h(&[("X-GitHub-Event", event), ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")]);
+            let headers =
+                h(&[("X-GitHub-Event", event), ("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")]);
             let t = trigger(recognize(Provider::Github, &headers, payload.to_string().as_bytes()).unwrap());
             assert_eq!(t.summary, summary, "{event}");
             assert_eq!(t.severity, severity, "{event}");
@@ -231,21 +254,55 @@ mod tests {
         let ignored_cases = [
             ("ping", json!({"zen": "Keep it logically awesome."}), "ping"),
             ("push", json!({"ref": "refs/heads/main"}), "github event push is not acted on"),
-            ("code_scanning_alert", json!({"action": "fixed", "alert": {}}), "github event code_scanning_alert with action fixed is not acted on"),
-            ("secret_scanning_alert", json!({"action": "resolved"}), "github event secret_scanning_alert with action resolved is not acted on"),
-            ("dependabot_alert", json!({"action": "dismissed"}), "github event dependabot_alert with action dismissed is not acted on"),
-            ("workflow_run", json!({"action": "completed", "workflow_run": {"conclusion": "success"}}), "github workflow_run with action completed and conclusion success is not acted on"),
-            ("workflow_run", json!({"action": "requested", "workflow_run": {"conclusion": null}}), "github workflow_run with action requested and conclusion none is not acted on"),
-            ("security_advisory", json!({"action": "withdrawn"}), "github event security_advisory with action withdrawn is not acted on"),
+            (
+                "code_scanning_alert",
+                json!({"action": "fixed", "alert": {}}),
+                "github event code_scanning_alert with action fixed is not acted on",
+            ),
+            (
+                "secret_scanning_alert",
+                json!({"action": "resolved"}),
+                "github event secret_scanning_alert with action resolved is not acted on",
+            ),
+            (
+                "dependabot_alert",
+                json!({"action": "dismissed"}),
+                "github event dependabot_alert with action dismissed is not acted on",
+            ),
+            (
+                "workflow_run",
+                json!({"action": "completed", "workflow_run": {"conclusion": "success"}}),
+                "github workflow_run with action completed and conclusion success is not acted on",
+            ),
+            (
+                "workflow_run",
+                json!({"action": "requested", "workflow_run": {"conclusion": null}}),
+                "github workflow_run with action requested and conclusion none is not acted on",
+            ),
+            (
+                "security_advisory",
+                json!({"action": "withdrawn"}),
+                "github event security_advisory with action withdrawn is not acted on",
+            ),
         ];
         for (event, payload, reason) in ignored_cases {
-            let got = recognize(Provider::Github, &h(&[("x-github-event", event)]), payload.to_string().as_bytes()).unwrap();
+            let got =
+                recognize(Provider::Github, &h(&[("x-github-event", event)]), payload.to_string().as_bytes()).unwrap();
             assert_eq!(got, Recognition::Ignored(reason.to_owned()), "{event}");
         }
 
         // Ignored events do not need a JSON body (GitHub may send form-encoded ones).
-        assert_eq!(recognize(Provider::Github, &h(&[("x-github-event", "ping")]), b"payload=%7B%7D").unwrap(), Recognition::Ignored("ping".into()));
-        assert!(matches!(recognize(Provider::Github, &h(&[("x-github-event", "code_scanning_alert")]), b"payload=x"), Err(AppError::MalformedJson(_))));
-        assert_eq!(recognize(Provider::Github, &h(&[]), b"{}"), Err(AppError::validation("X", "X-GitHub-Event header is required")));
+        assert_eq!(
+            recognize(Provider::Github, &h(&[("x-github-event", "ping")]), b"payload=%7B%7D").unwrap(),
+            Recognition::Ignored("ping".into())
+        );
+        assert!(matches!(
+            recognize(Provider::Github, &h(&[("x-github-event", "code_scanning_alert")]), b"payload=x"),
+            Err(AppError::MalformedJson(_))
+        ));
+        assert_eq!(
+            recognize(Provider::Github, &h(&[]), b"{}"),
+            Err(AppError::validation("X", "X-GitHub-Event header is required"))
+        );
     }
 }

@@ -93,11 +93,7 @@ impl Headers {
 
     /// The first value of `name`, trimmed; an empty value counts as absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
+        self.0.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()).filter(|v| !v.is_empty())
     }
 }
 
@@ -135,15 +131,31 @@ fn ignored(reason: impl Into<String>) -> Result<Recognition, AppError> {
 }
 
 fn parse_json(body: &[u8], hint: &str) -> Result<Value, AppError> {
-    serde_json::from_slice(body).map_err(|e| AppError::MalformedJson(format!("request body is not valid JSON{hint}: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| AppError::MalformedJson(format!("request body is not valid JSON{hint}: {e}")))
 }
 
 /// A provider event's trigger: the summary clipped to a line, the query `Investigate <summary>.`
 /// followed by `detail`, and no agent ids, scope or depth of its own (the endpoint's apply).
-fn provider_event(trigger: String, summary: &str, detail: &str, severity: Option<Severity>, dedupe_key: Option<String>) -> Recognition {
+fn provider_event(
+    trigger: String,
+    summary: &str,
+    detail: &str,
+    severity: Option<Severity>,
+    dedupe_key: Option<String>,
+) -> Recognition {
     let summary = payload::clip(summary, payload::SUMMARY_CHARS);
     let query = payload::clip(&format!("Investigate {summary}.{detail}"), MAX_QUERY_CHARS);
-    Recognition::Trigger(Box::new(Trigger { trigger, query, summary, agent_ids: Vec::new(), scope: None, depth: None, severity, dedupe_key }))
+    Recognition::Trigger(Box::new(Trigger {
+        trigger,
+        query,
+        summary,
+        agent_ids: Vec::new(),
+        scope: None,
+        depth: None,
+        severity,
+        dedupe_key,
+    }))
 }
 
 /// Keeps a dedupe key usable as a storage key: printable, bounded.
@@ -201,6 +213,9 @@ pub(crate) mod tests {
         for d in Depth::ALL {
             assert_eq!(Depth::parse("depth", d.as_str()), Ok(d));
         }
-        assert_eq!(Depth::parse("default_depth", "Deep"), Err(AppError::validation("default_depth", "default_depth must be one of quick, standard, deep")));
+        assert_eq!(
+            Depth::parse("default_depth", "Deep"),
+            Err(AppError::validation("default_depth", "default_depth must be one of quick, standard, deep"))
+        );
     }
 }

@@ -120,13 +120,16 @@ pub fn verify_signature(
     use crate::model::Provider;
     match provider {
         Provider::Github => {
-            let value = headers.get("x-hub-signature-256").ok_or(SignatureError::MissingHeader("X-Hub-Signature-256"))?;
+            let value =
+                headers.get("x-hub-signature-256").ok_or(SignatureError::MissingHeader("X-Hub-Signature-256"))?;
             verify_hex_sha256("X-Hub-Signature-256", value, secret, body)
         }
         Provider::Crowdstrike => {
             let value =
                 headers.get("x-cs-primary-signature").ok_or(SignatureError::MissingHeader("X-CS-Primary-Signature"))?;
-            let ts = headers.get("x-cs-delivery-timestamp").ok_or(SignatureError::MissingHeader("X-CS-Delivery-Timestamp"))?;
+            let ts = headers
+                .get("x-cs-delivery-timestamp")
+                .ok_or(SignatureError::MissingHeader("X-CS-Delivery-Timestamp"))?;
             if timestamp_within_tolerance(ts, now_secs) == Some(false) {
                 return Err(SignatureError::StaleTimestamp);
             }
@@ -166,8 +169,12 @@ mod tests {
 
     #[test]
     fn github_published_test_vector_verifies() {
-        let headers = h(&[("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")]);
-        assert_eq!(verify_signature(Provider::Github, "It's a Secret to Everybody", &headers, b"Hello, World!", NOW), Ok(()));
+        let headers =
+            h(&[("X-Hub-Signature-256", "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17")]);
+        assert_eq!(
+            verify_signature(Provider::Github, "It's a Secret to Everybody", &headers, b"Hello, World!", NOW),
+            Ok(())
+        );
         assert_eq!(
             verify_signature(Provider::Github, "It's a Secret to Everybody", &headers, b"Hello, World?", NOW),
             Err(SignatureError::Mismatch)
@@ -204,7 +211,10 @@ mod tests {
         let cs_sig = STANDARD.encode(hmac_bytes(secret.as_bytes(), &[body, ts.as_bytes()]));
         let stale_ts = (NOW - 600).to_string();
         let cs_stale_sig = STANDARD.encode(hmac_bytes(secret.as_bytes(), &[body, stale_ts.as_bytes()]));
-        let sw_sig = format!("v1,{}", STANDARD.encode(hmac_bytes(secret.as_bytes(), &[b"msg_1", b".", ts.as_bytes(), b".", body])));
+        let sw_sig = format!(
+            "v1,{}",
+            STANDARD.encode(hmac_bytes(secret.as_bytes(), &[b"msg_1", b".", ts.as_bytes(), b".", body]))
+        );
 
         use SignatureError::*;
         type Case<'a> = (&'a str, Provider, Vec<(&'a str, &'a str)>, Result<(), SignatureError>);
@@ -212,24 +222,99 @@ mod tests {
             ("github valid", Provider::Github, vec![("x-hub-signature-256", &hex_sig)], Ok(())),
             ("github forged", Provider::Github, vec![("x-hub-signature-256", &forged_hex)], Err(Mismatch)),
             ("github missing", Provider::Github, vec![], Err(MissingHeader("X-Hub-Signature-256"))),
-            ("github no prefix", Provider::Github, vec![("x-hub-signature-256", &hex_sig[7..])], Err(Malformed("X-Hub-Signature-256"))),
-            ("github not hex", Provider::Github, vec![("x-hub-signature-256", "sha256=zz")], Err(Malformed("X-Hub-Signature-256"))),
-            ("github sha1 only", Provider::Github, vec![("x-hub-signature", "sha1=00")], Err(MissingHeader("X-Hub-Signature-256"))),
-            ("cs valid", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", &cs_sig), ("X-CS-Delivery-Timestamp", &ts)], Ok(())),
-            ("cs forged", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", "AAAA"), ("X-CS-Delivery-Timestamp", &ts)], Err(Mismatch)),
-            ("cs other ts", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", &cs_sig), ("X-CS-Delivery-Timestamp", "1777818120")], Err(Mismatch)),
-            ("cs missing ts", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", &cs_sig)], Err(MissingHeader("X-CS-Delivery-Timestamp"))),
-            ("cs missing sig", Provider::Crowdstrike, vec![("X-CS-Delivery-Timestamp", &ts)], Err(MissingHeader("X-CS-Primary-Signature"))),
-            ("cs stale", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", &cs_stale_sig), ("X-CS-Delivery-Timestamp", &stale_ts)], Err(StaleTimestamp)),
-            ("cs not base64", Provider::Crowdstrike, vec![("X-CS-Primary-Signature", "!!"), ("X-CS-Delivery-Timestamp", &ts)], Err(Malformed("X-CS-Primary-Signature"))),
+            (
+                "github no prefix",
+                Provider::Github,
+                vec![("x-hub-signature-256", &hex_sig[7..])],
+                Err(Malformed("X-Hub-Signature-256")),
+            ),
+            (
+                "github not hex",
+                Provider::Github,
+                vec![("x-hub-signature-256", "sha256=zz")],
+                Err(Malformed("X-Hub-Signature-256")),
+            ),
+            (
+                "github sha1 only",
+                Provider::Github,
+                vec![("x-hub-signature", "sha1=00")],
+                Err(MissingHeader("X-Hub-Signature-256")),
+            ),
+            (
+                "cs valid",
+                Provider::Crowdstrike,
+                vec![("X-CS-Primary-Signature", &cs_sig), ("X-CS-Delivery-Timestamp", &ts)],
+                Ok(()),
+            ),
+            (
+                "cs forged",
+                Provider::Crowdstrike,
+                vec![("X-CS-Primary-Signature", "AAAA"), ("X-CS-Delivery-Timestamp", &ts)],
+                Err(Mismatch),
+            ),
+            (
+                "cs other ts",
+                Provider::Crowdstrike,
+                vec![("X-CS-Primary-Signature", &cs_sig), ("X-CS-Delivery-Timestamp", "1777818120")],
+                Err(Mismatch),
+            ),
+            (
+                "cs missing ts",
+                Provider::Crowdstrike,
+                vec![("X-CS-Primary-Signature", &cs_sig)],
+                Err(MissingHeader("X-CS-Delivery-Timestamp")),
+            ),
+            (
+                "cs missing sig",
+                Provider::Crowdstrike,
+                vec![("X-CS-Delivery-Timestamp", &ts)],
+                Err(MissingHeader("X-CS-Primary-Signature")),
+            ),
+            (
+                "cs stale",
+                Provider::Crowdstrike,
+                vec![("X-CS-Primary-Signature", &cs_stale_sig), ("X-CS-Delivery-Timestamp", &stale_ts)],
+                Err(StaleTimestamp),
+            ),
+            (
+                "cs not base64",
+                Provider::Crowdstrike,
+                vec![("X-CS-Primary-Signature", "!!"), ("X-CS-Delivery-Timestamp", &ts)],
+                Err(Malformed("X-CS-Primary-Signature")),
+            ),
             ("generic hex valid", Provider::Generic, vec![("X-Signature-256", &hex_sig)], Ok(())),
             ("generic hex forged", Provider::Generic, vec![("X-Signature-256", &forged_hex)], Err(Mismatch)),
             ("generic missing", Provider::Generic, vec![], Err(MissingHeader("X-Signature-256"))),
-            ("generic sw valid", Provider::Generic, vec![("webhook-id", "msg_1"), ("webhook-timestamp", &ts), ("webhook-signature", &sw_sig)], Ok(())),
-            ("generic sw forged", Provider::Generic, vec![("webhook-id", "msg_2"), ("webhook-timestamp", &ts), ("webhook-signature", &sw_sig)], Err(Mismatch)),
-            ("generic sw missing id", Provider::Generic, vec![("webhook-timestamp", &ts), ("webhook-signature", &sw_sig)], Err(MissingHeader("webhook-id"))),
-            ("generic sw no v1", Provider::Generic, vec![("webhook-id", "msg_1"), ("webhook-timestamp", &ts), ("webhook-signature", "v2,abc")], Err(Malformed("webhook-signature"))),
-            ("generic sw bad ts", Provider::Generic, vec![("webhook-id", "msg_1"), ("webhook-timestamp", "soon"), ("webhook-signature", &sw_sig)], Err(Malformed("webhook-timestamp"))),
+            (
+                "generic sw valid",
+                Provider::Generic,
+                vec![("webhook-id", "msg_1"), ("webhook-timestamp", &ts), ("webhook-signature", &sw_sig)],
+                Ok(()),
+            ),
+            (
+                "generic sw forged",
+                Provider::Generic,
+                vec![("webhook-id", "msg_2"), ("webhook-timestamp", &ts), ("webhook-signature", &sw_sig)],
+                Err(Mismatch),
+            ),
+            (
+                "generic sw missing id",
+                Provider::Generic,
+                vec![("webhook-timestamp", &ts), ("webhook-signature", &sw_sig)],
+                Err(MissingHeader("webhook-id")),
+            ),
+            (
+                "generic sw no v1",
+                Provider::Generic,
+                vec![("webhook-id", "msg_1"), ("webhook-timestamp", &ts), ("webhook-signature", "v2,abc")],
+                Err(Malformed("webhook-signature")),
+            ),
+            (
+                "generic sw bad ts",
+                Provider::Generic,
+                vec![("webhook-id", "msg_1"), ("webhook-timestamp", "soon"), ("webhook-signature", &sw_sig)],
+                Err(Malformed("webhook-timestamp")),
+            ),
         ];
         for (name, provider, pairs, want) in cases {
             assert_eq!(verify_signature(provider, secret, &h(&pairs), body, NOW), want, "{name}");

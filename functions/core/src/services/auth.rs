@@ -39,7 +39,10 @@ pub async fn issue_api_key(
     key: Secret,
 ) -> Result<(Secret, ApiKeyRecord), AppError> {
     if !is_well_formed_key(key.expose()) {
-        return Err(AppError::validation("key", "API key must be pck_live_ or pck_test_ followed by at least 32 letters or digits"));
+        return Err(AppError::validation(
+            "key",
+            "API key must be pck_live_ or pck_test_ followed by at least 32 letters or digits",
+        ));
     }
     let now = ctx.clock.now();
     let record = ApiKeyRecord {
@@ -107,10 +110,21 @@ mod tests {
             authenticate(&ctx, Some(&bearer), Scope::WebhooksManage).await,
             Err(AppError::Forbidden("webhooks:manage"))
         );
-        for bad in [None, Some("Basic abc"), Some("Bearer nope"), Some("Bearer pck_test_0000000000000000000000000000000000000000")] {
-            assert!(matches!(authenticate(&ctx, bad, Scope::EventsPublish).await, Err(AppError::Unauthorized(_))), "{bad:?}");
+        for bad in [
+            None,
+            Some("Basic abc"),
+            Some("Bearer nope"),
+            Some("Bearer pck_test_0000000000000000000000000000000000000000"),
+        ] {
+            assert!(
+                matches!(authenticate(&ctx, bad, Scope::EventsPublish).await, Err(AppError::Unauthorized(_))),
+                "{bad:?}"
+            );
         }
         ctx.api_keys.revoke(&account, &record.key_id).await.unwrap();
-        assert!(matches!(authenticate(&ctx, Some(&bearer), Scope::EventsPublish).await, Err(AppError::Unauthorized(_))));
+        assert!(matches!(
+            authenticate(&ctx, Some(&bearer), Scope::EventsPublish).await,
+            Err(AppError::Unauthorized(_))
+        ));
     }
 }

@@ -13,11 +13,20 @@ pub async fn mark_dead_lettered(ctx: &Context, job: &DeliveryJob) -> Result<bool
     let now = ctx.clock.now();
     let moved = ctx
         .deliveries
-        .transition(&job.account_id, &job.delivery_id, &DeliveryStatus::IN_FLIGHT, DeliveryStatus::FailedPermanent, None, now)
+        .transition(
+            &job.account_id,
+            &job.delivery_id,
+            &DeliveryStatus::IN_FLIGHT,
+            DeliveryStatus::FailedPermanent,
+            None,
+            now,
+        )
         .await?;
     let Some(d) = ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? else { return Ok(moved) };
     if moved {
-        ctx.subscriptions.record_last_delivery(&d.account_id, &d.subscription_id, DeliveryStatus::FailedPermanent, now).await?;
+        ctx.subscriptions
+            .record_last_delivery(&d.account_id, &d.subscription_id, DeliveryStatus::FailedPermanent, now)
+            .await?;
         tracing::warn!(account_id = %job.account_id, delivery_id = %job.delivery_id, reason = "redriven", "delivery dead-lettered");
     }
     // Also when a retried message finds it already dead: the announcement is idempotent, so a

@@ -36,8 +36,9 @@ pub struct ListQuery<'a> {
 
 /// An RFC 3339 time named by its parameter.
 fn parse_time(field: &str, raw: &str) -> Result<Timestamp, AppError> {
-    Timestamp::parse_rfc3339(raw)
-        .ok_or_else(|| AppError::validation(field, format!("{field} must be an RFC 3339 time such as 2026-05-03T14:22:01Z")))
+    Timestamp::parse_rfc3339(raw).ok_or_else(|| {
+        AppError::validation(field, format!("{field} must be an RFC 3339 time such as 2026-05-03T14:22:01Z"))
+    })
 }
 
 /// `[since, until)`: `since` must come first.
@@ -57,13 +58,19 @@ pub async fn list(ctx: &Context, caller: &Caller, q: ListQuery<'_>) -> Result<Va
         .status
         .map(|s| {
             DeliveryStatus::parse(s).ok_or_else(|| {
-                AppError::validation("status", "status must be one of pending, succeeded, failed, failed_permanent, abandoned")
+                AppError::validation(
+                    "status",
+                    "status must be one of pending, succeeded, failed, failed_permanent, abandoned",
+                )
             })
         })
         .transpose()?;
     let subscription_id = q
         .subscription_id
-        .map(|s| SubscriptionId::parse(s).map_err(|_| AppError::validation("subscription_id", "subscription_id is not a valid subscription id")))
+        .map(|s| {
+            SubscriptionId::parse(s)
+                .map_err(|_| AppError::validation("subscription_id", "subscription_id is not a valid subscription id"))
+        })
         .transpose()?;
     let event_type = q.event_type.map(|t| EventType::parse(t).map_err(AppError::Validation)).transpose()?;
     let event_id = q
@@ -114,7 +121,9 @@ async fn replay_all(ctx: &Context, deliveries: &[Delivery], from: &[DeliveryStat
     let mut replayed = Vec::with_capacity(deliveries.len());
     let mut failure: Option<AppError> = None;
     for chunk in deliveries.chunks(REPLAY_CONCURRENCY) {
-        let moves = chunk.iter().map(|d| ctx.deliveries.transition(&d.account_id, &d.id, from, DeliveryStatus::Pending, Some(now), now));
+        let moves = chunk
+            .iter()
+            .map(|d| ctx.deliveries.transition(&d.account_id, &d.id, from, DeliveryStatus::Pending, Some(now), now));
         for (d, moved) in chunk.iter().zip(futures::future::join_all(moves).await) {
             match moved {
                 Ok(true) => replayed.push(d.clone()),
@@ -170,10 +179,19 @@ pub async fn recover(ctx: &Context, caller: &Caller, raw_sub_id: &str, body: Val
     let now = ctx.clock.now();
     let retention = ctx.settings.retention_days;
     if since.is_some_and(|s| s < now.plus_seconds(-retention * 86_400)) {
-        return Err(AppError::validation("since", format!("since is older than the delivery log's retention of {retention} days")));
+        return Err(AppError::validation(
+            "since",
+            format!("since is older than the delivery log's retention of {retention} days"),
+        ));
     }
     let before = parse_recover_cursor(&sub.id, fields.opt_str("cursor")?)?;
-    let filter = DeliveryFilter { status: Some(status), subscription_id: Some(sub.id.clone()), since, until, ..DeliveryFilter::default() };
+    let filter = DeliveryFilter {
+        status: Some(status),
+        subscription_id: Some(sub.id.clone()),
+        since,
+        until,
+        ..DeliveryFilter::default()
+    };
     let limit = ctx.settings.recover_max_per_call.max(1);
     let (found, last) = ctx.deliveries.list_page(&caller.account_id, &filter, limit, before.as_ref()).await?;
     let recovered = replay_all(ctx, &found, &[status]).await?;

@@ -51,7 +51,8 @@ impl Dispatcher {
         if let Some(s) = self.secrets.lock().expect("secret cache lock").get(ciphertext) {
             return Ok(s.clone());
         }
-        let plain = self.ctx.keyring.decrypt(ciphertext, sub.id.as_str()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let plain =
+            self.ctx.keyring.decrypt(ciphertext, sub.id.as_str()).map_err(|e| AppError::Internal(e.to_string()))?;
         let secret = SigningSecret::parse(&plain).map_err(|e| AppError::Internal(format!("stored secret: {e}")))?;
         let mut cache = self.secrets.lock().expect("secret cache lock");
         if cache.len() >= SECRET_CACHE_MAX {
@@ -75,15 +76,22 @@ impl Dispatcher {
     /// The subscription's custom headers, decrypted for this attempt only.
     fn custom_headers(&self, sub: &Subscription) -> Result<Vec<(String, String)>, AppError> {
         let Some(enc) = &sub.headers_enc else { return Ok(Vec::new()) };
-        let plain = self.ctx.keyring.decrypt(enc, &sub.headers_context()).map_err(|e| AppError::Internal(e.to_string()))?;
-        let map: BTreeMap<String, String> = serde_json::from_str(&plain).map_err(|e| AppError::Internal(format!("stored headers: {e}")))?;
+        let plain =
+            self.ctx.keyring.decrypt(enc, &sub.headers_context()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let map: BTreeMap<String, String> =
+            serde_json::from_str(&plain).map_err(|e| AppError::Internal(format!("stored headers: {e}")))?;
         Ok(map.into_iter().collect())
     }
 
     /// Handles one job. `receive_count` is SQS's ApproximateReceiveCount (the queue redrives the
     /// message after `max_attempts` receives); `received_at` is when the batch was received (the
     /// handler's start), from which SQS's 12 h visibility window runs.
-    pub async fn dispatch(&self, job: &DeliveryJob, receive_count: u32, received_at: Timestamp) -> Result<JobOutcome, AppError> {
+    pub async fn dispatch(
+        &self,
+        job: &DeliveryJob,
+        receive_count: u32,
+        received_at: Timestamp,
+    ) -> Result<JobOutcome, AppError> {
         let ctx = &self.ctx;
         let Some(delivery) = ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? else {
             tracing::warn!(account_id = %job.account_id, delivery_id = %job.delivery_id, "job for an unknown delivery; dropped");
@@ -100,19 +108,44 @@ impl Dispatcher {
             // Its attempts are used up (e.g. its message expired and the sweeper sent it again).
             let moved = ctx
                 .deliveries
-                .transition(&delivery.account_id, &delivery.id, &DeliveryStatus::IN_FLIGHT, DeliveryStatus::FailedPermanent, None, now)
+                .transition(
+                    &delivery.account_id,
+                    &delivery.id,
+                    &DeliveryStatus::IN_FLIGHT,
+                    DeliveryStatus::FailedPermanent,
+                    None,
+                    now,
+                )
                 .await?;
             if moved {
-                ctx.subscriptions.record_last_delivery(&delivery.account_id, &delivery.subscription_id, DeliveryStatus::FailedPermanent, now).await?;
+                ctx.subscriptions
+                    .record_last_delivery(
+                        &delivery.account_id,
+                        &delivery.subscription_id,
+                        DeliveryStatus::FailedPermanent,
+                        now,
+                    )
+                    .await?;
                 tracing::warn!(account_id = %delivery.account_id, delivery_id = %delivery.id, attempts = delivery.attempt_count, reason = "attempts exhausted", "delivery dead-lettered");
             }
             // Idempotent, so a retried job that finds it already dead announces it once.
-            operational::announce_dead_lettered(ctx, &Delivery { status: DeliveryStatus::FailedPermanent, ..delivery.clone() }).await?;
+            operational::announce_dead_lettered(
+                ctx,
+                &Delivery { status: DeliveryStatus::FailedPermanent, ..delivery.clone() },
+            )
+            .await?;
             return Ok(JobOutcome::Done);
         }
         let Some(sub) = ctx.subscriptions.get(&delivery.account_id, &delivery.subscription_id).await? else {
             ctx.deliveries
-                .transition(&delivery.account_id, &delivery.id, &DeliveryStatus::IN_FLIGHT, DeliveryStatus::Abandoned, None, now)
+                .transition(
+                    &delivery.account_id,
+                    &delivery.id,
+                    &DeliveryStatus::IN_FLIGHT,
+                    DeliveryStatus::Abandoned,
+                    None,
+                    now,
+                )
                 .await?;
             tracing::info!(delivery_id = %delivery.id, subscription_id = %delivery.subscription_id, "subscription deleted; delivery abandoned");
             return Ok(JobOutcome::Done);
@@ -166,7 +199,10 @@ impl Dispatcher {
             attempt_count: number,
             next_attempt_at,
             last_response_status: outcome.status,
-            last_error: outcome.error.clone().or_else(|| outcome.status.filter(|s| !(200..300).contains(s)).map(|s| format!("HTTP {s}"))),
+            last_error: outcome
+                .error
+                .clone()
+                .or_else(|| outcome.status.filter(|s| !(200..300).contains(s)).map(|s| format!("HTTP {s}"))),
             updated_at: now,
         };
         let recorded = ctx.deliveries.record_attempt(&delivery.account_id, &delivery.id, &attempt, &update).await?;
@@ -192,7 +228,9 @@ impl Dispatcher {
             return Ok(JobOutcome::Done);
         }
         if last_delivery_is_stale(sub, status, now) {
-            ctx.subscriptions.record_last_delivery(&delivery.account_id, &delivery.subscription_id, status, now).await?;
+            ctx.subscriptions
+                .record_last_delivery(&delivery.account_id, &delivery.subscription_id, status, now)
+                .await?;
         }
         // Best effort: the attempt is recorded; the next attempt corrects a missed clock update.
         if let Err(e) = operational::after_attempt(ctx, sub, status == DeliveryStatus::Succeeded, now).await {
@@ -200,7 +238,13 @@ impl Dispatcher {
         }
         if status == DeliveryStatus::FailedPermanent {
             // An error retries the job, which finds the delivery dead and announces it again.
-            let dead = Delivery { status, attempt_count: number, last_response_status: update.last_response_status, last_error: update.last_error.clone(), ..delivery.clone() };
+            let dead = Delivery {
+                status,
+                attempt_count: number,
+                last_response_status: update.last_response_status,
+                last_error: update.last_error.clone(),
+                ..delivery.clone()
+            };
             operational::announce_dead_lettered(ctx, &dead).await?;
         }
         Ok(job)
@@ -266,7 +310,13 @@ pub struct Verdict {
 /// `attempt` (1-based, from the delivery's `attempt_count`) reaches the limit, which fails the
 /// delivery permanently. The delay honours `Retry-After` on 429/503 and never passes the 12 h
 /// visibility window of the receive.
-pub fn classify(policy: &RetryPolicy, outcome: &SendOutcome, attempt: u32, receipt: Receipt, now: Timestamp) -> Verdict {
+pub fn classify(
+    policy: &RetryPolicy,
+    outcome: &SendOutcome,
+    attempt: u32,
+    receipt: Receipt,
+    now: Timestamp,
+) -> Verdict {
     let done = |status| Verdict { status, retry_in_secs: None, handed_to_sweeper: false };
     match outcome.status {
         Some(s) if (200..300).contains(&s) => done(DeliveryStatus::Succeeded),
@@ -277,8 +327,17 @@ pub fn classify(policy: &RetryPolicy, outcome: &SendOutcome, attempt: u32, recei
                 Some(429 | 503) => outcome.header("retry-after").and_then(|v| parse_retry_after(v, now.unix_seconds())),
                 _ => None,
             };
-            let delay = policy.delay_within_window(attempt, retry_after, receipt.received_at.unix_seconds(), now.unix_seconds());
-            Verdict { status: DeliveryStatus::Failed, retry_in_secs: Some(delay), handed_to_sweeper: receipt.count >= policy.max_attempts }
+            let delay = policy.delay_within_window(
+                attempt,
+                retry_after,
+                receipt.received_at.unix_seconds(),
+                now.unix_seconds(),
+            );
+            Verdict {
+                status: DeliveryStatus::Failed,
+                retry_in_secs: Some(delay),
+                handed_to_sweeper: receipt.count >= policy.max_attempts,
+            }
         }
     }
 }
@@ -330,7 +389,9 @@ mod tests {
         assert!(matches!(v.retry_in_secs, Some(d) if (7..=10).contains(&d)) && !v.handed_to_sweeper);
         assert_eq!(retry_in(classify(&p, &outcome(Some(429), &[("Retry-After", "77")]), 2, at(2), now)), Some(77));
         // Retry-After on a plain 500 is not honoured.
-        assert!(matches!(retry_in(classify(&p, &outcome(Some(500), &[("Retry-After", "77")]), 1, at(1), now)), Some(d) if d <= 10));
+        assert!(
+            matches!(retry_in(classify(&p, &outcome(Some(500), &[("Retry-After", "77")]), 1, at(1), now)), Some(d) if d <= 10)
+        );
         assert!(matches!(classify(&p, &outcome(Some(302), &[]), 1, at(1), now).status, DeliveryStatus::Failed));
         // The last attempt fails the delivery permanently, whatever the receive count says.
         assert_eq!(classify(&p, &outcome(None, &[]), 5, at(5), now), done(DeliveryStatus::FailedPermanent));
@@ -351,7 +412,13 @@ mod tests {
         let p = RetryPolicy::default();
         let received = Timestamp::from_unix_seconds(1_000_000);
         let now = received.plus_seconds(30);
-        let v = classify(&p, &outcome(Some(429), &[("Retry-After", "86400")]), 1, Receipt { count: 1, received_at: received }, now);
+        let v = classify(
+            &p,
+            &outcome(Some(429), &[("Retry-After", "86400")]),
+            1,
+            Receipt { count: 1, received_at: received },
+            now,
+        );
         let delay = v.retry_in_secs.unwrap();
         assert_eq!(delay, 43_200 - crate::backoff::RECEIVE_MARGIN_SECS - 30);
         // Now + delay stays inside receive + 12 h, as SQS demands.

@@ -47,19 +47,23 @@ pub fn receiver_url(base: &str, provider: Provider, key: &str) -> String {
 fn parse_create_provider(fields: &Fields) -> Result<Provider, AppError> {
     let raw = fields.req_str("provider")?;
     Provider::parse(raw).ok_or_else(|| {
-        AppError::validation("provider", format!(
-            "provider {} is not supported; must be one of generic, github, crowdstrike",
-            crate::validation::quoted(raw)
-        ))
+        AppError::validation(
+            "provider",
+            format!(
+                "provider {} is not supported; must be one of generic, github, crowdstrike",
+                crate::validation::quoted(raw)
+            ),
+        )
     })
 }
 
 fn parse_signing_secret(fields: &Fields) -> Result<Option<Secret>, AppError> {
     match fields.opt_str("provider_signing_secret")? {
         None => Ok(None),
-        Some(s) if s.is_empty() || s.chars().count() > MAX_SIGNING_SECRET_CHARS => Err(AppError::validation("provider_signing_secret", format!(
-            "provider_signing_secret must be 1 to {MAX_SIGNING_SECRET_CHARS} characters"
-        ))),
+        Some(s) if s.is_empty() || s.chars().count() > MAX_SIGNING_SECRET_CHARS => Err(AppError::validation(
+            "provider_signing_secret",
+            format!("provider_signing_secret must be 1 to {MAX_SIGNING_SECRET_CHARS} characters"),
+        )),
         Some(s) => Ok(Some(Secret::new(s))),
     }
 }
@@ -69,7 +73,10 @@ fn parse_default_scope(fields: &Fields) -> Result<Option<Value>, AppError> {
         None | Some(Value::Null) => Ok(None),
         Some(v @ Value::Object(_)) => {
             if v.to_string().len() > MAX_SCOPE_BYTES {
-                return Err(AppError::validation("default_scope", format!("default_scope must be at most {MAX_SCOPE_BYTES} bytes of JSON")));
+                return Err(AppError::validation(
+                    "default_scope",
+                    format!("default_scope must be at most {MAX_SCOPE_BYTES} bytes of JSON"),
+                ));
             }
             Ok(Some(v.clone()))
         }
@@ -156,7 +163,14 @@ pub(crate) mod tests {
     async fn create_returns_the_url_once_and_list_never() {
         let ctx = context();
         let who = caller();
-        let created = create_endpoint(&ctx, &who, json!({"provider": "github", "default_depth": "standard"}), "https://api.example.test/").await.unwrap();
+        let created = create_endpoint(
+            &ctx,
+            &who,
+            json!({"provider": "github", "default_depth": "standard"}),
+            "https://api.example.test/",
+        )
+        .await
+        .unwrap();
         let url = created["url"].as_str().unwrap();
         let key = url.strip_prefix("https://api.example.test/v1/webhooks/incoming/github/").unwrap();
         assert_eq!(key.len(), URL_KEY_LEN);
@@ -180,7 +194,14 @@ pub(crate) mod tests {
     async fn signing_secret_is_stored_encrypted() {
         let ctx = context();
         let who = caller();
-        let created = create_endpoint(&ctx, &who, json!({"provider": "github", "provider_signing_secret": "gh-webhook-secret-value"}), BASE).await.unwrap();
+        let created = create_endpoint(
+            &ctx,
+            &who,
+            json!({"provider": "github", "provider_signing_secret": "gh-webhook-secret-value"}),
+            BASE,
+        )
+        .await
+        .unwrap();
         assert_eq!(created["signature_verification"], true);
         assert!(!created.to_string().contains("gh-webhook-secret-value"));
         let stored = ctx.endpoints.list(&who.account_id).await.unwrap().remove(0);
@@ -196,13 +217,25 @@ pub(crate) mod tests {
         let cases = [
             (json!({}), "provider is required"),
             (json!({"provider": 1}), "provider must be a string"),
-            (json!({"provider": "gitlab"}), "provider \"gitlab\" is not supported; must be one of generic, github, crowdstrike"),
+            (
+                json!({"provider": "gitlab"}),
+                "provider \"gitlab\" is not supported; must be one of generic, github, crowdstrike",
+            ),
             (json!({"provider": "GitHub"}), "provider \"GitHub\" is not supported"),
-            (json!({"provider": "github", "provider_signing_secret": ""}), "provider_signing_secret must be 1 to 256 characters"),
-            (json!({"provider": "github", "provider_signing_secret": "x".repeat(257)}), "provider_signing_secret must be 1 to 256 characters"),
+            (
+                json!({"provider": "github", "provider_signing_secret": ""}),
+                "provider_signing_secret must be 1 to 256 characters",
+            ),
+            (
+                json!({"provider": "github", "provider_signing_secret": "x".repeat(257)}),
+                "provider_signing_secret must be 1 to 256 characters",
+            ),
             (json!({"provider": "github", "provider_signing_secret": 5}), "provider_signing_secret must be a string"),
             (json!({"provider": "github", "default_scope": "all"}), "default_scope must be an object"),
-            (json!({"provider": "github", "default_depth": "fast"}), "default_depth must be one of quick, standard, deep"),
+            (
+                json!({"provider": "github", "default_depth": "fast"}),
+                "default_depth must be one of quick, standard, deep",
+            ),
             (json!({"provider": "github", "default_depth": {"level": 1}}), "default_depth must be a string"),
             (json!({"provider": "github", "active": "yes"}), "active must be a boolean"),
             (json!({"provider": "github", "url": "x"}), "unknown field \"url\""),

@@ -9,8 +9,8 @@ use super::input::{wrong_type, Fields};
 use super::{Context, Settings};
 use crate::envelope::Envelope;
 use crate::error::{AppError, ValidationError};
-use crate::format::render;
 use crate::filters::{subscription_matches, EventFacts};
+use crate::format::render;
 use crate::ids::{AccountId, DeliveryId, EventId, SubscriptionId};
 use crate::model::{Caller, Delivery, DeliveryStatus, StoredEvent, Subscription};
 use crate::ports::DeliveryJob;
@@ -37,21 +37,34 @@ impl NewEvent {
         fields.deny_unknown(FIELDS)?;
         let event_type = EventType::parse(fields.req_str("event_type")?).map_err(AppError::Validation)?;
         if event_type.info().is_operational() {
-            return Err(AppError::validation("event_type", format!("event_type {} is an operational event type the service emits itself", crate::validation::quoted(event_type.as_str()))));
+            return Err(AppError::validation(
+                "event_type",
+                format!(
+                    "event_type {} is an operational event type the service emits itself",
+                    crate::validation::quoted(event_type.as_str())
+                ),
+            ));
         }
         let data = match fields.raw("data") {
             None => return Err(AppError::validation("data", "data is required")),
             Some(v @ Value::Object(_)) => v.clone(),
             Some(_) => return Err(wrong_type("data", "an object")),
         };
-        let severity = fields.opt_str("severity")?.map(|s| Severity::parse("severity", s)).transpose().map_err(AppError::Validation)?;
+        let severity = fields
+            .opt_str("severity")?
+            .map(|s| Severity::parse("severity", s))
+            .transpose()
+            .map_err(AppError::Validation)?;
         let tags = match fields.raw("tags") {
             None | Some(Value::Null) => BTreeMap::new(),
             Some(v) => parse_tags("tags", v).map_err(AppError::Validation)?,
         };
         let event_id = match fields.opt_str("event_id")? {
             Some(raw) => EventId::parse(raw).map_err(|_| {
-                AppError::validation("event_id", "event_id must be 1 to 128 characters of letters, digits, '.', '_', ':' or '-'")
+                AppError::validation(
+                    "event_id",
+                    "event_id must be 1 to 128 characters of letters, digits, '.', '_', ':' or '-'",
+                )
             })?,
             None => EventId::generate(),
         };
@@ -86,7 +99,13 @@ pub fn new_delivery(sub: &Subscription, envelope: &Envelope, severity: Option<Se
 /// Builds a pending delivery of `envelope` to `sub` that the retention TTL removes at `expires_at`,
 /// its payload rendered once in the subscription's format (so every retry and replay sends and
 /// signs the same bytes).
-pub fn pending_delivery(sub: &Subscription, envelope: &Envelope, severity: Option<Severity>, now: Timestamp, expires_at: Timestamp) -> Delivery {
+pub fn pending_delivery(
+    sub: &Subscription,
+    envelope: &Envelope,
+    severity: Option<Severity>,
+    now: Timestamp,
+    expires_at: Timestamp,
+) -> Delivery {
     Delivery {
         id: DeliveryId::generate(now.unix_ms() as u64),
         account_id: sub.account_id.clone(),
@@ -112,8 +131,10 @@ pub async fn enqueue_written(ctx: &Context, deliveries: &[Delivery]) {
     if deliveries.is_empty() {
         return;
     }
-    let jobs: Vec<DeliveryJob> =
-        deliveries.iter().map(|d| DeliveryJob { account_id: d.account_id.clone(), delivery_id: d.id.clone() }).collect();
+    let jobs: Vec<DeliveryJob> = deliveries
+        .iter()
+        .map(|d| DeliveryJob { account_id: d.account_id.clone(), delivery_id: d.id.clone() })
+        .collect();
     if let Err(e) = ctx.queue.enqueue(&jobs).await {
         tracing::warn!(error = %e, count = jobs.len(), "enqueue failed; the sweeper will send these deliveries");
     }
@@ -159,14 +180,20 @@ pub fn parse_batch(body: Value) -> Result<Vec<NewEvent>, AppError> {
         Some(_) => return Err(wrong_type("events", "an array")),
     };
     if list.is_empty() || list.len() > MAX_BATCH_EVENTS {
-        return Err(AppError::validation("events", format!("events must hold 1 to {MAX_BATCH_EVENTS} events, not {}", list.len())));
+        return Err(AppError::validation(
+            "events",
+            format!("events must hold 1 to {MAX_BATCH_EVENTS} events, not {}", list.len()),
+        ));
     }
     list.iter()
         .enumerate()
         .map(|(i, raw)| {
             let size = serde_json::to_vec(raw).map(|v| v.len()).unwrap_or(usize::MAX);
             if size > MAX_EVENT_BYTES {
-                return Err(AppError::validation(format!("events[{i}]"), format!("events[{i}]: event is {size} bytes, over the {MAX_EVENT_BYTES} limit")));
+                return Err(AppError::validation(
+                    format!("events[{i}]"),
+                    format!("events[{i}]: event is {size} bytes, over the {MAX_EVENT_BYTES} limit"),
+                ));
             }
             NewEvent::parse(raw.clone()).map_err(|e| in_batch(i, e))
         })
@@ -198,7 +225,11 @@ enum Pending {
 /// Publishes validated events: known `event_id`s (earlier, or earlier in the same list) answer
 /// their first result; the subscriptions are read once; all deliveries (and their bodies) are
 /// written in one batched call before any event record, then the records, then one enqueue.
-pub async fn publish_events(ctx: &Context, account: &AccountId, events: Vec<NewEvent>) -> Result<Vec<Published>, AppError> {
+pub async fn publish_events(
+    ctx: &Context,
+    account: &AccountId,
+    events: Vec<NewEvent>,
+) -> Result<Vec<Published>, AppError> {
     publish_events_excluding(ctx, account, events, None).await
 }
 
@@ -279,7 +310,9 @@ async fn publish_events_excluding(
                 // A concurrent publish of the same event_id won: its deliveries stand, ours go.
                 undo_deliveries(ctx, account, &deliveries).await;
                 match ctx.deliveries.find_event(account, &record.event_id).await {
-                    Ok(Some(existing)) => results.push(Published { event_id: existing.event_id, deliveries: existing.delivery_count }),
+                    Ok(Some(existing)) => {
+                        results.push(Published { event_id: existing.event_id, deliveries: existing.delivery_count })
+                    }
                     Ok(None) => failure = Some(AppError::Unavailable("event record vanished".into())),
                     Err(e) => failure = Some(e.into()),
                 }
@@ -299,12 +332,21 @@ async fn publish_events_excluding(
 }
 
 /// The record and deliveries of one new event.
-fn plan_event(ctx: &Context, account: &AccountId, subs: &[Subscription], event: NewEvent, now: Timestamp, exclude: Option<&SubscriptionId>) -> Pending {
+fn plan_event(
+    ctx: &Context,
+    account: &AccountId,
+    subs: &[Subscription],
+    event: NewEvent,
+    now: Timestamp,
+    exclude: Option<&SubscriptionId>,
+) -> Pending {
     let facts = EventFacts { event_type: event.event_type.as_str(), severity: event.severity, tags: &event.tags };
     let expires_at = ctx.settings.expires_at(now);
-    let matching: Vec<&Subscription> = subs.iter().filter(|s| exclude != Some(&s.id) && subscription_matches(s, &facts)).collect();
+    let matching: Vec<&Subscription> =
+        subs.iter().filter(|s| exclude != Some(&s.id) && subscription_matches(s, &facts)).collect();
     let envelope = Envelope::new(event.event_id.clone(), event.event_type.as_str(), now, event.data);
-    let deliveries: Vec<Delivery> = matching.into_iter().map(|s| pending_delivery(s, &envelope, event.severity, now, expires_at)).collect();
+    let deliveries: Vec<Delivery> =
+        matching.into_iter().map(|s| pending_delivery(s, &envelope, event.severity, now, expires_at)).collect();
     let record = StoredEvent {
         account_id: account.clone(),
         event_id: event.event_id,
@@ -362,8 +404,12 @@ mod tests {
         let mem = std::sync::Arc::new(crate::testing::Memory::default());
         let ctx = crate::testing::context_with(mem.clone());
         let who = caller();
-        subscriptions::create(&ctx, &who, json!({"url": "https://a.example/h", "events": ["finding.*"]})).await.unwrap();
-        subscriptions::create(&ctx, &who, json!({"url": "https://b.example/h", "events": ["chain.confirmed"]})).await.unwrap();
+        subscriptions::create(&ctx, &who, json!({"url": "https://a.example/h", "events": ["finding.*"]}))
+            .await
+            .unwrap();
+        subscriptions::create(&ctx, &who, json!({"url": "https://b.example/h", "events": ["chain.confirmed"]}))
+            .await
+            .unwrap();
         publish(&ctx, &who, json!({"event_type": "chain.confirmed", "data": {}, "event_id": "old"})).await.unwrap();
         assert_eq!(mem.queue.lock().unwrap().len(), 1);
         let body = json!({"events": [
@@ -390,7 +436,9 @@ mod tests {
         let mem = std::sync::Arc::new(crate::testing::Memory::default());
         let ctx = crate::testing::context_with(mem.clone());
         let who = caller();
-        subscriptions::create(&ctx, &who, json!({"url": "https://a.example/h", "events": ["finding.*"]})).await.unwrap();
+        subscriptions::create(&ctx, &who, json!({"url": "https://a.example/h", "events": ["finding.*"]}))
+            .await
+            .unwrap();
         let ok = json!({"event_type": "finding.discovered", "data": {}});
         let big = json!({"event_type": "finding.discovered", "data": {"x": "y".repeat(MAX_EVENT_BYTES)}});
         let cases = [
@@ -399,10 +447,19 @@ mod tests {
             (json!({"events": []}), "events must hold 1 to 100 events, not 0"),
             (json!({"events": vec![ok.clone(); 101]}), "events must hold 1 to 100 events, not 101"),
             (json!({"events": [ok.clone()], "x": 1}), "unknown field"),
-            (json!({"events": [ok.clone(), ok.clone(), ok.clone(), {"event_type": "nope", "data": {}}]}), "events[3].event_type: \"nope\" is not a known event type"),
+            (
+                json!({"events": [ok.clone(), ok.clone(), ok.clone(), {"event_type": "nope", "data": {}}]}),
+                "events[3].event_type: \"nope\" is not a known event type",
+            ),
             (json!({"events": [ok.clone(), {"event_type": "chain.confirmed"}]}), "events[1].data: is required"),
-            (json!({"events": [{"event_type": "chain.confirmed", "data": {}, "tags": {"k": 1}}]}), "events[0].tags.k: must be a string"),
-            (json!({"events": [{"event_type": "chain.confirmed", "data": {}, "extra": 1}]}), "events[0]: unknown field"),
+            (
+                json!({"events": [{"event_type": "chain.confirmed", "data": {}, "tags": {"k": 1}}]}),
+                "events[0].tags.k: must be a string",
+            ),
+            (
+                json!({"events": [{"event_type": "chain.confirmed", "data": {}, "extra": 1}]}),
+                "events[0]: unknown field",
+            ),
             (json!({"events": [ok.clone(), 7]}), "events[1]: must be a JSON object"),
             (json!({"events": [ok.clone(), big]}), "events[1]: event is "),
         ];
@@ -429,7 +486,10 @@ mod tests {
             (json!({"event_type": "chain.confirmed", "data": {}, "tags": {"k": 1}}), "tags.k must be a string"),
             (json!({"event_type": "chain.confirmed", "data": {}, "event_id": "a b"}), "event_id must be"),
             (json!({"event_type": "chain.confirmed", "data": {}, "extra": 1}), "unknown field"),
-            (json!({"event_type": "webhook.delivery.dead_lettered", "data": {}}), "event_type \"webhook.delivery.dead_lettered\" is an operational event type"),
+            (
+                json!({"event_type": "webhook.delivery.dead_lettered", "data": {}}),
+                "event_type \"webhook.delivery.dead_lettered\" is an operational event type",
+            ),
         ];
         for (input, want) in cases {
             match publish(&ctx, &who, input.clone()).await {

@@ -29,9 +29,16 @@ mod tests {
         let ctx = context();
         let who = caller();
         let (_, key) = endpoint(&ctx, &who, json!({"provider": "generic"})).await;
-        let Received::Queued { investigation_id, .. } = post(&ctx, Provider::Generic, &key, &[], br#"{"query":"q"}"#).await.unwrap() else { panic!() };
+        let Received::Queued { investigation_id, .. } =
+            post(&ctx, Provider::Generic, &key, &[], br#"{"query":"q"}"#).await.unwrap()
+        else {
+            panic!()
+        };
         assert!(get_investigation(&ctx, &who, investigation_id.as_str()).await.is_ok());
-        assert_eq!(get_investigation(&ctx, &caller(), investigation_id.as_str()).await, Err(AppError::NotFound("investigation")));
+        assert_eq!(
+            get_investigation(&ctx, &caller(), investigation_id.as_str()).await,
+            Err(AppError::NotFound("investigation"))
+        );
         assert_eq!(get_investigation(&ctx, &who, "inv_bad").await, Err(AppError::NotFound("investigation")));
     }
 }

@@ -1,8 +1,10 @@
 //! Use cases. Each takes the [`Context`] (ports + keyring + settings) and parsed input.
 
 use crate::crypto::Keyring;
+use crate::ports::{
+    ApiKeyStore, Clock, DeliveryQueue, DeliveryStore, EndpointStore, InvestigationStore, SubscriptionStore,
+};
 use crate::time::Timestamp;
-use crate::ports::{ApiKeyStore, Clock, DeliveryQueue, DeliveryStore, EndpointStore, InvestigationStore, SubscriptionStore};
 use std::sync::Arc;
 
 /// Tunables shared by the use cases; built from typed config by the adapters crate.
@@ -57,16 +59,16 @@ pub struct Context {
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
 }
-pub mod dispatch;
 pub mod auth;
+pub mod dead_letter;
 pub mod deliveries;
+pub mod dispatch;
+pub mod endpoints;
 pub mod events;
 pub mod input;
-pub mod subscriptions;
-pub mod test_events;
-pub mod sweeper;
-pub mod dead_letter;
-pub mod endpoints;
 pub mod investigations;
-pub mod receive;
 pub mod operational;
+pub mod receive;
+pub mod subscriptions;
+pub mod sweeper;
+pub mod test_events;

@@ -20,7 +20,14 @@ use std::collections::BTreeMap;
 /// Publishes an operational event to the account's subscriptions that ask for it, except the one
 /// it is about. `event_id` is derived from what happened, so emitting twice (a retried worker)
 /// publishes once.
-async fn emit(ctx: &Context, account: &AccountId, event_type: &str, event_id: String, about: &SubscriptionId, data: Value) -> Result<(), AppError> {
+async fn emit(
+    ctx: &Context,
+    account: &AccountId,
+    event_type: &str,
+    event_id: String,
+    about: &SubscriptionId,
+    data: Value,
+) -> Result<(), AppError> {
     let event_type = EventType::parse(event_type).map_err(|e| AppError::Internal(e.to_string()))?;
     let name = event_type.as_str();
     let event_id = EventId::parse(&event_id).map_err(|e| AppError::Internal(e.to_string()))?;
@@ -86,7 +93,8 @@ mod tests {
     use std::sync::Arc;
 
     async fn sub(ctx: &Context, who: &crate::model::Caller, events: &[&str]) -> Subscription {
-        let created = subscriptions::create(ctx, who, json!({"url": "https://example.com/h", "events": events})).await.unwrap();
+        let created =
+            subscriptions::create(ctx, who, json!({"url": "https://example.com/h", "events": events})).await.unwrap();
         subscriptions::load(ctx, who, created["id"].as_str().unwrap()).await.unwrap()
     }
 
@@ -102,7 +110,9 @@ mod tests {
         let failing = sub(&ctx, &who, &["chain.confirmed", "webhook.*"]).await;
         let ops = sub(&ctx, &who, &["webhook.delivery.dead_lettered"]).await;
         let other = sub(&ctx, &who, &["chain.confirmed"]).await;
-        events::publish(&ctx, &who, json!({"event_type": "chain.confirmed", "data": {}, "event_id": "e1"})).await.unwrap();
+        events::publish(&ctx, &who, json!({"event_type": "chain.confirmed", "data": {}, "event_id": "e1"}))
+            .await
+            .unwrap();
         let mut dead = deliveries_of(&mem, &failing.id).pop().unwrap();
         dead.status = DeliveryStatus::FailedPermanent;
         dead.attempt_count = 3;
@@ -157,11 +167,17 @@ mod tests {
         let sent = deliveries_of(&mem, &ops.id);
         assert_eq!(sent.len(), 1, "one event");
         let envelope: Value = serde_json::from_str(&sent[0].payload).unwrap();
-        assert_eq!(envelope["data"], json!({"subscription_id": s.id, "url": s.url, "reason": "failing", "failing_since": t1}));
+        assert_eq!(
+            envelope["data"],
+            json!({"subscription_id": s.id, "url": s.url, "reason": "failing", "failing_since": t1})
+        );
 
         // PATCH {"active": true} re-enables and clears the reason and the clock.
         let patched = subscriptions::update(&ctx, &who, s.id.as_str(), json!({"active": true})).await.unwrap();
-        assert_eq!((patched["active"].clone(), patched["disabled_reason"].clone(), patched["disabled_at"].clone()), (json!(true), Value::Null, Value::Null));
+        assert_eq!(
+            (patched["active"].clone(), patched["disabled_reason"].clone(), patched["disabled_at"].clone()),
+            (json!(true), Value::Null, Value::Null)
+        );
         assert_eq!(load().await.failing_since, None);
     }
 }

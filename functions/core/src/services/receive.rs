@@ -151,7 +151,9 @@ async fn queue_investigation(ctx: &Context, endpoint: &Endpoint, trigger: Trigge
             Some(existing) => {
                 publish_queued(ctx, &existing, severity).await?;
             }
-            None => tracing::warn!(account_id = %endpoint.account_id, endpoint_id = %endpoint.id, investigation_id = %existing_id, "dedupe claim points at a missing investigation"),
+            None => {
+                tracing::warn!(account_id = %endpoint.account_id, endpoint_id = %endpoint.id, investigation_id = %existing_id, "dedupe claim points at a missing investigation")
+            }
         }
         tracing::info!(account_id = %endpoint.account_id, endpoint_id = %endpoint.id, investigation_id = %existing_id, "inbound redelivery; investigation already queued");
         return Ok(Received::Queued { investigation_id: existing_id, duplicate: true });
@@ -206,7 +208,8 @@ async fn publish_queued(ctx: &Context, inv: &Investigation, severity: Option<Sev
         "agent_ids": inv.agent_ids,
         "created_at": inv.created_at,
     });
-    let published = publish_event(ctx, &inv.account_id, NewEvent { event_id, event_type, data, severity, tags }).await?;
+    let published =
+        publish_event(ctx, &inv.account_id, NewEvent { event_id, event_type, data, severity, tags }).await?;
     Ok(published.deliveries)
 }
 
@@ -238,8 +241,13 @@ pub(crate) mod tests {
         Headers::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
     }
 
-
-    pub(crate) async fn post(ctx: &Context, provider: Provider, key: &str, hs: &[(&str, &str)], body: &[u8]) -> Result<Received, AppError> {
+    pub(crate) async fn post(
+        ctx: &Context,
+        provider: Provider,
+        key: &str,
+        hs: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<Received, AppError> {
         let h = headers(hs);
         receive(ctx, InboundRequest { provider, key, headers: &h, body }).await
     }
@@ -266,7 +274,10 @@ pub(crate) mod tests {
         let (id, key) = endpoint(&ctx, &who, json!({"provider": "generic"})).await;
         assert_eq!(delete_endpoint(&ctx, &caller(), &id).await, Err(AppError::NotFound("endpoint")));
         assert_eq!(delete_endpoint(&ctx, &who, "ep_nope").await, Err(AppError::NotFound("endpoint")));
-        assert_eq!(delete_endpoint(&ctx, &who, &EndpointId::generate(5).to_string()).await, Err(AppError::NotFound("endpoint")));
+        assert_eq!(
+            delete_endpoint(&ctx, &who, &EndpointId::generate(5).to_string()).await,
+            Err(AppError::NotFound("endpoint"))
+        );
         assert!(post(&ctx, Provider::Generic, &key, &[], br#"{"query":"q"}"#).await.is_ok());
         delete_endpoint(&ctx, &who, &id).await.unwrap();
         assert_eq!(post(&ctx, Provider::Generic, &key, &[], br#"{"query":"q"}"#).await, Err(invalid_key()));
@@ -303,18 +314,38 @@ pub(crate) mod tests {
         let forged = format!("sha256={}", hex::encode(hmac(b"guess", &[&body])));
         let ev = ("x-github-event", "code_scanning_alert");
 
-        assert!(matches!(post(&ctx, Provider::Github, &signed, &[ev, ("x-hub-signature-256", &good)], &body).await, Ok(Received::Queued { .. })));
-        assert_eq!(post(&ctx, Provider::Github, &signed, &[ev, ("x-hub-signature-256", &forged)], &body).await, Err(bad_signature()));
+        assert!(matches!(
+            post(&ctx, Provider::Github, &signed, &[ev, ("x-hub-signature-256", &good)], &body).await,
+            Ok(Received::Queued { .. })
+        ));
+        assert_eq!(
+            post(&ctx, Provider::Github, &signed, &[ev, ("x-hub-signature-256", &forged)], &body).await,
+            Err(bad_signature())
+        );
         assert_eq!(post(&ctx, Provider::Github, &signed, &[ev], &body).await, Err(bad_signature()));
         // No secret: no check, whatever the headers say.
-        assert!(matches!(post(&ctx, Provider::Github, &open, &[ev, ("x-hub-signature-256", &forged)], &body).await, Ok(Received::Queued { .. })));
+        assert!(matches!(
+            post(&ctx, Provider::Github, &open, &[ev, ("x-hub-signature-256", &forged)], &body).await,
+            Ok(Received::Queued { .. })
+        ));
         assert!(matches!(post(&ctx, Provider::Github, &open, &[ev], &body).await, Ok(Received::Queued { .. })));
 
         // The signature is checked before anything else, ping included.
         let ping = br#"{"zen":"hi"}"#;
         let ping_sig = format!("sha256={}", hex::encode(hmac(secret.as_bytes(), &[ping])));
-        assert_eq!(post(&ctx, Provider::Github, &signed, &[("x-github-event", "ping")], ping).await, Err(bad_signature()));
-        let got = post(&ctx, Provider::Github, &signed, &[("x-github-event", "ping"), ("x-hub-signature-256", &ping_sig)], ping).await.unwrap();
+        assert_eq!(
+            post(&ctx, Provider::Github, &signed, &[("x-github-event", "ping")], ping).await,
+            Err(bad_signature())
+        );
+        let got = post(
+            &ctx,
+            Provider::Github,
+            &signed,
+            &[("x-github-event", "ping"), ("x-hub-signature-256", &ping_sig)],
+            ping,
+        )
+        .await
+        .unwrap();
         assert_eq!(got.view(), json!({"ignored": true, "reason": "ping"}));
         let push = post(&ctx, Provider::Github, &open, &[("x-github-event", "push")], b"{}").await.unwrap();
         assert_eq!(push.view(), json!({"ignored": true, "reason": "github event push is not acted on"}));
@@ -325,49 +356,112 @@ pub(crate) mod tests {
         let ctx = context();
         let who = caller();
         let secret = "cs-hmac-secret";
-        let (_, signed) = endpoint(&ctx, &who, json!({"provider": "crowdstrike", "provider_signing_secret": secret})).await;
+        let (_, signed) =
+            endpoint(&ctx, &who, json!({"provider": "crowdstrike", "provider_signing_secret": secret})).await;
         let (_, open) = endpoint(&ctx, &who, json!({"provider": "crowdstrike"})).await;
         let body = json!({"metadata": {"eventType": "EppDetectionSummaryEvent"}, "event": {"CompositeId": "c:1", "Name": "Malware", "Severity": 80}}).to_string();
         let ts = ctx.clock.now().unix_seconds().to_string();
         let good = STANDARD.encode(hmac(secret.as_bytes(), &[body.as_bytes(), ts.as_bytes()]));
         let forged = STANDARD.encode(hmac(b"nope", &[body.as_bytes(), ts.as_bytes()]));
 
-        let ok = post(&ctx, Provider::Crowdstrike, &signed, &[("X-CS-Primary-Signature", &good), ("X-CS-Delivery-Timestamp", &ts)], body.as_bytes()).await;
+        let ok = post(
+            &ctx,
+            Provider::Crowdstrike,
+            &signed,
+            &[("X-CS-Primary-Signature", &good), ("X-CS-Delivery-Timestamp", &ts)],
+            body.as_bytes(),
+        )
+        .await;
         assert!(matches!(ok, Ok(Received::Queued { duplicate: false, .. })), "{ok:?}");
-        assert_eq!(post(&ctx, Provider::Crowdstrike, &signed, &[("X-CS-Primary-Signature", &forged), ("X-CS-Delivery-Timestamp", &ts)], body.as_bytes()).await, Err(bad_signature()));
-        assert_eq!(post(&ctx, Provider::Crowdstrike, &signed, &[("X-CS-Primary-Signature", &good)], body.as_bytes()).await, Err(bad_signature()));
+        assert_eq!(
+            post(
+                &ctx,
+                Provider::Crowdstrike,
+                &signed,
+                &[("X-CS-Primary-Signature", &forged), ("X-CS-Delivery-Timestamp", &ts)],
+                body.as_bytes()
+            )
+            .await,
+            Err(bad_signature())
+        );
+        assert_eq!(
+            post(&ctx, Provider::Crowdstrike, &signed, &[("X-CS-Primary-Signature", &good)], body.as_bytes()).await,
+            Err(bad_signature())
+        );
         assert_eq!(post(&ctx, Provider::Crowdstrike, &signed, &[], body.as_bytes()).await, Err(bad_signature()));
-        assert!(matches!(post(&ctx, Provider::Crowdstrike, &open, &[], body.as_bytes()).await, Ok(Received::Queued { .. })));
-        let other = post(&ctx, Provider::Crowdstrike, &open, &[], br#"{"metadata":{"eventType":"AuthActivityAuditEvent"},"event":{}}"#).await.unwrap();
-        assert_eq!(other, Received::Ignored { reason: "crowdstrike event AuthActivityAuditEvent is not acted on".into() });
+        assert!(matches!(
+            post(&ctx, Provider::Crowdstrike, &open, &[], body.as_bytes()).await,
+            Ok(Received::Queued { .. })
+        ));
+        let other = post(
+            &ctx,
+            Provider::Crowdstrike,
+            &open,
+            &[],
+            br#"{"metadata":{"eventType":"AuthActivityAuditEvent"},"event":{}}"#,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            other,
+            Received::Ignored { reason: "crowdstrike event AuthActivityAuditEvent is not acted on".into() }
+        );
     }
 
     #[tokio::test]
     async fn generic_with_and_without_secret() {
         let ctx = context();
         let who = caller();
-        let (_, signed) = endpoint(&ctx, &who, json!({"provider": "generic", "provider_signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"})).await;
-        let (_, plain_secret) = endpoint(&ctx, &who, json!({"provider": "generic", "provider_signing_secret": "plain"})).await;
-        let (_, open) = endpoint(&ctx, &who, json!({"provider": "generic", "default_depth": "deep", "default_scope": {"env": "prod"}})).await;
+        let (_, signed) = endpoint(
+            &ctx,
+            &who,
+            json!({"provider": "generic", "provider_signing_secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+        )
+        .await;
+        let (_, plain_secret) =
+            endpoint(&ctx, &who, json!({"provider": "generic", "provider_signing_secret": "plain"})).await;
+        let (_, open) = endpoint(
+            &ctx,
+            &who,
+            json!({"provider": "generic", "default_depth": "deep", "default_scope": {"env": "prod"}}),
+        )
+        .await;
         let body = br#"{"query":"check the host that just alerted","agent_ids":["agent_1"]}"#;
         let ts = ctx.clock.now().unix_seconds().to_string();
         let key = STANDARD.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let sw = format!("v1,{}", STANDARD.encode(hmac(&key, &[b"msg_1", b".", ts.as_bytes(), b".", body])));
-        let sw_headers = [("webhook-id", "msg_1"), ("webhook-timestamp", ts.as_str()), ("webhook-signature", sw.as_str())];
+        let sw_headers =
+            [("webhook-id", "msg_1"), ("webhook-timestamp", ts.as_str()), ("webhook-signature", sw.as_str())];
         assert!(matches!(post(&ctx, Provider::Generic, &signed, &sw_headers, body).await, Ok(Received::Queued { .. })));
         let stale = (ctx.clock.now().unix_seconds() - 400).to_string();
         let sw_stale = format!("v1,{}", STANDARD.encode(hmac(&key, &[b"msg_2", b".", stale.as_bytes(), b".", body])));
         assert_eq!(
-            post(&ctx, Provider::Generic, &signed, &[("webhook-id", "msg_2"), ("webhook-timestamp", &stale), ("webhook-signature", &sw_stale)], body).await,
+            post(
+                &ctx,
+                Provider::Generic,
+                &signed,
+                &[("webhook-id", "msg_2"), ("webhook-timestamp", &stale), ("webhook-signature", &sw_stale)],
+                body
+            )
+            .await,
             Err(bad_signature())
         );
         let hex_sig = format!("sha256={}", hex::encode(hmac(b"plain", &[body])));
-        assert!(matches!(post(&ctx, Provider::Generic, &plain_secret, &[("X-Signature-256", &hex_sig)], body).await, Ok(Received::Queued { .. })));
-        assert_eq!(post(&ctx, Provider::Generic, &plain_secret, &[("X-Signature-256", "sha256=00")], body).await, Err(bad_signature()));
+        assert!(matches!(
+            post(&ctx, Provider::Generic, &plain_secret, &[("X-Signature-256", &hex_sig)], body).await,
+            Ok(Received::Queued { .. })
+        ));
+        assert_eq!(
+            post(&ctx, Provider::Generic, &plain_secret, &[("X-Signature-256", "sha256=00")], body).await,
+            Err(bad_signature())
+        );
         assert_eq!(post(&ctx, Provider::Generic, &plain_secret, &[], body).await, Err(bad_signature()));
 
         // Unsigned endpoint: defaults fill in what the event does not say.
-        let Received::Queued { investigation_id, .. } = post(&ctx, Provider::Generic, &open, &[], body).await.unwrap() else { panic!("queued") };
+        let Received::Queued { investigation_id, .. } = post(&ctx, Provider::Generic, &open, &[], body).await.unwrap()
+        else {
+            panic!("queued")
+        };
         let inv = get_investigation(&ctx, &who, investigation_id.as_str()).await.unwrap();
         assert_eq!(inv["status"], "queued");
         assert_eq!(inv["trigger"], "generic");
@@ -375,13 +469,21 @@ pub(crate) mod tests {
         assert_eq!(inv["agent_ids"], json!(["agent_1"]));
         assert_eq!(inv["depth"], "deep");
         assert_eq!(inv["scope"], json!({"env": "prod"}));
-        let own = post(&ctx, Provider::Generic, &open, &[], br#"{"query":"q","depth":"quick","scope":{"env":"dev"}}"#).await.unwrap();
+        let own = post(&ctx, Provider::Generic, &open, &[], br#"{"query":"q","depth":"quick","scope":{"env":"dev"}}"#)
+            .await
+            .unwrap();
         let Received::Queued { investigation_id, .. } = own else { panic!("queued") };
         let inv = get_investigation(&ctx, &who, investigation_id.as_str()).await.unwrap();
         assert_eq!((inv["depth"].as_str(), &inv["scope"]), (Some("quick"), &json!({"env": "dev"})));
 
-        assert_eq!(post(&ctx, Provider::Generic, &open, &[], br#"{"note":"hi"}"#).await, Ok(Received::Ignored { reason: "no query".into() }));
-        assert!(matches!(post(&ctx, Provider::Generic, &open, &[], b"query=hi").await, Err(AppError::MalformedJson(_))));
+        assert_eq!(
+            post(&ctx, Provider::Generic, &open, &[], br#"{"note":"hi"}"#).await,
+            Ok(Received::Ignored { reason: "no query".into() })
+        );
+        assert!(matches!(
+            post(&ctx, Provider::Generic, &open, &[], b"query=hi").await,
+            Err(AppError::MalformedJson(_))
+        ));
     }
 
     #[tokio::test]
@@ -392,7 +494,8 @@ pub(crate) mod tests {
         subscriptions::create(&ctx, &who, json!({"url": "https://hooks.example.com/a", "events": ["investigation.queued"], "filters": {"tags": {"provider": "github"}}})).await.unwrap();
         subscriptions::create(&ctx, &who, json!({"url": "https://hooks.example.com/b", "events": ["investigation.*"], "filters": {"min_severity": "critical"}})).await.unwrap();
         let (ep_id, key) = endpoint(&ctx, &who, json!({"provider": "github", "default_depth": "standard"})).await;
-        let hs = [("x-github-event", "code_scanning_alert"), ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")];
+        let hs =
+            [("x-github-event", "code_scanning_alert"), ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")];
         let body = code_scanning_body();
 
         let first = post(&ctx, Provider::Github, &key, &hs, &body).await.unwrap();
@@ -428,11 +531,20 @@ pub(crate) mod tests {
         let mem = Arc::new(Memory::default());
         let ctx = context_with(mem.clone());
         let who = caller();
-        subscriptions::create(&ctx, &who, json!({"url": "https://hooks.example.com/a", "events": ["investigation.queued"]})).await.unwrap();
+        subscriptions::create(
+            &ctx,
+            &who,
+            json!({"url": "https://hooks.example.com/a", "events": ["investigation.queued"]}),
+        )
+        .await
+        .unwrap();
         let (_, key) = endpoint(&ctx, &who, json!({"provider": "generic"})).await;
         let hs = [("webhook-id", "msg_crash")];
         let body = br#"{"query":"q"}"#;
-        let Received::Queued { investigation_id, .. } = post(&ctx, Provider::Generic, &key, &hs, body).await.unwrap() else { panic!() };
+        let Received::Queued { investigation_id, .. } = post(&ctx, Provider::Generic, &key, &hs, body).await.unwrap()
+        else {
+            panic!()
+        };
         // Simulate a crash between the investigation write and the publish.
         mem.deliveries.lock().unwrap().clear();
         mem.events.lock().unwrap().clear();

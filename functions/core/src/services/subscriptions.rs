@@ -50,7 +50,10 @@ fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
         Some(_) => return Err(wrong_type("filters", "an object")),
     };
     if let Some(k) = obj.keys().find(|k| !["min_severity", "tags"].contains(&k.as_str())) {
-        return Err(AppError::validation("filters", format!("unknown field filters.{}", crate::ids::truncate_for_message(k))));
+        return Err(AppError::validation(
+            "filters",
+            format!("unknown field filters.{}", crate::ids::truncate_for_message(k)),
+        ));
     }
     let min_severity = match obj.get("min_severity") {
         None | Some(Value::Null) => None,
@@ -66,7 +69,12 @@ fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
 
 /// `format`: absent or null is `raw`.
 fn parse_format(fields: &Fields) -> Result<Format, AppError> {
-    fields.opt_str("format")?.map(Format::parse).transpose().map(Option::unwrap_or_default).map_err(|m| AppError::validation("format", m))
+    fields
+        .opt_str("format")?
+        .map(Format::parse)
+        .transpose()
+        .map(Option::unwrap_or_default)
+        .map_err(|m| AppError::validation("format", m))
 }
 
 /// Sets `sub`'s custom headers from the `headers` field (absent or null: none), encrypting the
@@ -148,7 +156,10 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
 pub async fn list(ctx: &Context, caller: &Caller, limit: usize, cursor: Option<&str>) -> Result<Value, AppError> {
     let after = decode_cursor(cursor, Id::parse)?;
     let (subs, last) = ctx.subscriptions.list_page(&caller.account_id, limit, after.as_ref()).await?;
-    let page = Page { items: subs.iter().map(Subscription::view).collect(), next_cursor: last.map(|id| encode_cursor(id.as_str())) };
+    let page = Page {
+        items: subs.iter().map(Subscription::view).collect(),
+        next_cursor: last.map(|id| encode_cursor(id.as_str())),
+    };
     Ok(json!({ "subscriptions": page.items, "next_cursor": page.next_cursor }))
 }
 
@@ -201,7 +212,8 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
             None => SigningSecret::generate(),
         };
         // The outgoing secret keeps signing (as a second signature) through the overlap window.
-        sub.previous_secret_enc = Some(std::mem::replace(&mut sub.secret_enc, ctx.keyring.encrypt(new_secret.expose(), sub.id.as_str())));
+        sub.previous_secret_enc =
+            Some(std::mem::replace(&mut sub.secret_enc, ctx.keyring.encrypt(new_secret.expose(), sub.id.as_str())));
         sub.previous_secret_expires_at = Some(now.plus_seconds(ctx.settings.secret_overlap_secs));
         Some(new_secret)
     } else {
@@ -235,7 +247,14 @@ pub async fn delete(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<(), 
             for delivery_id in &in_flight {
                 match ctx
                     .deliveries
-                    .transition(&caller.account_id, delivery_id, &DeliveryStatus::IN_FLIGHT, DeliveryStatus::Abandoned, None, now)
+                    .transition(
+                        &caller.account_id,
+                        delivery_id,
+                        &DeliveryStatus::IN_FLIGHT,
+                        DeliveryStatus::Abandoned,
+                        None,
+                        now,
+                    )
                     .await
                 {
                     Ok(_) => n += 1,
@@ -268,7 +287,10 @@ mod tests {
     async fn create_returns_secret_once_and_get_never() {
         let ctx = context();
         let who = caller();
-        let created = create(&ctx, &who, body(json!({"url": "https://example.com/h", "events": ["finding.discovered"]}))).await.unwrap();
+        let created =
+            create(&ctx, &who, body(json!({"url": "https://example.com/h", "events": ["finding.discovered"]})))
+                .await
+                .unwrap();
         let secret = created["secret"].as_str().unwrap();
         assert!(secret.starts_with("whsec_"));
         let fetched = get(&ctx, &who, created["id"].as_str().unwrap()).await.unwrap();
@@ -292,17 +314,44 @@ mod tests {
             (json!({"url": "https://example.com", "events": ["nope"]}), "events: \"nope\""),
             (json!({"url": "https://example.com", "events": "finding.discovered"}), "events must be an array"),
             (json!({"url": "https://example.com", "events": [1]}), "events items must be strings"),
-            (json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": {"min_severity": "urgent"}}), "filters.min_severity must be one of"),
-            (json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": {"tags": {"a": 1}}}), "filters.tags.a must be a string"),
-            (json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": []}), "filters must be an object"),
-            (json!({"url": "https://example.com", "events": ["finding.discovered"], "active": "yes"}), "active must be a boolean"),
-            (json!({"url": "https://example.com", "events": ["finding.discovered"], "bogus": 1}), "unknown field \"bogus\""),
-            (json!({"url": "https://example.com", "events": ["finding.discovered"], "secret": "abc"}), "secret must start with whsec_"),
+            (
+                json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": {"min_severity": "urgent"}}),
+                "filters.min_severity must be one of",
+            ),
+            (
+                json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": {"tags": {"a": 1}}}),
+                "filters.tags.a must be a string",
+            ),
+            (
+                json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": []}),
+                "filters must be an object",
+            ),
+            (
+                json!({"url": "https://example.com", "events": ["finding.discovered"], "active": "yes"}),
+                "active must be a boolean",
+            ),
+            (
+                json!({"url": "https://example.com", "events": ["finding.discovered"], "bogus": 1}),
+                "unknown field \"bogus\"",
+            ),
+            (
+                json!({"url": "https://example.com", "events": ["finding.discovered"], "secret": "abc"}),
+                "secret must start with whsec_",
+            ),
             (json!(["not", "an", "object"]), "request body must be a JSON object"),
-            (json!({"url": "https://example.com", "events": ["*"], "format": "discord"}), "format \"discord\" must be one of raw, slack, ms_teams"),
+            (
+                json!({"url": "https://example.com", "events": ["*"], "format": "discord"}),
+                "format \"discord\" must be one of raw, slack, ms_teams",
+            ),
             (json!({"url": "https://example.com", "events": ["*"], "format": 1}), "format must be a string"),
-            (json!({"url": "https://example.com", "events": ["*"], "headers": {"X-Puck-Thing": "v"}}), "headers.X-Puck-Thing is reserved"),
-            (json!({"url": "https://example.com", "events": ["*"], "headers": "Authorization: x"}), "headers must be an object"),
+            (
+                json!({"url": "https://example.com", "events": ["*"], "headers": {"X-Puck-Thing": "v"}}),
+                "headers.X-Puck-Thing is reserved",
+            ),
+            (
+                json!({"url": "https://example.com", "events": ["*"], "headers": "Authorization: x"}),
+                "headers must be an object",
+            ),
         ];
         for (input, want) in cases {
             match create(&ctx, &who, input.clone()).await {
@@ -331,7 +380,9 @@ mod tests {
         assert!(stored.previous_secret_enc.is_some());
         assert_eq!(ctx.keyring.decrypt(&stored.secret_enc, id).unwrap(), new_secret);
 
-        let set = update(&ctx, &who, id, json!({"secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="})).await.unwrap();
+        let set = update(&ctx, &who, id, json!({"secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}))
+            .await
+            .unwrap();
         assert_eq!(set["secret"], "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
     }
 
@@ -339,13 +390,22 @@ mod tests {
     async fn custom_headers_are_stored_encrypted_shown_as_stars_replaced_and_removed() {
         let ctx = context();
         let who = caller();
-        let created = create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["*"], "headers": {"Authorization": "Splunk tok-123"}})).await.unwrap();
+        let created = create(
+            &ctx,
+            &who,
+            json!({"url": "https://example.com/h", "events": ["*"], "headers": {"Authorization": "Splunk tok-123"}}),
+        )
+        .await
+        .unwrap();
         let id = created["id"].as_str().unwrap();
         assert_eq!(created["headers"], json!({"Authorization": "***"}));
         let stored = ctx.subscriptions.get(&who.account_id, &parse_id(id).unwrap()).await.unwrap().unwrap();
         let enc = stored.headers_enc.clone().unwrap();
         assert!(!enc.contains("tok-123"));
-        assert_eq!(ctx.keyring.decrypt(&enc, &stored.headers_context()).unwrap(), r#"{"Authorization":"Splunk tok-123"}"#);
+        assert_eq!(
+            ctx.keyring.decrypt(&enc, &stored.headers_context()).unwrap(),
+            r#"{"Authorization":"Splunk tok-123"}"#
+        );
         assert!(!list(&ctx, &who, 50, None).await.unwrap().to_string().contains("tok-123"));
 
         let replaced = update(&ctx, &who, id, json!({"headers": {"X-Env": "prod"}})).await.unwrap();
@@ -354,18 +414,29 @@ mod tests {
         assert_eq!(untouched["headers"], json!({"X-Env": "***"}));
         let removed = update(&ctx, &who, id, json!({"headers": null})).await.unwrap();
         assert_eq!(removed["headers"], json!({}));
-        assert!(ctx.subscriptions.get(&who.account_id, &parse_id(id).unwrap()).await.unwrap().unwrap().headers_enc.is_none());
+        assert!(ctx
+            .subscriptions
+            .get(&who.account_id, &parse_id(id).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .headers_enc
+            .is_none());
         assert!(update(&ctx, &who, id, json!({"headers": {"Host": "x"}})).await.is_err());
     }
 
     #[tokio::test]
     async fn other_accounts_get_404() {
         let ctx = context();
-        let created = create(&ctx, &caller(), json!({"url": "https://example.com/h", "events": ["agent.*"]})).await.unwrap();
+        let created =
+            create(&ctx, &caller(), json!({"url": "https://example.com/h", "events": ["agent.*"]})).await.unwrap();
         let id = created["id"].as_str().unwrap();
         let stranger = caller();
         assert_eq!(get(&ctx, &stranger, id).await, Err(AppError::NotFound("subscription")));
-        assert_eq!(update(&ctx, &stranger, id, json!({"active": false})).await, Err(AppError::NotFound("subscription")));
+        assert_eq!(
+            update(&ctx, &stranger, id, json!({"active": false})).await,
+            Err(AppError::NotFound("subscription"))
+        );
         assert_eq!(delete(&ctx, &stranger, id).await, Err(AppError::NotFound("subscription")));
         assert_eq!(get(&ctx, &stranger, "sub_garbage").await, Err(AppError::NotFound("subscription")));
     }

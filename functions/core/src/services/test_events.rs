@@ -31,7 +31,12 @@ pub fn parse_test_event_type(body: Option<Value>) -> Result<EventType, AppError>
 }
 
 /// Writes and enqueues one test delivery; answers `{"delivery_id"}`.
-pub async fn send_test_event(ctx: &Context, caller: &Caller, raw_sub_id: &str, body: Option<Value>) -> Result<Value, AppError> {
+pub async fn send_test_event(
+    ctx: &Context,
+    caller: &Caller,
+    raw_sub_id: &str,
+    body: Option<Value>,
+) -> Result<Value, AppError> {
     let sub = subscriptions::load(ctx, caller, raw_sub_id).await?;
     let event_type = parse_test_event_type(body)?;
     let now = ctx.clock.now();
@@ -52,16 +57,32 @@ mod tests {
     async fn sends_the_catalog_example_of_the_chosen_type_in_the_subscription_format() {
         let ctx = context();
         let who = caller();
-        let created = subscriptions::create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["agent.*"], "format": "slack"})).await.unwrap();
+        let created = subscriptions::create(
+            &ctx,
+            &who,
+            json!({"url": "https://example.com/h", "events": ["agent.*"], "format": "slack"}),
+        )
+        .await
+        .unwrap();
         let id = created["id"].as_str().unwrap();
         let sent = send_test_event(&ctx, &who, id, Some(json!({"event_type": "finding.discovered"}))).await.unwrap();
-        let delivery = ctx.deliveries.get(&who.account_id, &crate::ids::DeliveryId::parse(sent["delivery_id"].as_str().unwrap()).unwrap()).await.unwrap().unwrap();
+        let delivery = ctx
+            .deliveries
+            .get(&who.account_id, &crate::ids::DeliveryId::parse(sent["delivery_id"].as_str().unwrap()).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(delivery.event_type, "finding.discovered");
         let body: Value = serde_json::from_str(&delivery.payload).unwrap();
         assert_eq!(body["text"], "finding.discovered (critical): SQL injection in POST /login on api.acme.example");
 
         let default = send_test_event(&ctx, &who, id, None).await.unwrap();
-        let d = ctx.deliveries.get(&who.account_id, &crate::ids::DeliveryId::parse(default["delivery_id"].as_str().unwrap()).unwrap()).await.unwrap().unwrap();
+        let d = ctx
+            .deliveries
+            .get(&who.account_id, &crate::ids::DeliveryId::parse(default["delivery_id"].as_str().unwrap()).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(d.event_type, DEFAULT_TEST_EVENT_TYPE);
     }
 
@@ -69,7 +90,8 @@ mod tests {
     async fn unknown_or_malformed_event_type_is_a_400_naming_the_field() {
         let ctx = context();
         let who = caller();
-        let created = subscriptions::create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["*"]})).await.unwrap();
+        let created =
+            subscriptions::create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["*"]})).await.unwrap();
         let id = created["id"].as_str().unwrap();
         for (body, want) in [
             (json!({"event_type": "nope.nope"}), "event_type \"nope.nope\" is not a known event type"),

@@ -24,9 +24,8 @@ fn main() -> Result<()> {
         bail!("{USAGE}");
     };
     let flag = |name: &str| args.iter().any(|a| a == name);
-    let value = |name: &str| -> Option<String> {
-        args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-    };
+    let value =
+        |name: &str| -> Option<String> { args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned() };
     if flag("--help") || flag("-h") {
         println!("{USAGE}");
         return Ok(());
