@@ -27,8 +27,12 @@ const MIN_RETRY_AFTER_SECS: u32 = 1;
 /// `MAX_DELIVERY_ATTEMPTS`; the latter equals the queue's `maxReceiveCount`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// Delay after the first failed attempt, in seconds (`BACKOFF_BASE_SECONDS`, default 30).
     pub base_secs: u32,
+    /// Ceiling of any one delay, in seconds; at most [`SQS_MAX_VISIBILITY_SECS`] (default 12 h).
     pub max_secs: u32,
+    /// Attempts before a delivery fails for good (`MAX_DELIVERY_ATTEMPTS`, default 17); must equal the
+    /// queue's `maxReceiveCount`.
     pub max_attempts: u32,
 }
 

@@ -15,9 +15,11 @@ pub const OPERATIONAL_GROUP: &str = "webhook.*";
 /// One event type of the catalog.
 #[derive(Debug)]
 pub struct EventTypeInfo {
+    /// The dotted event type, e.g. `investigation.created`: what producers publish and patterns match.
     pub name: &'static str,
     /// `investigation.*`, …: the wildcard that covers it.
     pub group: &'static str,
+    /// One sentence for the catalog endpoint and the console.
     pub description: &'static str,
     /// Whether events of this type usually carry a `severity` (and so `min_severity` matters).
     pub has_severity: bool,
@@ -326,6 +328,7 @@ pub fn summary_line(event_type: &str, event_id: &str, severity: Option<Severity>
     }
 }
 
+/// The lowercase wire name of a severity (`low` … `critical`), as in payloads and summary lines.
 pub fn severity_name(s: Severity) -> &'static str {
     match s {
         Severity::Low => "low",

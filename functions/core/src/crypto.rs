@@ -64,6 +64,7 @@ impl Keyring {
         format!("{CIPHERTEXT_VERSION}.{}.{}", STANDARD_NO_PAD.encode(nonce), STANDARD_NO_PAD.encode(sealed))
     }
 
+    /// Reverses [`Self::encrypt`]; fails unless `stored` was sealed with this key and the same `context`.
     pub fn decrypt(&self, stored: &str, context: &str) -> Result<String, DecryptError> {
         let mut parts = stored.splitn(3, '.');
         let (Some(CIPHERTEXT_VERSION), Some(nonce), Some(sealed)) = (parts.next(), parts.next(), parts.next()) else {

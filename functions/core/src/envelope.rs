@@ -8,18 +8,26 @@ use crate::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The `api_version` stamped on every envelope; bump only with a breaking change of the body.
 pub const API_VERSION: &str = "v1";
 
+/// The JSON body of a raw-format delivery; fields serialise in this order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The producer's event id, the receiver's deduplication key (same on every attempt and replay).
     pub event_id: EventId,
+    /// Dotted event type from the catalog.
     pub event_type: String,
+    /// When the event was published (RFC 3339, UTC), not when this attempt was sent.
     pub emitted_at: Timestamp,
+    /// Always [`API_VERSION`] for envelopes built here.
     pub api_version: String,
+    /// The producer's `data` object, passed through unchanged.
     pub data: Value,
 }
 
 impl Envelope {
+    /// An envelope with `api_version` set to [`API_VERSION`].
     pub fn new(event_id: EventId, event_type: &str, emitted_at: Timestamp, data: Value) -> Self {
         Self { event_id, event_type: event_type.to_owned(), emitted_at, api_version: API_VERSION.to_owned(), data }
     }

@@ -14,16 +14,20 @@ use crate::ports::StoreError;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct ValidationError {
+    /// The field as data: `url`, `filters.tags`, a header name; clients and metrics key on it.
     pub field: String,
+    /// The sentence returned to the caller; it names the field.
     pub message: String,
 }
 
 impl ValidationError {
+    /// A validation failure of `field`; the HTTP answer is a 400 `validation_error`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self { field: field.into(), message: message.into() }
     }
 }
 
+/// Every use-case failure; `puck-http` maps each variant to one HTTP status (noted per variant).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppError {
     /// A field failed validation; the message names it.
@@ -32,6 +36,7 @@ pub enum AppError {
     /// The body is not JSON (or not a JSON object).
     #[error("{0}")]
     MalformedJson(String),
+    /// No, unknown or revoked API key (or a bad inbound signature): HTTP 401 `unauthorized`.
     #[error("{0}")]
     Unauthorized(String),
     /// Authenticated, but the key lacks the scope the route needs.
@@ -40,6 +45,7 @@ pub enum AppError {
     /// Unknown id, or an id of another account: the two are indistinguishable by design.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The body exceeds the route's limit, in bytes: HTTP 413 `payload_too_large`.
     #[error("request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
     /// A dependency (DynamoDB, SQS, Secrets Manager) failed; safe to retry.

@@ -11,11 +11,15 @@ use std::collections::BTreeMap;
 /// The parts of an event that subscription filters look at.
 #[derive(Debug, Clone, Copy)]
 pub struct EventFacts<'a> {
+    /// Dotted event type, matched against the subscription's patterns.
     pub event_type: &'a str,
+    /// None when the event carries no severity: it then passes any `min_severity`.
     pub severity: Option<Severity>,
+    /// The event's tags; empty when it has none, which fails any non-empty `tags` filter.
     pub tags: &'a BTreeMap<String, String>,
 }
 
+/// Whether `event` passes `min_severity` and `tags` (patterns and `active` are checked elsewhere).
 pub fn filters_pass(filters: &Filters, event: &EventFacts<'_>) -> bool {
     let severity_ok = match (filters.min_severity, event.severity) {
         (Some(min), Some(sev)) => sev >= min,
@@ -25,6 +29,7 @@ pub fn filters_pass(filters: &Filters, event: &EventFacts<'_>) -> bool {
     severity_ok && tags_ok
 }
 
+/// Whether any of `patterns` matches `event_type`.
 pub fn listens_to(patterns: &[EventPattern], event_type: &str) -> bool {
     patterns.iter().any(|p| p.matches(event_type))
 }

@@ -27,8 +27,10 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order error messages list them.
     pub const ALL: [Format; 3] = [Format::Raw, Format::Slack, Format::MsTeams];
 
+    /// The wire name: `raw`, `slack` or `ms_teams`.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Raw => "raw",
@@ -37,6 +39,7 @@ impl Format {
         }
     }
 
+    /// Parses a wire name; the error is the message of a 400 on the `format` field.
     pub fn parse(raw: &str) -> Result<Self, String> {
         Self::ALL
             .into_iter()
@@ -51,6 +54,7 @@ pub const SLACK_HEADER_MAX: usize = 150;
 pub const SLACK_SECTION_MAX: usize = 3000;
 /// Slack: a section's `fields` are at most 10, each at most 2,000 characters.
 pub const SLACK_FIELDS_MAX: usize = 10;
+/// Slack: each entry of a section's `fields` is at most 2,000 characters.
 pub const SLACK_FIELD_MAX: usize = 2000;
 /// Slack: a message has at most 50 blocks (we use 4).
 pub const SLACK_BLOCKS_MAX: usize = 50;

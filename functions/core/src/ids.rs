@@ -61,6 +61,7 @@ macro_rules! prefixed_id {
         pub struct $name(String);
 
         impl $name {
+            /// The type prefix before the 26-character Crockford base32 ULID.
             pub const PREFIX: &'static str = $prefix;
 
             /// A new id stamped with the given time.
@@ -68,6 +69,7 @@ macro_rules! prefixed_id {
                 Self(format!("{}{}", $prefix, ulid_at(unix_ms)))
             }
 
+            /// Accepts exactly the prefix followed by a ULID; anything else is an [`InvalidId`].
             pub fn parse(raw: &str) -> Result<Self, InvalidId> {
                 match raw.strip_prefix($prefix) {
                     Some(body) if is_ulid(body) => Ok(Self(raw.to_owned())),
@@ -75,6 +77,7 @@ macro_rules! prefixed_id {
                 }
             }
 
+            /// The id with its prefix, as stored and returned.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -146,6 +149,7 @@ pub fn truncate_for_message(raw: &str) -> String {
 pub struct EventId(String);
 
 impl EventId {
+    /// Longest accepted event id, in bytes.
     pub const MAX_LEN: usize = 128;
 
     /// A UUIDv7, time-ordered like the other ids.
@@ -153,6 +157,7 @@ impl EventId {
         Self(uuid::Uuid::now_v7().to_string())
     }
 
+    /// Accepts 1 to [`Self::MAX_LEN`] characters of `[A-Za-z0-9._:-]`, kept exactly as given.
     pub fn parse(raw: &str) -> Result<Self, InvalidId> {
         let ok = !raw.is_empty()
             && raw.len() <= Self::MAX_LEN
@@ -164,6 +169,7 @@ impl EventId {
         }
     }
 
+    /// The id exactly as the producer gave it.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -5,6 +5,8 @@
 //! rule (validation, filters, signing, backoff, state transitions) lives here so it can be unit
 //! tested with in-memory fakes and reused unchanged against moto or AWS.
 
+#![warn(missing_docs)]
+
 pub mod backoff;
 pub mod catalog;
 pub mod crypto;

@@ -15,17 +15,22 @@ use std::collections::BTreeMap;
 /// What an API key may do. `webhooks:manage` covers every `/v1/webhooks/*` management route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Scope {
+    /// `webhooks:manage`: every `/v1/webhooks/*` management route.
     #[serde(rename = "webhooks:manage")]
     WebhooksManage,
+    /// `events:publish`: publishing events.
     #[serde(rename = "events:publish")]
     EventsPublish,
+    /// `investigations:read`: reading investigations.
     #[serde(rename = "investigations:read")]
     InvestigationsRead,
 }
 
 impl Scope {
+    /// Every scope, in the order lists show them.
     pub const ALL: [Scope; 3] = [Scope::WebhooksManage, Scope::EventsPublish, Scope::InvestigationsRead];
 
+    /// The wire name, e.g. `events:publish`.
     pub fn as_str(self) -> &'static str {
         match self {
             Scope::WebhooksManage => "webhooks:manage",
@@ -34,6 +39,7 @@ impl Scope {
         }
     }
 
+    /// Parses a wire name; None for an unknown scope.
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
@@ -42,34 +48,49 @@ impl Scope {
 /// An API key as stored: only its keyed hash, never the key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
+    /// `key_` id; shown in lists and used to revoke.
     pub key_id: ApiKeyId,
+    /// The owning account; every request made with the key is scoped to it.
     pub account_id: AccountId,
     /// Hex HMAC of the key under the lookup subkey ([`crate::crypto::Keyring::lookup_hash`]).
     pub key_hash: String,
     /// `pck_live_abcd`: enough to recognise a key in a list, useless to an attacker.
     pub key_prefix: String,
+    /// What the key may do; a route needing a scope not listed here answers 403.
     pub scopes: Vec<Scope>,
+    /// Set by revoke; a revoked key authenticates nothing (401) but stays for audit.
     pub revoked: bool,
+    /// When the key was created.
     pub created_at: Timestamp,
 }
 
 /// The authenticated caller of a route.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Caller {
+    /// The account every store call of the request is scoped to.
     pub account_id: AccountId,
+    /// The key that authenticated, for logs and audit.
     pub key_id: ApiKeyId,
+    /// The key's scopes, checked per route.
     pub scopes: Vec<Scope>,
 }
 
 /// An outbound subscription as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
+    /// `sub_` id, also the AES-GCM context of the signing secret.
     pub id: SubscriptionId,
+    /// The owning account (partition of the record).
     pub account_id: AccountId,
+    /// Free label from the caller; None when not given.
     pub name: Option<String>,
+    /// HTTPS target, validated at write time ([`TargetUrl::parse`]); re-checked on the resolved address when sent.
     pub url: TargetUrl,
+    /// Event type patterns: exact types, `prefix.*` or `"*"`; at least one.
     pub events: Vec<EventPattern>,
+    /// `min_severity` and `tags`; empty filters let every matching event through.
     pub filters: Filters,
+    /// False when paused by the caller or auto-disabled (see `disabled_reason`); no deliveries then.
     pub active: bool,
     /// Names of the custom request headers (DESIGN §4), shown with the value `***`.
     #[serde(default)]
@@ -80,14 +101,19 @@ pub struct Subscription {
     /// The body deliveries carry (DESIGN §5.1); records written before formats existed are raw.
     #[serde(default)]
     pub format: Format,
+    /// When the subscription was created.
     pub created_at: Timestamp,
+    /// Bumped by every change the caller makes.
     pub updated_at: Timestamp,
+    /// Status of the newest finished attempt (`succeeded`, `failed`, …); None before the first.
     pub last_delivery_status: Option<String>,
+    /// When that attempt finished; None before the first.
     pub last_delivery_at: Option<Timestamp>,
     /// The signing secret, AES-256-GCM under the master key with the subscription id as context.
     pub secret_enc: String,
     /// The secret before the last rotation, still signed with until `previous_secret_expires_at`.
     pub previous_secret_enc: Option<String>,
+    /// When the previous secret stops being signed with; None when there is none.
     pub previous_secret_expires_at: Option<Timestamp>,
     /// Since when every attempt has failed (set by the first failure after a success, cleared by
     /// the first success after a failure), which is what auto-disable compares against. Absent
@@ -97,6 +123,7 @@ pub struct Subscription {
     /// `"failing"` when the service disabled the subscription (DESIGN §4.1); `None` otherwise.
     #[serde(default)]
     pub disabled_reason: Option<String>,
+    /// When the service disabled it; None unless `disabled_reason` is set.
     #[serde(default)]
     pub disabled_at: Option<Timestamp>,
 }
@@ -142,6 +169,7 @@ pub const REDACTED: &str = "***";
 pub enum DeliveryStatus {
     /// Written, waiting for its first (or replayed) attempt.
     Pending,
+    /// A 2xx arrived; terminal.
     Succeeded,
     /// Last attempt failed; SQS will bring it back after the backoff delay.
     Failed,
@@ -152,6 +180,7 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// Every status, in lifecycle order.
     pub const ALL: [DeliveryStatus; 5] = [
         DeliveryStatus::Pending,
         DeliveryStatus::Succeeded,
@@ -160,6 +189,7 @@ impl DeliveryStatus {
         DeliveryStatus::Abandoned,
     ];
 
+    /// The wire name, e.g. `failed_permanent`.
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
@@ -170,6 +200,7 @@ impl DeliveryStatus {
         }
     }
 
+    /// Parses a wire name (the `status` filter); None for an unknown status.
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|s| s.as_str() == raw)
     }
@@ -187,19 +218,26 @@ impl DeliveryStatus {
 /// One HTTP attempt, as shown in the delivery log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {
+    /// `att_` id of the attempt record.
     pub attempt_id: AttemptId,
+    /// 1-based; logging an attempt with the same number replaces the earlier record.
     pub number: u32,
+    /// When the request was sent.
     pub started_at: Timestamp,
+    /// Wall time until the response (or the failure), in milliseconds.
     pub duration_ms: u64,
     /// The target of this attempt (the subscription's URL may change between attempts).
     #[serde(default)]
     pub url: Option<String>,
     /// Request headers with signatures and custom header values redacted.
     pub request_headers: BTreeMap<String, String>,
+    /// HTTP status of the response; None on timeout or connection failure.
     pub response_status: Option<u16>,
+    /// Response headers as received.
     pub response_headers: BTreeMap<String, String>,
     /// The first 4 KiB of the response body.
     pub response_body: Option<String>,
+    /// Why the attempt failed (timeout, TLS, SSRF guard, non-2xx); None on success.
     pub error: Option<String>,
 }
 
@@ -221,18 +259,34 @@ pub fn newest_attempts(mut attempts: Vec<Attempt>) -> Vec<Attempt> {
 /// One event owed to one subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Delivery {
+    /// `dlv_` id; ULIDs sort by creation, which the newest-first log relies on.
     pub id: DeliveryId,
+    /// The owning account (partition of the record).
     pub account_id: AccountId,
+    /// The subscription the delivery is owed to.
     pub subscription_id: SubscriptionId,
+    /// The producer's event id, the same in the envelope.
     pub event_id: EventId,
+    /// Dotted event type, copied from the event for filtering the log.
     pub event_type: String,
+    /// Where it is in its life; only [`DeliveryStatus::IN_FLIGHT`] statuses are sent.
     pub status: DeliveryStatus,
+    /// Attempts made so far (0 until the first).
     pub attempt_count: u32,
+    /// `attempt_count` when the delivery was last replayed: the attempt limit and the backoff
+    /// schedule count from here, so a replay gets a whole new schedule while the log keeps
+    /// numbering attempts from 1.
+    #[serde(default)]
+    pub round_start: u32,
     /// When the next attempt is due; the sweeper re-enqueues in-flight deliveries long past it.
     pub next_attempt_at: Option<Timestamp>,
+    /// HTTP status of the newest attempt; None before one or when no response arrived.
     pub last_response_status: Option<u16>,
+    /// Why the newest attempt failed; None before one or after a success.
     pub last_error: Option<String>,
+    /// When the delivery was written at publish; a replay keeps it.
     pub created_at: Timestamp,
+    /// When status or counters last changed.
     pub updated_at: Timestamp,
     /// When the retention TTL removes the delivery and its attempts (whole seconds); set by the
     /// use case from `Settings::retention_days` and the injected clock.
@@ -279,12 +333,19 @@ impl Delivery {
 /// A published event, kept so that publishing the same `event_id` again is a no-op.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
+    /// The publishing account.
     pub account_id: AccountId,
+    /// The producer's event id (the idempotency key within the account).
     pub event_id: EventId,
+    /// Dotted event type.
     pub event_type: String,
+    /// None when the event carries no severity.
     pub severity: Option<Severity>,
+    /// The event's tags; empty when none were given.
     pub tags: BTreeMap<String, String>,
+    /// When it was published.
     pub emitted_at: Timestamp,
+    /// How many deliveries the publish created (0 when no subscription matched).
     pub delivery_count: u32,
     /// When the retention TTL removes the record (whole seconds): after that the same
     /// `event_id` publishes again.
@@ -296,14 +357,19 @@ pub struct StoredEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Provider {
+    /// Any sender that POSTs a JSON object with a `query`.
     Generic,
+    /// GitHub webhooks (security events, chosen by `X-GitHub-Event`).
     Github,
+    /// CrowdStrike Falcon detection and incident notifications.
     Crowdstrike,
 }
 
 impl Provider {
+    /// Every provider, in the order lists show them.
     pub const ALL: [Provider; 3] = [Provider::Generic, Provider::Github, Provider::Crowdstrike];
 
+    /// The wire name: `generic`, `github` or `crowdstrike`.
     pub fn as_str(self) -> &'static str {
         match self {
             Provider::Generic => "generic",
@@ -312,6 +378,7 @@ impl Provider {
         }
     }
 
+    /// Parses a wire name; None for an unknown provider.
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|p| p.as_str() == raw)
     }
@@ -320,20 +387,30 @@ impl Provider {
 /// An inbound receiver endpoint as stored: the URL key only as a keyed hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Endpoint {
+    /// `ep_` id, also the AES-GCM context of the signing secret.
     pub id: EndpointId,
+    /// The owning account.
     pub account_id: AccountId,
+    /// Which receiver parses and verifies its requests.
     pub provider: Provider,
+    /// Hex keyed hash of the secret URL key; the key itself is shown once, at creation.
     pub url_key_hash: String,
+    /// The first characters of the URL key, to recognise it in a list.
     pub url_key_prefix: String,
     /// Provider signing secret, AES-256-GCM with the endpoint id as context.
     pub signing_secret_enc: Option<String>,
+    /// False stops accepting requests at the endpoint.
     pub active: bool,
+    /// Scope of its investigations when the event names none; None for no default.
     pub default_scope: Option<Value>,
+    /// Depth (`quick`, `standard`, `deep`) of its investigations when the event names none; None for no default.
     pub default_depth: Option<String>,
+    /// When the endpoint was created.
     pub created_at: Timestamp,
 }
 
 impl Endpoint {
+    /// The public shape: no secret, no key hash; `signature_verification` says whether a secret is set.
     pub fn view(&self) -> Value {
         json!({
             "id": self.id,
@@ -351,22 +428,34 @@ impl Endpoint {
 /// An investigation triggered by an inbound event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Investigation {
+    /// `inv_` id.
     pub id: InvestigationId,
+    /// The owning account (the endpoint's).
     pub account_id: AccountId,
+    /// Lifecycle state as a string, e.g. `queued`.
     pub status: String,
+    /// The receiver it came in through.
     pub provider: Provider,
+    /// The endpoint it came in through.
     pub endpoint_id: EndpointId,
     /// What triggered it, e.g. `github:code_scanning_alert` or `generic`.
     pub trigger: String,
+    /// The question asked of the agents, built from the provider's payload.
     pub query: String,
+    /// One-line description of the triggering event, for lists.
     pub summary: String,
+    /// Agents asked to run the investigation.
     pub agent_ids: Vec<String>,
+    /// What the agents may look at; None for the endpoint's default or none.
     pub scope: Option<Value>,
+    /// How deep to go; None for the endpoint's default or none.
     pub depth: Option<String>,
+    /// When it was created.
     pub created_at: Timestamp,
 }
 
 impl Investigation {
+    /// The public shape returned by the investigations API.
     pub fn view(&self) -> Value {
         json!({
             "id": self.id,

@@ -8,7 +8,9 @@ use crate::error::AppError;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
+/// Page size when the request gives no `limit`.
 pub const DEFAULT_LIMIT: usize = 50;
+/// Largest accepted `limit`.
 pub const MAX_LIMIT: usize = 100;
 
 /// `limit` query parameter: 1..=100, default 50.
@@ -22,6 +24,7 @@ pub fn parse_limit(raw: Option<&str>) -> Result<usize, AppError> {
     }
 }
 
+/// The opaque cursor for the page after `last_id`: base64url without padding.
 pub fn encode_cursor(last_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(last_id)
 }
@@ -38,7 +41,9 @@ pub fn decode_cursor<T, E>(raw: Option<&str>, parse: impl Fn(&str) -> Result<T, 
 /// One page of results and the cursor of the next page, if there is one.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
+    /// This page's items, in the store's order.
     pub items: Vec<T>,
+    /// Cursor of the next page; None on the last page.
     pub next_cursor: Option<String>,
 }
 

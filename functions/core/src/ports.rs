@@ -15,25 +15,36 @@ use async_trait::async_trait;
 /// record could not be read back and needs a human.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    /// Transient: throttling, network or a 5xx; the caller may retry (surfaces as HTTP 503).
     #[error("{0}")]
     Unavailable(String),
+    /// A stored record did not decode; retrying will not help (surfaces as HTTP 500).
     #[error("{0}")]
     Corrupt(String),
 }
 
+/// What every store port returns.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// API keys and their hash lookup. Adapter needs `dynamodb:GetItem`, `dynamodb:PutItem` (the transactional insert
+/// of record and hash entry) and `dynamodb:UpdateItem` (revoke).
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
+    /// The key whose SHA-256 hash is `key_hash`, revoked or not; the caller checks `revoked_at`.
     async fn find_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Writes the key record and its hash lookup entry in one transaction.
     async fn insert(&self, record: &ApiKeyRecord) -> StoreResult<()>;
     /// Marks the key revoked; false if the account has no such key.
     async fn revoke(&self, account: &AccountId, key_id: &ApiKeyId) -> StoreResult<bool>;
 }
 
+/// Subscriptions per account. Adapter needs `dynamodb:GetItem`, `dynamodb:PutItem`, `dynamodb:Query`,
+/// `dynamodb:UpdateItem` and `dynamodb:DeleteItem`.
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync {
+    /// Writes a new subscription; the id is fresh, so no existence check.
     async fn insert(&self, sub: &Subscription) -> StoreResult<()>;
+    /// The subscription, or None if it is not in this account.
     async fn get(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<Option<Subscription>>;
     /// Oldest first, at most `limit`, strictly after `after`; the second value is the last id
     /// returned when more may follow.
@@ -47,6 +58,7 @@ pub trait SubscriptionStore: Send + Sync {
     async fn list_all(&self, account: &AccountId) -> StoreResult<Vec<Subscription>>;
     /// Replaces an existing subscription; false if it no longer exists (never recreates it).
     async fn replace(&self, sub: &Subscription) -> StoreResult<bool>;
+    /// Deletes the subscription; false if it was not there.
     async fn delete(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<bool>;
     /// Sets `last_delivery_status`/`last_delivery_at` if the subscription still exists.
     async fn record_last_delivery(
@@ -77,11 +89,17 @@ pub trait SubscriptionStore: Send + Sync {
 /// to `[since, until)`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryFilter {
+    /// Only deliveries in this status.
     pub status: Option<DeliveryStatus>,
+    /// Only deliveries of this subscription.
     pub subscription_id: Option<SubscriptionId>,
+    /// Only deliveries of this event type (exact match).
     pub event_type: Option<String>,
+    /// Only deliveries of this event.
     pub event_id: Option<EventId>,
+    /// Inclusive lower bound on `created_at`.
     pub since: Option<Timestamp>,
+    /// Exclusive upper bound on `created_at`.
     pub until: Option<Timestamp>,
 }
 
@@ -105,16 +123,26 @@ pub struct AttemptUpdate {
     pub only_if: &'static [DeliveryStatus],
     /// TTL of the attempt record: the delivery's own `expires_at`, so they leave together.
     pub expires_at: Timestamp,
+    /// The delivery's new status.
     pub status: DeliveryStatus,
+    /// Attempts made so far, this one included.
     pub attempt_count: u32,
+    /// When to retry; None when the status is terminal.
     pub next_attempt_at: Option<Timestamp>,
+    /// HTTP status of the response; None when none arrived (timeout, connection error).
     pub last_response_status: Option<u16>,
+    /// Why the attempt failed, for the log; None on success.
     pub last_error: Option<String>,
+    /// Stamped as the delivery's `updated_at`.
     pub updated_at: Timestamp,
 }
 
+/// Events, deliveries and their attempt log. Adapter needs `dynamodb:GetItem`, `dynamodb:PutItem`,
+/// `dynamodb:UpdateItem`, `dynamodb:DeleteItem`, `dynamodb:Query` and `dynamodb:BatchWriteItem`
+/// (plus `dynamodb:BatchGetItem` where `find_events` is batched).
 #[async_trait]
 pub trait DeliveryStore: Send + Sync {
+    /// The published event with this id, or None: the idempotency check of a publish.
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>>;
     /// The records of those of `event_ids` already published (any order): a batch's
     /// idempotency check in one read where the store can batch it.
@@ -158,6 +186,15 @@ pub trait DeliveryStore: Send + Sync {
         attempt: &Attempt,
         update: &AttemptUpdate,
     ) -> StoreResult<bool>;
+    /// Puts a delivery whose status is one of `from` back to `pending`, due at `now`, with a new
+    /// attempt budget (`round_start` = `attempt_count`); false otherwise. DynamoDB: UpdateItem.
+    async fn replay(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+        from: &[DeliveryStatus],
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Moves a delivery to `to` if its status is one of `from`; false otherwise.
     async fn transition(
         &self,
@@ -178,16 +215,22 @@ pub trait DeliveryStore: Send + Sync {
     async fn overdue(&self, due_before: Timestamp, limit: usize) -> StoreResult<Vec<(AccountId, DeliveryId)>>;
 }
 
+/// Inbound endpoints and their URL key lookup. Adapter needs `dynamodb:GetItem`, `dynamodb:Query`,
+/// `dynamodb:PutItem` and `dynamodb:DeleteItem` (the last two through `TransactWriteItems`).
 #[async_trait]
 pub trait EndpointStore: Send + Sync {
     /// Writes the endpoint and its key lookup entry together.
     async fn insert(&self, endpoint: &Endpoint) -> StoreResult<()>;
+    /// Every endpoint of the account.
     async fn list(&self, account: &AccountId) -> StoreResult<Vec<Endpoint>>;
+    /// The endpoint whose URL key hashes to `url_key_hash`: how a receive request finds its endpoint.
     async fn find_by_key_hash(&self, url_key_hash: &str) -> StoreResult<Option<Endpoint>>;
     /// Deletes the endpoint and its key lookup entry together; false if not found.
     async fn delete(&self, account: &AccountId, id: &EndpointId) -> StoreResult<bool>;
 }
 
+/// Investigations and their dedupe claims. Adapter needs `dynamodb:GetItem`, `dynamodb:PutItem` and
+/// `dynamodb:DeleteItem` (`insert` with a claim goes through `TransactWriteItems`).
 #[async_trait]
 pub trait InvestigationStore: Send + Sync {
     /// Writes the investigation. With a `dedupe_key` (provider delivery id), writes a claim on it
@@ -198,6 +241,7 @@ pub trait InvestigationStore: Send + Sync {
         investigation: &Investigation,
         dedupe_key: Option<&str>,
     ) -> StoreResult<Option<InvestigationId>>;
+    /// The investigation, or None if it is not in this account.
     async fn get(&self, account: &AccountId, id: &InvestigationId) -> StoreResult<Option<Investigation>>;
     /// Deletes an investigation that could not be announced (no dedupe claim lets a retry finish
     /// it), so a failed request leaves nothing behind.
@@ -207,14 +251,19 @@ pub trait InvestigationStore: Send + Sync {
 /// A delivery job on the queue: just the address of the delivery record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeliveryJob {
+    /// Account that owns the delivery (the partition of its record).
     pub account_id: AccountId,
+    /// The delivery to send.
     pub delivery_id: DeliveryId,
 }
 
+/// The queue refused or could not be reached; the message says why. Transient: the caller retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("queue unavailable: {0}")]
 pub struct QueueError(pub String);
 
+/// The delivery queue. Adapter needs `sqs:SendMessage` (also covers `SendMessageBatch`) and
+/// `sqs:ChangeMessageVisibility`.
 #[async_trait]
 pub trait DeliveryQueue: Send + Sync {
     /// Enqueues jobs in batches of 10; an error if any job could not be sent.
@@ -226,28 +275,37 @@ pub trait DeliveryQueue: Send + Sync {
 /// An outbound webhook request, fully built and signed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundRequest {
+    /// HTTPS URL of the subscription.
     pub url: String,
+    /// Headers to send, signature headers included, in order.
     pub headers: Vec<(String, String)>,
+    /// The JSON body exactly as signed.
     pub body: String,
 }
 
 /// What happened when sending. `status` is set when a response arrived.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SendOutcome {
+    /// HTTP status of the response; None on timeout, connection or SSRF-guard failure.
     pub status: Option<u16>,
+    /// Response headers as received.
     pub headers: Vec<(String, String)>,
     /// At most the first 4 KiB of the body (lossy UTF-8).
     pub body: String,
+    /// Wall time of the request, in milliseconds.
     pub duration_ms: u64,
+    /// Why no usable response arrived; None when `status` is set.
     pub error: Option<String>,
 }
 
 impl SendOutcome {
+    /// The first response header named `name`, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
+/// Sends outbound webhooks. Adapter needs no IAM action, only egress to the internet.
 #[async_trait]
 pub trait WebhookSender: Send + Sync {
     /// POSTs the request: HTTPS only, no redirects, the SSRF guard on the resolved address, a
@@ -257,6 +315,7 @@ pub trait WebhookSender: Send + Sync {
 
 /// Time, injectable so tests can move it.
 pub trait Clock: Send + Sync {
+    /// The current time.
     fn now(&self) -> Timestamp;
 }
 

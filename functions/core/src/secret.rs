@@ -13,10 +13,12 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value`; from here on it prints as `***`.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
+    /// The raw value; call it only where the bytes are used (signing, encryption), never for logging.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -47,15 +49,19 @@ pub struct SigningSecret {
 /// Why a caller-supplied secret was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidSecret {
+    /// Does not start with `whsec_`.
     #[error("secret must start with whsec_")]
     MissingPrefix,
+    /// The part after `whsec_` is not standard base64.
     #[error("secret must be whsec_ followed by base64")]
     NotBase64,
+    /// The decoded key is shorter than 24 or longer than 64 bytes.
     #[error("secret must encode between 24 and 64 bytes")]
     BadLength,
 }
 
 impl SigningSecret {
+    /// The prefix of every signing secret.
     pub const PREFIX: &'static str = "whsec_";
 
     /// 32 fresh random bytes.
@@ -65,6 +71,7 @@ impl SigningSecret {
         Self { text: Secret::new(format!("{}{}", Self::PREFIX, STANDARD.encode(&key))), key }
     }
 
+    /// Accepts `whsec_` + standard base64 of 24 to 64 bytes; the error is the message of a 400 on `secret`.
     pub fn parse(raw: &str) -> Result<Self, InvalidSecret> {
         let encoded = raw.strip_prefix(Self::PREFIX).ok_or(InvalidSecret::MissingPrefix)?;
         let key = STANDARD.decode(encoded).map_err(|_| InvalidSecret::NotBase64)?;

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// `User-Agent` of every outbound attempt: `puck-webhooks/<crate version>`.
 pub const USER_AGENT: &str = concat!("puck-webhooks/", env!("CARGO_PKG_VERSION"));
 
 fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
@@ -57,10 +58,15 @@ pub fn standard_signature(secrets: &[&SigningSecret], msg_id: &str, timestamp: i
 /// Everything needed to sign one attempt.
 #[derive(Debug)]
 pub struct AttemptToSign<'a> {
+    /// Sent as `x-puck-event-id` and `webhook-id` (the Standard Webhooks message id); same on every attempt.
     pub event_id: &'a EventId,
+    /// Dotted event type, sent as `x-puck-event-type` so receivers can route before parsing.
     pub event_type: &'a str,
+    /// `att_` id of this attempt, sent as `x-puck-delivery-id`; unique per attempt.
     pub attempt_id: &'a AttemptId,
+    /// Signing time in Unix seconds; receivers reject it outside their tolerance.
     pub timestamp: i64,
+    /// The exact body bytes that are signed and sent.
     pub body: &'a str,
     /// Current secret first, then the previous one while its overlap window lasts.
     pub secrets: &'a [&'a SigningSecret],

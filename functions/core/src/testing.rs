@@ -17,13 +17,21 @@ use std::sync::{Arc, Mutex};
 /// All state of the fake stores, behind one lock.
 #[derive(Default)]
 pub struct Memory {
+    /// API keys, in insertion order.
     pub keys: Mutex<Vec<ApiKeyRecord>>,
+    /// Subscriptions keyed by (account, id).
     pub subs: Mutex<BTreeMap<(String, String), Subscription>>,
+    /// Published events keyed by (account, event id).
     pub events: Mutex<BTreeMap<(String, String), StoredEvent>>,
+    /// Deliveries keyed by (account, id).
     pub deliveries: Mutex<BTreeMap<(String, String), Delivery>>,
+    /// Endpoints keyed by (account, id).
     pub endpoints: Mutex<BTreeMap<(String, String), Endpoint>>,
+    /// Investigations keyed by (account, id).
     pub investigations: Mutex<BTreeMap<(String, String), Investigation>>,
+    /// Investigation dedupe claims: dedupe key → investigation that claimed it.
     pub claims: Mutex<BTreeMap<String, InvestigationId>>,
+    /// Every job enqueued, in order; tests drain it to run the dispatcher.
     pub queue: Mutex<Vec<DeliveryJob>>,
 }
 
@@ -209,6 +217,21 @@ impl DeliveryStore for Memory {
         d.attempts = crate::model::newest_attempts(attempts);
         Ok(true)
     }
+    async fn replay(
+        &self,
+        a: &AccountId,
+        id: &DeliveryId,
+        from: &[DeliveryStatus],
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        let mut all = self.deliveries.lock().unwrap();
+        let Some(d) = all.get_mut(&key(a, id.as_str())).filter(|d| from.contains(&d.status)) else { return Ok(false) };
+        d.status = DeliveryStatus::Pending;
+        d.next_attempt_at = Some(now);
+        d.round_start = d.attempt_count;
+        d.updated_at = now;
+        Ok(true)
+    }
     async fn transition(
         &self,
         a: &AccountId,
@@ -304,6 +327,7 @@ pub fn context() -> Context {
     context_with(Arc::new(Memory::default()))
 }
 
+/// A context over `mem` (fixed test keyring, real clock, default settings): keep `mem` to inspect the stores.
 pub fn context_with(mem: Arc<Memory>) -> Context {
     Context {
         keyring: Keyring::from_master_key(b"unit-test master key, 32 bytes+!"),

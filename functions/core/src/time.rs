@@ -10,26 +10,32 @@ use time::OffsetDateTime;
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
+    /// The current wall-clock time; use cases take it from a [`crate::ports::Clock`] instead.
     pub fn now() -> Self {
         Self((OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64)
     }
 
+    /// An instant from Unix seconds (e.g. a signed timestamp or a DynamoDB TTL).
     pub fn from_unix_seconds(secs: i64) -> Self {
         Self(secs * 1000)
     }
 
+    /// Milliseconds since the epoch.
     pub fn unix_ms(self) -> i64 {
         self.0
     }
 
+    /// Whole seconds since the epoch, rounded down (also for instants before 1970).
     pub fn unix_seconds(self) -> i64 {
         self.0.div_euclid(1000)
     }
 
+    /// `ms` later (earlier if negative), saturating instead of overflowing.
     pub fn plus_ms(self, ms: i64) -> Self {
         Self(self.0.saturating_add(ms))
     }
 
+    /// `secs` later (earlier if negative), saturating instead of overflowing.
     pub fn plus_seconds(self, secs: i64) -> Self {
         self.plus_ms(secs.saturating_mul(1000))
     }
@@ -45,6 +51,7 @@ impl Timestamp {
             .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
     }
 
+    /// Parses any RFC 3339 instant, truncated to milliseconds; None if it is not one.
     pub fn parse_rfc3339(raw: &str) -> Option<Self> {
         let t = OffsetDateTime::parse(raw, &Rfc3339).ok()?;
         Some(Self((t.unix_timestamp_nanos() / 1_000_000) as i64))

@@ -30,12 +30,14 @@ pub fn is_operational(event_type: &str) -> bool {
 pub struct EventType(&'static str);
 
 impl EventType {
+    /// Accepts only a type of the catalog; anything else is a 400 on `event_type`.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         catalog::find(raw).map(|t| Self(t.name)).ok_or_else(|| {
             ValidationError::new("event_type", format!("event_type {} is not a known event type", quoted(raw)))
         })
     }
 
+    /// The dotted type, e.g. `investigation.created`.
     pub fn as_str(&self) -> &'static str {
         self.0
     }
@@ -64,13 +66,16 @@ impl From<EventType> for String {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum EventPattern {
+    /// Exactly this event type.
     Exact(EventType),
     /// The prefix before `.*`, e.g. `finding` or `webhook.delivery`.
     Prefix(String),
+    /// `"*"`: every platform type, never the operational `webhook.*` types.
     All,
 }
 
 impl EventPattern {
+    /// Parses `*`, `prefix.*` (the prefix must cover a catalog type) or an exact type; errors name `events`.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         if raw == "*" {
             return Ok(Self::All);
@@ -96,6 +101,7 @@ impl EventPattern {
         })
     }
 
+    /// Whether `event_type` is matched; `All` matches only catalog types, never operational ones.
     pub fn matches(&self, event_type: &str) -> bool {
         match self {
             Self::Exact(t) => t.as_str() == event_type,
@@ -132,13 +138,18 @@ impl From<EventPattern> for String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// `low`: informational.
     Low,
+    /// `medium`.
     Medium,
+    /// `high`.
     High,
+    /// `critical`: the highest; every `min_severity` lets it through.
     Critical,
 }
 
 impl Severity {
+    /// Parses a wire name (`low` … `critical`); the error names `field`.
     pub fn parse(field: &str, raw: &str) -> Result<Self, ValidationError> {
         match raw {
             "low" => Ok(Self::Low),
@@ -153,15 +164,19 @@ impl Severity {
 /// Subscription filters; every given filter must pass for a delivery to be created.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Filters {
+    /// Deliver only events of at least this severity; events without a severity always pass. None: no bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_severity: Option<Severity>,
+    /// Every pair must be present in the event's tags; empty: no tag filter.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
 }
 
 /// Tags and event tags share these bounds so a filter can always be satisfied.
 pub const MAX_TAGS: usize = 50;
+/// Longest tag key, in bytes (tags and filters alike).
 pub const MAX_TAG_KEY_LEN: usize = 128;
+/// Longest tag value, in bytes (tags and filters alike).
 pub const MAX_TAG_VALUE_LEN: usize = 256;
 
 /// Parses a JSON object of string → string tags, naming `field` in errors.
@@ -196,7 +211,9 @@ pub fn parse_tags(field: &str, value: &serde_json::Value) -> Result<BTreeMap<Str
 
 /// Custom request headers per subscription (DESIGN §4): at most this many.
 pub const MAX_CUSTOM_HEADERS: usize = 10;
+/// Longest custom header name, in bytes.
 pub const MAX_HEADER_NAME_LEN: usize = 256;
+/// Longest custom header value, in bytes.
 pub const MAX_HEADER_VALUE_LEN: usize = 1024;
 /// Names the service sets itself (or the HTTP stack owns); `webhook-*` and `X-Puck-*` too.
 const RESERVED_HEADERS: [&str; 6] =
@@ -274,9 +291,11 @@ pub fn parse_custom_headers(value: &Value) -> Result<BTreeMap<String, String>, V
 #[serde(try_from = "String", into = "String")]
 pub struct TargetUrl(String);
 
+/// Longest accepted URL, in bytes.
 pub const MAX_URL_LEN: usize = 2048;
 
 impl TargetUrl {
+    /// Validates `raw` with private addresses refused: the API's check.
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
         Self::parse_with(raw, false)
     }
@@ -319,6 +338,7 @@ impl TargetUrl {
         Ok(Self(url.to_string()))
     }
 
+    /// The normalised URL as stored and sent.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -11,7 +11,7 @@
 //! template without one gets the JSON 404/405 straight from `puck_http`'s one error mapping.
 
 use crate::template::Route;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use base64::Engine;
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode};

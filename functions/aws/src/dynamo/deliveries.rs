@@ -559,6 +559,22 @@ impl DeliveryStore for DynamoDeliveryStore {
         self.update_if_status("UpdateItem delivery transition", account, id, from, change, None, HashMap::new()).await
     }
 
+    async fn replay(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+        from: &[DeliveryStatus],
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let change = StatusChange { to: DeliveryStatus::Pending, next_attempt_at: Some(now), now };
+        let values = HashMap::from([(":zero".to_owned(), n(0))]);
+        let restart = "round_start = if_not_exists(attempt_count, :zero)";
+        self.update_if_status("UpdateItem delivery replay", account, id, from, change, Some(restart), values).await
+    }
+
     async fn in_flight_for_subscription(
         &self,
         account: &AccountId,

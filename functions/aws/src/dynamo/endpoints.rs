@@ -6,7 +6,9 @@
 //! IAM: dynamodb:TransactWriteItems (with PutItem/DeleteItem on the table), GetItem, Query.
 
 use super::item::{from_item, to_item, Item};
-use super::{account_pk, corrupt, is_transaction_condition_failed, key, s, unavailable, Query, Table};
+use super::{
+    account_pk, corrupt, is_transaction_condition_failed, is_transaction_conflict, key, s, unavailable, Query, Table,
+};
 use crate::gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
@@ -101,34 +103,42 @@ impl EndpointStore for DynamoEndpointStore {
     }
 
     async fn delete(&self, account: &AccountId, id: &EndpointId) -> StoreResult<bool> {
-        let Some(item) = self.table.get_item("GetItem endpoint", account_pk(account), ep_sk(id)).await? else {
-            return Ok(false);
-        };
-        let ep = decode(&item)?;
-        let delete = |key: Item| -> StoreResult<TransactWriteItem> {
-            let del = built(
-                Delete::builder()
-                    .table_name(&self.table.name)
-                    .set_key(Some(key))
-                    .condition_expression("attribute_exists(pk)")
-                    .build(),
-            )?;
-            Ok(TransactWriteItem::builder().delete(del).build())
-        };
-        let res = self
-            .table
-            .client
-            .transact_write_items()
-            .transact_items(delete(super::key(account_pk(account), ep_sk(id)))?)
-            .transact_items(delete(lookup_key(&ep.url_key_hash))?)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            // Deleted concurrently: the other delete reported true.
-            Err(e) if is_transaction_condition_failed(&e, 0) => Ok(false),
-            Err(e) => Err(unavailable("TransactWriteItems endpoint delete", &e)),
+        // A concurrent delete (or create) of the same items cancels the transaction with a
+        // `TransactionConflict`: read again and retry, as DynamoDB advises, a few times.
+        for _ in 0..3 {
+            let Some(item) = self.table.get_item("GetItem endpoint", account_pk(account), ep_sk(id)).await? else {
+                return Ok(false);
+            };
+            let ep = decode(&item)?;
+            let delete = |key: Item| -> StoreResult<TransactWriteItem> {
+                let del = built(
+                    Delete::builder()
+                        .table_name(&self.table.name)
+                        .set_key(Some(key))
+                        .condition_expression("attribute_exists(pk)")
+                        .build(),
+                )?;
+                Ok(TransactWriteItem::builder().delete(del).build())
+            };
+            let res = self
+                .table
+                .client
+                .transact_write_items()
+                .transact_items(delete(super::key(account_pk(account), ep_sk(id)))?)
+                .transact_items(delete(lookup_key(&ep.url_key_hash))?)
+                .send()
+                .await;
+            match res {
+                Ok(_) => return Ok(true),
+                // Deleted concurrently: the other delete reported true.
+                Err(e) if is_transaction_condition_failed(&e, 0) || is_transaction_condition_failed(&e, 1) => {
+                    return Ok(false)
+                }
+                Err(e) if is_transaction_conflict(&e) => continue,
+                Err(e) => return Err(unavailable("TransactWriteItems endpoint delete", &e)),
+            }
         }
+        Err(StoreError::Unavailable("TransactWriteItems endpoint delete: transaction conflicts persisted".into()))
     }
 }
 

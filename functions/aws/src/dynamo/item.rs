@@ -140,6 +140,7 @@ pub(crate) mod tests {
             event_type: "finding.discovered".into(),
             status: DeliveryStatus::Failed,
             attempt_count: 1,
+            round_start: 0,
             next_attempt_at: Some(Timestamp(1_700_000_030_000)),
             last_response_status: Some(503),
             last_error: None,

@@ -254,6 +254,23 @@ pub(crate) fn is_transaction_condition_failed(
     }
 }
 
+/// Whether a transaction was cancelled because another one touched the same items at once
+/// (`TransactionConflict`): retrying after a fresh read succeeds or finds the items gone.
+pub(crate) fn is_transaction_conflict(
+    err: &SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_smithy_runtime_api::http::Response,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            e.cancellation_reasons().iter().any(|r| r.code() == Some("TransactionConflict"))
+        }
+        _ => false,
+    }
+}
+
 /// A record that could not be read back.
 pub(crate) fn corrupt(what: &'static str, detail: impl std::fmt::Display) -> StoreError {
     tracing::error!(record = what, error = %detail, "stored record could not be decoded");

@@ -56,8 +56,10 @@ pub enum Depth {
 }
 
 impl Depth {
+    /// Every depth, in the order error messages list them.
     pub const ALL: [Depth; 3] = [Depth::Quick, Depth::Standard, Depth::Deep];
 
+    /// The wire name: `quick`, `standard` or `deep`.
     pub fn as_str(self) -> &'static str {
         match self {
             Depth::Quick => "quick",
@@ -106,6 +108,7 @@ pub struct Trigger {
     pub query: String,
     /// One line for lists and notifications.
     pub summary: String,
+    /// Agents to ask (generic only, from the body); empty for the service's default.
     pub agent_ids: Vec<String>,
     /// The event's own scope (generic only); the endpoint's default applies otherwise.
     pub scope: Option<Value>,
@@ -121,6 +124,7 @@ pub struct Trigger {
 /// What [`recognize`] made of a verified request.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recognition {
+    /// Act on it: start an investigation.
     Trigger(Box<Trigger>),
     /// Valid but not acted on; the reason is returned to the sender.
     Ignored(String),

@@ -20,12 +20,16 @@ pub const TIMESTAMP_TOLERANCE_SECS: i64 = 5 * 60;
 /// cannot tell which check failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
+    /// The named signature header is absent.
     #[error("signature header {0} is missing")]
     MissingHeader(&'static str),
+    /// The named header is present but not in the provider's format.
     #[error("signature header {0} is malformed")]
     Malformed(&'static str),
+    /// The signed timestamp is more than [`TIMESTAMP_TOLERANCE_SECS`] from our clock (a possible replay).
     #[error("signed timestamp is outside the tolerance")]
     StaleTimestamp,
+    /// Well-formed, but no signature matches the body under the endpoint's secret.
     #[error("signature does not match")]
     Mismatch,
 }

@@ -12,7 +12,9 @@ use crate::secret::Secret;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 
+/// Prefix of production API keys; the random part follows.
 pub const LIVE_PREFIX: &str = "pck_live_";
+/// Prefix of test-mode API keys; the random part follows.
 pub const TEST_PREFIX: &str = "pck_test_";
 const RANDOM_LEN: usize = 40;
 const MIN_RANDOM_LEN: usize = 32;

@@ -17,6 +17,7 @@ use crate::time::Timestamp;
 use crate::validation::EventType;
 use serde_json::{json, Value};
 
+/// Parses a `dlv_` path id; a malformed id is a 404, like an unknown one.
 pub fn parse_id(raw: &str) -> Result<DeliveryId, AppError> {
     DeliveryId::parse(raw).map_err(|_| AppError::NotFound("delivery"))
 }
@@ -24,13 +25,21 @@ pub fn parse_id(raw: &str) -> Result<DeliveryId, AppError> {
 /// Query parameters of the log, as given.
 #[derive(Debug, Default)]
 pub struct ListQuery<'a> {
+    /// `status` wire name; an unknown one is a 400.
     pub status: Option<&'a str>,
+    /// `subscription_id`, a `sub_` id.
     pub subscription_id: Option<&'a str>,
+    /// `event_type`, an exact dotted type.
     pub event_type: Option<&'a str>,
+    /// `event_id`, exactly as published.
     pub event_id: Option<&'a str>,
+    /// `since`, RFC 3339; inclusive bound on `created_at`.
     pub since: Option<&'a str>,
+    /// `until`, RFC 3339; exclusive bound, after `since`.
     pub until: Option<&'a str>,
+    /// Page size, already parsed by [`crate::page::parse_limit`].
     pub limit: usize,
+    /// `cursor` from the previous page; None for the first.
     pub cursor: Option<&'a str>,
 }
 
@@ -53,6 +62,7 @@ fn parse_window(since: Option<&str>, until: Option<&str>) -> Result<(Option<Time
     Ok((since, until))
 }
 
+/// `GET /v1/webhooks/deliveries`: one page of the caller's delivery log, newest first, as summaries.
 pub async fn list(ctx: &Context, caller: &Caller, q: ListQuery<'_>) -> Result<Value, AppError> {
     let status = q
         .status
@@ -94,6 +104,7 @@ pub async fn list(ctx: &Context, caller: &Caller, q: ListQuery<'_>) -> Result<Va
     }))
 }
 
+/// `GET /v1/webhooks/deliveries/{id}`: one delivery with its payload and newest attempts; 404 if not the caller's.
 pub async fn get(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Value, AppError> {
     let id = parse_id(raw_id)?;
     let d = ctx.deliveries.get(&caller.account_id, &id).await?.ok_or(AppError::NotFound("delivery"))?;
@@ -121,9 +132,7 @@ async fn replay_all(ctx: &Context, deliveries: &[Delivery], from: &[DeliveryStat
     let mut replayed = Vec::with_capacity(deliveries.len());
     let mut failure: Option<AppError> = None;
     for chunk in deliveries.chunks(REPLAY_CONCURRENCY) {
-        let moves = chunk
-            .iter()
-            .map(|d| ctx.deliveries.transition(&d.account_id, &d.id, from, DeliveryStatus::Pending, Some(now), now));
+        let moves = chunk.iter().map(|d| ctx.deliveries.replay(&d.account_id, &d.id, from, now));
         for (d, moved) in chunk.iter().zip(futures::future::join_all(moves).await) {
             match moved {
                 Ok(true) => replayed.push(d.clone()),

@@ -28,13 +28,18 @@ pub enum JobOutcome {
     /// Delete the message: delivered, permanently failed, or nothing left to do.
     Done,
     /// Keep the message: make it visible again after `delay_secs` and report it failed.
-    Retry { delay_secs: u32 },
+    Retry {
+        /// Seconds to hide the message (`ChangeMessageVisibility`), capped to SQS's 12 h window.
+        delay_secs: u32,
+    },
 }
 
 /// Builds and sends deliveries. One per container: it owns the decrypted-secret cache.
 pub struct Dispatcher {
+    /// Stores, queue and clock the dispatcher works with.
     pub ctx: Context,
     sender: Arc<dyn WebhookSender>,
+    /// The retry schedule applied to failed attempts.
     pub policy: RetryPolicy,
     /// Ciphertext → secret. Keyed by ciphertext so a rotation is a cache miss, never stale.
     secrets: Mutex<HashMap<String, SigningSecret>>,
@@ -43,6 +48,7 @@ pub struct Dispatcher {
 const SECRET_CACHE_MAX: usize = 10_000;
 
 impl Dispatcher {
+    /// A dispatcher with an empty secret cache; build one per container and reuse it.
     pub fn new(ctx: Context, sender: Arc<dyn WebhookSender>, policy: RetryPolicy) -> Self {
         Self { ctx, sender, policy, secrets: Mutex::new(HashMap::new()) }
     }
@@ -104,7 +110,7 @@ impl Dispatcher {
             return Ok(JobOutcome::Done);
         }
         let now = ctx.clock.now();
-        if delivery.attempt_count >= self.policy.max_attempts {
+        if delivery.attempt_count.saturating_sub(delivery.round_start) >= self.policy.max_attempts {
             // Its attempts are used up (e.g. its message expired and the sweeper sent it again).
             let moved = ctx
                 .deliveries
@@ -173,7 +179,7 @@ impl Dispatcher {
         let ctx = &self.ctx;
         let now = ctx.clock.now();
         let number = delivery.attempt_count + 1;
-        let verdict = classify(&self.policy, &outcome, number, receipt, now);
+        let verdict = classify(&self.policy, &outcome, number.saturating_sub(delivery.round_start), receipt, now);
         let status = verdict.status;
         let next_attempt_at = verdict.retry_in_secs.map(|secs| now.plus_seconds(i64::from(secs)));
         let job = match verdict.retry_in_secs {
@@ -290,13 +296,16 @@ pub fn build_request(
 /// The message a job came in: SQS's receive count and when the batch was received.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Receipt {
+    /// SQS `ApproximateReceiveCount` of the message (1 on first receive).
     pub count: u32,
+    /// When the batch was received, the start of SQS's 12 h visibility window.
     pub received_at: Timestamp,
 }
 
 /// What one attempt's outcome means for the delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verdict {
+    /// The delivery's status after the attempt.
     pub status: DeliveryStatus,
     /// Seconds until the next attempt; None when there is none.
     pub retry_in_secs: Option<u32>,

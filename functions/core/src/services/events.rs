@@ -24,14 +24,20 @@ const FIELDS: &[&str] = &["event_type", "data", "severity", "tags", "event_id"];
 /// A validated event to publish.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEvent {
+    /// The producer's `event_id`, or a generated UUIDv7 when the body has none.
     pub event_id: EventId,
+    /// A catalog type; operational (`webhook.*`) types are refused.
     pub event_type: EventType,
+    /// The `data` object, passed through to the envelope unchanged.
     pub data: Value,
+    /// The body's `severity`; None when absent.
     pub severity: Option<Severity>,
+    /// The body's `tags`; empty when absent or null.
     pub tags: BTreeMap<String, String>,
 }
 
 impl NewEvent {
+    /// Validates a publish body; unknown fields and a wrong type are 400s naming the field.
     pub fn parse(body: Value) -> Result<Self, AppError> {
         let fields = Fields::new(body)?;
         fields.deny_unknown(FIELDS)?;
@@ -75,16 +81,20 @@ impl NewEvent {
 /// The result of a publish: how many deliveries the event has (also on an idempotent repeat).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Published {
+    /// The published (or already published) event's id.
     pub event_id: EventId,
+    /// Deliveries the event has: those created now or, on a repeat, at the first publish.
     pub deliveries: u32,
 }
 
 impl Published {
+    /// The public JSON: `{event_id, deliveries}`.
     pub fn view(&self) -> Value {
         json!({ "event_id": self.event_id, "deliveries": self.deliveries })
     }
 }
 
+/// `POST /v1/events`: validates and publishes; publishing an `event_id` again returns the first result.
 pub async fn publish(ctx: &Context, caller: &Caller, body: Value) -> Result<Published, AppError> {
     let event = NewEvent::parse(body)?;
     publish_event(ctx, &caller.account_id, event).await
@@ -114,6 +124,7 @@ pub fn pending_delivery(
         event_type: envelope.event_type.clone(),
         status: DeliveryStatus::Pending,
         attempt_count: 0,
+        round_start: 0,
         next_attempt_at: Some(now),
         last_response_status: None,
         last_error: None,

@@ -27,6 +27,7 @@ impl Fields {
         }
     }
 
+    /// Whether the field is present, even as JSON null.
     pub fn has(&self, name: &str) -> bool {
         self.map.contains_key(name)
     }
@@ -45,10 +46,12 @@ impl Fields {
         }
     }
 
+    /// A required string; absent or null is a 400 `{name} is required`.
     pub fn req_str(&self, name: &str) -> Result<&str, AppError> {
         self.opt_str(name)?.ok_or_else(|| AppError::validation(name, format!("{name} is required")))
     }
 
+    /// An optional boolean; JSON null is a wrong type here, not absent.
     pub fn opt_bool(&self, name: &str) -> Result<Option<bool>, AppError> {
         match self.map.get(name) {
             None => Ok(None),
@@ -76,6 +79,7 @@ impl Fields {
     }
 }
 
+/// The 400 for a field of the wrong JSON type: `{name} must be {expected}`.
 pub fn wrong_type(name: &str, expected: &str) -> AppError {
     AppError::validation(name, format!("{name} must be {expected}"))
 }

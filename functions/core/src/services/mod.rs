@@ -49,14 +49,23 @@ impl Default for Settings {
 /// Everything a use case may touch. Built once per Lambda container and shared by reference.
 #[derive(Clone)]
 pub struct Context {
+    /// Master key material: encrypts stored secrets and keys the lookup hashes.
     pub keyring: Keyring,
+    /// API key store, for authentication.
     pub api_keys: Arc<dyn ApiKeyStore>,
+    /// Outbound subscription store.
     pub subscriptions: Arc<dyn SubscriptionStore>,
+    /// Events, deliveries and attempts store.
     pub deliveries: Arc<dyn DeliveryStore>,
+    /// Inbound endpoint store.
     pub endpoints: Arc<dyn EndpointStore>,
+    /// Investigation store.
     pub investigations: Arc<dyn InvestigationStore>,
+    /// The delivery queue the dispatcher consumes.
     pub queue: Arc<dyn DeliveryQueue>,
+    /// The time source; a fake in tests.
     pub clock: Arc<dyn Clock>,
+    /// Tunables from the environment.
     pub settings: Settings,
 }
 pub mod auth;

@@ -40,6 +40,7 @@ pub struct InboundRequest<'a> {
     pub provider: Provider,
     /// The `{key}` path segment: a credential, never logged.
     pub key: &'a str,
+    /// The request headers, for signature checks and dedupe keys.
     pub headers: &'a Headers,
     /// The raw body, exactly as signed.
     pub body: &'a [u8],
@@ -50,9 +51,17 @@ pub struct InboundRequest<'a> {
 pub enum Received {
     /// An investigation was queued; `duplicate` when this was a redelivery of an event that
     /// already created it.
-    Queued { investigation_id: InvestigationId, duplicate: bool },
+    Queued {
+        /// `inv_` id of the investigation: the new one, or the earlier one when `duplicate`.
+        investigation_id: InvestigationId,
+        /// True when a dedupe claim showed the event was already received.
+        duplicate: bool,
+    },
     /// Verified but not acted on.
-    Ignored { reason: String },
+    Ignored {
+        /// Why it was not acted on; returned to the sender.
+        reason: String,
+    },
 }
 
 impl Received {

@@ -15,6 +15,7 @@ use crate::secret::SigningSecret;
 use crate::validation::{parse_custom_headers, parse_tags, EventPattern, Filters, Severity, TargetUrl};
 use serde_json::{json, Value};
 
+/// Most entries `events` may have.
 pub const MAX_EVENT_PATTERNS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
 const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret", "format", "headers"];
@@ -109,6 +110,7 @@ fn view_with_secret(sub: &Subscription, secret: &SigningSecret) -> Value {
     v
 }
 
+/// `POST /v1/webhooks/subscriptions`: validates and stores; the response carries the signing secret, shown only here.
 pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value, AppError> {
     let fields = Fields::new(body)?;
     fields.deny_unknown(CREATE_FIELDS)?;
@@ -153,6 +155,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
     Ok(view_with_secret(&sub, &secret))
 }
 
+/// `GET /v1/webhooks/subscriptions`: one page of the caller's subscriptions, oldest first.
 pub async fn list(ctx: &Context, caller: &Caller, limit: usize, cursor: Option<&str>) -> Result<Value, AppError> {
     let after = decode_cursor(cursor, Id::parse)?;
     let (subs, last) = ctx.subscriptions.list_page(&caller.account_id, limit, after.as_ref()).await?;
@@ -169,10 +172,12 @@ pub async fn load(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Subscr
     ctx.subscriptions.get(&caller.account_id, &id).await?.ok_or(AppError::NotFound("subscription"))
 }
 
+/// `GET /v1/webhooks/subscriptions/{id}`: the public view; 404 if not the caller's.
 pub async fn get(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Value, AppError> {
     Ok(load(ctx, caller, raw_id).await?.view())
 }
 
+/// `PATCH /v1/webhooks/subscriptions/{id}`: applies the given fields; the response has the secret only when rotated.
 pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -> Result<Value, AppError> {
     let mut sub = load(ctx, caller, raw_id).await?;
     let fields = Fields::new(body)?;
@@ -231,6 +236,7 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     })
 }
 
+/// `DELETE /v1/webhooks/subscriptions/{id}`: deletes it and abandons its in-flight deliveries; 404 if not the caller's.
 pub async fn delete(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<(), AppError> {
     let id = parse_id(raw_id)?;
     if !ctx.subscriptions.delete(&caller.account_id, &id).await? {
