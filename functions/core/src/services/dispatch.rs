@@ -233,6 +233,21 @@ impl Dispatcher {
             // Abandoned or finished elsewhere while we were sending: nothing more to do.
             return Ok(JobOutcome::Done);
         }
+        self.after_recorded(delivery, sub, &update, now).await?;
+        Ok(job)
+    }
+
+    /// What follows a recorded attempt: the subscription's last delivery (when stale), its
+    /// failing clock (auto-disable), and the dead-letter announcement of a final failure.
+    async fn after_recorded(
+        &self,
+        delivery: &Delivery,
+        sub: &Subscription,
+        update: &AttemptUpdate,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        let ctx = &self.ctx;
+        let status = update.status;
         if last_delivery_is_stale(sub, status, now) {
             ctx.subscriptions
                 .record_last_delivery(&delivery.account_id, &delivery.subscription_id, status, now)
@@ -246,14 +261,14 @@ impl Dispatcher {
             // An error retries the job, which finds the delivery dead and announces it again.
             let dead = Delivery {
                 status,
-                attempt_count: number,
+                attempt_count: update.attempt_count,
                 last_response_status: update.last_response_status,
                 last_error: update.last_error.clone(),
                 ..delivery.clone()
             };
             operational::announce_dead_lettered(ctx, &dead).await?;
         }
-        Ok(job)
+        Ok(())
     }
 }
 

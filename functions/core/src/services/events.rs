@@ -251,6 +251,36 @@ async fn publish_events_excluding(
     events: Vec<NewEvent>,
     exclude: Option<&SubscriptionId>,
 ) -> Result<Vec<Published>, AppError> {
+    let plan = plan_events(ctx, account, events, exclude).await?;
+    let all: Vec<Delivery> = plan
+        .iter()
+        .flat_map(|p| match p {
+            Pending::New { deliveries, .. } => deliveries.as_slice(),
+            Pending::Known(_) => &[],
+        })
+        .cloned()
+        .collect();
+    if let Err(e) = ctx.deliveries.insert_deliveries(&all).await {
+        undo_deliveries(ctx, account, &all).await;
+        return Err(e.into());
+    }
+    let (results, written, failure) = record_events(ctx, account, plan).await;
+    // What was recorded is published (a retry answers it idempotently): send it either way.
+    enqueue_written(ctx, &written).await;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(results),
+    }
+}
+
+/// Each event's part: the answer of a known `event_id` (published earlier, or earlier in the same
+/// list), or its record and deliveries; the subscriptions are read once, and only if needed.
+async fn plan_events(
+    ctx: &Context,
+    account: &AccountId,
+    events: Vec<NewEvent>,
+    exclude: Option<&SubscriptionId>,
+) -> Result<Vec<Pending>, AppError> {
     let now = ctx.clock.now();
     let ids: Vec<EventId> = events.iter().map(|e| e.event_id.clone()).collect();
     let mut known = if ids.len() == 1 {
@@ -283,21 +313,18 @@ async fn publish_events_excluding(
         };
         plan.push(plan_event(ctx, account, subs, event, now, exclude));
     }
+    Ok(plan)
+}
 
-    let all: Vec<Delivery> = plan
-        .iter()
-        .flat_map(|p| match p {
-            Pending::New { deliveries, .. } => deliveries.as_slice(),
-            Pending::Known(_) => &[],
-        })
-        .cloned()
-        .collect();
-    if let Err(e) = ctx.deliveries.insert_deliveries(&all).await {
-        undo_deliveries(ctx, account, &all).await;
-        return Err(e.into());
-    }
+/// Writes each new event's record (its deliveries are already written): the results in order,
+/// the deliveries now published, and the first failure (after which the rest are undone).
+async fn record_events(
+    ctx: &Context,
+    account: &AccountId,
+    plan: Vec<Pending>,
+) -> (Vec<Published>, Vec<Delivery>, Option<AppError>) {
     let mut results = Vec::with_capacity(plan.len());
-    let mut written: Vec<Delivery> = Vec::with_capacity(all.len());
+    let mut written: Vec<Delivery> = Vec::new();
     let mut failure = None;
     for step in plan {
         let (record, deliveries) = match step {
@@ -334,12 +361,7 @@ async fn publish_events_excluding(
             }
         }
     }
-    // What was recorded is published (a retry answers it idempotently): send it either way.
-    enqueue_written(ctx, &written).await;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(results),
-    }
+    (results, written, failure)
 }
 
 /// The record and deliveries of one new event.

@@ -1,0 +1,150 @@
+//! How a delivery, its body, its attempts and its event record are laid out as items: keys,
+//! encodings, the due-index fields and the shared pieces of update expressions. The store in the
+//! parent module only issues the calls.
+
+use super::*;
+
+pub(super) fn dlv_sk(id: &DeliveryId) -> String {
+    format!("{DLV_PREFIX}{id}")
+}
+
+pub(super) fn evt_sk(id: &EventId) -> String {
+    format!("EVT#{id}")
+}
+
+/// A body is keyed by the first delivery of its event in the write that stored it (unique per
+/// publish, so undoing a failed publish can never remove the body of a concurrent one).
+pub(super) fn body_sk(first: &DeliveryId) -> String {
+    format!("BODY#{first}")
+}
+
+/// The attempts of one delivery sort by number under this prefix.
+pub(super) fn att_prefix(id: &DeliveryId) -> String {
+    format!("ATT#{id}#")
+}
+
+pub(super) fn att_sk(id: &DeliveryId, number: u32) -> String {
+    format!("{}{number:010}", att_prefix(id))
+}
+
+/// The envelope as stored in a body item: raw deflate.
+pub(crate) fn compress(payload: &str) -> StoreResult<Vec<u8>> {
+    use std::io::Write;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(payload.as_bytes()).and_then(|_| enc.finish()).map_err(|e| corrupt("body", e))
+}
+
+pub(crate) fn decompress(bytes: &[u8]) -> StoreResult<String> {
+    use std::io::Read;
+    let mut out = String::new();
+    flate2::read::DeflateDecoder::new(bytes).read_to_string(&mut out).map_err(|e| corrupt("body", e))?;
+    Ok(out)
+}
+
+/// The body item of an event: one per event, however many deliveries it has; `d` is the first.
+pub(super) fn body_item(d: &Delivery) -> StoreResult<Item> {
+    let mut item = key(account_pk(&d.account_id), body_sk(&d.id));
+    item.insert("body".into(), AttributeValue::B(compress(&d.payload)?.into()));
+    item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
+    Ok(item)
+}
+
+/// Replaces the numeric TTL attribute with the record's RFC 3339 `expires_at`, so the serde shape
+/// decodes (`expires_at` is epoch seconds in the table, for DynamoDB's TTL).
+pub(super) fn ttl_to_field(item: &mut Item) {
+    if let Some(secs) = item.get("expires_at").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<i64>().ok()) {
+        item.insert("expires_at".into(), s(Timestamp::from_unix_seconds(secs).rfc3339()));
+    }
+}
+
+/// The due-index shard of a delivery: FNV-1a of its id, stable across processes and releases.
+pub(crate) fn due_shard(id: &DeliveryId) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in id.as_str().bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("DUE#{}", hash % DUE_SHARDS)
+}
+
+/// When an in-flight delivery is due: its next attempt time, else `fallback`.
+pub(super) fn due_ms(next_attempt_at: Option<Timestamp>, fallback: Timestamp) -> i64 {
+    next_attempt_at.unwrap_or(fallback).unix_ms()
+}
+
+/// The stored item of a delivery, with keys, due fields and TTL; payload and attempts live in
+/// their own items.
+pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
+    let mut item = to_item(d).map_err(|e| corrupt("delivery", e))?;
+    item.remove("payload");
+    item.remove("attempts");
+    item.extend(key(account_pk(&d.account_id), dlv_sk(&d.id)));
+    item.insert("gsi1pk".into(), s(format!("SUB#{}", d.subscription_id)));
+    item.insert("gsi1sk".into(), s(d.id.as_str()));
+    item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
+    if d.status.is_in_flight() {
+        item.insert("due_pk".into(), s(due_shard(&d.id)));
+        item.insert("due_at".into(), n(due_ms(d.next_attempt_at, d.updated_at)));
+    }
+    Ok(item)
+}
+
+/// A delivery from its item; `payload` stays as stored inline (items of the old layout) or empty.
+pub(super) fn decode(item: &Item) -> StoreResult<Delivery> {
+    let mut item = item.clone();
+    ttl_to_field(&mut item);
+    item.entry("payload".into()).or_insert_with(|| s(""));
+    from_item(&item).map_err(|e| corrupt("delivery", e))
+}
+
+pub(super) fn decode_event(mut item: Item) -> StoreResult<StoredEvent> {
+    ttl_to_field(&mut item);
+    from_item(&item).map_err(|e| corrupt("event", e))
+}
+
+pub(super) fn decode_attempt(item: &Item) -> StoreResult<Attempt> {
+    from_item(item).map_err(|e| corrupt("attempt", e))
+}
+
+pub(super) fn attr<T: serde::Serialize>(v: &T) -> StoreResult<AttributeValue> {
+    value_to_attr(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+/// The `SET`/`REMOVE` clauses keeping the due index in step with `status`.
+pub(super) fn due_clauses(
+    id: &DeliveryId,
+    status: DeliveryStatus,
+    next_attempt_at: Option<Timestamp>,
+    now: Timestamp,
+    values: &mut HashMap<String, AttributeValue>,
+) -> (Option<&'static str>, Option<&'static str>) {
+    if status.is_in_flight() {
+        values.insert(":due_pk".into(), s(due_shard(id)));
+        values.insert(":due_at".into(), n(due_ms(next_attempt_at, now)));
+        (Some("due_pk = :due_pk, due_at = :due_at"), None)
+    } else {
+        (None, Some("REMOVE due_pk, due_at"))
+    }
+}
+
+/// `#st IN (:from0, :from1, …)` over `from`.
+pub(super) fn status_in(from: &[DeliveryStatus], values: &mut HashMap<String, AttributeValue>) -> String {
+    let names: Vec<String> = from
+        .iter()
+        .enumerate()
+        .map(|(i, st)| {
+            let name = format!(":from{i}");
+            values.insert(name.clone(), s(st.as_str()));
+            name
+        })
+        .collect();
+    format!("#st IN ({})", names.join(", "))
+}
+
+pub(super) fn put_request(item: Item) -> StoreResult<WriteRequest> {
+    let put = PutRequest::builder()
+        .set_item(Some(item))
+        .build()
+        .map_err(|_| StoreError::Corrupt("put request could not be built".into()))?;
+    Ok(WriteRequest::builder().put_request(put).build())
+}
