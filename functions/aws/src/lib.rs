@@ -120,6 +120,7 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         ),
         queue: Arc::new(SqsDeliveryQueue::new(sqs, config.delivery_queue_url.clone()).with_faults(faults)),
         clock: Arc::new(SystemClock),
+        sender: Some(build_sender(config)?),
         settings: config.settings(),
     })
 }

@@ -338,6 +338,7 @@ pub fn context_with(mem: Arc<Memory>) -> Context {
         investigations: mem.clone(),
         queue: mem,
         clock: Arc::new(SystemClock),
+        sender: None,
         settings: Settings::default(),
     }
 }

@@ -107,7 +107,8 @@ async fn the_console_flow_works_end_to_end_in_headless_chromium() {
     // Send test event: the attempt's outcome inline, then `succeeded` in the log.
     browser.click("#send-test").await;
     let result = browser.wait_text("#test-result", "open delivery").await;
-    assert!(result.contains("succeeded") || result.contains("queued"), "{result}");
+    // `?wait=true`: the attempt was made within the request and its outcome is shown at once.
+    assert!(result.contains("succeeded") && result.contains("200"), "{result}");
     browser.wait_for(r#"#delivery-log tr[data-status="succeeded"]"#).await;
     let requests = receiver.wait_for(1, EVENTUALLY).await;
     assert_eq!(requests[0].header("x-puck-event-type"), Some("investigation.queued"));

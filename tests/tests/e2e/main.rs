@@ -23,6 +23,7 @@ mod load;
 mod openapi;
 mod operate;
 mod parity;
+mod ping;
 mod retries;
 mod secrets;
 mod seeds;

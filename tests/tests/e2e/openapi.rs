@@ -75,6 +75,7 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
     r.keep("event-types-list", &api.get("/v1/webhooks/event-types").await);
     r.keep("subscriptions-test", &api.post(&format!("{sub_path}/test"), json!({"event_type": "nope"})).await);
     let queued = r.keep("subscriptions-test", &api.post(&format!("{sub_path}/test"), Value::Null).await);
+    r.keep("subscriptions-test", &api.post(&format!("{sub_path}/test?wait=true"), Value::Null).await);
 
     let publisher =
         stack.with_key(&stack.issue_key(stack.account_id(), &[puck_core::model::Scope::EventsPublish]).await);

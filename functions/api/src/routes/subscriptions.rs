@@ -5,6 +5,7 @@ use lambda_http::{Body, Request, Response};
 use puck_core::model::Scope;
 use puck_core::page::parse_limit;
 use puck_core::services::{deliveries, subscriptions, test_events, Context};
+use puck_core::AppError;
 use puck_http::{
     authenticate, empty_response, json_body, json_response, optional_json_body, path_param, query_param, respond,
     MANAGE_BODY_LIMIT,
@@ -72,11 +73,14 @@ pub async fn send_test(ctx: &Context, req: Request) -> Response<Body> {
     respond(
         async {
             let caller = authenticate(ctx, &req, Scope::WebhooksManage).await?;
+            let wait = match query_param(&req, "wait").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err(AppError::validation("wait", "wait must be true or false")),
+            };
             let body = optional_json_body(&req, MANAGE_BODY_LIMIT)?;
-            Ok(json_response(
-                StatusCode::ACCEPTED,
-                &test_events::send_test_event(ctx, &caller, &path_param(&req, "id"), body).await?,
-            ))
+            let answer = test_events::send_test_event(ctx, &caller, &path_param(&req, "id"), body, wait).await?;
+            Ok(json_response(if wait { StatusCode::OK } else { StatusCode::ACCEPTED }, &answer))
         }
         .await,
     )

@@ -186,18 +186,7 @@ impl Dispatcher {
             Some(delay_secs) if !verdict.handed_to_sweeper => JobOutcome::Retry { delay_secs },
             _ => JobOutcome::Done,
         };
-        let attempt = Attempt {
-            attempt_id,
-            number,
-            started_at,
-            duration_ms: outcome.duration_ms,
-            url: Some(request.url.clone()),
-            request_headers: redacted(&request.headers, &sub.header_names),
-            response_status: outcome.status,
-            response_headers: outcome.headers.iter().cloned().collect::<BTreeMap<_, _>>(),
-            response_body: outcome.status.map(|_| outcome.body.clone()),
-            error: outcome.error.clone(),
-        };
+        let attempt = attempt_log(attempt_id, number, started_at, request, &outcome, sub);
         let update = AttemptUpdate {
             only_if: &DeliveryStatus::IN_FLIGHT,
             expires_at: delivery.expires_at,
@@ -205,10 +194,7 @@ impl Dispatcher {
             attempt_count: number,
             next_attempt_at,
             last_response_status: outcome.status,
-            last_error: outcome
-                .error
-                .clone()
-                .or_else(|| outcome.status.filter(|s| !(200..300).contains(s)).map(|s| format!("HTTP {s}"))),
+            last_error: last_error(&outcome),
             updated_at: now,
         };
         let recorded = ctx.deliveries.record_attempt(&delivery.account_id, &delivery.id, &attempt, &update).await?;
@@ -235,6 +221,46 @@ impl Dispatcher {
         }
         self.after_recorded(delivery, sub, &update, now).await?;
         Ok(job)
+    }
+
+    /// One attempt made now, outside the queue (`/test?wait=true`, a ping): signed and sent like
+    /// any attempt and recorded in the log, but never retried, so it ends `succeeded` or
+    /// `failed_permanent`. Answers the status and the attempt as logged.
+    pub async fn attempt_once(
+        &self,
+        delivery: &Delivery,
+        sub: &Subscription,
+    ) -> Result<(DeliveryStatus, Attempt), AppError> {
+        let ctx = &self.ctx;
+        let started_at = ctx.clock.now();
+        let secrets = self.signing_secrets(sub, started_at)?;
+        let custom = self.custom_headers(sub)?;
+        let attempt_id = AttemptId::generate(started_at.unix_ms() as u64);
+        let request = build_request(delivery, sub, &attempt_id, &secrets, &custom, started_at);
+        let outcome = self.sender.send(&request).await;
+        let ok = outcome.status.is_some_and(|s| (200..300).contains(&s));
+        let status = if ok { DeliveryStatus::Succeeded } else { DeliveryStatus::FailedPermanent };
+        let number = delivery.attempt_count + 1;
+        let attempt = attempt_log(attempt_id, number, started_at, &request, &outcome, sub);
+        let update = AttemptUpdate {
+            only_if: &DeliveryStatus::IN_FLIGHT,
+            expires_at: delivery.expires_at,
+            status,
+            attempt_count: number,
+            next_attempt_at: None,
+            last_response_status: outcome.status,
+            last_error: last_error(&outcome),
+            updated_at: ctx.clock.now(),
+        };
+        if ctx.deliveries.record_attempt(&delivery.account_id, &delivery.id, &attempt, &update).await?
+            && last_delivery_is_stale(sub, status, update.updated_at)
+        {
+            ctx.subscriptions
+                .record_last_delivery(&delivery.account_id, &delivery.subscription_id, status, update.updated_at)
+                .await?;
+        }
+        tracing::info!(account_id = %delivery.account_id, delivery_id = %delivery.id, response_status = ?outcome.status, error = ?outcome.error, status = status.as_str(), "test attempt");
+        Ok((status, attempt))
     }
 
     /// What follows a recorded attempt: the subscription's last delivery (when stale), its
@@ -270,6 +296,36 @@ impl Dispatcher {
         }
         Ok(())
     }
+}
+
+/// The log entry of one attempt: the request as sent (signature and custom header values
+/// redacted) and what came back.
+fn attempt_log(
+    attempt_id: AttemptId,
+    number: u32,
+    started_at: Timestamp,
+    request: &OutboundRequest,
+    outcome: &SendOutcome,
+    sub: &Subscription,
+) -> Attempt {
+    Attempt {
+        attempt_id,
+        number,
+        started_at,
+        duration_ms: outcome.duration_ms,
+        url: Some(request.url.clone()),
+        request_headers: redacted(&request.headers, &sub.header_names),
+        response_status: outcome.status,
+        response_headers: outcome.headers.iter().cloned().collect::<BTreeMap<_, _>>(),
+        response_body: outcome.status.map(|_| outcome.body.clone()),
+        error: outcome.error.clone(),
+    }
+}
+
+/// The delivery's `last_error` after an attempt: the transport error, or `HTTP <status>` for a
+/// non-2xx answer.
+fn last_error(outcome: &SendOutcome) -> Option<String> {
+    outcome.error.clone().or_else(|| outcome.status.filter(|s| !(200..300).contains(s)).map(|s| format!("HTTP {s}")))
 }
 
 /// How old a subscription's `last_delivery_at` may get before an attempt with the same outcome

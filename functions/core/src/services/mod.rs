@@ -65,6 +65,9 @@ pub struct Context {
     pub queue: Arc<dyn DeliveryQueue>,
     /// The time source; a fake in tests.
     pub clock: Arc<dyn Clock>,
+    /// The outbound HTTPS sender, for a route that makes an attempt within the request
+    /// (`POST …/test?wait=true`); `None` where nothing sends (unit-test contexts).
+    pub sender: Option<Arc<dyn crate::ports::WebhookSender>>,
     /// Tunables from the environment.
     pub settings: Settings,
 }

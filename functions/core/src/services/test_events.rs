@@ -5,10 +5,12 @@
 //! It is delivered through the normal pipeline whatever the subscription's event types, filters
 //! and `active`, and appears in the delivery log.
 
+use super::dispatch::Dispatcher;
 use super::events::{enqueue_written, pending_delivery};
 use super::input::Fields;
 use super::subscriptions;
 use super::Context;
+use crate::backoff::RetryPolicy;
 use crate::envelope::Envelope;
 use crate::error::AppError;
 use crate::ids::EventId;
@@ -30,12 +32,15 @@ pub fn parse_test_event_type(body: Option<Value>) -> Result<EventType, AppError>
     EventType::parse(fields.opt_str("event_type")?.unwrap_or(DEFAULT_TEST_EVENT_TYPE)).map_err(AppError::Validation)
 }
 
-/// Writes and enqueues one test delivery; answers `{"delivery_id"}`.
+/// Writes one test delivery. Without `wait` it is enqueued and the answer is `{"delivery_id"}`;
+/// with `wait` the attempt is made at once, bypassing the queue, and the answer is
+/// `{"delivery_id", "status", "attempt"}` (a refused, failed or timed-out attempt included).
 pub async fn send_test_event(
     ctx: &Context,
     caller: &Caller,
     raw_sub_id: &str,
     body: Option<Value>,
+    wait: bool,
 ) -> Result<Value, AppError> {
     let sub = subscriptions::load(ctx, caller, raw_sub_id).await?;
     let event_type = parse_test_event_type(body)?;
@@ -43,6 +48,13 @@ pub async fn send_test_event(
     let envelope = Envelope::new(EventId::generate(), event_type.as_str(), now, (event_type.info().example)());
     let delivery = pending_delivery(&sub, &envelope, None, now, ctx.settings.expires_at(now));
     ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
+    if wait {
+        let sender =
+            ctx.sender.clone().ok_or_else(|| AppError::Internal("no outbound sender in this context".into()))?;
+        let dispatcher = Dispatcher::new(ctx.clone(), sender, RetryPolicy::default());
+        let (status, attempt) = dispatcher.attempt_once(&delivery, &sub).await?;
+        return Ok(json!({ "delivery_id": delivery.id, "status": status, "attempt": attempt }));
+    }
     enqueue_written(ctx, std::slice::from_ref(&delivery)).await;
     tracing::info!(account_id = %caller.account_id, subscription_id = %sub.id, delivery_id = %delivery.id, event_type = event_type.as_str(), "test event queued");
     Ok(json!({ "delivery_id": delivery.id }))
@@ -65,7 +77,8 @@ mod tests {
         .await
         .unwrap();
         let id = created["id"].as_str().unwrap();
-        let sent = send_test_event(&ctx, &who, id, Some(json!({"event_type": "finding.discovered"}))).await.unwrap();
+        let sent =
+            send_test_event(&ctx, &who, id, Some(json!({"event_type": "finding.discovered"})), false).await.unwrap();
         let delivery = ctx
             .deliveries
             .get(&who.account_id, &crate::ids::DeliveryId::parse(sent["delivery_id"].as_str().unwrap()).unwrap())
@@ -76,7 +89,7 @@ mod tests {
         let body: Value = serde_json::from_str(&delivery.payload).unwrap();
         assert_eq!(body["text"], "finding.discovered (critical): SQL injection in POST /login on api.acme.example");
 
-        let default = send_test_event(&ctx, &who, id, None).await.unwrap();
+        let default = send_test_event(&ctx, &who, id, None, false).await.unwrap();
         let d = ctx
             .deliveries
             .get(&who.account_id, &crate::ids::DeliveryId::parse(default["delivery_id"].as_str().unwrap()).unwrap())
@@ -98,7 +111,7 @@ mod tests {
             (json!({"event_type": 3}), "event_type must be a string"),
             (json!({"other": 1}), "unknown field \"other\""),
         ] {
-            match send_test_event(&ctx, &who, id, Some(body.clone())).await {
+            match send_test_event(&ctx, &who, id, Some(body.clone()), false).await {
                 Err(AppError::Validation(msg)) => assert!(msg.message.starts_with(want), "{body}: {msg}"),
                 other => panic!("{body}: {other:?}"),
             }
