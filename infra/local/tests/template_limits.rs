@@ -211,6 +211,27 @@ fn the_sweeper_has_time_for_a_batch() {
     assert!(number(&props(&t, "SweeperFunction")["Timeout"]) >= 60);
 }
 
+/// `POST …/test?wait=true` makes its attempt within the request: the function must outlast the
+/// attempt timeout, stay under API Gateway's 30 s, and may record the attempt.
+#[test]
+fn the_test_function_has_time_and_rights_for_an_attempt_within_the_request() {
+    let t = template();
+    let test = props(&t, "SubscriptionsTestFunction");
+    let timeout = number(&test["Timeout"]);
+    let attempt: u64 = t.doc["Globals"]["Function"]["Environment"]["Variables"]["DELIVERY_TIMEOUT_SECONDS"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("DELIVERY_TIMEOUT_SECONDS in Globals");
+    assert!(
+        timeout > attempt && timeout < 30,
+        "Timeout {timeout} against the {attempt} s attempt and API Gateway's 30 s"
+    );
+    let policies = test["Policies"].to_string();
+    for action in ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"] {
+        assert!(policies.contains(action), "SubscriptionsTestFunction lacks {action}");
+    }
+}
+
 // ---- 7. Deploy details -----------------------------------------------------------------------
 
 #[test]
