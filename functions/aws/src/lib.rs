@@ -35,8 +35,14 @@ use std::time::Duration;
 
 /// The shared AWS SDK configuration: region, `AWS_ENDPOINT_URL` when set, and (local stack only)
 /// static credentials from the lookup; otherwise the default credential chain.
+///
+/// The HTTPS client is built here rather than left to each SDK client: one connection pool then
+/// serves DynamoDB, SQS and Secrets Manager, and the test-only throttling fault has a client to
+/// wrap (the SDK's own default is created inside each client, after the config is built).
 pub async fn sdk_config(config: &Config) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(Region::new(config.aws_region.clone()));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(config.aws_region.clone()))
+        .http_client(https_client());
     if let Some(endpoint) = &config.aws_endpoint_url {
         loader = loader.endpoint_url(endpoint);
     }
@@ -50,6 +56,22 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
         ));
     }
     loader.load().await
+}
+
+/// The SDK's default client, made explicitly: hyper 1 with rustls on aws-lc, the proxy taken from
+/// the environment, connector settings (timeouts) and the sleep from each client's config.
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::{proxy::ProxyConfig, tls, Builder, ConnectorBuilder};
+    Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// Process-wide extra SDK interceptors, attached to every DynamoDB, SQS and Secrets Manager client

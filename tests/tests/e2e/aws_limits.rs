@@ -113,3 +113,56 @@ async fn the_local_sqs_refuses_visibility_past_the_window_and_expires_messages_b
     let left = direct.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
     assert!(left.is_empty(), "the expired message is deleted from moto too");
 }
+
+/// Under DynamoDB throttling (a fifth of its requests answered `ProvisionedThroughputExceeded`
+/// or `ThrottlingException` below the SDK, as DynamoDB answers them) every event still reaches
+/// its receiver and ends `succeeded`, none `failed_permanent`: the SDK's retries and the queue's
+/// redelivery absorb the throttles, and a receive that could not record its attempt does not use
+/// up the attempts. A request whose calls stay throttled through the SDK's retries answers 503,
+/// which a client retries (publishing is idempotent on `event_id`).
+///
+/// Before the SDK's HTTP client was built explicitly this failed: the switch found no client to
+/// wrap and throttled nothing (`dynamo_throttled` stayed 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_dynamodb_delays_deliveries_but_loses_none_and_fails_none() {
+    use std::sync::atomic::Ordering;
+    let faults = std::sync::Arc::new(puck_aws::faults::FaultSwitches::default());
+    let stack = TestStack::start(TestStackOptions::default().faults(faults.clone()).visibility_timeout_secs(3)).await;
+    let receiver = Receiver::start().await;
+    let sub = create_subscription(&stack, json!({"url": receiver.url(), "events": ["chain.confirmed"]})).await;
+    faults.throttle_dynamo_per_mille.store(200, Ordering::Relaxed);
+    let mut published = Vec::new();
+    for n in 0..10 {
+        let event_id = format!("throttled-{n}");
+        let body = json!({"event_type": "chain.confirmed", "data": {"n": n}, "event_id": event_id});
+        let accepted = wait_for_some(EVENTUALLY, "the publish to be accepted", || async {
+            let (status, accepted, _) = stack.post("/v1/events", body.clone()).await;
+            assert!(status == 202 || status == 503, "202, or 503 when throttled past the retries: {accepted}");
+            (status == 202).then_some(accepted)
+        })
+        .await;
+        assert_eq!(accepted["event_id"], event_id);
+        published.push(event_id);
+    }
+    // Every event is sent while DynamoDB is still throttled, so its record step is too.
+    let received = wait_for_some(EVENTUALLY, "every event to reach the receiver", || async {
+        let mut ids: Vec<String> =
+            receiver.requests().iter().map(|r| r.header("x-puck-event-id").unwrap().to_owned()).collect();
+        ids.sort();
+        ids.dedup();
+        (ids.len() == published.len()).then_some(ids)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    faults.throttle_dynamo_per_mille.store(0, Ordering::Relaxed);
+    assert!(faults.dynamo_throttled.load(Ordering::Relaxed) > 0, "the switch throttled DynamoDB requests");
+    published.sort();
+    assert_eq!(received, published, "every event reached the receiver");
+    let query = format!("subscription_id={}", id_of(&sub));
+    let log = wait_for_some(EVENTUALLY, "every delivery to be succeeded", || async {
+        let log = list_all_deliveries(&stack, &query).await;
+        (log.len() == published.len() && log.iter().all(|d| d["status"] == "succeeded")).then_some(log)
+    })
+    .await;
+    assert!(log.iter().all(|d| d["attempt_count"].as_u64() >= Some(1)), "{log:?}");
+}
