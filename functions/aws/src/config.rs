@@ -64,6 +64,10 @@ pub struct Config {
     pub auto_disable_after_seconds: i64,
     /// `RECOVER_MAX_PER_CALL` (default 1000): deliveries one recover call replays at most.
     pub recover_max_per_call: usize,
+    /// `CONFIG_CACHE_SECONDS` (default 5, 0 = off): how long a warm instance reuses an API key's
+    /// record and an account's subscriptions (`puck_core::cache`); a change made elsewhere reaches
+    /// it within this time.
+    pub config_cache_seconds: u64,
     /// `PUBLIC_BASE_URL` (optional, no trailing slash): base of inbound receiver URLs, e.g.
     /// `https://api.example.com`.
     pub public_base_url: Option<String>,
@@ -143,6 +147,7 @@ impl Config {
                 1,
             )?,
             recover_max_per_call: number(get("RECOVER_MAX_PER_CALL"), "RECOVER_MAX_PER_CALL", 1_000, 1)?,
+            config_cache_seconds: number(get("CONFIG_CACHE_SECONDS"), "CONFIG_CACHE_SECONDS", 5, 0)?,
             public_base_url,
             allow_private_targets: flag(get("ALLOW_PRIVATE_TARGETS"), "ALLOW_PRIVATE_TARGETS")?,
             extra_ca_cert: get("EXTRA_CA_CERT").map(PathBuf::from),
@@ -238,6 +243,7 @@ mod tests {
         assert_eq!(c.retention_days, 30);
         assert_eq!(c.sweep_grace_seconds, 300);
         assert_eq!((c.auto_disable_after_seconds, c.recover_max_per_call), (432_000, 1_000));
+        assert_eq!(c.config_cache_seconds, 5);
         assert_eq!(c.aws_region, "us-east-1");
         assert!(!c.allow_private_targets);
         assert!(c.public_base_url.is_none() && c.aws_endpoint_url.is_none() && c.extra_ca_cert.is_none());

@@ -27,6 +27,7 @@ pub use sqs::SqsDeliveryQueue;
 use anyhow::Context as _;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use gate::FaultGate;
+use puck_core::cache::{CachedApiKeys, CachedSubscriptions};
 use puck_core::crypto::Keyring;
 use puck_core::ports::{SystemClock, WebhookSender};
 use puck_core::services::Context;
@@ -131,10 +132,17 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         aws_sdk_sqs::Client::from_conf(builder.build())
     };
     let table = config.table_name.as_str();
+    let cache_ttl = Duration::from_secs(config.config_cache_seconds);
     Ok(Context {
         keyring,
-        api_keys: Arc::new(DynamoApiKeyStore::new(dynamo.clone(), table).with_faults(faults.clone())),
-        subscriptions: Arc::new(DynamoSubscriptionStore::new(dynamo.clone(), table).with_faults(faults.clone())),
+        api_keys: CachedApiKeys::wrap(
+            Arc::new(DynamoApiKeyStore::new(dynamo.clone(), table).with_faults(faults.clone())),
+            cache_ttl,
+        ),
+        subscriptions: CachedSubscriptions::wrap(
+            Arc::new(DynamoSubscriptionStore::new(dynamo.clone(), table).with_faults(faults.clone())),
+            cache_ttl,
+        ),
         deliveries: Arc::new(DynamoDeliveryStore::new(dynamo.clone(), table).with_faults(faults.clone())),
         endpoints: Arc::new(DynamoEndpointStore::new(dynamo.clone(), table).with_faults(faults.clone())),
         investigations: Arc::new(

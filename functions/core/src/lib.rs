@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod cache;
 pub mod catalog;
 pub mod crypto;
 pub mod envelope;
