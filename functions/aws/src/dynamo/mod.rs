@@ -1,10 +1,12 @@
 //! DynamoDB adapters for the storage ports, over one single table.
 //!
 //! Layout (template.yaml declares the table): `pk`/`sk` strings as the primary key; GSI `by_sub`
-//! (`gsi1pk`, `gsi1sk`; keys and `status`) lists a subscription's deliveries; sparse GSI
-//! `due_keys` (`due_pk`, `due_at` number; keys only) holds only in-flight deliveries, sharded 8
-//! ways, for the sweeper; TTL on `expires_at`
-//! (epoch seconds). Records are stored as their serde shape (see [`item`]) plus those key
+//! (`gsi1pk`, `gsi1sk`; keys and the log's filter attributes) lists a subscription's deliveries,
+//! sharded [`SUB_SHARDS`] ways; sparse GSI `due_keys` (`due_pk`, `due_at` number; keys only) holds
+//! only in-flight deliveries, sharded [`DUE_SHARDS`] ways, for the sweeper; TTL on `expires_at`
+//! (epoch seconds). Per-account records (subscriptions, keys, endpoints) live under
+//! `ACCT#<account>`; a delivery's items are spread so that no key carries one account's whole
+//! traffic (see `deliveries.rs` and [`LOG_SHARDS`]). Records are stored as their serde shape (see [`item`]) plus those key
 //! attributes, so a model field added in core is stored without touching this crate.
 //!
 //! Errors never carry item contents (they may hold ciphertext): only the operation and the
@@ -18,7 +20,7 @@ pub mod item;
 mod subscriptions;
 
 pub use api_keys::DynamoApiKeyStore;
-pub use deliveries::DynamoDeliveryStore;
+pub use deliveries::{DynamoDeliveryStore, DUE_SHARDS, LOG_SHARDS, SUB_SHARDS};
 pub use endpoints::DynamoEndpointStore;
 pub use investigations::DynamoInvestigationStore;
 pub use subscriptions::DynamoSubscriptionStore;
