@@ -515,7 +515,10 @@ mod tests {
             keys.insert(("t".to_owned(), format!("{acct}#D{shard}")), Load { wru, rru: wru / 2.0 });
         }
         // The subscription's index shards, and an unsharded key of the same account.
-        keys.insert(("by_sub".to_owned(), "SUB#sub_01JABCDEFGHJKMNPQRSTVWXYZ0#5".to_owned()), Load { wru: 20.0, rru: 0.0 });
+        keys.insert(
+            ("by_sub".to_owned(), "SUB#sub_01JABCDEFGHJKMNPQRSTVWXYZ0#5".to_owned()),
+            Load { wru: 20.0, rru: 0.0 },
+        );
         keys.insert(("t".to_owned(), acct.to_owned()), Load { wru: 0.0, rru: 10.0 });
         let p = partition_keys(&keys, 10.0, &[]);
         let find = |k: &str| p.iter().find(|(_, l)| l.key == k).unwrap_or_else(|| panic!("{k} in {p:?}")).clone();

@@ -733,9 +733,13 @@ mod tests {
     fn partition_section_shows_shards_and_the_samples_hottest_shard() {
         let mut c = figures();
         // 2.56 WRU per delivery over 64 shards: 0.04 on each, 25,000/s at the limit.
-        c.partition = vec![(Scope::Account, KeyLimit::sharded("t: ACCT#{acct}#D{n}".into(), 0.04, 0.0, 64, (0.5, 0.25)))];
+        c.partition =
+            vec![(Scope::Account, KeyLimit::sharded("t: ACCT#{acct}#D{n}".into(), 0.04, 0.0, 64, (0.5, 0.25)))];
         let md = partition_md(&c);
-        assert!(md.contains("| `t: ACCT#{acct}#D{n}` | Account | 64 | 0.040 | 0.000 | 0.50 / 0.25 | 25000 | 12500 |"), "{md}");
+        assert!(
+            md.contains("| `t: ACCT#{acct}#D{n}` | Account | 64 | 0.040 | 0.000 | 0.50 / 0.25 | 25000 | 12500 |"),
+            "{md}"
+        );
         assert!(md.contains("one account **12500** (goal ≥ 10,000: met)"), "{md}");
         assert!(md.contains("divided by the shard count"), "{md}");
     }

@@ -200,7 +200,12 @@ async fn pages_across_log_shards_are_newest_first_with_none_missed_or_repeated()
         delivery_items.iter().filter_map(|i| i[attr].as_str()).collect::<std::collections::HashSet<_>>().len()
     };
     assert_eq!(delivery_items.len(), 24);
-    assert!(distinct("pk") >= 4 && distinct("gsi1pk") >= 4, "{} log and {} index partitions", distinct("pk"), distinct("gsi1pk"));
+    assert!(
+        distinct("pk") >= 4 && distinct("gsi1pk") >= 4,
+        "{} log and {} index partitions",
+        distinct("pk"),
+        distinct("gsi1pk")
+    );
 
     let mut all = ids(&list_all_deliveries(&stack, "").await);
     let mut sorted = all.clone();

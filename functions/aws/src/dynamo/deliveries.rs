@@ -282,9 +282,9 @@ impl DeliveryStore for DynamoDeliveryStore {
         // A body is keyed by one of the publish's delivery ids: deleting `BODY#<account>#<id>` of
         // each (absent ones are no-ops) takes it with them, and never another publish's body.
         let mut requests = Vec::with_capacity(2 * ids.len());
-        let keys = ids.iter().flat_map(|id| {
-            [key(log_pk(account, id), dlv_sk(id)), key(body_pk(account, id), ITEM_SK.to_owned())]
-        });
+        let keys = ids
+            .iter()
+            .flat_map(|id| [key(log_pk(account, id), dlv_sk(id)), key(body_pk(account, id), ITEM_SK.to_owned())]);
         for k in keys {
             let del = DeleteRequest::builder()
                 .set_key(Some(k))

@@ -6,8 +6,9 @@
 //! only in-flight deliveries, sharded [`DUE_SHARDS`] ways, for the sweeper; TTL on `expires_at`
 //! (epoch seconds). Per-account records (subscriptions, keys, endpoints) live under
 //! `ACCT#<account>`; a delivery's items are spread so that no key carries one account's whole
-//! traffic (see `deliveries.rs` and [`LOG_SHARDS`]). Records are stored as their serde shape (see [`item`]) plus those key
-//! attributes, so a model field added in core is stored without touching this crate.
+//! traffic (see `deliveries.rs` and [`LOG_SHARDS`]). Records are stored as their serde shape (see
+//! [`item`]) plus those key attributes, so a model field added in core is stored without touching
+//! this crate.
 //!
 //! Errors never carry item contents (they may hold ciphertext): only the operation and the
 //! service's error code.
