@@ -218,6 +218,40 @@ fn log_filters(filter: &DeliveryFilter, mut q: Query, filters: &mut Vec<&'static
     q
 }
 
+/// One shard's part in a merged read of the log, newest first.
+struct ShardRead {
+    q: Query,
+    /// Where the next read continues; `None` before the first.
+    start: Option<Item>,
+    done: bool,
+}
+
+impl ShardRead {
+    fn new(q: Query) -> Self {
+        Self { q, start: None, done: false }
+    }
+
+    /// Whether the shard may still hold an item newer than `cutoff` (the `want`-th newest found;
+    /// `None` while fewer were found): not yet read, or its last read stopped above it (every item
+    /// not yet read sorts below where the read stopped).
+    fn may_hold_above(&self, cutoff: Option<&str>) -> bool {
+        match (&self.start, cutoff) {
+            _ if self.done => false,
+            (None, _) | (_, None) => true,
+            (Some(start), Some(cutoff)) => attr_str(start, "sk").is_none_or(|sk| sk > cutoff),
+        }
+    }
+
+    fn advance(&mut self, next: Option<Item>) {
+        self.done = next.is_none();
+        self.start = next;
+    }
+}
+
+fn sk_of(item: &Item) -> &str {
+    attr_str(item, "sk").unwrap_or_default()
+}
+
 #[async_trait]
 impl DeliveryStore for DynamoDeliveryStore {
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>> {
@@ -334,8 +368,8 @@ impl DeliveryStore for DynamoDeliveryStore {
         before: Option<&DeliveryId>,
     ) -> StoreResult<(Vec<Delivery>, Option<DeliveryId>)> {
         // The account's log is spread over shards (the subscription's over its `by_sub` shards):
-        // the newest `limit + 1` of every shard are read in parallel, with the same key window and
-        // filters, and merged. A shard holding more than that cannot place an item in this page.
+        // every shard is read in parallel, newest first, with the same key window and filters,
+        // and the reads are merged by id (below: only as deep into each shard as the page needs).
         let mut filters = Vec::new();
         let mut q = Query { forward: false, ..Query::default() };
         let (shards, partition, range_attr, range_prefix) = match &filter.subscription_id {
@@ -371,21 +405,39 @@ impl DeliveryStore for DynamoDeliveryStore {
         if !filters.is_empty() {
             q.filter = Some(filters.join(" AND "));
         }
-        let queries = (0..shards).map(|shard| {
-            let part = match &filter.subscription_id {
-                Some(sub) => sub_shard_pk(sub, shard),
-                None => log_shard_pk(account, shard),
-            };
-            let q = q.clone().value(":part", s(part));
-            async move { self.table.query("Query deliveries", &q, Some(limit + 1)).await }
+        let parts = (0..shards).map(|shard| match &filter.subscription_id {
+            Some(sub) => sub_shard_pk(sub, shard),
+            None => log_shard_pk(account, shard),
         });
+        let mut reads: Vec<ShardRead> = parts.map(|part| ShardRead::new(q.clone().value(":part", s(part)))).collect();
         let skip = before.map(dlv_sk);
+        let want = limit + 1;
+        // A few items per shard first (twice the page over the shards), then more only from the
+        // shards that may still hold one of the newest `want`: those whose read stopped above the
+        // `want`-th newest found so far. Each further read of a shard asks twice as many.
+        let mut chunk = (2 * want).div_ceil(shards as usize).max(2);
         let mut page: Vec<Item> = Vec::new();
-        for result in futures::future::join_all(queries).await {
-            page.extend(result?.into_iter().filter(|item| skip.is_none() || attr_str(item, "sk") != skip.as_deref()));
+        loop {
+            let cutoff = (page.len() >= want).then(|| sk_of(&page[want - 1]).to_owned());
+            let pending: Vec<usize> =
+                (0..reads.len()).filter(|&i| reads[i].may_hold_above(cutoff.as_deref())).collect();
+            if pending.is_empty() {
+                break;
+            }
+            let calls = pending.iter().map(|&i| {
+                let r = &reads[i];
+                self.table.query_page("Query deliveries", &r.q, chunk, r.start.clone())
+            });
+            let results = futures::future::join_all(calls).await;
+            for (i, result) in pending.into_iter().zip(results) {
+                let (items, next) = result?;
+                page.extend(items.into_iter().filter(|item| skip.is_none() || attr_str(item, "sk") != skip.as_deref()));
+                reads[i].advance(next);
+            }
+            // `sk` is `DLV#<id>` in the table and in the index (which projects the table's keys).
+            page.sort_by(|a, b| sk_of(b).cmp(sk_of(a)));
+            chunk = (chunk * 2).min(want + 1);
         }
-        // `sk` is `DLV#<id>` in the table and in the index (which projects the table's keys).
-        page.sort_by(|a, b| attr_str(b, "sk").cmp(&attr_str(a, "sk")));
         let more = page.len() > limit;
         page.truncate(limit);
         if q.index.is_some() {
