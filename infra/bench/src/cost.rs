@@ -249,18 +249,51 @@ pub const PARTITION_RCU_S: f64 = 3000.0;
 pub struct KeyLimit {
     /// `table-or-index: key shape`.
     pub key: String,
+    /// Sustained units one key value of the shape takes per delivery: the hottest value's, or for
+    /// a hash-sharded shape the owner's units over all its shards divided by the shard count.
     pub wru_per_delivery: f64,
     pub rru_per_delivery: f64,
     /// Deliveries/s before the key passes 1,000 WCU/s or 3,000 RCU/s.
     pub at_limit: f64,
+    /// How many hash shards the shape's owner is spread over (1: not sharded).
+    pub shards: u32,
+    /// The units per delivery of the hottest value seen in the sample (for a sharded shape, one
+    /// shard that happened to draw more of the few sampled deliveries than its share).
+    pub sample_hottest: (f64, f64),
 }
 
 impl KeyLimit {
+    /// An unsharded key: its sustained load is the hottest value's.
     pub fn new(key: String, wru_per_delivery: f64, rru_per_delivery: f64) -> Self {
+        Self::sharded(key, wru_per_delivery, rru_per_delivery, 1, (wru_per_delivery, rru_per_delivery))
+    }
+
+    /// A key of `shards` shards taking `wru_per_delivery`/`rru_per_delivery` each, sustained.
+    pub fn sharded(
+        key: String,
+        wru_per_delivery: f64,
+        rru_per_delivery: f64,
+        shards: u32,
+        sample_hottest: (f64, f64),
+    ) -> Self {
         let by = |units: f64, limit: f64| if units > 0.0 { limit / units } else { f64::INFINITY };
         let at_limit = by(wru_per_delivery, PARTITION_WCU_S).min(by(rru_per_delivery, PARTITION_RCU_S));
-        Self { key, wru_per_delivery, rru_per_delivery, at_limit }
+        Self { key, wru_per_delivery, rru_per_delivery, at_limit, shards, sample_hottest }
     }
+}
+
+/// The key shapes the service hash-shards, and into how many shards (puck-aws's constants): a
+/// delivery's shard is a stable hash of its id, so under sustained traffic each shard takes an
+/// equal share of its owner's units.
+pub const SHARDED_SHAPES: [(&str, u32); 3] = [
+    ("ACCT#{acct}#D{n}", puck_aws::dynamo::LOG_SHARDS),
+    ("SUB#{sub}#{n}", puck_aws::dynamo::SUB_SHARDS),
+    ("DUE#{n}", puck_aws::dynamo::DUE_SHARDS),
+];
+
+/// The shard count of a key shape (1 when not sharded).
+pub fn shard_count(shape: &str) -> u32 {
+    SHARDED_SHAPES.iter().find(|(s, _)| *s == shape).map_or(1, |(_, n)| *n)
 }
 
 /// The lowest ceiling among keys (infinite when no key bounds it).
@@ -333,24 +366,49 @@ pub fn key_shape(value: &str, event_ids: &[String]) -> (String, Scope) {
     (out, scope)
 }
 
-/// Per key shape (table or index), the units the hottest key of that shape took per delivery in
-/// a scenario of `deliveries` deliveries from one account to one subscription, with its scope.
+/// Per key shape (table or index), the sustained units one key value of that shape takes per
+/// delivery in a scenario of `deliveries` deliveries from one account to one subscription, with
+/// its scope. For an unsharded shape that is its hottest value's units. A sample of a few hundred
+/// deliveries puts only a handful on each shard of a sharded shape, so its hottest shard overstates
+/// what a shard takes under sustained traffic: there the owner's units over all its shards (the
+/// value without its shard number; the hottest owner) are divided by [`shard_count`], and the
+/// sample's hottest shard is kept alongside.
 pub fn partition_keys(
     keys: &BTreeMap<(String, String), crate::ledger::Load>,
     deliveries: f64,
     event_ids: &[String],
 ) -> Vec<(Scope, KeyLimit)> {
-    let mut hottest: BTreeMap<(String, String), (Scope, f64, f64)> = BTreeMap::new();
+    struct Shape {
+        scope: Scope,
+        hottest: (f64, f64),
+        by_owner: BTreeMap<String, (f64, f64)>,
+    }
+    let mut shapes: BTreeMap<(String, String), Shape> = BTreeMap::new();
     for ((on, value), load) in keys {
         let (shape, scope) = key_shape(value, event_ids);
-        let e = hottest.entry((on.clone(), shape)).or_insert((scope, 0.0, 0.0));
-        e.1 = e.1.max(load.wru);
-        e.2 = e.2.max(load.rru);
+        let e = shapes.entry((on.clone(), shape)).or_insert(Shape {
+            scope,
+            hottest: (0.0, 0.0),
+            by_owner: BTreeMap::new(),
+        });
+        e.hottest = (e.hottest.0.max(load.wru), e.hottest.1.max(load.rru));
+        let owner = e.by_owner.entry(value.trim_end_matches(|c: char| c.is_ascii_digit()).to_owned()).or_default();
+        *owner = (owner.0 + load.wru, owner.1 + load.rru);
     }
-    hottest
+    let per = |units: f64| units / deliveries.max(1.0);
+    shapes
         .into_iter()
-        .map(|((on, shape), (scope, w, r))| {
-            (scope, KeyLimit::new(format!("{on}: {shape}"), w / deliveries.max(1.0), r / deliveries.max(1.0)))
+        .map(|((on, shape), s)| {
+            let shards = shard_count(&shape);
+            let hottest = (per(s.hottest.0), per(s.hottest.1));
+            let key = format!("{on}: {shape}");
+            let limit = if shards > 1 {
+                let (w, r) = s.by_owner.values().fold((0.0, 0.0), |a, o| (f64::max(a.0, o.0), f64::max(a.1, o.1)));
+                KeyLimit::sharded(key, per(w) / f64::from(shards), per(r) / f64::from(shards), shards, hottest)
+            } else {
+                KeyLimit::new(key, hottest.0, hottest.1)
+            };
+            (s.scope, limit)
         })
         .collect()
 }
@@ -440,9 +498,43 @@ mod tests {
         keys.insert(("due".to_owned(), "DUE#4".to_owned()), Load { wru: 6.0, rru: 0.0 });
         let p = partition_keys(&keys, 10.0, &[]);
         let due = p.iter().find(|(_, k)| k.key == "due: DUE#{n}").unwrap();
-        assert_eq!(due.1.wru_per_delivery, 0.6);
+        // Sharded: the 10 WRU of all its shards over the shard count; the sample's hottest is 0.6.
+        assert_eq!(due.1.wru_per_delivery, 1.0 / f64::from(puck_aws::dynamo::DUE_SHARDS));
+        assert_eq!(due.1.sample_hottest, (0.6, 0.0));
         let acct = p.iter().find(|(_, k)| k.key.starts_with("t:")).unwrap();
         assert_eq!((acct.0, acct.1.wru_per_delivery, acct.1.at_limit), (Scope::Account, 4.0, 250.0));
+    }
+
+    #[test]
+    fn a_sharded_key_takes_its_owners_units_over_the_shard_count() {
+        use crate::ledger::Load;
+        let acct = "ACCT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0";
+        let mut keys = BTreeMap::new();
+        // 10 deliveries of one account over 3 of its log shards: 30 WRU, the hottest shard 16.
+        for (shard, wru) in [(3, 16.0), (17, 8.0), (40, 6.0)] {
+            keys.insert(("t".to_owned(), format!("{acct}#D{shard}")), Load { wru, rru: wru / 2.0 });
+        }
+        // The subscription's index shards, and an unsharded key of the same account.
+        keys.insert(
+            ("by_sub".to_owned(), "SUB#sub_01JABCDEFGHJKMNPQRSTVWXYZ0#5".to_owned()),
+            Load { wru: 20.0, rru: 0.0 },
+        );
+        keys.insert(("t".to_owned(), acct.to_owned()), Load { wru: 0.0, rru: 10.0 });
+        let p = partition_keys(&keys, 10.0, &[]);
+        let find = |k: &str| p.iter().find(|(_, l)| l.key == k).unwrap_or_else(|| panic!("{k} in {p:?}")).clone();
+        let (scope, log) = find("t: ACCT#{acct}#D{n}");
+        let shards = puck_aws::dynamo::LOG_SHARDS;
+        assert_eq!((scope, log.shards), (Scope::Account, shards));
+        assert!((log.wru_per_delivery - 3.0 / f64::from(shards)).abs() < 1e-12, "{log:?}");
+        assert!((log.rru_per_delivery - 1.5 / f64::from(shards)).abs() < 1e-12, "{log:?}");
+        assert_eq!(log.sample_hottest, (1.6, 0.8));
+        assert!((log.at_limit - 1000.0 * f64::from(shards) / 3.0).abs() < 1e-6);
+        let (scope, sub) = find("by_sub: SUB#{sub}#{n}");
+        assert_eq!((scope, sub.shards), (Scope::Subscription, puck_aws::dynamo::SUB_SHARDS));
+        assert!((sub.wru_per_delivery - 2.0 / f64::from(sub.shards)).abs() < 1e-12);
+        let (_, plain) = find("t: ACCT#{acct}");
+        assert_eq!((plain.shards, plain.rru_per_delivery, plain.sample_hottest), (1, 1.0, (0.0, 1.0)));
+        assert_eq!(shard_count("DUE#{n}"), puck_aws::dynamo::DUE_SHARDS);
     }
 
     #[test]

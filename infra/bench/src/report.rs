@@ -556,20 +556,29 @@ fn partition_md(c: &CostFigures) -> String {
     let _ = writeln!(
         md,
         "From the ledger of `{}` (one account, one subscription): for each partition key of the table and of each GSI, the \
-         units its hottest value took per delivery (ids in key values are shown as `{{acct}}`, `{{sub}}`, `{{evt}}`, `{{dlv}}`, \
-         digit runs such as shard or time buckets as `{{n}}`). A key shared by an account's traffic bounds the account; one of a \
-         subscription bounds that subscription; per-event and per-delivery keys take one event's burst, not sustained traffic. \
-         DynamoDB allows a partition key 1,000 WCU/s and 3,000 RCU/s.\n",
+         units one value of it takes per delivery (ids in key values are shown as `{{acct}}`, `{{sub}}`, `{{evt}}`, `{{dlv}}`, \
+         digit runs such as shard numbers or time buckets as `{{n}}`). For an unsharded key that is its hottest value's units. \
+         A hash-sharded key (a delivery's shard is a stable hash of its id) takes an equal share under sustained traffic, \
+         while a sample this small puts only a few deliveries on each shard: its sustained units are the owner's units over \
+         all its shards divided by the shard count, and the sample's hottest shard is shown beside them. A key shared by an \
+         account's traffic bounds the account; one of a subscription bounds that subscription; per-event and per-delivery \
+         keys take one event's burst, not sustained traffic. DynamoDB allows a partition key 1,000 WCU/s and 3,000 RCU/s.\n",
         c.partition_scenario
     );
-    let _ = writeln!(md, "| key | owner | WRU per delivery | RRU per delivery | deliveries/s at the limit | at half the limit |\n|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(
+        md,
+        "| key | owner | shards | WRU per delivery | RRU per delivery | sample's hottest value, WRU / RRU | deliveries/s at the limit | at half the limit |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    );
     for (scope, k) in &c.partition {
         let _ = writeln!(
             md,
-            "| `{}` | {scope:?} | {:.2} | {:.2} | {} | {} |",
+            "| `{}` | {scope:?} | {} | {:.3} | {:.3} | {:.2} / {:.2} | {} | {} |",
             k.key,
+            k.shards,
             k.wru_per_delivery,
             k.rru_per_delivery,
+            k.sample_hottest.0,
+            k.sample_hottest.1,
             rate(k.at_limit),
             rate(k.at_limit / 2.0)
         );
@@ -590,7 +599,13 @@ fn partition_md(c: &CostFigures) -> String {
         let hot =
             c.partition.iter().filter(|(s, _)| *s != Scope::Item).min_by(|a, b| a.1.at_limit.total_cmp(&b.1.at_limit));
         if let Some((_, k)) = hot {
-            let _ = writeln!(md, "Cause: every delivery of the account writes `{}` ({:.2} WRU, {:.2} RRU per delivery); only write-sharding that key raises the ceiling.\n", k.key, k.wru_per_delivery, k.rru_per_delivery);
+            let (w, r) = (k.wru_per_delivery, k.rru_per_delivery);
+            if k.shards > 1 {
+                let _ = writeln!(md, "Cause: `{}`, spread over {} shards, still takes {w:.3} WRU, {r:.3} RRU per delivery on each; more shards raise the ceiling.\n", k.key, k.shards);
+            } else {
+                let verb = if w / cost::PARTITION_WCU_S >= r / cost::PARTITION_RCU_S { "writes" } else { "reads" };
+                let _ = writeln!(md, "Cause: every delivery of the account {verb} `{}` ({w:.2} WRU, {r:.2} RRU per delivery); only spreading that key's traffic (sharding it, or not reading it per delivery) raises the ceiling.\n", k.key);
+            }
         }
     }
     md
@@ -712,6 +727,21 @@ mod tests {
         assert!(md.contains("Cause, from the bill of `16KiB_fanout1_single`: DynamoDB writes, table $6.2500"), "{md}");
         // The per-event key does not bound sustained traffic; the account key does: 250/s, half 125.
         assert!(md.contains("one account **125** (goal ≥ 10,000: **not met**)"), "{md}");
+    }
+
+    #[test]
+    fn partition_section_shows_shards_and_the_samples_hottest_shard() {
+        let mut c = figures();
+        // 2.56 WRU per delivery over 64 shards: 0.04 on each, 25,000/s at the limit.
+        c.partition =
+            vec![(Scope::Account, KeyLimit::sharded("t: ACCT#{acct}#D{n}".into(), 0.04, 0.0, 64, (0.5, 0.25)))];
+        let md = partition_md(&c);
+        assert!(
+            md.contains("| `t: ACCT#{acct}#D{n}` | Account | 64 | 0.040 | 0.000 | 0.50 / 0.25 | 25000 | 12500 |"),
+            "{md}"
+        );
+        assert!(md.contains("one account **12500** (goal ≥ 10,000: met)"), "{md}");
+        assert!(md.contains("divided by the shard count"), "{md}");
     }
 
     #[test]

@@ -165,6 +165,65 @@ async fn the_log_lists_newest_first_filters_pages_and_hides_other_accounts() {
     assert_eq!(d["attempt_count"], 1);
 }
 
+/// Asserts that `pages` are the ids of `want` (newest first), each once, strictly descending.
+fn assert_pages_cover(pages: &[Vec<String>], want: &[String], what: &str) {
+    let flat: Vec<String> = pages.concat();
+    assert!(flat.windows(2).all(|w| w[0] > w[1]), "{what}: strictly newest first, none repeated: {pages:?}");
+    assert_eq!(flat, want, "{what}: every delivery once");
+    assert!(pages.len() >= 3, "{what}: several pages: {pages:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_across_log_shards_are_newest_first_with_none_missed_or_repeated() {
+    let stack = TestStack::start_default().await;
+    let ok = Receiver::start().await;
+    let sub = id_of(&create_subscription(&stack, json!({"url": ok.url(), "events": ["finding.*"]})).await);
+    let other = id_of(&create_subscription(&stack, json!({"url": ok.url(), "events": ["chain.confirmed"]})).await);
+    let events: Vec<Value> = (0..24)
+        .map(|i| {
+            let event_type = if i % 4 == 3 { "chain.confirmed" } else { "finding.discovered" };
+            json!({"event_type": event_type, "data": {"i": i}})
+        })
+        .collect();
+    let (status, body, _) = stack.post("/v1/events/batch", json!({ "events": events })).await;
+    assert_eq!(status, 202, "{body}");
+    wait_until(EVENTUALLY, "all 24 deliveries to succeed", || async {
+        let all = list_all_deliveries(&stack, "").await;
+        all.len() == 24 && all.iter().all(|d| d["status"] == "succeeded")
+    })
+    .await;
+    // The summaries really are spread over several partitions of the account and of the index.
+    let items = puck_e2e::dynamo::scan_all(&stack.stack).await;
+    let delivery_items: Vec<&Value> =
+        items.iter().filter(|i| i["sk"].as_str().is_some_and(|s| s.starts_with("DLV#"))).collect();
+    let distinct = |attr: &str| {
+        delivery_items.iter().filter_map(|i| i[attr].as_str()).collect::<std::collections::HashSet<_>>().len()
+    };
+    assert_eq!(delivery_items.len(), 24);
+    assert!(
+        distinct("pk") >= 4 && distinct("gsi1pk") >= 4,
+        "{} log and {} index partitions",
+        distinct("pk"),
+        distinct("gsi1pk")
+    );
+
+    let mut all = ids(&list_all_deliveries(&stack, "").await);
+    let mut sorted = all.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(all, sorted, "the merged log is newest first");
+    assert_pages_cover(&pages(&stack, "", 5).await, &all, "the account's log");
+    assert_pages_cover(&pages(&stack, "&status=succeeded&since=2000-01-01T00:00:00Z", 7).await, &all, "with filters");
+    let of_sub = ids(&list_all_deliveries(&stack, &format!("subscription_id={sub}")).await);
+    assert_eq!(of_sub.len(), 18);
+    assert_pages_cover(&pages(&stack, &format!("&subscription_id={sub}"), 4).await, &of_sub, "a subscription's log");
+    all.retain(|id| !of_sub.contains(id));
+    let of_other = ids(&list_all_deliveries(&stack, &format!("subscription_id={other}")).await);
+    assert_eq!(of_other, all, "the other subscription holds the rest");
+    let by_type = pages(&stack, &format!("&subscription_id={other}&event_type=chain.confirmed"), 2).await;
+    assert_pages_cover(&by_type, &of_other, "a subscription's log by event type");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_on_publish_gets_precise_errors() {
     let stack = TestStack::start_default().await;

@@ -1,23 +1,30 @@
-//! Deliveries and published events, laid out so that a delivery costs few and small writes.
+//! Deliveries and published events, laid out so that a delivery costs few and small writes and
+//! no partition key carries more than a slice of one account's traffic (DynamoDB allows one key
+//! value 1,000 WCU/s and 3,000 RCU/s).
 //!
-//! Delivery: `pk=ACCT#<account>`, `sk=DLV#<id>` (ids are time-ordered, so a reverse query is the
-//! newest-first log); `gsi1pk=SUB#<subscription>`, `gsi1sk=<id>` for a subscription's log; while
-//! in flight (`pending`/`failed`) also `due_pk=DUE#<0..7>`, `due_at=<next attempt, epoch ms>` so
-//! the sparse `due` index holds exactly what the sweeper watches. Sharding the due index 8 ways
-//! keeps one hot partition from forming under load. The item holds the summary fields only (well
-//! under 1 KB): no payload, no attempts, so each status change rewrites a small item.
+//! Delivery (the log): `pk=ACCT#<account>#D<n>`, `sk=DLV#<id>`, where `n` is a stable hash of the
+//! id modulo [`LOG_SHARDS`], so a get or update by id is still one call; ids are time-ordered, so
+//! a reverse query of every shard, merged, is the newest-first log. `gsi1pk=SUB#<subscription>#<m>`
+//! (`m` the same hash modulo [`SUB_SHARDS`]), `gsi1sk=<id>` for a subscription's log, read the
+//! same way. While in flight (`pending`/`failed`) also `due_pk=DUE#<hash mod DUE_SHARDS>`,
+//! `due_at=<next attempt, epoch ms>`, so the sparse `due` index holds exactly what the sweeper
+//! watches. The item holds the summary fields only (well under 1 KB): no payload, no attempts, so
+//! each status change rewrites a small item.
 //!
-//! Body: `pk=ACCT#<account>`, `sk=BODY#<first delivery id of the event and format>`, the body
-//! deflate-compressed in the Binary attribute `body`, written once per event in the same batch as
-//! its deliveries (never per delivery), which point at it with `body_ref`. Events are ≤ 128 KiB, so a body item is always far under the 400 KB item limit.
-//! Items written before this layout still carry `payload` (and a ring of `attempts`) inline;
-//! reads fall back to them.
+//! The items read only by key have a partition each, named with the account (tenant isolation):
+//! - Body: `pk=BODY#<account>#<first delivery id of the event and format>`, `sk=-`, the body
+//!   deflate-compressed in the Binary attribute `body`, written once per event in the same batch
+//!   as its deliveries (never per delivery), which point at it with `body_ref`. Events are ≤ 128
+//!   KiB, so a body item is always far under the 400 KB item limit. Items written before bodies
+//!   had their own item still carry `payload` (and a ring of `attempts`) inline; reads fall back
+//!   to them.
+//! - Attempt: `pk=ATT#<account>#<delivery id>`, `sk=<number, 10 digits>`, one small item per
+//!   attempt; a delivery is read with its newest [`MAX_LOGGED_ATTEMPTS`] (one reverse Query).
+//! - Event: `pk=EVT#<account>#<event_id>`, `sk=-`, written once (the idempotency record).
 //!
-//! Attempt: `pk=ACCT#<account>`, `sk=ATT#<delivery id>#<number, 10 digits>`, one small item per
-//! attempt; a delivery is read with its newest [`MAX_LOGGED_ATTEMPTS`] (one reverse Query).
-//!
-//! Event: `pk=ACCT#<account>`, `sk=EVT#<event_id>`, written once (the idempotency record).
-//! Every item's `expires_at` (TTL, epoch seconds) is the value the use case decided.
+//! Every item's `expires_at` (TTL, epoch seconds) is the value the use case decided. Items of the
+//! unsharded layout (everything under `ACCT#<account>`) are not read: see the README's
+//! "Upgrading a stack with data".
 //!
 //! Indexes project only what their queries read ([`BY_SUB_INDEX`]: keys and the log filters' attributes;
 //! [`DUE_INDEX`]: keys), so a delivery's writes cost little index capacity; a page of a
@@ -47,8 +54,27 @@ const DLV_PREFIX: &str = "DLV#";
 pub const BY_SUB_INDEX: &str = "by_sub";
 /// The sweeper's sparse index of in-flight deliveries: `due_pk`/`due_at`, keys only.
 pub const DUE_INDEX: &str = "due_keys";
-/// Number of `due` index partitions.
-pub const DUE_SHARDS: u32 = 8;
+/// Shards of an account's log (`ACCT#<account>#D<n>`). A delivery puts its summary item once (under
+/// 1 KB: 1 WCU) and updates it at least once per attempt (1 WCU each), and reads it once per
+/// attempt (1 RCU, consistent): about 2.1 WCU and 1.1 RCU per delivery when 10% of first attempts
+/// fail. 10,000 deliveries/s of one account are then about 21,000 WCU/s; keeping every shard under
+/// half DynamoDB's 1,000 WCU/s per partition key needs at least 42 shards, and 64 leaves room for
+/// replays and further retries (up to 3.2 WCU per delivery). The price is on the log's reads: a
+/// page queries every shard.
+pub const LOG_SHARDS: u32 = 64;
+/// Shards of a subscription's log in [`BY_SUB_INDEX`] (`gsi1pk=SUB#<subscription>#<n>`). The index
+/// is written when a delivery is put (1 WCU) and whenever its projected `status` changes (once per
+/// delivery that succeeds at once, twice if it fails first): about 2.1 WCU per delivery, so 3,000
+/// deliveries/s of one subscription are about 6,300 WCU/s, and 16 shards keep each under 400
+/// (half the limit is 500, room for a second status change on 1 in 4 deliveries). A divisor of
+/// [`LOG_SHARDS`], so each index shard's items come from a fixed quarter of the log shards.
+pub const SUB_SHARDS: u32 = 16;
+/// Shards of the `due` index (`due_pk=DUE#<n>`), shared by every account's in-flight deliveries:
+/// written when a delivery is put, again when it leaves flight (the entry is removed), twice more
+/// per retry (its `due_at` key moves): about 2.2 WCU per delivery. 64 shards keep each under 500
+/// WCU/s up to about 14,000 deliveries/s across the whole service. The sweeper queries every
+/// shard once a minute (64 Queries, 32 RRU, at zero traffic).
+pub const DUE_SHARDS: u32 = 64;
 /// DynamoDB's BatchWriteItem limit.
 const BATCH_SIZE: usize = 25;
 /// Rounds of retrying unprocessed batch items before giving up.
@@ -145,7 +171,7 @@ impl DynamoDeliveryStore {
             .client
             .update_item()
             .table_name(&self.table.name)
-            .set_key(Some(key(account_pk(account), dlv_sk(id))))
+            .set_key(Some(key(log_pk(account, id), dlv_sk(id))))
             .update_expression(expr)
             .condition_expression(cond)
             .expression_attribute_names("#st", "status");
@@ -192,15 +218,49 @@ fn log_filters(filter: &DeliveryFilter, mut q: Query, filters: &mut Vec<&'static
     q
 }
 
+/// One shard's part in a merged read of the log, newest first.
+struct ShardRead {
+    q: Query,
+    /// Where the next read continues; `None` before the first.
+    start: Option<Item>,
+    done: bool,
+}
+
+impl ShardRead {
+    fn new(q: Query) -> Self {
+        Self { q, start: None, done: false }
+    }
+
+    /// Whether the shard may still hold an item newer than `cutoff` (the `want`-th newest found;
+    /// `None` while fewer were found): not yet read, or its last read stopped above it (every item
+    /// not yet read sorts below where the read stopped).
+    fn may_hold_above(&self, cutoff: Option<&str>) -> bool {
+        match (&self.start, cutoff) {
+            _ if self.done => false,
+            (None, _) | (_, None) => true,
+            (Some(start), Some(cutoff)) => attr_str(start, "sk").is_none_or(|sk| sk > cutoff),
+        }
+    }
+
+    fn advance(&mut self, next: Option<Item>) {
+        self.done = next.is_none();
+        self.start = next;
+    }
+}
+
+fn sk_of(item: &Item) -> &str {
+    attr_str(item, "sk").unwrap_or_default()
+}
+
 #[async_trait]
 impl DeliveryStore for DynamoDeliveryStore {
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>> {
-        let item = self.table.get_item("GetItem event", account_pk(account), evt_sk(event_id)).await?;
+        let item = self.table.get_item("GetItem event", evt_pk(account, event_id), ITEM_SK.to_owned()).await?;
         item.map(decode_event).transpose()
     }
 
     async fn find_events(&self, account: &AccountId, event_ids: &[EventId]) -> StoreResult<Vec<StoredEvent>> {
-        let mut keys: Vec<Item> = event_ids.iter().map(|id| key(account_pk(account), evt_sk(id))).collect();
+        let mut keys: Vec<Item> = event_ids.iter().map(|id| key(evt_pk(account, id), ITEM_SK.to_owned())).collect();
         keys.dedup();
         let items = self.table.batch_get("BatchGetItem events", &keys).await?;
         items.into_iter().map(decode_event).collect()
@@ -209,7 +269,7 @@ impl DeliveryStore for DynamoDeliveryStore {
     async fn insert_event_if_absent(&self, event: &StoredEvent) -> StoreResult<bool> {
         self.table.faults.dynamo()?;
         let mut item = to_item(event).map_err(|e| corrupt("event", e))?;
-        item.extend(key(account_pk(&event.account_id), evt_sk(&event.event_id)));
+        item.extend(key(evt_pk(&event.account_id, &event.event_id), ITEM_SK.to_owned()));
         item.insert("expires_at".into(), n(event.expires_at.unix_seconds()));
         let res = self
             .table
@@ -253,12 +313,15 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn remove_deliveries(&self, account: &AccountId, ids: &[DeliveryId]) -> StoreResult<()> {
-        // A body is keyed by one of the publish's delivery ids: deleting `BODY#<id>` of each
-        // (absent ones are no-ops) takes it with them, and never another publish's body.
+        // A body is keyed by one of the publish's delivery ids: deleting `BODY#<account>#<id>` of
+        // each (absent ones are no-ops) takes it with them, and never another publish's body.
         let mut requests = Vec::with_capacity(2 * ids.len());
-        for sk in ids.iter().flat_map(|id| [dlv_sk(id), body_sk(id)]) {
+        let keys = ids
+            .iter()
+            .flat_map(|id| [key(log_pk(account, id), dlv_sk(id)), key(body_pk(account, id), ITEM_SK.to_owned())]);
+        for k in keys {
             let del = DeleteRequest::builder()
-                .set_key(Some(key(account_pk(account), sk)))
+                .set_key(Some(k))
                 .build()
                 .map_err(|_| StoreError::Corrupt("delivery delete request could not be built".into()))?;
             requests.push(WriteRequest::builder().delete_request(del).build());
@@ -268,9 +331,8 @@ impl DeliveryStore for DynamoDeliveryStore {
 
     async fn get(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
         let Some(mut d) = self.get_to_send(account, id).await? else { return Ok(None) };
-        let q = Query { key_condition: "pk = :pk AND begins_with(sk, :p)".into(), forward: false, ..Query::default() }
-            .value(":pk", s(account_pk(account)))
-            .value(":p", s(att_prefix(id)));
+        let q = Query { key_condition: "pk = :pk".into(), forward: false, ..Query::default() }
+            .value(":pk", s(att_pk(account, id)));
         let items = self.table.query("Query attempts", &q, Some(MAX_LOGGED_ATTEMPTS as usize - 1)).await?;
         let mut attempts = std::mem::take(&mut d.attempts);
         for item in items.iter().take(MAX_LOGGED_ATTEMPTS as usize) {
@@ -281,14 +343,14 @@ impl DeliveryStore for DynamoDeliveryStore {
     }
 
     async fn get_to_send(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
-        let Some(item) = self.table.get_item("GetItem delivery", account_pk(account), dlv_sk(id)).await? else {
+        let Some(item) = self.table.get_item("GetItem delivery", log_pk(account, id), dlv_sk(id)).await? else {
             return Ok(None);
         };
         let mut d = decode(&item)?;
         if !item.contains_key("payload") {
             let first = attr_str(&item, "body_ref").and_then(|r| DeliveryId::parse(r).ok());
             let Some(first) = first else { return Err(corrupt("delivery", "no payload and no body_ref")) };
-            let body = self.table.get_item("GetItem body", account_pk(account), body_sk(&first)).await?;
+            let body = self.table.get_item("GetItem body", body_pk(account, &first), ITEM_SK.to_owned()).await?;
             let bytes = body.as_ref().and_then(|b| b.get("body")).and_then(|v| v.as_b().ok());
             let Some(bytes) = bytes else {
                 return Err(corrupt("delivery", "body item missing"));
@@ -305,20 +367,22 @@ impl DeliveryStore for DynamoDeliveryStore {
         limit: usize,
         before: Option<&DeliveryId>,
     ) -> StoreResult<(Vec<Delivery>, Option<DeliveryId>)> {
+        // The account's log is spread over shards (the subscription's over its `by_sub` shards):
+        // every shard is read in parallel, newest first, with the same key window and filters,
+        // and the reads are merged by id (below: only as deep into each shard as the page needs).
         let mut filters = Vec::new();
         let mut q = Query { forward: false, ..Query::default() };
-        q = q.value(":pk", s(account_pk(account)));
-        let (partition, range_attr, range_prefix) = match &filter.subscription_id {
-            // The subscription's partition of the index; the account check keeps a foreign
+        let (shards, partition, range_attr, range_prefix) = match &filter.subscription_id {
+            // The subscription's partitions of the index; the account check keeps a foreign
             // subscription id from revealing another tenant's log. The index holds keys and the
             // filtered attributes only: the page's items are then read by key.
-            Some(sub) => {
+            Some(_) => {
                 q.index = Some(BY_SUB_INDEX);
-                q = q.value(":g", s(format!("SUB#{sub}")));
-                filters.push("pk = :pk");
-                ("gsi1pk = :g", "gsi1sk", "")
+                q = q.value(":acct", s(log_pk_prefix(account)));
+                filters.push("begins_with(pk, :acct)");
+                (SUB_SHARDS, "gsi1pk = :part", "gsi1sk", "")
             }
-            None => ("pk = :pk", "sk", DLV_PREFIX),
+            None => (LOG_SHARDS, "pk = :part", "sk", DLV_PREFIX),
         };
         match id_window(filter, before) {
             (None, None) => {
@@ -341,10 +405,39 @@ impl DeliveryStore for DynamoDeliveryStore {
         if !filters.is_empty() {
             q.filter = Some(filters.join(" AND "));
         }
-        let items = self.table.query("Query deliveries", &q, Some(limit + 1)).await?;
+        let parts = (0..shards).map(|shard| match &filter.subscription_id {
+            Some(sub) => sub_shard_pk(sub, shard),
+            None => log_shard_pk(account, shard),
+        });
+        let mut reads: Vec<ShardRead> = parts.map(|part| ShardRead::new(q.clone().value(":part", s(part)))).collect();
         let skip = before.map(dlv_sk);
-        let mut page: Vec<Item> =
-            items.into_iter().filter(|item| skip.is_none() || attr_str(item, "sk") != skip.as_deref()).collect();
+        let want = limit + 1;
+        // A few items per shard first (twice the page over the shards), then more only from the
+        // shards that may still hold one of the newest `want`: those whose read stopped above the
+        // `want`-th newest found so far. Each further read of a shard asks twice as many.
+        let mut chunk = (2 * want).div_ceil(shards as usize).max(2);
+        let mut page: Vec<Item> = Vec::new();
+        loop {
+            let cutoff = (page.len() >= want).then(|| sk_of(&page[want - 1]).to_owned());
+            let pending: Vec<usize> =
+                (0..reads.len()).filter(|&i| reads[i].may_hold_above(cutoff.as_deref())).collect();
+            if pending.is_empty() {
+                break;
+            }
+            let calls = pending.iter().map(|&i| {
+                let r = &reads[i];
+                self.table.query_page("Query deliveries", &r.q, chunk, r.start.clone())
+            });
+            let results = futures::future::join_all(calls).await;
+            for (i, result) in pending.into_iter().zip(results) {
+                let (items, next) = result?;
+                page.extend(items.into_iter().filter(|item| skip.is_none() || attr_str(item, "sk") != skip.as_deref()));
+                reads[i].advance(next);
+            }
+            // `sk` is `DLV#<id>` in the table and in the index (which projects the table's keys).
+            page.sort_by(|a, b| sk_of(b).cmp(sk_of(a)));
+            chunk = (chunk * 2).min(want + 1);
+        }
         let more = page.len() > limit;
         page.truncate(limit);
         if q.index.is_some() {
@@ -370,7 +463,7 @@ impl DeliveryStore for DynamoDeliveryStore {
         // small conditional update of the delivery; if that finds it no longer in flight, the
         // attempt record is taken back, as the port promises.
         let mut item = to_item(attempt).map_err(|e| corrupt("attempt", e))?;
-        item.extend(key(account_pk(account), att_sk(id, attempt.number)));
+        item.extend(key(att_pk(account, id), att_sk(attempt.number)));
         item.insert("expires_at".into(), n(update.expires_at.unix_seconds()));
         self.table.faults.dynamo()?;
         self.table.put_item("PutItem attempt", item).await?;
@@ -391,7 +484,7 @@ impl DeliveryStore for DynamoDeliveryStore {
                 .client
                 .delete_item()
                 .table_name(&self.table.name)
-                .set_key(Some(key(account_pk(account), att_sk(id, attempt.number))))
+                .set_key(Some(key(att_pk(account, id), att_sk(attempt.number))))
                 .send()
                 .await;
             if let Err(e) = res {
@@ -443,25 +536,30 @@ impl DeliveryStore for DynamoDeliveryStore {
         let q = Query {
             index: Some(BY_SUB_INDEX),
             key_condition: "gsi1pk = :g".into(),
-            filter: Some(format!("pk = :pk AND {in_flight}")),
+            filter: Some(format!("begins_with(pk, :acct) AND {in_flight}")),
             projection: Some("sk".into()),
             forward: true,
             values,
             ..Query::default()
         }
         .name("#st", "status")
-        .value(":g", s(format!("SUB#{subscription}")))
-        .value(":pk", s(account_pk(account)));
-        let items = self.table.query("Query in-flight deliveries", &q, None).await?;
-        items
-            .iter()
-            .map(|item| {
-                attr_str(item, "sk")
+        .value(":acct", s(log_pk_prefix(account)));
+        let queries = (0..SUB_SHARDS).map(|shard| {
+            let q = q.clone().value(":g", s(sub_shard_pk(subscription, shard)));
+            async move { self.table.query("Query in-flight deliveries", &q, None).await }
+        });
+        let mut ids = Vec::new();
+        for result in futures::future::join_all(queries).await {
+            for item in result? {
+                let id = attr_str(&item, "sk")
                     .and_then(|sk| sk.strip_prefix(DLV_PREFIX))
                     .and_then(|raw| DeliveryId::parse(raw).ok())
-                    .ok_or_else(|| corrupt("delivery", "missing or invalid id"))
-            })
-            .collect()
+                    .ok_or_else(|| corrupt("delivery", "missing or invalid id"))?;
+                ids.push(id);
+            }
+        }
+        ids.sort();
+        Ok(ids)
     }
 
     async fn overdue(&self, due_before: Timestamp, limit: usize) -> StoreResult<Vec<(AccountId, DeliveryId)>> {
@@ -469,22 +567,26 @@ impl DeliveryStore for DynamoDeliveryStore {
             return Ok(Vec::new());
         }
         let queries = (0..DUE_SHARDS).map(|shard| {
+            // Only entries of sharded log items (`ACCT#<account>#D<n>`): an in-flight item of the
+            // unsharded layout is never sent again (see the README's "Upgrading a stack with
+            // data") and must neither fail nor crowd out the sweep until its TTL removes it.
             let q = Query {
                 index: Some(DUE_INDEX),
                 key_condition: "due_pk = :d AND due_at < :before".into(),
+                filter: Some("contains(pk, :sharded)".into()),
                 projection: Some("pk, sk, due_at".into()),
                 forward: true,
                 ..Query::default()
             }
             .value(":d", s(format!("DUE#{shard}")))
+            .value(":sharded", s("#D"))
             .value(":before", n(due_before.unix_ms()));
             async move { self.table.query("Query due deliveries", &q, Some(limit)).await }
         });
         let mut due: Vec<(i64, AccountId, DeliveryId)> = Vec::new();
         for result in futures::future::join_all(queries).await {
             for item in result? {
-                let account =
-                    attr_str(&item, "pk").and_then(|p| p.strip_prefix("ACCT#")).and_then(|a| AccountId::parse(a).ok());
+                let account = attr_str(&item, "pk").and_then(account_of_log_pk);
                 let id = attr_str(&item, "sk")
                     .and_then(|k| k.strip_prefix(DLV_PREFIX))
                     .and_then(|d| DeliveryId::parse(d).ok());

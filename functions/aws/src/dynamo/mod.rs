@@ -1,11 +1,14 @@
 //! DynamoDB adapters for the storage ports, over one single table.
 //!
 //! Layout (template.yaml declares the table): `pk`/`sk` strings as the primary key; GSI `by_sub`
-//! (`gsi1pk`, `gsi1sk`; keys and `status`) lists a subscription's deliveries; sparse GSI
-//! `due_keys` (`due_pk`, `due_at` number; keys only) holds only in-flight deliveries, sharded 8
-//! ways, for the sweeper; TTL on `expires_at`
-//! (epoch seconds). Records are stored as their serde shape (see [`item`]) plus those key
-//! attributes, so a model field added in core is stored without touching this crate.
+//! (`gsi1pk`, `gsi1sk`; keys and the log's filter attributes) lists a subscription's deliveries,
+//! sharded [`SUB_SHARDS`] ways; sparse GSI `due_keys` (`due_pk`, `due_at` number; keys only) holds
+//! only in-flight deliveries, sharded [`DUE_SHARDS`] ways, for the sweeper; TTL on `expires_at`
+//! (epoch seconds). Per-account records (subscriptions, keys, endpoints) live under
+//! `ACCT#<account>`; a delivery's items are spread so that no key carries one account's whole
+//! traffic (see `deliveries.rs` and [`LOG_SHARDS`]). Records are stored as their serde shape (see
+//! [`item`]) plus those key attributes, so a model field added in core is stored without touching
+//! this crate.
 //!
 //! Errors never carry item contents (they may hold ciphertext): only the operation and the
 //! service's error code.
@@ -18,7 +21,7 @@ pub mod item;
 mod subscriptions;
 
 pub use api_keys::DynamoApiKeyStore;
-pub use deliveries::DynamoDeliveryStore;
+pub use deliveries::{DynamoDeliveryStore, DUE_SHARDS, LOG_SHARDS, SUB_SHARDS};
 pub use endpoints::DynamoEndpointStore;
 pub use investigations::DynamoInvestigationStore;
 pub use subscriptions::DynamoSubscriptionStore;
@@ -122,6 +125,43 @@ impl Table {
         Ok(wanted.into_iter().filter_map(|k| found.remove(&k)).collect())
     }
 
+    fn query_request(
+        &self,
+        q: &Query,
+        start: Option<Item>,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let mut req = self
+            .client
+            .query()
+            .table_name(&self.name)
+            .key_condition_expression(&q.key_condition)
+            .set_filter_expression(q.filter.clone())
+            .set_projection_expression(q.projection.clone())
+            .set_index_name(q.index.map(str::to_owned))
+            .set_expression_attribute_values(Some(q.values.clone()))
+            .scan_index_forward(q.forward)
+            .set_exclusive_start_key(start);
+        if !q.names.is_empty() {
+            req = req.set_expression_attribute_names(Some(q.names.clone()));
+        }
+        req
+    }
+
+    /// One Query call evaluating at most `limit` items from `start`: the items that passed the
+    /// filter, and where to continue (`None` at the end of the key range).
+    pub(crate) async fn query_page(
+        &self,
+        op: &'static str,
+        q: &Query,
+        limit: usize,
+        start: Option<Item>,
+    ) -> StoreResult<(Vec<Item>, Option<Item>)> {
+        self.faults.dynamo()?;
+        let limit = i32::try_from(limit).unwrap_or(i32::MAX).max(1);
+        let page = self.query_request(q, start).limit(limit).send().await.map_err(|e| unavailable(op, &e))?;
+        Ok((page.items.unwrap_or_default(), page.last_evaluated_key.filter(|k| !k.is_empty())))
+    }
+
     /// Runs a query to the end, or until more than `want` items were collected (so the caller can
     /// tell whether more may follow).
     pub(crate) async fn query(&self, op: &'static str, q: &Query, want: Option<usize>) -> StoreResult<Vec<Item>> {
@@ -129,20 +169,7 @@ impl Table {
         let mut out: Vec<Item> = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let mut req = self
-                .client
-                .query()
-                .table_name(&self.name)
-                .key_condition_expression(&q.key_condition)
-                .set_filter_expression(q.filter.clone())
-                .set_projection_expression(q.projection.clone())
-                .set_index_name(q.index.map(str::to_owned))
-                .set_expression_attribute_values(Some(q.values.clone()))
-                .scan_index_forward(q.forward)
-                .set_exclusive_start_key(start.take());
-            if !q.names.is_empty() {
-                req = req.set_expression_attribute_names(Some(q.names.clone()));
-            }
+            let mut req = self.query_request(q, start.take());
             if let Some(want) = want {
                 // Evaluated items per round; with a filter we keep going until enough matched.
                 req = req.limit(i32::try_from(want.saturating_add(1)).unwrap_or(i32::MAX).max(1));

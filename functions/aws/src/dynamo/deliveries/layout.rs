@@ -8,23 +8,71 @@ pub(super) fn dlv_sk(id: &DeliveryId) -> String {
     format!("{DLV_PREFIX}{id}")
 }
 
-pub(super) fn evt_sk(id: &EventId) -> String {
-    format!("EVT#{id}")
+/// FNV-1a of a delivery id: stable across processes and releases, so a delivery's shards (log,
+/// subscription log, due index) are computed from its id alone and a get or update stays one call.
+pub(crate) fn shard_hash(id: &DeliveryId) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in id.as_str().bytes() {
+        hash ^= u32::from(b);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+/// What comes before the shard number of an account's log partitions: `ACCT#<account>#D`.
+pub(super) fn log_pk_prefix(account: &AccountId) -> String {
+    format!("{}#D", account_pk(account))
+}
+
+/// The log partition of one shard: `ACCT#<account>#D<shard>`.
+pub(super) fn log_shard_pk(account: &AccountId, shard: u32) -> String {
+    format!("{}{shard}", log_pk_prefix(account))
+}
+
+/// The log partition a delivery's summary item lives in.
+pub(super) fn log_pk(account: &AccountId, id: &DeliveryId) -> String {
+    log_shard_pk(account, shard_hash(id) % LOG_SHARDS)
+}
+
+/// The account of a log partition key (`ACCT#<account>#D<n>`), as the due index returns it.
+pub(super) fn account_of_log_pk(pk: &str) -> Option<AccountId> {
+    let (account, shard) = pk.strip_prefix("ACCT#")?.rsplit_once("#D")?;
+    shard.parse::<u32>().ok()?;
+    AccountId::parse(account).ok()
+}
+
+/// A subscription's partition of the `by_sub` index for one shard: `SUB#<subscription>#<shard>`.
+pub(super) fn sub_shard_pk(sub: &SubscriptionId, shard: u32) -> String {
+    format!("SUB#{sub}#{shard}")
+}
+
+/// The `by_sub` partition a delivery is indexed under.
+pub(super) fn sub_pk(sub: &SubscriptionId, id: &DeliveryId) -> String {
+    sub_shard_pk(sub, shard_hash(id) % SUB_SHARDS)
+}
+
+/// The sort key of the single-item partitions (event record, body): the partition key says it all.
+pub(super) const ITEM_SK: &str = "-";
+
+/// The idempotency record of an event: its own partition, keyed by account and event id.
+pub(super) fn evt_pk(account: &AccountId, id: &EventId) -> String {
+    format!("EVT#{account}#{id}")
 }
 
 /// A body is keyed by the first delivery of its event in the write that stored it (unique per
 /// publish, so undoing a failed publish can never remove the body of a concurrent one).
-pub(super) fn body_sk(first: &DeliveryId) -> String {
-    format!("BODY#{first}")
+pub(super) fn body_pk(account: &AccountId, first: &DeliveryId) -> String {
+    format!("BODY#{account}#{first}")
 }
 
-/// The attempts of one delivery sort by number under this prefix.
-pub(super) fn att_prefix(id: &DeliveryId) -> String {
-    format!("ATT#{id}#")
+/// The partition holding one delivery's attempts, sorted by number.
+pub(super) fn att_pk(account: &AccountId, id: &DeliveryId) -> String {
+    format!("ATT#{account}#{id}")
 }
 
-pub(super) fn att_sk(id: &DeliveryId, number: u32) -> String {
-    format!("{}{number:010}", att_prefix(id))
+/// An attempt's sort key: its number, 10 digits, so a reverse Query reads the newest first.
+pub(super) fn att_sk(number: u32) -> String {
+    format!("{number:010}")
 }
 
 /// The envelope as stored in a body item: raw deflate.
@@ -43,7 +91,7 @@ pub(crate) fn decompress(bytes: &[u8]) -> StoreResult<String> {
 
 /// The body item of an event: one per event, however many deliveries it has; `d` is the first.
 pub(super) fn body_item(d: &Delivery) -> StoreResult<Item> {
-    let mut item = key(account_pk(&d.account_id), body_sk(&d.id));
+    let mut item = key(body_pk(&d.account_id, &d.id), ITEM_SK.to_owned());
     item.insert("body".into(), AttributeValue::B(compress(&d.payload)?.into()));
     item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
     Ok(item)
@@ -57,14 +105,9 @@ pub(super) fn ttl_to_field(item: &mut Item) {
     }
 }
 
-/// The due-index shard of a delivery: FNV-1a of its id, stable across processes and releases.
+/// The due-index shard of a delivery, from the same hash as its log shards.
 pub(crate) fn due_shard(id: &DeliveryId) -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    for b in id.as_str().bytes() {
-        hash ^= u32::from(b);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    format!("DUE#{}", hash % DUE_SHARDS)
+    format!("DUE#{}", shard_hash(id) % DUE_SHARDS)
 }
 
 /// When an in-flight delivery is due: its next attempt time, else `fallback`.
@@ -78,8 +121,8 @@ pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     let mut item = to_item(d).map_err(|e| corrupt("delivery", e))?;
     item.remove("payload");
     item.remove("attempts");
-    item.extend(key(account_pk(&d.account_id), dlv_sk(&d.id)));
-    item.insert("gsi1pk".into(), s(format!("SUB#{}", d.subscription_id)));
+    item.extend(key(log_pk(&d.account_id, &d.id), dlv_sk(&d.id)));
+    item.insert("gsi1pk".into(), s(sub_pk(&d.subscription_id, &d.id)));
     item.insert("gsi1sk".into(), s(d.id.as_str()));
     item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
     if d.status.is_in_flight() {

@@ -6,7 +6,9 @@ fn in_flight_item_has_due_fields_and_ttl() {
     let item = delivery_item(&d).unwrap();
     assert!(!item.contains_key("payload") && !item.contains_key("attempts"));
     assert_eq!(attr_str(&item, "sk"), Some(format!("DLV#{}", d.id).as_str()));
-    assert_eq!(attr_str(&item, "gsi1pk"), Some(format!("SUB#{}", d.subscription_id).as_str()));
+    let shard = shard_hash(&d.id);
+    assert_eq!(attr_str(&item, "pk"), Some(format!("ACCT#{}#D{}", d.account_id, shard % LOG_SHARDS).as_str()));
+    assert_eq!(attr_str(&item, "gsi1pk"), Some(format!("SUB#{}#{}", d.subscription_id, shard % SUB_SHARDS).as_str()));
     assert_eq!(attr_str(&item, "gsi1sk"), Some(d.id.as_str()));
     assert!(attr_str(&item, "due_pk").is_some_and(|p| p.starts_with("DUE#")));
     assert_eq!(item.get("due_at"), Some(&AttributeValue::N("1700000030000".into())));
@@ -31,8 +33,9 @@ fn body_round_trips_compressed_and_attempts_sort_by_number() {
     assert_eq!(decompress(&packed).unwrap(), payload);
     assert!(decompress(b"not deflate at all").is_err() || decompress(b"not deflate at all").unwrap() != payload);
     let id = DeliveryId::parse("dlv_01hzy0000000000000000000aa").unwrap();
-    assert!(att_sk(&id, 9) < att_sk(&id, 10) && att_sk(&id, 10).starts_with(&att_prefix(&id)));
-    assert!(!att_sk(&id, 1).starts_with(DLV_PREFIX));
+    assert!(att_sk(9) < att_sk(10) && att_sk(10) == "0000000010");
+    let account = AccountId::parse("acct_01hzy0000000000000000000ab").unwrap();
+    assert_eq!(att_pk(&account, &id), format!("ATT#{account}#{id}"));
 }
 
 #[test]
@@ -51,6 +54,50 @@ fn due_shard_is_stable_and_in_range() {
     let n: u32 = shard.trim_start_matches("DUE#").parse().unwrap();
     assert!(n < DUE_SHARDS);
     let spread: std::collections::HashSet<String> =
-        (0..200).map(|i| due_shard(&DeliveryId::generate(1_700_000_000_000 + i))).collect();
+        (0..2000).map(|i| due_shard(&DeliveryId::generate(1_700_000_000_000 + i))).collect();
     assert_eq!(spread.len(), DUE_SHARDS as usize);
+}
+
+#[test]
+fn every_item_key_names_its_account() {
+    let account = AccountId::parse("acct_01hzy0000000000000000000ab").unwrap();
+    let id = DeliveryId::parse("dlv_01hzy0000000000000000000aa").unwrap();
+    let event = EventId::parse("evt-1").unwrap();
+    assert_eq!(body_pk(&account, &id), format!("BODY#{account}#{id}"));
+    assert_eq!(evt_pk(&account, &event), format!("EVT#{account}#evt-1"));
+    let pk = log_pk(&account, &id);
+    assert!(pk.starts_with(&log_pk_prefix(&account)), "{pk}");
+    assert_eq!(account_of_log_pk(&pk), Some(account.clone()));
+    assert_eq!(account_of_log_pk(&format!("ACCT#{account}")), None, "an unsharded key is not a log key");
+    assert_eq!(account_of_log_pk(&format!("ACCT#{account}#Dx")), None);
+}
+
+#[test]
+fn shards_are_stable_in_range_and_nest() {
+    let account = AccountId::parse("acct_01hzy0000000000000000000ab").unwrap();
+    let sub = SubscriptionId::generate(1_700_000_000_000);
+    let ids: Vec<DeliveryId> = (0..2000).map(|i| DeliveryId::generate(1_700_000_000_000 + i)).collect();
+    let log: std::collections::HashSet<String> = ids.iter().map(|id| log_pk(&account, id)).collect();
+    let by_sub: std::collections::HashSet<String> = ids.iter().map(|id| sub_pk(&sub, id)).collect();
+    assert_eq!(log.len(), LOG_SHARDS as usize);
+    assert_eq!(by_sub.len(), SUB_SHARDS as usize);
+    assert_eq!(LOG_SHARDS % SUB_SHARDS, 0);
+    for id in &ids {
+        assert_eq!(log_pk(&account, id), log_pk(&account, id));
+        let h = shard_hash(id);
+        assert_eq!(log_pk(&account, id), log_shard_pk(&account, h % LOG_SHARDS));
+        assert_eq!(sub_pk(&sub, id), sub_shard_pk(&sub, h % SUB_SHARDS));
+    }
+}
+
+#[test]
+fn a_shard_is_read_again_only_while_it_may_hold_one_of_the_newest() {
+    let mut r = ShardRead::new(Query::default());
+    assert!(r.may_hold_above(Some("DLV#dlv_5")), "never read");
+    r.advance(Some(key("ACCT#a#D1".into(), "DLV#dlv_7".into())));
+    assert!(r.may_hold_above(None), "fewer than a page found yet");
+    assert!(r.may_hold_above(Some("DLV#dlv_5")), "stopped above the cutoff");
+    assert!(!r.may_hold_above(Some("DLV#dlv_7")) && !r.may_hold_above(Some("DLV#dlv_8")), "stopped at or below it");
+    r.advance(None);
+    assert!(!r.may_hold_above(None), "read to the end");
 }
