@@ -96,9 +96,10 @@ impl ApiKeyStore for CachedApiKeys {
     }
 }
 
-/// [`SubscriptionStore`] that remembers `get` and `list_all` answers for the TTL. Any write
-/// through it forgets the account's entries, except `record_last_delivery`, which patches them
-/// (it runs on many attempts and changes nothing a delivery decision reads).
+/// [`SubscriptionStore`] that remembers `get` and `list_all` answers for the TTL. A write through
+/// it forgets the account's entries, except the attempt path's bookkeeping (`record_last_delivery`,
+/// `mark_failing`, `clear_failing`), which patches the cached subscription: it runs on many
+/// attempts and changes nothing fan-out reads.
 pub struct CachedSubscriptions {
     inner: Arc<dyn SubscriptionStore>,
     one: TtlMap<(AccountId, SubscriptionId), Subscription>,
@@ -112,6 +113,16 @@ impl CachedSubscriptions {
             return inner;
         }
         Arc::new(Self { inner, one: TtlMap::new(ttl), all: TtlMap::new(ttl) })
+    }
+
+    /// Applies a write's effect to the cached subscription, if cached: the attempt path's
+    /// bookkeeping (last delivery, failing clock) then neither re-reads nor re-writes it.
+    fn patch(&self, account: &AccountId, id: &SubscriptionId, change: impl FnOnce(&mut Subscription)) {
+        let key = (account.clone(), id.clone());
+        if let Some(mut sub) = self.one.get(&key) {
+            change(&mut sub);
+            self.one.put(key, sub);
+        }
     }
 
     fn forget(&self, account: &AccountId) {
@@ -179,25 +190,28 @@ impl SubscriptionStore for CachedSubscriptions {
         at: Timestamp,
     ) -> StoreResult<()> {
         self.inner.record_last_delivery(account, id, status, at).await?;
-        let key = (account.clone(), id.clone());
-        if let Some(mut sub) = self.one.get(&key) {
+        self.patch(account, id, |sub| {
             sub.last_delivery_status = Some(status.as_str().to_owned());
             sub.last_delivery_at = Some(at);
-            self.one.put(key, sub);
-        }
+        });
         Ok(())
     }
 
     async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
-        let out = self.inner.mark_failing(account, id, since).await;
-        self.forget(account);
-        out
+        let marked = self.inner.mark_failing(account, id, since).await?;
+        if marked {
+            self.patch(account, id, |sub| sub.failing_since = Some(since));
+        } else {
+            // Already failing since another instance's mark, or gone: read it again.
+            self.forget(account);
+        }
+        Ok(marked)
     }
 
     async fn clear_failing(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<()> {
-        let out = self.inner.clear_failing(account, id).await;
-        self.forget(account);
-        out
+        self.inner.clear_failing(account, id).await?;
+        self.patch(account, id, |sub| sub.failing_since = None);
+        Ok(())
     }
 
     async fn disable_failing(
@@ -337,6 +351,23 @@ mod tests {
         let seen = cached.get(&sub.account_id, &sub.id).await.unwrap().unwrap();
         assert_eq!((seen.last_delivery_status.as_deref(), seen.last_delivery_at), (Some("succeeded"), Some(at)));
         assert_eq!(store.reads.load(Ordering::SeqCst), 1, "patched, not read again");
+    }
+
+    #[tokio::test]
+    async fn the_failing_clock_is_patched_so_the_next_attempt_sees_it_without_a_read() {
+        let store = counted();
+        let cached = CachedSubscriptions::wrap(store.clone(), Duration::from_secs(3600));
+        let sub = subscription_for(&["agent.*"]);
+        SubscriptionStore::insert(&*store, &sub).await.unwrap();
+        cached.get(&sub.account_id, &sub.id).await.unwrap();
+        let since = Timestamp::from_unix_seconds(1_700_000_000);
+        assert!(cached.mark_failing(&sub.account_id, &sub.id, since).await.unwrap());
+        assert_eq!(cached.get(&sub.account_id, &sub.id).await.unwrap().unwrap().failing_since, Some(since));
+        cached.clear_failing(&sub.account_id, &sub.id).await.unwrap();
+        assert_eq!(cached.get(&sub.account_id, &sub.id).await.unwrap().unwrap().failing_since, None);
+        assert_eq!(store.reads.load(Ordering::SeqCst), 1, "patched, not read again");
+        let stored = SubscriptionStore::get(&*store, &sub.account_id, &sub.id).await.unwrap().unwrap();
+        assert_eq!(stored.failing_since, None, "the writes reached the store");
     }
 
     #[tokio::test]
