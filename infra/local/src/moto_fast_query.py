@@ -1,0 +1,46 @@
+# A faster moto DynamoDB Query on the base table, loaded into each moto the local stack starts
+# (infra/local/src/moto.rs). moto 5.2.5 answers a base-table Query by sorting every item of the
+# table and keeping those of the asked partition, then computing the size of each partition item
+# even where the sort-key condition rejects it: a cost that grows with the table, so a load run
+# slowed down as it went. Here the query sees only its partition, already narrowed to the items
+# the sort-key condition accepts; moto's own code does everything else (pagination, limits,
+# filters, projections), so the answers are the same. Index queries are left alone.
+import threading
+
+from moto.dynamodb.models.table import Table
+
+_partition = threading.local()
+_all_items = Table.all_items
+_query = Table.query
+
+
+def _all_items_of_partition(self):
+    hint = getattr(_partition, "hint", None)
+    if hint is None or hint[0] is not self:
+        return _all_items(self)
+    _, hash_key, range_comparison, range_values = hint
+    found = self.items.get(hash_key)
+    if found is None:
+        return []
+    if not self.range_key_attr:
+        return [found]
+    items = found.values()
+    if range_comparison:
+        items = [i for i in items if i.range_key is not None and i.range_key.compare(range_comparison, range_values)]
+    return sorted(items, key=lambda i: i.range_key)
+
+
+def _query_one_partition(self, hash_key, range_comparison, range_values, *args, **kwargs):
+    index_name = args[5] if len(args) > 5 else kwargs.get("index_name")
+    multi_attribute = kwargs.get("range_key_conditions") and len(kwargs["range_key_conditions"]) > 1
+    if index_name or hash_key is None or multi_attribute:
+        return _query(self, hash_key, range_comparison, range_values, *args, **kwargs)
+    _partition.hint = (self, hash_key, range_comparison, range_values)
+    try:
+        return _query(self, hash_key, range_comparison, range_values, *args, **kwargs)
+    finally:
+        _partition.hint = None
+
+
+Table.all_items = _all_items_of_partition
+Table.query = _query_one_partition
