@@ -38,14 +38,16 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 /// there must be more than the pollers of a load run (8 per queue) plus the functions' calls.
 const MOTO_THREADS: usize = 32;
 
-/// Loaded into every moto: its base-table DynamoDB Query looks only at the asked partition
-/// instead of sorting the whole table (see the file's header).
-const FAST_QUERY: &str = include_str!("moto_fast_query.py");
+/// Loaded into every moto: routing without a directory listing per request, and a base-table
+/// DynamoDB Query that looks only at the asked partition instead of sorting the whole table (see
+/// the file's header).
+const PATCHES: &str = include_str!("moto_patches.py");
 
 /// Runs moto's WSGI app (the one `moto_server` runs) under waitress instead of werkzeug's dev
 /// server: werkzeug answers every request with `Connection: close`, so each SDK call paid a new
 /// TCP connection (about a third of the stack's CPU under load); waitress keeps HTTP/1.1
-/// connections alive. Per-request access logging is off; [`FAST_QUERY`] is applied. Exits when its parent goes away.
+/// connections alive. Per-request access logging is off; [`PATCHES`] is applied. Exits when its
+/// parent goes away.
 const WRAPPER: &str = r#"
 import logging, os, sys, threading, time
 parent = os.getppid()
@@ -144,7 +146,7 @@ impl Moto {
         let mut child = Command::new(&python)
             .arg("-c")
             .arg(WRAPPER)
-            .args(["127.0.0.1", &port.to_string(), &MOTO_THREADS.to_string(), FAST_QUERY])
+            .args(["127.0.0.1", &port.to_string(), &MOTO_THREADS.to_string(), PATCHES])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
