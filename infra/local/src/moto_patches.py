@@ -38,7 +38,7 @@ def _all_items_of_partition(self):
 
 
 def _query_one_partition(self, hash_key, range_comparison, range_values, *args, **kwargs):
-    index_name = args[5] if len(args) > 5 else kwargs.get("index_name")
+    index_name = args[4] if len(args) > 4 else kwargs.get("index_name")
     multi_attribute = kwargs.get("range_key_conditions") and len(kwargs["range_key_conditions"]) > 1
     if index_name or hash_key is None or multi_attribute:
         return _query(self, hash_key, range_comparison, range_values, *args, **kwargs)
