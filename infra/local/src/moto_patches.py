@@ -9,7 +9,8 @@
 #    partition item even where the sort-key condition rejects it: a cost that grows with the
 #    table, so a load run slowed down as it went. Here the query sees only its partition, already
 #    narrowed to the items the sort-key condition accepts; moto's own code does everything else
-#    (pagination, limits, filters, projections). Index queries are left alone.
+#    (pagination, limits, filters, projections). An index query still scans the table, but
+#    without first sorting all of it: moto sorts its matches by the index and table keys anyway.
 import functools
 import threading
 
@@ -25,6 +26,8 @@ def _all_items_of_partition(self):
     hint = getattr(_partition, "hint", None)
     if hint is None or hint[0] is not self:
         return _all_items(self)
+    if hint[1] is None:
+        return [i for part in self.items.values() for i in (part.values() if self.range_key_attr else [part])]
     _, hash_key, range_comparison, range_values = hint
     found = self.items.get(hash_key)
     if found is None:
@@ -40,9 +43,12 @@ def _all_items_of_partition(self):
 def _query_one_partition(self, hash_key, range_comparison, range_values, *args, **kwargs):
     index_name = args[4] if len(args) > 4 else kwargs.get("index_name")
     multi_attribute = kwargs.get("range_key_conditions") and len(kwargs["range_key_conditions"]) > 1
-    if index_name or hash_key is None or multi_attribute:
+    if index_name:
+        _partition.hint = (self, None, None, None)
+    elif hash_key is None or multi_attribute:
         return _query(self, hash_key, range_comparison, range_values, *args, **kwargs)
-    _partition.hint = (self, hash_key, range_comparison, range_values)
+    else:
+        _partition.hint = (self, hash_key, range_comparison, range_values)
     try:
         return _query(self, hash_key, range_comparison, range_values, *args, **kwargs)
     finally:
