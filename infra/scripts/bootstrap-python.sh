@@ -13,5 +13,5 @@ if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want"
 fi
 echo "bootstrap: creating $venv (moto, cfn-lint, standardwebhooks)…" >&2
 python3 -m venv "$venv"
-"$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
 echo "$want" > "$stamp"

@@ -10,9 +10,9 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
-if [ ! -x .venv/bin/moto_server ]; then
+if [ ! -x .venv/bin/moto_server ] || [ ! -x .venv/bin/waitress-serve ]; then
   echo "creating .venv from infra/scripts/requirements.txt (first run)…" >&2
   python3 -m venv .venv
-  .venv/bin/pip install --quiet -r infra/scripts/requirements.txt
+  .venv/bin/python -m pip install --quiet -r infra/scripts/requirements.txt
 fi
 exec cargo run --release -p puck-local --bin puck-local -- "$@"

@@ -82,6 +82,12 @@ pub struct Config {
     /// `AWS_ENDPOINT_URL_SQS` (optional): the SQS client's endpoint, over `AWS_ENDPOINT_URL` (the
     /// local stack's SQS-limits proxy in front of moto). Same name the SDK reads from the process.
     pub aws_endpoint_url_sqs: Option<String>,
+    /// `AWS_ENDPOINT_URL_DYNAMODB` (optional): the DynamoDB client's endpoint, over
+    /// `AWS_ENDPOINT_URL` (the local stack runs one moto per service). Same name the SDK reads.
+    pub aws_endpoint_url_dynamodb: Option<String>,
+    /// `AWS_ENDPOINT_URL_SECRETS_MANAGER` (optional): the Secrets Manager client's endpoint, over
+    /// `AWS_ENDPOINT_URL`. Same name the SDK reads.
+    pub aws_endpoint_url_secrets_manager: Option<String>,
     /// `AWS_REGION` (default `us-east-1`).
     pub aws_region: String,
     /// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` from the lookup, honoured
@@ -111,10 +117,16 @@ impl Config {
         if let Some(raw) = &aws_endpoint_url {
             check_url("AWS_ENDPOINT_URL", raw)?;
         }
-        let aws_endpoint_url_sqs = get("AWS_ENDPOINT_URL_SQS");
-        if let Some(raw) = &aws_endpoint_url_sqs {
-            check_url("AWS_ENDPOINT_URL_SQS", raw)?;
-        }
+        let service_endpoint = |name: &'static str| -> Result<Option<String>, ConfigError> {
+            let value = get(name);
+            if let Some(raw) = &value {
+                check_url(name, raw)?;
+            }
+            Ok(value)
+        };
+        let aws_endpoint_url_sqs = service_endpoint("AWS_ENDPOINT_URL_SQS")?;
+        let aws_endpoint_url_dynamodb = service_endpoint("AWS_ENDPOINT_URL_DYNAMODB")?;
+        let aws_endpoint_url_secrets_manager = service_endpoint("AWS_ENDPOINT_URL_SECRETS_MANAGER")?;
         let public_base_url = match get("PUBLIC_BASE_URL") {
             Some(raw) => {
                 check_url("PUBLIC_BASE_URL", &raw)?;
@@ -153,6 +165,8 @@ impl Config {
             extra_ca_cert: get("EXTRA_CA_CERT").map(PathBuf::from),
             aws_endpoint_url,
             aws_endpoint_url_sqs,
+            aws_endpoint_url_dynamodb,
+            aws_endpoint_url_secrets_manager,
             aws_region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
             static_credentials,
         };

@@ -111,6 +111,9 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
     let secrets = {
         let mut builder = aws_sdk_secretsmanager::config::Builder::from(&sdk);
         builder.set_interceptors(interceptors.clone());
+        if let Some(endpoint) = &config.aws_endpoint_url_secrets_manager {
+            builder.set_endpoint_url(Some(endpoint.clone()));
+        }
         aws_sdk_secretsmanager::Client::from_conf(builder.build())
     };
     let master = secrets::read_master_key(&secrets, &config.master_key_secret_id).await?;
@@ -121,6 +124,9 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
         builder.set_interceptors(interceptors.clone());
         builder.set_http_client(faults.dynamo_http_client(sdk.http_client()));
+        if let Some(endpoint) = &config.aws_endpoint_url_dynamodb {
+            builder.set_endpoint_url(Some(endpoint.clone()));
+        }
         aws_sdk_dynamodb::Client::from_conf(builder.build())
     };
     let sqs = {

@@ -20,7 +20,7 @@ pub mod template;
 pub mod test_tls;
 
 pub use keys::{issue_api_key, store_api_key};
-pub use moto::Moto;
+pub use moto::{Moto, MotoServices, ServiceEndpoints};
 
 use anyhow::{anyhow, Context as _, Result};
 use puck_aws::faults::FaultSwitches;
@@ -57,6 +57,9 @@ pub struct StackOptions {
     pub api_port: u16,
     /// moto (or LocalStack, or any AWS endpoint) URL, e.g. [`Moto::endpoint`].
     pub moto_endpoint: String,
+    /// One endpoint per service (e.g. [`MotoServices::endpoints`]); `None` puts every service at
+    /// `moto_endpoint`.
+    pub service_endpoints: Option<ServiceEndpoints>,
     /// Prefix of every physical resource name (`<prefix>-<LogicalId>`); unique per stack so that
     /// many stacks can share one moto.
     pub resource_prefix: String,
@@ -89,6 +92,7 @@ impl std::fmt::Debug for StackOptions {
         f.debug_struct("StackOptions")
             .field("api_port", &self.api_port)
             .field("moto_endpoint", &self.moto_endpoint)
+            .field("service_endpoints", &self.service_endpoints)
             .field("resource_prefix", &self.resource_prefix)
             .field("env_overrides", &self.env_overrides)
             .field("dev_api_key", &self.dev_api_key.as_ref().map(|_| "***"))
@@ -110,6 +114,7 @@ impl StackOptions {
         Self {
             api_port: 0,
             moto_endpoint: moto_endpoint.into(),
+            service_endpoints: None,
             resource_prefix: unique_prefix("puck"),
             env_overrides: BTreeMap::new(),
             dev_api_key: None,
@@ -121,6 +126,12 @@ impl StackOptions {
             delivery_visibility_timeout_secs: None,
             pollers_per_queue: 1,
         }
+    }
+
+    /// Where each service's resources live: [`StackOptions::service_endpoints`], else
+    /// `moto_endpoint` for all.
+    pub fn endpoints(&self) -> ServiceEndpoints {
+        self.service_endpoints.clone().unwrap_or_else(|| ServiceEndpoints::all(&self.moto_endpoint))
     }
 
     /// Adds one environment override (builder style).
@@ -155,8 +166,10 @@ pub struct LocalStack {
     pub env: BTreeMap<String, String>,
     /// The provisioned resources (logical id → physical).
     pub provisioned: provision::Provisioned,
-    /// The endpoint the stack's resources live at.
+    /// The endpoint the stack's resources live at ([`StackOptions::moto_endpoint`]).
     pub aws_endpoint: String,
+    /// Where each service's resources live (all at `aws_endpoint` unless the options said otherwise).
+    pub endpoints: ServiceEndpoints,
     /// SDK clients against that endpoint (handy for tests that inspect queues).
     pub clients: provision::Clients,
     /// The SQS proxy every function and poller of this stack goes through: what it refused and
@@ -197,7 +210,8 @@ impl LocalStack {
         let scheduled = template.schedules()?;
 
         let (access_key, secret_key) = local_credentials();
-        let clients = provision::Clients::new(&opts.moto_endpoint, &access_key, &secret_key).await;
+        let endpoints = opts.endpoints();
+        let clients = provision::Clients::for_endpoints(&endpoints, &access_key, &secret_key).await;
         let provisioned = provision::provision(&template, &clients, &opts.resource_prefix).await?;
 
         // The functions' environment, as Lambda would set it: Globals, the region, then the
@@ -205,11 +219,13 @@ impl LocalStack {
         let mut env = provision::function_environment(&template, &provisioned)?;
         env.insert("AWS_REGION".into(), provision::LOCAL_REGION.into());
         env.insert("AWS_ENDPOINT_URL".into(), opts.moto_endpoint.clone());
+        env.insert("AWS_ENDPOINT_URL_DYNAMODB".into(), endpoints.dynamodb.clone());
+        env.insert("AWS_ENDPOINT_URL_SECRETS_MANAGER".into(), endpoints.secrets_manager.clone());
         let access_key_for_pollers = access_key.clone();
         env.insert("AWS_ACCESS_KEY_ID".into(), access_key);
         env.insert("AWS_SECRET_ACCESS_KEY".into(), secret_key.clone());
         // SQS through the proxy that enforces what moto does not (12 h window, retention).
-        let sqs_limits = Arc::new(sqs_limits::SqsLimits::start(&opts.moto_endpoint).await?);
+        let sqs_limits = Arc::new(sqs_limits::SqsLimits::start(&endpoints.sqs).await?);
         env.insert("AWS_ENDPOINT_URL_SQS".into(), sqs_limits.endpoint().to_owned());
         env.extend(opts.env_overrides.clone());
 
@@ -302,6 +318,7 @@ impl LocalStack {
             env,
             provisioned,
             aws_endpoint: opts.moto_endpoint,
+            endpoints,
             clients,
             sqs_limits,
             schedules,

@@ -1,11 +1,11 @@
-//! `puck-local`: the whole service on one machine (DESIGN §3). Thin on purpose: starts moto,
-//! starts a [`puck_local::LocalStack`] from template.yaml and waits for Ctrl-C.
+//! `puck-local`: the whole service on one machine (DESIGN §3). Thin on purpose: starts one moto
+//! per AWS service, starts a [`puck_local::LocalStack`] from template.yaml and waits for Ctrl-C.
 //!
 //! Environment: `PORT` (default 3000), `DEV_API_KEY` (fixes the dev key), and the dev switches
 //! copied into the functions' config: see [`puck_local::PASSTHROUGH_ENV`].
 
 use anyhow::{Context as _, Result};
-use puck_local::{LocalStack, Moto, StackOptions};
+use puck_local::{LocalStack, MotoServices, StackOptions};
 use std::collections::BTreeMap;
 
 fn main() -> Result<()> {
@@ -32,8 +32,10 @@ async fn run() -> Result<()> {
         .collect();
     let dev_api_key = std::env::var("DEV_API_KEY").ok().filter(|k| !k.is_empty());
 
-    let moto = Moto::start().await?;
-    let mut opts = StackOptions::new(moto.endpoint.clone());
+    let motos = MotoServices::start().await?;
+    let endpoints = motos.endpoints();
+    let mut opts = StackOptions::new(endpoints.dynamodb.clone());
+    opts.service_endpoints = Some(endpoints.clone());
     opts.api_port = port;
     opts.resource_prefix = "puck-local".to_owned();
     opts.env_overrides = env_overrides;
@@ -46,7 +48,11 @@ async fn run() -> Result<()> {
     println!("  base URL      {}", stack.base_url);
     println!("  API key       {}", stack.api_key);
     println!("  account       {}", stack.account_id);
-    println!("  moto (AWS)    {}   (AWS_ENDPOINT_URL for puck-admin and the aws CLI)", moto.endpoint);
+    println!("  moto (AWS), one per service; for puck-admin and the aws CLI:");
+    println!("    export AWS_ENDPOINT_URL={}", endpoints.dynamodb);
+    println!("    export AWS_ENDPOINT_URL_DYNAMODB={}", endpoints.dynamodb);
+    println!("    export AWS_ENDPOINT_URL_SQS={}", endpoints.sqs);
+    println!("    export AWS_ENDPOINT_URL_SECRETS_MANAGER={}", endpoints.secrets_manager);
     println!("  table         {}", stack.table_name);
     println!("  queue         {}", stack.delivery_queue_url);
     println!();
@@ -57,6 +63,6 @@ async fn run() -> Result<()> {
     tokio::signal::ctrl_c().await.context("Failed to wait for Ctrl-C")?;
     tracing::info!("shutting down");
     stack.shutdown();
-    moto.stop().await?;
+    motos.stop().await?;
     Ok(())
 }

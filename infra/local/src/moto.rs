@@ -34,8 +34,22 @@ const fn first_line(text: &str) -> &str {
 /// How long a cold moto start (Python imports) may take before we give up.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// Worker threads of each moto. A long-polling `ReceiveMessage` holds one for up to a second, so
+/// there must be more than the pollers of a load run (8 per queue) plus the functions' calls.
+const MOTO_THREADS: usize = 32;
+
+/// Loaded into every moto: routing without a directory listing per request, and a base-table
+/// DynamoDB Query that looks only at the asked partition instead of sorting the whole table (see
+/// the file's header).
+const PATCHES: &str = include_str!("moto_patches.py");
+
+/// Runs moto's WSGI app (the one `moto_server` runs) under waitress instead of werkzeug's dev
+/// server: werkzeug answers every request with `Connection: close`, so each SDK call paid a new
+/// TCP connection (about a third of the stack's CPU under load); waitress keeps HTTP/1.1
+/// connections alive. Per-request access logging is off; [`PATCHES`] is applied. Exits when its
+/// parent goes away.
 const WRAPPER: &str = r#"
-import os, sys, threading, time
+import logging, os, sys, threading, time
 parent = os.getppid()
 def watch():
     while True:
@@ -43,8 +57,15 @@ def watch():
             os._exit(0)
         time.sleep(0.5)
 threading.Thread(target=watch, daemon=True).start()
-from moto.server import main
-main(sys.argv[1:])
+host, port, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+os.environ.setdefault("MOTO_PORT", port)
+logging.getLogger("werkzeug").setLevel(logging.ERROR)
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+import waitress
+exec(sys.argv[4])
+app = DomainDispatcherApplication(create_backend_app)
+waitress.serve(app, host=host, port=int(port), threads=threads, connection_limit=1000,
+               channel_timeout=300, asyncore_use_poll=True, ident=None, _quiet=True)
 "#;
 
 /// The repository root: `PUCK_REPO_ROOT`, else the nearest ancestor of the current directory
@@ -74,7 +95,8 @@ pub async fn ensure_venv(root: &Path) -> Result<PathBuf> {
     let _guard = BOOTSTRAP.lock().await;
     let venv = root.join(".venv");
     let python = venv.join("bin/python");
-    let has_moto = venv.join("bin/moto_server").is_file();
+    // waitress (the server moto runs under) came after moto: a venv without it is reinstalled.
+    let has_moto = venv.join("bin/moto_server").is_file() && venv.join("bin/waitress-serve").is_file();
     if has_moto {
         return Ok(python);
     }
@@ -86,7 +108,8 @@ pub async fn ensure_venv(root: &Path) -> Result<PathBuf> {
     let requirements = venv.join("requirements.txt");
     tokio::fs::write(&requirements, REQUIREMENTS).await.context("Failed to write the virtualenv's requirements.txt")?;
     run(
-        Command::new(venv.join("bin/pip")).arg("install").arg("--quiet").arg("-r").arg(&requirements),
+        // `python -m pip`, not `bin/pip`: a copied venv's pip script may point at another venv.
+        Command::new(&python).args(["-m", "pip", "install", "--quiet", "-r"]).arg(&requirements),
         "pip install -r requirements.txt",
     )
     .await?;
@@ -123,7 +146,7 @@ impl Moto {
         let mut child = Command::new(&python)
             .arg("-c")
             .arg(WRAPPER)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["127.0.0.1", &port.to_string(), &MOTO_THREADS.to_string(), PATCHES])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -156,6 +179,63 @@ impl Moto {
     /// Stops moto now (also done on drop).
     pub async fn stop(mut self) -> Result<()> {
         self.child.kill().await.map_err(|e| anyhow!("Failed to stop moto: {e}"))
+    }
+}
+
+/// Where each AWS service the stack uses is served. moto serves every service on every port, but
+/// each process keeps its own state, so a resource lives only at its service's endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceEndpoints {
+    pub dynamodb: String,
+    pub sqs: String,
+    pub secrets_manager: String,
+}
+
+impl ServiceEndpoints {
+    /// Every service at one endpoint (one moto, LocalStack).
+    pub fn all(endpoint: &str) -> Self {
+        Self { dynamodb: endpoint.to_owned(), sqs: endpoint.to_owned(), secrets_manager: endpoint.to_owned() }
+    }
+}
+
+/// One moto per AWS service. moto handles one request at a time (the GIL), so one process per
+/// service lets DynamoDB, SQS and Secrets Manager calls run on separate cores: the load command
+/// and `puck-local` use this; the tests share one [`Moto`] per test binary.
+#[derive(Debug)]
+pub struct MotoServices {
+    pub dynamodb: Moto,
+    pub sqs: Moto,
+    pub secrets_manager: Moto,
+}
+
+impl MotoServices {
+    /// Starts the three servers at once.
+    pub async fn start() -> Result<Self> {
+        // One bootstrap first, so three starts do not each find the venv missing.
+        ensure_venv(&repo_root()).await?;
+        let (dynamodb, sqs, secrets_manager) = tokio::try_join!(Moto::start(), Moto::start(), Moto::start())?;
+        Ok(Self { dynamodb, sqs, secrets_manager })
+    }
+
+    /// The three endpoints, for [`crate::StackOptions::service_endpoints`].
+    pub fn endpoints(&self) -> ServiceEndpoints {
+        ServiceEndpoints {
+            dynamodb: self.dynamodb.endpoint.clone(),
+            sqs: self.sqs.endpoint.clone(),
+            secrets_manager: self.secrets_manager.endpoint.clone(),
+        }
+    }
+
+    /// Process ids (for CPU accounting), DynamoDB, SQS, Secrets Manager.
+    pub fn pids(&self) -> [Option<u32>; 3] {
+        [self.dynamodb.pid(), self.sqs.pid(), self.secrets_manager.pid()]
+    }
+
+    /// Stops all three (also done on drop).
+    pub async fn stop(self) -> Result<()> {
+        self.dynamodb.stop().await?;
+        self.sqs.stop().await?;
+        self.secrets_manager.stop().await
     }
 }
 

@@ -6,6 +6,7 @@
 //! stack does not emulate (functions, the HTTP API, alarms) are skipped here; functions are run
 //! in-process by the gateway and pollers instead.
 
+use crate::moto::ServiceEndpoints;
 use crate::template::{references, sub_variables, Template};
 use anyhow::{anyhow, bail, Context as _, Result};
 use aws_sdk_dynamodb::types::{
@@ -45,18 +46,28 @@ pub struct Clients {
 impl Clients {
     /// Clients against `endpoint` (moto) with static credentials (moto accepts any).
     pub async fn new(endpoint: &str, access_key_id: &str, secret_access_key: &str) -> Self {
+        Self::for_endpoints(&ServiceEndpoints::all(endpoint), access_key_id, secret_access_key).await
+    }
+
+    /// Clients each against its service's endpoint (one moto per service).
+    pub async fn for_endpoints(endpoints: &ServiceEndpoints, access_key_id: &str, secret_access_key: &str) -> Self {
         let credentials =
             aws_sdk_sqs::config::Credentials::new(access_key_id, secret_access_key, None, None, "puck-local");
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(LOCAL_REGION))
-            .endpoint_url(endpoint)
             .credentials_provider(credentials)
             .load()
             .await;
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            sqs: aws_sdk_sqs::Client::new(&config),
-            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&config).endpoint_url(&endpoints.dynamodb).build(),
+            ),
+            sqs: aws_sdk_sqs::Client::from_conf(
+                aws_sdk_sqs::config::Builder::from(&config).endpoint_url(&endpoints.sqs).build(),
+            ),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(
+                aws_sdk_secretsmanager::config::Builder::from(&config).endpoint_url(&endpoints.secrets_manager).build(),
+            ),
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! It reads the same configuration as the functions (`Config::from_env`): against AWS, export the
 //! stack outputs (`TABLE_NAME`, `DELIVERY_QUEUE_URL`, `MASTER_KEY_SECRET_ID`); against the local
-//! stack, also `AWS_ENDPOINT_URL=<moto endpoint printed by puck-local>` and
+//! stack, also the `AWS_ENDPOINT_URL…` lines puck-local prints (one moto per service) and
 //! `TABLE_NAME=puck-local-Table`, `DELIVERY_QUEUE_URL=…`, `MASTER_KEY_SECRET_ID=puck-local-MasterKeySecret`.
 //!
 //! ```text
