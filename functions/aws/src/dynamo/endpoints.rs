@@ -104,8 +104,12 @@ impl EndpointStore for DynamoEndpointStore {
 
     async fn delete(&self, account: &AccountId, id: &EndpointId) -> StoreResult<bool> {
         // A concurrent delete (or create) of the same items cancels the transaction with a
-        // `TransactionConflict`: read again and retry, as DynamoDB advises, a few times.
-        for _ in 0..3 {
+        // `TransactionConflict`: read again and retry, as DynamoDB advises, a few times, backing
+        // off so the other transaction can finish.
+        for round in 0..5u32 {
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20u64 << round)).await;
+            }
             let Some(item) = self.table.get_item("GetItem endpoint", account_pk(account), ep_sk(id)).await? else {
                 return Ok(false);
             };
