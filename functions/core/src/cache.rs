@@ -297,12 +297,18 @@ mod tests {
         Arc::new(Counting { inner: Arc::new(Memory::default()), reads: AtomicUsize::new(0) })
     }
 
-    #[tokio::test]
-    async fn reads_within_the_ttl_are_served_from_the_cache_and_expire_after_it() {
+    /// A counted store holding one subscription, and a cache over it with `ttl`.
+    async fn stored_and_cached(ttl: Duration) -> (Arc<Counting>, Arc<dyn SubscriptionStore>, Subscription) {
         let store = counted();
-        let cached = CachedSubscriptions::wrap(store.clone(), Duration::from_millis(40));
+        let cached = CachedSubscriptions::wrap(store.clone(), ttl);
         let sub = subscription_for(&["agent.*"]);
         SubscriptionStore::insert(&*store, &sub).await.unwrap();
+        (store, cached, sub)
+    }
+
+    #[tokio::test]
+    async fn reads_within_the_ttl_are_served_from_the_cache_and_expire_after_it() {
+        let (store, cached, sub) = stored_and_cached(Duration::from_millis(40)).await;
         for _ in 0..3 {
             assert_eq!(cached.list_all(&sub.account_id).await.unwrap().len(), 1);
             assert_eq!(cached.get(&sub.account_id, &sub.id).await.unwrap().unwrap().id, sub.id);
@@ -341,10 +347,7 @@ mod tests {
 
     #[tokio::test]
     async fn last_delivery_is_patched_into_the_cached_subscription() {
-        let store = counted();
-        let cached = CachedSubscriptions::wrap(store.clone(), Duration::from_secs(3600));
-        let sub = subscription_for(&["agent.*"]);
-        SubscriptionStore::insert(&*store, &sub).await.unwrap();
+        let (store, cached, sub) = stored_and_cached(Duration::from_secs(3600)).await;
         cached.get(&sub.account_id, &sub.id).await.unwrap();
         let at = Timestamp::from_unix_seconds(1_700_000_000);
         cached.record_last_delivery(&sub.account_id, &sub.id, DeliveryStatus::Succeeded, at).await.unwrap();
@@ -355,10 +358,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_failing_clock_is_patched_so_the_next_attempt_sees_it_without_a_read() {
-        let store = counted();
-        let cached = CachedSubscriptions::wrap(store.clone(), Duration::from_secs(3600));
-        let sub = subscription_for(&["agent.*"]);
-        SubscriptionStore::insert(&*store, &sub).await.unwrap();
+        let (store, cached, sub) = stored_and_cached(Duration::from_secs(3600)).await;
         cached.get(&sub.account_id, &sub.id).await.unwrap();
         let since = Timestamp::from_unix_seconds(1_700_000_000);
         assert!(cached.mark_failing(&sub.account_id, &sub.id, since).await.unwrap());
@@ -372,10 +372,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_zero_ttl_is_no_cache() {
-        let store = counted();
-        let cached = CachedSubscriptions::wrap(store.clone(), Duration::ZERO);
-        let sub = subscription_for(&["agent.*"]);
-        SubscriptionStore::insert(&*store, &sub).await.unwrap();
+        let (store, cached, sub) = stored_and_cached(Duration::ZERO).await;
         cached.list_all(&sub.account_id).await.unwrap();
         cached.list_all(&sub.account_id).await.unwrap();
         assert_eq!(store.reads.load(Ordering::SeqCst), 2);
