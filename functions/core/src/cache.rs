@@ -31,11 +31,13 @@ const MAX_ENTRIES: usize = 10_000;
 struct TtlMap<K, V> {
     ttl: Duration,
     entries: Mutex<HashMap<K, (Instant, V)>>,
+    /// Bumped by every removal: a read that began before one must not store what it read.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
     fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Mutex::new(HashMap::new()) }
+        Self { ttl, entries: Mutex::new(HashMap::new()), generation: std::sync::atomic::AtomicU64::new(0) }
     }
 
     fn get(&self, key: &K) -> Option<V> {
@@ -43,8 +45,18 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
         entries.get(key).filter(|(at, _)| at.elapsed() < self.ttl).map(|(_, v)| v.clone())
     }
 
-    fn put(&self, key: K, value: V) {
+    /// The generation to pass to [`Self::put_unless_removed_since`], taken before a read.
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stores what a read that began at `generation` found, unless something was removed since
+    /// (a write raced the read; what it read may be stale).
+    fn put_unless_removed_since(&self, generation: u64, key: K, value: V) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation() != generation {
+            return;
+        }
         if entries.len() >= MAX_ENTRIES {
             entries.clear();
         }
@@ -52,7 +64,9 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
     }
 
     fn retain(&self, keep: impl Fn(&K) -> bool) {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner()).retain(|k, _| keep(k));
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        entries.retain(|k, _| keep(k));
     }
 }
 
@@ -78,9 +92,10 @@ impl ApiKeyStore for CachedApiKeys {
         if let Some(record) = self.found.get(&key_hash.to_owned()) {
             return Ok(Some(record));
         }
+        let generation = self.found.generation();
         let found = self.inner.find_by_hash(key_hash).await?;
         if let Some(record) = &found {
-            self.found.put(key_hash.to_owned(), record.clone());
+            self.found.put_unless_removed_since(generation, key_hash.to_owned(), record.clone());
         }
         Ok(found)
     }
@@ -119,9 +134,10 @@ impl CachedSubscriptions {
     /// bookkeeping (last delivery, failing clock) then neither re-reads nor re-writes it.
     fn patch(&self, account: &AccountId, id: &SubscriptionId, change: impl FnOnce(&mut Subscription)) {
         let key = (account.clone(), id.clone());
+        let generation = self.one.generation();
         if let Some(mut sub) = self.one.get(&key) {
             change(&mut sub);
-            self.one.put(key, sub);
+            self.one.put_unless_removed_since(generation, key, sub);
         }
     }
 
@@ -144,9 +160,10 @@ impl SubscriptionStore for CachedSubscriptions {
         if let Some(sub) = self.one.get(&key) {
             return Ok(Some(sub));
         }
+        let generation = self.one.generation();
         let found = self.inner.get(account, id).await?;
         if let Some(sub) = &found {
-            self.one.put(key, sub.clone());
+            self.one.put_unless_removed_since(generation, key, sub.clone());
         }
         Ok(found)
     }
@@ -165,8 +182,9 @@ impl SubscriptionStore for CachedSubscriptions {
         if let Some(subs) = self.all.get(account) {
             return Ok(subs);
         }
+        let generation = self.all.generation();
         let subs = self.inner.list_all(account).await?;
-        self.all.put(account.clone(), subs.clone());
+        self.all.put_unless_removed_since(generation, account.clone(), subs.clone());
         Ok(subs)
     }
 
@@ -368,6 +386,17 @@ mod tests {
         assert_eq!(store.reads.load(Ordering::SeqCst), 1, "patched, not read again");
         let stored = SubscriptionStore::get(&*store, &sub.account_id, &sub.id).await.unwrap().unwrap();
         assert_eq!(stored.failing_since, None, "the writes reached the store");
+    }
+
+    #[test]
+    fn a_read_that_raced_a_removal_is_not_stored() {
+        let map: TtlMap<u32, &str> = TtlMap::new(Duration::from_secs(3600));
+        let before = map.generation();
+        map.retain(|_| false);
+        map.put_unless_removed_since(before, 1, "read before the removal");
+        assert_eq!(map.get(&1), None);
+        map.put_unless_removed_since(map.generation(), 1, "read after");
+        assert_eq!(map.get(&1), Some("read after"));
     }
 
     #[tokio::test]
