@@ -11,11 +11,19 @@
 #    narrowed to the items the sort-key condition accepts; moto's own code does everything else
 #    (pagination, limits, filters, projections). An index query still scans the table, but
 #    without first sorting all of it: moto sorts its matches by the index and table keys anyway.
+#
+# 3. One DynamoDB request at a time. moto's DynamoDB is not thread-safe and waitress serves
+#    requests on many threads: a TransactWriteItems deep-copies the table while another request
+#    inserts into it ("dictionary changed size during iteration", answered 500), and a cancelled
+#    transaction restores that copy, wiping writes other requests made meanwhile. DynamoDB makes
+#    every call atomic; a lock around each DynamoDB action does the same here. No DynamoDB call
+#    waits (unlike SQS long polls), and the GIL serialises moto's Python anyway.
 import functools
 import threading
 
 import moto.backends
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 
 _partition = threading.local()
 _all_items = Table.all_items
@@ -59,3 +67,16 @@ _modules_uncached = moto.backends.list_of_moto_modules
 moto.backends.list_of_moto_modules = functools.lru_cache(maxsize=1)(lambda: tuple(_modules_uncached()))
 Table.all_items = _all_items_of_partition
 Table.query = _query_one_partition
+
+
+_dynamodb_lock = threading.Lock()
+_call_action = DynamoHandler.call_action
+
+
+@functools.wraps(_call_action)
+def _call_action_alone(self):
+    with _dynamodb_lock:
+        return _call_action(self)
+
+
+DynamoHandler.call_action = _call_action_alone
