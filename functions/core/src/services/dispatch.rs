@@ -13,7 +13,7 @@
 use super::{operational, Context};
 use crate::backoff::{parse_retry_after, RetryPolicy};
 use crate::error::AppError;
-use crate::ids::AttemptId;
+use crate::ids::{AccountId, AttemptId, SubscriptionId};
 use crate::model::{Attempt, Delivery, DeliveryStatus, Subscription};
 use crate::ports::{AttemptUpdate, DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
 use crate::secret::SigningSecret;
@@ -43,14 +43,67 @@ pub struct Dispatcher {
     pub policy: RetryPolicy,
     /// Ciphertext → secret. Keyed by ciphertext so a rotation is a cache miss, never stale.
     secrets: Mutex<HashMap<String, SigningSecret>>,
+    last_delivery: LastDeliveryWrites,
 }
 
 const SECRET_CACHE_MAX: usize = 10_000;
 
+/// The last delivery each subscription was given by this container's writes. The attempts of one
+/// SQS batch run at once and read the same subscription before any of them writes it: without
+/// this, each would find `last_delivery_*` stale and write it (a batch of 10 = 10 writes of the
+/// subscription item, the hottest key of an account).
+#[derive(Default)]
+struct LastDeliveryWrites(Mutex<HashMap<(AccountId, SubscriptionId), (DeliveryStatus, Timestamp)>>);
+
+impl LastDeliveryWrites {
+    /// Whether an attempt of `sub` ending in `status` now writes the subscription's last delivery:
+    /// stale as read ([`last_delivery_is_stale`]) and not already written by this container within
+    /// the refresh period. A `true` claims the write; [`Self::release`] it if the write fails.
+    fn claim(&self, sub: &Subscription, status: DeliveryStatus, now: Timestamp) -> bool {
+        if !last_delivery_is_stale(sub, status, now) {
+            return false;
+        }
+        let mut written = self.0.lock().expect("last-delivery lock");
+        let key = (sub.account_id.clone(), sub.id.clone());
+        if let Some(&(st, at)) = written.get(&key) {
+            if st == status && now.unix_ms() - at.unix_ms() < LAST_DELIVERY_REFRESH_SECS * 1000 {
+                return false;
+            }
+        }
+        if written.len() >= SECRET_CACHE_MAX {
+            written.clear();
+        }
+        written.insert(key, (status, now));
+        true
+    }
+
+    /// Forgets a claim whose write failed, so the next attempt writes.
+    fn release(&self, sub: &Subscription) {
+        self.0.lock().expect("last-delivery lock").remove(&(sub.account_id.clone(), sub.id.clone()));
+    }
+}
+
 impl Dispatcher {
     /// A dispatcher with an empty secret cache; build one per container and reuse it.
     pub fn new(ctx: Context, sender: Arc<dyn WebhookSender>, policy: RetryPolicy) -> Self {
-        Self { ctx, sender, policy, secrets: Mutex::new(HashMap::new()) }
+        Self { ctx, sender, policy, secrets: Mutex::new(HashMap::new()), last_delivery: LastDeliveryWrites::default() }
+    }
+
+    /// Writes the subscription's last delivery if [`LastDeliveryWrites::claim`] says so.
+    async fn record_last_delivery(
+        &self,
+        sub: &Subscription,
+        status: DeliveryStatus,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
+        if !self.last_delivery.claim(sub, status, now) {
+            return Ok(());
+        }
+        let written = self.ctx.subscriptions.record_last_delivery(&sub.account_id, &sub.id, status, now).await;
+        if written.is_err() {
+            self.last_delivery.release(sub);
+        }
+        Ok(written?)
     }
 
     fn decrypt(&self, ciphertext: &str, sub: &Subscription) -> Result<SigningSecret, AppError> {
@@ -252,12 +305,8 @@ impl Dispatcher {
             last_error: last_error(&outcome),
             updated_at: ctx.clock.now(),
         };
-        if ctx.deliveries.record_attempt(&delivery.account_id, &delivery.id, &attempt, &update).await?
-            && last_delivery_is_stale(sub, status, update.updated_at)
-        {
-            ctx.subscriptions
-                .record_last_delivery(&delivery.account_id, &delivery.subscription_id, status, update.updated_at)
-                .await?;
+        if ctx.deliveries.record_attempt(&delivery.account_id, &delivery.id, &attempt, &update).await? {
+            self.record_last_delivery(sub, status, update.updated_at).await?;
         }
         tracing::info!(account_id = %delivery.account_id, delivery_id = %delivery.id, response_status = ?outcome.status, error = ?outcome.error, status = status.as_str(), "test attempt");
         Ok((status, attempt))
@@ -274,11 +323,7 @@ impl Dispatcher {
     ) -> Result<(), AppError> {
         let ctx = &self.ctx;
         let status = update.status;
-        if last_delivery_is_stale(sub, status, now) {
-            ctx.subscriptions
-                .record_last_delivery(&delivery.account_id, &delivery.subscription_id, status, now)
-                .await?;
-        }
+        self.record_last_delivery(sub, status, now).await?;
         // Best effort: the attempt is recorded; the next attempt corrects a missed clock update.
         if let Err(e) = operational::after_attempt(ctx, sub, status == DeliveryStatus::Succeeded, now).await {
             tracing::warn!(account_id = %delivery.account_id, subscription_id = %sub.id, error = %e, "could not update the subscription's failing clock");
@@ -455,6 +500,30 @@ mod tests {
         assert!(last_delivery_is_stale(&sub, DeliveryStatus::Failed, now));
         sub.last_delivery_at = Some(now.plus_seconds(-LAST_DELIVERY_REFRESH_SECS));
         assert!(last_delivery_is_stale(&sub, DeliveryStatus::Succeeded, now));
+    }
+
+    #[test]
+    fn a_batch_of_attempts_that_read_the_same_stale_subscription_writes_it_once() {
+        let mut sub = crate::testing::subscription_for(&["finding.*"]);
+        sub.last_delivery_status = None;
+        sub.last_delivery_at = None;
+        let now = Timestamp(1_700_000_000_000);
+        let writes = LastDeliveryWrites::default();
+        let claimed = (0..10).filter(|_| writes.claim(&sub, DeliveryStatus::Succeeded, now)).count();
+        assert_eq!(claimed, 1, "one write for the ten attempts of a batch");
+        assert!(writes.claim(&sub, DeliveryStatus::Failed, now.plus_seconds(1)), "a change of outcome is written");
+        assert!(!writes.claim(&sub, DeliveryStatus::Failed, now.plus_seconds(2)));
+        writes.release(&sub);
+        assert!(writes.claim(&sub, DeliveryStatus::Failed, now.plus_seconds(3)), "a failed write is retried");
+        let later = now.plus_seconds(3 + LAST_DELIVERY_REFRESH_SECS);
+        assert!(writes.claim(&sub, DeliveryStatus::Failed, later), "written again once a refresh period has passed");
+        let mut other = crate::testing::subscription_for(&["finding.*"]);
+        other.id = crate::ids::SubscriptionId::generate(1);
+        assert!(writes.claim(&other, DeliveryStatus::Failed, later), "claims are per subscription");
+        sub.last_delivery_status = Some("failed".into());
+        sub.last_delivery_at = Some(later);
+        writes.release(&sub);
+        assert!(!writes.claim(&sub, DeliveryStatus::Failed, later.plus_seconds(1)), "fresh as read: no write");
     }
 
     #[test]
