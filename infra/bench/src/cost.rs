@@ -253,7 +253,11 @@ pub struct KeyLimit {
     /// a hash-sharded shape the owner's units over all its shards divided by the shard count.
     pub wru_per_delivery: f64,
     pub rru_per_delivery: f64,
-    /// Deliveries/s before the key passes 1,000 WCU/s or 3,000 RCU/s.
+    /// Read units of cached configuration the sample paid on this key in all (the container's
+    /// cache misses): under sustained traffic paid per container per cache period, so they bound
+    /// the number of containers, not the deliveries/s ([`KeyLimit::containers_at_half`]).
+    pub cached_rru: f64,
+    /// Deliveries/s before the key passes 1,000 WCU/s or 3,000 RCU/s (per-delivery units only).
     pub at_limit: f64,
     /// How many hash shards the shape's owner is spread over (1: not sharded).
     pub shards: u32,
@@ -278,7 +282,28 @@ impl KeyLimit {
     ) -> Self {
         let by = |units: f64, limit: f64| if units > 0.0 { limit / units } else { f64::INFINITY };
         let at_limit = by(wru_per_delivery, PARTITION_WCU_S).min(by(rru_per_delivery, PARTITION_RCU_S));
-        Self { key, wru_per_delivery, rru_per_delivery, at_limit, shards, sample_hottest }
+        Self { key, wru_per_delivery, rru_per_delivery, cached_rru: 0.0, at_limit, shards, sample_hottest }
+    }
+
+    /// Moves `cached_rru` of the sample's reads (in all, over `deliveries`) out of the per-delivery
+    /// units.
+    pub fn with_cached(mut self, cached_rru: f64, deliveries: f64) -> Self {
+        let rru = (self.rru_per_delivery - cached_rru / deliveries.max(1.0)).max(0.0);
+        let hottest = self.sample_hottest;
+        self = Self::sharded(self.key, self.wru_per_delivery, rru, self.shards, hottest);
+        self.cached_rru = cached_rru;
+        self
+    }
+
+    /// How many containers may each refresh their cached configuration once per `cache_secs`
+    /// while the key stays under half its read limit, taking the sample's cached reads as one
+    /// refresh (an upper bound: the sample may span more than one cache period).
+    pub fn containers_at_half(&self, cache_secs: f64) -> f64 {
+        if self.cached_rru > 0.0 {
+            PARTITION_RCU_S / 2.0 * cache_secs / self.cached_rru
+        } else {
+            f64::INFINITY
+        }
     }
 }
 
@@ -373,14 +398,19 @@ pub fn key_shape(value: &str, event_ids: &[String]) -> (String, Scope) {
 /// what a shard takes under sustained traffic: there the owner's units over all its shards (the
 /// value without its shard number; the hottest owner) are divided by [`shard_count`], and the
 /// sample's hottest shard is kept alongside.
+///
+/// With `config_cached` (the functions cache configuration), reads of it are moved out of the
+/// per-delivery units ([`KeyLimit::with_cached`]).
 pub fn partition_keys(
     keys: &BTreeMap<(String, String), crate::ledger::Load>,
     deliveries: f64,
     event_ids: &[String],
+    config_cached: bool,
 ) -> Vec<(Scope, KeyLimit)> {
     struct Shape {
         scope: Scope,
         hottest: (f64, f64),
+        cached_rru: f64,
         by_owner: BTreeMap<String, (f64, f64)>,
     }
     let mut shapes: BTreeMap<(String, String), Shape> = BTreeMap::new();
@@ -389,9 +419,11 @@ pub fn partition_keys(
         let e = shapes.entry((on.clone(), shape)).or_insert(Shape {
             scope,
             hottest: (0.0, 0.0),
+            cached_rru: 0.0,
             by_owner: BTreeMap::new(),
         });
         e.hottest = (e.hottest.0.max(load.wru), e.hottest.1.max(load.rru));
+        e.cached_rru = e.cached_rru.max(load.cached_rru);
         let owner = e.by_owner.entry(value.trim_end_matches(|c: char| c.is_ascii_digit()).to_owned()).or_default();
         *owner = (owner.0 + load.wru, owner.1 + load.rru);
     }
@@ -408,6 +440,7 @@ pub fn partition_keys(
             } else {
                 KeyLimit::new(key, hottest.0, hottest.1)
             };
+            let limit = if config_cached { limit.with_cached(s.cached_rru, deliveries) } else { limit };
             (s.scope, limit)
         })
         .collect()
@@ -493,10 +526,13 @@ mod tests {
     fn partition_keys_take_the_hottest_value_of_each_shape_per_delivery() {
         use crate::ledger::Load;
         let mut keys = BTreeMap::new();
-        keys.insert(("t".to_owned(), "ACCT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0".to_owned()), Load { wru: 40.0, rru: 10.0 });
-        keys.insert(("due".to_owned(), "DUE#3".to_owned()), Load { wru: 4.0, rru: 0.0 });
-        keys.insert(("due".to_owned(), "DUE#4".to_owned()), Load { wru: 6.0, rru: 0.0 });
-        let p = partition_keys(&keys, 10.0, &[]);
+        keys.insert(
+            ("t".to_owned(), "ACCT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0".to_owned()),
+            Load { wru: 40.0, rru: 10.0, ..Load::default() },
+        );
+        keys.insert(("due".to_owned(), "DUE#3".to_owned()), Load { wru: 4.0, rru: 0.0, ..Load::default() });
+        keys.insert(("due".to_owned(), "DUE#4".to_owned()), Load { wru: 6.0, rru: 0.0, ..Load::default() });
+        let p = partition_keys(&keys, 10.0, &[], true);
         let due = p.iter().find(|(_, k)| k.key == "due: DUE#{n}").unwrap();
         // Sharded: the 10 WRU of all its shards over the shard count; the sample's hottest is 0.6.
         assert_eq!(due.1.wru_per_delivery, 1.0 / f64::from(puck_aws::dynamo::DUE_SHARDS));
@@ -506,21 +542,38 @@ mod tests {
     }
 
     #[test]
+    fn cached_configuration_reads_bound_containers_not_deliveries() {
+        use crate::ledger::Load;
+        let mut keys = BTreeMap::new();
+        // 20 deliveries: 2 WRU of the account key, and 6 RRU of which 5 were cache misses.
+        keys.insert(
+            ("t".to_owned(), "ACCT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0".to_owned()),
+            Load { wru: 2.0, rru: 6.0, cached_rru: 5.0 },
+        );
+        let p = partition_keys(&keys, 20.0, &[], true);
+        let k = &p[0].1;
+        assert!((k.rru_per_delivery - 0.05).abs() < 1e-12, "{k:?}");
+        assert_eq!(k.at_limit, 1000.0 / 0.1);
+        // Half of 3,000 RCU/s, refreshed every 5 s at 5 RRU a refresh: 1,500 containers.
+        assert!((k.containers_at_half(5.0) - 1500.0).abs() < 1e-9);
+    }
+
+    #[test]
     fn a_sharded_key_takes_its_owners_units_over_the_shard_count() {
         use crate::ledger::Load;
         let acct = "ACCT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0";
         let mut keys = BTreeMap::new();
         // 10 deliveries of one account over 3 of its log shards: 30 WRU, the hottest shard 16.
         for (shard, wru) in [(3, 16.0), (17, 8.0), (40, 6.0)] {
-            keys.insert(("t".to_owned(), format!("{acct}#D{shard}")), Load { wru, rru: wru / 2.0 });
+            keys.insert(("t".to_owned(), format!("{acct}#D{shard}")), Load { wru, rru: wru / 2.0, ..Load::default() });
         }
         // The subscription's index shards, and an unsharded key of the same account.
         keys.insert(
             ("by_sub".to_owned(), "SUB#sub_01JABCDEFGHJKMNPQRSTVWXYZ0#5".to_owned()),
-            Load { wru: 20.0, rru: 0.0 },
+            Load { wru: 20.0, rru: 0.0, ..Load::default() },
         );
-        keys.insert(("t".to_owned(), acct.to_owned()), Load { wru: 0.0, rru: 10.0 });
-        let p = partition_keys(&keys, 10.0, &[]);
+        keys.insert(("t".to_owned(), acct.to_owned()), Load { wru: 0.0, rru: 10.0, ..Load::default() });
+        let p = partition_keys(&keys, 10.0, &[], true);
         let find = |k: &str| p.iter().find(|(_, l)| l.key == k).unwrap_or_else(|| panic!("{k} in {p:?}")).clone();
         let (scope, log) = find("t: ACCT#{acct}#D{n}");
         let shards = puck_aws::dynamo::LOG_SHARDS;

@@ -155,6 +155,16 @@ pub fn sqs_requests(bytes: usize) -> f64 {
 pub struct Load {
     pub wru: f64,
     pub rru: f64,
+    /// The part of `rru` that read configuration the functions cache (`CONFIG_CACHE_SECONDS`):
+    /// subscriptions and API key records. Under sustained traffic it is paid once per container
+    /// per cache period, not per delivery.
+    pub cached_rru: f64,
+}
+
+/// Whether a read is of configuration behind the functions' read cache (`puck_core::cache`): a
+/// subscription (`sk=SUB#…`, by key or the account's list) or an API key record (`pk=APIKEY#…`).
+fn is_cached_config(pk: &str, sk_or_prefix: Option<&str>) -> bool {
+    pk.starts_with("APIKEY#") || sk_or_prefix.is_some_and(|sk| sk.starts_with("SUB#"))
 }
 
 /// What a call log costs.
@@ -270,10 +280,15 @@ impl<'a> Replay<'a> {
         self.after.get(key).or_else(|| self.shadow.get(key)).cloned()
     }
 
-    fn read(&mut self, on: &str, pk: String, bytes: usize, consistent: bool, factor: f64) {
+    fn read(&mut self, on: &str, key: (String, Option<String>), bytes: usize, consistent: bool, factor: f64) {
         let units = factor * read_units(bytes, consistent);
         self.ledger.rru += units;
-        self.load(on, pk).rru += units;
+        let cached = is_cached_config(&key.0, key.1.as_deref());
+        let load = self.load(on, key.0);
+        load.rru += units;
+        if cached {
+            load.cached_rru += units;
+        }
     }
 
     /// Bills one recorded call.
@@ -312,7 +327,7 @@ impl<'a> Replay<'a> {
             "GetItem" => {
                 let Some(key) = key_in(body.get("Key")) else { return };
                 let size = self.shadow.get(&key).map_or(0, item_size);
-                self.read(&table, key.0, size, consistent, 1.0);
+                self.read(&table, (key.0, Some(key.1)), size, consistent, 1.0);
             }
             "BatchGetItem" => {
                 for req in body.get("RequestItems").and_then(Value::as_object).into_iter().flat_map(|m| m.values()) {
@@ -320,7 +335,7 @@ impl<'a> Replay<'a> {
                     for k in req.get("Keys").and_then(Value::as_array).into_iter().flatten() {
                         let Some(key) = key_in(Some(k)) else { continue };
                         let size = self.shadow.get(&key).map_or(0, item_size);
-                        self.read(&table, key.0, size, consistent, 1.0);
+                        self.read(&table, (key.0, Some(key.1)), size, consistent, 1.0);
                     }
                 }
             }
@@ -328,7 +343,7 @@ impl<'a> Replay<'a> {
                 for t in body.get("TransactItems").and_then(Value::as_array).into_iter().flatten() {
                     let Some(key) = key_in(t.pointer("/Get/Key")) else { continue };
                     let size = self.shadow.get(&key).map_or(0, item_size);
-                    self.read(&table, key.0, size, true, 2.0);
+                    self.read(&table, (key.0, Some(key.1)), size, true, 2.0);
                 }
             }
             "Query" | "Scan" => {
@@ -361,8 +376,14 @@ impl<'a> Replay<'a> {
                     .sum();
                 let pk_attr = index.as_ref().map_or(self.schema.pk.clone(), |i| i.pk.clone());
                 let pk = query_partition(body, &pk_attr).unwrap_or_else(|| "?".into());
+                // A query's sort-key prefix (`begins_with(sk, :p)`) says what it lists.
+                let prefix = body
+                    .pointer("/ExpressionAttributeValues/:p/S")
+                    .and_then(Value::as_str)
+                    .filter(|_| index.is_none())
+                    .map(str::to_owned);
                 let on = index.map_or(table, |i| i.name);
-                self.read(&on, pk, bytes, consistent, 1.0);
+                self.read(&on, (pk, prefix), bytes, consistent, 1.0);
             }
             "PutItem" => {
                 let Some(item) = body.get("Item").and_then(Value::as_object).cloned() else { return };
@@ -410,7 +431,7 @@ impl<'a> Replay<'a> {
                     } else if let Some(key) = key_in(t.pointer("/ConditionCheck/Key")) {
                         // A condition check in a transaction is billed as a transactional read.
                         let size = self.shadow.get(&key).map_or(0, item_size);
-                        self.read(&table, key.0, size, true, 2.0);
+                        self.read(&table, (key.0, Some(key.1)), size, true, 2.0);
                     }
                 }
             }

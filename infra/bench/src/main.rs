@@ -142,7 +142,9 @@ async fn measure_costs(stack: &BenchStack, init_calls: BTreeMap<String, u64>, qu
         .iter()
         .find(|m| m.scenario.key == "1KiB_fanout1_single")
         .ok_or_else(|| anyhow!("no 1 KiB 1 → 1 scenario"))?;
-    let partition = cost::partition_keys(&part.usage.ledger.keys, part.usage.deliveries, &part.event_ids);
+    let config_cache_secs = stack.env.get("CONFIG_CACHE_SECONDS").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let partition =
+        cost::partition_keys(&part.usage.ledger.keys, part.usage.deliveries, &part.event_ids, config_cache_secs > 0.0);
     let partition_scenario = format!("{} ({} events)", part.scenario.key, part.scenario.events);
     let fixed = cost::Fixed {
         esm_queues: layout.esm_queues as f64,
@@ -153,7 +155,7 @@ async fn measure_costs(stack: &BenchStack, init_calls: BTreeMap<String, u64>, qu
         scheduled_per_month: layout.schedule_period_s.map_or(0.0, |p| cost::MONTH_S / p as f64),
         scheduled_run: sweep,
     };
-    Ok(CostFigures { measured, skipped, failed, fixed, partition, partition_scenario, init_calls })
+    Ok(CostFigures { measured, skipped, failed, fixed, partition, partition_scenario, config_cache_secs, init_calls })
 }
 
 async fn run(args: Args) -> Result<()> {

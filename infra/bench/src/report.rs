@@ -279,11 +279,10 @@ pub fn perf_md(f: &PerfFigures, profile: &str) -> String {
     );
     let _ = writeln!(
         md,
-        "Why moto costs so much CPU per call: its werkzeug server answers every request with `Connection: close` (werkzeug \
-         forces it: `http.server` cannot drain a request body before the next request line), so every SDK call opens and closes \
-         a TCP connection, whatever the SDK's connection pool does. Connection reuse needs another front for moto (a keep-alive \
-         proxy or WSGI server); one moto per service needs per-service endpoints in `puck_aws::Config` (the SDK's \
-         `AWS_ENDPOINT_URL_<SERVICE>`). Neither is in this run.\n"
+        "moto runs under waitress with HTTP/1.1 keep-alive and the patches of `infra/local/src/moto_patches.py` (a base-table \
+         Query reads its partition only; one DynamoDB request at a time, as DynamoDB makes each call atomic); here one moto \
+         process serves DynamoDB, SQS and Secrets Manager (the local stack runs one per service). Its CPU per delivery is \
+         Python answering each call, and an index Query that still scans the whole table.\n"
     );
     md
 }
@@ -323,6 +322,8 @@ pub struct CostFigures {
     /// Key shapes of the partition scenario, and its deliveries.
     pub partition: Vec<(Scope, KeyLimit)>,
     pub partition_scenario: String,
+    /// The functions' configuration cache period (`CONFIG_CACHE_SECONDS` of the template).
+    pub config_cache_secs: f64,
     /// Calls each function makes at container init.
     pub init_calls: BTreeMap<String, u64>,
 }
@@ -562,17 +563,23 @@ fn partition_md(c: &CostFigures) -> String {
          while a sample this small puts only a few deliveries on each shard: its sustained units are the owner's units over \
          all its shards divided by the shard count, and the sample's hottest shard is shown beside them. A key shared by an \
          account's traffic bounds the account; one of a subscription bounds that subscription; per-event and per-delivery \
-         keys take one event's burst, not sustained traffic. DynamoDB allows a partition key 1,000 WCU/s and 3,000 RCU/s.\n",
-        c.partition_scenario
+         keys take one event's burst, not sustained traffic. DynamoDB allows a partition key 1,000 WCU/s and 3,000 RCU/s.\n\n\
+         Reads of configuration (subscriptions, API key records) go through the functions' read cache \
+         (`CONFIG_CACHE_SECONDS` = {} s): the sample's reads of it are cache misses, paid under sustained traffic once per \
+         container per cache period, whatever the delivery rate. They are not counted per delivery; the column \
+         \"cached RRU\" shows them, and the last column how many containers may each refresh once per period with the \
+         key under half its 3,000 RCU/s (taking the whole sample's cached reads as one refresh).\n",
+        c.partition_scenario, c.config_cache_secs
     );
     let _ = writeln!(
         md,
-        "| key | owner | shards | WRU per delivery | RRU per delivery | sample's hottest value, WRU / RRU | deliveries/s at the limit | at half the limit |\n|---|---|---:|---:|---:|---:|---:|---:|"
+        "| key | owner | shards | WRU per delivery | RRU per delivery | sample's hottest value, WRU / RRU | deliveries/s at the limit | at half the limit | cached RRU | containers at half the read limit |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (scope, k) in &c.partition {
+        let containers = k.containers_at_half(c.config_cache_secs);
         let _ = writeln!(
             md,
-            "| `{}` | {scope:?} | {} | {:.3} | {:.3} | {:.2} / {:.2} | {} | {} |",
+            "| `{}` | {scope:?} | {} | {:.3} | {:.3} | {:.2} / {:.2} | {} | {} | {:.1} | {} |",
             k.key,
             k.shards,
             k.wru_per_delivery,
@@ -580,7 +587,9 @@ fn partition_md(c: &CostFigures) -> String {
             k.sample_hottest.0,
             k.sample_hottest.1,
             rate(k.at_limit),
-            rate(k.at_limit / 2.0)
+            rate(k.at_limit / 2.0),
+            k.cached_rru,
+            if containers.is_finite() { format!("{containers:.0}") } else { "—".into() }
         );
     }
     let (acc, sub) = (c.account_ceiling(true), c.subscription_ceiling(true));
@@ -714,6 +723,7 @@ mod tests {
                 (Scope::Item, KeyLimit::new("t: EVT#{evt}".into(), 100.0, 0.0)),
             ],
             partition_scenario: "1KiB_fanout1_single".into(),
+            config_cache_secs: 5.0,
             init_calls: BTreeMap::new(),
         }
     }
