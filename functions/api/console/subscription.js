@@ -99,8 +99,13 @@ export async function render(main, { id }, ctx) {
 
   const chart = h("div", { class: "chart-slot" }, h("span", { class: "muted" }, "Loading the last 24 h…"));
   const drawChart = () => last24h(id).then((rows) => replace(chart, outcomeChart(rows, { large: true })), () => replace(chart, h("span", { class: "muted" }, "Outcomes unavailable")));
-  // The chart follows the log: whenever the log re-reads (a test sent, deliveries in flight).
-  const log = deliveryLog({ subscriptionId: id, ctx, onUpdate: drawChart });
+  const lastDeliveryOf = (s) => [statusBadge(s.last_delivery_status), " ", s.last_delivery_at ? when(s.last_delivery_at) : null];
+  const lastDelivery = h("dd", { id: "last-delivery" }, lastDeliveryOf(sub));
+  // Best effort: the log and chart already show the outcome if this read fails.
+  const refreshLastDelivery = () => getSubscription(id).then((s) => replace(lastDelivery, lastDeliveryOf(s)), () => {});
+  // The chart and the last delivery follow the log: whenever the log re-reads (a test sent,
+  // deliveries in flight).
+  const log = deliveryLog({ subscriptionId: id, ctx, onUpdate: () => { drawChart(); refreshLastDelivery(); } });
   const headerNames = Object.keys(sub.headers || {});
 
   replace(main,
@@ -125,7 +130,7 @@ export async function render(main, { id }, ctx) {
           h("dt", {}, "Id"), h("dd", {}, h("code", {}, sub.id)),
           h("dt", {}, "Created"), h("dd", {}, when(sub.created_at)),
           h("dt", {}, "Updated"), h("dd", {}, when(sub.updated_at)),
-          h("dt", {}, "Last delivery"), h("dd", {}, statusBadge(sub.last_delivery_status), " ", sub.last_delivery_at ? when(sub.last_delivery_at) : null))),
+          h("dt", {}, "Last delivery"), lastDelivery)),
       h("section", { class: "card" }, h("h2", {}, "Last 24 hours"), chart,
         h("h2", {}, "Test and secret"),
         h("p", { class: "hint" }, "A test event is sent now, whatever the subscription's event types, filters or state, and recorded in the log."),

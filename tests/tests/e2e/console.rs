@@ -114,6 +114,8 @@ async fn the_console_flow_works_end_to_end_in_headless_chromium() {
     assert_eq!(requests[0].header("x-puck-event-type"), Some("investigation.queued"));
     let event_id = requests[0].header("x-puck-event-id").unwrap().to_owned();
     browser.wait_text(".chart-slot figcaption", "1 succeeded in 24 h").await;
+    // The settings card's last delivery follows too, without a reload.
+    browser.wait_text("#last-delivery", "succeeded").await;
     browser.screenshot("04-subscription").await;
 
     // Open it: payload and attempt.
