@@ -31,6 +31,9 @@ pub const DYNAMO_STORAGE_GB_MONTH_USD: f64 = 0.25;
 pub const SQS_REQUEST_USD: f64 = 0.40 / 1e6;
 /// CloudWatch Logs standard ingestion, per GB.
 pub const LOGS_INGEST_GB_USD: f64 = 0.50;
+/// CloudWatch Logs archived storage, per GB-month (billed compressed; priced here on the ingested
+/// bytes, an upper bound).
+pub const LOGS_STORAGE_GB_MONTH_USD: f64 = 0.03;
 /// Data transfer out to the internet, per GB (first 10 TB/month tier).
 pub const DATA_OUT_GB_USD: f64 = 0.09;
 /// Secrets Manager, per API call ($0.05 per 10,000).
@@ -41,7 +44,8 @@ pub const SECRET_MONTH_USD: f64 = 0.40;
 pub const ALARM_MONTH_USD: f64 = 0.10;
 /// CloudWatch dashboard, per dashboard-month (beyond the 3 free ones).
 pub const DASHBOARD_MONTH_USD: f64 = 3.00;
-/// Lambda's own log lines per invocation (START, END, REPORT), ingested with the function's logs.
+/// Lambda's own log lines per invocation (START, END, REPORT), ingested with the function's logs
+/// when the template's `SystemLogLevel` lets INFO through.
 pub const LAMBDA_PLATFORM_LOG_BYTES: f64 = 350.0;
 /// Seconds in the average month (365.25 / 12 days).
 pub const MONTH_S: f64 = 30.4375 * 86_400.0;
@@ -96,12 +100,26 @@ pub struct Usage {
     pub ledger: Ledger,
     /// Bytes the functions logged (JSON lines, as in Lambda).
     pub log_bytes: f64,
+    /// Lambda's own log bytes per invocation at the template's `SystemLogLevel`.
+    pub platform_log_bytes_per_invocation: f64,
+    /// The HTTP API's access log: one line per request in the template's format.
+    pub access_log_bytes: f64,
+    /// How long the log groups keep what was ingested (days).
+    pub log_retention_days: f64,
     /// Bytes sent out of AWS: delivery requests to receivers and API responses to producers.
     pub data_out_bytes: f64,
     /// Bytes the scenario leaves stored in DynamoDB (items and index entries, 100 B overhead each).
     pub stored_bytes: f64,
     /// How long stored bytes stay (the retention, days).
     pub retention_days: f64,
+}
+
+impl Usage {
+    /// Every byte CloudWatch Logs ingests: the functions' lines, Lambda's own, the API access log.
+    pub fn ingested_log_bytes(&self) -> f64 {
+        let invocations: f64 = self.lambda.values().map(|f| f.invocations).sum();
+        self.log_bytes + invocations * self.platform_log_bytes_per_invocation + self.access_log_bytes
+    }
 }
 
 /// One line of the bill.
@@ -118,10 +136,12 @@ pub fn bill(u: &Usage, arch: Arch) -> Vec<Line> {
     let l = &u.ledger;
     let invocations: f64 = u.lambda.values().map(|f| f.invocations).sum();
     let gb_s: f64 = u.lambda.values().map(|f| f.billed_ms / 1000.0 * f.memory_mb / 1024.0).sum();
-    let log_bytes = u.log_bytes + invocations * LAMBDA_PLATFORM_LOG_BYTES;
+    let platform_log_bytes = invocations * u.platform_log_bytes_per_invocation;
+    let log_bytes = u.ingested_log_bytes();
     let index_wru: f64 = l.index_wru.values().sum();
     // Storage: a month of traffic stays `retention_days`, so it is billed that share of a month.
-    let storage_gb_months = u.stored_bytes / GB * (u.retention_days * 86_400.0 / MONTH_S);
+    let month_share = |days: f64| days * 86_400.0 / MONTH_S;
+    let storage_gb_months = u.stored_bytes / GB * month_share(u.retention_days);
     vec![
         Line {
             item: "API Gateway HTTP API",
@@ -165,8 +185,16 @@ pub fn bill(u: &Usage, arch: Arch) -> Vec<Line> {
         },
         Line {
             item: "CloudWatch Logs ingestion",
-            quantity: format!("{log_bytes:.0} B"),
+            quantity: format!(
+                "{log_bytes:.0} B (functions {:.0}, Lambda platform {platform_log_bytes:.0}, API access log {:.0})",
+                u.log_bytes, u.access_log_bytes
+            ),
             usd: log_bytes / GB * LOGS_INGEST_GB_USD,
+        },
+        Line {
+            item: "CloudWatch Logs storage",
+            quantity: format!("{log_bytes:.0} B for {} days", u.log_retention_days),
+            usd: log_bytes / GB * month_share(u.log_retention_days) * LOGS_STORAGE_GB_MONTH_USD,
         },
         Line {
             item: "Data transfer out",
@@ -179,6 +207,40 @@ pub fn bill(u: &Usage, arch: Arch) -> Vec<Line> {
             usd: l.secrets * SECRETS_CALL_USD,
         },
     ]
+}
+
+/// Bytes of one HTTP API access-log line in `format` (the template's `AccessLogSettings.Format`):
+/// every `$context.<name>` replaced by a value of the length API Gateway writes for it, plus the
+/// newline. Unknown variables count 16 bytes.
+pub fn access_log_line_bytes(format: &str, route_key: &str, status: u16, response_len: usize) -> usize {
+    let mut bytes = 1;
+    let mut rest = format;
+    while let Some(at) = rest.find("$context.") {
+        bytes += at;
+        let after = &rest[at + "$context.".len()..];
+        let end = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_')).unwrap_or(after.len());
+        bytes += match &after[..end] {
+            "requestId" => "KpB0ljVxIAMEb9Q=".len(),
+            "requestTime" => "06/Dec/2026:18:19:37 +0000".len(),
+            "routeKey" => route_key.len(),
+            "status" => status.to_string().len(),
+            "responseLength" => response_len.to_string().len(),
+            "responseLatency" => "25".len(),
+            "integrationErrorMessage" => "-".len(),
+            "identity.sourceIp" => "203.0.113.10".len(),
+            _ => 16,
+        };
+        rest = &after[end..];
+    }
+    bytes + rest.len()
+}
+
+/// Lambda's own log bytes per invocation at a `SystemLogLevel` (absent: Lambda's default, INFO).
+pub fn platform_log_bytes(system_log_level: Option<&str>) -> f64 {
+    match system_log_level {
+        Some(level) if level.eq_ignore_ascii_case("WARN") => 0.0,
+        _ => LAMBDA_PLATFORM_LOG_BYTES,
+    }
 }
 
 /// Dollars per million successful deliveries.
@@ -461,7 +523,10 @@ mod tests {
             api_requests: 1.0,
             lambda,
             ledger,
-            log_bytes: 1300.0,
+            log_bytes: 1100.0,
+            platform_log_bytes_per_invocation: 350.0,
+            access_log_bytes: 200.0,
+            log_retention_days: 30.4375,
             data_out_bytes: 2000.0,
             stored_bytes: 3000.0,
             retention_days: 30.4375,
@@ -478,11 +543,28 @@ mod tests {
         assert!((usd("Lambda duration") - 0.00875 * LAMBDA_X86_GB_S_USD).abs() < 1e-15);
         assert!((usd("DynamoDB writes, indexes") - 2.0 * 0.625e-6).abs() < 1e-15);
         assert!((usd("DynamoDB reads") - 0.5e-6).abs() < 1e-15);
-        // 2 invocations add 700 B of platform lines: 2000 B × $0.50/GB
+        // 1100 B logged + 2 invocations × 350 B of platform lines + 200 B of access log: 2000 B × $0.50/GB
         assert!((usd("CloudWatch Logs ingestion") - 2000.0 / 1e9 * 0.5).abs() < 1e-15);
+        // kept a full month: 2000 B × $0.03/GB-month
+        assert!((usd("CloudWatch Logs storage") - 2000.0 / 1e9 * 0.03).abs() < 1e-15);
         // a full month of retention: 3000 B × $0.25/GB-month
         assert!((usd("DynamoDB storage") - 3000.0 / 1e9 * 0.25).abs() < 1e-15);
         assert!((usd("Data transfer out") - 2000.0 / 1e9 * 0.09).abs() < 1e-15);
+    }
+
+    #[test]
+    fn an_access_log_line_is_its_format_with_each_variable_as_long_as_api_gateway_writes_it() {
+        let format = r#"{"requestId":"$context.requestId","routeKey":"$context.routeKey","status":"$context.status","len":"$context.responseLength","x":"$context.somethingElse"}"#;
+        let line = r#"{"requestId":"KpB0ljVxIAMEb9Q=","routeKey":"POST /v1/events","status":"202","len":"61","x":"0123456789abcdef"}"#;
+        assert_eq!(access_log_line_bytes(format, "POST /v1/events", 202, 61), line.len() + 1);
+        assert_eq!(access_log_line_bytes("no variables", "", 200, 0), "no variables".len() + 1);
+    }
+
+    #[test]
+    fn platform_lines_are_billed_unless_the_system_log_level_is_warn() {
+        assert_eq!(platform_log_bytes(Some("WARN")), 0.0);
+        assert_eq!(platform_log_bytes(Some("INFO")), LAMBDA_PLATFORM_LOG_BYTES);
+        assert_eq!(platform_log_bytes(None), LAMBDA_PLATFORM_LOG_BYTES);
     }
 
     #[test]

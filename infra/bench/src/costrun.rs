@@ -138,6 +138,12 @@ pub struct Layout {
     pub memory_mb: BTreeMap<String, f64>,
     pub default_memory_mb: f64,
     pub retention_days: f64,
+    /// Lambda's own log bytes per invocation at the functions' `SystemLogLevel`.
+    pub platform_log_bytes_per_invocation: f64,
+    /// The HTTP API's access-log format, when it has an access log.
+    pub access_log_format: Option<String>,
+    /// The log groups' retention (days).
+    pub log_retention_days: f64,
     /// The batch publish route's path and binary, when the template has it.
     pub batch_route: Option<(String, String)>,
     pub esm_queues: usize,
@@ -168,11 +174,29 @@ impl Layout {
             .find(|r| r.path == "/v1/events/batch" || r.binary == "events-publish-batch")
             .map(|r| (r.path, r.binary));
         let count = |ty: &str| t.resources_of_type(ty).count();
+        // A literal, or a parameter's default (`!Ref P`).
+        let defaults = t.parameter_defaults();
+        let resolve = |v: &Value| match v.get("Ref").and_then(Value::as_str) {
+            Some(param) => defaults.get(param).cloned(),
+            None => v.as_str().map(str::to_owned).or_else(|| v.as_f64().map(|n| n.to_string())),
+        };
+        let system_log_level = t.doc.pointer("/Globals/Function/LoggingConfig/SystemLogLevel").and_then(resolve);
+        let access_log_format = t
+            .resources_of_type("AWS::Serverless::HttpApi")
+            .find_map(|(_, api)| api.pointer("/Properties/AccessLogSettings/Format").and_then(resolve));
+        let log_retention_days = t
+            .resources_of_type("AWS::Logs::LogGroup")
+            .find_map(|(_, group)| group.pointer("/Properties/RetentionInDays").and_then(resolve))
+            .and_then(|days| days.parse().ok())
+            .ok_or_else(|| anyhow!("template.yaml has no log group with a retention"))?;
         Ok(Self {
             schema,
             memory_mb,
             default_memory_mb,
             retention_days,
+            platform_log_bytes_per_invocation: cost::platform_log_bytes(system_log_level.as_deref()),
+            access_log_format,
+            log_retention_days,
             batch_route,
             esm_queues: t.sqs_consumers()?.len(),
             secrets: count("AWS::SecretsManager::Secret"),
@@ -180,6 +204,23 @@ impl Layout {
             dashboards: count("AWS::CloudWatch::Dashboard"),
             schedule_period_s: t.schedules()?.iter().filter_map(|s| s.period_secs).min(),
         })
+    }
+
+    /// A usage with what the template decides for every scenario: retention and log settings.
+    fn usage(&self) -> Usage {
+        Usage {
+            retention_days: self.retention_days,
+            platform_log_bytes_per_invocation: self.platform_log_bytes_per_invocation,
+            log_retention_days: self.log_retention_days,
+            ..Usage::default()
+        }
+    }
+
+    /// The access-log bytes of one API request.
+    fn access_log_bytes(&self, route_key: &str, status: u16, response_len: usize) -> f64 {
+        self.access_log_format
+            .as_deref()
+            .map_or(0.0, |f| cost::access_log_line_bytes(f, route_key, status, response_len) as f64)
     }
 
     fn lambda(&self, binary: &str, invocations: f64, billed_ms: f64) -> LambdaUse {
@@ -198,6 +239,9 @@ pub struct Measured {
     /// Event ids published (to recognise per-event keys in the partition model).
     pub event_ids: Vec<String>,
 }
+
+/// Bytes of a single publish's answer, `{"event_id":"…","deliveries":N}`.
+const PUBLISH_RESPONSE_BYTES: usize = 60;
 
 /// Bytes on the wire of one delivery request beyond its body: request line, Host, the signed
 /// headers (`X-Puck-*`, Standard Webhooks), content-length; measured once from the real signer.
@@ -267,6 +311,7 @@ pub async fn run(stack: &BenchStack, layout: &Layout, s: &Scenario) -> Result<Me
     let mut publish_ms = Vec::new();
     let mut api_requests = 0.0;
     let mut api_out_bytes = 0usize;
+    let mut access_log_bytes = 0.0;
     let mut created = 0u64;
     let publish_binary;
     match s.batch {
@@ -278,7 +323,8 @@ pub async fn run(stack: &BenchStack, layout: &Layout, s: &Scenario) -> Result<Me
                 created += stack.publish(&tenant, id, &data).await?;
                 publish_ms.push(t.elapsed());
                 api_requests += body.len().div_ceil(cost::APIGW_METER_BYTES).max(1) as f64;
-                api_out_bytes += 60;
+                api_out_bytes += PUBLISH_RESPONSE_BYTES;
+                access_log_bytes += layout.access_log_bytes("POST /v1/events", 202, PUBLISH_RESPONSE_BYTES);
             }
         }
         Some(n) => {
@@ -293,7 +339,9 @@ pub async fn run(stack: &BenchStack, layout: &Layout, s: &Scenario) -> Result<Me
                 let results = resp["results"].as_array().ok_or_else(|| anyhow!("batch publish answered {resp}"))?;
                 created += results.iter().filter_map(|r| r["deliveries"].as_u64()).sum::<u64>();
                 api_requests += len.div_ceil(cost::APIGW_METER_BYTES).max(1) as f64;
-                api_out_bytes += resp.to_string().len();
+                let resp_len = resp.to_string().len();
+                api_out_bytes += resp_len;
+                access_log_bytes += layout.access_log_bytes(&format!("POST {path}"), 202, resp_len);
             }
         }
     }
@@ -327,10 +375,11 @@ pub async fn run(stack: &BenchStack, layout: &Layout, s: &Scenario) -> Result<Me
         api_requests,
         lambda,
         stored_bytes: stored_bytes(&layout.schema, &before, &after) as f64,
-        retention_days: layout.retention_days,
         ledger,
         log_bytes: log_bytes as f64,
+        access_log_bytes,
         data_out_bytes: (per_delivery_out as u64 * expected) as f64 + api_out_bytes as f64,
+        ..layout.usage()
     };
     Ok(Measured { scenario: s.clone(), usage, event_ids: ids })
 }
@@ -372,8 +421,7 @@ pub async fn failed_attempt(stack: &BenchStack, layout: &Layout, payload_bytes: 
             log_bytes: log_bytes as f64,
             data_out_bytes: (envelope_bytes + delivery_header_bytes("{}")) as f64,
             stored_bytes: stored_bytes(&layout.schema, &before, &after) as f64,
-            retention_days: layout.retention_days,
-            ..Usage::default()
+            ..layout.usage()
         })
     }
     .await;
@@ -404,8 +452,7 @@ pub async fn idle_sweep(stack: &BenchStack, layout: &Layout) -> Result<Usage> {
         lambda,
         ledger,
         log_bytes: (LOG_BYTES.load(Ordering::Relaxed) - logs_before) as f64,
-        retention_days: layout.retention_days,
-        ..Usage::default()
+        ..layout.usage()
     })
 }
 

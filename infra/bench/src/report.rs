@@ -381,6 +381,11 @@ fn rate(v: f64) -> String {
 /// The all-in cost, fixed monthly cost and partition model sections.
 pub fn cost_md(c: &CostFigures) -> String {
     let mut md = String::new();
+    // Every scenario's usage carries the template's log settings; the first one says them.
+    let template_logs = c
+        .measured
+        .first()
+        .map_or((0.0, 0.0), |m| (m.usage.platform_log_bytes_per_invocation, m.usage.log_retention_days));
     let _ = writeln!(md, "## All-in cost per million successful deliveries\n");
     let _ = writeln!(
         md,
@@ -395,10 +400,15 @@ pub fn cost_md(c: &CostFigures) -> String {
          half when eventually consistent; SQS bills every 64 KiB of a request or response. Lambda: the measured durations, each \
          rounded up to 1 ms, at the function's MemorySize from the template (publish: the HTTP round trip through the local \
          gateway, an upper bound of the handler time). CloudWatch Logs: the bytes the handlers logged through the same JSON \
-         subscriber as in Lambda, plus {} B of START/END/REPORT lines per invocation. Data transfer out: each delivery's body \
+         subscriber as in Lambda, plus Lambda's own lines at the template's `SystemLogLevel` ({} B per invocation; {} B at \
+         INFO for START/END/REPORT), plus one HTTP API access-log line per API request in the template's format (each \
+         `$context` variable as long as API Gateway writes it); stored for the log groups' retention ({} days), priced on \
+         the ingested bytes though AWS bills them compressed. Data transfer out: each delivery's body \
          plus its signed headers, and the API responses. Storage: bytes left in the table and its indexes (100 B per item and \
          entry) kept for the retention period. Prices: {}.\n",
+        template_logs.0,
         cost::LAMBDA_PLATFORM_LOG_BYTES,
+        template_logs.1,
         cost::PRICES_AS_OF
     );
     let _ = writeln!(md, "At container init each function makes: {}.\n", summarize(&c.init_calls));
@@ -457,7 +467,7 @@ pub fn cost_md(c: &CostFigures) -> String {
     }
     // Units per delivery.
     let _ = writeln!(md, "\n### Units per delivery\n");
-    let _ = writeln!(md, "| scenario | table WRU | index WRU | RRU | SQS requests | Lambda invocations | log B | out B | stored B | calls per delivery |");
+    let _ = writeln!(md, "| scenario | table WRU | index WRU | RRU | SQS requests | Lambda invocations | log B (all ingested) | out B | stored B | calls per delivery |");
     let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for m in &c.measured {
         let u = &m.usage;
@@ -475,7 +485,7 @@ pub fn cost_md(c: &CostFigures) -> String {
             u.ledger.rru / d,
             u.ledger.sqs / d,
             inv / d,
-            u.log_bytes / d,
+            u.ingested_log_bytes() / d,
             u.data_out_bytes / d,
             u.stored_bytes / d
         );

@@ -194,6 +194,20 @@ fn every_function_has_a_log_group_with_retention() {
 }
 
 #[test]
+fn lambdas_own_log_lines_are_a_parameter_off_by_default() {
+    let t = template();
+    // Lambda filters levels only in JSON format; START/END/REPORT are INFO, so WARN drops them.
+    assert_eq!(t.doc_pointer("/Globals/Function/LoggingConfig/LogFormat"), Some(&json!("JSON")));
+    assert_eq!(
+        t.doc_pointer("/Globals/Function/LoggingConfig/SystemLogLevel"),
+        Some(&json!({"Ref": "PlatformLogLevel"}))
+    );
+    assert_eq!(t.parameter_defaults()["PlatformLogLevel"], "WARN");
+    let allowed = t.doc_pointer("/Parameters/PlatformLogLevel/AllowedValues").expect("allowed values");
+    assert_eq!(allowed, &json!(["DEBUG", "INFO", "WARN"]));
+}
+
+#[test]
 fn tracing_is_a_parameter() {
     let t = template();
     assert_eq!(
