@@ -319,6 +319,11 @@ pub struct KeyLimit {
     /// cache misses): under sustained traffic paid per container per cache period, so they bound
     /// the number of containers, not the deliveries/s ([`KeyLimit::containers_at_half`]).
     pub cached_rru: f64,
+    /// Write units of subscription state (last delivery, failing clock) the sample paid on this
+    /// key in all: while the outcome holds, paid per container per refresh period, so they bound
+    /// the number of containers ([`KeyLimit::containers_at_half_write`]); each change of outcome
+    /// writes too (see the report's failure case).
+    pub state_wru: f64,
     /// Deliveries/s before the key passes 1,000 WCU/s or 3,000 RCU/s (per-delivery units only).
     pub at_limit: f64,
     /// How many hash shards the shape's owner is spread over (1: not sharded).
@@ -344,17 +349,39 @@ impl KeyLimit {
     ) -> Self {
         let by = |units: f64, limit: f64| if units > 0.0 { limit / units } else { f64::INFINITY };
         let at_limit = by(wru_per_delivery, PARTITION_WCU_S).min(by(rru_per_delivery, PARTITION_RCU_S));
-        Self { key, wru_per_delivery, rru_per_delivery, cached_rru: 0.0, at_limit, shards, sample_hottest }
+        Self {
+            key,
+            wru_per_delivery,
+            rru_per_delivery,
+            cached_rru: 0.0,
+            state_wru: 0.0,
+            at_limit,
+            shards,
+            sample_hottest,
+        }
     }
 
-    /// Moves `cached_rru` of the sample's reads (in all, over `deliveries`) out of the per-delivery
-    /// units.
-    pub fn with_cached(mut self, cached_rru: f64, deliveries: f64) -> Self {
-        let rru = (self.rru_per_delivery - cached_rru / deliveries.max(1.0)).max(0.0);
+    /// Moves `cached_rru` of the sample's reads and `state_wru` of its writes (in all, over
+    /// `deliveries`) out of the per-delivery units.
+    pub fn with_cached(mut self, cached_rru: f64, state_wru: f64, deliveries: f64) -> Self {
+        let per = |units: f64| units / deliveries.max(1.0);
+        let wru = (self.wru_per_delivery - per(state_wru)).max(0.0);
+        let rru = (self.rru_per_delivery - per(cached_rru)).max(0.0);
         let hottest = self.sample_hottest;
-        self = Self::sharded(self.key, self.wru_per_delivery, rru, self.shards, hottest);
+        self = Self::sharded(self.key, wru, rru, self.shards, hottest);
         self.cached_rru = cached_rru;
+        self.state_wru = state_wru;
         self
+    }
+
+    /// How many containers may each write the subscription state once per `refresh_secs` while
+    /// the key stays under half its write limit, taking the sample's state writes as one refresh.
+    pub fn containers_at_half_write(&self, refresh_secs: f64) -> f64 {
+        if self.state_wru > 0.0 {
+            PARTITION_WCU_S / 2.0 * refresh_secs / self.state_wru
+        } else {
+            f64::INFINITY
+        }
     }
 
     /// How many containers may each refresh their cached configuration once per `cache_secs`
@@ -367,6 +394,14 @@ impl KeyLimit {
             f64::INFINITY
         }
     }
+}
+
+/// Write units of subscription state per delivery on the account's key when a share `failing`
+/// of deliveries fails once: a change of outcome is written (last delivery, failing clock) by
+/// every container that sees it, so each such delivery pays the failed attempt's state writes
+/// (`failed_attempt_state_wru`, measured) and as many again when the next attempt succeeds.
+pub fn state_wru_when_failing(failed_attempt_state_wru: f64, failing: f64) -> f64 {
+    failing * 2.0 * failed_attempt_state_wru
 }
 
 /// The key shapes the service hash-shards, and into how many shards (puck-aws's constants): a
@@ -462,7 +497,7 @@ pub fn key_shape(value: &str, event_ids: &[String]) -> (String, Scope) {
 /// sample's hottest shard is kept alongside.
 ///
 /// With `config_cached` (the functions cache configuration), reads of it are moved out of the
-/// per-delivery units ([`KeyLimit::with_cached`]).
+/// per-delivery units, and so are writes of subscription state ([`KeyLimit::with_cached`]).
 pub fn partition_keys(
     keys: &BTreeMap<(String, String), crate::ledger::Load>,
     deliveries: f64,
@@ -473,6 +508,7 @@ pub fn partition_keys(
         scope: Scope,
         hottest: (f64, f64),
         cached_rru: f64,
+        state_wru: f64,
         by_owner: BTreeMap<String, (f64, f64)>,
     }
     let mut shapes: BTreeMap<(String, String), Shape> = BTreeMap::new();
@@ -482,10 +518,12 @@ pub fn partition_keys(
             scope,
             hottest: (0.0, 0.0),
             cached_rru: 0.0,
+            state_wru: 0.0,
             by_owner: BTreeMap::new(),
         });
         e.hottest = (e.hottest.0.max(load.wru), e.hottest.1.max(load.rru));
         e.cached_rru = e.cached_rru.max(load.cached_rru);
+        e.state_wru = e.state_wru.max(load.state_wru);
         let owner = e.by_owner.entry(value.trim_end_matches(|c: char| c.is_ascii_digit()).to_owned()).or_default();
         *owner = (owner.0 + load.wru, owner.1 + load.rru);
     }
@@ -502,7 +540,8 @@ pub fn partition_keys(
             } else {
                 KeyLimit::new(key, hottest.0, hottest.1)
             };
-            let limit = if config_cached { limit.with_cached(s.cached_rru, deliveries) } else { limit };
+            let cached_rru = if config_cached { s.cached_rru } else { 0.0 };
+            let limit = limit.with_cached(cached_rru, s.state_wru, deliveries);
             (s.scope, limit)
         })
         .collect()
@@ -568,6 +607,18 @@ mod tests {
     }
 
     #[test]
+    fn subscription_state_writes_bound_containers_not_deliveries() {
+        // 20 deliveries wrote 3 WRU on the key, 1 of them the subscription's last delivery.
+        let k = KeyLimit::new("t: ACCT#{acct}".into(), 3.0 / 20.0, 0.0).with_cached(0.0, 1.0, 20.0);
+        assert!((k.wru_per_delivery - 0.1).abs() < 1e-12);
+        assert!((k.at_limit - 10_000.0).abs() < 1e-6);
+        // Once a minute per container: 500 WCU/s × 60 s / 1 WRU.
+        assert!((k.containers_at_half_write(60.0) - 30_000.0).abs() < 1e-6);
+        // 10% failing once, 2 WRU of state per failed attempt: 0.4 WRU per delivery.
+        assert!((state_wru_when_failing(2.0, 0.1) - 0.4).abs() < 1e-12);
+    }
+
+    #[test]
     fn arm64_is_cheaper_only_in_duration() {
         let u = usage();
         let gap = per_million(&u, Arch::X86_64) - per_million(&u, Arch::Arm64);
@@ -630,7 +681,7 @@ mod tests {
         // 20 deliveries: 2 WRU of the account key, and 6 RRU of which 5 were cache misses.
         keys.insert(
             ("t".to_owned(), "ACCT#acct_01JABCDEFGHJKMNPQRSTVWXYZ0".to_owned()),
-            Load { wru: 2.0, rru: 6.0, cached_rru: 5.0 },
+            Load { wru: 2.0, rru: 6.0, cached_rru: 5.0, ..Load::default() },
         );
         let p = partition_keys(&keys, 20.0, &[], true);
         let k = &p[0].1;

@@ -159,6 +159,10 @@ pub struct Load {
     /// subscriptions and API key records. Under sustained traffic it is paid once per container
     /// per cache period, not per delivery.
     pub cached_rru: f64,
+    /// The part of `wru` written to subscription items (`sk=SUB#…`) while deliveries run: the
+    /// dispatcher's record of a subscription's last delivery and its failing clock, written when
+    /// the outcome changes and otherwise once per `LAST_DELIVERY_REFRESH_SECS` per container.
+    pub state_wru: f64,
 }
 
 /// Whether a read is of configuration behind the functions' read cache (`puck_core::cache`): a
@@ -237,7 +241,11 @@ impl<'a> Replay<'a> {
         let units = factor * write_units(size);
         self.ledger.table_wru += units;
         let table = self.table.clone();
-        self.load(&table, key.0.clone()).wru += units;
+        let load = self.load(&table, key.0.clone());
+        load.wru += units;
+        if key.1.starts_with("SUB#") {
+            load.state_wru += units;
+        }
         let kind = key.1.split('#').next().unwrap_or_default().to_owned();
         let e = self.ledger.writes.entry(kind).or_default();
         e.0 += 1;
@@ -317,7 +325,11 @@ impl<'a> Replay<'a> {
                 self.ledger.table_wru += write_units(size);
                 let table = self.table.clone();
                 if let Some(k) = key {
-                    self.load(&table, k.0).wru += write_units(size);
+                    let load = self.load(&table, k.0);
+                    load.wru += write_units(size);
+                    if k.1.starts_with("SUB#") {
+                        load.state_wru += write_units(size);
+                    }
                 }
             }
             return;
