@@ -281,9 +281,10 @@ pub fn perf_md(f: &PerfFigures, profile: &str) -> String {
     let _ = writeln!(
         md,
         "moto runs under waitress with HTTP/1.1 keep-alive and the patches of `infra/local/src/moto_patches.py` (a base-table \
-         Query reads its partition only; one DynamoDB request at a time, as DynamoDB makes each call atomic); here one moto \
-         process serves DynamoDB, SQS and Secrets Manager (the local stack runs one per service). Its CPU per delivery is \
-         Python answering each call, and an index Query that still scans the whole table.\n"
+         Query reads its partition only, an index Query one partition of index entries kept up to date from each write; \
+         DynamoDB answers written as JSON directly; one DynamoDB request at a time, as DynamoDB makes each call atomic); here \
+         one moto process serves DynamoDB, SQS and Secrets Manager (the local stack runs one per service). Its CPU per \
+         delivery is Python answering each call: request parsing, expression evaluation and its web framework.\n"
     );
     md
 }
