@@ -115,10 +115,14 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Lambda invocations of every function.
+    pub fn invocations(&self) -> f64 {
+        self.lambda.values().map(|f| f.invocations).sum()
+    }
+
     /// Every byte CloudWatch Logs ingests: the functions' lines, Lambda's own, the API access log.
     pub fn ingested_log_bytes(&self) -> f64 {
-        let invocations: f64 = self.lambda.values().map(|f| f.invocations).sum();
-        self.log_bytes + invocations * self.platform_log_bytes_per_invocation + self.access_log_bytes
+        self.log_bytes + self.invocations() * self.platform_log_bytes_per_invocation + self.access_log_bytes
     }
 }
 
@@ -134,7 +138,7 @@ pub struct Line {
 /// The bill of one scenario, per line, in dollars for the whole scenario.
 pub fn bill(u: &Usage, arch: Arch) -> Vec<Line> {
     let l = &u.ledger;
-    let invocations: f64 = u.lambda.values().map(|f| f.invocations).sum();
+    let invocations = u.invocations();
     let gb_s: f64 = u.lambda.values().map(|f| f.billed_ms / 1000.0 * f.memory_mb / 1024.0).sum();
     let platform_log_bytes = invocations * u.platform_log_bytes_per_invocation;
     let log_bytes = u.ingested_log_bytes();
@@ -496,8 +500,8 @@ pub fn key_shape(value: &str, event_ids: &[String]) -> (String, Scope) {
 /// value without its shard number; the hottest owner) are divided by [`shard_count`], and the
 /// sample's hottest shard is kept alongside.
 ///
-/// With `config_cached` (the functions cache configuration), reads of it are moved out of the
-/// per-delivery units, and so are writes of subscription state ([`KeyLimit::with_cached`]).
+/// Writes of subscription state are moved out of the per-delivery units, and so are reads of
+/// configuration with `config_cached` (the functions cache it) ([`KeyLimit::with_cached`]).
 pub fn partition_keys(
     keys: &BTreeMap<(String, String), crate::ledger::Load>,
     deliveries: f64,

@@ -174,12 +174,7 @@ impl Layout {
             .find(|r| r.path == "/v1/events/batch" || r.binary == "events-publish-batch")
             .map(|r| (r.path, r.binary));
         let count = |ty: &str| t.resources_of_type(ty).count();
-        // A literal, or a parameter's default (`!Ref P`).
-        let defaults = t.parameter_defaults();
-        let resolve = |v: &Value| match v.get("Ref").and_then(Value::as_str) {
-            Some(param) => defaults.get(param).cloned(),
-            None => v.as_str().map(str::to_owned).or_else(|| v.as_f64().map(|n| n.to_string())),
-        };
+        let resolve = |v: &Value| t.value_with_defaults(v);
         let system_log_level = t.doc.pointer("/Globals/Function/LoggingConfig/SystemLogLevel").and_then(resolve);
         let access_log_format = t
             .resources_of_type("AWS::Serverless::HttpApi")

@@ -234,18 +234,24 @@ impl<'a> Replay<'a> {
         self.ledger.keys.entry((on.to_owned(), pk)).or_default()
     }
 
-    /// Bills one item write (factor 2 inside a transaction) and moves the shadow on.
-    fn write(&mut self, key: (String, String), after: Option<Item>, factor: f64) {
-        let before = self.shadow.get(&key).cloned();
-        let size = before.as_ref().map_or(0, item_size).max(after.as_ref().map_or(0, item_size));
-        let units = factor * write_units(size);
-        self.ledger.table_wru += units;
+    /// Charges `units` written to the table item `key` to its partition key, noting subscription
+    /// state (`sk=SUB#…`) apart.
+    fn charge_write(&mut self, key: &(String, String), units: f64) {
         let table = self.table.clone();
         let load = self.load(&table, key.0.clone());
         load.wru += units;
         if key.1.starts_with("SUB#") {
             load.state_wru += units;
         }
+    }
+
+    /// Bills one item write (factor 2 inside a transaction) and moves the shadow on.
+    fn write(&mut self, key: (String, String), after: Option<Item>, factor: f64) {
+        let before = self.shadow.get(&key).cloned();
+        let size = before.as_ref().map_or(0, item_size).max(after.as_ref().map_or(0, item_size));
+        let units = factor * write_units(size);
+        self.ledger.table_wru += units;
+        self.charge_write(&key, units);
         let kind = key.1.split('#').next().unwrap_or_default().to_owned();
         let e = self.ledger.writes.entry(kind).or_default();
         e.0 += 1;
@@ -323,13 +329,8 @@ impl<'a> Replay<'a> {
                 let key = key_in(body.get("Key")).or_else(|| key_in(body.get("Item")));
                 let size = key.as_ref().and_then(|k| self.shadow.get(k)).map_or(1, item_size);
                 self.ledger.table_wru += write_units(size);
-                let table = self.table.clone();
                 if let Some(k) = key {
-                    let load = self.load(&table, k.0);
-                    load.wru += write_units(size);
-                    if k.1.starts_with("SUB#") {
-                        load.state_wru += write_units(size);
-                    }
+                    self.charge_write(&k, write_units(size));
                 }
             }
             return;

@@ -499,7 +499,7 @@ pub fn cost_md(c: &CostFigures) -> String {
     for m in &c.measured {
         let u = &m.usage;
         let d = u.deliveries.max(1.0);
-        let inv: f64 = u.lambda.values().map(|l| l.invocations).sum();
+        let inv = u.invocations();
         let idx: f64 = u.ledger.index_wru.values().sum();
         let calls =
             u.ledger.calls.iter().map(|(k, n)| format!("{k} {:.2}", *n as f64 / d)).collect::<Vec<_>>().join(", ");

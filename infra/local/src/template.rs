@@ -210,6 +210,15 @@ impl Template {
         out
     }
 
+    /// A property's value as deployed with default parameters: a literal (string or number), or
+    /// the default of the parameter a `!Ref` names. `None` for other intrinsics.
+    pub fn value_with_defaults(&self, value: &Value) -> Option<String> {
+        match value.get("Ref").and_then(Value::as_str) {
+            Some(param) => self.parameter_defaults().remove(param),
+            None => value.as_str().map(str::to_owned).or_else(|| value.as_f64().map(|n| n.to_string())),
+        }
+    }
+
     /// Carries environment overrides back to the parameters they come from: a `Globals`
     /// variable defined as `!Ref <Parameter>` (e.g. `MAX_DELIVERY_ATTEMPTS: !Ref
     /// MaxDeliveryAttempts`) that is overridden locally overrides that parameter's default as
@@ -471,6 +480,9 @@ Resources:
         assert!(consumers[0].report_batch_item_failures);
         assert_eq!(t.schedules().unwrap()[0].period_secs, Some(120));
         assert_eq!(t.parameter_defaults()["N"], "3");
+        assert_eq!(t.value_with_defaults(&serde_json::json!({"Ref": "N"})).as_deref(), Some("3"));
+        assert_eq!(t.value_with_defaults(&serde_json::json!("x")).as_deref(), Some("x"));
+        assert_eq!(t.value_with_defaults(&serde_json::json!({"Fn::Sub": "x"})), None);
     }
 
     #[test]
