@@ -191,6 +191,14 @@ impl Config {
         }
     }
 
+    /// How long a dispatcher's claim on a delivery lasts: three attempt timeouts, the template's
+    /// dispatcher timeout (a batch's sends run at once, each within `DELIVERY_TIMEOUT_SECONDS`,
+    /// with time to read and record), and well under the delivery queue's visibility timeout
+    /// (the template test `dispatcher_timeouts_fit_the_claim_lease` holds both).
+    pub fn claim_lease_seconds(&self) -> i64 {
+        3 * self.delivery_timeout_seconds as i64
+    }
+
     /// The retry schedule (the dispatcher's backoff).
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {

@@ -9,12 +9,14 @@
 //!
 //! DynamoDB throttling is injected one level lower, as DynamoDB's own HTTP answer under the SDK
 //! (see [`FaultSwitches::throttle_dynamo_per_mille`]), so the SDK's retries and error codes are
-//! the real ones.
+//! the real ones; so is a lost answer ([`FaultSwitches::lose_dynamo_answers`]): the request
+//! reaches DynamoDB and is applied, and the SDK sees a reset connection and tries again.
 
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -42,6 +44,20 @@ pub struct FaultSwitches {
     pub throttle_dynamo_per_mille: AtomicU32,
     /// DynamoDB requests answered as throttled so far.
     pub dynamo_throttled: AtomicU64,
+    /// DynamoDB requests whose answer is lost: DynamoDB (moto) applies them, then the connection
+    /// fails before the answer arrives, as the SDK sees a reset in AWS, and the SDK tries again.
+    pub lose_dynamo_answers: std::sync::Mutex<Option<LostAnswers>>,
+}
+
+/// Which DynamoDB answers [`FaultSwitches::lose_dynamo_answers`] loses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostAnswers {
+    /// The operation, as in the `X-Amz-Target` header (`PutItem`, `TransactWriteItems`).
+    pub operation: String,
+    /// Only requests whose JSON body contains this text (e.g. a key prefix such as `EVT#`).
+    pub body_contains: String,
+    /// How many more answers to lose.
+    pub remaining: u32,
 }
 
 impl FaultSwitches {
@@ -55,6 +71,19 @@ impl FaultSwitches {
 
     pub(crate) fn sqs_send_fails(&self) -> bool {
         self.fail_sqs_send.load(Ordering::SeqCst)
+    }
+
+    /// Whether the answer of this request is to be lost (counting it down).
+    pub(crate) fn loses_answer_of(&self, request: &HttpRequest) -> bool {
+        let mut lost = self.lose_dynamo_answers.lock().expect("lost-answers lock");
+        let Some(l) = lost.as_mut().filter(|l| l.remaining > 0) else { return false };
+        let target = request.headers().get("x-amz-target").unwrap_or_default();
+        let body = request.body().bytes().map(String::from_utf8_lossy).unwrap_or_default();
+        if !target.ends_with(&format!(".{}", l.operation)) || !body.contains(&l.body_contains) {
+            return false;
+        }
+        l.remaining -= 1;
+        true
     }
 
     /// Consumes one pending `fail_record_after_send`; true if there was one.
@@ -91,6 +120,13 @@ struct ThrottlingConnector {
 
 impl HttpConnector for ThrottlingConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        if self.switches.loses_answer_of(&request) {
+            let applied = self.inner.call(request);
+            return HttpConnectorFuture::new(async move {
+                let _answer = applied.await;
+                Err(ConnectorError::io("injected fault: connection reset before the answer arrived".into()))
+            });
+        }
         let share = self.switches.throttle_dynamo_per_mille.load(Ordering::Relaxed);
         if share == 0 || rand::random::<u32>() % 1000 >= share {
             return self.inner.call(request);

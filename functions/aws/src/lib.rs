@@ -182,5 +182,6 @@ pub fn build_sender(config: &Config) -> anyhow::Result<Arc<dyn WebhookSender>> {
 /// the retry policy from config.
 pub async fn build_dispatcher(config: &Config) -> anyhow::Result<puck_core::services::dispatch::Dispatcher> {
     let ctx = build_context(config).await?;
-    Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config)?, config.retry_policy()))
+    Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config)?, config.retry_policy())
+        .with_claim_lease(config.claim_lease_seconds()))
 }

@@ -208,6 +208,9 @@ impl DeliveryStatus {
     /// The statuses still owed an attempt; the one spelling of the in-flight condition that
     /// use cases pass to [`crate::ports::DeliveryStore`] (which applies it atomically).
     pub const IN_FLIGHT: [DeliveryStatus; 2] = [DeliveryStatus::Pending, DeliveryStatus::Failed];
+    /// The statuses a delivery ends in; only these can be replayed.
+    pub const FINISHED: [DeliveryStatus; 3] =
+        [DeliveryStatus::Succeeded, DeliveryStatus::FailedPermanent, DeliveryStatus::Abandoned];
 
     /// Still owed an attempt: the dispatcher may send it and the sweeper watches it.
     pub fn is_in_flight(self) -> bool {
@@ -351,6 +354,10 @@ pub struct StoredEvent {
     /// `event_id` publishes again.
     #[serde(default)]
     pub expires_at: Timestamp,
+    /// Names the publish call that wrote the record, so a write of it that is tried again (its
+    /// answer lost in transit) is known as this publish, never as another one of the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish_token: Option<String>,
 }
 
 /// Inbound providers.

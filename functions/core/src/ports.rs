@@ -4,7 +4,7 @@
 //! live in [`crate::testing`]. Each trait maps to the IAM actions its adapter needs, which is
 //! what keeps each function's policy in template.yaml small.
 
-use crate::ids::{AccountId, ApiKeyId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
+use crate::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
 use crate::model::{
     ApiKeyRecord, Attempt, Delivery, DeliveryStatus, Endpoint, Investigation, StoredEvent, Subscription,
 };
@@ -135,6 +135,51 @@ pub struct AttemptUpdate {
     pub last_error: Option<String>,
     /// Stamped as the delivery's `updated_at`.
     pub updated_at: Timestamp,
+    /// The claim the attempt was made under ([`DeliveryStore::claim`]): applied only while the
+    /// delivery still holds it, and released with the update. None for a write made without one.
+    pub claim: Option<AttemptId>,
+}
+
+/// A worker's request to own a delivery for one attempt ([`DeliveryStore::claim`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest {
+    /// Who claims: the SQS message id of the job (or a name of its own for an attempt made
+    /// outside the queue). The same holder may take over its own claim: that message came back
+    /// because the worker holding it died.
+    pub holder: String,
+    /// Names the claim: the id of the attempt about to be made, which the attempt's record must
+    /// still find ([`AttemptUpdate::claim`]).
+    pub token: AttemptId,
+    /// The worker's clock; a claim whose lease ended before it is free.
+    pub now: Timestamp,
+    /// The end of this claim's lease: no later than when the worker can no longer send (its
+    /// function's timeout), so a crashed worker's claim frees itself.
+    pub lease_until: Timestamp,
+    /// Only a delivery whose next attempt is due by this time is claimed (`now` plus a little
+    /// clock slack), unless the sweeper re-enqueued it: an early duplicate message is not an
+    /// attempt ahead of the schedule.
+    pub due_by: Timestamp,
+}
+
+/// What [`DeliveryStore::claim`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// The delivery is this worker's until the lease ends: its summary and payload, attempts empty.
+    Claimed(Delivery),
+    /// No such delivery (expired, or removed by a publish that lost a race).
+    Missing,
+    /// Not in flight any more (succeeded, dead-lettered, abandoned): the summary, payload empty.
+    Finished(Delivery),
+    /// Another worker holds a claim until this time.
+    Held {
+        /// When that claim's lease ends.
+        until: Timestamp,
+    },
+    /// In flight but not due until this time: a duplicate of a message already handled.
+    NotDue {
+        /// The delivery's next attempt time.
+        at: Timestamp,
+    },
 }
 
 /// Events, deliveries and their attempt log. Adapter needs `dynamodb:GetItem`, `dynamodb:PutItem`,
@@ -153,8 +198,14 @@ pub trait DeliveryStore: Send + Sync {
         }
         Ok(found)
     }
-    /// Writes the event record unless one with the same id exists; true if written.
-    async fn insert_event_if_absent(&self, event: &StoredEvent) -> StoreResult<bool>;
+    /// Writes the records of new events (the durable point of a publish), all or none (one
+    /// transaction when there are several), each only if no record with its id exists. A record
+    /// found holding the writer's own `publish_token` counts as written: an earlier try of this
+    /// same write stored it and its answer was lost. Per event: None when written, or the record
+    /// of the other publish that holds its id; when any is Some, nothing was written. An error
+    /// leaves the outcome unknown. DynamoDB: PutItem or TransactWriteItems, conditional, with
+    /// `ReturnValuesOnConditionCheckFailure`.
+    async fn insert_events(&self, events: &[StoredEvent]) -> StoreResult<Vec<Option<StoredEvent>>>;
     /// Writes new deliveries (batched). Called before the event record, so a crash in between
     /// leaves deliveries the sweeper will send rather than an event with none.
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()>;
@@ -163,10 +214,25 @@ pub trait DeliveryStore: Send + Sync {
     /// The delivery with its payload and its newest [`crate::model::MAX_LOGGED_ATTEMPTS`]
     /// attempts (oldest first).
     async fn get(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>>;
-    /// The delivery with its payload, attempts left empty: what the dispatcher needs to send.
+    /// The delivery with its payload, attempts left empty.
     async fn get_to_send(&self, account: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
         self.get(account, id).await.map(|d| d.map(|d| Delivery { attempts: Vec::new(), ..d }))
     }
+    /// Claims an in-flight, due (or swept) delivery that no other worker holds, in one
+    /// conditional write, before its attempt is sent: so a duplicate message, the sweeper's copy
+    /// and a replay never send one delivery in parallel. DynamoDB: UpdateItem returning the item
+    /// (and, on a failed condition, the item as it was), plus the GetItem of its body.
+    async fn claim(&self, account: &AccountId, id: &DeliveryId, request: &ClaimRequest) -> StoreResult<Claim>;
+    /// Pushes an in-flight delivery's next attempt to `next_attempt_at` and marks it swept, so
+    /// the next sweep skips it while the message sent now is on its way and that message may
+    /// claim it although it is not due; false if it is no longer in flight.
+    async fn mark_swept(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+        next_attempt_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Newest first, at most `limit`, strictly before `before`; summaries: `payload` and
     /// `attempts` may be left empty.
     async fn list_page(

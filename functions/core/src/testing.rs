@@ -2,7 +2,7 @@
 //! (feature `test-support`). Never used by an end-to-end test: those run against moto.
 
 use crate::crypto::Keyring;
-use crate::ids::{AccountId, ApiKeyId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
+use crate::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
 use crate::model::{
     ApiKeyRecord, Attempt, Caller, Delivery, DeliveryStatus, Endpoint, Investigation, Scope, StoredEvent, Subscription,
 };
@@ -33,6 +33,18 @@ pub struct Memory {
     pub claims: Mutex<BTreeMap<String, InvestigationId>>,
     /// Every job enqueued, in order; tests drain it to run the dispatcher.
     pub queue: Mutex<Vec<DeliveryJob>>,
+    /// Claims on deliveries and the sweeper's marks, by (account, delivery id): what the
+    /// DynamoDB store keeps in the delivery item's `claim_*` and `swept` attributes.
+    pub leases: Mutex<BTreeMap<(String, String), Lease>>,
+}
+
+/// A delivery's claim and sweep mark in the in-memory store.
+#[derive(Debug, Clone, Default)]
+pub struct Lease {
+    /// The claim's holder, its token and the end of its lease.
+    pub holder: Option<(String, AttemptId, Timestamp)>,
+    /// Re-enqueued by the sweeper since its last recorded attempt.
+    pub swept: bool,
 }
 
 fn key(a: &AccountId, id: &str) -> (String, String) {
@@ -144,14 +156,23 @@ impl DeliveryStore for Memory {
     async fn find_event(&self, a: &AccountId, id: &EventId) -> StoreResult<Option<StoredEvent>> {
         Ok(self.events.lock().unwrap().get(&key(a, id.as_str())).cloned())
     }
-    async fn insert_event_if_absent(&self, e: &StoredEvent) -> StoreResult<bool> {
+    async fn insert_events(&self, es: &[StoredEvent]) -> StoreResult<Vec<Option<StoredEvent>>> {
         let mut events = self.events.lock().unwrap();
-        let k = key(&e.account_id, e.event_id.as_str());
-        if events.contains_key(&k) {
-            return Ok(false);
+        let found: Vec<Option<StoredEvent>> = es
+            .iter()
+            .map(|e| {
+                events
+                    .get(&key(&e.account_id, e.event_id.as_str()))
+                    .filter(|old| old.publish_token.is_none() || old.publish_token != e.publish_token)
+                    .cloned()
+            })
+            .collect();
+        if found.iter().all(Option::is_none) {
+            for e in es {
+                events.insert(key(&e.account_id, e.event_id.as_str()), e.clone());
+            }
         }
-        events.insert(k, e.clone());
-        Ok(true)
+        Ok(found)
     }
     async fn insert_deliveries(&self, ds: &[Delivery]) -> StoreResult<()> {
         let mut all = self.deliveries.lock().unwrap();
@@ -169,6 +190,34 @@ impl DeliveryStore for Memory {
     }
     async fn get(&self, a: &AccountId, id: &DeliveryId) -> StoreResult<Option<Delivery>> {
         Ok(self.deliveries.lock().unwrap().get(&key(a, id.as_str())).cloned())
+    }
+    async fn claim(&self, a: &AccountId, id: &DeliveryId, r: &ClaimRequest) -> StoreResult<Claim> {
+        let all = self.deliveries.lock().unwrap();
+        let k = key(a, id.as_str());
+        let Some(d) = all.get(&k) else { return Ok(Claim::Missing) };
+        if !d.status.is_in_flight() {
+            return Ok(Claim::Finished(d.clone()));
+        }
+        let mut leases = self.leases.lock().unwrap();
+        let swept = leases.get(&k).is_some_and(|l| l.swept);
+        let held = leases.get(&k).and_then(|l| l.holder.as_ref()).filter(|h| h.2 >= r.now && h.0 != r.holder);
+        if let Some(&(_, _, until)) = held {
+            return Ok(Claim::Held { until });
+        }
+        if let Some(at) = d.next_attempt_at.filter(|at| *at > r.due_by && !swept) {
+            return Ok(Claim::NotDue { at });
+        }
+        leases.entry(k).or_default().holder = Some((r.holder.clone(), r.token.clone(), r.lease_until));
+        Ok(Claim::Claimed(Delivery { attempts: Vec::new(), ..d.clone() }))
+    }
+    async fn mark_swept(&self, a: &AccountId, id: &DeliveryId, next: Timestamp, now: Timestamp) -> StoreResult<bool> {
+        let mut all = self.deliveries.lock().unwrap();
+        let k = key(a, id.as_str());
+        let Some(d) = all.get_mut(&k).filter(|d| d.status.is_in_flight()) else { return Ok(false) };
+        d.next_attempt_at = Some(next);
+        d.updated_at = now;
+        self.leases.lock().unwrap().entry(k).or_default().swept = true;
+        Ok(true)
     }
     async fn list_page(
         &self,
@@ -201,9 +250,17 @@ impl DeliveryStore for Memory {
         u: &AttemptUpdate,
     ) -> StoreResult<bool> {
         let mut all = self.deliveries.lock().unwrap();
-        let Some(d) = all.get_mut(&key(a, id.as_str())).filter(|d| u.only_if.contains(&d.status)) else {
+        let k = key(a, id.as_str());
+        let Some(d) = all.get_mut(&k).filter(|d| u.only_if.contains(&d.status)) else {
             return Ok(false);
         };
+        let mut leases = self.leases.lock().unwrap();
+        if let Some(token) = &u.claim {
+            if leases.get(&k).and_then(|l| l.holder.as_ref()).is_none_or(|(_, held, _)| held != token) {
+                return Ok(false);
+            }
+        }
+        leases.remove(&k);
         d.status = u.status;
         d.attempt_count = u.attempt_count;
         d.next_attempt_at = u.next_attempt_at;
@@ -226,6 +283,7 @@ impl DeliveryStore for Memory {
     ) -> StoreResult<bool> {
         let mut all = self.deliveries.lock().unwrap();
         let Some(d) = all.get_mut(&key(a, id.as_str())).filter(|d| from.contains(&d.status)) else { return Ok(false) };
+        self.leases.lock().unwrap().remove(&key(a, id.as_str()));
         d.status = DeliveryStatus::Pending;
         d.next_attempt_at = Some(now);
         d.round_start = d.attempt_count;

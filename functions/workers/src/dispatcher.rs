@@ -21,7 +21,8 @@ pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchRespons
 /// True when the message must be kept (reported as failed).
 async fn handle_message(dispatcher: &Dispatcher, message: &SqsMessage, received_at: Timestamp) -> bool {
     let Some(job) = parse_job(message) else { return false };
-    match dispatcher.dispatch(&job, receive_count(message), received_at).await {
+    let message_id = message.message_id.as_deref().unwrap_or_default();
+    match dispatcher.dispatch(&job, message_id, receive_count(message), received_at).await {
         Ok(JobOutcome::Done) => false,
         Ok(JobOutcome::Retry { delay_secs }) => {
             if let Some(receipt) = message.receipt_handle.as_deref() {

@@ -81,8 +81,10 @@ impl BenchStack {
 
         let config = puck_aws::Config::from_lookup(|name| env.get(name).cloned())?;
         let ctx = puck_aws::build_context(&config).await?;
-        let dispatcher =
-            Arc::new(Dispatcher::new(ctx.clone(), puck_aws::build_sender(&config)?, config.retry_policy()));
+        let dispatcher = Arc::new(
+            Dispatcher::new(ctx.clone(), puck_aws::build_sender(&config)?, config.retry_policy())
+                .with_claim_lease(config.claim_lease_seconds()),
+        );
 
         let esm = CallCounter::default();
         let esm_sqs = {

@@ -241,7 +241,9 @@ impl LocalStack {
         };
         let shared = Arc::new(ctx.clone());
         let sender = puck_aws::build_sender(&config)?;
-        let dispatcher = Arc::new(Dispatcher::new(ctx.clone(), sender, config.retry_policy()));
+        let dispatcher = Arc::new(
+            Dispatcher::new(ctx.clone(), sender, config.retry_policy()).with_claim_lease(config.claim_lease_seconds()),
+        );
 
         // The development account and key.
         let account_id = keys::new_account_id();

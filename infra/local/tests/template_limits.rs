@@ -261,6 +261,23 @@ fn queues_visibility_timeouts_are_six_times_their_consumers_timeouts() {
     }
 }
 
+/// A dispatcher claims a delivery for three attempt timeouts (`Config::claim_lease_seconds`): the
+/// claim must outlast any invocation that holds it (else a second worker could send beside a
+/// live one), and end well before the message of a worker that died comes back.
+#[test]
+fn dispatcher_timeouts_fit_the_claim_lease() {
+    let t = template();
+    let attempt: u64 = t.global_env()["DELIVERY_TIMEOUT_SECONDS"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("DELIVERY_TIMEOUT_SECONDS in Globals");
+    let lease = 3 * attempt;
+    let dispatcher = t.timeout_secs(&t.resources()["DispatcherFunction"]);
+    let visibility = number(&props(&t, "DeliveryQueue")["VisibilityTimeout"]);
+    assert!(dispatcher <= lease, "DispatcherFunction timeout {dispatcher} s outlasts the {lease} s claim lease");
+    assert!(lease < visibility, "claim lease {lease} s must end before a message comes back ({visibility} s)");
+}
+
 #[test]
 fn the_table_cannot_be_deleted_by_accident_and_the_secret_arn_is_an_output() {
     let t = template();

@@ -228,6 +228,11 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
     let sub_path = format!("{SUBSCRIPTIONS}/{}", id_of(&sub));
     let (_, test, _) = stack.post(&format!("{sub_path}/test"), Value::Null).await;
     let delivery_path = format!("/v1/webhooks/deliveries/{}", test["delivery_id"].as_str().unwrap());
+    // Only a finished delivery replays: one of a deleted subscription is abandoned.
+    let gone = create_subscription(&stack, crate::support::subscription_body()).await;
+    let (_, gone_test, _) = stack.post(&format!("{SUBSCRIPTIONS}/{}/test", id_of(&gone)), Value::Null).await;
+    stack.delete(&format!("{SUBSCRIPTIONS}/{}", id_of(&gone))).await;
+    let finished_path = format!("/v1/webhooks/deliveries/{}", gone_test["delivery_id"].as_str().unwrap());
     let (endpoint, receive_path, _) = crate::support::create_endpoint(&stack, json!({"provider": "generic"})).await;
     let (_, inv, _) = stack.anonymous().post(&receive_path, json!({"query": "look at host 7"})).await;
     let investigation = format!("/v1/investigations/{}", inv["investigation_id"].as_str().unwrap());
@@ -240,6 +245,7 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
         (Method::GET, sub_path.clone(), Value::Null, Caller::Api),
         (Method::PATCH, sub_path.clone(), json!({"name": "renamed", "secret": null}), Caller::Api),
         (Method::POST, format!("{sub_path}/test"), Value::Null, Caller::Api),
+        (Method::POST, format!("{finished_path}/replay"), Value::Null, Caller::Api),
         (
             Method::POST,
             format!("{sub_path}/recover"),
@@ -249,7 +255,6 @@ async fn dynamodb_failing_at_any_call_of_any_route_answers_503_json_and_leaves_n
         (Method::POST, "/v1/events".into(), event, Caller::Api),
         (Method::GET, "/v1/webhooks/deliveries".into(), Value::Null, Caller::Api),
         (Method::GET, delivery_path.clone(), Value::Null, Caller::Api),
-        (Method::POST, format!("{delivery_path}/replay"), Value::Null, Caller::Api),
         (Method::POST, crate::support::ENDPOINTS.into(), json!({"provider": "github"}), Caller::Api),
         (Method::GET, crate::support::ENDPOINTS.into(), Value::Null, Caller::Api),
         // Inbound: a provider retries with the same idempotency key (see below)…

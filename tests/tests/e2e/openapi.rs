@@ -99,6 +99,8 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
     r.keep("deliveries-get", &api.get(&delivery_path).await);
     r.keep("deliveries-get", &api.get("/v1/webhooks/deliveries/dlv_nope").await);
     r.keep("deliveries-replay", &api.post(&format!("{delivery_path}/replay"), Value::Null).await);
+    // Pending again now (unless already sent once more): a second replay is then a 409.
+    r.keep("deliveries-replay", &api.post(&format!("{delivery_path}/replay"), Value::Null).await);
     r.keep(
         "subscriptions-recover",
         &api.post(&format!("{sub_path}/recover"), json!({"since": created["created_at"]})).await,

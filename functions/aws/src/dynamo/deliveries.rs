@@ -41,12 +41,14 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRe
 use aws_sdk_dynamodb::Client;
 use puck_core::ids::{time_floor, AccountId, DeliveryId, EventId, SubscriptionId};
 use puck_core::model::{newest_attempts, Attempt, Delivery, DeliveryStatus, StoredEvent, MAX_LOGGED_ATTEMPTS};
-use puck_core::ports::{AttemptUpdate, DeliveryFilter, DeliveryStore, StoreError, StoreResult};
+use puck_core::ports::{AttemptUpdate, Claim, ClaimRequest, DeliveryFilter, DeliveryStore, StoreError, StoreResult};
 use puck_core::time::Timestamp;
 use std::collections::HashMap;
 use std::time::Duration;
 
+mod claims;
 mod layout;
+mod records;
 use layout::*;
 
 const DLV_PREFIX: &str = "DLV#";
@@ -129,17 +131,47 @@ impl DynamoDeliveryStore {
     }
 }
 
+impl DynamoDeliveryStore {
+    /// The delivery of a log item with its payload, read from its body item (or inline, in items
+    /// of the old layout).
+    async fn with_payload(&self, account: &AccountId, item: &Item) -> StoreResult<Delivery> {
+        let mut d = decode(item)?;
+        if !item.contains_key("payload") {
+            let first = attr_str(item, "body_ref").and_then(|r| DeliveryId::parse(r).ok());
+            let Some(first) = first else { return Err(corrupt("delivery", "no payload and no body_ref")) };
+            let body = self.table.get_item("GetItem body", body_pk(account, &first), ITEM_SK.to_owned()).await?;
+            let bytes = body.as_ref().and_then(|b| b.get("body")).and_then(|v| v.as_b().ok());
+            let Some(bytes) = bytes else {
+                return Err(corrupt("delivery", "body item missing"));
+            };
+            d.payload = decompress(bytes.as_ref())?;
+        }
+        Ok(d)
+    }
+}
+
 /// The status part of a delivery update.
-struct StatusChange {
+struct StatusChange<'a> {
     to: DeliveryStatus,
     next_attempt_at: Option<Timestamp>,
     now: Timestamp,
+    claim: ClaimChange<'a>,
+}
+
+/// What a delivery update does with the delivery's claim ([`claims`]).
+enum ClaimChange<'a> {
+    /// Leaves it as it is.
+    Keep,
+    /// Removes it and the sweep mark.
+    Clear,
+    /// Applies only while the delivery holds this claim, and releases it.
+    Release(&'a puck_core::ids::AttemptId),
 }
 
 impl DynamoDeliveryStore {
     /// One conditional UpdateItem: sets status, `next_attempt_at`, `updated_at` and the due-index
-    /// attributes that go with the new status, plus `extra_set`, only while the status is one of
-    /// `from`. False when that condition failed.
+    /// attributes that go with the new status, plus `extra_set`, and applies `change.claim`, only
+    /// while the status is one of `from`. False when that condition failed.
     #[allow(clippy::too_many_arguments)]
     async fn update_if_status(
         &self,
@@ -147,7 +179,7 @@ impl DynamoDeliveryStore {
         account: &AccountId,
         id: &DeliveryId,
         from: &[DeliveryStatus],
-        change: StatusChange,
+        change: StatusChange<'_>,
         extra_set: Option<&str>,
         mut values: HashMap<String, AttributeValue>,
     ) -> StoreResult<bool> {
@@ -161,11 +193,21 @@ impl DynamoDeliveryStore {
             expr.push_str(", ");
             expr.push_str(clause);
         }
-        if let Some(remove) = due_remove {
-            expr.push(' ');
-            expr.push_str(remove);
+        let mut cond = status_in(from, &mut values);
+        let claim_remove = match change.claim {
+            ClaimChange::Keep => None,
+            ClaimChange::Clear => Some(claims::CLAIM_ATTRS),
+            ClaimChange::Release(token) => {
+                cond.push_str(" AND claim_token = :claim");
+                values.insert(":claim".to_owned(), s(token.as_str()));
+                Some(claims::CLAIM_ATTRS)
+            }
+        };
+        let removes: Vec<&str> = [due_remove, claim_remove].into_iter().flatten().collect();
+        if !removes.is_empty() {
+            expr.push_str(" REMOVE ");
+            expr.push_str(&removes.join(", "));
         }
-        let cond = status_in(from, &mut values);
         let req = self
             .table
             .client
@@ -255,36 +297,29 @@ fn sk_of(item: &Item) -> &str {
 #[async_trait]
 impl DeliveryStore for DynamoDeliveryStore {
     async fn find_event(&self, account: &AccountId, event_id: &EventId) -> StoreResult<Option<StoredEvent>> {
-        let item = self.table.get_item("GetItem event", evt_pk(account, event_id), ITEM_SK.to_owned()).await?;
-        item.map(decode_event).transpose()
+        self.find_event_record(account, event_id).await
     }
 
     async fn find_events(&self, account: &AccountId, event_ids: &[EventId]) -> StoreResult<Vec<StoredEvent>> {
-        let mut keys: Vec<Item> = event_ids.iter().map(|id| key(evt_pk(account, id), ITEM_SK.to_owned())).collect();
-        keys.dedup();
-        let items = self.table.batch_get("BatchGetItem events", &keys).await?;
-        items.into_iter().map(decode_event).collect()
+        self.find_event_records(account, event_ids).await
     }
 
-    async fn insert_event_if_absent(&self, event: &StoredEvent) -> StoreResult<bool> {
-        self.table.faults.dynamo()?;
-        let mut item = to_item(event).map_err(|e| corrupt("event", e))?;
-        item.extend(key(evt_pk(&event.account_id, &event.event_id), ITEM_SK.to_owned()));
-        item.insert("expires_at".into(), n(event.expires_at.unix_seconds()));
-        let res = self
-            .table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable("PutItem event", &e)),
-        }
+    async fn insert_events(&self, events: &[StoredEvent]) -> StoreResult<Vec<Option<StoredEvent>>> {
+        self.insert_event_records(events).await
+    }
+
+    async fn claim(&self, account: &AccountId, id: &DeliveryId, request: &ClaimRequest) -> StoreResult<Claim> {
+        self.claim_delivery(account, id, request).await
+    }
+
+    async fn mark_swept(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+        next_attempt_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        self.mark_delivery_swept(account, id, next_attempt_at, now).await
     }
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
@@ -346,18 +381,7 @@ impl DeliveryStore for DynamoDeliveryStore {
         let Some(item) = self.table.get_item("GetItem delivery", log_pk(account, id), dlv_sk(id)).await? else {
             return Ok(None);
         };
-        let mut d = decode(&item)?;
-        if !item.contains_key("payload") {
-            let first = attr_str(&item, "body_ref").and_then(|r| DeliveryId::parse(r).ok());
-            let Some(first) = first else { return Err(corrupt("delivery", "no payload and no body_ref")) };
-            let body = self.table.get_item("GetItem body", body_pk(account, &first), ITEM_SK.to_owned()).await?;
-            let bytes = body.as_ref().and_then(|b| b.get("body")).and_then(|v| v.as_b().ok());
-            let Some(bytes) = bytes else {
-                return Err(corrupt("delivery", "body item missing"));
-            };
-            d.payload = decompress(bytes.as_ref())?;
-        }
-        Ok(Some(d))
+        self.with_payload(account, &item).await.map(Some)
     }
 
     async fn list_page(
@@ -472,8 +496,12 @@ impl DeliveryStore for DynamoDeliveryStore {
             (":lrs".to_owned(), attr(&update.last_response_status)?),
             (":le".to_owned(), attr(&update.last_error)?),
         ]);
+        let claim = match &update.claim {
+            Some(token) => ClaimChange::Release(token),
+            None => ClaimChange::Keep,
+        };
         let change =
-            StatusChange { to: update.status, next_attempt_at: update.next_attempt_at, now: update.updated_at };
+            StatusChange { to: update.status, next_attempt_at: update.next_attempt_at, now: update.updated_at, claim };
         let set = "attempt_count = :ac, last_response_status = :lrs, last_error = :le";
         let applied = self
             .update_if_status("UpdateItem delivery attempt", account, id, update.only_if, change, Some(set), values)
@@ -506,7 +534,7 @@ impl DeliveryStore for DynamoDeliveryStore {
         if from.is_empty() {
             return Ok(false);
         }
-        let change = StatusChange { to, next_attempt_at, now };
+        let change = StatusChange { to, next_attempt_at, now, claim: ClaimChange::Keep };
         self.update_if_status("UpdateItem delivery transition", account, id, from, change, None, HashMap::new()).await
     }
 
@@ -520,7 +548,8 @@ impl DeliveryStore for DynamoDeliveryStore {
         if from.is_empty() {
             return Ok(false);
         }
-        let change = StatusChange { to: DeliveryStatus::Pending, next_attempt_at: Some(now), now };
+        let change =
+            StatusChange { to: DeliveryStatus::Pending, next_attempt_at: Some(now), now, claim: ClaimChange::Clear };
         let values = HashMap::from([(":zero".to_owned(), n(0))]);
         let restart = "round_start = if_not_exists(attempt_count, :zero)";
         self.update_if_status("UpdateItem delivery replay", account, id, from, change, Some(restart), values).await

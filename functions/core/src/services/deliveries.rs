@@ -115,10 +115,21 @@ pub async fn get(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Value, 
 pub async fn replay(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Value, AppError> {
     let id = parse_id(raw_id)?;
     let d = ctx.deliveries.get(&caller.account_id, &id).await?.ok_or(AppError::NotFound("delivery"))?;
-    if replay_all(ctx, std::slice::from_ref(&d), &DeliveryStatus::ALL).await? == 0 {
-        return Err(AppError::NotFound("delivery"));
+    // Only a finished delivery is replayed: one in flight is still being sent (or waits for its
+    // retry) and a second send beside it is what claims exist to prevent.
+    if d.status.is_in_flight() || replay_all(ctx, std::slice::from_ref(&d), &DeliveryStatus::FINISHED).await? == 0 {
+        return Err(in_flight(&d));
     }
     Ok(json!({ "delivery_id": id, "status": DeliveryStatus::Pending }))
+}
+
+/// The 409 of a replay that found the delivery in flight.
+fn in_flight(d: &Delivery) -> AppError {
+    AppError::Conflict(format!(
+        "delivery {} is {}: only a succeeded, failed_permanent or abandoned delivery can be replayed",
+        d.id,
+        d.status.as_str()
+    ))
 }
 
 /// Concurrent status updates of one recover call (each is one conditional write).

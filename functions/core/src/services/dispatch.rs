@@ -15,7 +15,7 @@ use crate::backoff::{parse_retry_after, RetryPolicy};
 use crate::error::AppError;
 use crate::ids::{AccountId, AttemptId, SubscriptionId};
 use crate::model::{Attempt, Delivery, DeliveryStatus, Subscription};
-use crate::ports::{AttemptUpdate, DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
+use crate::ports::{AttemptUpdate, Claim, ClaimRequest, DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
 use crate::secret::SigningSecret;
 use crate::signing::{delivery_headers, redacted, AttemptToSign};
 use crate::time::Timestamp;
@@ -44,9 +44,18 @@ pub struct Dispatcher {
     /// Ciphertext → secret. Keyed by ciphertext so a rotation is a cache miss, never stale.
     secrets: Mutex<HashMap<String, SigningSecret>>,
     last_delivery: LastDeliveryWrites,
+    claim_lease_secs: i64,
 }
 
 const SECRET_CACHE_MAX: usize = 10_000;
+
+/// How long a claim lasts unless set with [`Dispatcher::with_claim_lease`]: the template's
+/// dispatcher timeout (30 s), after which a worker can no longer be sending.
+pub const DEFAULT_CLAIM_LEASE_SECS: i64 = 30;
+
+/// How far ahead of a delivery's next attempt time a message may claim it: clock differences
+/// between containers, never a backoff step.
+pub const CLAIM_DUE_SLACK_SECS: i64 = 2;
 
 /// The last delivery each subscription was given by this container's writes. The attempts of one
 /// SQS batch run at once and read the same subscription before any of them writes it: without
@@ -86,7 +95,22 @@ impl LastDeliveryWrites {
 impl Dispatcher {
     /// A dispatcher with an empty secret cache; build one per container and reuse it.
     pub fn new(ctx: Context, sender: Arc<dyn WebhookSender>, policy: RetryPolicy) -> Self {
-        Self { ctx, sender, policy, secrets: Mutex::new(HashMap::new()), last_delivery: LastDeliveryWrites::default() }
+        Self {
+            ctx,
+            sender,
+            policy,
+            secrets: Mutex::new(HashMap::new()),
+            last_delivery: LastDeliveryWrites::default(),
+            claim_lease_secs: DEFAULT_CLAIM_LEASE_SECS,
+        }
+    }
+
+    /// Sets how long a claim lasts: at least as long as the dispatcher function may run (its
+    /// timeout), so a claim never ends while its worker can still send, and less than the
+    /// delivery queue's visibility timeout.
+    pub fn with_claim_lease(mut self, secs: i64) -> Self {
+        self.claim_lease_secs = secs.max(1);
+        self
     }
 
     /// Writes the subscription's last delivery if [`LastDeliveryWrites::claim`] says so.
@@ -142,57 +166,26 @@ impl Dispatcher {
         Ok(map.into_iter().collect())
     }
 
-    /// Handles one job. `receive_count` is SQS's ApproximateReceiveCount (the queue redrives the
-    /// message after `max_attempts` receives); `received_at` is when the batch was received (the
-    /// handler's start), from which SQS's 12 h visibility window runs.
+    /// Handles one job. `message_id` names the SQS message (the claim's holder, so the same
+    /// message coming back after its worker died takes over that worker's claim);
+    /// `receive_count` is SQS's ApproximateReceiveCount (the queue redrives the message after
+    /// `max_attempts` receives); `received_at` is when the batch was received (the handler's
+    /// start), from which SQS's 12 h visibility window runs.
     pub async fn dispatch(
         &self,
         job: &DeliveryJob,
+        message_id: &str,
         receive_count: u32,
         received_at: Timestamp,
     ) -> Result<JobOutcome, AppError> {
         let ctx = &self.ctx;
-        let Some(delivery) = ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? else {
-            tracing::warn!(account_id = %job.account_id, delivery_id = %job.delivery_id, "job for an unknown delivery; dropped");
+        let now = ctx.clock.now();
+        let attempt_id = AttemptId::generate(now.unix_ms() as u64);
+        let Some(delivery) = self.claim(job, message_id, &attempt_id, now).await? else {
             return Ok(JobOutcome::Done);
         };
-        if !delivery.status.is_in_flight() {
-            // A job retried after a 410 whose announcement failed: announcing is idempotent.
-            operational::announce_dead_lettered(ctx, &delivery).await?;
-            tracing::info!(delivery_id = %delivery.id, status = delivery.status.as_str(), "delivery no longer in flight; not sent again");
-            return Ok(JobOutcome::Done);
-        }
-        let now = ctx.clock.now();
         if delivery.attempt_count.saturating_sub(delivery.round_start) >= self.policy.max_attempts {
-            // Its attempts are used up (e.g. its message expired and the sweeper sent it again).
-            let moved = ctx
-                .deliveries
-                .transition(
-                    &delivery.account_id,
-                    &delivery.id,
-                    &DeliveryStatus::IN_FLIGHT,
-                    DeliveryStatus::FailedPermanent,
-                    None,
-                    now,
-                )
-                .await?;
-            if moved {
-                ctx.subscriptions
-                    .record_last_delivery(
-                        &delivery.account_id,
-                        &delivery.subscription_id,
-                        DeliveryStatus::FailedPermanent,
-                        now,
-                    )
-                    .await?;
-                tracing::warn!(account_id = %delivery.account_id, delivery_id = %delivery.id, attempts = delivery.attempt_count, reason = "attempts exhausted", "delivery dead-lettered");
-            }
-            // Idempotent, so a retried job that finds it already dead announces it once.
-            operational::announce_dead_lettered(
-                ctx,
-                &Delivery { status: DeliveryStatus::FailedPermanent, ..delivery.clone() },
-            )
-            .await?;
+            self.dead_letter_exhausted(&delivery, now).await?;
             return Ok(JobOutcome::Done);
         }
         let Some(sub) = ctx.subscriptions.get(&delivery.account_id, &delivery.subscription_id).await? else {
@@ -211,11 +204,90 @@ impl Dispatcher {
         };
         let secrets = self.signing_secrets(&sub, now)?;
         let custom = self.custom_headers(&sub)?;
-        let attempt_id = AttemptId::generate(now.unix_ms() as u64);
         let request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now);
         let outcome = self.sender.send(&request).await;
         let receipt = Receipt { count: receive_count.max(1), received_at };
         self.record(&delivery, &sub, attempt_id, now, &request, outcome, receipt).await
+    }
+
+    /// Claims the job's delivery for the attempt `attempt_id` ([`crate::ports::DeliveryStore::claim`]): the
+    /// delivery to send, or None when this message has nothing to do (logged why).
+    async fn claim(
+        &self,
+        job: &DeliveryJob,
+        message_id: &str,
+        attempt_id: &AttemptId,
+        now: Timestamp,
+    ) -> Result<Option<Delivery>, AppError> {
+        let ctx = &self.ctx;
+        let request = self.claim_request(message_id, attempt_id, now);
+        let (account_id, delivery_id) = (&job.account_id, &job.delivery_id);
+        match ctx.deliveries.claim(account_id, delivery_id, &request).await? {
+            Claim::Claimed(delivery) => return Ok(Some(delivery)),
+            Claim::Missing => {
+                tracing::warn!(%account_id, %delivery_id, "job for an unknown delivery; dropped");
+            }
+            Claim::Finished(delivery) => {
+                // A job retried after a 410 whose announcement failed: announcing is idempotent.
+                operational::announce_dead_lettered(ctx, &delivery).await?;
+                tracing::info!(%account_id, %delivery_id, status = delivery.status.as_str(), "delivery no longer in flight; not sent again");
+            }
+            Claim::Held { until } => {
+                // The holder's own message carries the delivery on (or comes back if it died).
+                tracing::info!(%account_id, %delivery_id, held_until = %until.rfc3339(), "delivery claimed by another worker; this duplicate message is dropped");
+            }
+            Claim::NotDue { at } => {
+                // The message of that next attempt is on its way (or the sweeper sends one).
+                tracing::info!(%account_id, %delivery_id, next_attempt_at = %at.rfc3339(), "delivery not due; this duplicate message is dropped");
+            }
+        }
+        Ok(None)
+    }
+
+    /// A claim by `holder` (an SQS message id, or the ping's own name) for one attempt made now.
+    fn claim_request(&self, holder: &str, attempt_id: &AttemptId, now: Timestamp) -> ClaimRequest {
+        ClaimRequest {
+            holder: holder.to_owned(),
+            token: attempt_id.clone(),
+            now,
+            lease_until: now.plus_seconds(self.claim_lease_secs),
+            due_by: now.plus_seconds(CLAIM_DUE_SLACK_SECS),
+        }
+    }
+
+    /// A claimed delivery whose attempts are used up (its message expired and the sweeper sent
+    /// it again): dead-lettered and announced, idempotently.
+    async fn dead_letter_exhausted(&self, delivery: &Delivery, now: Timestamp) -> Result<(), AppError> {
+        let ctx = &self.ctx;
+        let moved = ctx
+            .deliveries
+            .transition(
+                &delivery.account_id,
+                &delivery.id,
+                &DeliveryStatus::IN_FLIGHT,
+                DeliveryStatus::FailedPermanent,
+                None,
+                now,
+            )
+            .await?;
+        if moved {
+            ctx.subscriptions
+                .record_last_delivery(
+                    &delivery.account_id,
+                    &delivery.subscription_id,
+                    DeliveryStatus::FailedPermanent,
+                    now,
+                )
+                .await?;
+            tracing::warn!(account_id = %delivery.account_id, delivery_id = %delivery.id, attempts = delivery.attempt_count, reason = "attempts exhausted", "delivery dead-lettered");
+        }
+        // Idempotent, so a retried job that finds it already dead announces it once.
+        operational::announce_dead_lettered(
+            ctx,
+            &Delivery { status: DeliveryStatus::FailedPermanent, ..delivery.clone() },
+        )
+        .await?;
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -239,7 +311,7 @@ impl Dispatcher {
             Some(delay_secs) if !verdict.handed_to_sweeper => JobOutcome::Retry { delay_secs },
             _ => JobOutcome::Done,
         };
-        let attempt = attempt_log(attempt_id, number, started_at, request, &outcome, sub);
+        let attempt = attempt_log(attempt_id.clone(), number, started_at, request, &outcome, sub);
         let update = AttemptUpdate {
             only_if: &DeliveryStatus::IN_FLIGHT,
             expires_at: delivery.expires_at,
@@ -249,6 +321,7 @@ impl Dispatcher {
             last_response_status: outcome.status,
             last_error: last_error(&outcome),
             updated_at: now,
+            claim: Some(attempt_id),
         };
         let recorded = ctx.deliveries.record_attempt(&delivery.account_id, &delivery.id, &attempt, &update).await?;
         tracing::info!(
@@ -269,7 +342,9 @@ impl Dispatcher {
             tracing::warn!(account_id = %delivery.account_id, delivery_id = %delivery.id, attempts = number, reason = "attempts exhausted", "delivery dead-lettered");
         }
         if !recorded {
-            // Abandoned or finished elsewhere while we were sending: nothing more to do.
+            // Abandoned while we were sending, or our claim lapsed and another worker took it:
+            // nothing more to do here.
+            tracing::warn!(account_id = %delivery.account_id, delivery_id = %delivery.id, attempt = number, "attempt not recorded: the delivery left flight or its claim lapsed");
             return Ok(JobOutcome::Done);
         }
         self.after_recorded(delivery, sub, &update, now).await?;
@@ -289,12 +364,16 @@ impl Dispatcher {
         let secrets = self.signing_secrets(sub, started_at)?;
         let custom = self.custom_headers(sub)?;
         let attempt_id = AttemptId::generate(started_at.unix_ms() as u64);
+        let claim = self.claim_request(&format!("ping:{attempt_id}"), &attempt_id, started_at);
+        if !matches!(ctx.deliveries.claim(&delivery.account_id, &delivery.id, &claim).await?, Claim::Claimed(_)) {
+            return Err(AppError::Internal("a new test delivery could not be claimed".into()));
+        }
         let request = build_request(delivery, sub, &attempt_id, &secrets, &custom, started_at);
         let outcome = self.sender.send(&request).await;
         let ok = outcome.status.is_some_and(|s| (200..300).contains(&s));
         let status = if ok { DeliveryStatus::Succeeded } else { DeliveryStatus::FailedPermanent };
         let number = delivery.attempt_count + 1;
-        let attempt = attempt_log(attempt_id, number, started_at, &request, &outcome, sub);
+        let attempt = attempt_log(attempt_id.clone(), number, started_at, &request, &outcome, sub);
         let update = AttemptUpdate {
             only_if: &DeliveryStatus::IN_FLIGHT,
             expires_at: delivery.expires_at,
@@ -304,6 +383,7 @@ impl Dispatcher {
             last_response_status: outcome.status,
             last_error: last_error(&outcome),
             updated_at: ctx.clock.now(),
+            claim: Some(attempt_id),
         };
         if ctx.deliveries.record_attempt(&delivery.account_id, &delivery.id, &attempt, &update).await? {
             self.record_last_delivery(sub, status, update.updated_at).await?;

@@ -1,9 +1,13 @@
 //! Publishing: an event becomes one delivery per matching subscription (DESIGN §4 "Events", §6).
 //!
-//! Order of writes is what makes this safe: deliveries first, then the event record (the
-//! idempotency marker), then the queue. A crash before the event record leaves deliveries that the
-//! sweeper sends (a client retry may add duplicates, which at-least-once allows); a crash or SQS
-//! failure after it leaves `pending` deliveries that the sweeper sends. Nothing is lost.
+//! Order of writes is what makes this safe: deliveries first, then the event records (the
+//! idempotency markers, and the durable point: after them the publish is never undone), then the
+//! queue. A crash before the records leaves deliveries that the sweeper sends (a client retry may
+//! add duplicates, which at-least-once allows); a crash or SQS failure after them leaves `pending`
+//! deliveries that the sweeper sends. A record write that is tried again after AWS stored it
+//! (its answer lost) finds its own `publish_token` and counts as written, so it never takes back
+//! its own deliveries. A batch's records are written all or none, so a failed batch publishes
+//! nothing and its retry publishes every event once, with or without `event_id`s.
 
 use super::input::{wrong_type, Fields};
 use super::{Context, Settings};
@@ -233,6 +237,31 @@ enum Pending {
     New { record: StoredEvent, deliveries: Vec<Delivery> },
 }
 
+impl Pending {
+    /// The deliveries this publish writes for the event (none for a known one).
+    fn deliveries(&self) -> &[Delivery] {
+        match self {
+            Pending::New { deliveries, .. } => deliveries,
+            Pending::Known(_) => &[],
+        }
+    }
+
+    /// The answer for the event once its record is written.
+    fn into_published(self) -> Published {
+        match self {
+            Pending::Known(k) => k,
+            Pending::New { record, .. } => record.published(),
+        }
+    }
+}
+
+impl StoredEvent {
+    /// The publish answer this record gives: its id and how many deliveries it made.
+    fn published(&self) -> Published {
+        Published { event_id: self.event_id.clone(), deliveries: self.delivery_count }
+    }
+}
+
 /// Publishes validated events: known `event_id`s (earlier, or earlier in the same list) answer
 /// their first result; the subscriptions are read once; all deliveries (and their bodies) are
 /// written in one batched call before any event record, then the records, then one enqueue.
@@ -252,25 +281,17 @@ async fn publish_events_excluding(
     exclude: Option<&SubscriptionId>,
 ) -> Result<Vec<Published>, AppError> {
     let plan = plan_events(ctx, account, events, exclude).await?;
-    let all: Vec<Delivery> = plan
-        .iter()
-        .flat_map(|p| match p {
-            Pending::New { deliveries, .. } => deliveries.as_slice(),
-            Pending::Known(_) => &[],
-        })
-        .cloned()
-        .collect();
+    let all: Vec<Delivery> = plan.iter().flat_map(Pending::deliveries).cloned().collect();
     if let Err(e) = ctx.deliveries.insert_deliveries(&all).await {
+        // No record names them yet, so nothing was published: take back what was written.
         undo_deliveries(ctx, account, &all).await;
         return Err(e.into());
     }
-    let (results, written, failure) = record_events(ctx, account, plan).await;
-    // What was recorded is published (a retry answers it idempotently): send it either way.
+    let (results, written) = record_events(ctx, account, plan).await;
+    // Whatever the records' outcome, what may be published is sent: deliveries are never undone
+    // once their record may exist (a retry of the publish answers from that record).
     enqueue_written(ctx, &written).await;
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(results),
-    }
+    results
 }
 
 /// Each event's part: the answer of a known `event_id` (published earlier, or earlier in the same
@@ -282,7 +303,10 @@ async fn plan_events(
     exclude: Option<&SubscriptionId>,
 ) -> Result<Vec<Pending>, AppError> {
     let now = ctx.clock.now();
-    let ids: Vec<EventId> = events.iter().map(|e| e.event_id.clone()).collect();
+    let publish_token = hex::encode(rand::random::<[u8; 16]>());
+    let mut ids: Vec<EventId> = events.iter().map(|e| e.event_id.clone()).collect();
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    ids.dedup();
     let mut known = if ids.len() == 1 {
         ctx.deliveries.find_event(account, &ids[0]).await?.into_iter().collect()
     } else {
@@ -293,9 +317,7 @@ async fn plan_events(
     for event in events {
         let earlier = plan.iter().find_map(|p| match p {
             Pending::Known(k) if k.event_id == event.event_id => Some(k.clone()),
-            Pending::New { record, .. } if record.event_id == event.event_id => {
-                Some(Published { event_id: record.event_id.clone(), deliveries: record.delivery_count })
-            }
+            Pending::New { record, .. } if record.event_id == event.event_id => Some(record.published()),
             _ => None,
         });
         if let Some(known) = earlier {
@@ -303,65 +325,117 @@ async fn plan_events(
             continue;
         }
         if let Some(at) = known.iter().position(|k| k.event_id == event.event_id) {
-            let existing = known.swap_remove(at);
-            plan.push(Pending::Known(Published { event_id: existing.event_id, deliveries: existing.delivery_count }));
+            plan.push(Pending::Known(known.swap_remove(at).published()));
             continue;
         }
         let subs = match &subs {
             Some(s) => s,
             None => subs.insert(ctx.subscriptions.list_all(account).await?),
         };
-        plan.push(plan_event(ctx, account, subs, event, now, exclude));
+        let mut step = plan_event(ctx, account, subs, event, now, exclude);
+        if let Pending::New { record, .. } = &mut step {
+            record.publish_token = Some(publish_token.clone());
+        }
+        plan.push(step);
     }
     Ok(plan)
 }
 
-/// Writes each new event's record (its deliveries are already written): the results in order,
-/// the deliveries now published, and the first failure (after which the rest are undone).
+/// Writes the new events' records, the durable point of the publish, all or none: the results in
+/// order and the deliveries to send. An event another publish recorded first takes that
+/// publish's answer and its own deliveries are taken back; the rest are written again. A write
+/// that failed is read back (consistently) to learn whether it was stored; only when that read
+/// fails too is the outcome unknown, and then every delivery is kept and sent and the error
+/// answered (the producer's retry finds the records, or publishes what is missing).
 async fn record_events(
     ctx: &Context,
     account: &AccountId,
-    plan: Vec<Pending>,
-) -> (Vec<Published>, Vec<Delivery>, Option<AppError>) {
-    let mut results = Vec::with_capacity(plan.len());
-    let mut written: Vec<Delivery> = Vec::new();
-    let mut failure = None;
-    for step in plan {
-        let (record, deliveries) = match step {
-            Pending::Known(k) => {
-                results.push(k);
-                continue;
-            }
-            Pending::New { record, deliveries } => (record, deliveries),
-        };
-        if failure.is_some() {
-            undo_deliveries(ctx, account, &deliveries).await;
-            continue;
+    mut plan: Vec<Pending>,
+) -> (Result<Vec<Published>, AppError>, Vec<Delivery>) {
+    // Each round writes every remaining record, learns that none was written, or resolves at
+    // least one as another publish's; the bound only guards against a store that keeps changing.
+    for _ in 0..=plan.len() + 1 {
+        let records: Vec<StoredEvent> = plan
+            .iter()
+            .filter_map(|p| match p {
+                Pending::New { record, .. } => Some(record.clone()),
+                Pending::Known(_) => None,
+            })
+            .collect();
+        if records.is_empty() {
+            return (Ok(plan.into_iter().map(Pending::into_published).collect()), Vec::new());
         }
-        match ctx.deliveries.insert_event_if_absent(&record).await {
-            Ok(true) => {
-                tracing::info!(account_id = %account, event_id = %record.event_id, event_type = %record.event_type, deliveries = deliveries.len(), "event published");
-                results.push(Published { event_id: record.event_id, deliveries: record.delivery_count });
-                written.extend(deliveries);
-            }
-            Ok(false) => {
-                // A concurrent publish of the same event_id won: its deliveries stand, ours go.
-                undo_deliveries(ctx, account, &deliveries).await;
-                match ctx.deliveries.find_event(account, &record.event_id).await {
-                    Ok(Some(existing)) => {
-                        results.push(Published { event_id: existing.event_id, deliveries: existing.delivery_count })
-                    }
-                    Ok(None) => failure = Some(AppError::Unavailable("event record vanished".into())),
-                    Err(e) => failure = Some(e.into()),
+        let found = match ctx.deliveries.insert_events(&records).await {
+            Ok(found) => found,
+            Err(e) => match read_back(ctx, account, &records).await {
+                Some(found) if found.iter().all(Option::is_none) => found,
+                Some(found) if found.iter().all(|f| matches!(f, Some(None))) => {
+                    // Nothing of this publish was stored: take it back whole.
+                    let all: Vec<Delivery> = plan.iter().flat_map(Pending::deliveries).cloned().collect();
+                    undo_deliveries(ctx, account, &all).await;
+                    return (Err(e.into()), Vec::new());
                 }
+                Some(_) => continue,
+                None => return unknown_outcome(account, plan, e.into()),
             }
-            Err(e) => {
-                undo_deliveries(ctx, account, &deliveries).await;
-                failure = Some(e.into());
+            .into_iter()
+            .map(Option::flatten)
+            .collect(),
+        };
+        if found.iter().all(Option::is_none) {
+            let written: Vec<Delivery> = plan.iter().flat_map(Pending::deliveries).cloned().collect();
+            for r in &records {
+                tracing::info!(account_id = %account, event_id = %r.event_id, event_type = %r.event_type, deliveries = r.delivery_count, "event published");
+            }
+            return (Ok(plan.into_iter().map(Pending::into_published).collect()), written);
+        }
+        for existing in found.into_iter().flatten() {
+            // A concurrent publish of the same event_id recorded it first: its deliveries stand,
+            // these were never published and go.
+            let at = plan
+                .iter()
+                .position(|p| matches!(p, Pending::New { record, .. } if record.event_id == existing.event_id));
+            if let Some(at) = at {
+                undo_deliveries(ctx, account, plan[at].deliveries()).await;
+                plan[at] = Pending::Known(existing.published());
             }
         }
     }
-    (results, written, failure)
+    unknown_outcome(account, plan, AppError::Unavailable("event records kept changing".into()))
+}
+
+/// What a consistent read finds of `records` after their write failed, per record: None when it
+/// is stored with this publish's token, `Some(None)` when absent, `Some(Some(other))` when another
+/// publish holds the id. None when the read fails too.
+async fn read_back(
+    ctx: &Context,
+    account: &AccountId,
+    records: &[StoredEvent],
+) -> Option<Vec<Option<Option<StoredEvent>>>> {
+    let ids: Vec<EventId> = records.iter().map(|r| r.event_id.clone()).collect();
+    let found = ctx.deliveries.find_events(account, &ids).await.ok()?;
+    Some(
+        records
+            .iter()
+            .map(|r| match found.iter().find(|f| f.event_id == r.event_id) {
+                Some(f) if f.publish_token.is_some() && f.publish_token == r.publish_token => None,
+                Some(f) => Some(Some(f.clone())),
+                None => Some(None),
+            })
+            .collect(),
+    )
+}
+
+/// The records of this publish may or may not be stored: every delivery is kept and sent (a
+/// duplicate at worst, never a loss) and `error` answered.
+fn unknown_outcome(
+    account: &AccountId,
+    plan: Vec<Pending>,
+    error: AppError,
+) -> (Result<Vec<Published>, AppError>, Vec<Delivery>) {
+    let kept: Vec<Delivery> = plan.iter().flat_map(Pending::deliveries).cloned().collect();
+    tracing::warn!(account_id = %account, error = %error, deliveries = kept.len(), "event records' write outcome unknown; their deliveries are kept and sent");
+    (Err(error), kept)
 }
 
 /// The record and deliveries of one new event.
@@ -389,6 +463,7 @@ fn plan_event(
         emitted_at: now,
         delivery_count: deliveries.len() as u32,
         expires_at,
+        publish_token: None,
     };
     Pending::New { record, deliveries }
 }

@@ -29,14 +29,8 @@ pub async fn sweep(ctx: &Context, grace_secs: i64, batch: usize, deadline: Times
             tracing::warn!(sent, found, "sweeper stopped at its deadline; the next run continues");
             break;
         }
-        let Some(d) = ctx.deliveries.get(&account_id, &delivery_id).await? else { continue };
-        if !d.status.is_in_flight() {
-            continue;
-        }
-        let pushed = ctx
-            .deliveries
-            .transition(&account_id, &delivery_id, &[d.status], d.status, Some(now.plus_seconds(grace_secs)), now)
-            .await?;
+        // Marked swept, its message may claim it although its due time moved (see `claim`).
+        let pushed = ctx.deliveries.mark_swept(&account_id, &delivery_id, now.plus_seconds(grace_secs), now).await?;
         if pushed {
             pending.push(DeliveryJob { account_id, delivery_id });
         }

@@ -153,7 +153,7 @@ pub(super) fn attr<T: serde::Serialize>(v: &T) -> StoreResult<AttributeValue> {
     value_to_attr(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// The `SET`/`REMOVE` clauses keeping the due index in step with `status`.
+/// The `SET` clause and the attributes to `REMOVE` keeping the due index in step with `status`.
 pub(super) fn due_clauses(
     id: &DeliveryId,
     status: DeliveryStatus,
@@ -166,7 +166,7 @@ pub(super) fn due_clauses(
         values.insert(":due_at".into(), n(due_ms(next_attempt_at, now)));
         (Some("due_pk = :due_pk, due_at = :due_at"), None)
     } else {
-        (None, Some("REMOVE due_pk, due_at"))
+        (None, Some("due_pk, due_at"))
     }
 }
 
