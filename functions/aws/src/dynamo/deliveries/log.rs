@@ -1,0 +1,164 @@
+//! The delivery log's pages: an account's log (or a subscription's, in the `by_sub` index) is
+//! spread over shards, so a page is a merge of newest-first reads of every shard, each read only
+//! as deep as the page needs.
+
+use super::*;
+
+/// The range-key window `[lo, hi]` (bare delivery ids) of a log query. Ids are time-ordered, so
+/// `since`/`until` narrow the key range itself and nothing outside the window is read; `before`
+/// (the cursor) is inclusive here and dropped from the results.
+fn id_window(filter: &DeliveryFilter, before: Option<&DeliveryId>) -> (Option<String>, Option<String>) {
+    let lo = filter.since.map(|t| time_floor(DeliveryId::PREFIX, t.unix_ms()));
+    let until = filter.until.map(|t| time_floor(DeliveryId::PREFIX, t.unix_ms()));
+    let hi = match (before.map(|b| b.as_str().to_owned()), until) {
+        (Some(b), Some(u)) => Some(b.min(u)),
+        (b, u) => b.or(u),
+    };
+    (lo, hi)
+}
+
+/// The log filters that are not part of the key: event type and id, and `created_at` in
+/// `[since, until)` (stored as millisecond RFC 3339 text, which sorts as time).
+fn log_filters(filter: &DeliveryFilter, mut q: Query, filters: &mut Vec<&'static str>) -> Query {
+    if let Some(t) = &filter.event_type {
+        filters.push("event_type = :et");
+        q = q.value(":et", s(t.as_str()));
+    }
+    if let Some(e) = &filter.event_id {
+        filters.push("event_id = :eid");
+        q = q.value(":eid", s(e.as_str()));
+    }
+    if let Some(t) = filter.since {
+        filters.push("created_at >= :since");
+        q = q.value(":since", s(t.rfc3339()));
+    }
+    if let Some(t) = filter.until {
+        filters.push("created_at < :until");
+        q = q.value(":until", s(t.rfc3339()));
+    }
+    q
+}
+
+/// One shard's part in a merged read of the log, newest first.
+struct ShardRead {
+    q: Query,
+    /// Where the next read continues; `None` before the first.
+    start: Option<Item>,
+    done: bool,
+}
+
+impl ShardRead {
+    fn new(q: Query) -> Self {
+        Self { q, start: None, done: false }
+    }
+
+    /// Whether the shard may still hold an item newer than `cutoff` (the `want`-th newest found;
+    /// `None` while fewer were found): not yet read, or its last read stopped above it (every item
+    /// not yet read sorts below where the read stopped).
+    fn may_hold_above(&self, cutoff: Option<&str>) -> bool {
+        match (&self.start, cutoff) {
+            _ if self.done => false,
+            (None, _) | (_, None) => true,
+            (Some(start), Some(cutoff)) => attr_str(start, "sk").is_none_or(|sk| sk > cutoff),
+        }
+    }
+
+    fn advance(&mut self, next: Option<Item>) {
+        self.done = next.is_none();
+        self.start = next;
+    }
+}
+
+fn sk_of(item: &Item) -> &str {
+    attr_str(item, "sk").unwrap_or_default()
+}
+
+impl DynamoDeliveryStore {
+    pub(super) async fn list_log_page(
+        &self,
+        account: &AccountId,
+        filter: &DeliveryFilter,
+        limit: usize,
+        before: Option<&DeliveryId>,
+    ) -> StoreResult<(Vec<Delivery>, Option<DeliveryId>)> {
+        // The account's log is spread over shards (the subscription's over its `by_sub` shards):
+        // every shard is read in parallel, newest first, with the same key window and filters,
+        // and the reads are merged by id (below: only as deep into each shard as the page needs).
+        let mut filters = Vec::new();
+        let mut q = Query { forward: false, ..Query::default() };
+        let (shards, partition, range_attr, range_prefix) = match &filter.subscription_id {
+            // The subscription's partitions of the index; the account check keeps a foreign
+            // subscription id from revealing another tenant's log. The index holds keys and the
+            // filtered attributes only: the page's items are then read by key.
+            Some(_) => {
+                q.index = Some(BY_SUB_INDEX);
+                q = q.value(":acct", s(log_pk_prefix(account)));
+                filters.push("begins_with(pk, :acct)");
+                (SUB_SHARDS, "gsi1pk = :part", "gsi1sk", "")
+            }
+            None => (LOG_SHARDS, "pk = :part", "sk", DLV_PREFIX),
+        };
+        match id_window(filter, before) {
+            (None, None) => {
+                q.key_condition = format!("{partition} AND begins_with({range_attr}, :p)");
+                q = q.value(":p", s(format!("{range_prefix}{}", DeliveryId::PREFIX)));
+            }
+            // BETWEEN is inclusive; `before` itself is dropped below.
+            (lo, hi) => {
+                q.key_condition = format!("{partition} AND {range_attr} BETWEEN :lo AND :hi");
+                let lo = lo.unwrap_or_else(|| DeliveryId::PREFIX.to_owned());
+                let hi = hi.unwrap_or_else(|| prefix_end(DeliveryId::PREFIX));
+                q = q.value(":lo", s(format!("{range_prefix}{lo}"))).value(":hi", s(format!("{range_prefix}{hi}")));
+            }
+        }
+        if let Some(status) = filter.status {
+            filters.push("#st = :st");
+            q = q.name("#st", "status").value(":st", s(status.as_str()));
+        }
+        q = log_filters(filter, q, &mut filters);
+        if !filters.is_empty() {
+            q.filter = Some(filters.join(" AND "));
+        }
+        let parts = (0..shards).map(|shard| match &filter.subscription_id {
+            Some(sub) => sub_shard_pk(sub, shard),
+            None => log_shard_pk(account, shard),
+        });
+        let mut reads: Vec<ShardRead> = parts.map(|part| ShardRead::new(q.clone().value(":part", s(part)))).collect();
+        let skip = before.map(dlv_sk);
+        let want = limit + 1;
+        // A few items per shard first (twice the page over the shards), then more only from the
+        // shards that may still hold one of the newest `want`: those whose read stopped above the
+        // `want`-th newest found so far. Each further read of a shard asks twice as many.
+        let mut chunk = (2 * want).div_ceil(shards as usize).max(2);
+        let mut page: Vec<Item> = Vec::new();
+        loop {
+            let cutoff = (page.len() >= want).then(|| sk_of(&page[want - 1]).to_owned());
+            let pending: Vec<usize> =
+                (0..reads.len()).filter(|&i| reads[i].may_hold_above(cutoff.as_deref())).collect();
+            if pending.is_empty() {
+                break;
+            }
+            let calls = pending.iter().map(|&i| {
+                let r = &reads[i];
+                self.table.query_page("Query deliveries", &r.q, chunk, r.start.clone())
+            });
+            let results = futures::future::join_all(calls).await;
+            for (i, result) in pending.into_iter().zip(results) {
+                let (items, next) = result?;
+                page.extend(items.into_iter().filter(|item| skip.is_none() || attr_str(item, "sk") != skip.as_deref()));
+                reads[i].advance(next);
+            }
+            // `sk` is `DLV#<id>` in the table and in the index (which projects the table's keys).
+            page.sort_by(|a, b| sk_of(b).cmp(sk_of(a)));
+            chunk = (chunk * 2).min(want + 1);
+        }
+        let more = page.len() > limit;
+        page.truncate(limit);
+        if q.index.is_some() {
+            page = self.table.batch_get("BatchGetItem deliveries", &page).await?;
+        }
+        let out = page.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
+        let next = if more { out.last().map(|d| d.id.clone()) } else { None };
+        Ok((out, next))
+    }
+}
