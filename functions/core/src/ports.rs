@@ -299,7 +299,7 @@ pub trait EndpointStore: Send + Sync {
 /// `dynamodb:DeleteItem` (`insert` with a claim goes through `TransactWriteItems`).
 #[async_trait]
 pub trait InvestigationStore: Send + Sync {
-    /// Writes the investigation. With a `dedupe_key` (provider delivery id), writes a claim on it
+    /// Writes the investigation. With a `dedupe_key` (see `Trigger::claim_key`), writes a claim on it
     /// in the same transaction; if the claim exists, writes nothing and returns the id of the
     /// investigation that claimed it first.
     async fn insert(

@@ -6,8 +6,11 @@
 //! `static` stack whose `Drop` never runs.
 
 use anyhow::{anyhow, bail, Context as _, Result};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
@@ -141,23 +144,30 @@ pub struct Moto {
 impl Moto {
     /// Bootstraps the venv if needed, starts moto on a free loopback port and waits until it answers.
     pub async fn start() -> Result<Self> {
+        Self::start_with(PATCHES).await
+    }
+
+    /// [`Moto::start`] with the given patches in place of [`PATCHES`] (the tests fake a moto
+    /// version this way). Exits with moto's last stderr lines when it dies during startup.
+    async fn start_with(patches: &str) -> Result<Self> {
         let python = ensure_venv(&repo_root()).await?;
         let port = free_port()?;
         let mut child = Command::new(&python)
             .arg("-c")
             .arg(WRAPPER)
-            .args(["127.0.0.1", &port.to_string(), &MOTO_THREADS.to_string(), PATCHES])
+            .args(["127.0.0.1", &port.to_string(), &MOTO_THREADS.to_string(), patches])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("Failed to start moto with {}", python.display()))?;
+        let stderr = StderrTail::drain(child.stderr.take())?;
         let endpoint = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
         loop {
             if let Some(status) = child.try_wait()? {
-                bail!("moto exited during startup ({status})");
+                bail!("moto exited during startup ({status}): {}", stderr.wait_for_end());
             }
             if answers(port).await {
                 break;
@@ -179,6 +189,51 @@ impl Moto {
     /// Stops moto now (also done on drop).
     pub async fn stop(mut self) -> Result<()> {
         self.child.kill().await.map_err(|e| anyhow!("Failed to stop moto: {e}"))
+    }
+}
+
+/// The last lines a moto wrote to stderr, so a failed start says why (the patches refusing another
+/// moto version, a missing module). Read on a thread of its own, not a task: a moto shared by a
+/// test binary outlives the runtime that started it, and an unread pipe would block it once full.
+#[derive(Debug, Default)]
+struct StderrTail {
+    lines: Arc<Mutex<VecDeque<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StderrTail {
+    /// Lines kept: a Python traceback's end, where the exception is.
+    const LINES: usize = 20;
+
+    fn drain(stderr: Option<tokio::process::ChildStderr>) -> Result<Self> {
+        let mut tail = Self::default();
+        let Some(stderr) = stderr else { return Ok(tail) };
+        let file = std::fs::File::from(stderr.into_owned_fd().context("moto's stderr")?);
+        let lines = tail.lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(file).lines().map_while(Result::ok) {
+                let mut kept = lines.lock().unwrap_or_else(|e| e.into_inner());
+                if kept.len() == Self::LINES {
+                    kept.pop_front();
+                }
+                kept.push_back(line);
+            }
+        });
+        tail.reader = Some(reader);
+        Ok(tail)
+    }
+
+    /// After the process exited: everything it wrote last, once the pipe is read to its end.
+    fn wait_for_end(self) -> String {
+        if let Some(reader) = self.reader {
+            let _ = reader.join();
+        }
+        let kept = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.is_empty() {
+            "nothing on stderr".to_owned()
+        } else {
+            kept.iter().cloned().collect::<Vec<_>>().join("\n")
+        }
     }
 }
 
@@ -259,5 +314,35 @@ mod tests {
     fn moto_requirement_is_the_pinned_first_line_of_requirements_txt() {
         assert!(MOTO_REQUIREMENT.starts_with("moto[server]=="), "{MOTO_REQUIREMENT}");
         assert_eq!(REQUIREMENTS.lines().next(), Some(MOTO_REQUIREMENT));
+    }
+
+    fn pinned_version() -> &'static str {
+        MOTO_REQUIREMENT.strip_prefix("moto[server]==").expect("an exact pin")
+    }
+
+    #[test]
+    fn moto_patches_are_written_for_the_pinned_moto() {
+        let declared = PATCHES
+            .lines()
+            .find_map(|l| l.strip_prefix("MOTO_VERSION = \""))
+            .and_then(|rest| rest.strip_suffix('"'))
+            .expect("moto_patches.py declares MOTO_VERSION");
+        assert_eq!(declared, pinned_version(), "move MOTO_VERSION in moto_patches.py with the pin, after re-checking");
+    }
+
+    #[tokio::test]
+    async fn the_patches_refuse_another_moto_version_and_moto_does_not_start() {
+        let faked = format!("import moto\nmoto.__version__ = \"5.0.0\"\n{PATCHES}");
+        let err = Moto::start_with(&faked).await.expect_err("moto must not start").to_string();
+        let pinned = pinned_version();
+        assert!(err.starts_with("moto exited during startup"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "moto_patches.py refuses moto 5.0.0: it replaces private internals of moto {pinned}"
+            )),
+            "{err}"
+        );
+        // And with the real version it starts.
+        Moto::start_with(PATCHES).await.expect("moto starts").stop().await.unwrap();
     }
 }

@@ -8,8 +8,11 @@
 #    the table and keeping those of the asked partition, then computing the size of each
 #    partition item even where the sort-key condition rejects it: a cost that grows with the
 #    table, so a load run slowed down as it went. Here the query sees only its partition, already
-#    narrowed to the items the sort-key condition accepts; moto's own code does everything else
-#    (pagination, limits, filters, projections). An index query on a string partition key reads
+#    narrowed to the run of items the sort-key condition accepts plus the item on either side of
+#    it; moto's own code does everything else (pagination, limits, filters, projections). The
+#    neighbours keep moto's answer: it checks the limit before the condition, so a page that fills
+#    up on the last accepted item still ends with a LastEvaluatedKey when any item follows. (Only
+#    its 1 MB page cut can differ, where moto adds the size of rejected items farther away.) An index query on a string partition key reads
 #    only that partition of the index, kept up to date from the keys each write changed
 #    (`_IndexEntries`); moto checks and sorts the matches by the index and table keys as usual.
 #    moto scans and checks every item of the table per index query: the sweeper queries the 64
@@ -33,9 +36,25 @@ import functools
 import json
 import threading
 
-import moto.backends
-from moto.dynamodb.models.table import Table
-from moto.dynamodb.responses import DynamoHandler, DynamoResult
+import moto
+
+# The moto these patches replace private functions of, and were checked against
+# (infra/local/tests/moto_patches_check.py). It is the pin of infra/scripts/requirements.txt (the
+# test `moto_patches_are_written_for_the_pinned_moto` in moto.rs keeps the two equal), written
+# here too so that moving the pin means re-checking the patches. On any other moto they refuse to
+# load, and moto does not start, rather than change its answers silently.
+MOTO_VERSION = "5.2.5"
+if moto.__version__ != MOTO_VERSION:
+    raise RuntimeError(
+        f"moto_patches.py refuses moto {moto.__version__}: it replaces private internals of moto {MOTO_VERSION}, "
+        "the version pinned in infra/scripts/requirements.txt. Reinstall the pin "
+        "(infra/scripts/bootstrap-python.sh), or re-check the patches against the new moto "
+        "(infra/local/tests/moto_patches_check.py) and move MOTO_VERSION with the pin."
+    )
+
+import moto.backends  # noqa: E402
+from moto.dynamodb.models.table import Table  # noqa: E402
+from moto.dynamodb.responses import DynamoHandler, DynamoResult  # noqa: E402
 
 _partition = threading.local()
 _all_items = Table.all_items
@@ -124,10 +143,14 @@ def _all_items_of_partition(self):
         return []
     if not self.range_key_attr:
         return [found]
-    items = found.values()
-    if range_comparison:
-        items = [i for i in items if i.range_key is not None and i.range_key.compare(range_comparison, range_values)]
-    return sorted(items, key=lambda i: i.range_key)
+    items = sorted(found.values(), key=lambda i: i.range_key)
+    if not range_comparison:
+        return items
+    accepted = [n for n, i in enumerate(items) if i.range_key is not None and i.range_key.compare(range_comparison, range_values)]
+    if not accepted:
+        return []
+    # The accepted run and one item on either side (moto's own check rejects those two).
+    return items[max(accepted[0] - 1, 0) : accepted[-1] + 2]
 
 
 def _query_one_partition(self, hash_key, range_comparison, range_values, *args, **kwargs):

@@ -2,7 +2,11 @@
 
 1. Index queries answered from the maintained index entries agree with a scan of the table
    after random puts, updates, deletes, batch writes and transactions (some cancelled).
-2. The directly written DynamoDB answers parse to the same JSON as moto's serialiser writes.
+2. Base-table queries with sort-key conditions (=, <, <=, >, >=, BETWEEN, begins_with; string and
+   number keys; paged, both directions, with filters, projections and counts) answer exactly what
+   moto's own Query answers.
+3. The directly written DynamoDB answers parse to the same JSON as moto's serialiser writes.
+4. On a moto other than the pinned one the patches refuse to load.
 """
 import json
 import os
@@ -132,6 +136,138 @@ def index_queries_agree_with_a_scan(seed):
         return checks
 
 
+NUMBERED = dict(
+    TableName="n",
+    BillingMode="PAY_PER_REQUEST",
+    AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "N"}],
+    KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+)
+
+# Sort-key conditions of a base-table query, with how many values each takes.
+SORT_KEY_CONDITIONS = [
+    ("", 0),
+    ("AND sk = :a", 1),
+    ("AND sk < :a", 1),
+    ("AND sk <= :a", 1),
+    ("AND sk > :a", 1),
+    ("AND sk >= :a", 1),
+    ("AND sk BETWEEN :a AND :b", 2),
+    ("AND begins_with(sk, :a)", 1),
+]
+
+
+def _as_moto_answers(fn):
+    """Runs fn with moto's own Table.query and Table.all_items in place of the patched ones."""
+    import moto_patches
+    from moto.dynamodb.models.table import Table
+
+    patched = (Table.query, Table.all_items)
+    Table.query, Table.all_items = moto_patches._query, moto_patches._all_items
+    try:
+        return fn()
+    finally:
+        Table.query, Table.all_items = patched
+
+
+def _all_pages(c, query):
+    """Every page of a query: each answer without its request metadata, or the error's code."""
+    pages, start = [], {}
+    while len(pages) < 100:
+        try:
+            r = c.query(**query, **start)
+        except c.exceptions.ClientError as e:
+            return pages + [e.response["Error"]["Code"]]
+        r.pop("ResponseMetadata", None)
+        pages.append(r)
+        if "LastEvaluatedKey" not in r:
+            return pages
+        start = {"ExclusiveStartKey": r["LastEvaluatedKey"]}
+    raise AssertionError(f"no end to the pages of {query}")
+
+
+def _sort_key_value(rnd, numbered):
+    if numbered:
+        return {"N": rnd.choice(["-3", "0", "1.5", "1.50", "2", "10", "15.25", str(rnd.randrange(-5, 40))])}
+    return {"S": rnd.choice(["", "A", "B#", "A#01", "C#3"]) + (f"{rnd.randrange(40):03}" if rnd.random() < 0.5 else "")}
+
+
+def _random_query(rnd, table, numbered):
+    condition, values = rnd.choice([c for c in SORT_KEY_CONDITIONS if not (numbered and "begins_with" in c[0])])
+    bounds = sorted((_sort_key_value(rnd, numbered) for _ in range(values)), key=lambda v: float(v["N"]) if numbered else v["S"])
+    names = dict(zip([":a", ":b"], bounds))
+    query = dict(
+        TableName=table,
+        KeyConditionExpression=f"pk = :p {condition}",
+        ExpressionAttributeValues={":p": {"S": f"P{rnd.randrange(5)}"}, **names},
+        ScanIndexForward=rnd.random() < 0.5,
+    )
+    if rnd.random() < 0.6:
+        query["Limit"] = rnd.choice([1, 2, 3, 7])
+    extra = rnd.random()
+    if extra < 0.2:
+        query["FilterExpression"] = "attribute_exists(g)"
+    elif extra < 0.3:
+        query["ProjectionExpression"] = "sk, g"
+    elif extra < 0.4:
+        query["Select"] = "COUNT"
+    return query
+
+
+def base_table_queries_agree_with_moto(seed):
+    """Base-table queries with every kind of sort-key condition, paged, both directions, answer
+    what moto's own Query answers, after random puts and deletes."""
+    rnd = random.Random(seed)
+    with mock_aws():
+        import moto_patches  # noqa: F401
+
+        c = boto3.client("dynamodb", region_name="us-east-1")
+        c.create_table(**TABLE)
+        c.create_table(**NUMBERED)
+        checks = 0
+        for step in range(700):
+            table, numbered = rnd.choice([("t", False), ("n", True)])
+            key = {"pk": {"S": f"P{rnd.randrange(5)}"}, "sk": _sort_key_value(rnd, numbered)}
+            if numbered is False and key["sk"]["S"] == "":
+                continue
+            op = rnd.random()
+            if op < 0.45:
+                item = dict(key, g={"S": "x" * rnd.randrange(1, 40)}) if rnd.random() < 0.5 else key
+                c.put_item(TableName=table, Item=item)
+            elif op < 0.55:
+                c.delete_item(TableName=table, Key=key)
+            else:
+                query = _random_query(rnd, table, numbered)
+                ours = _all_pages(c, query)
+                moto = _as_moto_answers(lambda: _all_pages(c, query))
+                assert ours == moto, f"seed {seed} step {step} {query}:\n ours {ours}\n moto {moto}"
+                checks += 1
+        assert checks > 250, checks
+        return checks
+
+
+def refuses_another_moto():
+    """On a moto other than the one they were written for, the patches refuse to load."""
+    import importlib
+
+    import moto
+
+    real = moto.__version__
+    sys.modules.pop("moto_patches", None)
+    moto.__version__ = "5.0.0"
+    try:
+        importlib.import_module("moto_patches")
+    except RuntimeError as e:
+        assert f"refuses moto 5.0.0: it replaces private internals of moto {real}" in str(e), str(e)
+    else:
+        raise AssertionError("moto_patches.py loaded on moto 5.0.0")
+    finally:
+        moto.__version__ = real
+        sys.modules.pop("moto_patches", None)
+    import moto_patches
+
+    assert moto_patches.MOTO_VERSION == real
+
+
 def answers_parse_as_moto_writes_them():
     import moto_patches
 
@@ -182,6 +318,11 @@ def answers_parse_as_moto_writes_them():
 
 
 if __name__ == "__main__":
+    refuses_another_moto()
     checks = sum(index_queries_agree_with_a_scan(seed) for seed in (1, 2, 3))
+    base = sum(base_table_queries_agree_with_moto(seed) for seed in (1, 2, 3))
     compared = answers_parse_as_moto_writes_them()
-    print(f"moto patches: {checks} index queries agreed with a scan, {compared} answers parsed alike")
+    print(
+        f"moto patches: refused another moto; {checks} index queries agreed with a scan; {base} base-table "
+        f"queries with sort-key conditions answered as moto's own; {compared} answers parsed alike"
+    )

@@ -1,4 +1,5 @@
-//! Inbound endpoints and receivers end to end (issue 4, DESIGN §4 "Inbound endpoints").
+//! Inbound endpoints and receivers end to end (issue 4, DESIGN §4 "Inbound endpoints"), and
+//! replays of signed requests (README "Inbound receivers").
 
 use crate::support::{assert_error, create_endpoint, create_subscription, id_of, ENDPOINTS};
 use base64::engine::general_purpose::STANDARD;
@@ -181,12 +182,76 @@ async fn a_signed_github_code_scanning_alert_queues_an_investigation_that_subscr
     let in_table = investigation_ids(&stack.table_dump().await);
     assert_eq!(in_table, BTreeSet::from([investigation_id.clone()]), "one investigation stored");
 
-    // A different delivery of the same alert is a new event.
-    let other = headers("9a8b7c6d-0000-11e3-81ab-4c9367dc0958");
-    let (status, second, _) = receive(&stack, &path, &refs(&other), &body).await;
+    // Another signed body (here the same alert with a trailing newline) is a new event.
+    let mut other_body = body.clone();
+    other_body.push(b'\n');
+    let other = [
+        ("x-github-event", "code_scanning_alert"),
+        ("x-github-delivery", "9a8b7c6d-0000-11e3-81ab-4c9367dc0958"),
+        ("x-hub-signature-256", &github_signature(gh_secret, &other_body)),
+    ];
+    let (status, second, _) = receive(&stack, &path, &other, &other_body).await;
     assert_eq!(status, 202, "{second}");
     assert_ne!(second["investigation_id"], investigation_id.as_str());
     subscriber.wait_for(2, EVENTUALLY).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_captured_signed_request_replayed_with_a_fresh_delivery_header_opens_no_second_investigation() {
+    let stack = TestStack::start_default().await;
+    let subscriber = Receiver::start().await;
+    create_subscription(&stack, json!({"url": subscriber.url(), "events": ["investigation.queued"]})).await;
+    let gh_secret = "gh-replay-secret";
+    let (_, github, _) =
+        create_endpoint(&stack, json!({"provider": "github", "provider_signing_secret": gh_secret})).await;
+    let body = sample_body("inbound-github-code-scanning");
+    let signature = github_signature(gh_secret, &body);
+    let post_github = |delivery: &'static str| {
+        let (stack, github, body, signature) = (&stack, &github, &body, &signature);
+        async move {
+            let headers = [
+                ("content-type", "application/json"),
+                ("x-github-event", "code_scanning_alert"),
+                ("x-github-delivery", delivery),
+                ("x-hub-signature-256", signature.as_str()),
+            ];
+            receive(stack, github, &headers, body).await
+        }
+    };
+    let (status, first, _) = post_github("72d3162e-cc78-11e3-81ab-4c9367dc0958").await;
+    assert_eq!(status, 202, "{first}");
+    let gh_id = first["investigation_id"].as_str().expect("investigation_id").to_owned();
+    // The attacker's replay: same body and signature, a fresh X-GitHub-Delivery.
+    let (status, replay, _) = post_github("00000000-dead-beef-0000-000000000001").await;
+    assert_eq!(status, 202, "{replay}");
+    assert_eq!(replay, json!({"investigation_id": gh_id, "duplicate": true}));
+
+    // Generic with X-Signature-256: a fresh Idempotency-Key is the same request.
+    let plain = "generic-replay-secret";
+    let (_, generic, _) =
+        create_endpoint(&stack, json!({"provider": "generic", "provider_signing_secret": plain})).await;
+    let body = br#"{"query": "check the host that just alerted"}"#;
+    let sig = format!("sha256={}", hex::encode(hmac_sha256(plain.as_bytes(), &[body])));
+    let (status, first, _) =
+        receive(&stack, &generic, &[("x-signature-256", &sig), ("idempotency-key", "k-1")], body).await;
+    assert_eq!(status, 202, "{first}");
+    let gen_id = first["investigation_id"].as_str().expect("investigation_id").to_owned();
+    let (status, replay, _) =
+        receive(&stack, &generic, &[("x-signature-256", &sig), ("idempotency-key", "k-2")], body).await;
+    assert_eq!((status, replay), (202, json!({"investigation_id": gen_id, "duplicate": true})));
+
+    // Two investigations, each announced once.
+    let stored = investigation_ids(&stack.table_dump().await);
+    assert_eq!(stored, BTreeSet::from([gh_id.clone(), gen_id.clone()]), "no second investigation");
+    let announced: BTreeSet<String> = subscriber
+        .wait_for(2, EVENTUALLY)
+        .await
+        .iter()
+        .map(|r| r.json()["data"]["investigation_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(announced, BTreeSet::from([gh_id, gen_id]));
+    let (_, deliveries, _) = stack.get("/v1/webhooks/deliveries").await;
+    assert_eq!(deliveries["deliveries"].as_array().unwrap().len(), 2, "one investigation.queued each: {deliveries}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,6 +384,24 @@ async fn crowdstrike_signatures_are_verified_over_body_and_timestamp() {
         let resp = receive(&stack, &path, &headers, body).await;
         assert_error(&resp, 401, "unauthorized", "signature verification failed");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crowdstrike_timestamp_that_does_not_parse_is_refused() {
+    let stack = TestStack::start_default().await;
+    let secret = "falcon-hmac-secret-bad-ts";
+    let (_, path, _) =
+        create_endpoint(&stack, json!({"provider": "crowdstrike", "provider_signing_secret": secret})).await;
+    let body = sample_body("inbound-crowdstrike-detection");
+    // Each correctly signed over body ‖ timestamp: only the timestamp is wrong.
+    for ts in ["soon", "2026-13-45T00:00:00Z", "1777818121.5", "yesterday at noon"] {
+        let sig = STANDARD.encode(hmac_sha256(secret.as_bytes(), &[&body, ts.as_bytes()]));
+        let headers =
+            [("content-type", "application/json"), ("x-cs-primary-signature", &sig), ("x-cs-delivery-timestamp", ts)];
+        let resp = receive(&stack, &path, &headers, &body).await;
+        assert_error(&resp, 401, "unauthorized", "signature verification failed");
+    }
+    assert!(investigation_ids(&stack.table_dump().await).is_empty(), "a refused request stores nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

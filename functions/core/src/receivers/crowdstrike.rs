@@ -1,11 +1,11 @@
 //! CrowdStrike Falcon: streaming detection and incident events (`metadata.eventType` with an
 //! `event` object) and Falcon Fusion "Call webhook" bodies (`data.detections`).
 //!
-//! One investigation per detection or incident: the dedupe key is built from its id, so repeated
-//! notifications of the same detection are redeliveries.
+//! One investigation per detection or incident: the dedupe key is built from its id (in the
+//! signed body), so repeated notifications of the same detection are redeliveries.
 
 use super::payload::{at, clip, first_str, first_text, severity_word, str_at, with_severity};
-use super::{dedupe, ignored, parse_json, provider_event, Headers, Recognition};
+use super::{dedupe, ignored, parse_json, provider_event, DedupeKey, Headers, Recognition};
 use crate::error::AppError;
 use crate::validation::Severity;
 use serde_json::Value;
@@ -109,10 +109,10 @@ pub(super) fn recognize(headers: &Headers, body: &[u8]) -> Result<Recognition, A
         }
     };
     // One investigation per detection/incident: repeated notifications of it are redeliveries.
-    let dedupe_key = id
-        .map(|id| format!("{}:{id}", trigger.trim_start_matches("crowdstrike:")))
-        .or_else(|| headers.get("x-cs-delivery-id").map(str::to_owned))
-        .and_then(|k| dedupe(&k));
+    let dedupe_key = match id {
+        Some(id) => dedupe(&format!("{}:{id}", trigger.trim_start_matches("crowdstrike:"))).map(DedupeKey::Event),
+        None => headers.get("x-cs-delivery-id").and_then(dedupe).map(DedupeKey::Delivery),
+    };
     Ok(provider_event(trigger, &summary, &detail, severity, dedupe_key))
 }
 
@@ -171,7 +171,7 @@ mod tests {
             assert_eq!(t.trigger, trig);
             assert_eq!(t.summary, summary);
             assert_eq!(t.severity, severity, "{trig}");
-            assert_eq!(t.dedupe_key.as_deref(), dedupe_key, "{trig}");
+            assert_eq!(t.dedupe_key, dedupe_key.map(|k| DedupeKey::Event(k.into())), "{trig}");
         }
         let ignored_cases = [
             (

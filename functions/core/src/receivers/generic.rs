@@ -5,7 +5,7 @@
 //! rather than a detail left out.
 
 use super::payload::clip;
-use super::{dedupe, ignored, parse_json, Depth, Headers, Recognition, Trigger, MAX_QUERY_CHARS};
+use super::{dedupe, ignored, parse_json, DedupeKey, Depth, Headers, Recognition, Trigger, MAX_QUERY_CHARS};
 use crate::error::AppError;
 use serde_json::{Map, Value};
 
@@ -42,7 +42,11 @@ pub(super) fn recognize(headers: &Headers, body: &[u8]) -> Result<Recognition, A
         scope,
         depth,
         severity: None,
-        dedupe_key: headers.get("webhook-id").or_else(|| headers.get("idempotency-key")).and_then(dedupe),
+        dedupe_key: headers
+            .get("webhook-id")
+            .or_else(|| headers.get("idempotency-key"))
+            .and_then(dedupe)
+            .map(DedupeKey::Delivery),
     })))
 }
 
@@ -98,9 +102,9 @@ mod tests {
         assert_eq!(t.agent_ids, vec!["agt_1", "agt_2"]);
         assert_eq!(t.scope, Some(json!({"hosts": ["a"]})));
         assert_eq!(t.depth, Some(Depth::Deep));
-        assert_eq!(t.dedupe_key.as_deref(), Some("msg_1"));
+        assert_eq!(t.dedupe_key, Some(DedupeKey::Delivery("msg_1".into())));
         let t = trigger(recognize(Provider::Generic, &h(&[("Idempotency-Key", "k1")]), br#"{"query":"q"}"#).unwrap());
-        assert_eq!(t.dedupe_key.as_deref(), Some("k1"));
+        assert_eq!(t.dedupe_key, Some(DedupeKey::Delivery("k1".into())));
         assert_eq!(t.depth, None);
 
         for body in [r#"{}"#, r#"{"query":""}"#, r#"{"query":"   "}"#, r#"{"query":5}"#, r#"[]"#, r#""q""#] {

@@ -3,10 +3,11 @@
 //!
 //! [`EVENTS`] maps each acted-on event name to a function that reads its payload; every other
 //! event (and `ping`) is ignored before the body is parsed, since GitHub may send form-encoded
-//! bodies for events we never read. The delivery id `X-GitHub-Delivery` is the dedupe key.
+//! bodies for events we never read. The delivery id `X-GitHub-Delivery` is the dedupe key of an
+//! unsigned endpoint; it is not signed, so a signed request is deduplicated by its signature.
 
 use super::payload::{clip, first_str, severity_word, str_at, text_at, with_severity};
-use super::{dedupe, ignored, parse_json, provider_event, Headers, Recognition};
+use super::{dedupe, ignored, parse_json, provider_event, DedupeKey, Headers, Recognition};
 use crate::error::AppError;
 use crate::validation::Severity;
 use serde_json::Value;
@@ -81,7 +82,7 @@ pub(super) fn recognize(headers: &Headers, body: &[u8]) -> Result<Recognition, A
     )
     .map(|u| format!(" {u}"))
     .unwrap_or_default();
-    let dedupe_key = headers.get("x-github-delivery").and_then(dedupe);
+    let dedupe_key = headers.get("x-github-delivery").and_then(dedupe).map(DedupeKey::Delivery);
     Ok(provider_event(format!("github:{event}"), &summary, &format!("{detail}{link}"), severity, dedupe_key))
 }
 
@@ -248,7 +249,7 @@ mod tests {
             assert_eq!(t.severity, severity, "{event}");
             assert_eq!(t.trigger, format!("github:{event}"));
             assert!(t.query.starts_with("Investigate GitHub"), "{}", t.query);
-            assert_eq!(t.dedupe_key.as_deref(), Some("72d3162e-cc78-11e3-81ab-4c9367dc0958"));
+            assert_eq!(t.dedupe_key, Some(DedupeKey::Delivery("72d3162e-cc78-11e3-81ab-4c9367dc0958".into())));
         }
 
         let ignored_cases = [

@@ -30,7 +30,7 @@ mod payload;
 pub mod signatures;
 
 pub use generic::MAX_AGENT_IDS;
-pub use signatures::{verify_signature, SignatureError, TIMESTAMP_TOLERANCE_SECS};
+pub use signatures::{verify_signature, SignatureError, Verified, TIMESTAMP_TOLERANCE_SECS};
 
 use crate::error::AppError;
 use crate::model::Provider;
@@ -116,9 +116,44 @@ pub struct Trigger {
     pub depth: Option<Depth>,
     /// The provider's severity mapped onto ours, when it has one.
     pub severity: Option<Severity>,
-    /// Identifies a redelivery of the same event (GitHub `X-GitHub-Delivery`, the CrowdStrike
-    /// detection/incident id, generic `webhook-id` or `Idempotency-Key`).
-    pub dedupe_key: Option<String>,
+    /// Identifies a redelivery of the same event; [`Trigger::claim_key`] decides whether it is
+    /// used.
+    pub dedupe_key: Option<DedupeKey>,
+}
+
+/// What identifies a redelivery of an event, by where it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DedupeKey {
+    /// The event's own id, from the body (the CrowdStrike detection or incident id), which a body
+    /// signature covers.
+    Event(String),
+    /// A delivery header no body signature covers (GitHub `X-GitHub-Delivery`, CrowdStrike
+    /// `X-CS-Delivery-Id`, generic `webhook-id` or `Idempotency-Key`): anyone replaying a
+    /// captured request can change it.
+    Delivery(String),
+}
+
+impl DedupeKey {
+    /// The key, ready to be a storage key.
+    pub fn as_str(&self) -> &str {
+        match self {
+            DedupeKey::Event(k) | DedupeKey::Delivery(k) => k,
+        }
+    }
+}
+
+impl Trigger {
+    /// The key the investigation is claimed under, so a redelivery finds it: the event's own id
+    /// when the body has one; else, when the request was signed, the signature's replay key
+    /// (never an unsigned header, which a replay could change); else the delivery header.
+    pub fn claim_key<'a>(&'a self, signed: Option<&'a Verified>) -> Option<&'a str> {
+        match (&self.dedupe_key, signed) {
+            (Some(DedupeKey::Event(id)), _) => Some(id),
+            (_, Some(verified)) => Some(verified.replay_key()),
+            (Some(DedupeKey::Delivery(header)), None) => Some(header),
+            (None, None) => None,
+        }
+    }
 }
 
 /// What [`recognize`] made of a verified request.
@@ -146,7 +181,7 @@ fn provider_event(
     summary: &str,
     detail: &str,
     severity: Option<Severity>,
-    dedupe_key: Option<String>,
+    dedupe_key: Option<DedupeKey>,
 ) -> Recognition {
     let summary = payload::clip(summary, payload::SUMMARY_CHARS);
     let query = payload::clip(&format!("Investigate {summary}.{detail}"), MAX_QUERY_CHARS);

@@ -6,17 +6,19 @@
 //! deleted key, provider mismatch, inactive endpoint) and "signature verification failed", so a
 //! caller learns nothing about which check failed; the precise reason is logged.
 //!
-//! Writes are ordered so nothing is lost: the investigation (with a claim on the provider's
-//! delivery id) first, then `investigation.queued` with an event id derived from the
-//! investigation id. A redelivery finds the claim, creates nothing, and publishes again, which is
-//! a no-op unless a crash lost the first publish.
+//! Writes are ordered so nothing is lost: the investigation (with a claim on the event's dedupe
+//! key) first, then `investigation.queued` with an event id derived from the investigation id. A
+//! redelivery finds the claim, creates nothing, and publishes again, which is a no-op unless a
+//! crash lost the first publish. On an endpoint with a signing secret the key comes only from
+//! what the signature covers ([`Trigger::claim_key`]), so a captured request replayed with a fresh
+//! delivery header is a redelivery too, not a new investigation.
 
 use super::events::{publish_event, NewEvent};
 use super::Context;
 use crate::error::AppError;
 use crate::ids::{EventId, InvestigationId};
 use crate::model::{Endpoint, Investigation, Provider};
-use crate::receivers::{recognize, verify_signature, Headers, Recognition, Trigger};
+use crate::receivers::{recognize, verify_signature, Headers, Recognition, Trigger, Verified};
 use crate::secret::Secret;
 use crate::services::endpoints::URL_KEY_LEN;
 use crate::validation::{EventType, Severity};
@@ -107,16 +109,18 @@ async fn authenticate_key(ctx: &Context, provider: Provider, key: &str) -> Resul
     Ok(endpoint)
 }
 
-fn check_signature(ctx: &Context, endpoint: &Endpoint, req: &InboundRequest<'_>) -> Result<(), AppError> {
-    let Some(enc) = &endpoint.signing_secret_enc else { return Ok(()) };
+/// `None` for an endpoint without a signing secret; else the verified request, or 401.
+fn check_signature(ctx: &Context, endpoint: &Endpoint, req: &InboundRequest<'_>) -> Result<Option<Verified>, AppError> {
+    let Some(enc) = &endpoint.signing_secret_enc else { return Ok(None) };
     let secret = ctx.keyring.decrypt(enc, endpoint.id.as_str()).map(Secret::new).map_err(|e| {
         AppError::Internal(format!("signing secret of endpoint {} could not be decrypted: {e}", endpoint.id))
     })?;
     let now_secs = ctx.clock.now().unix_seconds();
-    verify_signature(endpoint.provider, secret.expose(), req.headers, req.body, now_secs).map_err(|e| {
+    let verified = verify_signature(endpoint.provider, secret.expose(), req.headers, req.body, now_secs).map_err(|e| {
         tracing::warn!(account_id = %endpoint.account_id, endpoint_id = %endpoint.id, provider = endpoint.provider.as_str(), reason = %e, "inbound signature refused");
         AppError::Unauthorized(BAD_SIGNATURE.into())
-    })
+    })?;
+    Ok(Some(verified))
 }
 
 /// `POST /v1/webhooks/incoming/{provider}/{key}` (no API key): authenticate by URL key, verify
@@ -124,7 +128,7 @@ fn check_signature(ctx: &Context, endpoint: &Endpoint, req: &InboundRequest<'_>)
 /// investigation (emitting `investigation.queued`) or report why it was ignored.
 pub async fn receive(ctx: &Context, req: InboundRequest<'_>) -> Result<Received, AppError> {
     let endpoint = authenticate_key(ctx, req.provider, req.key).await?;
-    check_signature(ctx, &endpoint, &req)?;
+    let verified = check_signature(ctx, &endpoint, &req)?;
     let trigger = match recognize(endpoint.provider, req.headers, req.body)? {
         Recognition::Ignored(reason) => {
             tracing::info!(account_id = %endpoint.account_id, endpoint_id = %endpoint.id, provider = endpoint.provider.as_str(), reason = %reason, "inbound event ignored");
@@ -132,10 +136,18 @@ pub async fn receive(ctx: &Context, req: InboundRequest<'_>) -> Result<Received,
         }
         Recognition::Trigger(t) => *t,
     };
-    queue_investigation(ctx, &endpoint, trigger).await
+    let claim_key = trigger.claim_key(verified.as_ref()).map(str::to_owned);
+    queue_investigation(ctx, &endpoint, trigger, claim_key).await
 }
 
-async fn queue_investigation(ctx: &Context, endpoint: &Endpoint, trigger: Trigger) -> Result<Received, AppError> {
+/// Writes the investigation with its claim on `claim_key` (when there is one) and announces it;
+/// a claim already taken answers with the investigation that took it.
+async fn queue_investigation(
+    ctx: &Context,
+    endpoint: &Endpoint,
+    trigger: Trigger,
+    claim_key: Option<String>,
+) -> Result<Received, AppError> {
     let now = ctx.clock.now();
     let inv = Investigation {
         id: InvestigationId::generate(now.unix_ms() as u64),
@@ -153,7 +165,7 @@ async fn queue_investigation(ctx: &Context, endpoint: &Endpoint, trigger: Trigge
     };
     let severity = trigger.severity;
 
-    if let Some(existing_id) = ctx.investigations.insert(&inv, trigger.dedupe_key.as_deref()).await? {
+    if let Some(existing_id) = ctx.investigations.insert(&inv, claim_key.as_deref()).await? {
         // A redelivery: nothing new, but finish the publish in case the first attempt crashed
         // before it (idempotent on the event id).
         match ctx.investigations.get(&endpoint.account_id, &existing_id).await? {
@@ -173,7 +185,7 @@ async fn queue_investigation(ctx: &Context, endpoint: &Endpoint, trigger: Trigge
         Err(e) => {
             // With a dedupe claim the provider's retry finishes this investigation; without one
             // nothing would, so take it back and let the retry start afresh.
-            if trigger.dedupe_key.is_none() {
+            if claim_key.is_none() {
                 if let Err(undo) = ctx.investigations.remove(&inv.account_id, &inv.id).await {
                     tracing::warn!(account_id = %inv.account_id, investigation_id = %inv.id, error = %undo, "could not remove an unannounced investigation");
                 }
@@ -221,6 +233,9 @@ async fn publish_queued(ctx: &Context, inv: &Investigation, severity: Option<Sev
         publish_event(ctx, &inv.account_id, NewEvent { event_id, event_type, data, severity, tags }).await?;
     Ok(published.deliveries)
 }
+
+#[cfg(test)]
+mod replays;
 
 #[cfg(test)]
 pub(crate) mod tests {
