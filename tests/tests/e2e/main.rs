@@ -18,6 +18,7 @@ mod filters;
 mod formats;
 mod harness;
 mod inbound;
+mod ingest;
 mod isolation;
 mod load;
 mod openapi;
