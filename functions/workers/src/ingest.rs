@@ -211,9 +211,13 @@ mod tests {
         batch.records = vec![bad_json, good, invalid];
         assert!(handle(&ingest, batch).await.batch_item_failures.is_empty());
         let parked = parking.parked.lock().unwrap();
-        let kinds: Vec<(&str, &str)> = parked.iter().map(|p| (p.source_message_id.as_deref().unwrap(), p.kind)).collect();
+        let kinds: Vec<(&str, &str)> =
+            parked.iter().map(|p| (p.source_message_id.as_deref().unwrap(), p.kind)).collect();
         assert_eq!(kinds.len(), 2);
-        assert!(kinds.contains(&("bad-json", "malformed")) && kinds.contains(&("invalid", "invalid_event")), "{kinds:?}");
+        assert!(
+            kinds.contains(&("bad-json", "malformed")) && kinds.contains(&("invalid", "invalid_event")),
+            "{kinds:?}"
+        );
         let invalid_reason = &parked.iter().find(|p| p.kind == "invalid_event").unwrap().reason;
         assert_eq!(invalid_reason, "data is required");
         assert_eq!(mem.events.lock().unwrap().len(), 1, "the good message still published");

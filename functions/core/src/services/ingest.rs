@@ -168,7 +168,10 @@ mod tests {
         let got = ingest(&ctx, &single.to_string()).await.unwrap();
         let Ingested::Published { account_id, results } = got else { panic!("{got:?}") };
         assert_eq!(account_id, who.account_id);
-        assert_eq!(results.iter().map(|r| (r.event_id.to_string(), r.deliveries)).collect::<Vec<_>>(), [("i-1".into(), 1)]);
+        assert_eq!(
+            results.iter().map(|r| (r.event_id.to_string(), r.deliveries)).collect::<Vec<_>>(),
+            [("i-1".into(), 1)]
+        );
         let batch = json!({"account_id": who.account_id, "events": [
             {"event_type": "finding.discovered", "data": {}, "event_id": "i-1"},
             {"event_type": "finding.discovered", "data": {}, "event_id": "i-2"},
@@ -179,9 +182,10 @@ mod tests {
         assert_eq!(counts, [1, 1, 0]);
         assert_eq!(mem.queue.lock().unwrap().len(), 2, "i-1 was published once");
         // The HTTP route sees the same events: the same id answers without publishing again.
-        let again = events::publish(&ctx, &who, json!({"event_type": "finding.discovered", "data": {}, "event_id": "i-2"}))
-            .await
-            .unwrap();
+        let again =
+            events::publish(&ctx, &who, json!({"event_type": "finding.discovered", "data": {}, "event_id": "i-2"}))
+                .await
+                .unwrap();
         assert_eq!(again.deliveries, 1);
         assert_eq!(mem.queue.lock().unwrap().len(), 2);
     }
@@ -194,9 +198,21 @@ mod tests {
         let cases = [
             ("not json".to_owned(), RejectKind::Malformed, "message body is not JSON"),
             ("[1]".to_owned(), RejectKind::Malformed, "message body must be a JSON object"),
-            (json!({"event_type": "finding.discovered", "data": {}}).to_string(), RejectKind::Malformed, "account_id is required"),
-            (json!({"account_id": 7, "event_type": "x"}).to_string(), RejectKind::Malformed, "account_id must be a string"),
-            (json!({"account_id": "acct_nope", "data": {}}).to_string(), RejectKind::Malformed, "account_id \"acct_nope\" is not"),
+            (
+                json!({"event_type": "finding.discovered", "data": {}}).to_string(),
+                RejectKind::Malformed,
+                "account_id is required",
+            ),
+            (
+                json!({"account_id": 7, "event_type": "x"}).to_string(),
+                RejectKind::Malformed,
+                "account_id must be a string",
+            ),
+            (
+                json!({"account_id": "acct_nope", "data": {}}).to_string(),
+                RejectKind::Malformed,
+                "account_id \"acct_nope\" is not",
+            ),
             (
                 json!({"account_id": other, "event_type": "finding.discovered", "data": {}}).to_string(),
                 RejectKind::UnknownAccount,
@@ -208,7 +224,8 @@ mod tests {
                 "event_type \"nope\" is not a known event type",
             ),
             (
-                json!({"account_id": who.account_id, "events": [ok.clone(), {"event_type": "finding.discovered"}]}).to_string(),
+                json!({"account_id": who.account_id, "events": [ok.clone(), {"event_type": "finding.discovered"}]})
+                    .to_string(),
                 RejectKind::InvalidEvent,
                 "events[1].data: is required",
             ),
