@@ -3,14 +3,18 @@
 //! `POST /v1/events` and `POST /v1/events/batch` do (same filters, same deliveries to real HTTPS
 //! receivers, idempotent per `event_id` across both ways in). A message that can never be
 //! published (malformed, unknown account, invalid event) lands in the ingest DLQ on its first
-//! receive with its reason, is logged with that reason, and publishes nothing.
+//! receive with its reason, is logged with that reason, and publishes nothing; a message that
+//! failed for a transient reason (DynamoDB down) is retried by SQS and then published.
 
 use crate::support::create_subscription;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
+use puck_aws::faults::FaultSwitches;
 use puck_e2e::delivery::{list_all_deliveries, queue_depth, wait_for_empty_delivery_queue};
-use puck_e2e::{captured_logs, wait_until, ReceivedRequest, Receiver, TestStack, EVENTUALLY};
+use puck_e2e::{captured_logs, wait_until, ReceivedRequest, Receiver, TestStack, TestStackOptions, EVENTUALLY};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Sends `body` to the ingest queue as a producer would (the SDK against the stack's SQS) and
 /// returns the message id.
@@ -213,4 +217,47 @@ async fn messages_that_can_never_be_published_go_to_the_ingest_dlq_at_once_with_
     assert_eq!(requests.len(), 1, "only the good message published");
     assert_eq!(requests[0].json()["data"], json!({"n": 1}));
     assert_eq!(list_all_deliveries(&stack, "").await.len(), 1, "nothing of a rejected message was published");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_that_meets_a_store_outage_is_retried_by_sqs_and_published_once_it_is_over() {
+    let faults = Arc::new(FaultSwitches::default());
+    let stack = TestStack::start(TestStackOptions::default().faults(faults.clone())).await;
+    let receiver = Receiver::start().await;
+    create_subscription(&stack, json!({"url": receiver.url(), "events": ["finding.*"]})).await;
+    // The template's 180 s would make the test wait minutes for the retry.
+    stack
+        .stack
+        .clients
+        .sqs
+        .set_queue_attributes()
+        .queue_url(&stack.stack.ingest_queue_url)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "2")
+        .send()
+        .await
+        .unwrap();
+
+    faults.fail_dynamo.store(true, Ordering::SeqCst);
+    let body = json!({"account_id": stack.account_id(), "event_type": "finding.discovered", "data": {"n": 7}});
+    let id = send(&stack, body.to_string()).await;
+    wait_until(EVENTUALLY, "the ingest function to fail on the message twice", || {
+        let id = id.clone();
+        async move {
+            captured_logs().lines().any(|l| {
+                l.contains("ingest message failed; SQS will retry it")
+                    && l.contains(&id)
+                    && l.contains("receive_count=2")
+            })
+        }
+    })
+    .await;
+    faults.fail_dynamo.store(false, Ordering::SeqCst);
+
+    let requests = receiver.wait_for(1, EVENTUALLY).await;
+    assert_eq!(requests[0].json()["data"], json!({"n": 7}));
+    wait_until_drained(&stack).await;
+    assert_eq!(receiver.requests().len(), 1);
+    let dlq = queue_depth(&stack, &stack.stack.ingest_dead_letter_queue_url).await;
+    assert_eq!(dlq, (0, 0, 0), "a transient failure is never parked");
+    assert!(!captured_logs().lines().any(|l| l.contains("ingest message rejected") && l.contains(&id)));
 }
