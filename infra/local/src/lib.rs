@@ -272,15 +272,7 @@ impl LocalStack {
                 .await
                 .context("Failed to override the delivery queue's VisibilityTimeout")?;
         }
-        let ingest_queue = consumers
-            .iter()
-            .find(|c| c.binary == "ingest")
-            .ok_or_else(|| anyhow!("template.yaml has no ingest function on an SQS queue"))?;
-        let ingest_queue_url = provisioned.queue(&ingest_queue.queue)?.0.to_owned();
-        let ingest_dead_letter_queue_url = config
-            .ingest_dead_letter_queue_url
-            .clone()
-            .ok_or_else(|| anyhow!("the template's Globals set no INGEST_DEAD_LETTER_QUEUE_URL"))?;
+        let (ingest_queue_url, ingest_dead_letter_queue_url) = ingest_queues_of(&consumers, &provisioned, &config)?;
         let poller_sqs = provision::Clients::new(sqs_limits.endpoint(), &access_key_for_pollers, &secret_key).await.sqs;
         for consumer in consumers {
             let worker = pollers::sqs_worker(&consumer.binary, &workers)?;
@@ -368,6 +360,25 @@ impl Drop for LocalStack {
     fn drop(&mut self) {
         self.stop_tasks();
     }
+}
+
+/// The ingest queue (the one the `ingest` function consumes) and the ingest DLQ the function
+/// sends rejected messages to, both provisioned.
+fn ingest_queues_of(
+    consumers: &[template::SqsConsumer],
+    provisioned: &provision::Provisioned,
+    config: &puck_aws::Config,
+) -> Result<(String, String)> {
+    let consumer = consumers
+        .iter()
+        .find(|c| c.binary == "ingest")
+        .ok_or_else(|| anyhow!("template.yaml has no ingest function on an SQS queue"))?;
+    let queue_url = provisioned.queue(&consumer.queue)?.0.to_owned();
+    let dead_letter_url = config
+        .ingest_dead_letter_queue_url
+        .clone()
+        .ok_or_else(|| anyhow!("the template's Globals set no INGEST_DEAD_LETTER_QUEUE_URL"))?;
+    Ok((queue_url, dead_letter_url))
 }
 
 /// The DLQ of the delivery queue: its `RedrivePolicy.deadLetterTargetArn`, provisioned.
