@@ -43,6 +43,10 @@ pub struct Config {
     pub delivery_queue_url: String,
     /// `MASTER_KEY_SECRET_ID`: Secrets Manager id or ARN of the master key (read once per container).
     pub master_key_secret_id: String,
+    /// `INGEST_DEAD_LETTER_QUEUE_URL`: where the ingest function parks messages that can never be
+    /// published. Optional for every other function; the ingest function refuses to start
+    /// without it.
+    pub ingest_dead_letter_queue_url: Option<String>,
     /// `MAX_DELIVERY_ATTEMPTS` (default 17): must equal the queue's `maxReceiveCount`.
     pub max_delivery_attempts: u32,
     /// `BACKOFF_BASE_SECONDS` (default 30): delay after the first failed attempt.
@@ -145,6 +149,7 @@ impl Config {
             table_name: required("TABLE_NAME")?,
             delivery_queue_url: required("DELIVERY_QUEUE_URL")?,
             master_key_secret_id: required("MASTER_KEY_SECRET_ID")?,
+            ingest_dead_letter_queue_url: get("INGEST_DEAD_LETTER_QUEUE_URL"),
             max_delivery_attempts: number(get("MAX_DELIVERY_ATTEMPTS"), "MAX_DELIVERY_ATTEMPTS", 17, 1)?,
             backoff_base_seconds: number(get("BACKOFF_BASE_SECONDS"), "BACKOFF_BASE_SECONDS", 30, 1)?,
             backoff_max_seconds: number(get("BACKOFF_MAX_SECONDS"), "BACKOFF_MAX_SECONDS", 43_200, 1)?,
@@ -270,6 +275,7 @@ mod tests {
         assert!(!c.allow_private_targets);
         assert!(c.public_base_url.is_none() && c.aws_endpoint_url.is_none() && c.extra_ca_cert.is_none());
         assert!(c.static_credentials.is_none());
+        assert!(c.ingest_dead_letter_queue_url.is_none(), "only the ingest function needs it");
     }
 
     #[test]

@@ -22,14 +22,14 @@ pub use dynamo::{
     DynamoApiKeyStore, DynamoDeliveryStore, DynamoEndpointStore, DynamoInvestigationStore, DynamoSubscriptionStore,
 };
 pub use sender::{HttpSender, SenderOptions};
-pub use sqs::SqsDeliveryQueue;
+pub use sqs::{SqsDeliveryQueue, SqsRejectedMessages};
 
 use anyhow::Context as _;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use gate::FaultGate;
 use puck_core::cache::{CachedApiKeys, CachedSubscriptions};
 use puck_core::crypto::Keyring;
-use puck_core::ports::{SystemClock, WebhookSender};
+use puck_core::ports::{RejectedMessages, SystemClock, WebhookSender};
 use puck_core::services::Context;
 use std::sync::Arc;
 use std::time::Duration;
@@ -159,6 +159,22 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         sender: Some(build_sender(config)?),
         settings: config.settings(),
     })
+}
+
+/// The ingest DLQ (ingest function only): `INGEST_DEAD_LETTER_QUEUE_URL` is required here.
+pub async fn build_rejected_messages(config: &Config) -> anyhow::Result<Arc<dyn RejectedMessages>> {
+    let url = config
+        .ingest_dead_letter_queue_url
+        .clone()
+        .ok_or(ConfigError::Missing("INGEST_DEAD_LETTER_QUEUE_URL"))
+        .context("the ingest function parks rejected messages there")?;
+    let sdk = sdk_config(config).await;
+    let mut builder = aws_sdk_sqs::config::Builder::from(&sdk);
+    builder.set_interceptors(sdk_interceptors());
+    if let Some(endpoint) = &config.aws_endpoint_url_sqs {
+        builder.set_endpoint_url(Some(endpoint.clone()));
+    }
+    Ok(Arc::new(SqsRejectedMessages::new(aws_sdk_sqs::Client::from_conf(builder.build()), url)))
 }
 
 /// The outbound sender (dispatcher only): one pooled client with the SSRF guard, timeout and

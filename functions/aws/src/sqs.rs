@@ -1,4 +1,4 @@
-//! The delivery queue on SQS.
+//! The delivery queue on SQS, and the ingest DLQ where rejected ingest messages are parked.
 //!
 //! A job is only the address of a delivery record (`DeliveryJob` as JSON); the record is the
 //! truth. Backoff is the visibility timeout of the received message, so a failed attempt is
@@ -11,10 +11,10 @@
 use crate::gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use puck_core::backoff::SQS_MAX_VISIBILITY_SECS;
-use puck_core::ports::{DeliveryJob, DeliveryQueue, QueueError};
+use puck_core::ports::{DeliveryJob, DeliveryQueue, QueueError, RejectedMessage, RejectedMessages};
 
 /// SQS's SendMessageBatch limit.
 const BATCH_SIZE: usize = 10;
@@ -112,6 +112,55 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .send()
             .await
             .map_err(|e| sqs_error("ChangeMessageVisibility", &e))?;
+        Ok(())
+    }
+}
+
+/// [`RejectedMessages`] on SQS: the ingest DLQ. The body is kept exactly as received; the reason
+/// and where it came from travel as message attributes (`reason`, `kind`, `source_message_id`,
+/// `receive_count`), which `aws sqs receive-message --message-attribute-names All` shows.
+///
+/// IAM: sqs:SendMessage on the ingest DLQ.
+#[derive(Debug, Clone)]
+pub struct SqsRejectedMessages {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsRejectedMessages {
+    pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
+        Self { client, queue_url: queue_url.into() }
+    }
+}
+
+/// The longest `reason` attribute sent; validation messages are far shorter, and a long one
+/// (e.g. quoting a body) must not push the message over SQS's size limit.
+const MAX_REASON_CHARS: usize = 1024;
+
+fn string_attribute(value: impl Into<String>, data_type: &str) -> Result<MessageAttributeValue, QueueError> {
+    MessageAttributeValue::builder()
+        .data_type(data_type)
+        .string_value(value)
+        .build()
+        .map_err(|_| QueueError("message attribute could not be built".into()))
+}
+
+#[async_trait]
+impl RejectedMessages for SqsRejectedMessages {
+    async fn park(&self, message: &RejectedMessage) -> Result<(), QueueError> {
+        let reason: String = message.reason.chars().take(MAX_REASON_CHARS).collect();
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(&message.body)
+            .message_attributes("reason", string_attribute(reason, "String")?)
+            .message_attributes("kind", string_attribute(message.kind, "String")?)
+            .message_attributes("receive_count", string_attribute(message.receive_count.to_string(), "Number")?);
+        if let Some(id) = &message.source_message_id {
+            request = request.message_attributes("source_message_id", string_attribute(id, "String")?);
+        }
+        request.send().await.map_err(|e| sqs_error("SendMessage ingest DLQ", &e))?;
         Ok(())
     }
 }

@@ -70,10 +70,12 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
     }
 }
 
-/// [`ApiKeyStore`] that remembers found keys for the TTL; revoking through it forgets them.
+/// [`ApiKeyStore`] that remembers found keys, and accounts found to exist, for the TTL; revoking
+/// through it forgets the keys (an account, once it exists, stays).
 pub struct CachedApiKeys {
     inner: Arc<dyn ApiKeyStore>,
     found: TtlMap<String, ApiKeyRecord>,
+    accounts: TtlMap<AccountId, ()>,
 }
 
 impl CachedApiKeys {
@@ -82,7 +84,7 @@ impl CachedApiKeys {
         if ttl.is_zero() {
             return inner;
         }
-        Arc::new(Self { inner, found: TtlMap::new(ttl) })
+        Arc::new(Self { inner, found: TtlMap::new(ttl), accounts: TtlMap::new(ttl) })
     }
 }
 
@@ -108,6 +110,18 @@ impl ApiKeyStore for CachedApiKeys {
         let revoked = self.inner.revoke(account, key_id).await;
         self.found.retain(|_| false);
         revoked
+    }
+
+    async fn account_exists(&self, account: &AccountId) -> StoreResult<bool> {
+        if self.accounts.get(account).is_some() {
+            return Ok(true);
+        }
+        let generation = self.accounts.generation();
+        let exists = self.inner.account_exists(account).await?;
+        if exists {
+            self.accounts.put_unless_removed_since(generation, account.clone(), ());
+        }
+        Ok(exists)
     }
 }
 
@@ -425,5 +439,26 @@ mod tests {
         assert!(!cached.find_by_hash(&record.key_hash).await.unwrap().unwrap().revoked);
         assert!(cached.revoke(&record.account_id, &record.key_id).await.unwrap());
         assert!(cached.find_by_hash(&record.key_hash).await.unwrap().unwrap().revoked);
+    }
+
+    #[tokio::test]
+    async fn an_account_is_known_once_a_key_was_issued_to_it_and_an_unknown_one_is_not_remembered() {
+        let mem = Arc::new(Memory::default());
+        let cached = CachedApiKeys::wrap(mem.clone(), Duration::from_secs(3600));
+        let caller = crate::testing::caller();
+        assert!(!cached.account_exists(&caller.account_id).await.unwrap());
+        let record = ApiKeyRecord {
+            key_id: caller.key_id,
+            account_id: caller.account_id.clone(),
+            key_hash: "cd".repeat(32),
+            key_prefix: "pck_live_abcd".into(),
+            scopes: caller.scopes,
+            revoked: false,
+            created_at: Timestamp::from_unix_seconds(1_700_000_000),
+        };
+        ApiKeyStore::insert(&*mem, &record).await.unwrap();
+        assert!(cached.account_exists(&caller.account_id).await.unwrap(), "a new account counts at once");
+        mem.keys.lock().unwrap().clear();
+        assert!(cached.account_exists(&caller.account_id).await.unwrap(), "a known account is remembered");
     }
 }

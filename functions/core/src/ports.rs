@@ -36,6 +36,9 @@ pub trait ApiKeyStore: Send + Sync {
     async fn insert(&self, record: &ApiKeyRecord) -> StoreResult<()>;
     /// Marks the key revoked; false if the account has no such key.
     async fn revoke(&self, account: &AccountId, key_id: &ApiKeyId) -> StoreResult<bool>;
+    /// Whether the account exists: accounts have no record of their own, so an account is one
+    /// that an API key was ever issued to (revoked or not). Adapter needs `dynamodb:Query`.
+    async fn account_exists(&self, account: &AccountId) -> StoreResult<bool>;
 }
 
 /// Subscriptions per account. Adapter needs `dynamodb:GetItem`, `dynamodb:PutItem`, `dynamodb:Query`,
@@ -336,6 +339,29 @@ pub trait DeliveryQueue: Send + Sync {
     async fn enqueue(&self, jobs: &[DeliveryJob]) -> Result<(), QueueError>;
     /// Hides a received message for `delay_secs` (the backoff), via its receipt handle.
     async fn delay(&self, receipt_handle: &str, delay_secs: u32) -> Result<(), QueueError>;
+}
+
+/// An ingest-queue message that can never be published, with why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedMessage {
+    /// The message body exactly as received (possibly not JSON at all).
+    pub body: String,
+    /// The kind of failure: `malformed`, `unknown_account` or `invalid_event`.
+    pub kind: &'static str,
+    /// A sentence saying what is wrong, naming the field where there is one.
+    pub reason: String,
+    /// The id the queue gave the message, to find it in the logs.
+    pub source_message_id: Option<String>,
+    /// How many times the queue had delivered it (1 when rejected on the first receive).
+    pub receive_count: u32,
+}
+
+/// Where rejected ingest messages are parked for an operator (the ingest DLQ). Adapter needs
+/// `sqs:SendMessage` on that queue.
+#[async_trait]
+pub trait RejectedMessages: Send + Sync {
+    /// Stores the message with its reason; an error leaves it to the caller to retry.
+    async fn park(&self, message: &RejectedMessage) -> Result<(), QueueError>;
 }
 
 /// An outbound webhook request, fully built and signed.

@@ -65,6 +65,9 @@ impl ApiKeyStore for Memory {
         let found = keys.iter_mut().find(|k| &k.account_id == a && &k.key_id == id);
         Ok(found.map(|k| k.revoked = true).is_some())
     }
+    async fn account_exists(&self, a: &AccountId) -> StoreResult<bool> {
+        Ok(self.keys.lock().unwrap().iter().any(|k| &k.account_id == a))
+    }
 }
 
 #[async_trait]

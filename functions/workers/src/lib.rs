@@ -1,5 +1,5 @@
-//! Queue and schedule consumers: the dispatcher (delivery queue), the dead-letter function (DLQ)
-//! and the sweeper (schedule).
+//! Queue and schedule consumers: the dispatcher (delivery queue), the dead-letter function (DLQ),
+//! the ingest function (ingest queue) and the sweeper (schedule).
 //!
 //! Each SQS message is parsed on its own, so one bad message cannot fail its batch; the handlers
 //! return only the failed message ids (`ReportBatchItemFailures` must be enabled on the trigger,
@@ -7,6 +7,7 @@
 
 pub mod dead_letter;
 pub mod dispatcher;
+pub mod ingest;
 pub mod sweeper;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};

@@ -11,7 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 /// The sample event(s) a binary's runs get; dispatcher and dead-letter get a fresh real delivery
-/// per run so the first invocation does its real work (read, sign, HTTPS POST / mark dead).
+/// per run so the first invocation does its real work (read, sign, HTTPS POST / mark dead), and
+/// ingest the sample batch for the tenant's account (publish).
 async fn events_for(binary: &str, stack: &BenchStack, tenant: &Tenant, sub: &str) -> Result<Vec<Value>> {
     let root = puck_local::moto::repo_root();
     let event = match binary {
@@ -29,6 +30,18 @@ async fn events_for(binary: &str, stack: &BenchStack, tenant: &Tenant, sub: &str
                 "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:bench",
                 "awsRegion": "us-east-1"
             }]})
+        }
+        "ingest" => {
+            // The sample batch (one event, and a batch of two) for the tenant, so it publishes.
+            let path = root.join("events/ingest.json");
+            let mut e: Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?)?;
+            for record in e["Records"].as_array_mut().into_iter().flatten() {
+                let mut body: Value = serde_json::from_str(record["body"].as_str().unwrap_or("{}"))?;
+                body["account_id"] = json!(tenant.account.to_string());
+                record["body"] = Value::String(body.to_string());
+            }
+            e
         }
         name => {
             let path = root.join("events").join(format!("{name}.json"));
@@ -105,7 +118,7 @@ pub async fn measure(stack: &BenchStack, bin_dir: &Path, runs: usize, moto: &str
     let mut routes: Vec<String> = puck_api::ROUTES.iter().map(|r| r.binary.to_owned()).collect();
     routes.dedup();
     binaries.extend(routes);
-    binaries.extend(["dispatcher", "dead-letter", "sweeper"].map(str::to_owned));
+    binaries.extend(["dispatcher", "dead-letter", "ingest", "sweeper"].map(str::to_owned));
     let workdir = puck_local::moto::repo_root().join("target/bench");
 
     let mut all = Vec::new();

@@ -28,7 +28,7 @@ pub fn cold_md(all: &[BinaryFigures], runs: usize) -> String {
          **init** = process spawn → first `GET …/next`; **first response** = spawn → first response POST, \
          the first invocation being the function's `events/<binary>.json` sample with a valid API key \
          (dispatcher and dead-letter: an SQS batch with one real pending delivery, sent over HTTPS to the \
-         loopback receiver; sweeper: `events/sweeper.json`). The reference is `hello` (`infra/bench/src/bin/hello.rs`): \
+         loopback receiver; ingest: `events/ingest.json` for the tenant's account; sweeper: `events/sweeper.json`). The reference is `hello` (`infra/bench/src/bin/hello.rs`): \
          `lambda_runtime` on the same current-thread tokio runtime, same release profile. Goal: every \
          function's init ≤ 1.5× hello's.\n",
         runs

@@ -13,7 +13,6 @@ use crate::receiver::Receiver;
 use anyhow::{anyhow, Result};
 use puck_core::ids::AccountId;
 use puck_core::model::Scope;
-use puck_core::services::dispatch::Dispatcher;
 use puck_core::services::Context;
 use puck_local::pollers::QueuePoller;
 use puck_local::provision::{self, Clients};
@@ -81,10 +80,7 @@ impl BenchStack {
 
         let config = puck_aws::Config::from_lookup(|name| env.get(name).cloned())?;
         let ctx = puck_aws::build_context(&config).await?;
-        let dispatcher = Arc::new(
-            Dispatcher::new(ctx.clone(), puck_aws::build_sender(&config)?, config.retry_policy())
-                .with_claim_lease(config.claim_lease_seconds()),
-        );
+        let workers = puck_local::pollers::Workers::build(&ctx, &config).await?;
 
         let esm = CallCounter::default();
         let esm_sqs = {
@@ -107,7 +103,7 @@ impl BenchStack {
         let poller = QueuePoller {
             queue_url: queue_url.to_owned(),
             queue_arn: queue_arn.to_owned(),
-            worker: puck_local::pollers::sqs_worker(&consumer.binary, &Arc::new(ctx.clone()), &dispatcher)?,
+            worker: puck_local::pollers::sqs_worker(&consumer.binary, &workers)?,
             consumer: consumer.clone(),
             sqs: esm_sqs,
             poll_interval: Duration::from_secs(1),

@@ -26,7 +26,6 @@ use anyhow::{anyhow, Context as _, Result};
 use puck_aws::faults::FaultSwitches;
 use puck_core::ids::AccountId;
 use puck_core::model::Scope;
-use puck_core::services::dispatch::Dispatcher;
 use puck_core::services::Context;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -160,6 +159,10 @@ pub struct LocalStack {
     pub table_name: String,
     pub delivery_queue_url: String,
     pub dead_letter_queue_url: String,
+    /// The ingest queue: producers send events to it, the ingest function publishes them.
+    pub ingest_queue_url: String,
+    /// The ingest DLQ: rejected ingest messages wait there with their reason (message attributes).
+    pub ingest_dead_letter_queue_url: String,
     /// The context every function of this stack shares.
     pub ctx: Context,
     /// The functions' environment: resolved `Globals` plus overrides and the endpoint.
@@ -239,11 +242,8 @@ impl LocalStack {
             Some(hook) => hook(ctx),
             None => ctx,
         };
-        let shared = Arc::new(ctx.clone());
-        let sender = puck_aws::build_sender(&config)?;
-        let dispatcher = Arc::new(
-            Dispatcher::new(ctx.clone(), sender, config.retry_policy()).with_claim_lease(config.claim_lease_seconds()),
-        );
+        let workers = pollers::Workers::build(&ctx, &config).await?;
+        let shared = workers.ctx.clone();
 
         // The development account and key.
         let account_id = keys::new_account_id();
@@ -272,9 +272,10 @@ impl LocalStack {
                 .await
                 .context("Failed to override the delivery queue's VisibilityTimeout")?;
         }
+        let (ingest_queue_url, ingest_dead_letter_queue_url) = ingest_queues_of(&consumers, &provisioned, &config)?;
         let poller_sqs = provision::Clients::new(sqs_limits.endpoint(), &access_key_for_pollers, &secret_key).await.sqs;
         for consumer in consumers {
-            let worker = pollers::sqs_worker(&consumer.binary, &shared, &dispatcher)?;
+            let worker = pollers::sqs_worker(&consumer.binary, &workers)?;
             let (url, arn) = provisioned.queue(&consumer.queue)?;
             for _ in 0..opts.pollers_per_queue.max(1) {
                 let poller = pollers::QueuePoller {
@@ -316,6 +317,8 @@ impl LocalStack {
             table_name,
             delivery_queue_url,
             dead_letter_queue_url,
+            ingest_queue_url,
+            ingest_dead_letter_queue_url,
             ctx,
             env,
             provisioned,
@@ -357,6 +360,25 @@ impl Drop for LocalStack {
     fn drop(&mut self) {
         self.stop_tasks();
     }
+}
+
+/// The ingest queue (the one the `ingest` function consumes) and the ingest DLQ the function
+/// sends rejected messages to, both provisioned.
+fn ingest_queues_of(
+    consumers: &[template::SqsConsumer],
+    provisioned: &provision::Provisioned,
+    config: &puck_aws::Config,
+) -> Result<(String, String)> {
+    let consumer = consumers
+        .iter()
+        .find(|c| c.binary == "ingest")
+        .ok_or_else(|| anyhow!("template.yaml has no ingest function on an SQS queue"))?;
+    let queue_url = provisioned.queue(&consumer.queue)?.0.to_owned();
+    let dead_letter_url = config
+        .ingest_dead_letter_queue_url
+        .clone()
+        .ok_or_else(|| anyhow!("the template's Globals set no INGEST_DEAD_LETTER_QUEUE_URL"))?;
+    Ok((queue_url, dead_letter_url))
 }
 
 /// The DLQ of the delivery queue: its `RedrivePolicy.deadLetterTargetArn`, provisioned.

@@ -55,6 +55,8 @@ async fn run() -> Result<()> {
     println!("    export AWS_ENDPOINT_URL_SECRETS_MANAGER={}", endpoints.secrets_manager);
     println!("  table         {}", stack.table_name);
     println!("  queue         {}", stack.delivery_queue_url);
+    println!("  ingest queue  {}", stack.ingest_queue_url);
+    println!("  ingest DLQ    {}", stack.ingest_dead_letter_queue_url);
     println!();
     println!("  curl -H 'Authorization: Bearer {}' {}/v1/webhooks/subscriptions", stack.api_key, stack.base_url);
     println!("  Ctrl-C stops everything.");

@@ -14,6 +14,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use puck_core::services::dispatch::Dispatcher;
 use puck_core::services::Context;
+use puck_workers::ingest::Ingest;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub enum SqsWorker {
     Dispatcher(Arc<Dispatcher>),
     /// `dead-letter`: marks dead-lettered deliveries `failed_permanent`.
     DeadLetter(Arc<Context>),
+    /// `ingest`: publishes the events of ingest-queue messages, parking rejected ones.
+    Ingest(Arc<Ingest>),
 }
 
 impl SqsWorker {
@@ -34,16 +37,39 @@ impl SqsWorker {
         match self {
             SqsWorker::Dispatcher(d) => puck_workers::dispatcher::handle(d, event).await,
             SqsWorker::DeadLetter(ctx) => puck_workers::dead_letter::handle(ctx, event).await,
+            SqsWorker::Ingest(ingest) => puck_workers::ingest::handle(ingest, event).await,
         }
+    }
+}
+
+/// What the SQS workers are built from, once, as each Lambda container builds its state.
+#[derive(Clone)]
+pub struct Workers {
+    /// The context every function shares.
+    pub ctx: Arc<Context>,
+    /// The dispatcher (context, HTTP client, retry policy).
+    pub dispatcher: Arc<Dispatcher>,
+    /// The ingest function's state (context and the ingest DLQ).
+    pub ingest: Arc<Ingest>,
+}
+
+impl Workers {
+    /// The workers over `ctx`, with the sender, retry policy and ingest DLQ from `config`.
+    pub async fn build(ctx: &Context, config: &puck_aws::Config) -> Result<Self> {
+        let dispatcher = Dispatcher::new(ctx.clone(), puck_aws::build_sender(config)?, config.retry_policy())
+            .with_claim_lease(config.claim_lease_seconds());
+        let ingest = Ingest { ctx: ctx.clone(), rejected: puck_aws::build_rejected_messages(config).await? };
+        Ok(Self { ctx: Arc::new(ctx.clone()), dispatcher: Arc::new(dispatcher), ingest: Arc::new(ingest) })
     }
 }
 
 /// The worker registry for SQS event sources: binary name → worker. Unknown names are a startup
 /// error, so a function added to the template cannot silently go unpolled.
-pub fn sqs_worker(binary: &str, ctx: &Arc<Context>, dispatcher: &Arc<Dispatcher>) -> Result<SqsWorker> {
+pub fn sqs_worker(binary: &str, workers: &Workers) -> Result<SqsWorker> {
     Ok(match binary {
-        "dispatcher" => SqsWorker::Dispatcher(dispatcher.clone()),
-        "dead-letter" => SqsWorker::DeadLetter(ctx.clone()),
+        "dispatcher" => SqsWorker::Dispatcher(workers.dispatcher.clone()),
+        "dead-letter" => SqsWorker::DeadLetter(workers.ctx.clone()),
+        "ingest" => SqsWorker::Ingest(workers.ingest.clone()),
         other => bail!("no local SQS worker registered for binary {other:?}"),
     })
 }

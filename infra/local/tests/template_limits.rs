@@ -45,7 +45,7 @@ fn both_queues_keep_messages_longer_than_the_longest_schedule() {
         .expect("MaxDeliveryAttempts has a MaxValue");
     // Every wait at most 12 h (Retry-After honoured up to the visibility window).
     let longest = (max_attempts - 1) * SQS_MAX_VISIBILITY;
-    for queue in ["DeliveryQueue", "DeadLetterQueue"] {
+    for queue in ["DeliveryQueue", "DeadLetterQueue", "IngestQueue", "IngestDeadLetterQueue"] {
         let retention = props(&t, queue).get("MessageRetentionPeriod").map(number).unwrap_or(4 * 86_400);
         assert_eq!(
             retention, SQS_MAX_RETENTION,
@@ -83,6 +83,12 @@ fn the_alarms_that_matter_exist_and_notify_the_topic() {
             json!({"Fn::GetAtt": ["DeliveryQueue", "QueueName"]}),
         ),
         ("SweeperErrorsAlarm", "AWS/Lambda", "Errors", json!({"Ref": "SweeperFunction"})),
+        (
+            "IngestDeadLetterAlarm",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            json!({"Fn::GetAtt": ["IngestDeadLetterQueue", "QueueName"]}),
+        ),
     ];
     for (alarm, namespace, metric, dimension) in wanted {
         assert_eq!(t.resource_type(alarm), Some("AWS::CloudWatch::Alarm"), "{alarm}");
@@ -143,11 +149,12 @@ fn a_dashboard_shows_the_pipeline() {
 // ---- 5. Limits -------------------------------------------------------------------------------
 
 #[test]
-fn both_event_source_mappings_cap_their_concurrency() {
+fn every_event_source_mapping_caps_its_concurrency() {
     let t = template();
     for (function, event, param) in [
         ("DispatcherFunction", "DeliveryQueue", "DispatcherMaxConcurrency"),
         ("DeadLetterFunction", "DeadLetterQueue", "DeadLetterMaxConcurrency"),
+        ("IngestFunction", "IngestQueue", "IngestMaxConcurrency"),
     ] {
         let p = &props(&t, function)["Events"][event]["Properties"];
         assert_eq!(p["ScalingConfig"]["MaximumConcurrency"], json!({"Ref": param}), "{function}");
@@ -251,7 +258,11 @@ fn the_test_function_has_time_and_rights_for_an_attempt_within_the_request() {
 #[test]
 fn queues_visibility_timeouts_are_six_times_their_consumers_timeouts() {
     let t = template();
-    for (queue, function) in [("DeliveryQueue", "DispatcherFunction"), ("DeadLetterQueue", "DeadLetterFunction")] {
+    for (queue, function) in [
+        ("DeliveryQueue", "DispatcherFunction"),
+        ("DeadLetterQueue", "DeadLetterFunction"),
+        ("IngestQueue", "IngestFunction"),
+    ] {
         let visibility = number(&props(&t, queue)["VisibilityTimeout"]);
         let timeout = t.timeout_secs(&t.resources()[function]);
         assert!(
@@ -276,6 +287,38 @@ fn dispatcher_timeouts_fit_the_claim_lease() {
     let visibility = number(&props(&t, "DeliveryQueue")["VisibilityTimeout"]);
     assert!(dispatcher <= lease, "DispatcherFunction timeout {dispatcher} s outlasts the {lease} s claim lease");
     assert!(lease < visibility, "claim lease {lease} s must end before a message comes back ({visibility} s)");
+}
+
+/// A Lambda cannot move a message to a DLQ: redrive happens only after `maxReceiveCount`
+/// receives. So transient failures get retries (more than one receive), and the ingest function
+/// sends a message that can never succeed to the ingest DLQ itself, which it needs the right for.
+#[test]
+fn the_ingest_queue_retries_transient_failures_and_its_function_may_send_to_its_dlq() {
+    let t = template();
+    let redrive = &props(&t, "IngestQueue")["RedrivePolicy"];
+    assert_eq!(redrive["deadLetterTargetArn"], json!({"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}));
+    assert!(number(&redrive["maxReceiveCount"]) > 1, "a transient failure must be retried");
+    assert_eq!(t.global_env()["INGEST_DEAD_LETTER_QUEUE_URL"], json!({"Ref": "IngestDeadLetterQueue"}));
+    let ingest = props(&t, "IngestFunction");
+    let mapping = &ingest["Events"]["IngestQueue"]["Properties"];
+    assert_eq!(mapping["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
+    let send = ingest["Policies"][0]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Action"] == "sqs:SendMessage")
+        .expect("the ingest function may send to queues");
+    for queue in ["DeliveryQueue", "IngestDeadLetterQueue"] {
+        let arn = json!({"Fn::GetAtt": [queue, "Arn"]});
+        assert!(send["Resource"].as_array().unwrap().contains(&arn), "IngestFunction may not send to {queue}");
+    }
+    // Producers of other accounts only when the parameter names them (default: none).
+    assert_eq!(t.parameter_defaults()["IngestProducerAccountIds"], "");
+    let policy = props(&t, "IngestQueuePolicy");
+    assert_eq!(policy["Queues"], json!([{"Ref": "IngestQueue"}]));
+    let statements = policy["PolicyDocument"]["Statement"].to_string();
+    assert!(statements.contains("HasIngestProducerAccounts") && statements.contains("IngestProducerAccountIds"));
+    assert!(t.doc_pointer("/Outputs/IngestQueueUrl/Value").is_some());
 }
 
 #[test]

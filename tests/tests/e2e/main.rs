@@ -19,6 +19,7 @@ mod filters;
 mod formats;
 mod harness;
 mod inbound;
+mod ingest;
 mod isolation;
 mod load;
 mod openapi;

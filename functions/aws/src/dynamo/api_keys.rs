@@ -1,11 +1,12 @@
 //! API keys: `pk=APIKEY#<key_hash>`, `sk=APIKEY` is the record authentication reads (one GetItem
 //! per request); `pk=ACCT#<account>`, `sk=KEY#<key_id>` holds the hash so a key can be revoked
-//! by its public id. Both are written in one transaction.
+//! by its public id. Both are written in one transaction. Accounts have no record of their own:
+//! an account exists once a key was issued to it, which is one `KEY#` item under its partition.
 //!
-//! IAM: dynamodb:GetItem, TransactWriteItems (PutItem), UpdateItem.
+//! IAM: dynamodb:GetItem, TransactWriteItems (PutItem), UpdateItem; Query (account_exists).
 
 use super::item::{from_item, to_item};
-use super::{account_pk, attr_str, corrupt, is_condition_failed, key, s, unavailable, Table};
+use super::{account_pk, attr_str, corrupt, is_condition_failed, key, s, unavailable, Query, Table};
 use crate::gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -98,5 +99,18 @@ impl ApiKeyStore for DynamoApiKeyStore {
             Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(unavailable("UpdateItem api key", &e)),
         }
+    }
+
+    async fn account_exists(&self, account: &AccountId) -> StoreResult<bool> {
+        let q = Query {
+            key_condition: "pk = :pk AND begins_with(sk, :p)".into(),
+            projection: Some("pk".into()),
+            forward: true,
+            ..Query::default()
+        }
+        .value(":pk", s(account_pk(account)))
+        .value(":p", s("KEY#"));
+        let (items, _) = self.table.query_page("Query account keys", &q, 1, None).await?;
+        Ok(!items.is_empty())
     }
 }

@@ -40,7 +40,7 @@ fn log_filters(filter: &DeliveryFilter, mut q: Query, filters: &mut Vec<&'static
 }
 
 /// One shard's part in a merged read of the log, newest first.
-struct ShardRead {
+pub(super) struct ShardRead {
     q: Query,
     /// Where the next read continues; `None` before the first.
     start: Option<Item>,
@@ -48,14 +48,14 @@ struct ShardRead {
 }
 
 impl ShardRead {
-    fn new(q: Query) -> Self {
+    pub(super) fn new(q: Query) -> Self {
         Self { q, start: None, done: false }
     }
 
     /// Whether the shard may still hold an item newer than `cutoff` (the `want`-th newest found;
     /// `None` while fewer were found): not yet read, or its last read stopped above it (every item
     /// not yet read sorts below where the read stopped).
-    fn may_hold_above(&self, cutoff: Option<&str>) -> bool {
+    pub(super) fn may_hold_above(&self, cutoff: Option<&str>) -> bool {
         match (&self.start, cutoff) {
             _ if self.done => false,
             (None, _) | (_, None) => true,
@@ -63,7 +63,7 @@ impl ShardRead {
         }
     }
 
-    fn advance(&mut self, next: Option<Item>) {
+    pub(super) fn advance(&mut self, next: Option<Item>) {
         self.done = next.is_none();
         self.start = next;
     }

@@ -1,3 +1,4 @@
+use super::log::ShardRead;
 use super::*;
 
 #[test]
