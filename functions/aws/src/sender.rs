@@ -79,9 +79,13 @@ impl HttpSender {
         Ok(Self { client, timeout: options.timeout, allow_private_targets: options.allow_private_targets })
     }
 
-    /// The request as hyper takes it; None when the URL or a header cannot be sent.
+    /// The request as hyper takes it (our `User-Agent` unless the request has one); None when the
+    /// URL or a header cannot be sent.
     fn hyper_request(request: &OutboundRequest) -> Option<http::Request<Full<Bytes>>> {
-        let mut builder = http::Request::post(request.url.as_str()).header(http::header::USER_AGENT, USER_AGENT);
+        let mut builder = http::Request::post(request.url.as_str());
+        if !request.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("user-agent")) {
+            builder = builder.header(http::header::USER_AGENT, USER_AGENT);
+        }
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
