@@ -69,8 +69,7 @@ pub enum SenderBuildError {
 impl HttpSender {
     pub fn new(options: SenderOptions) -> Result<Self, SenderBuildError> {
         let tls = connect::tls_config(options.extra_ca_pem.as_deref()).map_err(SenderBuildError::InvalidCa)?;
-        let connector =
-            GuardedConnector::new(tls, options.allow_private_targets, CONNECT_TIMEOUT.min(options.timeout));
+        let connector = GuardedConnector::new(tls, options.allow_private_targets, CONNECT_TIMEOUT.min(options.timeout));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))

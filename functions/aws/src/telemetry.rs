@@ -23,7 +23,9 @@ pub fn filter(rust_log: Option<&str>) -> EnvFilter {
         .collect();
     let base = EnvFilter::try_new(kept.join(",")).unwrap_or_else(|_| EnvFilter::new("info"));
     let base = if kept.is_empty() { EnvFilter::new("info") } else { base };
-    PINNED.iter().fold(base, |f, c| f.add_directive(format!("{c}=info").parse::<Directive>().expect("a valid directive")))
+    PINNED
+        .iter()
+        .fold(base, |f, c| f.add_directive(format!("{c}=info").parse::<Directive>().expect("a valid directive")))
 }
 
 /// Installs the global subscriber. Safe to call more than once (the local stack runs many

@@ -23,9 +23,12 @@ async fn proxy_variables_are_ignored() {
         std::env::set_var(name, &proxy_url);
     }
     for allow_private_targets in [false, true] {
-        let sender =
-            HttpSender::new(SenderOptions { timeout: Duration::from_secs(2), allow_private_targets, extra_ca_pem: None })
-                .unwrap();
+        let sender = HttpSender::new(SenderOptions {
+            timeout: Duration::from_secs(2),
+            allow_private_targets,
+            extra_ca_pem: None,
+        })
+        .unwrap();
         let out = sender
             .send(&OutboundRequest { url: "https://127.0.0.1:1/hook".into(), headers: vec![], body: "{}".into() })
             .await;

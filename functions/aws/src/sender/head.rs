@@ -322,7 +322,10 @@ mod tests {
         heads.expect_head();
         let input = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nx-puck-omitted-headers: 9\r\n \tfolded\r\ncontent-length: 0\r\n\r\n";
         let out = filter(&mut heads, input, 5);
-        assert_eq!(out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-puck-omitted-headers: 2\r\n\r\n");
+        assert_eq!(
+            out,
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\nx-puck-omitted-headers: 2\r\n\r\n"
+        );
         // What follows the head is body, passed through even if it looks like headers.
         assert_eq!(filter(&mut heads, b"x: y\r\n\r\n", 3), "x: y\r\n\r\n");
     }

@@ -28,7 +28,7 @@ fn url_rules() {
         ("https://[2002:5db8:d822::1]/", Err("url host is a private")), // 6to4 of a public address
         ("https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", Err("url host is a private")), // Teredo
         ("https://[64:ff9b:1::a00:1]/", Err("url host is a private")), // local-use NAT64
-        ("https://[64:ff9b::5db8:d822]/", Ok(())), // well-known NAT64 of a public address
+        ("https://[64:ff9b::5db8:d822]/", Ok(())),                   // well-known NAT64 of a public address
         ("https://[2001:4860:4860::8888]/", Ok(())),
         ("https://[2001:1::1]/", Ok(())),
         ("https://2130706433/", Err("url host is a private")), // decimal 127.0.0.1
