@@ -76,10 +76,10 @@ pub struct Config {
     /// `https://api.example.com`.
     pub public_base_url: Option<String>,
     /// `ALLOW_PRIVATE_TARGETS` (dev only, `1`/`true`): lets deliveries reach loopback and private
-    /// addresses. Never set in AWS.
+    /// addresses. Refused in Lambda (see `check_dev_switches`).
     pub allow_private_targets: bool,
     /// `EXTRA_CA_CERT` (dev only): path of a PEM CA trusted in addition to the webpki roots, for
-    /// test receivers with self-signed certificates.
+    /// test receivers with self-signed certificates. Refused in Lambda like `allow_private_targets`.
     pub extra_ca_cert: Option<PathBuf>,
     /// `AWS_ENDPOINT_URL` (optional): when set, every SDK client talks to it (moto, LocalStack).
     pub aws_endpoint_url: Option<String>,
@@ -175,6 +175,7 @@ impl Config {
             aws_region: get("AWS_REGION").unwrap_or_else(|| "us-east-1".to_owned()),
             static_credentials,
         };
+        check_dev_switches(&config, get("AWS_LAMBDA_FUNCTION_NAME").is_some())?;
         if config.backoff_max_seconds < config.backoff_base_seconds {
             return Err(ConfigError::Invalid {
                 name: "BACKOFF_MAX_SECONDS",
@@ -212,6 +213,24 @@ impl Config {
             max_attempts: self.max_delivery_attempts,
         }
     }
+}
+
+/// The dev-only switches turn the SSRF guard off or trust a CA that is not public; a function in
+/// AWS refuses to start with either. In Lambda (`AWS_LAMBDA_FUNCTION_NAME` set) that is every
+/// case but one: with `AWS_ENDPOINT_URL` set nothing talks to AWS at all (a Lambda emulation
+/// against moto, such as the cold-start benchmark), so the switches stay allowed there.
+fn check_dev_switches(config: &Config, in_lambda: bool) -> Result<(), ConfigError> {
+    if !in_lambda || config.aws_endpoint_url.is_some() {
+        return Ok(());
+    }
+    let reason = "is a local-development switch and is refused in Lambda".to_owned();
+    if config.allow_private_targets {
+        return Err(ConfigError::Invalid { name: "ALLOW_PRIVATE_TARGETS", reason });
+    }
+    if config.extra_ca_cert.is_some() {
+        return Err(ConfigError::Invalid { name: "EXTRA_CA_CERT", reason });
+    }
+    Ok(())
 }
 
 fn check_url(name: &'static str, raw: &str) -> Result<(), ConfigError> {
@@ -346,6 +365,24 @@ mod tests {
         let debug = format!("{c:?}");
         assert!(debug.contains("StaticCredentials(***)") && debug.contains("eu-west-1"), "{debug}");
         assert!(!debug.contains("wJalrXUtnFEMI") && !debug.contains("token-value"), "{debug}");
+    }
+
+    #[test]
+    fn dev_switches_are_refused_in_lambda_unless_nothing_talks_to_aws() {
+        for (name, value) in [("ALLOW_PRIVATE_TARGETS", "1"), ("EXTRA_CA_CERT", "/tmp/ca.pem")] {
+            let mut m = base();
+            m.insert(name, value);
+            assert!(parse(&m).is_ok(), "{name} outside Lambda");
+            m.insert("AWS_LAMBDA_FUNCTION_NAME", "puck-dispatcher");
+            let err = parse(&m).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid { name: n, .. } if n == name), "{err}");
+            assert!(err.to_string().contains("refused in Lambda"), "{err}");
+            m.insert("AWS_ENDPOINT_URL", "http://127.0.0.1:5999");
+            assert!(parse(&m).is_ok(), "{name} in an emulation against local endpoints");
+        }
+        let mut m = base();
+        m.extend([("AWS_LAMBDA_FUNCTION_NAME", "puck-dispatcher"), ("ALLOW_PRIVATE_TARGETS", "0")]);
+        assert!(parse(&m).is_ok());
     }
 
     #[test]

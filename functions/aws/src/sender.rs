@@ -1,26 +1,38 @@
-//! The outbound HTTPS sender: one pooled reqwest client per container.
+//! The outbound HTTPS sender: one pooled hyper client per container.
 //!
 //! Why each setting: HTTPS only and no redirects (a receiver must not bounce a signed payload
 //! elsewhere; a 3xx is just a failed attempt); a whole-request timeout so a slow receiver cannot
-//! hold the dispatcher; a capped body read so a huge response cannot exhaust memory; and the SSRF
-//! guard on the *resolved* address (DESIGN §6), done in a custom DNS resolver because a host name
-//! that looked public at subscription time may resolve to 10.0.0.1 today. IP-literal hosts never
-//! reach the resolver, so `send` checks those itself.
+//! hold the dispatcher; a capped body read so a huge response cannot exhaust memory; the SSRF
+//! guard on the *resolved* address and no proxy ever ([`connect`]); response heads cut to size
+//! before they are parsed, so a receiver that answers 200 with megabytes of headers still counts
+//! as a success ([`head`]). IP-literal hosts are checked by `send` before anything else.
+//!
+//! Failures are described in the delivery log without the URL: chat webhook URLs carry their token
+//! in the path, and the log is shown to anyone who can read deliveries.
+
+mod connect;
+mod head;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use connect::{ConnectError, GuardedConnector, BLOCKED};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use puck_core::ports::{OutboundRequest, SendOutcome, WebhookSender};
 use puck_core::validation::is_forbidden_ip;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use std::error::Error as StdError;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::net::IpAddr;
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// The most response body kept per attempt (DESIGN §4: first 4 KiB).
+pub use connect::allowed_addrs;
+pub use head::OMITTED_HEADER;
+
+/// The most response body kept per attempt (the first 4 KiB).
 pub const MAX_RESPONSE_BODY: usize = 4096;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const USER_AGENT: &str = concat!("puck-webhooks/", env!("CARGO_PKG_VERSION"));
-const BLOCKED: &str = "blocked: resolves to a private address";
 
 /// How the sender is built (from [`crate::Config`] via [`crate::build_sender`]).
 #[derive(Debug, Clone)]
@@ -33,40 +45,50 @@ pub struct SenderOptions {
     pub extra_ca_pem: Option<Vec<u8>>,
 }
 
-/// [`WebhookSender`] on reqwest + rustls.
-#[derive(Debug, Clone)]
+/// [`WebhookSender`] on hyper + rustls.
+#[derive(Clone)]
 pub struct HttpSender {
-    client: reqwest::Client,
+    client: Client<GuardedConnector, Full<Bytes>>,
     timeout: Duration,
     allow_private_targets: bool,
+}
+
+impl std::fmt::Debug for HttpSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpSender").field("timeout", &self.timeout).finish_non_exhaustive()
+    }
 }
 
 /// Why the sender could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum SenderBuildError {
     #[error("EXTRA_CA_CERT is not a valid PEM certificate: {0}")]
-    InvalidCa(reqwest::Error),
-    #[error("HTTP client could not be built: {0}")]
-    Client(reqwest::Error),
+    InvalidCa(String),
 }
 
 impl HttpSender {
     pub fn new(options: SenderOptions) -> Result<Self, SenderBuildError> {
-        let mut builder = reqwest::Client::builder()
-            .https_only(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(options.timeout)
-            .connect_timeout(CONNECT_TIMEOUT.min(options.timeout))
+        let tls = connect::tls_config(options.extra_ca_pem.as_deref()).map_err(SenderBuildError::InvalidCa)?;
+        let connector = GuardedConnector::new(tls, options.allow_private_targets, CONNECT_TIMEOUT.min(options.timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(8)
-            .user_agent(USER_AGENT)
-            .dns_resolver(Arc::new(GuardedResolver { allow_private: options.allow_private_targets }));
-        if let Some(pem) = &options.extra_ca_pem {
-            let cert = reqwest::Certificate::from_pem(pem).map_err(SenderBuildError::InvalidCa)?;
-            builder = builder.add_root_certificate(cert);
-        }
-        let client = builder.build().map_err(SenderBuildError::Client)?;
+            .build(connector);
         Ok(Self { client, timeout: options.timeout, allow_private_targets: options.allow_private_targets })
+    }
+
+    /// The request as hyper takes it (our `User-Agent` unless the request has one); None when the
+    /// URL or a header cannot be sent.
+    fn hyper_request(request: &OutboundRequest) -> Option<http::Request<Full<Bytes>>> {
+        let mut builder = http::Request::post(request.url.as_str());
+        if !request.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("user-agent")) {
+            builder = builder.header(http::header::USER_AGENT, USER_AGENT);
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        builder.body(Full::new(Bytes::from(request.body.clone()))).ok()
     }
 }
 
@@ -100,79 +122,95 @@ pub fn push_capped(buf: &mut Vec<u8>, chunk: &[u8], cap: usize) -> bool {
 impl WebhookSender for HttpSender {
     async fn send(&self, request: &OutboundRequest) -> SendOutcome {
         let started = Instant::now();
+        let deadline = started + self.timeout;
         let mut outcome = SendOutcome::default();
         if let Err(reason) = check_target(&request.url, self.allow_private_targets) {
             outcome.error = Some(reason);
             return outcome;
         }
-        let mut builder = self.client.post(&request.url).body(request.body.clone());
-        for (name, value) in &request.headers {
-            builder = builder.header(name.as_str(), value.as_str());
-        }
-        match builder.send().await {
-            Ok(mut response) => {
+        let Some(hyper_request) = Self::hyper_request(request) else {
+            outcome.error = Some("invalid request (bad url or header)".into());
+            return outcome;
+        };
+        match tokio::time::timeout_at(deadline, self.client.request(hyper_request)).await {
+            Err(_) => outcome.error = Some(self.timed_out()),
+            Ok(Err(e)) => outcome.error = Some(describe(&e)),
+            Ok(Ok(response)) => {
                 outcome.status = Some(response.status().as_u16());
-                outcome.headers = response
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                    .collect();
-                let mut body = Vec::new();
-                loop {
-                    match response.chunk().await {
-                        Ok(Some(chunk)) => {
-                            if push_capped(&mut body, &chunk, MAX_RESPONSE_BODY) {
-                                break;
-                            }
-                        }
-                        Ok(None) => break,
-                        // The status already decided the attempt; keep what was read, and say
-                        // in the attempt log why the body stops short (a receiver that stalls
-                        // mid-body is cut off by the whole-request timeout).
-                        Err(e) => {
-                            let reason = describe(&e, self.timeout);
-                            tracing::debug!(error = %reason, "response body read failed");
-                            outcome.error = Some(format!("response body incomplete: {reason}"));
-                            break;
-                        }
+                for (name, value) in response.headers() {
+                    let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                    if name.as_str() == OMITTED_HEADER {
+                        outcome.headers_omitted = value.parse().unwrap_or(0);
+                    } else {
+                        outcome.headers.push((name.as_str().to_owned(), value));
                     }
                 }
-                outcome.body = String::from_utf8_lossy(&body).into_owned();
+                let (body, error) = self.read_body(response.into_body(), deadline).await;
+                outcome.body = body;
+                outcome.error = error;
             }
-            Err(e) => outcome.error = Some(describe(&e, self.timeout)),
         }
         outcome.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         outcome
     }
 }
 
-/// A reqwest failure as a short human string for the delivery log.
-fn describe(err: &reqwest::Error, timeout: Duration) -> String {
-    if err.is_timeout() {
-        return format!("timeout after {}s", timeout.as_secs());
+impl HttpSender {
+    fn timed_out(&self) -> String {
+        format!("timeout after {}s", self.timeout.as_secs())
     }
-    if err.is_builder() {
-        return "invalid request (bad url or header)".into();
+
+    /// The first [`MAX_RESPONSE_BODY`] bytes (lossy UTF-8), and why the read stopped short if it
+    /// did. The status already decided the attempt; a receiver that stalls mid-body is cut off by
+    /// the whole-request timeout.
+    async fn read_body(&self, mut body: hyper::body::Incoming, deadline: Instant) -> (String, Option<String>) {
+        let mut kept = Vec::new();
+        let mut error = None;
+        loop {
+            match tokio::time::timeout_at(deadline, body.frame()).await {
+                Ok(Some(Ok(frame))) => {
+                    if let Some(chunk) = frame.data_ref() {
+                        if push_capped(&mut kept, chunk, MAX_RESPONSE_BODY) {
+                            break;
+                        }
+                    }
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    let reason = describe(&e);
+                    tracing::debug!(error = %reason, "response body read failed");
+                    error = Some(format!("response body incomplete: {reason}"));
+                    break;
+                }
+                Err(_) => {
+                    error = Some(format!("response body incomplete: {}", self.timed_out()));
+                    break;
+                }
+            }
+        }
+        (String::from_utf8_lossy(&kept).into_owned(), error)
     }
+}
+
+/// A client failure as a short human string for the delivery log, never with a URL in it.
+fn describe(err: &(dyn StdError + 'static)) -> String {
     let mut innermost = err.to_string();
-    let mut source: Option<&(dyn StdError + 'static)> = err.source();
+    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
     while let Some(e) = source {
-        if let Some(g) = e.downcast_ref::<GuardError>() {
-            return g.to_string();
+        if let Some(c) = e.downcast_ref::<ConnectError>() {
+            return strip_urls(&c.to_string());
+        }
+        if let Some(h) = e.downcast_ref::<hyper::Error>() {
+            if h.is_incomplete_message() {
+                return "connection closed before the response was complete".into();
+            }
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(tls) = io.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-                return format!("tls error: {tls}");
-            }
             match io.kind() {
-                std::io::ErrorKind::ConnectionRefused => return "connection refused".into(),
                 std::io::ErrorKind::ConnectionReset => return "connection reset".into(),
-                std::io::ErrorKind::TimedOut => return format!("timeout after {}s", timeout.as_secs()),
+                std::io::ErrorKind::UnexpectedEof => return "connection closed early".into(),
                 _ => {}
             }
-        }
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return format!("tls error: {tls}");
         }
         innermost = e.to_string();
         source = e.source();
@@ -180,59 +218,33 @@ fn describe(err: &reqwest::Error, timeout: Duration) -> String {
     if innermost == BLOCKED {
         return innermost;
     }
-    if err.is_connect() {
-        format!("connection failed: {innermost}")
-    } else {
-        format!("request failed: {innermost}")
+    strip_urls(&format!("request failed: {innermost}"))
+}
+
+/// `text` with every `scheme://…` token replaced by `<url>`: error texts of HTTP libraries name
+/// the URL, and a chat webhook's URL is its credential.
+pub fn strip_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let start = rest[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+            .map_or(0, |i| i + 1);
+        let end = rest[at..]
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | ','))
+            .map_or(rest.len(), |i| at + i);
+        out.push_str(&rest[..start]);
+        out.push_str("<url>");
+        rest = &rest[end..];
     }
-}
-
-/// Errors of the guarded resolver, recognised again in [`describe`].
-#[derive(Debug, thiserror::Error)]
-enum GuardError {
-    #[error("{BLOCKED}")]
-    Blocked,
-    #[error("dns error: {0} could not be resolved")]
-    Unresolved(String),
-}
-
-/// Resolves with the system resolver and drops forbidden addresses.
-#[derive(Debug)]
-struct GuardedResolver {
-    allow_private: bool,
-}
-
-/// Keeps the addresses that may be contacted.
-fn allowed_addrs(addrs: Vec<SocketAddr>, allow_private: bool) -> Vec<SocketAddr> {
-    addrs.into_iter().filter(|a| allow_private || !is_forbidden_ip(a.ip())).collect()
-}
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_owned();
-        let allow_private = self.allow_private;
-        Box::pin(async move {
-            let lookup = tokio::net::lookup_host((host.as_str(), 0)).await.map(Iterator::collect::<Vec<_>>);
-            let resolved: Vec<SocketAddr> = match lookup {
-                Ok(addrs) => addrs,
-                Err(_) => return Err(Box::new(GuardError::Unresolved(host)) as Box<dyn StdError + Send + Sync>),
-            };
-            if resolved.is_empty() {
-                return Err(Box::new(GuardError::Unresolved(host)) as Box<dyn StdError + Send + Sync>);
-            }
-            let kept = allowed_addrs(resolved, allow_private);
-            if kept.is_empty() {
-                tracing::warn!(host = %host, "outbound request blocked: host resolves only to forbidden addresses");
-                return Err(Box::new(GuardError::Blocked) as Box<dyn StdError + Send + Sync>);
-            }
-            Ok(Box::new(kept.into_iter()) as Addrs)
-        })
-    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::SocketAddr;
 
     #[test]
     fn literal_hosts_in_forbidden_ranges_are_blocked() {
@@ -302,5 +314,20 @@ mod tests {
             .send(&OutboundRequest { url: "https://127.0.0.1:1/hook".into(), headers: vec![], body: "{}".into() })
             .await;
         assert_eq!(out.error.as_deref(), Some("connection refused"));
+    }
+
+    #[test]
+    fn urls_never_reach_an_error_text() {
+        let cases = [
+            (
+                "error sending request for url (https://hooks.slack.com/services/T0/B0/SECRET): connection closed",
+                "error sending request for url (<url>): connection closed",
+            ),
+            ("https://x.example/a?token=1 failed, then http://y/z too", "<url> failed, then <url> too"),
+            ("no url here", "no url here"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(strip_urls(raw), want);
+        }
     }
 }

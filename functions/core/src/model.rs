@@ -236,8 +236,11 @@ pub struct Attempt {
     pub request_headers: BTreeMap<String, String>,
     /// HTTP status of the response; None on timeout or connection failure.
     pub response_status: Option<u16>,
-    /// Response headers as received.
+    /// Response headers as received, capped (see [`crate::ports::SendOutcome::stored_headers`]).
     pub response_headers: BTreeMap<String, String>,
+    /// How many response headers were received but not stored (0 when all were).
+    #[serde(default)]
+    pub response_headers_omitted: u32,
     /// The first 4 KiB of the response body.
     pub response_body: Option<String>,
     /// Why the attempt failed (timeout, TLS, SSRF guard, non-2xx); None on success.
@@ -495,6 +498,7 @@ mod tests {
             request_headers: BTreeMap::new(),
             response_status: Some(500),
             response_headers: BTreeMap::new(),
+            response_headers_omitted: 0,
             response_body: None,
             error: None,
         };
@@ -502,5 +506,52 @@ mod tests {
         assert_eq!(few.iter().map(|a| a.number).collect::<Vec<_>>(), vec![1, 2]);
         let many = newest_attempts((1..=45).rev().map(attempt).chain([attempt(45)]).collect());
         assert_eq!(many.iter().map(|a| a.number).collect::<Vec<_>>(), (26..=45).collect::<Vec<_>>());
+    }
+
+    /// Every stored attempt field is capped, so the detail of a delivery whose twenty logged
+    /// attempts all hit every cap (text that JSON must escape included) stays well under
+    /// Lambda's 6 MB response, and one attempt record well under DynamoDB's 400 KB item.
+    #[test]
+    fn detail_of_twenty_maximal_attempts_stays_well_under_the_response_limit() {
+        use crate::ports::{SendOutcome, MAX_STORED_RESPONSE_HEADER_BYTES};
+        let flood: Vec<_> = (0..1000).map(|i| (format!("x-flood-{i}"), "\"".repeat(4000))).collect();
+        let outcome = SendOutcome { status: Some(200), headers: flood, ..SendOutcome::default() };
+        let (response_headers, response_headers_omitted) = outcome.stored_headers();
+        let attempt = |number: u32| Attempt {
+            attempt_id: crate::ids::AttemptId::generate(u64::from(number)),
+            number,
+            started_at: Timestamp(i64::from(number)),
+            duration_ms: 1,
+            url: Some(format!("https://hooks.example.com/{}", "p".repeat(crate::validation::MAX_URL_LEN))),
+            request_headers: (0..30).map(|i| (format!("{i}{}", "n".repeat(256)), "***".into())).collect(),
+            response_status: Some(200),
+            response_headers: response_headers.clone(),
+            response_headers_omitted,
+            response_body: Some("\u{1}".repeat(4096)),
+            error: Some("e".repeat(1024)),
+        };
+        let one = serde_json::to_string(&attempt(1)).unwrap().len();
+        assert!(one < 100 * 1024, "one attempt is {one} bytes");
+        assert!(response_headers_omitted > 900 && MAX_STORED_RESPONSE_HEADER_BYTES < 20 * 1024);
+        let delivery = Delivery {
+            id: crate::ids::DeliveryId::generate(1),
+            account_id: crate::ids::AccountId::generate(1),
+            subscription_id: crate::ids::SubscriptionId::generate(1),
+            event_id: crate::ids::EventId::parse("evt-1").unwrap(),
+            event_type: "finding.discovered".into(),
+            status: DeliveryStatus::Succeeded,
+            attempt_count: 45,
+            round_start: 0,
+            next_attempt_at: None,
+            last_response_status: Some(200),
+            last_error: None,
+            created_at: Timestamp(1),
+            updated_at: Timestamp(1),
+            expires_at: Timestamp(1),
+            payload: "\"".repeat(crate::services::events::MAX_EVENT_BYTES + 16 * 1024),
+            attempts: newest_attempts((1..=45).map(attempt).collect()),
+        };
+        let size = delivery.detail_view().to_string().len();
+        assert!(size < 3 * 1024 * 1024, "detail is {size} bytes");
     }
 }

@@ -10,6 +10,7 @@ use crate::model::{
 };
 use crate::time::Timestamp;
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 
 /// A storage failure. `Unavailable` is transient (throttling, network, 5xx); `Corrupt` means a
 /// record could not be read back and needs a human.
@@ -380,8 +381,11 @@ pub struct OutboundRequest {
 pub struct SendOutcome {
     /// HTTP status of the response; None on timeout, connection or SSRF-guard failure.
     pub status: Option<u16>,
-    /// Response headers as received.
+    /// Response headers as received (the sender may already have left some out, see
+    /// `headers_omitted`).
     pub headers: Vec<(String, String)>,
+    /// Response headers the sender read past without keeping them (a head over its own caps).
+    pub headers_omitted: u32,
     /// At most the first 4 KiB of the body (lossy UTF-8).
     pub body: String,
     /// Wall time of the request, in milliseconds.
@@ -390,7 +394,37 @@ pub struct SendOutcome {
     pub error: Option<String>,
 }
 
+/// At most this many response headers are stored per attempt; the rest are counted in
+/// [`crate::model::Attempt::response_headers_omitted`].
+pub const MAX_STORED_RESPONSE_HEADERS: usize = 50;
+/// At most this many bytes of response header names and values are stored per attempt: one
+/// attempt record stays far below DynamoDB's 400 KB item limit, and twenty of them far below
+/// Lambda's 6 MB response.
+pub const MAX_STORED_RESPONSE_HEADER_BYTES: usize = 16 * 1024;
+
 impl SendOutcome {
+    /// The response headers an attempt stores, in arrival order while they fit
+    /// [`MAX_STORED_RESPONSE_HEADERS`] and [`MAX_STORED_RESPONSE_HEADER_BYTES`] (a repeated name
+    /// keeps its last value), and how many were left out, the sender's own omissions included.
+    pub fn stored_headers(&self) -> (BTreeMap<String, String>, u32) {
+        let mut kept = BTreeMap::new();
+        let mut bytes = 0usize;
+        let mut omitted = self.headers_omitted;
+        for (name, value) in &self.headers {
+            let size = name.len() + value.len();
+            let fits = kept.len() < MAX_STORED_RESPONSE_HEADERS || kept.contains_key(name);
+            if fits && bytes + size <= MAX_STORED_RESPONSE_HEADER_BYTES {
+                bytes += size;
+                if let Some(old) = kept.insert(name.clone(), value.clone()) {
+                    bytes -= name.len() + old.len();
+                }
+            } else {
+                omitted = omitted.saturating_add(1);
+            }
+        }
+        (kept, omitted)
+    }
+
     /// The first response header named `name`, compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
@@ -418,5 +452,43 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(headers: Vec<(String, String)>, omitted: u32) -> SendOutcome {
+        SendOutcome { status: Some(200), headers, headers_omitted: omitted, ..SendOutcome::default() }
+    }
+
+    #[test]
+    fn stored_headers_cap_count_and_bytes_and_say_how_many_were_left_out() {
+        let many: Vec<_> = (0..500).map(|i| (format!("x-h{i:03}"), "v".repeat(10))).collect();
+        let (kept, omitted) = outcome(many, 7).stored_headers();
+        assert_eq!(kept.len(), MAX_STORED_RESPONSE_HEADERS);
+        assert_eq!(omitted, 7 + 500 - MAX_STORED_RESPONSE_HEADERS as u32);
+        assert!(kept.contains_key("x-h000") && kept.contains_key("x-h049") && !kept.contains_key("x-h050"));
+
+        let big: Vec<_> = (0..20).map(|i| (format!("x-big{i:02}"), "b".repeat(3000))).collect();
+        let (kept, omitted) = outcome(big, 0).stored_headers();
+        let bytes: usize = kept.iter().map(|(k, v)| k.len() + v.len()).sum();
+        assert!(bytes <= MAX_STORED_RESPONSE_HEADER_BYTES, "{bytes}");
+        assert_eq!((kept.len(), omitted), (5, 15));
+
+        // One huge header does not hide the small ones after it.
+        let mixed = vec![("x-huge".into(), "h".repeat(100_000)), ("content-type".into(), "text/plain".into())];
+        let (kept, omitted) = outcome(mixed, 0).stored_headers();
+        assert_eq!((kept.get("content-type").map(String::as_str), omitted), (Some("text/plain"), 1));
+    }
+
+    #[test]
+    fn stored_headers_keep_everything_that_fits() {
+        let (kept, omitted) =
+            outcome(vec![("a".into(), "1".into()), ("b".into(), "2".into()), ("a".into(), "3".into())], 0)
+                .stored_headers();
+        assert_eq!(kept, BTreeMap::from([("a".into(), "3".into()), ("b".into(), "2".into())]));
+        assert_eq!(omitted, 0);
     }
 }

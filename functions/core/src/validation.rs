@@ -215,14 +215,31 @@ pub const MAX_CUSTOM_HEADERS: usize = 10;
 pub const MAX_HEADER_NAME_LEN: usize = 256;
 /// Longest custom header value, in bytes.
 pub const MAX_HEADER_VALUE_LEN: usize = 1024;
-/// Names the service sets itself (or the HTTP stack owns); `webhook-*` and `X-Puck-*` too.
-const RESERVED_HEADERS: [&str; 6] =
-    ["host", "content-type", "content-length", "connection", "transfer-encoding", "user-agent"];
+/// Names the service sets itself, or that steer the connection, a proxy or the request's framing
+/// rather than reach the receiver's application (`TE`, `Upgrade`, `Expect`, `Forwarded`, …).
+const RESERVED_HEADERS: [&str; 13] = [
+    "host",
+    "content-type",
+    "content-length",
+    "connection",
+    "transfer-encoding",
+    "user-agent",
+    "te",
+    "upgrade",
+    "keep-alive",
+    "expect",
+    "trailer",
+    "forwarded",
+    "proxy-connection",
+];
+/// Whole families of reserved names: ours (`webhook-*`, `X-Puck-*`), proxy hop headers
+/// (`Proxy-*`) and forwarding claims (`X-Forwarded-*`).
+const RESERVED_HEADER_PREFIXES: [&str; 4] = ["webhook-", "x-puck-", "proxy-", "x-forwarded-"];
 
 /// Whether a custom header may not use `name` (compared case-insensitively).
 pub fn is_reserved_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    RESERVED_HEADERS.contains(&lower.as_str()) || lower.starts_with("webhook-") || lower.starts_with("x-puck-")
+    RESERVED_HEADERS.contains(&lower.as_str()) || RESERVED_HEADER_PREFIXES.iter().any(|p| lower.starts_with(p))
 }
 
 /// An RFC 9110 `token`: what a header field name must be.
@@ -375,8 +392,9 @@ impl From<TargetUrl> for String {
 }
 
 /// Addresses a webhook must never reach: private, loopback, link-local (incl. the cloud metadata
-/// service 169.254.169.254 and fd00:ec2::254), unspecified, shared, multicast, reserved, and the
-/// IPv4-mapped/compatible/NAT64 forms of those.
+/// service 169.254.169.254 and fd00:ec2::254), unspecified, shared, multicast, reserved, the
+/// IPv4-mapped/compatible/NAT64 forms of those, and the tunnelling prefixes that can carry any IPv4
+/// address (6to4 2002::/16, Teredo 2001::/32, local-use NAT64 64:ff9b:1::/48).
 pub fn is_forbidden_ip(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => is_forbidden_v4(v4),
@@ -419,6 +437,9 @@ fn is_forbidden_v6(ip: Ipv6Addr) -> bool {
         || (seg[0] & 0xffc0) == 0xfe80 // link-local
         || (seg[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
+        || seg[0] == 0x2002 // 6to4: relays reach whatever IPv4 address is embedded
+        || (seg[0] == 0x2001 && seg[1] == 0) // Teredo: the same, through a tunnel
+        || seg[..3] == [0x64, 0xff9b, 1] // local-use NAT64 (64:ff9b:1::/48): a private translator
 }
 
 /// Quotes user input for an error message, shortened and without control characters.

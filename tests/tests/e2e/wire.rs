@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use puck_e2e::delivery::{list_all_deliveries, standard_webhooks_verify, wait_for_delivery_status};
-use puck_e2e::{wait_until, ReceivedRequest, Receiver, TestStack, TestStackOptions, EVENTUALLY};
+use puck_e2e::{wait_until, ReceivedRequest, Receiver, Reply, Script, TestStack, TestStackOptions, EVENTUALLY};
 use serde_json::json;
 use sha2::Sha256;
 use std::collections::BTreeSet;
@@ -255,4 +255,37 @@ async fn a_local_https_subscriber_gets_a_published_event_within_a_second() {
     let best = *latencies.iter().min().unwrap();
     assert!(best < Duration::from_secs(1), "best publish → receipt latency {best:?} (all: {latencies:?})");
     assert!(latencies.iter().all(|l| *l < Duration::from_secs(2)), "latencies {latencies:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_200_with_a_huge_response_head_is_a_success_sent_once_and_stored_capped() {
+    // 3,000 headers and one of 300 KB: about 900 KB of head, far past hyper's 100 headers and
+    // ~400 KB. The status must still be read (no retry of an accepted delivery), and what the
+    // attempt stores is capped and says how much was left out.
+    let stack = TestStack::start_default().await;
+    let mut reply = Reply::ok().header("x-huge", &"h".repeat(300_000)).body("accepted");
+    for i in 0..3_000 {
+        reply = reply.header(&format!("x-filler-{i:04}"), &"f".repeat(180));
+    }
+    let receiver = Receiver::start_with(Script::always(reply)).await;
+    create_subscription(&stack, json!({"url": receiver.url(), "events": ["finding.discovered"]})).await;
+    for round in 1..=2 {
+        let (status, accepted, _) =
+            stack.post("/v1/events", json!({"event_type": "finding.discovered", "data": {"round": round}})).await;
+        assert_eq!(status, 202, "{accepted}");
+        let event_id = accepted["event_id"].as_str().unwrap();
+        let listed = list_all_deliveries(&stack, &format!("event_id={event_id}")).await;
+        let id = listed[0]["id"].as_str().unwrap().to_owned();
+        let d = wait_for_delivery_status(&stack, &id, "succeeded", EVENTUALLY).await;
+        let attempts = d["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 1, "{}", d["attempts"]);
+        let a = &attempts[0];
+        assert_eq!((a["response_status"].as_u64(), a["response_body"].as_str()), (Some(200), Some("accepted")));
+        let stored = a["response_headers"].as_object().unwrap();
+        let omitted = a["response_headers_omitted"].as_u64().unwrap() as usize;
+        assert!(stored.len() <= 50 && stored.len() + omitted >= 3_001, "{} stored, {omitted} omitted", stored.len());
+        assert!(!stored.contains_key("x-huge") && !stored.contains_key("x-puck-omitted-headers"));
+        assert!(d.to_string().len() < 64 * 1024, "the detail is {} bytes", d.to_string().len());
+    }
+    assert_eq!(receiver.requests().len(), 2, "each event delivered exactly once");
 }

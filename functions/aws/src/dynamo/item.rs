@@ -157,6 +157,7 @@ pub(crate) mod tests {
                 request_headers: BTreeMap::from([("x-puck-signature".to_owned(), "***".to_owned())]),
                 response_status: Some(503),
                 response_headers: BTreeMap::new(),
+                response_headers_omitted: 0,
                 response_body: Some(String::new()),
                 error: None,
             }],

@@ -433,6 +433,7 @@ fn attempt_log(
     outcome: &SendOutcome,
     sub: &Subscription,
 ) -> Attempt {
+    let (response_headers, response_headers_omitted) = outcome.stored_headers();
     Attempt {
         attempt_id,
         number,
@@ -441,7 +442,8 @@ fn attempt_log(
         url: Some(request.url.clone()),
         request_headers: redacted(&request.headers, &sub.header_names),
         response_status: outcome.status,
-        response_headers: outcome.headers.iter().cloned().collect::<BTreeMap<_, _>>(),
+        response_headers,
+        response_headers_omitted,
         response_body: outcome.status.map(|_| outcome.body.clone()),
         error: outcome.error.clone(),
     }

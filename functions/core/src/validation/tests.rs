@@ -24,6 +24,13 @@ fn url_rules() {
         ("https://[::ffff:10.1.2.3]/", Err("url host is a private")),
         ("https://[fd00:ec2::254]/", Err("url host is a private")),
         ("https://[fe80::1]/", Err("url host is a private")),
+        ("https://[2002:7f00:1::1]/", Err("url host is a private")), // 6to4 of 127.0.0.1
+        ("https://[2002:5db8:d822::1]/", Err("url host is a private")), // 6to4 of a public address
+        ("https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", Err("url host is a private")), // Teredo
+        ("https://[64:ff9b:1::a00:1]/", Err("url host is a private")), // local-use NAT64
+        ("https://[64:ff9b::5db8:d822]/", Ok(())),                   // well-known NAT64 of a public address
+        ("https://[2001:4860:4860::8888]/", Ok(())),
+        ("https://[2001:1::1]/", Ok(())),
         ("https://2130706433/", Err("url host is a private")), // decimal 127.0.0.1
         ("https://0177.0.0.1/", Err("url host is a private")), // octal 127.0.0.1
         ("https://0x7f.1/", Err("url host is a private")),
@@ -107,6 +114,19 @@ fn custom_headers_follow_design_section_4() {
         (serde_json::json!({"User-Agent": "v"}), "headers.User-Agent is reserved"),
         (serde_json::json!({"Webhook-Signature": "v"}), "headers.Webhook-Signature is reserved"),
         (serde_json::json!({"x-puck-anything": "v"}), "headers.x-puck-anything is reserved"),
+        (serde_json::json!({"TE": "v"}), "headers.TE is reserved"),
+        (serde_json::json!({"te": "v"}), "headers.te is reserved"),
+        (serde_json::json!({"Upgrade": "v"}), "headers.Upgrade is reserved"),
+        (serde_json::json!({"Keep-Alive": "v"}), "headers.Keep-Alive is reserved"),
+        (serde_json::json!({"Proxy-Authorization": "v"}), "headers.Proxy-Authorization is reserved"),
+        (serde_json::json!({"proxy-connection": "v"}), "headers.proxy-connection is reserved"),
+        (serde_json::json!({"Proxy-Anything": "v"}), "headers.Proxy-Anything is reserved"),
+        (serde_json::json!({"Expect": "v"}), "headers.Expect is reserved"),
+        (serde_json::json!({"Trailer": "v"}), "headers.Trailer is reserved"),
+        (serde_json::json!({"Forwarded": "v"}), "headers.Forwarded is reserved"),
+        (serde_json::json!({"X-Forwarded-For": "v"}), "headers.X-Forwarded-For is reserved"),
+        (serde_json::json!({"x-forwarded-host": "v"}), "headers.x-forwarded-host is reserved"),
+        (serde_json::json!({"X-Forwarded-Proto": "v"}), "headers.X-Forwarded-Proto is reserved"),
         (serde_json::json!({"X-A": ""}), "headers.X-A must be 1 to 1024"),
         (serde_json::json!({"X-A": "a".repeat(1025)}), "headers.X-A must be 1 to 1024"),
         (serde_json::json!({"X-A": "line\r\nInjected: 1"}), "headers.X-A must be 1 to 1024"),
@@ -119,6 +139,10 @@ fn custom_headers_follow_design_section_4() {
         assert!(msg.message.starts_with(want), "{input}: {msg}");
     }
     assert!(parse_custom_headers(&serde_json::json!({"X-A": "a".repeat(1024)})).is_ok());
+    // Near misses of the reserved names are ordinary headers.
+    for name in ["Authorization", "Tea", "X-Forwarded", "Proxy", "X-Upgrade", "Expected", "Trailers"] {
+        assert!(parse_custom_headers(&serde_json::json!({ name: "v" })).is_ok(), "{name}");
+    }
 }
 
 #[test]
@@ -167,6 +191,8 @@ proptest! {
             format!("[::ffff:{addr}]"),
             format!("[::ffff:{:x}:{:x}]", n >> 16, n & 0xffff),
             format!("[64:ff9b::{addr}]"),
+            format!("[64:ff9b:1::{addr}]"),
+            format!("[2002:{:x}:{:x}::1]", n >> 16, n & 0xffff),
         ] {
             let url = format!("https://{host}{port}/hook");
             prop_assert!(TargetUrl::parse(&url).is_err(), "{} was accepted", url);
