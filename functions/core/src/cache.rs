@@ -15,7 +15,7 @@
 
 use crate::ids::{AccountId, ApiKeyId, SubscriptionId};
 use crate::model::{ApiKeyRecord, DeliveryStatus, Subscription};
-use crate::ports::{ApiKeyStore, StoreResult, SubscriptionStore};
+use crate::ports::{ApiKeyStore, SettingsWrite, StoreResult, SubscriptionStore};
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -188,8 +188,17 @@ impl SubscriptionStore for CachedSubscriptions {
         Ok(subs)
     }
 
-    async fn replace(&self, sub: &Subscription) -> StoreResult<bool> {
-        let out = self.inner.replace(sub).await;
+    async fn get_fresh(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
+        self.inner.get_fresh(account, id).await
+    }
+
+    async fn update_settings(
+        &self,
+        sub: &Subscription,
+        read_version: u64,
+        restart_failing_clock: bool,
+    ) -> StoreResult<SettingsWrite> {
+        let out = self.inner.update_settings(sub, read_version, restart_failing_clock).await;
         self.forget(&sub.account_id);
         out
     }
@@ -279,8 +288,8 @@ mod tests {
             self.reads.fetch_add(1, Ordering::SeqCst);
             SubscriptionStore::list_all(&*self.inner, account).await
         }
-        async fn replace(&self, sub: &Subscription) -> StoreResult<bool> {
-            SubscriptionStore::replace(&*self.inner, sub).await
+        async fn update_settings(&self, sub: &Subscription, v: u64, restart: bool) -> StoreResult<SettingsWrite> {
+            SubscriptionStore::update_settings(&*self.inner, sub, v, restart).await
         }
         async fn delete(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<bool> {
             SubscriptionStore::delete(&*self.inner, account, id).await
@@ -346,7 +355,7 @@ mod tests {
         cached.insert(&sub).await.unwrap();
         assert_eq!(cached.list_all(&sub.account_id).await.unwrap().len(), 1, "the insert dropped the empty list");
         let disabled = Subscription { active: false, ..sub.clone() };
-        assert!(cached.replace(&disabled).await.unwrap());
+        assert_eq!(cached.update_settings(&disabled, 0, false).await.unwrap(), SettingsWrite::Written);
         assert!(!cached.get(&sub.account_id, &sub.id).await.unwrap().unwrap().active);
         assert!(cached.delete(&sub.account_id, &sub.id).await.unwrap());
         assert!(cached.get(&sub.account_id, &sub.id).await.unwrap().is_none());

@@ -45,6 +45,10 @@ pub enum AppError {
     /// Unknown id, or an id of another account: the two are indistinguishable by design.
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The object changed since the request read it (another write won the race): HTTP 409
+    /// `conflict`; read it again and retry.
+    #[error("{0}")]
+    Conflict(String),
     /// The body exceeds the route's limit, in bytes: HTTP 413 `payload_too_large`.
     #[error("request body exceeds {0} bytes")]
     PayloadTooLarge(usize),

@@ -25,15 +25,18 @@ use tokio::task::JoinHandle;
 pub enum SqsWorker {
     /// `dispatcher`: signs and sends deliveries.
     Dispatcher(Arc<Dispatcher>),
-    /// `dead-letter`: marks dead-lettered deliveries `failed_permanent`.
-    DeadLetter(Arc<Context>),
+    /// `dead-letter`: hands back dead-lettered deliveries with attempts left, marks the others
+    /// `failed_permanent`; `max_attempts` is `MAX_DELIVERY_ATTEMPTS`.
+    DeadLetter { ctx: Arc<Context>, max_attempts: u32 },
 }
 
 impl SqsWorker {
     async fn invoke(&self, event: SqsEvent) -> SqsBatchResponse {
         match self {
             SqsWorker::Dispatcher(d) => puck_workers::dispatcher::handle(d, event).await,
-            SqsWorker::DeadLetter(ctx) => puck_workers::dead_letter::handle(ctx, event).await,
+            SqsWorker::DeadLetter { ctx, max_attempts } => {
+                puck_workers::dead_letter::handle(ctx, *max_attempts, event).await
+            }
         }
     }
 }
@@ -43,7 +46,7 @@ impl SqsWorker {
 pub fn sqs_worker(binary: &str, ctx: &Arc<Context>, dispatcher: &Arc<Dispatcher>) -> Result<SqsWorker> {
     Ok(match binary {
         "dispatcher" => SqsWorker::Dispatcher(dispatcher.clone()),
-        "dead-letter" => SqsWorker::DeadLetter(ctx.clone()),
+        "dead-letter" => SqsWorker::DeadLetter { ctx: ctx.clone(), max_attempts: dispatcher.policy.max_attempts },
         other => bail!("no local SQS worker registered for binary {other:?}"),
     })
 }

@@ -251,7 +251,7 @@ async fn a_duplicate_sqs_message_for_a_succeeded_delivery_sends_nothing() {
     assert_eq!(receiver.requests().len(), 1);
 
     // The same job, as the publisher sends it, twice more (SQS is at-least-once).
-    let job = DeliveryJob { account_id: stack.account_id().clone(), delivery_id: DeliveryId::parse(&id).unwrap() };
+    let job = DeliveryJob::new(stack.account_id().clone(), DeliveryId::parse(&id).unwrap());
     let body = serde_json::to_string(&job).unwrap();
     for _ in 0..2 {
         stack
@@ -307,7 +307,10 @@ async fn repoint(stack: &TestStack, sub_id: &str, url: &str) {
     let id = puck_core::ids::SubscriptionId::parse(sub_id).unwrap();
     let mut sub = stack.ctx().subscriptions.get(stack.account_id(), &id).await.unwrap().expect("subscription");
     sub.url = TargetUrl::parse_with(url, true).unwrap();
-    assert!(stack.ctx().subscriptions.replace(&sub).await.unwrap());
+    assert_eq!(
+        stack.ctx().subscriptions.update_settings(&sub, sub.version, false).await.unwrap(),
+        puck_core::ports::SettingsWrite::Written
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
