@@ -63,6 +63,19 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
         entries.insert(key, (Instant::now(), value));
     }
 
+    /// Applies `change` to the entry if it is live, keeping the time it was read: a patched
+    /// entry still expires `ttl` after its read, so what the cache holds is never older than the
+    /// TTL however often it is patched. Skipped if something was removed since `generation`.
+    fn patch_unless_removed_since(&self, generation: u64, key: &K, change: impl FnOnce(&mut V)) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation() != generation {
+            return;
+        }
+        if let Some((_, value)) = entries.get_mut(key).filter(|(at, _)| at.elapsed() < self.ttl) {
+            change(value);
+        }
+    }
+
     fn retain(&self, keep: impl Fn(&K) -> bool) {
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -133,12 +146,8 @@ impl CachedSubscriptions {
     /// Applies a write's effect to the cached subscription, if cached: the attempt path's
     /// bookkeeping (last delivery, failing clock) then neither re-reads nor re-writes it.
     fn patch(&self, account: &AccountId, id: &SubscriptionId, change: impl FnOnce(&mut Subscription)) {
-        let key = (account.clone(), id.clone());
         let generation = self.one.generation();
-        if let Some(mut sub) = self.one.get(&key) {
-            change(&mut sub);
-            self.one.put_unless_removed_since(generation, key, sub);
-        }
+        self.one.patch_unless_removed_since(generation, &(account.clone(), id.clone()), change);
     }
 
     fn forget(&self, account: &AccountId) {
@@ -395,6 +404,28 @@ mod tests {
         assert_eq!(store.reads.load(Ordering::SeqCst), 1, "patched, not read again");
         let stored = SubscriptionStore::get(&*store, &sub.account_id, &sub.id).await.unwrap().unwrap();
         assert_eq!(stored.failing_since, None, "the writes reached the store");
+    }
+
+    /// The attempt path patches the cached subscription on many attempts (its last delivery
+    /// alternates between `failed` and `failed_permanent` under a stream of failures): a change
+    /// made on another container (a re-enable, a new failing clock) must still arrive within the
+    /// TTL, or a stale copy could decide auto-disable forever.
+    #[tokio::test]
+    async fn patches_do_not_keep_a_cached_subscription_past_its_ttl() {
+        let (store, cached, sub) = stored_and_cached(Duration::from_millis(60)).await;
+        cached.get(&sub.account_id, &sub.id).await.unwrap();
+        let elsewhere = Subscription { active: false, version: 1, ..sub.clone() };
+        assert_eq!(
+            SubscriptionStore::update_settings(&*store, &elsewhere, 0, false).await.unwrap(),
+            SettingsWrite::Written
+        );
+        let at = Timestamp::from_unix_seconds(1_700_000_000);
+        for n in 0..12 {
+            let status = if n % 2 == 0 { DeliveryStatus::Failed } else { DeliveryStatus::FailedPermanent };
+            cached.record_last_delivery(&sub.account_id, &sub.id, status, at).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!cached.get(&sub.account_id, &sub.id).await.unwrap().unwrap().active, "the change arrived");
     }
 
     #[test]

@@ -94,7 +94,12 @@ mod tests {
         let due = Timestamp::now().plus_seconds(-ago_secs);
         for i in 0..n {
             let id = DeliveryId::generate(due.unix_ms() as u64 + i as u64);
-            let d = Delivery { id: id.clone(), account_id: account.clone(), next_attempt_at: Some(due), ..template.clone() };
+            let d = Delivery {
+                id: id.clone(),
+                account_id: account.clone(),
+                next_attempt_at: Some(due),
+                ..template.clone()
+            };
             all.insert((account.to_string(), id.to_string()), d);
         }
     }

@@ -384,3 +384,21 @@ async fn the_sender_with_the_guard_on_refuses_loopback_by_name_and_by_address() 
     }
     assert_eq!(receiver.requests().len(), 2);
 }
+
+/// The sweeper looks past one account's backlog to the others': the due index query leaves out
+/// the accounts it is told to skip, evaluated by moto as DynamoDB would (`NOT begins_with`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweepers_due_query_leaves_out_the_accounts_it_skips() {
+    let stack = TestStack::start(TestStackOptions::default().max_delivery_attempts(20)).await;
+    let receiver = Receiver::start_with(Script::status(500)).await;
+    create_subscription(&stack, json!({"url": receiver.url(), "events": ["chain.confirmed"]})).await;
+    let (status, accepted, _) = stack.post("/v1/events", json!({"event_type": "chain.confirmed", "data": {}})).await;
+    assert_eq!((status, &accepted["deliveries"]), (202, &json!(1)), "{accepted}");
+    let later = puck_core::time::Timestamp::now().plus_seconds(86_400);
+    let account = stack.account_id().clone();
+    let other = puck_core::ids::AccountId::generate(1);
+    let deliveries = &stack.ctx().deliveries;
+    let found = deliveries.overdue(later, 10, std::slice::from_ref(&other)).await.unwrap();
+    assert_eq!(found.iter().map(|(a, _)| a).collect::<Vec<_>>(), [&account], "{found:?}");
+    assert!(deliveries.overdue(later, 10, &[other, account]).await.unwrap().is_empty());
+}

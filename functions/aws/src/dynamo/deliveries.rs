@@ -571,28 +571,9 @@ impl DeliveryStore for DynamoDeliveryStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // Only entries of sharded log items (`ACCT#<account>#D<n>`): an in-flight item of the
-        // unsharded layout is never sent again (see the README's "Upgrading a stack with data")
-        // and must neither fail nor crowd out the sweep until its TTL removes it.
-        let mut filter = "contains(pk, :sharded)".to_owned();
-        (0..skip.len()).for_each(|i| filter.push_str(&format!(" AND NOT begins_with(pk, :skip{i})")));
-        // Ids spread evenly over the shards: each gives its oldest share, with slack for skew.
-        let per_shard = limit.div_ceil(DUE_SHARDS as usize).saturating_mul(2);
+        let per_shard = limit.div_ceil(DUE_SHARDS as usize).saturating_mul(2); // ids spread evenly; 2x for skew
         let queries = (0..DUE_SHARDS).map(|shard| {
-            let mut q = Query {
-                index: Some(DUE_INDEX),
-                key_condition: "due_pk = :d AND due_at < :before".into(),
-                filter: Some(filter.clone()),
-                projection: Some("pk, sk, due_at".into()),
-                forward: true,
-                ..Query::default()
-            }
-            .value(":d", s(format!("DUE#{shard}")))
-            .value(":sharded", s("#D"))
-            .value(":before", n(due_before.unix_ms()));
-            for (i, account) in skip.iter().enumerate() {
-                q = q.value(&format!(":skip{i}"), s(log_pk_prefix(account)));
-            }
+            let q = due_query(shard, due_before, skip);
             async move { self.table.query("Query due deliveries", &q, Some(per_shard)).await }
         });
         let mut due: Vec<(i64, AccountId, DeliveryId)> = Vec::new();

@@ -228,15 +228,24 @@ impl SubscriptionStore for DynamoSubscriptionStore {
 
 /// Attributes a settings write leaves as stored: keys and identity, the attempt path's
 /// bookkeeping (last delivery, failing clock), and the version (set from the condition's).
-const NOT_SETTINGS: &[&str] =
-    &["pk", "sk", "id", "account_id", "created_at", "last_delivery_status", "last_delivery_at", "failing_since", "version"];
+const NOT_SETTINGS: &[&str] = &[
+    "pk",
+    "sk",
+    "id",
+    "account_id",
+    "created_at",
+    "last_delivery_status",
+    "last_delivery_at",
+    "failing_since",
+    "version",
+];
+
+/// An UpdateItem expression with its attribute names and values.
+type UpdateExpression = (String, HashMap<String, String>, HashMap<String, AttributeValue>);
 
 /// The UpdateItem expression that sets every other attribute of `sub` (names as placeholders:
 /// several are reserved words), the new version `:nv`, and removes the failing clock on request.
-fn settings_update(
-    sub: &Subscription,
-    restart_failing_clock: bool,
-) -> StoreResult<(String, HashMap<String, String>, HashMap<String, AttributeValue>)> {
+fn settings_update(sub: &Subscription, restart_failing_clock: bool) -> StoreResult<UpdateExpression> {
     let item = to_item(sub).map_err(|e| corrupt("subscription", e))?;
     let (mut names, mut values, mut sets) = (HashMap::new(), HashMap::new(), Vec::new());
     for (i, (name, value)) in item.into_iter().filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str())).enumerate() {
