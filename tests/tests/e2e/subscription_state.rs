@@ -3,9 +3,10 @@
 //! the service's own writes. See RELIABILITY.md.
 
 use crate::support::{create_subscription, id_of, SUBSCRIPTIONS};
-use puck_core::ids::SubscriptionId;
-use puck_core::model::{DeliveryStatus, Subscription};
+use puck_core::ids::{ApiKeyId, SubscriptionId};
+use puck_core::model::{Caller, DeliveryStatus, Scope, Subscription};
 use puck_core::ports::SettingsWrite;
+use puck_core::services::subscriptions;
 use puck_core::time::Timestamp;
 use puck_e2e::{wait_until, Receiver, Script, TestStack, TestStackOptions, EVENTUALLY};
 use puck_local::pollers::{QueuePoller, SqsWorker};
@@ -77,10 +78,18 @@ async fn a_failing_subscription_with_many_deliveries_in_flight_is_disabled_soon_
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(disabled_events().len(), 1, "announced once");
 
-    // Re-enabled and still failing: every container sees it active again within its cache's
-    // TTL, so it is disabled again one window later and announced once more.
-    let (status, enabled, _) = stack.patch(&format!("{SUBSCRIPTIONS}/{f}"), json!({"active": true})).await;
-    assert_eq!(status, 200, "{enabled}");
+    // Re-enabled on another API container (so no dispatcher's cache hears of it) and still
+    // failing: every container sees it active again within its cache's TTL, although attempts
+    // keep updating their cached copies, so it is disabled again one window later and announced
+    // once more.
+    let api_container = {
+        let config = puck_aws::Config::from_lookup(|name| stack.stack.env.get(name).cloned()).expect("config");
+        puck_aws::build_context(&config).await.expect("context")
+    };
+    let caller =
+        Caller { account_id: stack.account_id().clone(), key_id: ApiKeyId::generate(1), scopes: Scope::ALL.to_vec() };
+    let enabled = subscriptions::update(&api_container, &caller, &f, json!({"active": true})).await.unwrap();
+    assert_eq!(enabled["active"], true, "{enabled}");
     let again = publish_until_disabled(&stack, &f, WINDOW_SECS).await;
     let attempts = receiver.requests().len();
     let again = again.unwrap_or_else(|| panic!("not disabled again after re-enabling ({attempts} failed attempts)"));
