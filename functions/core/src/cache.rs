@@ -15,7 +15,7 @@
 
 use crate::ids::{AccountId, ApiKeyId, SubscriptionId};
 use crate::model::{ApiKeyRecord, DeliveryStatus, Subscription};
-use crate::ports::{ApiKeyStore, StoreResult, SubscriptionStore};
+use crate::ports::{ApiKeyStore, SettingsWrite, StoreResult, SubscriptionStore};
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -61,6 +61,19 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlMap<K, V> {
             entries.clear();
         }
         entries.insert(key, (Instant::now(), value));
+    }
+
+    /// Applies `change` to the entry if it is live, keeping the time it was read: a patched
+    /// entry still expires `ttl` after its read, so what the cache holds is never older than the
+    /// TTL however often it is patched. Skipped if something was removed since `generation`.
+    fn patch_unless_removed_since(&self, generation: u64, key: &K, change: impl FnOnce(&mut V)) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if self.generation() != generation {
+            return;
+        }
+        if let Some((_, value)) = entries.get_mut(key).filter(|(at, _)| at.elapsed() < self.ttl) {
+            change(value);
+        }
     }
 
     fn retain(&self, keep: impl Fn(&K) -> bool) {
@@ -147,12 +160,8 @@ impl CachedSubscriptions {
     /// Applies a write's effect to the cached subscription, if cached: the attempt path's
     /// bookkeeping (last delivery, failing clock) then neither re-reads nor re-writes it.
     fn patch(&self, account: &AccountId, id: &SubscriptionId, change: impl FnOnce(&mut Subscription)) {
-        let key = (account.clone(), id.clone());
         let generation = self.one.generation();
-        if let Some(mut sub) = self.one.get(&key) {
-            change(&mut sub);
-            self.one.put_unless_removed_since(generation, key, sub);
-        }
+        self.one.patch_unless_removed_since(generation, &(account.clone(), id.clone()), change);
     }
 
     fn forget(&self, account: &AccountId) {
@@ -202,8 +211,17 @@ impl SubscriptionStore for CachedSubscriptions {
         Ok(subs)
     }
 
-    async fn replace(&self, sub: &Subscription) -> StoreResult<bool> {
-        let out = self.inner.replace(sub).await;
+    async fn get_fresh(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
+        self.inner.get_fresh(account, id).await
+    }
+
+    async fn update_settings(
+        &self,
+        sub: &Subscription,
+        read_version: u64,
+        restart_failing_clock: bool,
+    ) -> StoreResult<SettingsWrite> {
+        let out = self.inner.update_settings(sub, read_version, restart_failing_clock).await;
         self.forget(&sub.account_id);
         out
     }
@@ -293,8 +311,8 @@ mod tests {
             self.reads.fetch_add(1, Ordering::SeqCst);
             SubscriptionStore::list_all(&*self.inner, account).await
         }
-        async fn replace(&self, sub: &Subscription) -> StoreResult<bool> {
-            SubscriptionStore::replace(&*self.inner, sub).await
+        async fn update_settings(&self, sub: &Subscription, v: u64, restart: bool) -> StoreResult<SettingsWrite> {
+            SubscriptionStore::update_settings(&*self.inner, sub, v, restart).await
         }
         async fn delete(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<bool> {
             SubscriptionStore::delete(&*self.inner, account, id).await
@@ -360,7 +378,7 @@ mod tests {
         cached.insert(&sub).await.unwrap();
         assert_eq!(cached.list_all(&sub.account_id).await.unwrap().len(), 1, "the insert dropped the empty list");
         let disabled = Subscription { active: false, ..sub.clone() };
-        assert!(cached.replace(&disabled).await.unwrap());
+        assert_eq!(cached.update_settings(&disabled, 0, false).await.unwrap(), SettingsWrite::Written);
         assert!(!cached.get(&sub.account_id, &sub.id).await.unwrap().unwrap().active);
         assert!(cached.delete(&sub.account_id, &sub.id).await.unwrap());
         assert!(cached.get(&sub.account_id, &sub.id).await.unwrap().is_none());
@@ -400,6 +418,28 @@ mod tests {
         assert_eq!(store.reads.load(Ordering::SeqCst), 1, "patched, not read again");
         let stored = SubscriptionStore::get(&*store, &sub.account_id, &sub.id).await.unwrap().unwrap();
         assert_eq!(stored.failing_since, None, "the writes reached the store");
+    }
+
+    /// The attempt path patches the cached subscription on many attempts (its last delivery
+    /// alternates between `failed` and `failed_permanent` under a stream of failures): a change
+    /// made on another container (a re-enable, a new failing clock) must still arrive within the
+    /// TTL, or a stale copy could decide auto-disable forever.
+    #[tokio::test]
+    async fn patches_do_not_keep_a_cached_subscription_past_its_ttl() {
+        let (store, cached, sub) = stored_and_cached(Duration::from_millis(60)).await;
+        cached.get(&sub.account_id, &sub.id).await.unwrap();
+        let elsewhere = Subscription { active: false, version: 1, ..sub.clone() };
+        assert_eq!(
+            SubscriptionStore::update_settings(&*store, &elsewhere, 0, false).await.unwrap(),
+            SettingsWrite::Written
+        );
+        let at = Timestamp::from_unix_seconds(1_700_000_000);
+        for n in 0..12 {
+            let status = if n % 2 == 0 { DeliveryStatus::Failed } else { DeliveryStatus::FailedPermanent };
+            cached.record_last_delivery(&sub.account_id, &sub.id, status, at).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!cached.get(&sub.account_id, &sub.id).await.unwrap().unwrap().active, "the change arrived");
     }
 
     #[test]

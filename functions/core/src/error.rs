@@ -45,8 +45,9 @@ pub enum AppError {
     /// Unknown id, or an id of another account: the two are indistinguishable by design.
     #[error("{0} not found")]
     NotFound(&'static str),
-    /// The request conflicts with the object's current state (e.g. replaying a delivery that is
-    /// still in flight): HTTP 409 `conflict`; the message says what state it is in.
+    /// The request conflicts with the object's current state: HTTP 409 `conflict`. Either it
+    /// changed since the request read it (another write won the race: read it again and retry),
+    /// or it is in a state the action does not apply to (a delivery still in flight replayed).
     #[error("{0}")]
     Conflict(String),
     /// The body exceeds the route's limit, in bytes: HTTP 413 `payload_too_large`.

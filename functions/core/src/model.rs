@@ -126,6 +126,12 @@ pub struct Subscription {
     /// When the service disabled it; None unless `disabled_reason` is set.
     #[serde(default)]
     pub disabled_at: Option<Timestamp>,
+    /// Bumped by every write of the settings (a PATCH, an auto-disable), never by the attempt
+    /// path's bookkeeping: a PATCH writes only if it is still the version it read, so two
+    /// PATCHes (or a PATCH and an auto-disable) cannot undo each other. 0 on records written
+    /// before versions existed.
+    #[serde(default)]
+    pub version: u64,
 }
 
 /// The `disabled_reason` of a subscription the service paused because it kept failing.

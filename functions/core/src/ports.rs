@@ -60,8 +60,21 @@ pub trait SubscriptionStore: Send + Sync {
     ) -> StoreResult<(Vec<Subscription>, Option<SubscriptionId>)>;
     /// Every subscription of the account (fan-out at publish time).
     async fn list_all(&self, account: &AccountId) -> StoreResult<Vec<Subscription>>;
-    /// Replaces an existing subscription; false if it no longer exists (never recreates it).
-    async fn replace(&self, sub: &Subscription) -> StoreResult<bool>;
+    /// The subscription as stored now, past any cache: what a read-modify-write (PATCH) starts
+    /// from, so its version check compares against the latest write.
+    async fn get_fresh(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
+        self.get(account, id).await
+    }
+    /// Writes the settings of `sub` (what PATCH changes, plus `disabled_reason`/`disabled_at`)
+    /// only if the stored version is still `read_version`, and bumps the version. The attempt
+    /// path's fields (`last_delivery_*`, `failing_since`) are left as stored, except that
+    /// `restart_failing_clock` removes `failing_since` (re-enabling restarts the clock).
+    async fn update_settings(
+        &self,
+        sub: &Subscription,
+        read_version: u64,
+        restart_failing_clock: bool,
+    ) -> StoreResult<SettingsWrite>;
     /// Deletes the subscription; false if it was not there.
     async fn delete(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<bool>;
     /// Sets `last_delivery_status`/`last_delivery_at` if the subscription still exists.
@@ -77,9 +90,10 @@ pub trait SubscriptionStore: Send + Sync {
     async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool>;
     /// Clears `failing_since` (the first success after a failure).
     async fn clear_failing(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<()>;
-    /// Sets `active: false`, `disabled_reason: "failing"`, `disabled_at: at`, only while the
-    /// subscription is active and still failing since `failing_since`; true for the one caller
-    /// that made the change.
+    /// Sets `active: false`, `disabled_reason: "failing"`, `disabled_at: at` and bumps the
+    /// version (a PATCH that read before it then conflicts), only while the subscription is
+    /// active and still failing since `failing_since`; true for the one caller that made the
+    /// change.
     async fn disable_failing(
         &self,
         account: &AccountId,
@@ -87,6 +101,17 @@ pub trait SubscriptionStore: Send + Sync {
         failing_since: Timestamp,
         at: Timestamp,
     ) -> StoreResult<bool>;
+}
+
+/// What [`SubscriptionStore::update_settings`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingsWrite {
+    /// Written; the stored version is now `read_version + 1`.
+    Written,
+    /// Not written: another write changed the subscription since it was read.
+    Changed,
+    /// Not written: the subscription no longer exists (never recreated).
+    Gone,
 }
 
 /// Filters of the delivery log; every given one must hold. `since`/`until` bound `created_at`
@@ -281,8 +306,15 @@ pub trait DeliveryStore: Send + Sync {
         account: &AccountId,
         subscription: &SubscriptionId,
     ) -> StoreResult<Vec<DeliveryId>>;
-    /// In-flight deliveries whose `next_attempt_at` is before `due_before`, oldest first.
-    async fn overdue(&self, due_before: Timestamp, limit: usize) -> StoreResult<Vec<(AccountId, DeliveryId)>>;
+    /// In-flight deliveries whose `next_attempt_at` is before `due_before`, about oldest first,
+    /// at most `limit`, leaving out those of the accounts in `skip` (so the sweeper can look past
+    /// one account's backlog to the others').
+    async fn overdue(
+        &self,
+        due_before: Timestamp,
+        limit: usize,
+        skip: &[AccountId],
+    ) -> StoreResult<Vec<(AccountId, DeliveryId)>>;
 }
 
 /// Inbound endpoints and their URL key lookup. Adapter needs `dynamodb:GetItem`, `dynamodb:Query`,
@@ -325,6 +357,21 @@ pub struct DeliveryJob {
     pub account_id: AccountId,
     /// The delivery to send.
     pub delivery_id: DeliveryId,
+    /// Times the dead-letter function handed this delivery back to the queue because its
+    /// receives, not its attempts, were used up; absent (0) on every other job. Bounds that loop.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub handed_back: u32,
+}
+
+impl DeliveryJob {
+    /// A first job for the delivery.
+    pub fn new(account_id: AccountId, delivery_id: DeliveryId) -> Self {
+        Self { account_id, delivery_id, handed_back: 0 }
+    }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// The queue refused or could not be reached; the message says why. Transient: the caller retries.

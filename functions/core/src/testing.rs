@@ -33,6 +33,10 @@ pub struct Memory {
     pub claims: Mutex<BTreeMap<String, InvestigationId>>,
     /// Every job enqueued, in order; tests drain it to run the dispatcher.
     pub queue: Mutex<Vec<DeliveryJob>>,
+    /// Applied once to the stored subscription just after the next `get_fresh` read it: another
+    /// container's write landing between a read-modify-write's read and its write.
+    #[allow(clippy::type_complexity)]
+    pub write_after_fresh_read: Mutex<Option<Box<dyn FnOnce(&mut Subscription) + Send>>>,
     /// Claims on deliveries and the sweeper's marks, by (account, delivery id): what the
     /// DynamoDB store keeps in the delivery item's `claim_*` and `swept` attributes.
     pub leases: Mutex<BTreeMap<(String, String), Lease>>,
@@ -101,10 +105,37 @@ impl SubscriptionStore for Memory {
     async fn list_all(&self, a: &AccountId) -> StoreResult<Vec<Subscription>> {
         Ok(self.subs.lock().unwrap().values().filter(|s| &s.account_id == a).cloned().collect())
     }
-    async fn replace(&self, s: &Subscription) -> StoreResult<bool> {
+    async fn get_fresh(&self, a: &AccountId, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
         let mut subs = self.subs.lock().unwrap();
-        let k = key(&s.account_id, s.id.as_str());
-        Ok(subs.get_mut(&k).map(|slot| *slot = s.clone()).is_some())
+        let read = subs.get(&key(a, id.as_str())).cloned();
+        if let (Some(write), Some(stored)) =
+            (self.write_after_fresh_read.lock().unwrap().take(), subs.get_mut(&key(a, id.as_str())))
+        {
+            write(stored);
+        }
+        Ok(read)
+    }
+    async fn update_settings(
+        &self,
+        s: &Subscription,
+        read_version: u64,
+        restart_failing_clock: bool,
+    ) -> StoreResult<SettingsWrite> {
+        let mut subs = self.subs.lock().unwrap();
+        let Some(slot) = subs.get_mut(&key(&s.account_id, s.id.as_str())) else { return Ok(SettingsWrite::Gone) };
+        if slot.version != read_version {
+            return Ok(SettingsWrite::Changed);
+        }
+        let kept = slot.clone();
+        *slot = Subscription {
+            version: read_version + 1,
+            created_at: kept.created_at,
+            last_delivery_status: kept.last_delivery_status,
+            last_delivery_at: kept.last_delivery_at,
+            failing_since: if restart_failing_clock { None } else { kept.failing_since },
+            ..s.clone()
+        };
+        Ok(SettingsWrite::Written)
     }
     async fn delete(&self, a: &AccountId, id: &SubscriptionId) -> StoreResult<bool> {
         Ok(self.subs.lock().unwrap().remove(&key(a, id.as_str())).is_some())
@@ -150,6 +181,7 @@ impl SubscriptionStore for Memory {
         s.disabled_reason = Some(crate::model::DISABLED_FAILING.to_owned());
         s.disabled_at = Some(at);
         s.updated_at = at;
+        s.version += 1;
         Ok(true)
     }
 }
@@ -319,16 +351,22 @@ impl DeliveryStore for Memory {
             .map(|d| d.id.clone())
             .collect())
     }
-    async fn overdue(&self, before: Timestamp, limit: usize) -> StoreResult<Vec<(AccountId, DeliveryId)>> {
-        Ok(self
+    async fn overdue(
+        &self,
+        before: Timestamp,
+        limit: usize,
+        skip: &[AccountId],
+    ) -> StoreResult<Vec<(AccountId, DeliveryId)>> {
+        let mut due: Vec<(Timestamp, AccountId, DeliveryId)> = self
             .deliveries
             .lock()
             .unwrap()
             .values()
-            .filter(|d| d.status.is_in_flight() && d.next_attempt_at.is_some_and(|t| t < before))
-            .take(limit)
-            .map(|d| (d.account_id.clone(), d.id.clone()))
-            .collect())
+            .filter(|d| d.status.is_in_flight() && !skip.contains(&d.account_id))
+            .filter_map(|d| d.next_attempt_at.filter(|t| *t < before).map(|t| (t, d.account_id.clone(), d.id.clone())))
+            .collect();
+        due.sort();
+        Ok(due.into_iter().take(limit).map(|(_, a, id)| (a, id)).collect())
     }
 }
 
@@ -433,5 +471,6 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         failing_since: None,
         disabled_reason: None,
         disabled_at: None,
+        version: 0,
     }
 }

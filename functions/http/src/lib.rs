@@ -209,6 +209,7 @@ mod tests {
             (AppError::Forbidden("events:publish"), 403, "forbidden"),
             (AppError::NotFound("subscription"), 404, "not_found"),
             (AppError::Conflict("delivery is pending".into()), 409, "conflict"),
+            (AppError::Conflict("subscription changed".into()), 409, "conflict"),
             (AppError::PayloadTooLarge(10), 413, "payload_too_large"),
             (AppError::Unavailable("dynamodb timeout at 10.0.0.1".into()), 503, "service_unavailable"),
             (AppError::Internal("secret key material".into()), 500, "internal_error"),

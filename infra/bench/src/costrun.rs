@@ -434,9 +434,7 @@ pub async fn idle_sweep(stack: &BenchStack, layout: &Layout) -> Result<Usage> {
     let grace = stack.env.get("SWEEP_GRACE_SECONDS").and_then(|g| g.parse().ok()).unwrap_or(300);
     let t = Instant::now();
     let deadline = stack.ctx.clock.now().plus_seconds(60);
-    puck_core::services::sweeper::sweep(&stack.ctx, grace, puck_workers::sweeper::SWEEP_BATCH, deadline)
-        .await
-        .map_err(|e| anyhow!("sweep: {e:?}"))?;
+    puck_core::services::sweeper::sweep(&stack.ctx, grace, deadline).await.map_err(|e| anyhow!("sweep: {e:?}"))?;
     let elapsed = t.elapsed();
     let (calls, _) = take_phase(stack);
     let ledger = Replay::new(&layout.schema, &stack.table, &before, &before).run(&calls);

@@ -26,8 +26,9 @@ use tokio::task::JoinHandle;
 pub enum SqsWorker {
     /// `dispatcher`: signs and sends deliveries.
     Dispatcher(Arc<Dispatcher>),
-    /// `dead-letter`: marks dead-lettered deliveries `failed_permanent`.
-    DeadLetter(Arc<Context>),
+    /// `dead-letter`: hands back dead-lettered deliveries with attempts left, marks the others
+    /// `failed_permanent`; `max_attempts` is `MAX_DELIVERY_ATTEMPTS`.
+    DeadLetter { ctx: Arc<Context>, max_attempts: u32 },
     /// `ingest`: publishes the events of ingest-queue messages, parking rejected ones.
     Ingest(Arc<Ingest>),
 }
@@ -36,7 +37,9 @@ impl SqsWorker {
     async fn invoke(&self, event: SqsEvent) -> SqsBatchResponse {
         match self {
             SqsWorker::Dispatcher(d) => puck_workers::dispatcher::handle(d, event).await,
-            SqsWorker::DeadLetter(ctx) => puck_workers::dead_letter::handle(ctx, event).await,
+            SqsWorker::DeadLetter { ctx, max_attempts } => {
+                puck_workers::dead_letter::handle(ctx, *max_attempts, event).await
+            }
             SqsWorker::Ingest(ingest) => puck_workers::ingest::handle(ingest, event).await,
         }
     }
@@ -68,7 +71,9 @@ impl Workers {
 pub fn sqs_worker(binary: &str, workers: &Workers) -> Result<SqsWorker> {
     Ok(match binary {
         "dispatcher" => SqsWorker::Dispatcher(workers.dispatcher.clone()),
-        "dead-letter" => SqsWorker::DeadLetter(workers.ctx.clone()),
+        "dead-letter" => {
+            SqsWorker::DeadLetter { ctx: workers.ctx.clone(), max_attempts: workers.dispatcher.policy.max_attempts }
+        }
         "ingest" => SqsWorker::Ingest(workers.ingest.clone()),
         other => bail!("no local SQS worker registered for binary {other:?}"),
     })

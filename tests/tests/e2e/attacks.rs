@@ -66,7 +66,10 @@ async fn the_ssrf_guard_checks_the_resolved_address_at_send_time() {
         let id = SubscriptionId::parse(&id_of(&sub)).unwrap();
         let mut stored = stack.ctx().subscriptions.get(stack.account_id(), &id).await.unwrap().unwrap();
         stored.url = TargetUrl::parse_with(&target, true).unwrap();
-        assert!(stack.ctx().subscriptions.replace(&stored).await.unwrap());
+        assert_eq!(
+            stack.ctx().subscriptions.update_settings(&stored, stored.version, false).await.unwrap(),
+            puck_core::ports::SettingsWrite::Written
+        );
         let (status, accepted, _) = stack.post(&format!("{SUBSCRIPTIONS}/{id}/test"), Value::Null).await;
         assert_eq!(status, 202, "{accepted}");
         deliveries.push((target, accepted["delivery_id"].as_str().unwrap().to_owned()));

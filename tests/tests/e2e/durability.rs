@@ -141,7 +141,7 @@ async fn a_duplicate_job_arriving_while_its_delivery_is_being_sent_sends_nothing
     let id = log[0]["id"].as_str().unwrap().to_owned();
     // While the receiver holds the first attempt, the same job arrives again (SQS at-least-once,
     // or the sweeper's copy).
-    let job = DeliveryJob { account_id: stack.account_id().clone(), delivery_id: DeliveryId::parse(&id).unwrap() };
+    let job = DeliveryJob::new(stack.account_id().clone(), DeliveryId::parse(&id).unwrap());
     stack
         .stack
         .clients

@@ -29,6 +29,7 @@ mod ping;
 mod retries;
 mod secrets;
 mod seeds;
+mod subscription_state;
 mod subscriptions;
 mod support;
 mod wire;

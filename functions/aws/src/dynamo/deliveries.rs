@@ -445,26 +445,19 @@ impl DeliveryStore for DynamoDeliveryStore {
         Ok(ids)
     }
 
-    async fn overdue(&self, due_before: Timestamp, limit: usize) -> StoreResult<Vec<(AccountId, DeliveryId)>> {
+    async fn overdue(
+        &self,
+        due_before: Timestamp,
+        limit: usize,
+        skip: &[AccountId],
+    ) -> StoreResult<Vec<(AccountId, DeliveryId)>> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let per_shard = limit.div_ceil(DUE_SHARDS as usize).saturating_mul(2); // ids spread evenly; 2x for skew
         let queries = (0..DUE_SHARDS).map(|shard| {
-            // Only entries of sharded log items (`ACCT#<account>#D<n>`): an in-flight item of the
-            // unsharded layout is never sent again (see the README's "Upgrading a stack with
-            // data") and must neither fail nor crowd out the sweep until its TTL removes it.
-            let q = Query {
-                index: Some(DUE_INDEX),
-                key_condition: "due_pk = :d AND due_at < :before".into(),
-                filter: Some("contains(pk, :sharded)".into()),
-                projection: Some("pk, sk, due_at".into()),
-                forward: true,
-                ..Query::default()
-            }
-            .value(":d", s(format!("DUE#{shard}")))
-            .value(":sharded", s("#D"))
-            .value(":before", n(due_before.unix_ms()));
-            async move { self.table.query("Query due deliveries", &q, Some(limit)).await }
+            let q = due_query(shard, due_before, skip);
+            async move { self.table.query("Query due deliveries", &q, Some(per_shard)).await }
         });
         let mut due: Vec<(i64, AccountId, DeliveryId)> = Vec::new();
         for result in futures::future::join_all(queries).await {

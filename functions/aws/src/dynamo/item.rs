@@ -128,6 +128,7 @@ pub(crate) mod tests {
             failing_since: None,
             disabled_reason: None,
             disabled_at: None,
+            version: 0,
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! Auto-disable's state (`failing_since`, absent when unset; `disabled_reason`, `disabled_at`) is
 //! changed by conditional UpdateItems, each written only when the state changes (never per
-//! attempt).
+//! attempt). A PATCH is an UpdateItem of the settings only, conditioned on the `version` it read,
+//! so it neither undoes another PATCH or an auto-disable nor rewrites the attempt path's fields.
 //!
 //! IAM: dynamodb:PutItem, GetItem, Query, DeleteItem, UpdateItem.
 
@@ -15,7 +16,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;
 use puck_core::ids::{AccountId, SubscriptionId};
 use puck_core::model::{DeliveryStatus, Subscription, DISABLED_FAILING};
-use puck_core::ports::{StoreError, StoreResult, SubscriptionStore};
+use puck_core::ports::{SettingsWrite, StoreError, StoreResult, SubscriptionStore};
 use puck_core::time::Timestamp;
 use std::collections::HashMap;
 
@@ -108,21 +109,37 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         items.iter().map(decode).collect()
     }
 
-    async fn replace(&self, sub: &Subscription) -> StoreResult<bool> {
+    async fn update_settings(
+        &self,
+        sub: &Subscription,
+        read_version: u64,
+        restart_failing_clock: bool,
+    ) -> StoreResult<SettingsWrite> {
         self.table.faults.dynamo()?;
+        let (update, names, mut values) = settings_update(sub, restart_failing_clock)?;
+        values.insert(":rv".to_owned(), AttributeValue::N(read_version.to_string()));
+        values.insert(":nv".to_owned(), AttributeValue::N((read_version + 1).to_string()));
         let res = self
             .table
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table.name)
-            .set_item(Some(subscription_item(sub)?))
-            .condition_expression("attribute_exists(pk)")
+            .set_key(Some(key(account_pk(&sub.account_id), sub_sk(&sub.id))))
+            .update_expression(update)
+            // Records written before versions existed have none: they are at version 0.
+            .condition_expression("attribute_exists(pk) AND (version = :rv OR attribute_not_exists(version))")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
             .send()
             .await;
         match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable("PutItem subscription", &e)),
+            Ok(_) => Ok(SettingsWrite::Written),
+            Err(e) if is_condition_failed(&e) => {
+                let op = "GetItem subscription after a refused update";
+                let exists = self.table.get_item(op, account_pk(&sub.account_id), sub_sk(&sub.id)).await?.is_some();
+                Ok(if exists { SettingsWrite::Changed } else { SettingsWrite::Gone })
+            }
+            Err(e) => Err(unavailable("UpdateItem subscription settings", &e)),
         }
     }
 
@@ -195,17 +212,52 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             (":no".to_owned(), AttributeValue::Bool(false)),
             (":yes".to_owned(), AttributeValue::Bool(true)),
             (":why".to_owned(), s(DISABLED_FAILING)),
+            (":one".to_owned(), AttributeValue::N("1".into())),
         ]);
         self.update_if(
             "UpdateItem subscription disable",
             account,
             id,
-            "SET active = :no, disabled_reason = :why, disabled_at = :at, updated_at = :at",
+            "SET active = :no, disabled_reason = :why, disabled_at = :at, updated_at = :at ADD version :one",
             "attribute_exists(pk) AND active = :yes AND failing_since = :fs",
             Some(values),
         )
         .await
     }
+}
+
+/// Attributes a settings write leaves as stored: keys and identity, the attempt path's
+/// bookkeeping (last delivery, failing clock), and the version (set from the condition's).
+const NOT_SETTINGS: &[&str] = &[
+    "pk",
+    "sk",
+    "id",
+    "account_id",
+    "created_at",
+    "last_delivery_status",
+    "last_delivery_at",
+    "failing_since",
+    "version",
+];
+
+/// An UpdateItem expression with its attribute names and values.
+type UpdateExpression = (String, HashMap<String, String>, HashMap<String, AttributeValue>);
+
+/// The UpdateItem expression that sets every other attribute of `sub` (names as placeholders:
+/// several are reserved words), the new version `:nv`, and removes the failing clock on request.
+fn settings_update(sub: &Subscription, restart_failing_clock: bool) -> StoreResult<UpdateExpression> {
+    let item = to_item(sub).map_err(|e| corrupt("subscription", e))?;
+    let (mut names, mut values, mut sets) = (HashMap::new(), HashMap::new(), Vec::new());
+    for (i, (name, value)) in item.into_iter().filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str())).enumerate() {
+        names.insert(format!("#s{i}"), name);
+        values.insert(format!(":s{i}"), value);
+        sets.push(format!("#s{i} = :s{i}"));
+    }
+    let mut update = format!("SET {}, version = :nv", sets.join(", "));
+    if restart_failing_clock {
+        update.push_str(" REMOVE failing_since");
+    }
+    Ok((update, names, values))
 }
 
 fn attr<T: serde::Serialize>(v: &T) -> StoreResult<AttributeValue> {

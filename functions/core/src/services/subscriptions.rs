@@ -11,6 +11,7 @@ use crate::format::Format;
 use crate::ids::{SubscriptionId, SubscriptionId as Id};
 use crate::model::{Caller, DeliveryStatus, Subscription};
 use crate::page::{decode_cursor, encode_cursor, Page};
+use crate::ports::SettingsWrite;
 use crate::secret::SigningSecret;
 use crate::validation::{parse_custom_headers, parse_tags, EventPattern, Filters, Severity, TargetUrl};
 use serde_json::{json, Value};
@@ -148,6 +149,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         failing_since: None,
         disabled_reason: None,
         disabled_at: None,
+        version: 0,
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
     ctx.subscriptions.insert(&sub).await?;
@@ -177,11 +179,18 @@ pub async fn get(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<Value, 
     Ok(load(ctx, caller, raw_id).await?.view())
 }
 
-/// `PATCH /v1/webhooks/subscriptions/{id}`: applies the given fields; the response has the secret only when rotated.
+/// `PATCH /v1/webhooks/subscriptions/{id}`: applies the given fields; the response has the secret
+/// only when rotated. Reads the subscription fresh and writes only if no other write (another
+/// PATCH, an auto-disable) came in between: 409 `conflict` otherwise, and nothing is written, so
+/// a rotated secret, a pause or an auto-disable is never silently undone.
 pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -> Result<Value, AppError> {
-    let mut sub = load(ctx, caller, raw_id).await?;
+    let id = parse_id(raw_id)?;
+    let mut sub =
+        ctx.subscriptions.get_fresh(&caller.account_id, &id).await?.ok_or(AppError::NotFound("subscription"))?;
     let fields = Fields::new(body)?;
     fields.deny_unknown(CREATE_FIELDS)?;
+    let read_version = sub.version;
+    let mut reenabled = false;
 
     if fields.has("url") {
         sub.url = parse_url(ctx, fields.req_str("url")?)?;
@@ -199,6 +208,7 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
             sub.disabled_reason = None;
             sub.disabled_at = None;
             sub.failing_since = None;
+            reenabled = true;
         }
     }
     if fields.has("name") {
@@ -226,8 +236,15 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     };
     sub.updated_at = now;
 
-    if !ctx.subscriptions.replace(&sub).await? {
-        return Err(AppError::NotFound("subscription"));
+    match ctx.subscriptions.update_settings(&sub, read_version, reenabled).await? {
+        SettingsWrite::Written => sub.version = read_version + 1,
+        SettingsWrite::Gone => return Err(AppError::NotFound("subscription")),
+        SettingsWrite::Changed => {
+            tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription update refused: changed since read");
+            return Err(AppError::Conflict(
+                "the subscription changed while this update was made; read it again and retry".into(),
+            ));
+        }
     }
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, secret_rotated = rotated.is_some(), "subscription updated");
     Ok(match rotated {
@@ -284,6 +301,7 @@ pub async fn delete(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<(), 
 mod tests {
     use super::*;
     use crate::testing::{caller, context};
+    use crate::time::Timestamp;
 
     fn body(v: Value) -> Value {
         v
@@ -390,6 +408,72 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(set["secret"], "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    }
+
+    /// A container: its own config cache over the shared store.
+    fn container(mem: &std::sync::Arc<crate::testing::Memory>) -> Context {
+        let cached = crate::cache::CachedSubscriptions::wrap(mem.clone(), std::time::Duration::from_secs(5));
+        Context { subscriptions: cached, ..crate::testing::context_with(mem.clone()) }
+    }
+
+    #[tokio::test]
+    async fn a_patch_on_a_container_with_a_stale_cache_keeps_a_secret_rotated_on_another() {
+        let mem = std::sync::Arc::new(crate::testing::Memory::default());
+        let (one, two) = (container(&mem), container(&mem));
+        let who = caller();
+        let created = create(&one, &who, json!({"url": "https://example.com/h", "events": ["*"]})).await.unwrap();
+        let id = created["id"].as_str().unwrap();
+        get(&one, &who, id).await.unwrap(); // cached on one
+        let rotated = update(&two, &who, id, json!({"secret": null})).await.unwrap()["secret"].clone();
+        let paused = update(&one, &who, id, json!({"active": false})).await.unwrap();
+        assert_eq!(paused["active"], false);
+        let stored = mem.subs.lock().unwrap().values().next().cloned().unwrap();
+        assert_eq!(one.keyring.decrypt(&stored.secret_enc, id).unwrap(), rotated.as_str().unwrap(), "rotation kept");
+        assert!(!stored.active && stored.previous_secret_enc.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_patch_that_raced_an_auto_disable_is_refused_with_409_and_undoes_nothing() {
+        let mem = std::sync::Arc::new(crate::testing::Memory::default());
+        let ctx = container(&mem);
+        let who = caller();
+        let created = create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["*"]})).await.unwrap();
+        let id = created["id"].as_str().unwrap();
+        let since = Timestamp(1_800_000_000_000);
+        mem.subs.lock().unwrap().values_mut().for_each(|s| s.failing_since = Some(since));
+        // The auto-disable lands between the PATCH's read and its write.
+        *mem.write_after_fresh_read.lock().unwrap() = Some(Box::new(move |s: &mut Subscription| {
+            s.active = false;
+            s.disabled_reason = Some("failing".into());
+            s.version += 1;
+        }));
+        let refused = update(&ctx, &who, id, json!({"name": "renamed", "secret": null})).await;
+        assert!(matches!(refused, Err(AppError::Conflict(_))), "{refused:?}");
+        let stored = mem.subs.lock().unwrap().values().next().cloned().unwrap();
+        assert_eq!((stored.active, stored.name.as_deref()), (false, None), "the disable stands, nothing written");
+        assert!(stored.previous_secret_enc.is_none(), "no secret rotated behind the caller's back");
+        // Read again and retried: written. Re-enabling restarts the failing clock.
+        let renamed = update(&ctx, &who, id, json!({"name": "renamed", "active": true})).await.unwrap();
+        assert_eq!((renamed["name"].clone(), renamed["active"].clone()), (json!("renamed"), json!(true)));
+        let stored = mem.subs.lock().unwrap().values().next().cloned().unwrap();
+        assert_eq!((stored.failing_since, stored.disabled_reason, stored.version), (None, None, 2));
+    }
+
+    #[tokio::test]
+    async fn a_patch_leaves_the_attempt_paths_fields_as_stored() {
+        let mem = std::sync::Arc::new(crate::testing::Memory::default());
+        let ctx = crate::testing::context_with(mem.clone());
+        let who = caller();
+        let created = create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["*"]})).await.unwrap();
+        let id = created["id"].as_str().unwrap();
+        let since = Timestamp(1_800_000_000_000);
+        *mem.write_after_fresh_read.lock().unwrap() = Some(Box::new(move |s: &mut Subscription| {
+            s.failing_since = Some(since);
+            s.last_delivery_status = Some("failed".into());
+        }));
+        update(&ctx, &who, id, json!({"name": "n"})).await.unwrap();
+        let stored = mem.subs.lock().unwrap().values().next().cloned().unwrap();
+        assert_eq!((stored.failing_since, stored.last_delivery_status.as_deref()), (Some(since), Some("failed")));
     }
 
     #[tokio::test]

@@ -3,45 +3,129 @@
 //! between the table and the queue, a message that expired or was handed back by the dispatcher)
 //! are sent to the queue again.
 //!
-//! Under a backlog a run must make progress, not time out having sent nothing: each delivery's
-//! due time is pushed forward and it is enqueued in batches of ten as the run goes, and the run
-//! stops at its deadline (the Lambda's, less a margin), leaving the rest to the next run.
+//! After an outage the backlog can be large: a run works until its deadline (the Lambda's, less a
+//! margin), not to a fixed count, and takes the overdue deliveries round-robin between accounts,
+//! so one tenant's leftovers cannot make every other tenant wait. Each delivery's due time is
+//! pushed forward before its enqueue (the next run does not send it again while its message is in
+//! flight) and jobs go out in batches of ten as the run goes.
 
 use super::Context;
 use crate::error::AppError;
+use crate::ids::{AccountId, DeliveryId};
 use crate::ports::DeliveryJob;
 use crate::time::Timestamp;
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// Jobs sent per SendMessageBatch.
 const ENQUEUE_CHUNK: usize = 10;
+/// Overdue deliveries asked for per query.
+pub const SCAN_PAGE: usize = 1_000;
+/// Further queries per round that leave out the accounts already found, so the accounts behind a
+/// full page (one tenant's backlog) are found too.
+const LOOK_PAST_QUERIES: usize = 3;
+/// Accounts a query may leave out (the filter expression's size bounds it).
+const MAX_SKIPPED_ACCOUNTS: usize = 40;
 
-/// Re-enqueues up to `batch` overdue deliveries, stopping once the clock reaches `deadline`;
-/// returns how many were enqueued. Pushes each due time forward by `grace_secs` before its enqueue
-/// so the next run does not send it again while its message is in flight.
-pub async fn sweep(ctx: &Context, grace_secs: i64, batch: usize, deadline: Timestamp) -> Result<usize, AppError> {
-    let now = ctx.clock.now();
-    let overdue = ctx.deliveries.overdue(now.plus_seconds(-grace_secs), batch).await?;
-    let found = overdue.len();
+/// Re-enqueues overdue deliveries until none is left or the clock reaches `deadline`; returns how
+/// many were enqueued.
+pub async fn sweep(ctx: &Context, grace_secs: i64, deadline: Timestamp) -> Result<usize, AppError> {
+    let mut sent = 0;
+    loop {
+        if ctx.clock.now() >= deadline {
+            tracing::warn!(sent, "sweeper stopped at its deadline; the next run continues");
+            break;
+        }
+        let due_before = ctx.clock.now().plus_seconds(-grace_secs);
+        let round = fair_round(ctx, due_before).await?;
+        if round.is_empty() {
+            break;
+        }
+        let found = round.len();
+        let pushed = requeue(ctx, round, grace_secs, deadline).await?;
+        sent += pushed;
+        if pushed == 0 {
+            // Nothing found could be pushed (finished meanwhile): the next run looks again.
+            break;
+        }
+        tracing::info!(count = pushed, found, "sweeper re-enqueued overdue deliveries");
+    }
+    Ok(sent)
+}
+
+/// The overdue deliveries of one round, interleaved between accounts (each account's oldest
+/// first). A full page may be one account's backlog: up to [`LOOK_PAST_QUERIES`] more queries
+/// leave out the accounts already found.
+async fn fair_round(ctx: &Context, due_before: Timestamp) -> Result<Vec<(AccountId, DeliveryId)>, AppError> {
+    let mut found = ctx.deliveries.overdue(due_before, SCAN_PAGE, &[]).await?;
+    let mut page_full = found.len() >= SCAN_PAGE;
+    let mut skip: Vec<AccountId> = Vec::new();
+    for _ in 0..LOOK_PAST_QUERIES {
+        if !page_full {
+            break;
+        }
+        for (account, _) in &found {
+            if !skip.contains(account) && skip.len() < MAX_SKIPPED_ACCOUNTS {
+                skip.push(account.clone());
+            }
+        }
+        let more = ctx.deliveries.overdue(due_before, SCAN_PAGE, &skip).await?;
+        page_full = more.len() >= SCAN_PAGE;
+        found.extend(more);
+    }
+    Ok(round_robin(found))
+}
+
+/// One of each account in turn, keeping each account's order; accounts in order of first
+/// appearance.
+pub fn round_robin(items: Vec<(AccountId, DeliveryId)>) -> Vec<(AccountId, DeliveryId)> {
+    let mut order: Vec<AccountId> = Vec::new();
+    let mut queues: HashMap<AccountId, VecDeque<DeliveryId>> = HashMap::new();
+    let mut seen: HashSet<DeliveryId> = HashSet::new();
+    for (account, id) in items {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        if !queues.contains_key(&account) {
+            order.push(account.clone());
+        }
+        queues.entry(account).or_default().push_back(id);
+    }
+    let mut out = Vec::with_capacity(seen.len());
+    while out.len() < seen.len() {
+        for account in &order {
+            if let Some(id) = queues.get_mut(account).and_then(VecDeque::pop_front) {
+                out.push((account.clone(), id));
+            }
+        }
+    }
+    out
+}
+
+/// Pushes each delivery's due time forward and enqueues it, in order, until `deadline`; returns
+/// how many were enqueued.
+async fn requeue(
+    ctx: &Context,
+    round: Vec<(AccountId, DeliveryId)>,
+    grace_secs: i64,
+    deadline: Timestamp,
+) -> Result<usize, AppError> {
     let mut pending = Vec::with_capacity(ENQUEUE_CHUNK);
     let mut sent = 0;
-    for (account_id, delivery_id) in overdue {
-        if ctx.clock.now() >= deadline {
-            tracing::warn!(sent, found, "sweeper stopped at its deadline; the next run continues");
+    for (account_id, delivery_id) in round {
+        let now = ctx.clock.now();
+        if now >= deadline {
             break;
         }
         // Marked swept, its message may claim it although its due time moved (see `claim`).
         let pushed = ctx.deliveries.mark_swept(&account_id, &delivery_id, now.plus_seconds(grace_secs), now).await?;
         if pushed {
-            pending.push(DeliveryJob { account_id, delivery_id });
+            pending.push(DeliveryJob::new(account_id, delivery_id));
         }
         if pending.len() == ENQUEUE_CHUNK {
             sent += flush(ctx, &mut pending).await?;
         }
     }
     sent += flush(ctx, &mut pending).await?;
-    if sent > 0 {
-        tracing::info!(count = sent, found, "sweeper re-enqueued overdue deliveries");
-    }
     Ok(sent)
 }
 

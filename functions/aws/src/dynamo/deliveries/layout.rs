@@ -191,3 +191,27 @@ pub(super) fn put_request(item: Item) -> StoreResult<WriteRequest> {
         .map_err(|_| StoreError::Corrupt("put request could not be built".into()))?;
     Ok(WriteRequest::builder().put_request(put).build())
 }
+
+/// The sweeper's query of one shard of the due index: entries due before `before`, keys only,
+/// leaving out the accounts in `skip`. Only entries of sharded log items (`ACCT#<account>#D<n>`):
+/// an in-flight item of the unsharded layout is never sent again (see the README's "Upgrading a
+/// stack with data") and must neither fail nor crowd out the sweep until its TTL removes it.
+pub(super) fn due_query(shard: u32, before: Timestamp, skip: &[AccountId]) -> Query {
+    let mut filter = "contains(pk, :sharded)".to_owned();
+    (0..skip.len()).for_each(|i| filter.push_str(&format!(" AND NOT begins_with(pk, :skip{i})")));
+    let mut q = Query {
+        index: Some(DUE_INDEX),
+        key_condition: "due_pk = :d AND due_at < :before".into(),
+        filter: Some(filter),
+        projection: Some("pk, sk, due_at".into()),
+        forward: true,
+        ..Query::default()
+    }
+    .value(":d", s(format!("DUE#{shard}")))
+    .value(":sharded", s("#D"))
+    .value(":before", n(before.unix_ms()));
+    for (i, account) in skip.iter().enumerate() {
+        q = q.value(&format!(":skip{i}"), s(log_pk_prefix(account)));
+    }
+    q
+}
