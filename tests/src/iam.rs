@@ -138,7 +138,11 @@ pub fn needs(service: &str, operation: &str, body: &[u8]) -> Vec<(String, Target
                 }
                 "BatchWriteItem" | "BatchGetItem" => json["RequestItems"]
                     .as_object()
-                    .map(|m| m.keys().map(|t| (format!("dynamodb:{operation}"), table(&Value::from(t.as_str())).expect("str"))).collect())
+                    .map(|m| {
+                        m.keys()
+                            .map(|t| (format!("dynamodb:{operation}"), table(&Value::from(t.as_str())).expect("str")))
+                            .collect()
+                    })
                     .unwrap_or_default(),
                 _ => match json["TableName"].as_str() {
                     Some(name) => {
@@ -367,10 +371,8 @@ mod tests {
         let body = json!({"TransactItems": [
             {"Put": {"TableName": "t"}}, {"Update": {"TableName": "t"}}, {"ConditionCheck": {"TableName": "t"}}
         ]});
-        let got: Vec<String> = needs("DynamoDB", "TransactWriteItems", body.to_string().as_bytes())
-            .into_iter()
-            .map(|(a, _)| a)
-            .collect();
+        let got: Vec<String> =
+            needs("DynamoDB", "TransactWriteItems", body.to_string().as_bytes()).into_iter().map(|(a, _)| a).collect();
         assert_eq!(got, ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]);
         let batch = json!({"RequestItems": {"t": []}});
         assert_eq!(needs("DynamoDB", "BatchWriteItem", batch.to_string().as_bytes())[0].0, "dynamodb:BatchWriteItem");
@@ -397,7 +399,10 @@ mod tests {
             account: "a".into(),
             functions: [(
                 "F".to_owned(),
-                vec![st("Allow", &["dynamodb:GetItem", "dynamodb:PutItem"], &["T"]), st("Deny", &["dynamodb:PutItem"], &["T"])],
+                vec![
+                    st("Allow", &["dynamodb:GetItem", "dynamodb:PutItem"], &["T"]),
+                    st("Deny", &["dynamodb:PutItem"], &["T"]),
+                ],
             )]
             .into(),
         };
@@ -406,6 +411,10 @@ mod tests {
         assert_eq!(report.denied, ["F: dynamodb:Query on T"]);
         assert_eq!(report.unused, ["F: dynamodb:PutItem on T"]);
         let report = check(&policies, &[need("F", "dynamodb:PutItem"), need(COLD_START, "dynamodb:Scan")].into());
-        assert_eq!(report.denied, ["F: dynamodb:PutItem on T", "F: dynamodb:Scan on T"], "Deny wins; cold start counts");
+        assert_eq!(
+            report.denied,
+            ["F: dynamodb:PutItem on T", "F: dynamodb:Scan on T"],
+            "Deny wins; cold start counts"
+        );
     }
 }

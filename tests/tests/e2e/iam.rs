@@ -34,7 +34,8 @@ async fn drive_every_path(stack: &TestStack) {
     let ops = json!({"url": ok.url(), "events": ["webhook.delivery.dead_lettered"]});
     let ops = id_of(&create_subscription(stack, ops).await);
     let sub_path = format!("{SUBSCRIPTIONS}/{good}");
-    for path in [SUBSCRIPTIONS, sub_path.as_str(), "/v1/webhooks/event-types", "/v1/openapi.json", "/docs", "/console"] {
+    for path in [SUBSCRIPTIONS, sub_path.as_str(), "/v1/webhooks/event-types", "/v1/openapi.json", "/docs", "/console"]
+    {
         assert_eq!(stack.get(path).await.0, 200, "GET {path}");
     }
     assert_eq!(stack.get("/no/such/route").await.0, 404);
@@ -144,5 +145,8 @@ async fn every_aws_call_is_granted_to_the_function_that_makes_it() {
         .filter(|(f, statements)| !report.reached.contains(*f) && statements.iter().any(|s| s.source == "inline"))
         .map(|(f, _)| f)
         .collect();
-    assert!(unreached.is_empty(), "functions with grants the run never reached (drive them in this test): {unreached:?}");
+    assert!(
+        unreached.is_empty(),
+        "functions with grants the run never reached (drive them in this test): {unreached:?}"
+    );
 }
