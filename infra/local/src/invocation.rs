@@ -5,8 +5,9 @@
 //! one [`puck_core::services::Context`]. The gateway, the queue pollers and the schedules run each
 //! invocation inside [`as_function`], naming the template's logical id, and the stack builds its
 //! context inside [`as_function`]`(`[`COLD_START`]`, …)`, the calls every function makes when its
-//! container starts (the master key). The IAM check (e2e test `iam::every_aws_call_is_granted_to_the_function_that_makes_it`)
-//! reads [`current_function`] from its recording interceptor.
+//! container starts (the master key). The IAM check (e2e test
+//! `iam::every_aws_call_is_granted_to_the_function_that_makes_it`) reads [`current_function`]
+//! from its recording interceptor.
 
 use std::future::Future;
 use std::sync::Arc;

@@ -45,7 +45,8 @@ async fn drive_every_path(stack: &TestStack) {
     assert_eq!(stack.post(&format!("{sub_path}/test?wait=true"), Value::Null).await.0, 200);
 
     let delivered = publish(stack, "finding.discovered", &good).await;
-    let batch = json!({"events": [{"event_type": "finding.discovered", "data": {}}, {"event_type": "chain.confirmed", "data": {}}]});
+    let two = ["finding.discovered", "chain.confirmed"].map(|t| json!({"event_type": t, "data": {}}));
+    let batch = json!({ "events": two });
     let (status, body, _) = stack.post("/v1/events/batch", batch).await;
     assert_eq!(status, 202, "{body}");
     wait_for_delivery_status(stack, &delivered, "succeeded", EVENTUALLY).await;
