@@ -140,7 +140,7 @@ pub fn needs(service: &str, operation: &str, body: &[u8]) -> Vec<(String, Target
                     .as_object()
                     .map(|m| {
                         m.keys()
-                            .map(|t| (format!("dynamodb:{operation}"), table(&Value::from(t.as_str())).expect("str")))
+                            .map(|t| (format!("dynamodb:{operation}"), Target::Table { name: t.clone(), index: None }))
                             .collect()
                     })
                     .unwrap_or_default(),
