@@ -21,6 +21,8 @@
 //! - [`leaks`]: asserts that given secrets appear in neither the captured logs nor a table dump.
 //! - [`load`]: the load-without-loss run shared by the `puck-load` command and the e2e suite.
 //! - [`browser`]: [`browser::Browser`], a headless Chromium driven over WebDriver (the console tests).
+//! - [`iam`]: records each function's AWS calls and checks them against its role as the SAM
+//!   translator expands template.yaml.
 //! - [`dynamo`]: raw table dumps ([`TestStack::table_dump`]) to prove nothing is stored in clear.
 //!
 //! A typical test:
@@ -46,6 +48,7 @@
 pub mod browser;
 pub mod delivery;
 pub mod dynamo;
+pub mod iam;
 pub mod leaks;
 pub mod load;
 pub mod logs;

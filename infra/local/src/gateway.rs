@@ -230,7 +230,9 @@ impl Gateway {
         // A panicking or timed-out handler fails its invocation, not the server; API Gateway
         // answers 500 then too.
         let timeout = std::time::Duration::from_secs(route.route.timeout_secs);
-        let invocation = tokio::spawn(async move { handler(&ctx, request).await });
+        let function = route.route.function.clone();
+        let invocation =
+            tokio::spawn(async move { crate::invocation::as_function(&function, handler(&ctx, request)).await });
         let abort = invocation.abort_handle();
         match tokio::time::timeout(timeout, invocation).await {
             Ok(Ok(resp)) => into_hyper(resp),

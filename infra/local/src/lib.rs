@@ -10,6 +10,7 @@
 //! unique resource prefix against one shared [`Moto`], and drops it when done.
 
 pub mod gateway;
+pub mod invocation;
 pub mod keys;
 pub mod moto;
 pub mod pollers;
@@ -234,10 +235,13 @@ impl LocalStack {
 
         let config = puck_aws::Config::from_lookup(|name| env.get(name).cloned())
             .context("The template's Globals environment is not a valid puck_aws::Config")?;
-        let ctx = match &opts.faults {
-            Some(faults) => puck_aws::build_context_with_faults(&config, faults.clone()).await?,
-            None => puck_aws::build_context(&config).await?,
-        };
+        let ctx = invocation::as_function(invocation::COLD_START, async {
+            match &opts.faults {
+                Some(faults) => puck_aws::build_context_with_faults(&config, faults.clone()).await,
+                None => puck_aws::build_context(&config).await,
+            }
+        })
+        .await?;
         let ctx = match &opts.context_hook {
             Some(hook) => hook(ctx),
             None => ctx,

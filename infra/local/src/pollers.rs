@@ -88,8 +88,13 @@ pub enum ScheduledWorker {
 }
 
 impl ScheduledWorker {
-    /// Runs the worker once with a scheduled event, as EventBridge would.
+    /// Runs the worker once with a scheduled event, as EventBridge would. `rule` is the
+    /// function's logical id, and the run is an invocation of it ([`crate::invocation`]).
     pub async fn invoke(&self, rule: &str) -> Result<()> {
+        crate::invocation::as_function(rule, self.run(rule)).await
+    }
+
+    async fn run(&self, rule: &str) -> Result<()> {
         match self {
             ScheduledWorker::Sweeper { ctx, grace_secs } => {
                 // The template's sweeper timeout (60 s) is the run's deadline, as in Lambda.
@@ -209,7 +214,9 @@ impl QueuePoller {
         let worker = self.worker.clone();
         let function = self.consumer.function.clone();
         let timeout = Duration::from_secs(self.consumer.timeout_secs);
-        let invocation = tokio::spawn(async move { worker.invoke(event).await });
+        let as_function = function.clone();
+        let invocation =
+            tokio::spawn(async move { crate::invocation::as_function(&as_function, worker.invoke(event)).await });
         let abort = invocation.abort_handle();
         let started = Instant::now();
         let outcome = tokio::time::timeout(timeout, invocation).await;

@@ -18,6 +18,7 @@ mod faults;
 mod filters;
 mod formats;
 mod harness;
+mod iam;
 mod inbound;
 mod ingest;
 mod isolation;
