@@ -146,9 +146,8 @@ fn cut_page(mut page: Vec<Item>, reads: &[ShardRead], limit: usize) -> StoreResu
     if let Some(seen) = seen {
         page.retain(|item| sk_of(item) >= seen);
     }
-    let id_of = |sk: &str| {
-        DeliveryId::parse(sk.strip_prefix(DLV_PREFIX).unwrap_or(sk)).map_err(|e| corrupt("delivery key", e))
-    };
+    let id_of =
+        |sk: &str| DeliveryId::parse(sk.strip_prefix(DLV_PREFIX).unwrap_or(sk)).map_err(|e| corrupt("delivery key", e));
     let next = if page.len() > limit {
         page.truncate(limit);
         page.last().map(|item| id_of(sk_of(item))).transpose()?
@@ -172,7 +171,8 @@ impl DynamoDeliveryStore {
         // and the reads are merged by id (below: only as deep into each shard as the page needs,
         // and never more than the page's read budget in all).
         let (q, parts) = log_query(account, filter, before);
-        let mut reads: Vec<ShardRead> = parts.into_iter().map(|part| ShardRead::new(q.clone().value(":part", s(part)))).collect();
+        let mut reads: Vec<ShardRead> =
+            parts.into_iter().map(|part| ShardRead::new(q.clone().value(":part", s(part)))).collect();
         let skip = before.map(dlv_sk);
         let want = limit + 1;
         let budget = examine_budget(limit);
@@ -215,5 +215,83 @@ impl DynamoDeliveryStore {
         }
         let out = page.iter().map(decode).collect::<StoreResult<Vec<_>>>()?;
         Ok((out, next))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(shard: u32, id: &str) -> Item {
+        key(format!("ACCT#a#D{shard}"), format!("DLV#{id}"))
+    }
+
+    /// A shard read with `stop` as where it stopped (`None`: read to the end).
+    fn read(stop: Option<Item>) -> ShardRead {
+        let mut r = ShardRead::new(Query::default());
+        r.advance(stop);
+        r
+    }
+
+    const IDS: [&str; 6] = [
+        "dlv_01m96qv12fz8dkf0q6gcjq9c16",
+        "dlv_01m96qv12fz8dkf0q6gcjq9c15",
+        "dlv_01m96qv12fz8dkf0q6gcjq9c14",
+        "dlv_01m96qv12fz8dkf0q6gcjq9c13",
+        "dlv_01m96qv12fz8dkf0q6gcjq9c12",
+        "dlv_01m96qv12fz8dkf0q6gcjq9c11",
+    ];
+
+    fn ids(page: &[Item]) -> Vec<&str> {
+        page.iter().map(|i| sk_of(i).strip_prefix(DLV_PREFIX).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_shard_is_read_again_only_while_it_may_hold_one_of_the_newest() {
+        let mut r = ShardRead::new(Query::default());
+        assert!(r.may_hold_above(Some("DLV#dlv_5")), "never read");
+        r.advance(Some(key("ACCT#a#D1".into(), "DLV#dlv_7".into())));
+        assert!(r.may_hold_above(None), "fewer than a page found yet");
+        assert!(r.may_hold_above(Some("DLV#dlv_5")), "stopped above the cutoff");
+        assert!(!r.may_hold_above(Some("DLV#dlv_7")) && !r.may_hold_above(Some("DLV#dlv_8")), "stopped at or below it");
+        r.advance(None);
+        assert!(!r.may_hold_above(None), "read to the end");
+    }
+
+    #[test]
+    fn a_page_cut_by_the_budget_keeps_only_what_every_shard_has_passed_and_continues_there() {
+        // Shard 0 stopped at IDS[1] (it may hold IDS[2]-like items below), shard 1 at IDS[3],
+        // shard 2 was read to its end. Found: IDS[0], IDS[2] (shard 1), IDS[4] (shard 2).
+        let reads = [read(Some(at(0, IDS[1]))), read(Some(at(1, IDS[3]))), read(None)];
+        let found = vec![at(0, IDS[0]), at(1, IDS[2]), at(2, IDS[4])];
+        // Everything at or above IDS[1] was examined everywhere: IDS[2] and IDS[4] wait, since
+        // shard 0 may still hold a newer one than them; the cursor is where shard 0 stopped.
+        let (page, next) = cut_page(found.clone(), &reads, 10).unwrap();
+        assert_eq!((ids(&page), next.as_ref().map(DeliveryId::as_str)), (vec![IDS[0]], Some(IDS[1])));
+        // Nothing found above the boundary: an empty page that still moves on.
+        let (page, next) = cut_page(found[1..].to_vec(), &reads, 10).unwrap();
+        assert_eq!((page.len(), next.as_ref().map(DeliveryId::as_str)), (0, Some(IDS[1])));
+    }
+
+    #[test]
+    fn a_full_page_continues_after_its_last_item_and_a_finished_read_ends() {
+        let reads = [read(Some(at(0, IDS[5]))), read(None)];
+        let found = vec![at(0, IDS[0]), at(1, IDS[1]), at(0, IDS[2]), at(1, IDS[3])];
+        let (page, next) = cut_page(found.clone(), &reads, 3).unwrap();
+        assert_eq!((ids(&page), next.as_ref().map(DeliveryId::as_str)), (IDS[..3].to_vec(), Some(IDS[2])));
+        let done = [read(None), read(None)];
+        let (page, next) = cut_page(found.clone(), &done, 4).unwrap();
+        assert_eq!((page.len(), next), (4, None), "every shard read to its end: the log ends here");
+        let (page, next) = cut_page(found, &done, 3).unwrap();
+        assert_eq!((page.len(), next.as_ref().map(DeliveryId::as_str)), (3, Some(IDS[2])));
+    }
+
+    #[test]
+    fn the_budget_lets_the_first_round_read_every_shard_twice() {
+        for limit in [1, 50, 100, 1_000] {
+            let budget = examine_budget(limit);
+            assert!(budget >= 2 * LOG_SHARDS as usize && budget >= 4 * (limit + 1));
+        }
+        assert_eq!(examine_budget(100), EXAMINED_PER_PAGE);
     }
 }
