@@ -36,7 +36,7 @@ export async function render(main, _params, ctx) {
     try {
       const r = await recover(subSel.value, body);
       replace(result, `${r.recovered} deliver${r.recovered === 1 ? "y" : "ies"} queued for replay.`,
-        r.next_cursor ? [" More remain: ", h("button", { type: "button", class: "btn", onclick: () => run(r.next_cursor) }, "Recover the next 1,000")] : "");
+        r.next_cursor ? [" More may remain: ", h("button", { type: "button", class: "btn", onclick: () => run(r.next_cursor) }, "Continue recovering")] : "");
       log.refresh();
     } catch (err) {
       // The API's $default route answers an unknown route "no route for POST …".

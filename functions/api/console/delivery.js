@@ -62,7 +62,7 @@ export function deliveryLog({ subscriptionId, status: fixedStatus, showSubscript
     replace(tbody, rows.map(row));
     table.hidden = rows.length === 0;
     const flying = rows.filter((d) => IN_FLIGHT.has(d.status)).length;
-    info.textContent = rows.length === 0 ? "No deliveries match." : `${rows.length} deliveries${cursor ? " so far" : ""}${flying ? ` · ${flying} in flight, refreshing` : ""}`;
+    info.textContent = rows.length === 0 ? (cursor ? "None found among the newest deliveries yet; Show older searches further back." : "No deliveries match.") : `${rows.length} deliveries${cursor ? " so far" : ""}${flying ? ` · ${flying} in flight, refreshing` : ""}`;
     replace(more, cursor ? h("button", { type: "button", class: "btn", id: "more-deliveries", onclick: () => load(true) }, "Show older") : null);
     schedule(flying > 0);
     onUpdate(rows);

@@ -263,7 +263,9 @@ pub trait DeliveryStore: Send + Sync {
         now: Timestamp,
     ) -> StoreResult<bool>;
     /// Newest first, at most `limit`, strictly before `before`; summaries: `payload` and
-    /// `attempts` may be left empty.
+    /// `attempts` may be left empty. The second value, when set, is where the next page starts
+    /// (exclusive): every delivery above it has been looked at. A store may bound the items it
+    /// reads for one page, so a page may hold fewer than `limit` (even none) with more to come.
     async fn list_page(
         &self,
         account: &AccountId,

@@ -2,7 +2,12 @@
 //! isolation) and bad input on `POST /v1/events`.
 
 use crate::support::{assert_error, create_subscription, id_of};
-use puck_core::model::Scope;
+use puck_aws::dynamo::EXAMINED_PER_PAGE;
+use puck_core::envelope::Envelope;
+use puck_core::ids::{EventId, SubscriptionId};
+use puck_core::model::{Delivery, DeliveryStatus, Scope};
+use puck_core::services::events::pending_delivery;
+use puck_core::time::Timestamp;
 use puck_e2e::delivery::{list_all_deliveries, wait_for_delivery_status};
 use puck_e2e::{wait_until, Receiver, Reply, Script, TestStack, EVENTUALLY};
 use reqwest::Method;
@@ -158,8 +163,12 @@ async fn the_log_lists_newest_first_filters_pages_and_hides_other_accounts() {
     }
     let (status, theirs, _) = api.get(DELIVERIES).await;
     assert_eq!((status, theirs["deliveries"].as_array().map(Vec::len)), (200, Some(0)), "{theirs}");
-    let (status, theirs, _) = api.get(&format!("{DELIVERIES}?subscription_id={sub_ok}")).await;
-    assert_eq!((status, theirs["deliveries"].as_array().map(Vec::len)), (200, Some(0)), "{theirs}");
+    assert_error(
+        &api.get(&format!("{DELIVERIES}?subscription_id={sub_ok}")).await,
+        404,
+        "not_found",
+        "subscription not found",
+    );
     // Their failed replay changed nothing of ours.
     let d = wait_for_delivery_status(&stack, &ids(&dead)[0], "failed_permanent", EVENTUALLY).await;
     assert_eq!(d["attempt_count"], 1);
@@ -222,6 +231,84 @@ async fn pages_across_log_shards_are_newest_first_with_none_missed_or_repeated()
     assert_eq!(of_other, all, "the other subscription holds the rest");
     let by_type = pages(&stack, &format!("&subscription_id={other}&event_type=chain.confirmed"), 2).await;
     assert_pages_cover(&by_type, &of_other, "a subscription's log by event type");
+}
+
+/// Writes `n` finished deliveries of one event type to `sub` straight into the store (no
+/// sends: they are `succeeded`, so the sweeper leaves them alone), created `age_secs` ago.
+async fn seed_deliveries(stack: &TestStack, sub: &str, event_type: &str, n: usize, age_secs: i64) -> Vec<String> {
+    let ctx = stack.ctx();
+    let sub = ctx.subscriptions.get(stack.account_id(), &SubscriptionId::parse(sub).unwrap()).await.unwrap().unwrap();
+    let at = ctx.clock.now().plus_seconds(-age_secs);
+    let deliveries: Vec<Delivery> = (0..n)
+        .map(|_| {
+            let envelope = Envelope::new(EventId::generate(), event_type, at, json!({}));
+            let d = pending_delivery(&sub, &envelope, None, at, ctx.settings.expires_at(at));
+            Delivery { status: DeliveryStatus::Succeeded, attempt_count: 1, next_attempt_at: None, ..d }
+        })
+        .collect();
+    let writes = deliveries.chunks(100).map(|chunk| ctx.deliveries.insert_deliveries(chunk));
+    for written in futures::future::join_all(writes).await {
+        written.unwrap();
+    }
+    deliveries.iter().map(|d| d.id.to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rare_filter_pages_through_a_long_log_a_bounded_read_at_a_time() {
+    let stack = TestStack::start_default().await;
+    let ok = Receiver::start().await;
+    let quiet = id_of(&create_subscription(&stack, json!({"url": ok.url(), "events": ["chain.confirmed"]})).await);
+    let busy = id_of(&create_subscription(&stack, json!({"url": ok.url(), "events": ["finding.*"]})).await);
+    // One old delivery the filters look for, under 2,400 newer ones of another subscription.
+    let old = seed_deliveries(&stack, &quiet, "chain.confirmed", 1, 3_600).await;
+    let newer = 2_400;
+    seed_deliveries(&stack, &busy, "finding.discovered", newer, 60).await;
+    // A page examines at most EXAMINED_PER_PAGE log items, so reaching the old item takes at
+    // least this many requests; a read of the whole log answers it in one.
+    let at_least = (newer + 1).div_ceil(EXAMINED_PER_PAGE);
+    assert!(at_least >= 3);
+
+    // The account's log (its 64 shards), filtered by event type: the first pages come back
+    // short (empty) with a cursor, and paging on reaches the old item exactly once.
+    let (status, first, _) = stack.get(&format!("{DELIVERIES}?event_type=chain.confirmed&limit=10")).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(first["deliveries"], json!([]), "the first page stops at its read budget: {first}");
+    assert!(first["next_cursor"].is_string(), "and says where to go on: {first}");
+    let got = pages(&stack, "&event_type=chain.confirmed", 10).await;
+    assert_eq!(got.concat(), old, "paging reaches the old delivery: {got:?}");
+    assert!(got.len() >= at_least, "{} pages for {} items: some page read more than its budget", got.len(), newer + 1);
+    assert!(got.len() <= 2 * at_least + 2, "each page moves on by most of its budget: {} pages", got.len());
+    let by_status = pages(&stack, "&status=failed_permanent", 100).await;
+    assert!(by_status.concat().is_empty() && by_status.len() >= at_least, "{by_status:?}");
+
+    // A subscription's log (its 16 index shards), with a filter nothing of it matches.
+    let got = pages(&stack, &format!("&subscription_id={busy}&event_type=chain.confirmed"), 5).await;
+    assert!(got.concat().is_empty() && got.len() >= newer.div_ceil(EXAMINED_PER_PAGE), "{got:?}");
+    let got = pages(&stack, &format!("&subscription_id={quiet}"), 5).await;
+    assert_eq!((got.concat(), got.len()), (old.clone(), 1), "a quiet subscription's own log is one page");
+
+    // A subscription id the caller does not have is a 404, not a read of someone's log.
+    let other = stack.new_account(&Scope::ALL).await;
+    let api = stack.with_key(&other.api_key);
+    for sub in [&busy, &quiet] {
+        let path = format!("{DELIVERIES}?subscription_id={sub}&event_type=chain.confirmed");
+        assert_error(&api.get(&path).await, 404, "not_found", "subscription not found");
+    }
+    let unknown = SubscriptionId::generate(Timestamp::now().unix_ms() as u64);
+    let path = format!("{DELIVERIES}?subscription_id={unknown}");
+    assert_error(&stack.get(&path).await, 404, "not_found", "subscription not found");
+    // A deleted subscription's deliveries stay in the log: listed without the filter.
+    let (status, _, _) = stack.delete(&format!("/v1/webhooks/subscriptions/{quiet}")).await;
+    assert_eq!(status, 204);
+    assert_error(&stack.get(&format!("{DELIVERIES}?subscription_id={quiet}")).await, 404, "not_found", "subscription");
+    let got = pages(&stack, &format!("&event_id={}", first_event_id(&stack, &old[0]).await), 10).await;
+    assert_eq!(got.concat(), old, "by event id: {got:?}");
+}
+
+async fn first_event_id(stack: &TestStack, delivery: &str) -> String {
+    let (status, d, _) = stack.get(&format!("{DELIVERIES}/{delivery}")).await;
+    assert_eq!(status, 200, "{d}");
+    d["event_id"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -96,6 +96,7 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
         &api.get(&format!("/v1/webhooks/deliveries?subscription_id={sub}&status=succeeded")).await,
     );
     r.keep("deliveries-list", &api.get("/v1/webhooks/deliveries?status=lost").await);
+    r.keep("deliveries-list", &api.get("/v1/webhooks/deliveries?subscription_id=sub_01hzy0000000000000000000aa").await);
     r.keep("deliveries-get", &api.get(&delivery_path).await);
     r.keep("deliveries-get", &api.get("/v1/webhooks/deliveries/dlv_nope").await);
     r.keep("deliveries-replay", &api.post(&format!("{delivery_path}/replay"), Value::Null).await);

@@ -49,6 +49,7 @@ use std::time::Duration;
 mod claims;
 mod layout;
 mod log;
+pub use log::EXAMINED_PER_PAGE;
 mod records;
 use layout::*;
 

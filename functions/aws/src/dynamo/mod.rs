@@ -21,7 +21,7 @@ pub mod item;
 mod subscriptions;
 
 pub use api_keys::DynamoApiKeyStore;
-pub use deliveries::{DynamoDeliveryStore, DUE_SHARDS, LOG_SHARDS, SUB_SHARDS};
+pub use deliveries::{DynamoDeliveryStore, DUE_SHARDS, EXAMINED_PER_PAGE, LOG_SHARDS, SUB_SHARDS};
 pub use endpoints::DynamoEndpointStore;
 pub use investigations::DynamoInvestigationStore;
 pub use subscriptions::DynamoSubscriptionStore;

@@ -63,6 +63,8 @@ fn parse_window(since: Option<&str>, until: Option<&str>) -> Result<(Option<Time
 }
 
 /// `GET /v1/webhooks/deliveries`: one page of the caller's delivery log, newest first, as summaries.
+/// A page may hold fewer than `limit` (even none) with a `next_cursor` when the store's read
+/// budget ran out first; a `subscription_id` not in the caller's account is a 404.
 pub async fn list(ctx: &Context, caller: &Caller, q: ListQuery<'_>) -> Result<Value, AppError> {
     let status = q
         .status
@@ -82,6 +84,12 @@ pub async fn list(ctx: &Context, caller: &Caller, q: ListQuery<'_>) -> Result<Va
                 .map_err(|_| AppError::validation("subscription_id", "subscription_id is not a valid subscription id"))
         })
         .transpose()?;
+    // A subscription the caller does not have is a 404, as on its own path: another tenant's id
+    // reveals nothing, and an unknown one is not a filter that reads the log to find nothing.
+    // A deleted subscription's deliveries stay listed without the filter (README "Delivery-log filters").
+    if let Some(id) = &subscription_id {
+        ctx.subscriptions.get(&caller.account_id, id).await?.ok_or(AppError::NotFound("subscription"))?;
+    }
     let event_type = q.event_type.map(|t| EventType::parse(t).map_err(AppError::Validation)).transpose()?;
     let event_id = q
         .event_id

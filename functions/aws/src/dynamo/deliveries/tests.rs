@@ -1,4 +1,3 @@
-use super::log::ShardRead;
 use super::*;
 
 #[test]
@@ -89,16 +88,4 @@ fn shards_are_stable_in_range_and_nest() {
         assert_eq!(log_pk(&account, id), log_shard_pk(&account, h % LOG_SHARDS));
         assert_eq!(sub_pk(&sub, id), sub_shard_pk(&sub, h % SUB_SHARDS));
     }
-}
-
-#[test]
-fn a_shard_is_read_again_only_while_it_may_hold_one_of_the_newest() {
-    let mut r = ShardRead::new(Query::default());
-    assert!(r.may_hold_above(Some("DLV#dlv_5")), "never read");
-    r.advance(Some(key("ACCT#a#D1".into(), "DLV#dlv_7".into())));
-    assert!(r.may_hold_above(None), "fewer than a page found yet");
-    assert!(r.may_hold_above(Some("DLV#dlv_5")), "stopped above the cutoff");
-    assert!(!r.may_hold_above(Some("DLV#dlv_7")) && !r.may_hold_above(Some("DLV#dlv_8")), "stopped at or below it");
-    r.advance(None);
-    assert!(!r.may_hold_above(None), "read to the end");
 }
