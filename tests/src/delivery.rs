@@ -57,6 +57,21 @@ pub async fn list_all_deliveries(stack: &TestStack, query: &str) -> Vec<Value> {
     }
 }
 
+/// Sends `job` to the stack's delivery queue as the publisher does: a duplicate SQS message, as
+/// SQS's at-least-once delivery or the sweeper may produce.
+pub async fn send_job(stack: &TestStack, job: &puck_core::ports::DeliveryJob) {
+    stack
+        .stack
+        .clients
+        .sqs
+        .send_message()
+        .queue_url(&stack.stack.delivery_queue_url)
+        .message_body(serde_json::to_string(job).expect("a job serialises"))
+        .send()
+        .await
+        .expect("SendMessage");
+}
+
 /// Messages in a queue: `(visible, in flight, delayed)` (SQS's approximate counts; exact in moto).
 pub async fn queue_depth(stack: &TestStack, queue_url: &str) -> (u64, u64, u64) {
     let out = stack

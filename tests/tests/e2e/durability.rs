@@ -8,7 +8,9 @@ use crate::support::{create_subscription, id_of};
 use puck_aws::faults::{FaultSwitches, LostAnswers};
 use puck_core::ids::DeliveryId;
 use puck_core::ports::DeliveryJob;
-use puck_e2e::delivery::{get_delivery, list_all_deliveries, wait_for_delivery_status, wait_for_empty_delivery_queue};
+use puck_e2e::delivery::{
+    get_delivery, list_all_deliveries, send_job, wait_for_delivery_status, wait_for_empty_delivery_queue,
+};
 use puck_e2e::{Receiver, Reply, Script, TestStack, TestStackOptions, EVENTUALLY};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -142,16 +144,7 @@ async fn a_duplicate_job_arriving_while_its_delivery_is_being_sent_sends_nothing
     // While the receiver holds the first attempt, the same job arrives again (SQS at-least-once,
     // or the sweeper's copy).
     let job = DeliveryJob::new(stack.account_id().clone(), DeliveryId::parse(&id).unwrap());
-    stack
-        .stack
-        .clients
-        .sqs
-        .send_message()
-        .queue_url(&stack.stack.delivery_queue_url)
-        .message_body(serde_json::to_string(&job).unwrap())
-        .send()
-        .await
-        .expect("SendMessage");
+    send_job(&stack, &job).await;
     let d = wait_for_delivery_status(&stack, &id, "succeeded", EVENTUALLY).await;
     wait_for_empty_delivery_queue(&stack, EVENTUALLY).await;
     assert_eq!(receiver.requests().len(), 1, "the duplicate was not sent beside the first attempt");

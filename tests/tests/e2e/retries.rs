@@ -9,7 +9,7 @@ use puck_core::ids::DeliveryId;
 use puck_core::ports::{DeliveryJob, OutboundRequest, WebhookSender};
 use puck_core::validation::TargetUrl;
 use puck_e2e::delivery::{
-    get_delivery, list_all_deliveries, queue_depth, wait_for_delivery_status, wait_for_empty_delivery_queue,
+    get_delivery, list_all_deliveries, queue_depth, send_job, wait_for_delivery_status, wait_for_empty_delivery_queue,
 };
 use puck_e2e::receiver::test_ca_pem_path;
 use puck_e2e::{
@@ -252,18 +252,8 @@ async fn a_duplicate_sqs_message_for_a_succeeded_delivery_sends_nothing() {
 
     // The same job, as the publisher sends it, twice more (SQS is at-least-once).
     let job = DeliveryJob::new(stack.account_id().clone(), DeliveryId::parse(&id).unwrap());
-    let body = serde_json::to_string(&job).unwrap();
     for _ in 0..2 {
-        stack
-            .stack
-            .clients
-            .sqs
-            .send_message()
-            .queue_url(&stack.stack.delivery_queue_url)
-            .message_body(&body)
-            .send()
-            .await
-            .expect("SendMessage");
+        send_job(&stack, &job).await;
     }
     // Consumed (the poller deletes only what the dispatcher finished) without a send.
     wait_for_empty_delivery_queue(&stack, EVENTUALLY).await;

@@ -140,6 +140,22 @@ async fn seed_000_curl_examples_work_as_written() {
     let (status, dlq) = curl(DLQ_000, with_id()).await.unwrap();
     assert_eq!(status, 200, "{dlq}");
     assert!(dlq["deliveries"].is_array(), "{dlq}");
+    // The seed replays a dead-lettered delivery (only a finished one replays); the seed's receiver
+    // is not reachable from here, so the test dead-letters it as an outage would.
+    let dead = stack
+        .ctx()
+        .deliveries
+        .transition(
+            stack.account_id(),
+            &puck_core::ids::DeliveryId::parse(&delivery_id).unwrap(),
+            &puck_core::model::DeliveryStatus::IN_FLIGHT,
+            puck_core::model::DeliveryStatus::FailedPermanent,
+            None,
+            puck_core::time::Timestamp::now(),
+        )
+        .await
+        .expect("the delivery store answers");
+    assert!(dead, "the test delivery was still in flight");
     let (status, replay) = curl(REPLAY_000, vec![("dlv_01hx…", delivery_id.clone())]).await.unwrap();
     assert_eq!(status, 202, "{replay}");
     assert_eq!(replay["delivery_id"], delivery_id.as_str());

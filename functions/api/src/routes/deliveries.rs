@@ -58,6 +58,7 @@ mod tests {
     use crate::routes::test_support::{fixture, memory_with_sample_key, status_and_json, with_path_param};
     use crate::{DELIVERIES_GET, DELIVERIES_LIST, DELIVERIES_REPLAY};
     use lambda_http::RequestExt;
+    use puck_core::model::DeliveryStatus;
     use std::collections::HashMap;
 
     #[tokio::test]
@@ -94,9 +95,9 @@ mod tests {
     async fn list_applies_the_sample_filters_and_the_log_shows_the_published_delivery() {
         let (ctx, _, _) = memory_with_sample_key().await;
         let (sub_id, delivery_id) = published(&ctx).await;
-        // The sample asks for failed deliveries of another subscription: none.
+        // The sample asks for failed deliveries of a subscription this account does not have.
         let (status, body) = status_and_json(list(&ctx, fixture("deliveries-list")).await);
-        assert_eq!((status, body), (200, serde_json::json!({"deliveries": [], "next_cursor": null})));
+        assert_eq!((status, body["error"]["message"].as_str()), (404, Some("subscription not found")), "{body}");
 
         let query = HashMap::from([
             ("subscription_id".to_owned(), sub_id.clone()),
@@ -157,8 +158,14 @@ mod tests {
         assert_eq!((status, body["error"]["message"].as_str()), (404, Some("delivery not found")), "{body}");
         assert!(mem.queue.lock().unwrap().is_empty());
 
-        let (status, body) =
-            status_and_json(replay(&ctx, with_path_param(fixture("deliveries-replay"), "id", &delivery_id)).await);
+        // Still pending: being sent, so not replayed.
+        let replayed = || replay(&ctx, with_path_param(fixture("deliveries-replay"), "id", &delivery_id));
+        let (status, body) = status_and_json(replayed().await);
+        assert_eq!((status, body["error"]["code"].as_str()), (409, Some("conflict")), "{body}");
+        assert!(mem.queue.lock().unwrap().is_empty());
+        // Dead-lettered, it replays.
+        mem.deliveries.lock().unwrap().values_mut().for_each(|d| d.status = DeliveryStatus::FailedPermanent);
+        let (status, body) = status_and_json(replayed().await);
         assert_eq!((status, body), (202, serde_json::json!({"delivery_id": delivery_id, "status": "pending"})));
         let queued: Vec<String> = mem.queue.lock().unwrap().iter().map(|j| j.delivery_id.to_string()).collect();
         assert_eq!(queued, [delivery_id]);

@@ -171,6 +171,27 @@ enum ClaimChange<'a> {
 }
 
 impl DynamoDeliveryStore {
+    /// An UpdateItem of a delivery's log item with `update` applied only if `condition` holds
+    /// (`#st` names `status` in both); the caller adds return values and sends it.
+    fn conditional_update(
+        &self,
+        account: &AccountId,
+        id: &DeliveryId,
+        update: impl Into<String>,
+        condition: impl Into<String>,
+        values: HashMap<String, AttributeValue>,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .set_key(Some(key(log_pk(account, id), dlv_sk(id))))
+            .update_expression(update)
+            .condition_expression(condition)
+            .expression_attribute_names("#st", "status")
+            .set_expression_attribute_values(Some(values))
+    }
+
     /// One conditional UpdateItem: sets status, `next_attempt_at`, `updated_at` and the due-index
     /// attributes that go with the new status, plus `extra_set`, and applies `change.claim`, only
     /// while the status is one of `from`. False when that condition failed.
@@ -210,16 +231,7 @@ impl DynamoDeliveryStore {
             expr.push_str(" REMOVE ");
             expr.push_str(&removes.join(", "));
         }
-        let req = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .set_key(Some(key(log_pk(account, id), dlv_sk(id))))
-            .update_expression(expr)
-            .condition_expression(cond)
-            .expression_attribute_names("#st", "status");
-        match req.set_expression_attribute_values(Some(values)).send().await {
+        match self.conditional_update(account, id, expr, cond, values).send().await {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failed(&e) => Ok(false),
             Err(e) => Err(unavailable(op, &e)),

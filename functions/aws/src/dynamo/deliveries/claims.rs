@@ -55,16 +55,9 @@ impl DynamoDeliveryStore {
         let in_flight = status_in(&DeliveryStatus::IN_FLIGHT, &mut values);
         let free = "(attribute_not_exists(claim_until) OR claim_until < :now OR claim_holder = :holder)";
         let due = "(attribute_not_exists(due_at) OR due_at <= :due_by OR attribute_exists(swept))";
+        let set = "SET claim_holder = :holder, claim_token = :token, claim_until = :until";
         let res = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .set_key(Some(key(log_pk(account, id), dlv_sk(id))))
-            .update_expression("SET claim_holder = :holder, claim_token = :token, claim_until = :until")
-            .condition_expression(format!("{in_flight} AND {free} AND {due}"))
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(values))
+            .conditional_update(account, id, set, format!("{in_flight} AND {free} AND {due}"), values)
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
@@ -99,18 +92,8 @@ impl DynamoDeliveryStore {
             (":swept".to_owned(), n(now.unix_ms())),
         ]);
         let in_flight = status_in(&DeliveryStatus::IN_FLIGHT, &mut values);
-        let res = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .set_key(Some(key(log_pk(account, id), dlv_sk(id))))
-            .update_expression("SET next_attempt_at = :nat, due_at = :due_at, swept = :swept")
-            .condition_expression(in_flight)
-            .expression_attribute_names("#st", "status")
-            .set_expression_attribute_values(Some(values))
-            .send()
-            .await;
+        let set = "SET next_attempt_at = :nat, due_at = :due_at, swept = :swept";
+        let res = self.conditional_update(account, id, set, in_flight, values).send().await;
         match res {
             Ok(_) => Ok(true),
             Err(e) if is_condition_failed(&e) => Ok(false),
