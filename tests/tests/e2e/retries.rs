@@ -88,11 +88,12 @@ async fn a_receiver_failing_three_times_gets_four_attempts_with_growing_delays_t
         assert_eq!(headers["x-puck-event-id"], delivery["event_id"]);
     }
 
-    // Growing delays, each within its schedule bound (plus slack for a loaded machine).
+    // Growing delays, each within its schedule bound (plus 3 s for an attempt's own round trip
+    // through moto on a loaded machine: CI measured 4.0 s for a 1–2 s step).
     let gaps = gaps(&requests);
     eprintln!("retry gaps (s): {gaps:?}");
     for (gap, (lo, hi)) in gaps.iter().zip([(1.0, 1.0), (1.0, 2.0), (2.0, 4.0)]) {
-        assert!(*gap >= lo - 0.05 && *gap <= hi + 2.0, "gap {gap:.2}s outside [{lo}, {hi}] s: {gaps:?}");
+        assert!(*gap >= lo - 0.05 && *gap <= hi + 3.0, "gap {gap:.2}s outside [{lo}, {hi}] s: {gaps:?}");
     }
     assert!(gaps[2] > gaps[0], "delays grow: {gaps:?}");
     assert!(gaps.windows(2).all(|w| w[1] >= w[0] - 0.5), "delays never shrink: {gaps:?}");
