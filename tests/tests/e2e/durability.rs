@@ -133,7 +133,9 @@ async fn a_batch_failing_at_any_call_publishes_nothing_and_its_retry_publishes_e
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_job_arriving_while_its_delivery_is_being_sent_sends_nothing() {
-    let stack = TestStack::start_default().await;
+    // Two pollers, as Lambda runs several dispatchers at once: one takes the duplicate while the
+    // other is still sending.
+    let stack = TestStack::start(TestStackOptions::default().pollers_per_queue(2)).await;
     let receiver = Receiver::start_with(Script::always(Reply::ok().delay(Duration::from_secs(3)))).await;
     let sub = create_subscription(&stack, json!({"url": receiver.url(), "events": ["finding.*"]})).await;
     let (status, accepted, _) = stack.post("/v1/events", json!({"event_type": "finding.discovered", "data": {}})).await;
