@@ -253,6 +253,11 @@ impl Pending {
     }
 }
 
+/// Every delivery the plan writes for its new events.
+fn planned_deliveries(plan: &[Pending]) -> Vec<Delivery> {
+    plan.iter().flat_map(Pending::deliveries).cloned().collect()
+}
+
 impl StoredEvent {
     /// The publish answer this record gives: its id and how many deliveries it made.
     fn published(&self) -> Published {
@@ -279,7 +284,7 @@ async fn publish_events_excluding(
     exclude: Option<&SubscriptionId>,
 ) -> Result<Vec<Published>, AppError> {
     let plan = plan_events(ctx, account, events, exclude).await?;
-    let all: Vec<Delivery> = plan.iter().flat_map(Pending::deliveries).cloned().collect();
+    let all: Vec<Delivery> = planned_deliveries(&plan);
     if let Err(e) = ctx.deliveries.insert_deliveries(&all).await {
         // No record names them yet, so nothing was published: take back what was written.
         undo_deliveries(ctx, account, &all).await;
@@ -369,7 +374,7 @@ async fn record_events(
                 Some(found) if found.iter().all(Option::is_none) => found,
                 Some(found) if found.iter().all(|f| matches!(f, Some(None))) => {
                     // Nothing of this publish was stored: take it back whole.
-                    let all: Vec<Delivery> = plan.iter().flat_map(Pending::deliveries).cloned().collect();
+                    let all: Vec<Delivery> = planned_deliveries(&plan);
                     undo_deliveries(ctx, account, &all).await;
                     return (Err(e.into()), Vec::new());
                 }
@@ -381,7 +386,7 @@ async fn record_events(
             .collect(),
         };
         if found.iter().all(Option::is_none) {
-            let written: Vec<Delivery> = plan.iter().flat_map(Pending::deliveries).cloned().collect();
+            let written: Vec<Delivery> = planned_deliveries(&plan);
             for r in &records {
                 tracing::info!(account_id = %account, event_id = %r.event_id, event_type = %r.event_type, deliveries = r.delivery_count, "event published");
             }
@@ -431,7 +436,7 @@ fn unknown_outcome(
     plan: Vec<Pending>,
     error: AppError,
 ) -> (Result<Vec<Published>, AppError>, Vec<Delivery>) {
-    let kept: Vec<Delivery> = plan.iter().flat_map(Pending::deliveries).cloned().collect();
+    let kept: Vec<Delivery> = planned_deliveries(&plan);
     tracing::warn!(account_id = %account, error = %error, deliveries = kept.len(), "event records' write outcome unknown; their deliveries are kept and sent");
     (Err(error), kept)
 }
