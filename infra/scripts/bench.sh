@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark (issue 6): builds the release binaries, then measures cold start, size, peak
+# The benchmark (docs/benchmarks.md): builds the release binaries, then measures cold start, size, peak
 # memory, AWS calls and dollars per delivery, local-stack latency/throughput and signing cost,
 # each beside a reference measured in the same run, and writes BENCHMARKS.md at the repo root.
 #

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load without loss (issue 5): the local stack, 3 subscriptions to a local HTTPS receiver that
+# Load without loss (docs/local-stack.md): the local stack, 3 subscriptions to a local HTTPS receiver that
 # fails 10% of requests at random (seeded), 10,000 events published concurrently; then every
 # delivery must have ended `succeeded` and the receiver must have accepted every
 # (subscription, event_id) pair. Prints duplicates and timings; exits non-zero on any loss.

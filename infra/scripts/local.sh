@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Starts the whole service locally (DESIGN §3): moto as the embedded AWS, resources from
+# Starts the whole service locally (docs/local-stack.md): moto as the embedded AWS, resources from
 # template.yaml, the HTTP API on http://127.0.0.1:${PORT:-3000}, queue pollers and the sweeper.
 #
 #   infra/scripts/local.sh                  # fresh dev key printed on start

@@ -1,5 +1,5 @@
 //! A real headless Chromium driven through chromedriver (W3C WebDriver over HTTP), for the web
-//! console's tests (DESIGN §8).
+//! console's tests (docs/console.md).
 //!
 //! The WebDriver protocol is plain JSON over HTTP, so this is a small client on the `reqwest`
 //! the harness already uses rather than another dependency tree. Each [`Browser`] starts its own

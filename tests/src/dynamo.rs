@@ -1,4 +1,4 @@
-//! Raw DynamoDB dumps: what an attacker with read access to the table would see (DESIGN §7).
+//! Raw DynamoDB dumps: what an attacker with read access to the table would see (docs/security.md).
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;

@@ -1,4 +1,4 @@
-//! Leak checks (DESIGN §7): the secrets and keys a test issued must appear neither in any log
+//! Leak checks (docs/security.md): the secrets and keys a test issued must appear neither in any log
 //! line this test binary captured nor in a raw dump of the stack's table.
 
 use crate::{captured_logs, TestStack};

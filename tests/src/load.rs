@@ -1,4 +1,4 @@
-//! Load without loss (issue 5): publish many events to several subscriptions of one HTTPS
+//! Load without loss (docs/local-stack.md): publish many events to several subscriptions of one HTTPS
 //! receiver that fails a seeded random share of requests, then prove that every delivery ended
 //! `succeeded`, that the receiver accepted every (subscription, event_id) pair, and count the
 //! duplicates at-least-once allows.

@@ -1,4 +1,4 @@
-//! In-memory log capture, so tests can prove that no secret ever reaches a log line (DESIGN §7).
+//! In-memory log capture, so tests can prove that no secret ever reaches a log line (docs/security.md).
 //!
 //! [`install_log_capture`] installs (once per test binary) a global `tracing` subscriber that
 //! formats every event of our crates at debug and above, and of everything else at info and above

@@ -142,7 +142,7 @@ mod tests {
         let days = |s: u64| s as f64 / 86_400.0;
         // Stripe and Svix retry for about three days; so do we, whatever the jitter draws.
         assert!(days(min) >= 2.3 && days(max) <= 3.3, "span {:.2}–{:.2} days", days(min), days(max));
-        assert_eq!((min, max), (206_933, 275_910), "the README states these figures (2.4–3.2 days)");
+        assert_eq!((min, max), (206_933, 275_910), "docs/delivery.md states these figures (2.4–3.2 days)");
     }
 
     #[test]

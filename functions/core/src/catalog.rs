@@ -9,7 +9,7 @@
 use crate::validation::Severity;
 use serde_json::{json, Value};
 
-/// The group of the service's own operational event types (DESIGN §4.1): never matched by `"*"`.
+/// The group of the service's own operational event types (docs/api.md, "Operational events"): never matched by `"*"`.
 pub const OPERATIONAL_GROUP: &str = "webhook.*";
 
 /// One event type of the catalog.
@@ -312,7 +312,7 @@ pub fn view() -> Value {
     })
 }
 
-/// The one-line summary of an event for chat formats (DESIGN §5.1), e.g.
+/// The one-line summary of an event for chat formats (docs/receiving.md, "Formats"), e.g.
 /// `finding.discovered (critical): SQL injection in POST /login on api.acme.example`. The severity
 /// is the event's, else a `severity` string in `data`; data of an unknown shape falls back to the
 /// event type and id.

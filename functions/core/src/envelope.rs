@@ -1,4 +1,4 @@
-//! The delivery body (DESIGN §5): `{event_id, event_type, emitted_at, api_version, data}`.
+//! The delivery body (docs/receiving.md): `{event_id, event_type, emitted_at, api_version, data}`.
 //!
 //! The envelope is serialised once, at publish time, and stored with each delivery; every attempt
 //! and replay signs and sends those same bytes.

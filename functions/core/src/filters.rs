@@ -1,4 +1,4 @@
-//! Which subscriptions get a delivery for an event (DESIGN §4, "Filters").
+//! Which subscriptions get a delivery for an event (docs/api.md).
 //!
 //! A subscription matches when it is active, one of its patterns matches the event type, and
 //! every given filter passes: `min_severity` (events without a severity always pass) and `tags`
@@ -97,7 +97,7 @@ mod tests {
             let filters = Filters { min_severity: Some(threshold), tags: BTreeMap::new() };
             let empty = BTreeMap::new();
             let facts = EventFacts { event_type: "finding.discovered", severity: event, tags: &empty };
-            // No severity always passes (DESIGN §4).
+            // No severity always passes (docs/api.md).
             prop_assert_eq!(filters_pass(&filters, &facts), event.is_none_or(|s| s >= threshold));
         }
 

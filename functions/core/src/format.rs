@@ -1,4 +1,4 @@
-//! Delivery body formats (DESIGN §5.1): the raw envelope, a Slack Block Kit message, or a
+//! Delivery body formats (docs/receiving.md, "Formats"): the raw envelope, a Slack Block Kit message, or a
 //! Microsoft Teams Adaptive Card message.
 //!
 //! A subscription pointed at a Slack or Teams incoming webhook must get a body that product

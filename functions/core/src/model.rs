@@ -92,13 +92,13 @@ pub struct Subscription {
     pub filters: Filters,
     /// False when paused by the caller or auto-disabled (see `disabled_reason`); no deliveries then.
     pub active: bool,
-    /// Names of the custom request headers (DESIGN §4), shown with the value `***`.
+    /// Names of the custom request headers (docs/api.md), shown with the value `***`.
     #[serde(default)]
     pub header_names: Vec<String>,
     /// Their values, a JSON object AES-256-GCM-encrypted with [`Subscription::headers_context`].
     #[serde(default)]
     pub headers_enc: Option<String>,
-    /// The body deliveries carry (DESIGN §5.1); records written before formats existed are raw.
+    /// The body deliveries carry (docs/receiving.md, "Formats"); records written before formats existed are raw.
     #[serde(default)]
     pub format: Format,
     /// When the subscription was created.
@@ -120,7 +120,7 @@ pub struct Subscription {
     /// rather than null when unset, so a store can test for it with one condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<Timestamp>,
-    /// `"failing"` when the service disabled the subscription (DESIGN §4.1); `None` otherwise.
+    /// `"failing"` when the service disabled the subscription (docs/api.md, "Operational events"); `None` otherwise.
     #[serde(default)]
     pub disabled_reason: Option<String>,
     /// When the service disabled it; None unless `disabled_reason` is set.

@@ -39,7 +39,7 @@ impl fmt::Display for Secret {
 /// A subscription signing secret: `whsec_` + base64 of 24 to 64 random bytes.
 ///
 /// The base64 part is what Standard Webhooks libraries use as the HMAC key; the Puck signature
-/// uses the whole string, prefix included (DESIGN §5), so both schemes verify with one value.
+/// uses the whole string, prefix included (docs/receiving.md), so both schemes verify with one value.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SigningSecret {
     text: Secret,

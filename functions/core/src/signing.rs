@@ -1,4 +1,4 @@
-//! Signing deliveries (DESIGN §5): the headers of every attempt.
+//! Signing deliveries (docs/receiving.md): the headers of every attempt.
 //!
 //! Two schemes over the same bytes, so receivers can use either our verification crate or any
 //! Standard Webhooks library:

@@ -62,7 +62,7 @@ impl From<EventType> for String {
 }
 
 /// What a subscription listens to: one event type, every type under a prefix (`finding.*`,
-/// `webhook.*`), or `"*"`: every platform type (not the operational `webhook.*` types, DESIGN §4.1).
+/// `webhook.*`), or `"*"`: every platform type (not the operational `webhook.*` types, docs/api.md, "Operational events").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum EventPattern {
@@ -209,7 +209,7 @@ pub fn parse_tags(field: &str, value: &serde_json::Value) -> Result<BTreeMap<Str
     Ok(tags)
 }
 
-/// Custom request headers per subscription (DESIGN §4): at most this many.
+/// Custom request headers per subscription (docs/api.md): at most this many.
 pub const MAX_CUSTOM_HEADERS: usize = 10;
 /// Longest custom header name, in bytes.
 pub const MAX_HEADER_NAME_LEN: usize = 256;
@@ -302,7 +302,7 @@ pub fn parse_custom_headers(value: &Value) -> Result<BTreeMap<String, String>, V
 
 /// An HTTPS delivery target whose host is not an IP literal in a forbidden range.
 ///
-/// Host names are checked again on the resolved address at send time (DESIGN §6); this check only
+/// Host names are checked again on the resolved address at send time (docs/delivery.md); this check only
 /// refuses what is visibly wrong at creation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]

@@ -181,7 +181,7 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
-/// Authenticates the bearer key and checks `scope` (401/403 as DESIGN §4).
+/// Authenticates the bearer key and checks `scope` (401/403 as docs/api.md).
 pub async fn authenticate(ctx: &Context, req: &Request, scope: Scope) -> Result<Caller, AppError> {
     auth::authenticate(ctx, header(req, "authorization"), scope).await
 }

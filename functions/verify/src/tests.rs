@@ -291,7 +291,7 @@ proptest! {
     }
 }
 
-// Issue 5 (attacks): every truncation, every changed signature digit, every timestamp outside
+// Attacks: every truncation, every changed signature digit, every timestamp outside
 // the window and every other secret is rejected.
 proptest! {
     #[test]

@@ -1,4 +1,4 @@
-//! The all-in bill (DESIGN §9): measured usage of one scenario × AWS list prices, line by line,
+//! The all-in bill (docs/benchmarks.md): measured usage of one scenario × AWS list prices, line by line,
 //! for x86_64 and arm64; the fixed monthly cost at zero traffic; the partition ceiling.
 //!
 //! Pure arithmetic on what [`crate::costrun`] measured (the ledger of the real call log, Lambda

@@ -84,7 +84,7 @@ pub fn cold_md(all: &[BinaryFigures], runs: usize) -> String {
     let _ = writeln!(
         md,
         "Every AWS call of the function goes through a timestamping loopback relay to moto. The first call at init is \
-         the master key's `GetSecretValue` (DESIGN §7: read once per container), so init splits into: spawn → first \
+         the master key's `GetSecretValue` (read once per container, docs/security.md), so init splits into: spawn → first \
          request byte (runtime, tracing, config, SDK config and clients), the GetSecretValue round trip (moto on \
          loopback), and the rest (keyring derivation, first `GET …/next`).\n"
     );
@@ -333,7 +333,7 @@ pub struct CostFigures {
 /// The unsharded key of an account's own items (its subscriptions among them).
 const ACCOUNT_KEY: &str = "ACCT#{acct}";
 
-/// The goals of issue 15 for a scenario key, as `(limit in $ per million, what it is)`.
+/// The published goals for a scenario key, as `(limit in $ per million, what it is)`.
 fn goal(key: &str, base_1kib: Option<f64>) -> Option<(f64, String)> {
     match key {
         "1KiB_fanout1_single" => Some((3.00, "≤ $3.00".into())),
@@ -693,7 +693,7 @@ fn finite(v: f64) -> Value {
     }
 }
 
-/// BENCHMARKS.json: the machine-readable figures (issue 15's keys, plus the 10%-failing and
+/// BENCHMARKS.json: the machine-readable figures (the published keys, plus the 10%-failing and
 /// every other measured scenario). Scenarios not measured are `null` with a `_why`.
 pub fn json(
     c: &CostFigures,

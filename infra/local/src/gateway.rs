@@ -176,7 +176,7 @@ impl Gateway {
         let routed = self.route(&method, &path);
         // A request is logged by its route's template (`$default` when unmatched), never by its
         // raw path: the inbound receiver's path carries its URL key, a credential that must never
-        // reach a log line (DESIGN §7), and so may a mistyped variant of it.
+        // reach a log line (docs/security.md), and so may a mistyped variant of it.
         let logged_path = match &routed {
             Routed::Found(route, _) => route.route.path.clone(),
             _ => "(no route)".to_owned(),

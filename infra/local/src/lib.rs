@@ -1,6 +1,6 @@
 //! The local stack: the whole service on one machine, with moto as the embedded AWS.
 //!
-//! Everything is derived from template.yaml (DESIGN §3): the tables, queues and secret it declares
+//! Everything is derived from template.yaml (docs/local-stack.md): the tables, queues and secret it declares
 //! are created in moto through the real AWS SDK; `Globals.Function.Environment` becomes the one
 //! configuration every function shares; `HttpApi` events become the local HTTP API; `SQS` events
 //! become pollers with `ReportBatchItemFailures` semantics; `Schedule` events become timers. The

@@ -1,4 +1,4 @@
-//! `puck-local`: the whole service on one machine (DESIGN §3). Thin on purpose: starts one moto
+//! `puck-local`: the whole service on one machine (docs/local-stack.md). Thin on purpose: starts one moto
 //! per AWS service, starts a [`puck_local::LocalStack`] from template.yaml and waits for Ctrl-C.
 //!
 //! Environment: `PORT` (default 3000), `DEV_API_KEY` (fixes the dev key), and the dev switches

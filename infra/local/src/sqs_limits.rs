@@ -1,4 +1,4 @@
-//! SQS limits that moto does not enforce, enforced by a small proxy in front of it (DESIGN §9).
+//! SQS limits that moto does not enforce, enforced by a small proxy in front of it (docs/local-stack.md).
 //!
 //! SQS lets a message's visibility reach at most 12 h after the receive that returned it: a
 //! `ChangeMessageVisibility` asking for more fails with `InvalidParameterValue`, and the message

@@ -1,4 +1,4 @@
-//! What AWS enforces and moto does not (issue 10, DESIGN §9), asserted on template.yaml itself:
+//! What AWS enforces and moto does not (docs/local-stack.md), asserted on template.yaml itself:
 //! queue retention and visibility sized for the schedule, alarms that reach someone, limits that
 //! protect the account, and deploy details. moto ignores all of these, so only this file would
 //! notice a template that deploys but misbehaves.

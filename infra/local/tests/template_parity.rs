@@ -207,7 +207,7 @@ fn every_global_env_var_is_known_to_the_config() {
     for name in ["ALLOW_PRIVATE_TARGETS", "EXTRA_CA_CERT", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS"] {
         assert!(!env.contains_key(name), "{name} must not be set in template.yaml");
     }
-    // PUBLIC_BASE_URL only as the deploy parameter (a custom domain), empty by default (issue 10).
+    // PUBLIC_BASE_URL only as the deploy parameter (a custom domain), empty by default.
     assert_eq!(env.get("PUBLIC_BASE_URL"), Some(&serde_json::json!({"Ref": "PublicBaseUrl"})));
 }
 

@@ -1,4 +1,4 @@
-//! `puck-load`: load without loss on the local stack (issue 5, RELIABILITY.md).
+//! `puck-load`: load without loss on the local stack (RELIABILITY.md, "Load without loss").
 //!
 //! Starts moto and a local stack, subscribes 3 URLs of one local HTTPS receiver that fails 10%
 //! of requests at random (seeded), publishes `--events` events concurrently, then checks that
@@ -10,7 +10,7 @@
 //!                       [--concurrency 16] [--pollers 8] [--stall-secs 120] [--throttle-dynamo 0.2]
 //! ```
 //!
-//! `--throttle-dynamo F` has DynamoDB answer a share F of all requests as throttled (issue 10:
+//! `--throttle-dynamo F` has DynamoDB answer a share F of all requests as throttled (docs/local-stack.md:
 //! the real `ProvisionedThroughputExceededException` / `ThrottlingException`, under the SDK's own
 //! retries); the verdict is the same: every pair delivered, nothing `failed_permanent`.
 

@@ -1,4 +1,4 @@
-//! Attacks (issue 5 §4): the SSRF guard at send time (host names that resolve to loopback,
+//! Attacks (docs/security.md, "Outbound requests"): the SSRF guard at send time (host names that resolve to loopback,
 //! stored URLs that "turned" private, redirects — see also `faults::redirects_are_never_followed…`),
 //! cross-account access through every remaining door (filters, cursors, publishing), and
 //! signatures of real deliveries forged, truncated, stale or replayed against `puck_verify`.
@@ -263,7 +263,7 @@ async fn forged_truncated_stale_and_replayed_signatures_of_a_real_delivery_are_r
         assert_eq!(puck_verify::verify(&header, &body, &secrets, now), Err(want), "{what}");
     }
     // Within the window a replay of the exact request verifies: a signature proves the sender,
-    // not freshness; receivers dedupe on X-Puck-Event-Id (README, "Verifying deliveries").
+    // not freshness; receivers dedupe on X-Puck-Event-Id (docs/receiving.md).
     assert_eq!(puck_verify::verify(&header, &body, &secrets, t + 299), Ok(()));
     assert_not_leaked(&stack, &[("subscription secret".into(), secret.clone())]).await;
 }

@@ -1,5 +1,5 @@
 //! API keys on every route: 401 for missing, malformed, unknown or revoked keys, 403 for a
-//! missing scope (DESIGN §4 "Auth").
+//! missing scope (docs/security.md, "Keys and tenants").
 
 use crate::support::{assert_error, create_subscription, id_of, subscription_body, ENDPOINTS, SUBSCRIPTIONS};
 use puck_core::model::Scope;

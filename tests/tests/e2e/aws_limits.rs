@@ -1,4 +1,4 @@
-//! What AWS enforces and moto does not (issue 10, DESIGN §9), held against the local stack's
+//! What AWS enforces and moto does not (docs/local-stack.md), held against the local stack's
 //! enforcing SQS (`puck_local::sqs_limits`, a proxy in front of moto that every function and
 //! poller goes through): a visibility change past the 12 h window of its receive is refused, as
 //! SQS refuses it, and messages expire by their queue's `MessageRetentionPeriod`.
@@ -14,7 +14,7 @@ use serde_json::json;
 /// later: the longest SQS allows after the receive, less the dispatcher's margin, and the
 /// delivery's `next_attempt_at` is when SQS will really show the message again.
 ///
-/// On the code before issue 10 this fails: the dispatcher asked for 43,200 s from *now*, a little
+/// On the code before the visibility window was counted from the receive, this fails: the dispatcher asked for 43,200 s from *now*, a little
 /// after the receive, which SQS (and the proxy) refuses; the message then came back after the
 /// queue's 180 s while the log said 12 h.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

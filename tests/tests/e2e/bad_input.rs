@@ -1,4 +1,4 @@
-//! Bad input, table-driven for every route (issue 5 §3, DESIGN §4): malformed JSON, wrong types,
+//! Bad input, table-driven for every route (docs/api.md): malformed JSON, wrong types,
 //! missing and unknown fields, empty strings, oversized bodies and arrays, malformed ids,
 //! unicode and control characters, and the URL edge cases an SSRF filter must not miss. Each
 //! case gets its documented 4xx and a JSON error whose message names the problem, and the whole

@@ -1,4 +1,4 @@
-//! `POST /v1/events/batch` (DESIGN §4): results in request order, one delivery per matching
+//! `POST /v1/events/batch` (docs/api.md): results in request order, one delivery per matching
 //! subscription and event, each receiver getting the exact envelope (read back from the one
 //! compressed body item per event), idempotent per `event_id` so a retried batch sends nothing
 //! twice, and a batch with any invalid event refused whole with a 400 naming it.

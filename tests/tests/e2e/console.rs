@@ -1,4 +1,4 @@
-//! The web console (issue 13, DESIGN §8) in a real headless Chromium, against the local stack and
+//! The web console (docs/console.md) in a real headless Chromium, against the local stack and
 //! real HTTPS receivers: the whole Settings → Webhooks flow, hostile data shown as text, the API's
 //! field errors, and the console's security headers. Screenshots of the main screens land in
 //! `target/console-screenshots/`.

@@ -1,4 +1,4 @@
-//! Custom request headers per subscription (DESIGN §4): sent on every attempt, shown as `***` in
+//! Custom request headers per subscription (docs/api.md): sent on every attempt, shown as `***` in
 //! get/list and in the delivery log, absent from a raw table dump and from every log line, and
 //! refused with a 400 naming the header when reserved or malformed.
 

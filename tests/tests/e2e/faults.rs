@@ -1,6 +1,6 @@
-//! Fault injection (issue 5 §1, DESIGN §6): receivers that fail, stall, reset, flood or
+//! Fault injection (docs/delivery.md): receivers that fail, stall, reset, flood or
 //! redirect; a dispatcher that dies between its POST and its write; DynamoDB failing in the
-//! middle of any request. Real sockets, the real local stack; each ends as DESIGN §6 says and
+//! middle of any request. Real sockets, the real local stack; each ends as docs/delivery.md says and
 //! says why in the attempt log. SQS failing after the DynamoDB write at publish time is the
 //! sweeper's scenario in `retries.rs` (`a_lost_enqueue_is_recovered_by_the_sweeper`).
 

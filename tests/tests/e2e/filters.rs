@@ -1,4 +1,4 @@
-//! Fan-out through `POST /v1/events`: every filter rule of DESIGN §4 (exact type, `prefix.*`,
+//! Fan-out through `POST /v1/events`: every filter rule of docs/api.md (exact type, `prefix.*`,
 //! `min_severity`, `tags`, inactive subscriptions) decides who gets what, the 202's `deliveries`
 //! count is what receivers actually get, and publishing the same `event_id` twice delivers once.
 

@@ -1,4 +1,4 @@
-//! Slack and Teams formats (DESIGN §5.1) from the receiver's side: local HTTPS receivers that
+//! Slack and Teams formats (docs/receiving.md, "Formats") from the receiver's side: local HTTPS receivers that
 //! answer 400 (as Slack does with `no_text`) unless the body has the product's required shape
 //! and stays within its limits, signatures verified over the exact bytes received, a large
 //! payload truncated rather than refused, and the delivery's `payload` equal to those bytes.

@@ -1,5 +1,5 @@
-//! Inbound endpoints and receivers end to end (issue 4, DESIGN §4 "Inbound endpoints"), and
-//! replays of signed requests (README "Inbound receivers").
+//! Inbound endpoints and receivers end to end (docs/inbound.md), and
+//! replays of signed requests (docs/inbound.md).
 
 use crate::support::{assert_error, create_endpoint, create_subscription, id_of, ENDPOINTS};
 use base64::engine::general_purpose::STANDARD;

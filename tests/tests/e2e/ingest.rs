@@ -1,4 +1,4 @@
-//! Publishing from inside AWS (README "Publishing from inside AWS"): a producer sends messages to
+//! Publishing from inside AWS (docs/api.md, "Publishing from inside AWS"): a producer sends messages to
 //! the ingest queue through the AWS SDK, and the ingest function publishes their events exactly as
 //! `POST /v1/events` and `POST /v1/events/batch` do (same filters, same deliveries to real HTTPS
 //! receivers, idempotent per `event_id` across both ways in). A message that can never be

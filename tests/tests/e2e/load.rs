@@ -1,4 +1,4 @@
-//! Load without loss, small (issue 5 §2): the same check as `infra/scripts/load.sh` (10,000
+//! Load without loss, small (docs/local-stack.md): the same check as `infra/scripts/load.sh` (10,000
 //! events), with 150 events x 3 subscriptions and a receiver failing 10% of requests at random.
 
 use puck_e2e::load::{self, LoadOptions};

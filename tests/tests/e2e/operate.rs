@@ -1,4 +1,4 @@
-//! Operating at scale (issue 12, DESIGN §4 recover and §4.1): recover by time range after a
+//! Operating at scale (docs/api.md, "Recover after an outage" and "Operational events"): recover by time range after a
 //! receiver outage, operational `webhook.*` events through the normal pipeline (and their
 //! loop-freedom), and auto-disable of a subscription that only fails. Plus the delivery-log
 //! filters recover is built on.

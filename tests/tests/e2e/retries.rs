@@ -1,4 +1,4 @@
-//! Delivery semantics (DESIGN §6) end to end: retries with growing backoff, `Retry-After`,
+//! Delivery semantics (docs/delivery.md) end to end: retries with growing backoff, `Retry-After`,
 //! `410`, redirects not followed, the DLQ and replay, abandoning on delete, duplicate SQS
 //! messages, the sweeper recovering a lost enqueue, and the SSRF guard at send time.
 

@@ -1,4 +1,4 @@
-//! Secrets at rest and in logs (DESIGN §7): subscription secrets, API keys, inbound URL keys and
+//! Secrets at rest and in logs (docs/security.md): subscription secrets, API keys, inbound URL keys and
 //! provider signing secrets never appear in a list/get response, a raw table dump, or a log line.
 
 use crate::support::{create_endpoint, create_subscription, id_of, ENDPOINTS, SUBSCRIPTIONS};

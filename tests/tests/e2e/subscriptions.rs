@@ -1,4 +1,4 @@
-//! Subscription management through the HTTP API (issue 2, DESIGN §4 "Outbound subscriptions").
+//! Subscription management through the HTTP API (docs/api.md).
 
 use crate::support::{assert_error, create_subscription, id_of, subscription_body, SUBSCRIPTIONS};
 use puck_e2e::{Receiver, TestStack, TestStackOptions, EVENTUALLY};

@@ -1,10 +1,10 @@
-//! The web console (DESIGN §8): `GET /console` answers the page, `GET /console/{asset}` its CSS and
+//! The web console (docs/console.md): `GET /console` answers the page, `GET /console/{asset}` its CSS and
 //! ES modules. Every file is compiled into the binary (no CDN, no S3, works offline), and the page
 //! talks to the public API from the browser exactly as any client does, so this route reads no data,
 //! needs no API key and builds no AWS context.
 //!
 //! Every answer, errors included, carries the strict Content-Security-Policy and the other headers
-//! of DESIGN §8: with no inline script allowed and `connect-src 'self'`, a receiver's HTML that the
+//! of docs/console.md: with no inline script allowed and `connect-src 'self'`, a receiver's HTML that the
 //! page ever rendered by mistake could neither run nor call out. Assets are revalidated on every
 //! load (`no-cache` + a content `ETag`, answered 304 when unchanged): file names carry no hash, so a
 //! deploy must never leave a browser on a stale mix of modules.
@@ -15,7 +15,7 @@ use puck_core::services::Context;
 use puck_http::{header, json_response, path_param};
 use serde_json::json;
 
-/// The policy of DESIGN §8: only this origin's scripts, styles and API; no framing, no `<base>`.
+/// The policy of docs/console.md: only this origin's scripts, styles and API; no framing, no `<base>`.
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
 connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";

@@ -23,7 +23,7 @@
 //! - Event: `pk=EVT#<account>#<event_id>`, `sk=-`, written once (the idempotency record).
 //!
 //! Every item's `expires_at` (TTL, epoch seconds) is the value the use case decided. Items of the
-//! unsharded layout (everything under `ACCT#<account>`) are not read: see the README's
+//! unsharded layout (everything under `ACCT#<account>`) are not read: see docs/storage.md,
 //! "Upgrading a stack with data".
 //!
 //! Indexes project only what their queries read ([`BY_SUB_INDEX`]: keys and the log filters' attributes;

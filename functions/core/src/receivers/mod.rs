@@ -1,5 +1,5 @@
 //! Receivers of inbound webhooks, as pure functions: provider signature checks and event
-//! recognition (DESIGN §4 "Inbound endpoints … and receiver"), one module per concern:
+//! recognition (docs/inbound.md), one module per concern:
 //! [`signatures`] for every provider's signature scheme, [`github`], [`crowdstrike`] and
 //! [`generic`] for what each provider's events mean, [`payload`] for reading their JSON.
 //!

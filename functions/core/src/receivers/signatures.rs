@@ -1,4 +1,4 @@
-//! Provider signature checks over the raw body (DESIGN §4 "receiver"): GitHub's
+//! Provider signature checks over the raw body (docs/inbound.md): GitHub's
 //! `X-Hub-Signature-256`, CrowdStrike's `X-CS-Primary-Signature`, and for generic senders either
 //! Standard Webhooks or `X-Signature-256`.
 //!
@@ -8,7 +8,7 @@
 //! A verified request also yields its replay key ([`Verified`]), taken only from what the
 //! signature covers: a captured request sent again with fresh unsigned headers (a new
 //! `X-GitHub-Delivery`, a new `Idempotency-Key`) keeps the key of the first, so it finds the first
-//! investigation instead of opening another (README "Inbound receivers", replays).
+//! investigation instead of opening another (docs/inbound.md, replays).
 
 use super::Headers;
 use base64::engine::general_purpose::STANDARD;

@@ -1,4 +1,4 @@
-//! API keys: minting, hashing and authenticating bearer credentials (DESIGN §4 "Auth").
+//! API keys: minting, hashing and authenticating bearer credentials (docs/security.md, "Keys and tenants").
 //!
 //! A key is `pck_live_`/`pck_test_` + 40 random alphanumerics. Only its keyed hash is stored, and
 //! it is also the lookup key, so authenticating is one GetItem and never compares secrets in

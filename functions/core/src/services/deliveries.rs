@@ -86,7 +86,7 @@ pub async fn list(ctx: &Context, caller: &Caller, q: ListQuery<'_>) -> Result<Va
         .transpose()?;
     // A subscription the caller does not have is a 404, as on its own path: another tenant's id
     // reveals nothing, and an unknown one is not a filter that reads the log to find nothing.
-    // A deleted subscription's deliveries stay listed without the filter (README "Delivery-log filters").
+    // A deleted subscription's deliveries stay listed without the filter (docs/api.md, "Delivery-log filters").
     if let Some(id) = &subscription_id {
         ctx.subscriptions.get(&caller.account_id, id).await?.ok_or(AppError::NotFound("subscription"))?;
     }

@@ -513,7 +513,7 @@ pub struct Verdict {
     pub handed_to_sweeper: bool,
 }
 
-/// DESIGN §6: 2xx succeeds; 410 stops at once; anything else retries with backoff until attempt
+/// docs/delivery.md: 2xx succeeds; 410 stops at once; anything else retries with backoff until attempt
 /// `attempt` (1-based, from the delivery's `attempt_count`) reaches the limit, which fails the
 /// delivery permanently. The delay honours `Retry-After` on 429/503 and never passes the 12 h
 /// visibility window of the receive.

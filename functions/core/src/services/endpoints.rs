@@ -1,5 +1,5 @@
 //! Inbound endpoints: an account's receiver URLs for GitHub, CrowdStrike or any system that can
-//! POST JSON (DESIGN §4 "Inbound endpoints", §7). What a receiver does with a request is in
+//! POST JSON (docs/inbound.md, docs/security.md). What a receiver does with a request is in
 //! [`super::receive`].
 //!
 //! An endpoint's URL key is the credential of its receiver URL. It is shown once, at creation,

@@ -1,4 +1,4 @@
-//! Publishing: an event becomes one delivery per matching subscription (DESIGN §4 "Events", §6).
+//! Publishing: an event becomes one delivery per matching subscription (docs/api.md, docs/delivery.md).
 //!
 //! Order of writes is what makes this safe: deliveries first, then the event records (the
 //! idempotency markers, and the durable point: after them the publish is never undone), then the
@@ -170,7 +170,7 @@ pub async fn publish_event_excluding(
     results.pop().ok_or(AppError::Internal("publish returned no result".into()))
 }
 
-/// The most events one `POST /v1/events/batch` takes (DESIGN §4).
+/// The most events one `POST /v1/events/batch` takes (docs/api.md).
 pub const MAX_BATCH_EVENTS: usize = 100;
 /// The most bytes one event of a batch may take, as compact JSON: the single-publish body limit.
 pub const MAX_EVENT_BYTES: usize = 128 * 1024;

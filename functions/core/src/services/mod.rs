@@ -19,7 +19,7 @@ pub struct Settings {
     /// `PUBLIC_BASE_URL`: base of inbound receiver URLs; the request's own host when unset.
     pub public_base_url: Option<String>,
     /// `AUTO_DISABLE_AFTER_SECONDS`: a subscription whose every attempt failed for this long is
-    /// disabled (DESIGN §4.1).
+    /// disabled (docs/api.md, "Operational events").
     pub auto_disable_after_secs: i64,
     /// `RECOVER_MAX_PER_CALL`: deliveries one recover call replays at most.
     pub recover_max_per_call: usize,

@@ -1,4 +1,4 @@
-//! Operational events (DESIGN §4.1) and auto-disable of subscriptions that only fail.
+//! Operational events (docs/api.md, "Operational events") and auto-disable of subscriptions that only fail.
 //!
 //! The service tells an account about its own webhooks through the normal publish pipeline, so
 //! a team can route `webhook.*` to PagerDuty or Slack like any other event. Two rules keep this

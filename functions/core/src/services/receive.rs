@@ -1,5 +1,5 @@
-//! The receiver: a POST to an inbound endpoint's URL triggers an investigation (DESIGN §4
-//! "receiver", §7). Provider signatures and event meanings are the pure functions of
+//! The receiver: a POST to an inbound endpoint's URL triggers an investigation (docs/inbound.md,
+//! docs/security.md). Provider signatures and event meanings are the pure functions of
 //! [`crate::receivers`]; this use case adds the storage around them.
 //!
 //! The receiver answers 401 with one of exactly two messages, "invalid receiver key" (unknown or
@@ -30,7 +30,7 @@ pub const QUEUED: &str = "queued";
 const INVALID_KEY: &str = "invalid receiver key";
 const BAD_SIGNATURE: &str = "signature verification failed";
 
-/// The `{provider}` path segment of the receiver: unknown → 404 (DESIGN §4).
+/// The `{provider}` path segment of the receiver: unknown → 404 (docs/api.md).
 pub fn parse_provider_segment(raw: &str) -> Result<Provider, AppError> {
     Provider::parse(raw).ok_or(AppError::NotFound("inbound provider"))
 }

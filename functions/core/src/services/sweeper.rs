@@ -1,4 +1,4 @@
-//! The sweeper use case: nothing is lost between DynamoDB and SQS (DESIGN §6). In-flight
+//! The sweeper use case: nothing is lost between DynamoDB and SQS (docs/delivery.md). In-flight
 //! deliveries whose next attempt is overdue by more than the grace period (a lost enqueue, a crash
 //! between the table and the queue, a message that expired or was handed back by the dispatcher)
 //! are sent to the queue again.

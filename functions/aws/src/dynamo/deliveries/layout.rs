@@ -194,7 +194,7 @@ pub(super) fn put_request(item: Item) -> StoreResult<WriteRequest> {
 
 /// The sweeper's query of one shard of the due index: entries due before `before`, keys only,
 /// leaving out the accounts in `skip`. Only entries of sharded log items (`ACCT#<account>#D<n>`):
-/// an in-flight item of the unsharded layout is never sent again (see the README's "Upgrading a
+/// an in-flight item of the unsharded layout is never sent again (see docs/storage.md, "Upgrading a
 /// stack with data") and must neither fail nor crowd out the sweep until its TTL removes it.
 pub(super) fn due_query(shard: u32, before: Timestamp, skip: &[AccountId]) -> Query {
     let mut filter = "contains(pk, :sharded)".to_owned();

@@ -75,7 +75,7 @@ fn sk_of(item: &Item) -> &str {
 
 /// Log items one page examines at most (DynamoDB's Query `Limit` counts the items evaluated before
 /// the filter): a rare filter stops here with a short page and a cursor rather than reading the
-/// whole log (README "Delivery-log filters"). Log items are under 1 KB and index entries smaller, so a
+/// whole log (docs/api.md, "Delivery-log filters"). Log items are under 1 KB and index entries smaller, so a
 /// page reads under 1 MB.
 pub const EXAMINED_PER_PAGE: usize = 1_000;
 // The first round reads every shard at least twice over, so each shard's read stops below the

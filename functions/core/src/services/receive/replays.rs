@@ -1,6 +1,6 @@
 //! Replays of signed requests: the dedupe key of a signed endpoint comes from what the signature
 //! covers, so a captured request sent again with fresh unsigned headers finds the first
-//! investigation (README "Inbound receivers", replays).
+//! investigation (docs/inbound.md, replays).
 
 use super::tests::post;
 use super::*;
