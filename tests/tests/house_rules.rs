@@ -57,7 +57,9 @@ fn no_source_file_passes_600_lines() {
 fn console_scripts_and_styles_stay_within_120_columns() {
     let wide: Vec<String> = tracked_files()
         .into_iter()
-        .filter(|(path, _)| path.starts_with("functions/api/console/") && ["js", "css", "html"].contains(&extension(path)))
+        .filter(|(path, _)| {
+            path.starts_with("functions/api/console/") && ["js", "css", "html"].contains(&extension(path))
+        })
         .flat_map(|(path, text)| {
             text.lines()
                 .enumerate()
@@ -73,9 +75,9 @@ fn console_scripts_and_styles_stay_within_120_columns() {
 /// the project was built from, which a reader of the repository does not have.
 fn cites_an_outside_document(line: &str) -> bool {
     let lower = line.to_ascii_lowercase();
-    let issue_number = lower.match_indices("issue ").any(|(i, m)| {
-        lower[i + m.len()..].chars().next().is_some_and(|c| c.is_ascii_digit())
-    });
+    let issue_number = lower
+        .match_indices("issue ")
+        .any(|(i, m)| lower[i + m.len()..].chars().next().is_some_and(|c| c.is_ascii_digit()));
     line.contains("DESIGN") || line.contains("seeds/") || line.contains("../shared") || issue_number
 }
 

@@ -1,4 +1,4 @@
-//! The one cold start every function's `main` goes through, so the five Lambda mains cannot drift:
+//! The one cold start every function's `main` goes through, so the Lambda mains cannot drift:
 //! telemetry, a current-thread runtime (a Lambda handles one invocation at a time, so worker
 //! threads would only cost start-up time and memory), the typed config read once, and the state
 //! built from it once per container (clients, the master key) and kept for every invocation.

@@ -29,8 +29,8 @@ use tokio::time::Instant;
 pub use connect::allowed_addrs;
 pub use head::OMITTED_HEADER;
 
-/// The most response body kept per attempt (the first 4 KiB).
-pub const MAX_RESPONSE_BODY: usize = 4096;
+/// The most response body kept per attempt: core's rule of what an attempt stores.
+pub use puck_core::ports::MAX_RESPONSE_BODY_BYTES as MAX_RESPONSE_BODY;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const USER_AGENT: &str = concat!("puck-webhooks/", env!("CARGO_PKG_VERSION"));
 

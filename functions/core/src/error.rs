@@ -6,8 +6,9 @@
 //!
 //! Bad input is a [`ValidationError`]: the field it is about and a message that names it, so the
 //! HTTP answer can say what to fix and logs can count failures per field.
-
-use crate::ports::StoreError;
+//!
+//! A leaf of the crate: it imports no other module, so the ports, the model and validation can all
+//! use it without an import circle.
 
 /// A field failed validation. The message is what the caller reads and names the field
 /// (`url must use https`); `field` is the same name, as data (`url`, `filters.tags`, a header).
@@ -26,6 +27,21 @@ impl ValidationError {
         Self { field: field.into(), message: message.into() }
     }
 }
+
+/// A storage failure. `Unavailable` is transient (throttling, network, 5xx); `Corrupt` means a
+/// record could not be read back and needs a human.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Transient: throttling, network or a 5xx; the caller may retry (surfaces as HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A stored record did not decode; retrying will not help (surfaces as HTTP 500).
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+/// What every store port returns.
+pub type StoreResult<T> = Result<T, StoreError>;
 
 /// Every use-case failure; `puck-http` maps each variant to one HTTP status (noted per variant).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,6 +4,7 @@
 //! live in [`crate::testing`]. Each trait maps to the IAM actions its adapter needs, which is
 //! what keeps each function's policy in template.yaml small.
 
+pub use crate::error::{StoreError, StoreResult};
 use crate::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
 use crate::model::{
     ApiKeyRecord, Attempt, Delivery, DeliveryStatus, Endpoint, Investigation, StoredEvent, Subscription,
@@ -11,21 +12,6 @@ use crate::model::{
 use crate::time::Timestamp;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
-
-/// A storage failure. `Unavailable` is transient (throttling, network, 5xx); `Corrupt` means a
-/// record could not be read back and needs a human.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    /// Transient: throttling, network or a 5xx; the caller may retry (surfaces as HTTP 503).
-    #[error("{0}")]
-    Unavailable(String),
-    /// A stored record did not decode; retrying will not help (surfaces as HTTP 500).
-    #[error("{0}")]
-    Corrupt(String),
-}
-
-/// What every store port returns.
-pub type StoreResult<T> = Result<T, StoreError>;
 
 /// API keys and their hash lookup. Adapter needs `dynamodb:GetItem`, `dynamodb:PutItem` (the transactional insert
 /// of record and hash entry) and `dynamodb:UpdateItem` (revoke).
@@ -442,6 +428,9 @@ pub struct SendOutcome {
     /// Why no usable response arrived; None when `status` is set.
     pub error: Option<String>,
 }
+
+/// At most this many bytes of a response body are kept per attempt (the excerpt in the log).
+pub const MAX_RESPONSE_BODY_BYTES: usize = 4096;
 
 /// At most this many response headers are stored per attempt; the rest are counted in
 /// [`crate::model::Attempt::response_headers_omitted`].

@@ -15,9 +15,8 @@ use serde_json::{json, Value};
 
 /// Body limit of management routes (subscriptions, endpoints, replay, test).
 pub const MANAGE_BODY_LIMIT: usize = 64 * 1024;
-/// Body limit of `POST /v1/events`; keeps a delivery (envelope + attempt log) under DynamoDB's
-/// 400 KB item size.
-pub const EVENT_BODY_LIMIT: usize = 128 * 1024;
+/// Body limit of `POST /v1/events`: the size of one event, which core enforces for every way in.
+pub const EVENT_BODY_LIMIT: usize = puck_core::services::events::MAX_EVENT_BYTES;
 /// `POST /v1/events/batch`: up to 100 events in at most 1 MiB (each event still ≤ 128 KiB).
 pub const BATCH_BODY_LIMIT: usize = 1024 * 1024;
 /// Body limit of inbound receivers (provider payloads can be large).

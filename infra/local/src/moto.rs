@@ -41,9 +41,7 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(90);
 /// there must be more than the pollers of a load run (8 per queue) plus the functions' calls.
 const MOTO_THREADS: usize = 32;
 
-/// Loaded into every moto: routing without a directory listing per request, and a base-table
-/// DynamoDB Query that looks only at the asked partition instead of sorting the whole table (see
-/// the file's header).
+/// Loaded into every moto: the patches the file's header lists, each with why it is there.
 const PATCHES: &str = include_str!("moto_patches.py");
 
 /// Runs moto's WSGI app (the one `moto_server` runs) under waitress instead of werkzeug's dev

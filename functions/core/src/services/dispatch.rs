@@ -48,6 +48,8 @@ pub struct Dispatcher {
 }
 
 const SECRET_CACHE_MAX: usize = 10_000;
+/// Subscriptions whose last-delivery write this container remembers; past it the map starts over.
+const LAST_DELIVERY_WRITES_MAX: usize = 10_000;
 
 /// How long a claim lasts unless set with [`Dispatcher::with_claim_lease`]: the template's
 /// dispatcher timeout (30 s), after which a worker can no longer be sending.
@@ -79,7 +81,7 @@ impl LastDeliveryWrites {
                 return false;
             }
         }
-        if written.len() >= SECRET_CACHE_MAX {
+        if written.len() >= LAST_DELIVERY_WRITES_MAX {
             written.clear();
         }
         written.insert(key, (status, now));
