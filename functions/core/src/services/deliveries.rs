@@ -22,25 +22,57 @@ pub fn parse_id(raw: &str) -> Result<DeliveryId, AppError> {
     DeliveryId::parse(raw).map_err(|_| AppError::NotFound("delivery"))
 }
 
-/// Query parameters of the log, as given.
-#[derive(Debug, Default)]
-pub struct ListQuery<'a> {
-    /// `status` wire name; an unknown one is a 400.
-    pub status: Option<&'a str>,
-    /// `subscription_id`, a `sub_` id.
-    pub subscription_id: Option<&'a str>,
-    /// `event_type`, an exact dotted type.
-    pub event_type: Option<&'a str>,
-    /// `event_id`, exactly as published.
-    pub event_id: Option<&'a str>,
-    /// `since`, RFC 3339; inclusive bound on `created_at`.
-    pub since: Option<&'a str>,
-    /// `until`, RFC 3339; exclusive bound, after `since`.
-    pub until: Option<&'a str>,
-    /// Page size, already parsed by [`crate::page::parse_limit`].
+/// A parsed query of the log: every parameter typed, so the use case never sees a raw string.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogQuery {
+    /// The filters, combined.
+    pub filter: DeliveryFilter,
+    /// Page size, from [`crate::page::parse_limit`].
     pub limit: usize,
-    /// `cursor` from the previous page; None for the first.
-    pub cursor: Option<&'a str>,
+    /// Continue after this delivery (from `cursor`); None for the first page.
+    pub before: Option<DeliveryId>,
+}
+
+impl LogQuery {
+    /// Reads the log's query parameters (`status`, `subscription_id`, `event_type`, `event_id`,
+    /// `since`, `until`, `limit`, `cursor`) through `param`; a bad one is a 400 naming it.
+    pub fn parse(param: impl Fn(&str) -> Option<String>) -> Result<Self, AppError> {
+        let status = param("status")
+            .map(|s| {
+                DeliveryStatus::parse(&s).ok_or_else(|| {
+                    AppError::validation(
+                        "status",
+                        "status must be one of pending, succeeded, failed, failed_permanent, abandoned",
+                    )
+                })
+            })
+            .transpose()?;
+        let subscription_id = param("subscription_id")
+            .map(|s| {
+                SubscriptionId::parse(&s).map_err(|_| {
+                    AppError::validation("subscription_id", "subscription_id is not a valid subscription id")
+                })
+            })
+            .transpose()?;
+        let event_type = param("event_type").map(|t| EventType::parse(&t).map_err(AppError::Validation)).transpose()?;
+        let event_id = param("event_id")
+            .map(|e| {
+                EventId::parse(&e).map_err(|_| AppError::validation("event_id", "event_id is not a valid event id"))
+            })
+            .transpose()?;
+        let (since, until) = parse_window(param("since").as_deref(), param("until").as_deref())?;
+        let limit = crate::page::parse_limit(param("limit").as_deref())?;
+        let before = decode_cursor(param("cursor").as_deref(), DeliveryId::parse)?;
+        let filter = DeliveryFilter {
+            status,
+            subscription_id,
+            event_type: event_type.map(|t| t.as_str().to_owned()),
+            event_id,
+            since,
+            until,
+        };
+        Ok(Self { filter, limit, before })
+    }
 }
 
 /// An RFC 3339 time named by its parameter.
@@ -65,47 +97,14 @@ fn parse_window(since: Option<&str>, until: Option<&str>) -> Result<(Option<Time
 /// `GET /v1/webhooks/deliveries`: one page of the caller's delivery log, newest first, as summaries.
 /// A page may hold fewer than `limit` (even none) with a `next_cursor` when the store's read
 /// budget ran out first; a `subscription_id` not in the caller's account is a 404.
-pub async fn list(ctx: &Context, caller: &Caller, q: ListQuery<'_>) -> Result<Value, AppError> {
-    let status = q
-        .status
-        .map(|s| {
-            DeliveryStatus::parse(s).ok_or_else(|| {
-                AppError::validation(
-                    "status",
-                    "status must be one of pending, succeeded, failed, failed_permanent, abandoned",
-                )
-            })
-        })
-        .transpose()?;
-    let subscription_id = q
-        .subscription_id
-        .map(|s| {
-            SubscriptionId::parse(s)
-                .map_err(|_| AppError::validation("subscription_id", "subscription_id is not a valid subscription id"))
-        })
-        .transpose()?;
+pub async fn list(ctx: &Context, caller: &Caller, q: &LogQuery) -> Result<Value, AppError> {
     // A subscription the caller does not have is a 404, as on its own path: another tenant's id
     // reveals nothing, and an unknown one is not a filter that reads the log to find nothing.
     // A deleted subscription's deliveries stay listed without the filter (docs/api.md, "Delivery-log filters").
-    if let Some(id) = &subscription_id {
+    if let Some(id) = &q.filter.subscription_id {
         ctx.subscriptions.get(&caller.account_id, id).await?.ok_or(AppError::NotFound("subscription"))?;
     }
-    let event_type = q.event_type.map(|t| EventType::parse(t).map_err(AppError::Validation)).transpose()?;
-    let event_id = q
-        .event_id
-        .map(|e| EventId::parse(e).map_err(|_| AppError::validation("event_id", "event_id is not a valid event id")))
-        .transpose()?;
-    let (since, until) = parse_window(q.since, q.until)?;
-    let before = decode_cursor(q.cursor, DeliveryId::parse)?;
-    let filter = DeliveryFilter {
-        status,
-        subscription_id,
-        event_type: event_type.map(|t| t.as_str().to_owned()),
-        event_id,
-        since,
-        until,
-    };
-    let (items, last) = ctx.deliveries.list_page(&caller.account_id, &filter, q.limit, before.as_ref()).await?;
+    let (items, last) = ctx.deliveries.list_page(&caller.account_id, &q.filter, q.limit, q.before.as_ref()).await?;
     Ok(json!({
         "deliveries": items.iter().map(Delivery::summary_view).collect::<Vec<_>>(),
         "next_cursor": last.map(|id| encode_cursor(id.as_str())),
