@@ -9,7 +9,7 @@
 //! its own deliveries. A batch's records are written all or none, so a failed batch publishes
 //! nothing and its retry publishes every event once, with or without `event_id`s.
 
-use super::input::{wrong_type, Fields};
+use super::input::{wrong_type, Fields, REQUEST_FIELD};
 use super::{Context, Settings};
 use crate::envelope::Envelope;
 use crate::error::{AppError, ValidationError};
@@ -213,20 +213,30 @@ pub fn parse_batch(body: Value) -> Result<Vec<NewEvent>, AppError> {
         .collect()
 }
 
-/// Prefixes a field error with the event's place: `data is required` → `events[2].data: is
-/// required`; a message not led by a field (`unknown field …`) → `events[2]: unknown field …`.
+/// Places a field error inside the batch, by the field it names: `data` with `data is required`
+/// becomes `events[2].data` with `events[2].data: is required`; a message not led by its field
+/// (`unknown field "x"`) is placed whole (`events[2]: unknown field "x"`), and an error about the
+/// request body itself (field `request`) is about the event (`events[2]: must be a JSON object`).
 fn in_batch(index: usize, err: AppError) -> AppError {
     let AppError::Validation(ValidationError { field, message }) = err else { return err };
-    let (head, rest) = message.split_once(' ').unwrap_or((message.as_str(), ""));
-    let names_field = FIELDS.iter().any(|f| head == *f || head.strip_prefix(f).is_some_and(|t| t.starts_with('.')));
     let place = format!("events[{index}]");
-    if names_field && !rest.is_empty() {
-        AppError::validation(format!("{place}.{field}"), format!("{place}.{head}: {rest}"))
-    } else if message == "request body must be a JSON object" {
-        AppError::validation(place.clone(), format!("{place}: must be a JSON object"))
-    } else {
-        AppError::validation(format!("{place}.{field}"), format!("{place}: {message}"))
+    if field == REQUEST_FIELD {
+        return AppError::validation(
+            place.clone(),
+            format!("{place}: {}", message.trim_start_matches("request body ")),
+        );
     }
+    let led_by_field =
+        message.strip_prefix(field.as_str()).filter(|rest| rest.is_empty() || rest.starts_with([' ', ':', '.']));
+    let Some(rest) = led_by_field else {
+        return AppError::validation(format!("{place}.{field}"), format!("{place}: {message}"));
+    };
+    // `tags.k must be a string` names a place under its field `tags`: keep it before the colon.
+    let (under_field, problem) = match rest.strip_prefix('.').and_then(|path| path.split_once(' ')) {
+        Some((sub, problem)) => (&rest[..=sub.len()], problem),
+        None => ("", rest.trim_start_matches(':').trim_start()),
+    };
+    AppError::validation(format!("{place}.{field}"), format!("{place}.{field}{under_field}: {problem}"))
 }
 
 /// One event's part of a publish: its record and deliveries, or the answer it already has.

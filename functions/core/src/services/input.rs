@@ -4,6 +4,9 @@
 use crate::error::AppError;
 use serde_json::{Map, Value};
 
+/// The field an error about the whole request body names.
+pub const REQUEST_FIELD: &str = "request";
+
 /// A JSON object being read field by field.
 #[derive(Debug)]
 pub struct Fields {
@@ -15,7 +18,7 @@ impl Fields {
     pub fn new(body: Value) -> Result<Self, AppError> {
         match body {
             Value::Object(map) => Ok(Self { map }),
-            _ => Err(AppError::validation("request", "request body must be a JSON object")),
+            _ => Err(AppError::validation(REQUEST_FIELD, "request body must be a JSON object")),
         }
     }
 
