@@ -10,6 +10,8 @@
 //! A leaf of the crate: it imports no other module, so the ports, the model and validation can all
 //! use it without an import circle.
 
+use std::sync::Arc;
+
 /// A field failed validation. The message is what the caller reads and names the field
 /// (`url must use https`); `field` is the same name, as data (`url`, `filters.tags`, a header).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,11 +75,53 @@ pub enum AppError {
     #[error("service temporarily unavailable: {0}")]
     Unavailable(String),
     /// A bug or corrupt state; details are logged, never returned.
-    #[error("internal error: {0}")]
-    Internal(String),
+    #[error(transparent)]
+    Internal(InternalError),
+}
+
+/// A bug or corrupt state: what was being done, and the error underneath when there is one, kept
+/// as the source so the log shows the whole chain ([`error_chain`]).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("internal error: {context}")]
+pub struct InternalError {
+    /// What failed, in words (`stored secret of sub_…`); logged, never returned to a caller.
+    pub context: String,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PartialEq for InternalError {
+    /// Two internal errors are the same failure when they say the same; sources are for the log.
+    fn eq(&self, other: &Self) -> bool {
+        self.context == other.context
+    }
+}
+
+impl Eq for InternalError {}
+
+/// An error and every source under it, `outer: inner: innermost`: what a log line of it holds.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut next = err.source();
+    while let Some(source) = next {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        next = source.source();
+    }
+    text
 }
 
 impl AppError {
+    /// An internal error while doing `context`, caused by `source`.
+    pub fn internal(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(InternalError { context: context.into(), source: Some(Arc::new(source)) })
+    }
+
+    /// An internal error with nothing underneath: a state the code should never reach.
+    pub fn bug(context: impl Into<String>) -> Self {
+        Self::Internal(InternalError { context: context.into(), source: None })
+    }
+
     /// A [`ValidationError`] about `field`.
     pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Validation(ValidationError::new(field, message))
@@ -94,7 +138,31 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(m) => Self::Unavailable(m),
-            StoreError::Corrupt(m) => Self::Internal(m),
+            corrupt @ StoreError::Corrupt(_) => Self::internal("a stored record could not be read", corrupt),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_source_for_the_log_chain() {
+        let corrupt = AppError::from(StoreError::Corrupt("delivery dlv_1: missing status".into()));
+        assert_eq!(
+            error_chain(&corrupt),
+            "internal error: a stored record could not be read: delivery dlv_1: missing status"
+        );
+        let bug = AppError::bug("no outbound sender in this context");
+        assert_eq!(error_chain(&bug), "internal error: no outbound sender in this context");
+    }
+
+    #[test]
+    fn internal_errors_compare_by_what_failed() {
+        let a = AppError::internal("stored secret", StoreError::Corrupt("x".into()));
+        let b = AppError::internal("stored secret", StoreError::Corrupt("y".into()));
+        assert_eq!(a, b);
+        assert_ne!(a, AppError::bug("stored headers"));
     }
 }

@@ -71,7 +71,7 @@ impl From<&AppError> for ApiError {
 fn public_message(err: &AppError) -> String {
     match err {
         AppError::Internal(detail) => {
-            tracing::error!(error = %detail, "internal error");
+            tracing::error!(error = %puck_core::error::error_chain(detail), "internal error");
             "internal error".to_owned()
         }
         AppError::Unavailable(detail) => {
@@ -211,7 +211,7 @@ mod tests {
             (AppError::Conflict("subscription changed".into()), 409, "conflict"),
             (AppError::PayloadTooLarge(10), 413, "payload_too_large"),
             (AppError::Unavailable("dynamodb timeout at 10.0.0.1".into()), 503, "service_unavailable"),
-            (AppError::Internal("secret key material".into()), 500, "internal_error"),
+            (AppError::bug("secret key material"), 500, "internal_error"),
         ];
         for (err, status, code) in cases {
             let resp = error_response(&err);

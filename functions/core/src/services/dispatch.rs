@@ -136,9 +136,12 @@ impl Dispatcher {
         if let Some(s) = self.secrets.lock().expect("secret cache lock").get(ciphertext) {
             return Ok(s.clone());
         }
-        let plain =
-            self.ctx.keyring.decrypt(ciphertext, sub.id.as_str()).map_err(|e| AppError::Internal(e.to_string()))?;
-        let secret = SigningSecret::parse(&plain).map_err(|e| AppError::Internal(format!("stored secret: {e}")))?;
+        let plain = self
+            .ctx
+            .keyring
+            .decrypt(ciphertext, sub.id.as_str())
+            .map_err(|e| AppError::internal("stored secret", e))?;
+        let secret = SigningSecret::parse(&plain).map_err(|e| AppError::internal("stored secret", e))?;
         let mut cache = self.secrets.lock().expect("secret cache lock");
         if cache.len() >= SECRET_CACHE_MAX {
             cache.clear();
@@ -161,10 +164,13 @@ impl Dispatcher {
     /// The subscription's custom headers, decrypted for this attempt only.
     fn custom_headers(&self, sub: &Subscription) -> Result<Vec<(String, String)>, AppError> {
         let Some(enc) = &sub.headers_enc else { return Ok(Vec::new()) };
-        let plain =
-            self.ctx.keyring.decrypt(enc, &sub.headers_context()).map_err(|e| AppError::Internal(e.to_string()))?;
+        let plain = self
+            .ctx
+            .keyring
+            .decrypt(enc, &sub.headers_context())
+            .map_err(|e| AppError::internal("stored headers", e))?;
         let map: BTreeMap<String, String> =
-            serde_json::from_str(&plain).map_err(|e| AppError::Internal(format!("stored headers: {e}")))?;
+            serde_json::from_str(&plain).map_err(|e| AppError::internal("stored headers", e))?;
         Ok(map.into_iter().collect())
     }
 
@@ -368,7 +374,7 @@ impl Dispatcher {
         let attempt_id = AttemptId::generate(started_at.unix_ms() as u64);
         let claim = self.claim_request(&format!("ping:{attempt_id}"), &attempt_id, started_at);
         if !matches!(ctx.deliveries.claim(&delivery.account_id, &delivery.id, &claim).await?, Claim::Claimed(_)) {
-            return Err(AppError::Internal("a new test delivery could not be claimed".into()));
+            return Err(AppError::bug("a new test delivery could not be claimed"));
         }
         let request = build_request(delivery, sub, &attempt_id, &secrets, &custom, started_at);
         let outcome = self.sender.send(&request).await;

@@ -167,7 +167,7 @@ pub async fn publish_event_excluding(
     exclude: Option<&SubscriptionId>,
 ) -> Result<Published, AppError> {
     let mut results = publish_events_excluding(ctx, account, vec![event], exclude).await?;
-    results.pop().ok_or(AppError::Internal("publish returned no result".into()))
+    results.pop().ok_or(AppError::bug("publish returned no result"))
 }
 
 /// The most events one `POST /v1/events/batch` takes (docs/api.md).

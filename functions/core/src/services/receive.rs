@@ -112,9 +112,11 @@ async fn authenticate_key(ctx: &Context, provider: Provider, key: &str) -> Resul
 /// `None` for an endpoint without a signing secret; else the verified request, or 401.
 fn check_signature(ctx: &Context, endpoint: &Endpoint, req: &InboundRequest<'_>) -> Result<Option<Verified>, AppError> {
     let Some(enc) = &endpoint.signing_secret_enc else { return Ok(None) };
-    let secret = ctx.keyring.decrypt(enc, endpoint.id.as_str()).map(Secret::new).map_err(|e| {
-        AppError::Internal(format!("signing secret of endpoint {} could not be decrypted: {e}", endpoint.id))
-    })?;
+    let secret = ctx
+        .keyring
+        .decrypt(enc, endpoint.id.as_str())
+        .map(Secret::new)
+        .map_err(|e| AppError::internal(format!("signing secret of endpoint {}", endpoint.id), e))?;
     let now_secs = ctx.clock.now().unix_seconds();
     let verified = verify_signature(endpoint.provider, secret.expose(), req.headers, req.body, now_secs).map_err(|e| {
         tracing::warn!(account_id = %endpoint.account_id, endpoint_id = %endpoint.id, provider = endpoint.provider.as_str(), reason = %e, "inbound signature refused");
@@ -209,8 +211,9 @@ async fn queue_investigation(
 /// repeat is a no-op. Returns the number of deliveries.
 async fn publish_queued(ctx: &Context, inv: &Investigation, severity: Option<Severity>) -> Result<u32, AppError> {
     let event_id = EventId::parse(&format!("investigation.queued.{}", inv.id))
-        .map_err(|e| AppError::Internal(format!("investigation event id: {e}")))?;
-    let event_type = EventType::parse("investigation.queued").map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(|e| AppError::internal("investigation event id", e))?;
+    let event_type =
+        EventType::parse("investigation.queued").map_err(|e| AppError::internal("investigation.queued", e))?;
     let tags = BTreeMap::from([
         ("provider".to_owned(), inv.provider.as_str().to_owned()),
         ("trigger".to_owned(), inv.trigger.clone()),

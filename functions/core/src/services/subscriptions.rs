@@ -90,7 +90,7 @@ fn set_headers(ctx: &Context, sub: &mut Subscription, value: Option<&Value>) -> 
     sub.headers_enc = if headers.is_empty() {
         None
     } else {
-        let plain = serde_json::to_string(&headers).map_err(|e| AppError::Internal(format!("headers: {e}")))?;
+        let plain = serde_json::to_string(&headers).map_err(|e| AppError::internal("custom headers to store", e))?;
         Some(ctx.keyring.encrypt(&plain, &sub.headers_context()))
     };
     Ok(())

@@ -25,7 +25,8 @@ pub const DEFAULT_TEST_EVENT_TYPE: &str = "investigation.queued";
 /// (or `null`).
 pub fn parse_test_event_type(body: Option<Value>) -> Result<EventType, AppError> {
     let Some(body) = body.filter(|b| !b.is_null()) else {
-        return EventType::parse(DEFAULT_TEST_EVENT_TYPE).map_err(|e| AppError::Internal(e.to_string()));
+        return EventType::parse(DEFAULT_TEST_EVENT_TYPE)
+            .map_err(|e| AppError::internal("the default test event type", e));
     };
     let fields = Fields::new(body)?;
     fields.deny_unknown(&["event_type"])?;
@@ -49,8 +50,7 @@ pub async fn send_test_event(
     let delivery = pending_delivery(&sub, &envelope, None, now, ctx.settings.expires_at(now));
     ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
     if wait {
-        let sender =
-            ctx.sender.clone().ok_or_else(|| AppError::Internal("no outbound sender in this context".into()))?;
+        let sender = ctx.sender.clone().ok_or_else(|| AppError::bug("no outbound sender in this context"))?;
         let dispatcher = Dispatcher::new(ctx.clone(), sender, RetryPolicy::default());
         let (status, attempt) = dispatcher.attempt_once(&delivery, &sub).await?;
         return Ok(json!({ "delivery_id": delivery.id, "status": status, "attempt": attempt }));
