@@ -7,6 +7,7 @@
 use hmac::{Hmac, Mac};
 use puck_core::ids::{AttemptId, EventId};
 use puck_core::secret::SigningSecret;
+use puck_core::signing_key::SigningKey;
 use puck_core::signing::{delivery_headers, AttemptToSign};
 use sha2::Sha256;
 use std::hint::black_box;
@@ -44,7 +45,7 @@ fn median_ns(batches: usize, iterations: u32, mut f: impl FnMut()) -> f64 {
 
 /// Runs both measurements.
 pub fn measure() -> SigningFigures {
-    let secret = SigningSecret::generate();
+    let secret = SigningKey::Hmac(SigningSecret::generate());
     let event_id = EventId::parse("evt-bench-0001").expect("valid id");
     let attempt_id = AttemptId::generate(1_777_000_000_000);
     // A 1 KiB JSON envelope.

@@ -83,5 +83,6 @@ pub mod investigations;
 pub mod operational;
 pub mod receive;
 pub mod subscriptions;
+mod subscription_keys;
 pub mod sweeper;
 pub mod test_events;
