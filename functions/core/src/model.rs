@@ -5,8 +5,8 @@
 //! field.
 
 use crate::format::Format;
-use crate::signing_key::SignatureScheme;
 use crate::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
+use crate::signing_key::SignatureScheme;
 use crate::time::Timestamp;
 use crate::validation::{EventPattern, Filters, Severity, TargetUrl};
 use serde::{Deserialize, Serialize};

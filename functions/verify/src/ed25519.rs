@@ -44,11 +44,8 @@ const PUBLIC_KEY_PREFIX: &str = "whpk_";
 
 fn public_key(text: &str) -> Result<VerifyingKey, VerifyError> {
     let encoded = text.trim().strip_prefix(PUBLIC_KEY_PREFIX).ok_or(VerifyError::InvalidPublicKey)?;
-    let bytes: [u8; 32] = STANDARD
-        .decode(encoded)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or(VerifyError::InvalidPublicKey)?;
+    let bytes: [u8; 32] =
+        STANDARD.decode(encoded).ok().and_then(|b| b.try_into().ok()).ok_or(VerifyError::InvalidPublicKey)?;
     VerifyingKey::from_bytes(&bytes).map_err(|_| VerifyError::InvalidPublicKey)
 }
 

@@ -7,8 +7,8 @@
 use hmac::{Hmac, Mac};
 use puck_core::ids::{AttemptId, EventId};
 use puck_core::secret::SigningSecret;
-use puck_core::signing_key::SigningKey;
 use puck_core::signing::{delivery_headers, AttemptToSign};
+use puck_core::signing_key::SigningKey;
 use sha2::Sha256;
 use std::hint::black_box;
 use std::time::Instant;

@@ -8,7 +8,7 @@ use crate::support::{assert_error, create_subscription, id_of, SUBSCRIPTIONS};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use puck_core::ids::SubscriptionId;
-use puck_e2e::delivery::{list_all_deliveries, venv_python, wait_for_delivery_status};
+use puck_e2e::delivery::{list_all_deliveries, repo_root, venv_python, wait_for_delivery_status};
 use puck_e2e::leaks::assert_not_leaked;
 use puck_e2e::{wait_until, ReceivedRequest, Receiver, TestStack, TestStackOptions, EVENTUALLY};
 use serde_json::{json, Value};
@@ -41,6 +41,30 @@ async fn independent_verify(checks: &[(&str, &[u8], &str)]) -> Vec<bool> {
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
         panic!("the cryptography check failed to run: {stdout} {}", String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// The README's Python verifier ("Ed25519 signatures (`v1a`)"), run on a real request: what a
+/// reader copying it gets for `public_keys`.
+async fn readme_python_verifies(req: &ReceivedRequest, public_keys: &[&str]) -> bool {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let section = &readme[readme.find("### Ed25519 signatures (`v1a`)").expect("the README section")..];
+    let start = section.find("```python\n").expect("a python block") + "```python\n".len();
+    let snippet = &section[start..start + section[start..].find("```").unwrap()];
+    let driver = r#"
+import json, sys
+req = json.load(sys.stdin)
+print(json.dumps(verify_ed25519(req["headers"], base64.b64decode(req["body"]), req["keys"])))
+"#;
+    let headers: serde_json::Map<String, Value> = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .iter()
+        .map(|h| (h.to_string(), json!(req.header(h))))
+        .collect();
+    let input = json!({"headers": headers, "body": STANDARD.encode(&req.body), "keys": public_keys});
+    let out = venv_python(&format!("{snippet}{driver}"), &input).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!("the README verifier failed to run: {stdout} {}", String::from_utf8_lossy(&out.stderr))
     })
 }
 
@@ -137,6 +161,7 @@ async fn an_ed25519_delivery_and_test_event_verify_with_an_independent_implement
     let header = req.header("x-puck-signature").unwrap();
     assert_eq!(puck_verify::verify_ed25519_now(header, &req.body, &[&public_key]), Ok(()));
     assert!(puck_verify::verify_ed25519_now(header, b"{}", &[&public_key]).is_err());
+    assert!(readme_python_verifies(&req, &[&public_key]).await, "the README's Python verifier accepts it");
 
     // The test event, queued and made at once, is signed the same way.
     let (status, queued, _) = stack.post(&format!("{SUBSCRIPTIONS}/{id}/test"), Value::Null).await;
@@ -219,6 +244,9 @@ async fn after_a_key_rotation_both_key_pairs_sign_until_the_overlap_ends() {
     ])
     .await;
     assert_eq!(verdicts, vec![true, true, true, true, false], "new key first, then the previous");
+    for key in [&new, &old] {
+        assert!(readme_python_verifies(&req, &[key]).await, "the README's verifier accepts either key");
+    }
     let header = req.header("x-puck-signature").unwrap();
     for key in [&new, &old] {
         assert_eq!(puck_verify::verify_ed25519_now(header, &req.body, &[key]), Ok(()));
@@ -235,8 +263,10 @@ async fn after_a_key_rotation_both_key_pairs_sign_until_the_overlap_ends() {
     let req = receiver.wait_for(2, EVENTUALLY).await.remove(1);
     let s = signed(&req);
     assert_eq!((s.puck.len(), s.standard.len()), (1, 1), "only the new key signs after the overlap");
-    let verdicts = independent_verify(&[(&new, &s.puck_message, &s.puck[0]), (&old, &s.puck_message, &s.puck[0])]).await;
+    let verdicts =
+        independent_verify(&[(&new, &s.puck_message, &s.puck[0]), (&old, &s.puck_message, &s.puck[0])]).await;
     assert_eq!(verdicts, vec![true, false]);
+    assert!(!readme_python_verifies(&req, &[&old]).await, "the previous key no longer verifies");
     assert!(puck_verify::verify_ed25519_now(req.header("x-puck-signature").unwrap(), &req.body, &[&old]).is_err());
     let material = old_private["whsk_".len()..].to_owned();
     assert_not_leaked(&stack, &[("rotated-out private key".into(), old_private), ("its material".into(), material)])
@@ -255,7 +285,10 @@ async fn key_fields_that_do_not_apply_are_400s_naming_the_field() {
     for (extra, needle) in [
         (json!({"signature_scheme": "rsa"}), "signature_scheme \"rsa\" must be one of hmac-sha256, ed25519"),
         (json!({"signature_scheme": true}), "signature_scheme must be a string"),
-        (json!({"signature_scheme": "ed25519", "secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}), "secret does not apply"),
+        (
+            json!({"signature_scheme": "ed25519", "secret": "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="}),
+            "secret does not apply",
+        ),
         (json!({"signature_scheme": "ed25519", "public_key": "whpk_x"}), "public_key is made by the service"),
     ] {
         assert_error(&stack.post(SUBSCRIPTIONS, create(extra)).await, 400, "validation_error", needle);
@@ -273,7 +306,10 @@ async fn key_fields_that_do_not_apply_are_400s_naming_the_field() {
         assert_error(&stack.patch(path, patch).await, 400, "validation_error", needle);
     }
     let (_, unchanged, _) = stack.get(&ed_path).await;
-    assert_eq!((unchanged["public_key"].clone(), unchanged["signature_scheme"].clone()), (ed["public_key"].clone(), json!("ed25519")));
+    assert_eq!(
+        (unchanged["public_key"].clone(), unchanged["signature_scheme"].clone()),
+        (ed["public_key"].clone(), json!("ed25519"))
+    );
     let (_, plain, _) = stack.get(&hmac).await;
     assert_eq!((plain["signature_scheme"].clone(), plain["public_key"].clone()), (json!("hmac-sha256"), Value::Null));
 }

@@ -86,10 +86,9 @@ fn requested_rotation(sub: &Subscription, fields: &Fields) -> Result<Option<Sign
             match fields.raw("public_key") {
                 None => Ok(None),
                 Some(Value::Null) => Ok(Some(SigningKey::generate(SignatureScheme::Ed25519))),
-                Some(_) => Err(AppError::validation(
-                    "public_key",
-                    "public_key can only be null, which rotates the key pair",
-                )),
+                Some(_) => {
+                    Err(AppError::validation("public_key", "public_key can only be null, which rotates the key pair"))
+                }
             }
         }
     }
@@ -186,7 +185,9 @@ mod tests {
         ];
         for (extra, field, want) in create_cases {
             match create(&ctx, &who, with(extra.clone())).await {
-                Err(AppError::Validation(e)) => assert!(e.field == field && e.message.starts_with(want), "{extra}: {e:?}"),
+                Err(AppError::Validation(e)) => {
+                    assert!(e.field == field && e.message.starts_with(want), "{extra}: {e:?}")
+                }
                 other => panic!("{extra}: {other:?}"),
             }
         }
@@ -194,15 +195,27 @@ mod tests {
         let ed = create(&ctx, &who, with(json!({"signature_scheme": "ed25519"}))).await.unwrap();
         let (hmac, ed) = (hmac["id"].as_str().unwrap(), ed["id"].as_str().unwrap());
         let patch_cases = [
-            (hmac, json!({"signature_scheme": "ed25519"}), "signature_scheme", "signature_scheme is set at creation only"),
-            (ed, json!({"signature_scheme": "ed25519"}), "signature_scheme", "signature_scheme is set at creation only"),
+            (
+                hmac,
+                json!({"signature_scheme": "ed25519"}),
+                "signature_scheme",
+                "signature_scheme is set at creation only",
+            ),
+            (
+                ed,
+                json!({"signature_scheme": "ed25519"}),
+                "signature_scheme",
+                "signature_scheme is set at creation only",
+            ),
             (hmac, json!({"public_key": null}), "public_key", "public_key applies only to signature_scheme ed25519"),
             (ed, json!({"secret": null}), "secret", "secret does not apply to signature_scheme ed25519"),
             (ed, json!({"public_key": "whpk_x"}), "public_key", "public_key can only be null"),
         ];
         for (id, patch, field, want) in patch_cases {
             match update(&ctx, &who, id, patch.clone()).await {
-                Err(AppError::Validation(e)) => assert!(e.field == field && e.message.starts_with(want), "{patch}: {e:?}"),
+                Err(AppError::Validation(e)) => {
+                    assert!(e.field == field && e.message.starts_with(want), "{patch}: {e:?}")
+                }
                 other => panic!("{patch}: {other:?}"),
             }
         }

@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 /// Most entries `events` may have.
 pub const MAX_EVENT_PATTERNS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
-const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret", "format", "headers", "signature_scheme", "public_key"];
+const CREATE_FIELDS: &[&str] =
+    &["url", "events", "filters", "active", "name", "secret", "format", "headers", "signature_scheme", "public_key"];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
 pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
