@@ -5,9 +5,8 @@
 import { deleteSubscription, getSubscription, rotateKey, rotateSecret, sendTest, updateSubscription } from "./api.js";
 import { loadCatalog } from "./catalog.js";
 import { deliveryLog } from "./delivery.js";
-import {
-  confirmButton, copyRow, field, h, oneTimeSecret, outcomeChart, replace, stateBadge, statusBadge, when,
-} from "./dom.js";
+import { confirmButton, copyRow, field, h, oneTimeSecret, outcomeChart, replace } from "./dom.js";
+import { stateBadge, statusBadge, when } from "./dom.js";
 import { label, last24h } from "./subscriptions.js";
 
 // A secret waiting to be shown once: set on create, shown by the next render of that subscription
