@@ -1,7 +1,8 @@
 //! Outbound subscriptions: create, list, get, partial update (incl. secret rotation), delete.
 //!
 //! The signing secret is returned only by create and by an update that changes it; it is stored
-//! encrypted with the subscription id as associated data. Deleting a subscription abandons its
+//! encrypted with the subscription id as associated data (an Ed25519 subscription's private key
+//! likewise, and is never returned: see `subscription_keys`). Deleting a subscription abandons its
 //! in-flight deliveries so none is sent afterwards.
 
 use super::input::{text, wrong_type, Fields};
