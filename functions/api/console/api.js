@@ -71,6 +71,8 @@ export const createSubscription = (body) => request("POST", SUBS, body);
 export const updateSubscription = (id, body) => request("PATCH", `${SUBS}/${enc(id)}`, body);
 export const deleteSubscription = (id) => request("DELETE", `${SUBS}/${enc(id)}`);
 export const rotateSecret = (id) => request("PATCH", `${SUBS}/${enc(id)}`, { secret: null });
+/** Ed25519 subscriptions: a new key pair; the answer carries the new `public_key`. */
+export const rotateKey = (id) => request("PATCH", `${SUBS}/${enc(id)}`, { public_key: null });
 /** With `?wait=true` the API makes the attempt at once and answers it (older APIs answer 202). */
 export const sendTest = (id, eventType) => request("POST", `${SUBS}/${enc(id)}/test?wait=true`, eventType ? { event_type: eventType } : undefined);
 export const recover = (id, body) => request("POST", `${SUBS}/${enc(id)}/recover`, body);

@@ -136,9 +136,9 @@ export function headerTable(headers, caption) {
     h("tbody", {}, entries.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, h("code", {}, v))))));
 }
 
-/** A read-only secret with a Copy button and the plain "shown once" warning. */
-export function oneTimeSecret(label, value, warning) {
-  const input = h("input", { type: "text", readonly: true, value, id: "one-time-secret", class: "secret", spellcheck: "false", "aria-describedby": "one-time-warning" });
+/** A read-only value in an input (`attrs`: its id, label) with a Copy button. */
+export function copyRow(value, attrs) {
+  const input = h("input", { type: "text", readonly: true, value, class: "secret", spellcheck: "false", ...attrs });
   const done = h("span", { class: "copied", role: "status" });
   const copy = h("button", { type: "button", class: "btn" }, "Copy");
   copy.addEventListener("click", async () => {
@@ -150,9 +150,14 @@ export function oneTimeSecret(label, value, warning) {
       done.textContent = "Selected: press Ctrl+C to copy";
     }
   });
+  return h("div", { class: "copy-row" }, input, copy, done);
+}
+
+/** A read-only secret with a Copy button and the plain "shown once" warning. */
+export function oneTimeSecret(label, value, warning) {
   return h("section", { class: "panel warning", "aria-labelledby": "one-time-label" },
     h("h2", { id: "one-time-label" }, label),
-    h("div", { class: "copy-row" }, input, copy, done),
+    copyRow(value, { id: "one-time-secret", "aria-describedby": "one-time-warning" }),
     h("p", { id: "one-time-warning" }, h("strong", {}, "Copy it now. "), warning));
 }
 

@@ -8,6 +8,10 @@ import { clearErrors, field, h, replace, showFieldError } from "./dom.js";
 import { holdSecret } from "./subscription.js";
 
 const SEVERITIES = ["", "low", "medium", "high", "critical"];
+const SCHEMES = [["hmac-sha256", "HMAC-SHA256 with a shared secret (default)"],
+  ["ed25519", "Ed25519: your endpoint holds only a public key"]];
+const SCHEME_HINT = "Ed25519: deliveries are verified with the public key shown on the subscription's page; "
+  + "there is no shared secret. Cannot be changed later.";
 const FORMATS = [["raw", "Raw JSON envelope (signed; verify with any Standard Webhooks library)"], ["slack", "Slack incoming webhook message"], ["ms_teams", "Microsoft Teams message (Adaptive Card)"]];
 
 /** A list of key/value rows with Add and Remove buttons (tags, custom headers). */
@@ -81,6 +85,9 @@ export async function render(main, { id }, ctx) {
   const headers = pairsEditor("headers", { keyLabel: "Header name", valueLabel: "Header value", addText: "Add header", secretValues: true });
   const existingHeaders = Object.keys(sub?.headers || {});
   const dropHeaders = h("input", { type: "checkbox", id: "drop-headers" });
+  // Set at creation only: the edit form does not offer it.
+  const scheme = editing ? null : h("select", { id: "signature_scheme", name: "signature_scheme" },
+    SCHEMES.map(([v, text]) => h("option", { value: v }, text)));
   const submit = h("button", { type: "submit", class: "btn primary", id: "save" }, editing ? "Save changes" : "Create subscription");
 
   const form = h("form", { id: "subscription-form", class: "card", novalidate: true },
@@ -95,6 +102,7 @@ export async function render(main, { id }, ctx) {
         h("p", { class: "hint" }, "Every pair must be present in the event’s tags; events without tags do not pass."),
         h("p", { class: "field-error", id: "tags-error", "data-field": "filters.tags", "data-for": "tags" }), tags.element)),
     field("Format", format, { hint: "Slack and Teams formats post readable messages straight into a channel." }),
+    scheme ? field("Signature scheme", scheme, { hint: SCHEME_HINT }) : null,
     h("fieldset", { class: "field" }, h("legend", {}, "Custom headers (optional)"),
       h("p", { class: "hint" }, editing && existingHeaders.length
         ? `Current: ${existingHeaders.join(", ")} (values are never shown). Headers entered here replace the whole set; leave empty to keep them.`
@@ -118,6 +126,7 @@ export async function render(main, { id }, ctx) {
     const headerValues = headers.values();
     if (Object.keys(headerValues).length) body.headers = headerValues;
     else if (dropHeaders.checked) body.headers = null;
+    if (scheme && scheme.value !== "hmac-sha256") body.signature_scheme = scheme.value;
     submit.disabled = true;
     try {
       if (editing) {
@@ -125,7 +134,7 @@ export async function render(main, { id }, ctx) {
         location.hash = `#/subscriptions/${id}`;
       } else {
         const created = await createSubscription(body);
-        holdSecret(created.id, created.secret, "created");
+        if (created.secret) holdSecret(created.id, created.secret, "created");
         location.hash = `#/subscriptions/${created.id}`;
       }
     } catch (err) {

@@ -1,10 +1,12 @@
 // One subscription: its settings, 24 h outcomes, Edit / Pause / Resume / Delete, Send test event
-// (the attempt's result inline), Rotate secret (the new secret shown once), and its delivery log.
+// (the attempt's result inline), Rotate secret (the new secret shown once) or, for an Ed25519
+// subscription, its public key with Rotate key, and its delivery log.
 
-import { deleteSubscription, getSubscription, rotateSecret, sendTest, updateSubscription } from "./api.js";
+import { deleteSubscription, getSubscription, rotateKey, rotateSecret, sendTest, updateSubscription } from "./api.js";
 import { loadCatalog } from "./catalog.js";
 import { deliveryLog } from "./delivery.js";
-import { confirmButton, field, h, oneTimeSecret, outcomeChart, replace, stateBadge, statusBadge, when } from "./dom.js";
+import { confirmButton, copyRow, field, h, oneTimeSecret, outcomeChart, replace } from "./dom.js";
+import { stateBadge, statusBadge, when } from "./dom.js";
 import { label, last24h } from "./subscriptions.js";
 
 // A secret waiting to be shown once: set on create, shown by the next render of that subscription
@@ -21,6 +23,8 @@ function takeSecret(id) {
 }
 
 const CREATED_WARNING = "This is the only time the signing secret is shown. Store it in your secret manager; your endpoint verifies every delivery's signature with it.";
+const KEY_ROTATED = "New key pair. For the next 24 hours deliveries carry two v1a signatures, one with the new "
+  + "key and one with the previous one, so add the new public key to your endpoint, then retire the old one.";
 const ROTATED_WARNING = "The new secret is shown only now. For the next 24 hours deliveries carry two signatures, one with the new secret and one with the previous one, so deploy the new secret to your endpoint, then retire the old one.";
 
 export async function render(main, { id }, ctx) {
@@ -95,7 +99,22 @@ export async function render(main, { id }, ctx) {
       if (err.status !== 401) ctx.showError(err, notice);
     }
   });
-  const rotateSlot = h("span", {}, makeRotate());
+  // Ed25519: the public key (not secret) stays on the page, and Rotate key replaces it.
+  const ed25519 = sub.signature_scheme === "ed25519";
+  const publicKeyOf = (key) => copyRow(key || "", { id: "public-key", "aria-label": "Public key" });
+  const publicKey = h("dd", { id: "public-key-slot" }, publicKeyOf(sub.public_key));
+  const rotateKeyQuestion = "Make a new key pair? The old key keeps signing alongside it for 24 hours.";
+  const makeRotateKey = () => confirmButton("Rotate key", rotateKeyQuestion, async () => {
+    try {
+      const r = await rotateKey(id);
+      replace(publicKey, publicKeyOf(r.public_key));
+      replace(secretSlot, h("p", { class: "panel info", id: "key-rotated", role: "status" }, KEY_ROTATED));
+      replace(rotateSlot, makeRotateKey());
+    } catch (err) {
+      if (err.status !== 401) ctx.showError(err, notice);
+    }
+  });
+  const rotateSlot = h("span", {}, ed25519 ? makeRotateKey() : makeRotate());
 
   const chart = h("div", { class: "chart-slot" }, h("span", { class: "muted" }, "Loading the last 24 h…"));
   const drawChart = () => last24h(id).then((rows) => replace(chart, outcomeChart(rows, { large: true })), () => replace(chart, h("span", { class: "muted" }, "Outcomes unavailable")));
@@ -127,12 +146,14 @@ export async function render(main, { id }, ctx) {
             ? h("ul", { class: "chips" }, Object.entries(sub.filters.tags).map(([k, v]) => h("li", {}, h("code", {}, `${k}=${v}`)))) : "none"),
           h("dt", {}, "Format"), h("dd", {}, sub.format || "raw"),
           h("dt", {}, "Custom headers"), h("dd", {}, headerNames.length ? `${headerNames.join(", ")} (values hidden)` : "none"),
+          h("dt", {}, "Signature"), h("dd", { id: "signature-scheme" }, sub.signature_scheme || "hmac-sha256"),
+          ed25519 ? [h("dt", {}, "Public key"), publicKey] : null,
           h("dt", {}, "Id"), h("dd", {}, h("code", {}, sub.id)),
           h("dt", {}, "Created"), h("dd", {}, when(sub.created_at)),
           h("dt", {}, "Updated"), h("dd", {}, when(sub.updated_at)),
           h("dt", {}, "Last delivery"), lastDelivery)),
       h("section", { class: "card" }, h("h2", {}, "Last 24 hours"), chart,
-        h("h2", {}, "Test and secret"),
+        h("h2", {}, ed25519 ? "Test and key" : "Test and secret"),
         h("p", { class: "hint" }, "A test event is sent now, whatever the subscription's event types, filters or state, and recorded in the log."),
         testForm, testResult,
         h("p", { class: "actions" }, rotateSlot))),

@@ -23,6 +23,7 @@ pub mod receivers;
 pub mod secret;
 pub mod services;
 pub mod signing;
+pub mod signing_key;
 pub mod time;
 pub mod validation;
 

@@ -6,6 +6,7 @@
 
 use crate::format::Format;
 use crate::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
+use crate::signing_key::SignatureScheme;
 use crate::time::Timestamp;
 use crate::validation::{EventPattern, Filters, Severity, TargetUrl};
 use serde::{Deserialize, Serialize};
@@ -132,6 +133,13 @@ pub struct Subscription {
     /// before versions existed.
     #[serde(default)]
     pub version: u64,
+    /// How deliveries are signed, fixed at creation; records written before schemes existed are
+    /// `hmac-sha256`. For `ed25519`, `secret_enc` holds the private key (`whsk_…`).
+    #[serde(default)]
+    pub signature_scheme: SignatureScheme,
+    /// The current Ed25519 public key (`whpk_…`), public by design; None for `hmac-sha256`.
+    #[serde(default)]
+    pub public_key: Option<String>,
 }
 
 /// The `disabled_reason` of a subscription the service paused because it kept failing.
@@ -162,6 +170,8 @@ impl Subscription {
             "last_delivery_at": self.last_delivery_at,
             "disabled_reason": self.disabled_reason,
             "disabled_at": self.disabled_at,
+            "signature_scheme": self.signature_scheme,
+            "public_key": self.public_key,
         })
     }
 }

@@ -7,10 +7,14 @@
 //! - `webhook-signature`: `v1,<base64>` with HMAC-SHA256(key = base64-decoded secret,
 //!   message = `"<webhook-id>.<t>.<body>"`).
 //!
-//! During a rotation's overlap window each scheme carries one signature per secret, newest first.
+//! A subscription with `signature_scheme: ed25519` carries `v1a` entries instead (Standard
+//! Webhooks' asymmetric scheme): `v1a=<base64>` in `X-Puck-Signature` and `v1a,<base64>` in
+//! `webhook-signature`, Ed25519 signatures over the same messages ([`crate::signing_key`]).
+//!
+//! During a rotation's overlap window each scheme carries one signature per key, newest first.
 
 use crate::ids::{AttemptId, EventId};
-use crate::secret::SigningSecret;
+use crate::signing_key::SigningKey;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -30,26 +34,35 @@ fn hmac(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// `t=<t>,v1=<hex>[,v1=<hex>]`.
-pub fn puck_signature(secrets: &[&SigningSecret], timestamp: i64, body: &[u8]) -> String {
+/// `t=<t>,v1=<hex>[,v1=<hex>]`, or `t=<t>,v1a=<base64>[,v1a=<base64>]` for Ed25519 keys.
+pub fn puck_signature(secrets: &[&SigningKey], timestamp: i64, body: &[u8]) -> String {
     let t = timestamp.to_string();
     let mut header = format!("t={t}");
-    for s in secrets {
-        let sig = hmac(s.expose().as_bytes(), &[t.as_bytes(), b".", body]);
-        header.push_str(",v1=");
-        header.push_str(&hex::encode(sig));
+    for key in secrets {
+        let message: [&[u8]; 3] = [t.as_bytes(), b".", body];
+        match key {
+            SigningKey::Hmac(s) => {
+                header.push_str(",v1=");
+                header.push_str(&hex::encode(hmac(s.expose().as_bytes(), &message)));
+            }
+            SigningKey::Ed25519(k) => {
+                header.push_str(",v1a=");
+                header.push_str(&k.sign_base64(&message));
+            }
+        }
     }
     header
 }
 
-/// `v1,<base64>[ v1,<base64>]`.
-pub fn standard_signature(secrets: &[&SigningSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+/// `v1,<base64>[ v1,<base64>]`, or `v1a,<base64>[ v1a,<base64>]` for Ed25519 keys.
+pub fn standard_signature(secrets: &[&SigningKey], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     let t = timestamp.to_string();
+    let message: [&[u8]; 5] = [msg_id.as_bytes(), b".", t.as_bytes(), b".", body];
     secrets
         .iter()
-        .map(|s| {
-            let sig = hmac(s.standard_key(), &[msg_id.as_bytes(), b".", t.as_bytes(), b".", body]);
-            format!("v1,{}", STANDARD.encode(sig))
+        .map(|key| match key {
+            SigningKey::Hmac(s) => format!("v1,{}", STANDARD.encode(hmac(s.standard_key(), &message))),
+            SigningKey::Ed25519(k) => format!("v1a,{}", k.sign_base64(&message)),
         })
         .collect::<Vec<_>>()
         .join(" ")
@@ -68,8 +81,9 @@ pub struct AttemptToSign<'a> {
     pub timestamp: i64,
     /// The exact body bytes that are signed and sent.
     pub body: &'a str,
-    /// Current secret first, then the previous one while its overlap window lasts.
-    pub secrets: &'a [&'a SigningSecret],
+    /// Current key (secret or Ed25519 private key) first, then the previous one while its
+    /// overlap window lasts.
+    pub secrets: &'a [&'a SigningKey],
 }
 
 /// The full header set of one attempt.
@@ -112,23 +126,35 @@ pub fn redacted(headers: &[(String, String)], custom: &[String]) -> BTreeMap<Str
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::SigningSecret;
+    use crate::signing_key::Ed25519Key;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 
-    fn secret() -> SigningSecret {
+    fn whsec() -> SigningSecret {
         // base64 of 32 bytes 0x00..0x1f
         SigningSecret::parse("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap()
     }
 
+    fn secret() -> SigningKey {
+        SigningKey::Hmac(whsec())
+    }
+
+    fn ed25519_verifies(key: &Ed25519Key, message: &[u8], sig_base64: &str) -> bool {
+        let sig = Signature::from_slice(&STANDARD.decode(sig_base64).unwrap()).unwrap();
+        VerifyingKey::from_bytes(key.public_key().as_bytes()).unwrap().verify(message, &sig).is_ok()
+    }
+
     #[test]
     fn puck_signature_is_hmac_of_timestamp_dot_body_with_full_secret() {
-        let s = secret();
+        let (s, w) = (secret(), whsec());
         let header = puck_signature(&[&s], 1_700_000_000, b"{}");
-        let expected = hex::encode(hmac(s.expose().as_bytes(), &[b"1700000000.{}"]));
+        let expected = hex::encode(hmac(w.expose().as_bytes(), &[b"1700000000.{}"]));
         assert_eq!(header, format!("t=1700000000,v1={expected}"));
     }
 
     #[test]
     fn rotation_adds_a_second_signature_for_each_scheme() {
-        let (new, old) = (secret(), SigningSecret::generate());
+        let (new, old) = (secret(), SigningKey::Hmac(SigningSecret::generate()));
         let puck = puck_signature(&[&new, &old], 1, b"x");
         assert_eq!(puck.matches(",v1=").count(), 2);
         let std = standard_signature(&[&new, &old], "evt", 1, b"x");
@@ -139,8 +165,25 @@ mod tests {
     fn standard_signature_matches_the_spec_construction() {
         let s = secret();
         let sig = standard_signature(&[&s], "msg_1", 1_700_000_000, b"{}");
-        let expected = STANDARD.encode(hmac(s.standard_key(), &[b"msg_1.1700000000.{}"]));
+        let expected = STANDARD.encode(hmac(whsec().standard_key(), &[b"msg_1.1700000000.{}"]));
         assert_eq!(sig, format!("v1,{expected}"));
+    }
+
+    #[test]
+    fn ed25519_keys_sign_v1a_entries_over_the_same_messages_as_v1() {
+        let (new, old) = (Ed25519Key::generate(), Ed25519Key::generate());
+        let keys = [SigningKey::Ed25519(new.clone()), SigningKey::Ed25519(old.clone())];
+        let refs: Vec<&SigningKey> = keys.iter().collect();
+        let puck = puck_signature(&refs, 1_700_000_000, b"{}");
+        let entries: Vec<&str> = puck.strip_prefix("t=1700000000,v1a=").unwrap().split(",v1a=").collect();
+        assert_eq!(entries.len(), 2, "{puck}");
+        assert!(ed25519_verifies(&new, b"1700000000.{}", entries[0]), "newest first");
+        assert!(ed25519_verifies(&old, b"1700000000.{}", entries[1]));
+        assert!(!ed25519_verifies(&old, b"1700000000.{}", entries[0]));
+        let std = standard_signature(&refs, "msg_1", 1_700_000_000, b"{}");
+        let entries: Vec<&str> = std.split(' ').map(|e| e.strip_prefix("v1a,").unwrap()).collect();
+        assert!(ed25519_verifies(&new, b"msg_1.1700000000.{}", entries[0]));
+        assert!(ed25519_verifies(&old, b"msg_1.1700000000.{}", entries[1]));
     }
 
     #[test]

@@ -472,5 +472,7 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         disabled_reason: None,
         disabled_at: None,
         version: 0,
+        signature_scheme: Default::default(),
+        public_key: None,
     }
 }

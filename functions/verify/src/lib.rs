@@ -17,6 +17,10 @@
 //! compared in constant time. Verification needs the **raw** request body bytes, before any JSON
 //! parsing or re-serialisation.
 //!
+//! Subscriptions created with `"signature_scheme": "ed25519"` are signed with an Ed25519 key
+//! pair instead: `t=<t>,v1a=<base64>`, verified with the subscription's public key (`whpk_…`) by
+//! [`verify_ed25519`].
+//!
 //! Signatures only prove who sent a delivery, not that it is new: deliveries are at-least-once,
 //! so also deduplicate on the `X-Puck-Event-Id` header.
 //!
@@ -97,7 +101,8 @@ pub enum VerifyError {
     /// `t=` that is not a non-negative decimal integer, a `v1=` that is not 64 hex digits, or
     /// more than [`MAX_SIGNATURES`] signatures.
     MalformedHeader,
-    /// The header has no `v1=` signature (signatures of unknown schemes are ignored).
+    /// The header has no signature of the scheme being verified: no `v1=` for [`verify`], no
+    /// `v1a=` for [`verify_ed25519`] (signatures of other schemes are ignored).
     NoSignature,
     /// The timestamp is further from the current time than the tolerance allows.
     TimestampOutOfTolerance,
@@ -105,6 +110,9 @@ pub enum VerifyError {
     SignatureMismatch,
     /// No secret to verify with: the list was empty or held only empty strings.
     NoSecrets,
+    /// A public key given to [`verify_ed25519`] is not `whpk_` + base64 of a valid 32-byte
+    /// Ed25519 key: a configuration error of the receiver, not a bad delivery.
+    InvalidPublicKey,
 }
 
 impl fmt::Display for VerifyError {
@@ -112,10 +120,11 @@ impl fmt::Display for VerifyError {
         f.write_str(match self {
             Self::MissingTimestamp => "signature header has no timestamp (t=)",
             Self::MalformedHeader => "signature header is malformed",
-            Self::NoSignature => "signature header has no v1 signature",
+            Self::NoSignature => "signature header has no signature of the verified scheme (v1 or v1a)",
             Self::TimestampOutOfTolerance => "signature timestamp is outside the tolerance",
             Self::SignatureMismatch => "no signature matches the body and secrets",
             Self::NoSecrets => "no secret to verify with",
+            Self::InvalidPublicKey => "a public key is not whpk_ followed by a base64 Ed25519 key",
         })
     }
 }
@@ -128,6 +137,8 @@ struct Parsed<'a> {
     timestamp_raw: &'a str,
     timestamp: i64,
     signatures: Vec<[u8; SIGNATURE_LEN]>,
+    /// The `v1a=` (Ed25519) values as they appear, decoded only by [`verify_ed25519`].
+    ed25519: Vec<&'a str>,
 }
 
 fn parse(header: &str) -> Result<Parsed<'_>, VerifyError> {
@@ -136,6 +147,7 @@ fn parse(header: &str) -> Result<Parsed<'_>, VerifyError> {
     }
     let mut timestamp: Option<(&str, i64)> = None;
     let mut signatures = Vec::new();
+    let mut ed25519 = Vec::new();
     for element in header.split(',') {
         let element = element.trim();
         if element.is_empty() {
@@ -163,15 +175,27 @@ fn parse(header: &str) -> Result<Parsed<'_>, VerifyError> {
                 hex::decode_to_slice(value, &mut sig).map_err(|_| VerifyError::MalformedHeader)?;
                 signatures.push(sig);
             }
+            "v1a" => {
+                if ed25519.len() == MAX_SIGNATURES {
+                    return Err(VerifyError::MalformedHeader);
+                }
+                ed25519.push(value);
+            }
             // Unknown schemes (`v0=`, future versions) are ignored.
             _ => {}
         }
     }
     let (timestamp_raw, timestamp) = timestamp.ok_or(VerifyError::MissingTimestamp)?;
-    if signatures.is_empty() {
-        return Err(VerifyError::NoSignature);
+    Ok(Parsed { timestamp_raw, timestamp, signatures, ed25519 })
+}
+
+/// The timestamp is within `tolerance_secs` (negative = 0) of `now_unix`, either direction.
+fn check_timestamp(parsed: &Parsed<'_>, now_unix: i64, tolerance_secs: i64) -> Result<(), VerifyError> {
+    let tolerance = tolerance_secs.max(0).unsigned_abs();
+    if now_unix.abs_diff(parsed.timestamp) > tolerance {
+        return Err(VerifyError::TimestampOutOfTolerance);
     }
-    Ok(Parsed { timestamp_raw, timestamp, signatures })
+    Ok(())
 }
 
 fn mac(secret: &str, timestamp: &str, body: &[u8]) -> [u8; SIGNATURE_LEN] {
@@ -219,11 +243,10 @@ pub fn verify_with_tolerance(
         return Err(VerifyError::NoSecrets);
     }
     let parsed = parse(header)?;
-
-    let tolerance = tolerance_secs.max(0).unsigned_abs();
-    if now_unix.abs_diff(parsed.timestamp) > tolerance {
-        return Err(VerifyError::TimestampOutOfTolerance);
+    if parsed.signatures.is_empty() {
+        return Err(VerifyError::NoSignature);
     }
+    check_timestamp(&parsed, now_unix, tolerance_secs)?;
 
     // Compare every signature against every secret's MAC and fold the results without
     // branching on signature bytes, so timing does not reveal which (or how much) matched.
@@ -272,6 +295,11 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let t = timestamp.to_string();
     format!("t={t},v1={}", hex::encode(mac(secret, &t, body)))
 }
+
+mod ed25519;
+pub use ed25519::{
+    ed25519_public_key, sign_ed25519, verify_ed25519, verify_ed25519_now, verify_ed25519_with_tolerance,
+};
 
 #[cfg(test)]
 mod tests;

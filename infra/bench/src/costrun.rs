@@ -244,7 +244,8 @@ fn delivery_header_bytes(body: &str) -> usize {
     use puck_core::ids::{AttemptId, EventId};
     use puck_core::secret::SigningSecret;
     use puck_core::signing::{delivery_headers, AttemptToSign};
-    let secret = SigningSecret::generate();
+    use puck_core::signing_key::SigningKey;
+    let secret = SigningKey::Hmac(SigningSecret::generate());
     let event_id = EventId::parse("0193f3c2-7a1b-7c3d-9e4f-0123456789ab").expect("valid id");
     let attempt_id = AttemptId::generate(1_777_000_000_000);
     let secrets = [&secret];

@@ -8,6 +8,7 @@ use hmac::{Hmac, Mac};
 use puck_core::ids::{AttemptId, EventId};
 use puck_core::secret::SigningSecret;
 use puck_core::signing::{delivery_headers, AttemptToSign};
+use puck_core::signing_key::SigningKey;
 use sha2::Sha256;
 use std::hint::black_box;
 use std::time::Instant;
@@ -44,7 +45,7 @@ fn median_ns(batches: usize, iterations: u32, mut f: impl FnMut()) -> f64 {
 
 /// Runs both measurements.
 pub fn measure() -> SigningFigures {
-    let secret = SigningSecret::generate();
+    let secret = SigningKey::Hmac(SigningSecret::generate());
     let event_id = EventId::parse("evt-bench-0001").expect("valid id");
     let attempt_id = AttemptId::generate(1_777_000_000_000);
     // A 1 KiB JSON envelope.
@@ -68,7 +69,7 @@ pub fn measure() -> SigningFigures {
         }));
         black_box(h);
     });
-    let key = secret.expose().as_bytes().to_vec();
+    let key = secret.expose().expose().as_bytes().to_vec();
     let hmac_ns = median_ns(7, iterations, || {
         let mut mac = Hmac::<Sha256>::new_from_slice(black_box(&key)).expect("any key length");
         mac.update(black_box(body.as_bytes()));

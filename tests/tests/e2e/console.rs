@@ -312,3 +312,56 @@ async fn console_responses_carry_the_csp_and_security_headers() {
     let (status, _, _) = stack.anonymous().raw(reqwest::Method::POST, "/console", &[], b"{}".to_vec()).await;
     assert_eq!(status, 405);
 }
+
+/// The value of the public-key field on a subscription's page, once it is there.
+async fn public_key_shown(browser: &Browser) -> String {
+    browser.wait_for("#public-key-slot").await;
+    let value = browser.js("return document.getElementById('public-key').value;", json!([])).await;
+    value.as_str().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ed25519_subscription_shows_its_public_key_with_copy_and_rotates_its_key() {
+    let stack = TestStack::start_default().await;
+    let receiver = Receiver::start().await;
+    let browser = signed_in(&stack).await;
+
+    // Create one with the Ed25519 scheme chosen in the form.
+    browser.click("#add-subscription").await;
+    browser.wait_for("#signature_scheme").await;
+    browser.type_into("#url", &receiver.url()).await;
+    browser.click(r#"input[value="finding.discovered"]"#).await;
+    browser.js("document.getElementById('signature_scheme').value = 'ed25519'; return true;", json!([])).await;
+    browser.click("#save").await;
+
+    // Its page: the public key (the API's) with a Copy button, no secret, Rotate key.
+    browser.wait_text("#signature-scheme", "ed25519").await;
+    let id = hash(&browser).await.trim_start_matches("#/subscriptions/").to_owned();
+    let (_, sub, _) = stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await;
+    assert_eq!(sub["signature_scheme"], "ed25519", "{sub}");
+    let shown = public_key_shown(&browser).await;
+    assert!(shown.starts_with("whpk_") && shown == sub["public_key"], "{shown} vs {sub}");
+    assert_eq!(secret_shown(&browser).await, None, "an ed25519 subscription has no secret to show");
+    browser.click("#public-key-slot button").await;
+    browser.wait_text("#public-key-slot .copied", "C").await; // "Copied", or "Selected: press Ctrl+C"
+    let text = browser.page_text().await;
+    assert!(text.contains("Rotate key") && !text.contains("Rotate secret"), "{text}");
+    browser.screenshot("11-ed25519-subscription").await;
+
+    // Rotate key: the new public key replaces the old on the page, the overlap explained.
+    browser.click_button("Rotate key").await;
+    browser.click_button("Yes, rotate key").await;
+    browser.wait_text("#key-rotated", "24 hours").await;
+    let (_, rotated, _) = stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await;
+    assert_ne!(rotated["public_key"], sub["public_key"]);
+    assert_eq!(public_key_shown(&browser).await, rotated["public_key"].as_str().unwrap());
+    let (status, _, _) = stack.post(&format!("{SUBSCRIPTIONS}/{id}/test"), json!({})).await;
+    assert_eq!(status, 202);
+    let request = receiver.wait_for(1, EVENTUALLY).await.remove(0);
+    let signature = request.header("x-puck-signature").unwrap();
+    assert_eq!(signature.matches(",v1a=").count(), 2, "both keys sign during the overlap: {signature}");
+    for key in [&shown, rotated["public_key"].as_str().unwrap()] {
+        assert_eq!(puck_verify::verify_ed25519_now(signature, &request.body, &[key]), Ok(()));
+    }
+    browser.quit().await;
+}

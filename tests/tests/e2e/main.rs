@@ -14,6 +14,7 @@ mod console;
 mod custom_headers;
 mod delivery_log;
 mod durability;
+mod ed25519;
 mod faults;
 mod filters;
 mod formats;

@@ -72,6 +72,15 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
     r.keep("subscriptions-get", &api.get(&format!("{SUBSCRIPTIONS}/sub_nope")).await);
     r.keep("subscriptions-update", &api.patch(&sub_path, json!({"secret": null})).await);
     r.keep("subscriptions-update", &api.patch(&sub_path, json!({"active": "yes"})).await);
+    let ed25519 = r.keep(
+        "subscriptions-create",
+        &api.post(SUBSCRIPTIONS, json!({"url": receiver.url(), "events": ["chain.*"], "signature_scheme": "ed25519"}))
+            .await,
+    );
+    let ed25519_path = format!("{SUBSCRIPTIONS}/{}", id_of(&ed25519));
+    r.keep("subscriptions-update", &api.patch(&ed25519_path, json!({"public_key": null})).await);
+    r.keep("subscriptions-update", &api.patch(&ed25519_path, json!({"signature_scheme": "hmac-sha256"})).await);
+    r.keep("subscriptions-get", &api.get(&ed25519_path).await);
     r.keep("event-types-list", &api.get("/v1/webhooks/event-types").await);
     r.keep("subscriptions-test", &api.post(&format!("{sub_path}/test"), json!({"event_type": "nope"})).await);
     let queued = r.keep("subscriptions-test", &api.post(&format!("{sub_path}/test"), Value::Null).await);

@@ -129,6 +129,8 @@ pub(crate) mod tests {
             disabled_reason: None,
             disabled_at: None,
             version: 0,
+            signature_scheme: Default::default(),
+            public_key: None,
         }
     }
 

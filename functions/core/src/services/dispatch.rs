@@ -16,8 +16,8 @@ use crate::error::AppError;
 use crate::ids::{AccountId, AttemptId, SubscriptionId};
 use crate::model::{Attempt, Delivery, DeliveryStatus, Subscription};
 use crate::ports::{AttemptUpdate, Claim, ClaimRequest, DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
-use crate::secret::SigningSecret;
 use crate::signing::{delivery_headers, redacted, AttemptToSign};
+use crate::signing_key::SigningKey;
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -41,8 +41,8 @@ pub struct Dispatcher {
     sender: Arc<dyn WebhookSender>,
     /// The retry schedule applied to failed attempts.
     pub policy: RetryPolicy,
-    /// Ciphertext → secret. Keyed by ciphertext so a rotation is a cache miss, never stale.
-    secrets: Mutex<HashMap<String, SigningSecret>>,
+    /// Ciphertext → signing key. Keyed by ciphertext so a rotation is a cache miss, never stale.
+    secrets: Mutex<HashMap<String, SigningKey>>,
     last_delivery: LastDeliveryWrites,
     claim_lease_secs: i64,
 }
@@ -132,7 +132,7 @@ impl Dispatcher {
         Ok(written?)
     }
 
-    fn decrypt(&self, ciphertext: &str, sub: &Subscription) -> Result<SigningSecret, AppError> {
+    fn decrypt(&self, ciphertext: &str, sub: &Subscription) -> Result<SigningKey, AppError> {
         if let Some(s) = self.secrets.lock().expect("secret cache lock").get(ciphertext) {
             return Ok(s.clone());
         }
@@ -141,7 +141,7 @@ impl Dispatcher {
             .keyring
             .decrypt(ciphertext, sub.id.as_str())
             .map_err(|e| AppError::internal("stored secret", e))?;
-        let secret = SigningSecret::parse(&plain).map_err(|e| AppError::internal("stored secret", e))?;
+        let secret = SigningKey::parse(&plain).map_err(|e| AppError::internal("stored secret", e))?;
         let mut cache = self.secrets.lock().expect("secret cache lock");
         if cache.len() >= SECRET_CACHE_MAX {
             cache.clear();
@@ -150,8 +150,9 @@ impl Dispatcher {
         Ok(secret)
     }
 
-    /// Current secret, plus the previous one while its overlap window lasts.
-    fn signing_secrets(&self, sub: &Subscription, now: Timestamp) -> Result<Vec<SigningSecret>, AppError> {
+    /// Current key (secret or Ed25519 private key), plus the previous one while its overlap
+    /// window lasts.
+    fn signing_secrets(&self, sub: &Subscription, now: Timestamp) -> Result<Vec<SigningKey>, AppError> {
         let mut secrets = vec![self.decrypt(&sub.secret_enc, sub)?];
         if let (Some(prev), Some(until)) = (&sub.previous_secret_enc, sub.previous_secret_expires_at) {
             if now < until {
@@ -481,11 +482,11 @@ pub fn build_request(
     delivery: &Delivery,
     sub: &Subscription,
     attempt_id: &AttemptId,
-    secrets: &[SigningSecret],
+    secrets: &[SigningKey],
     custom: &[(String, String)],
     now: Timestamp,
 ) -> OutboundRequest {
-    let refs: Vec<&SigningSecret> = secrets.iter().collect();
+    let refs: Vec<&SigningKey> = secrets.iter().collect();
     let headers = delivery_headers(&AttemptToSign {
         event_id: &delivery.event_id,
         event_type: &delivery.event_type,

@@ -82,6 +82,7 @@ pub mod input;
 pub mod investigations;
 pub mod operational;
 pub mod receive;
+mod subscription_keys;
 pub mod subscriptions;
 pub mod sweeper;
 pub mod test_events;

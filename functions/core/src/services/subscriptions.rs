@@ -1,10 +1,12 @@
 //! Outbound subscriptions: create, list, get, partial update (incl. secret rotation), delete.
 //!
 //! The signing secret is returned only by create and by an update that changes it; it is stored
-//! encrypted with the subscription id as associated data. Deleting a subscription abandons its
+//! encrypted with the subscription id as associated data (an Ed25519 subscription's private key
+//! likewise, and is never returned: see `subscription_keys`). Deleting a subscription abandons its
 //! in-flight deliveries so none is sent afterwards.
 
 use super::input::{text, wrong_type, Fields};
+use super::subscription_keys as keys;
 use super::Context;
 use crate::error::AppError;
 use crate::format::Format;
@@ -12,14 +14,14 @@ use crate::ids::{SubscriptionId, SubscriptionId as Id};
 use crate::model::{Caller, DeliveryStatus, Subscription};
 use crate::page::{decode_cursor, encode_cursor, Page};
 use crate::ports::SettingsWrite;
-use crate::secret::SigningSecret;
 use crate::validation::{parse_custom_headers, parse_tags, EventPattern, Filters, Severity, TargetUrl};
 use serde_json::{json, Value};
 
 /// Most entries `events` may have.
 pub const MAX_EVENT_PATTERNS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
-const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret", "format", "headers"];
+const CREATE_FIELDS: &[&str] =
+    &["url", "events", "filters", "active", "name", "secret", "format", "headers", "signature_scheme", "public_key"];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
 pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
@@ -100,17 +102,6 @@ fn parse_name(fields: &Fields) -> Result<Option<String>, AppError> {
     fields.opt_str("name")?.map(|n| text("name", n, MAX_NAME_CHARS)).transpose()
 }
 
-fn parse_secret(raw: &str) -> Result<SigningSecret, AppError> {
-    SigningSecret::parse(raw).map_err(|e| AppError::validation("secret", e.to_string()))
-}
-
-/// The view of a subscription plus its (new) secret: the only responses that carry it.
-fn view_with_secret(sub: &Subscription, secret: &SigningSecret) -> Value {
-    let mut v = sub.view();
-    v["secret"] = Value::String(secret.expose().to_owned());
-    v
-}
-
 /// `POST /v1/webhooks/subscriptions`: validates and stores; the response carries the signing secret, shown only here.
 pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value, AppError> {
     let fields = Fields::new(body)?;
@@ -121,15 +112,12 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
     let active = fields.opt_bool("active")?.unwrap_or(true);
     let name = parse_name(&fields)?;
     let format = parse_format(&fields)?;
-    let secret = match fields.opt_str("secret")? {
-        Some(raw) => parse_secret(raw)?,
-        None => SigningSecret::generate(),
-    };
+    let (signature_scheme, key) = keys::initial(&fields)?;
 
     let now = ctx.clock.now();
     let id = Id::generate(now.unix_ms() as u64);
     let mut sub = Subscription {
-        secret_enc: ctx.keyring.encrypt(secret.expose(), id.as_str()),
+        secret_enc: keys::seal(ctx, &id, &key),
         id,
         account_id: caller.account_id.clone(),
         name,
@@ -150,11 +138,13 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         disabled_reason: None,
         disabled_at: None,
         version: 0,
+        signature_scheme,
+        public_key: keys::shown_public_key(&key),
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
     ctx.subscriptions.insert(&sub).await?;
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription created");
-    Ok(view_with_secret(&sub, &secret))
+    Ok(keys::view_with_key(&sub, &key))
 }
 
 /// `GET /v1/webhooks/subscriptions`: one page of the caller's subscriptions, oldest first.
@@ -221,19 +211,8 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
         set_headers(ctx, &mut sub, fields.raw("headers"))?;
     }
     let now = ctx.clock.now();
-    let rotated = if fields.has("secret") {
-        let new_secret = match fields.opt_str("secret")? {
-            Some(raw) => parse_secret(raw)?,
-            None => SigningSecret::generate(),
-        };
-        // The outgoing secret keeps signing (as a second signature) through the overlap window.
-        sub.previous_secret_enc =
-            Some(std::mem::replace(&mut sub.secret_enc, ctx.keyring.encrypt(new_secret.expose(), sub.id.as_str())));
-        sub.previous_secret_expires_at = Some(now.plus_seconds(ctx.settings.secret_overlap_secs));
-        Some(new_secret)
-    } else {
-        None
-    };
+    // The outgoing key keeps signing (as a second signature) through the overlap window.
+    let rotated = keys::rotate(ctx, &mut sub, &fields, now)?;
     sub.updated_at = now;
 
     match ctx.subscriptions.update_settings(&sub, read_version, reenabled).await? {
@@ -248,7 +227,7 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     }
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, secret_rotated = rotated.is_some(), "subscription updated");
     Ok(match rotated {
-        Some(secret) => view_with_secret(&sub, &secret),
+        Some(key) => keys::view_with_key(&sub, &key),
         None => sub.view(),
     })
 }
