@@ -201,7 +201,7 @@ async fn an_ed25519_delivery_and_test_event_verify_with_an_independent_implement
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_key_rotation_both_key_pairs_sign_until_the_overlap_ends() {
-    const OVERLAP: Duration = Duration::from_secs(3);
+    const OVERLAP: Duration = Duration::from_secs(10);
     let stack =
         TestStack::start(TestStackOptions::default().env("SECRET_OVERLAP_SECONDS", OVERLAP.as_secs().to_string()))
             .await;
