@@ -5,7 +5,7 @@
 //! in-flight deliveries so none is sent afterwards.
 
 use super::input::{text, wrong_type, Fields};
-use super::Context;
+use super::{oauth_settings, Context};
 use crate::error::AppError;
 use crate::format::Format;
 use crate::ids::{SubscriptionId, SubscriptionId as Id};
@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 /// Most entries `events` may have.
 pub const MAX_EVENT_PATTERNS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
-const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret", "format", "headers"];
+const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret", "format", "headers", "auth"];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
 pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
@@ -140,6 +140,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         format,
         header_names: Vec::new(),
         headers_enc: None,
+        auth: None,
         created_at: now,
         updated_at: now,
         last_delivery_status: None,
@@ -152,6 +153,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         version: 0,
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
+    oauth_settings::set_auth(ctx, &mut sub, &fields)?;
     ctx.subscriptions.insert(&sub).await?;
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription created");
     Ok(view_with_secret(&sub, &secret))
@@ -220,6 +222,7 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     if fields.has("headers") {
         set_headers(ctx, &mut sub, fields.raw("headers"))?;
     }
+    oauth_settings::set_auth(ctx, &mut sub, &fields)?;
     let now = ctx.clock.now();
     let rotated = if fields.has("secret") {
         let new_secret = match fields.opt_str("secret")? {
