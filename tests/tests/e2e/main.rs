@@ -23,6 +23,7 @@ mod inbound;
 mod ingest;
 mod isolation;
 mod load;
+mod oauth;
 mod openapi;
 mod operate;
 mod parity;
