@@ -130,12 +130,7 @@ impl HttpSender {
     /// The one way out (deliveries and OAuth token fetches alike): `url` checked, then
     /// `request` (None: it could not be built) sent through the guarded connector within the
     /// timeout, and the first `body_cap` bytes of the answer read.
-    async fn post(
-        &self,
-        url: &str,
-        request: Option<http::Request<Full<Bytes>>>,
-        body_cap: usize,
-    ) -> SendOutcome {
+    async fn post(&self, url: &str, request: Option<http::Request<Full<Bytes>>>, body_cap: usize) -> SendOutcome {
         let started = Instant::now();
         let deadline = started + self.timeout;
         let mut outcome = SendOutcome::default();

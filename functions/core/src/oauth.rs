@@ -121,7 +121,10 @@ fn invalid(field: &str, message: impl std::fmt::Display) -> ValidationError {
 pub fn parse_auth(value: &Value, allow_private: bool) -> Result<ClientCredentials, ValidationError> {
     let obj = value.as_object().ok_or_else(|| ValidationError::new("auth", "auth must be an object or null"))?;
     if let Some(k) = obj.keys().find(|k| !AUTH_FIELDS.contains(&k.as_str())) {
-        return Err(ValidationError::new("auth", format!("unknown field auth.{}", crate::ids::truncate_for_message(k))));
+        return Err(ValidationError::new(
+            "auth",
+            format!("unknown field auth.{}", crate::ids::truncate_for_message(k)),
+        ));
     }
     match obj.get("type") {
         Some(Value::String(t)) if t == CLIENT_CREDENTIALS => {}
@@ -197,10 +200,13 @@ mod tests {
 
     #[test]
     fn a_full_auth_object_parses_and_the_secret_never_prints() {
-        let creds = parse_auth(&auth(json!({"scope": "webhooks:write", "audience": "https://api.example"})), false)
-            .unwrap();
+        let creds =
+            parse_auth(&auth(json!({"scope": "webhooks:write", "audience": "https://api.example"})), false).unwrap();
         assert_eq!(creds.token_url.as_str(), "https://auth.example.com/oauth/token");
-        assert_eq!((creds.scope.as_deref(), creds.audience.as_deref()), (Some("webhooks:write"), Some("https://api.example")));
+        assert_eq!(
+            (creds.scope.as_deref(), creds.audience.as_deref()),
+            (Some("webhooks:write"), Some("https://api.example"))
+        );
         assert!(!format!("{creds:?}").contains("s3cr3t"));
     }
 

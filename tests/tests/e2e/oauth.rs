@@ -29,9 +29,9 @@ async fn token_endpoint(salt: &'static str, refuse_first: usize) -> Receiver {
             return Reply::status(400).body(r#"{"error":"invalid_client"}"#);
         }
         let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
-        Reply::ok()
-            .header("content-type", "application/json")
-            .body(json!({"access_token": format!("tok-{n}-{salt}"), "token_type": "Bearer", "expires_in": 3600}).to_string())
+        Reply::ok().header("content-type", "application/json").body(
+            json!({"access_token": format!("tok-{n}-{salt}"), "token_type": "Bearer", "expires_in": 3600}).to_string(),
+        )
     }))
     .await
 }
@@ -61,7 +61,8 @@ async fn publish(stack: &TestStack, agent: &str) {
 async fn deliveries_carry_one_cached_bearer_token_and_the_client_secret_is_never_shown() {
     let stack = TestStack::start_default().await;
     let (token, receiver) = (token_endpoint("a9", 0).await, Receiver::start().await);
-    let created = create_subscription(&stack, json!({"url": receiver.url(), "events": ["*"], "auth": auth(&token)})).await;
+    let created =
+        create_subscription(&stack, json!({"url": receiver.url(), "events": ["*"], "auth": auth(&token)})).await;
     let id = id_of(&created);
     assert_eq!(created["auth"]["client_secret"], "***");
     assert_eq!(created["auth"]["client_id"], CLIENT_ID);
@@ -132,7 +133,8 @@ async fn a_refused_grant_is_the_attempts_error_the_receiver_gets_nothing_and_the
     let stack = TestStack::start_default().await;
     let token = token_endpoint("c3", 2).await;
     let receiver = Receiver::start().await;
-    let created = create_subscription(&stack, json!({"url": receiver.url(), "events": ["*"], "auth": auth(&token)})).await;
+    let created =
+        create_subscription(&stack, json!({"url": receiver.url(), "events": ["*"], "auth": auth(&token)})).await;
     let id = id_of(&created);
 
     let (_, wait, _) = stack.post(&format!("{SUBSCRIPTIONS}/{id}/test?wait=true"), Value::Null).await;
@@ -188,9 +190,15 @@ async fn bad_auth_is_a_400_naming_the_field_and_nothing_is_stored() {
     let (_, listed, _) = stack.get(SUBSCRIPTIONS).await;
     assert!(listed["subscriptions"].as_array().unwrap().is_empty(), "nothing stored: {listed}");
 
-    let created = create_subscription(&stack, json!({"url": "https://hooks.example.com/x", "events": ["*"], "auth": good})).await;
+    let created =
+        create_subscription(&stack, json!({"url": "https://hooks.example.com/x", "events": ["*"], "auth": good})).await;
     let path = format!("{SUBSCRIPTIONS}/{}", id_of(&created));
     let conflict = stack.patch(&path, json!({"headers": {"authorization": "Splunk x"}})).await;
     assert_error(&conflict, 400, "validation_error", "headers.authorization");
-    assert_error(&stack.patch(&path, json!({"auth": {"type": "oauth2_client_credentials"}})).await, 400, "validation_error", "auth.token_url: is required");
+    assert_error(
+        &stack.patch(&path, json!({"auth": {"type": "oauth2_client_credentials"}})).await,
+        400,
+        "validation_error",
+        "auth.token_url: is required",
+    );
 }

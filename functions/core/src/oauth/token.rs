@@ -157,10 +157,7 @@ mod tests {
         let plain = request(&url, &secret);
         assert_eq!(plain.form_body(), "grant_type=client_credentials");
         let full = TokenRequest { scope: Some("a b"), audience: Some("https://api.example/"), ..plain };
-        assert_eq!(
-            full.form_body(),
-            "grant_type=client_credentials&scope=a+b&audience=https%3A%2F%2Fapi.example%2F"
-        );
+        assert_eq!(full.form_body(), "grant_type=client_credentials&scope=a+b&audience=https%3A%2F%2Fapi.example%2F");
         let basic = plain.basic_authorization();
         let decoded = STANDARD.decode(basic.expose().strip_prefix("Basic ").unwrap()).unwrap();
         assert_eq!(String::from_utf8(decoded).unwrap(), "puck+client:p%40ss%3Aword");
@@ -176,7 +173,11 @@ mod tests {
         let as_text = read_token_response(200, r#"{"access_token":"tok-1","expires_in":"60"}"#).unwrap();
         assert_eq!(as_text.expires_in, Some(60));
         let cases = [
-            (400, r#"{"error":"invalid_client","error_description":"bad secret"}"#, "oauth2 token: HTTP 400 invalid_client"),
+            (
+                400,
+                r#"{"error":"invalid_client","error_description":"bad secret"}"#,
+                "oauth2 token: HTTP 400 invalid_client",
+            ),
             (503, "<html>down</html>", "oauth2 token: HTTP 503"),
             (200, "not json", "oauth2 token: response is not a JSON object"),
             (200, r#"{"token":"x"}"#, "oauth2 token: response has no access_token"),

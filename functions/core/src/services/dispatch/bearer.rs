@@ -116,7 +116,8 @@ mod tests {
         let who = caller();
         let auth = json!({"type": "oauth2_client_credentials", "token_url": "https://auth.example.com/t",
             "client_id": "puck", "client_secret": "cs-1"});
-        let sub = subscriptions::create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["*"], "auth": auth}));
+        let sub =
+            subscriptions::create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["*"], "auth": auth}));
         let id = sub.await.unwrap()["id"].as_str().unwrap().to_owned();
         let send = || test_events::send_test_event(&ctx, &who, &id, None, true);
 
@@ -137,8 +138,13 @@ mod tests {
         assert_eq!(bearers(&receiver)[2..], ["Bearer tok-1", "Bearer tok-2"], "the 401 dropped tok-1");
 
         *endpoint.refuse.lock().unwrap() = true;
-        subscriptions::update(&ctx, &who, &id, json!({"auth": {"type": "oauth2_client_credentials",
-            "token_url": "https://auth.example.com/t", "client_id": "puck", "client_secret": "cs-2"}}))
+        subscriptions::update(
+            &ctx,
+            &who,
+            &id,
+            json!({"auth": {"type": "oauth2_client_credentials",
+            "token_url": "https://auth.example.com/t", "client_id": "puck", "client_secret": "cs-2"}}),
+        )
         .await
         .unwrap();
         let refused = send().await.unwrap();
