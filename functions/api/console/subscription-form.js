@@ -5,6 +5,7 @@
 import { createSubscription, getSubscription, updateSubscription } from "./api.js";
 import { loadCatalog } from "./catalog.js";
 import { clearErrors, field, h, replace, showFieldError } from "./dom.js";
+import { oauthSection } from "./oauth-form.js";
 import { holdSecret } from "./subscription.js";
 
 const SEVERITIES = ["", "low", "medium", "high", "critical"];
@@ -88,6 +89,7 @@ export async function render(main, { id }, ctx) {
   // Set at creation only: the edit form does not offer it.
   const scheme = editing ? null : h("select", { id: "signature_scheme", name: "signature_scheme" },
     SCHEMES.map(([v, text]) => h("option", { value: v }, text)));
+  const oauth = oauthSection(sub);
   const submit = h("button", { type: "submit", class: "btn primary", id: "save" }, editing ? "Save changes" : "Create subscription");
 
   const form = h("form", { id: "subscription-form", class: "card", novalidate: true },
@@ -109,6 +111,7 @@ export async function render(main, { id }, ctx) {
         : "Sent on every attempt, e.g. Authorization for a SIEM collector. Values are stored encrypted and never shown again."),
       h("p", { class: "field-error", id: "headers-error", "data-field": "headers", "data-for": "headers" }), headers.element,
       editing && existingHeaders.length ? h("div", { class: "check" }, dropHeaders, h("label", { for: "drop-headers" }, "Remove all custom headers")) : null),
+    oauth.element,
     h("div", { class: "actions" }, submit, h("a", { href: editing ? `#/subscriptions/${id}` : "#/", class: "btn link" }, "Cancel")));
 
   form.addEventListener("submit", async (e) => {
@@ -127,6 +130,8 @@ export async function render(main, { id }, ctx) {
     if (Object.keys(headerValues).length) body.headers = headerValues;
     else if (dropHeaders.checked) body.headers = null;
     if (scheme && scheme.value !== "hmac-sha256") body.signature_scheme = scheme.value;
+    const auth = oauth.value();
+    if (auth !== undefined) body.auth = auth;
     submit.disabled = true;
     try {
       if (editing) {

@@ -148,6 +148,10 @@ export async function render(main, { id }, ctx) {
           h("dt", {}, "Custom headers"), h("dd", {}, headerNames.length ? `${headerNames.join(", ")} (values hidden)` : "none"),
           h("dt", {}, "Signature"), h("dd", { id: "signature-scheme" }, sub.signature_scheme || "hmac-sha256"),
           ed25519 ? [h("dt", {}, "Public key"), publicKey] : null,
+          h("dt", {}, "OAuth 2.0"), h("dd", { id: "sub-auth" }, sub.auth
+            ? [h("code", {}, sub.auth.client_id), " at ", h("code", { class: "url" }, sub.auth.token_url),
+              sub.auth.scope ? [", scope ", h("code", {}, sub.auth.scope)] : null, `, secret ${sub.auth.client_secret}`]
+            : "none"),
           h("dt", {}, "Id"), h("dd", {}, h("code", {}, sub.id)),
           h("dt", {}, "Created"), h("dd", {}, when(sub.created_at)),
           h("dt", {}, "Updated"), h("dd", {}, when(sub.updated_at)),

@@ -29,6 +29,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use gate::FaultGate;
 use puck_core::cache::{CachedApiKeys, CachedSubscriptions};
 use puck_core::crypto::Keyring;
+use puck_core::oauth::cache::TokenCache;
 use puck_core::ports::{RejectedMessages, SystemClock, WebhookSender};
 use puck_core::services::Context;
 use std::sync::Arc;
@@ -137,6 +138,7 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         }
         aws_sdk_sqs::Client::from_conf(builder.build())
     };
+    let http = http_sender(config)?;
     let table = config.table_name.as_str();
     let cache_ttl = Duration::from_secs(config.config_cache_seconds);
     Ok(Context {
@@ -156,7 +158,8 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         ),
         queue: Arc::new(SqsDeliveryQueue::new(sqs, config.delivery_queue_url.clone()).with_faults(faults)),
         clock: Arc::new(SystemClock),
-        sender: Some(build_sender(config)?),
+        sender: Some(http.clone()),
+        tokens: Some(Arc::new(TokenCache::new(http))),
         settings: config.settings(),
     })
 }
@@ -180,6 +183,12 @@ pub async fn build_rejected_messages(config: &Config) -> anyhow::Result<Arc<dyn 
 /// The outbound sender (dispatcher only): one pooled client with the SSRF guard, timeout and
 /// `EXTRA_CA_CERT` from config.
 pub fn build_sender(config: &Config) -> anyhow::Result<Arc<dyn WebhookSender>> {
+    Ok(http_sender(config)?)
+}
+
+/// The HTTPS client behind [`build_sender`], which also fetches OAuth 2.0 tokens (its
+/// `TokenSource`): the same guard, timeout and trusted roots for both.
+fn http_sender(config: &Config) -> anyhow::Result<Arc<HttpSender>> {
     let extra_ca_pem = match &config.extra_ca_cert {
         Some(path) => {
             Some(std::fs::read(path).with_context(|| format!("Failed to read EXTRA_CA_CERT {}", path.display()))?)

@@ -12,6 +12,7 @@
 
 mod connect;
 mod head;
+mod token;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -121,14 +122,23 @@ pub fn push_capped(buf: &mut Vec<u8>, chunk: &[u8], cap: usize) -> bool {
 #[async_trait]
 impl WebhookSender for HttpSender {
     async fn send(&self, request: &OutboundRequest) -> SendOutcome {
+        self.post(&request.url, Self::hyper_request(request), MAX_RESPONSE_BODY).await
+    }
+}
+
+impl HttpSender {
+    /// The one way out (deliveries and OAuth token fetches alike): `url` checked, then
+    /// `request` (None: it could not be built) sent through the guarded connector within the
+    /// timeout, and the first `body_cap` bytes of the answer read.
+    async fn post(&self, url: &str, request: Option<http::Request<Full<Bytes>>>, body_cap: usize) -> SendOutcome {
         let started = Instant::now();
         let deadline = started + self.timeout;
         let mut outcome = SendOutcome::default();
-        if let Err(reason) = check_target(&request.url, self.allow_private_targets) {
+        if let Err(reason) = check_target(url, self.allow_private_targets) {
             outcome.error = Some(reason);
             return outcome;
         }
-        let Some(hyper_request) = Self::hyper_request(request) else {
+        let Some(hyper_request) = request else {
             outcome.error = Some("invalid request (bad url or header)".into());
             return outcome;
         };
@@ -145,7 +155,7 @@ impl WebhookSender for HttpSender {
                         outcome.headers.push((name.as_str().to_owned(), value));
                     }
                 }
-                let (body, error) = self.read_body(response.into_body(), deadline).await;
+                let (body, error) = self.read_body(response.into_body(), deadline, body_cap).await;
                 outcome.body = body;
                 outcome.error = error;
             }
@@ -153,24 +163,27 @@ impl WebhookSender for HttpSender {
         outcome.duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         outcome
     }
-}
 
-impl HttpSender {
     fn timed_out(&self) -> String {
         format!("timeout after {}s", self.timeout.as_secs())
     }
 
-    /// The first [`MAX_RESPONSE_BODY`] bytes (lossy UTF-8), and why the read stopped short if it
-    /// did. The status already decided the attempt; a receiver that stalls mid-body is cut off by
-    /// the whole-request timeout.
-    async fn read_body(&self, mut body: hyper::body::Incoming, deadline: Instant) -> (String, Option<String>) {
+    /// The first `cap` bytes (lossy UTF-8), and why the read stopped short if it did. The status
+    /// already decided the attempt; a receiver that stalls mid-body is cut off by the
+    /// whole-request timeout.
+    async fn read_body(
+        &self,
+        mut body: hyper::body::Incoming,
+        deadline: Instant,
+        cap: usize,
+    ) -> (String, Option<String>) {
         let mut kept = Vec::new();
         let mut error = None;
         loop {
             match tokio::time::timeout_at(deadline, body.frame()).await {
                 Ok(Some(Ok(frame))) => {
                     if let Some(chunk) = frame.data_ref() {
-                        if push_capped(&mut kept, chunk, MAX_RESPONSE_BODY) {
+                        if push_capped(&mut kept, chunk, cap) {
                             break;
                         }
                     }

@@ -17,6 +17,7 @@ pub mod filters;
 pub mod format;
 pub mod ids;
 pub mod model;
+pub mod oauth;
 pub mod page;
 pub mod ports;
 pub mod receivers;

@@ -102,6 +102,10 @@ pub struct Subscription {
     /// The body deliveries carry (docs/receiving.md, "Formats"); records written before formats existed are raw.
     #[serde(default)]
     pub format: Format,
+    /// OAuth 2.0 client credentials for the receiver ([`crate::oauth`]); None: no token sent.
+    /// Stored as null when removed, so a settings write clears it.
+    #[serde(default)]
+    pub auth: Option<crate::oauth::StoredAuth>,
     /// When the subscription was created.
     pub created_at: Timestamp,
     /// Bumped by every change the caller makes.
@@ -164,6 +168,7 @@ impl Subscription {
             "active": self.active,
             "format": self.format,
             "headers": headers,
+            "auth": self.auth.as_ref().map(crate::oauth::StoredAuth::view),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "last_delivery_status": self.last_delivery_status,

@@ -106,12 +106,13 @@ pub fn delivery_headers(a: &AttemptToSign<'_>) -> Vec<(String, String)> {
 
 /// Headers for the delivery log: signatures replaced by `[redacted]` (they are valid for 5
 /// minutes and reveal nothing, but there is no reason to keep them), and the values of the
-/// subscription's custom headers (`custom`, which may be credentials) by `***`.
+/// subscription's custom headers (`custom`, which may be credentials) and of `Authorization`
+/// (a custom header or the OAuth bearer token) by `***`.
 pub fn redacted(headers: &[(String, String)], custom: &[String]) -> BTreeMap<String, String> {
     headers
         .iter()
         .map(|(k, v)| {
-            let value = if custom.iter().any(|c| c.eq_ignore_ascii_case(k)) {
+            let value = if k.eq_ignore_ascii_case("authorization") || custom.iter().any(|c| c.eq_ignore_ascii_case(k)) {
                 crate::model::REDACTED.to_owned()
             } else if k.contains("signature") {
                 "[redacted]".to_owned()
@@ -208,5 +209,7 @@ mod tests {
         assert_eq!(r["webhook-signature"], "[redacted]");
         assert_eq!(r["x-puck-event-id"], event_id.to_string());
         assert_eq!(r["webhook-id"], event_id.to_string());
+        let bearer = redacted(&[("authorization".to_owned(), "Bearer eyJ.tok".to_owned())], &[]);
+        assert_eq!(bearer["authorization"], "***", "an OAuth bearer token is redacted too");
     }
 }

@@ -438,6 +438,7 @@ pub fn context_with(mem: Arc<Memory>) -> Context {
         queue: mem,
         clock: Arc::new(SystemClock),
         sender: None,
+        tokens: None,
         settings: Settings::default(),
     }
 }
@@ -461,6 +462,7 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         format: Default::default(),
         header_names: Vec::new(),
         headers_enc: None,
+        auth: None,
         created_at: now,
         updated_at: now,
         last_delivery_status: None,

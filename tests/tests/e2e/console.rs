@@ -365,3 +365,57 @@ async fn an_ed25519_subscription_shows_its_public_key_with_copy_and_rotates_its_
     }
     browser.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_settings_are_entered_in_the_form_shown_with_the_secret_masked_and_removed() {
+    let stack = TestStack::start_default().await;
+    let receiver = Receiver::start().await;
+    let token = Receiver::start_with(Script::always(
+        Reply::ok().body(json!({"access_token": "tok-console", "expires_in": 3600}).to_string()),
+    ))
+    .await;
+    let browser = signed_in(&stack).await;
+    let client_secret = "cs-console-4f2a-never-shown";
+
+    browser.click("#add-subscription").await;
+    browser.wait_for("#auth-token-url").await;
+    browser.type_into("#url", &receiver.url()).await;
+    browser.click(r#"input[value="*"]"#).await;
+    browser.type_into("#auth-token-url", &token.url_with_path("/oauth/token")).await;
+    browser.type_into("#auth-client-id", "console-client").await;
+    browser.type_into("#auth-client-secret", client_secret).await;
+    browser.type_into("#auth-scope", "hooks").await;
+    browser.screenshot("12-add-oauth").await;
+    browser.click("#save").await;
+    browser.wait_for("#one-time-secret").await;
+    let id = hash(&browser).await.trim_start_matches("#/subscriptions/").to_owned();
+    let (_, sub, _) = stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await;
+    assert_eq!(sub["auth"]["client_id"], "console-client", "{sub}");
+    assert_eq!((sub["auth"]["scope"].clone(), sub["auth"]["client_secret"].clone()), (json!("hooks"), json!("***")));
+
+    // The page shows it with the secret masked; a test event carries the bearer.
+    let shown = browser.wait_text("#sub-auth", "console-client").await;
+    assert!(shown.contains("/oauth/token") && shown.contains("***"), "{shown}");
+    browser.click("#send-test").await;
+    browser.wait_text("#test-result", "succeeded").await;
+    let requests = receiver.wait_for(1, EVENTUALLY).await;
+    assert_eq!(requests[0].header("authorization"), Some("Bearer tok-console"));
+    assert!(!browser.page_text().await.contains(client_secret));
+
+    // Edit: the settings are prefilled but the secret is not; changing them without it is the
+    // API's error next to the secret field; "Remove OAuth" removes them.
+    browser.click("#edit").await;
+    browser.wait_for("#auth-token-url").await;
+    let prefilled = browser
+        .js("return ['auth-client-id', 'auth-client-secret'].map((i) => document.getElementById(i).value);", json!([]))
+        .await;
+    assert_eq!(prefilled, json!(["console-client", ""]));
+    browser.type_into("#auth-scope", " more").await;
+    browser.click("#save").await;
+    browser.wait_text("#auth-client-secret-error", "auth.client_secret: is required").await;
+    browser.click("#drop-auth").await;
+    browser.click("#save").await;
+    browser.wait_text("#sub-auth", "none").await;
+    assert_eq!(stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await.1["auth"], Value::Null);
+    browser.quit().await;
+}

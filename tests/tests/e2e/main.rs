@@ -24,6 +24,7 @@ mod inbound;
 mod ingest;
 mod isolation;
 mod load;
+mod oauth;
 mod openapi;
 mod operate;
 mod parity;

@@ -81,6 +81,12 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
     r.keep("subscriptions-update", &api.patch(&ed25519_path, json!({"public_key": null})).await);
     r.keep("subscriptions-update", &api.patch(&ed25519_path, json!({"signature_scheme": "hmac-sha256"})).await);
     r.keep("subscriptions-get", &api.get(&ed25519_path).await);
+    let auth = json!({"type": "oauth2_client_credentials", "token_url": receiver.url_with_path("/token"),
+        "client_id": "c", "client_secret": "s", "scope": "hooks"});
+    r.keep("subscriptions-update", &api.patch(&sub_path, json!({"auth": auth})).await);
+    r.keep("subscriptions-get", &api.get(&sub_path).await);
+    r.keep("subscriptions-update", &api.patch(&sub_path, json!({"auth": {"type": "basic"}})).await);
+    r.keep("subscriptions-update", &api.patch(&sub_path, json!({"auth": null})).await);
     r.keep("event-types-list", &api.get("/v1/webhooks/event-types").await);
     r.keep("subscriptions-test", &api.post(&format!("{sub_path}/test"), json!({"event_type": "nope"})).await);
     let queued = r.keep("subscriptions-test", &api.post(&format!("{sub_path}/test"), Value::Null).await);

@@ -118,6 +118,13 @@ pub(crate) mod tests {
             format: puck_core::format::Format::MsTeams,
             header_names: vec!["Authorization".into()],
             headers_enc: Some("v1.nonce.sealed".into()),
+            auth: Some(puck_core::oauth::StoredAuth {
+                token_url: TargetUrl::parse("https://auth.example.com/token").unwrap(),
+                client_id: "puck".into(),
+                client_secret_enc: "v1.n.s".into(),
+                scope: Some("hooks:write".into()),
+                audience: None,
+            }),
             created_at: Timestamp(1_700_000_000_123),
             updated_at: Timestamp(1_700_000_000_456),
             last_delivery_status: Some("succeeded".into()),

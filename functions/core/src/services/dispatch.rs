@@ -213,8 +213,8 @@ impl Dispatcher {
         };
         let secrets = self.signing_secrets(&sub, now)?;
         let custom = self.custom_headers(&sub)?;
-        let request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now);
-        let outcome = self.sender.send(&request).await;
+        let mut request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now);
+        let outcome = self.send_attempt(&sub, &mut request).await?;
         let receipt = Receipt { count: receive_count.max(1), received_at };
         self.record(&delivery, &sub, attempt_id, now, &request, outcome, receipt).await
     }
@@ -377,8 +377,8 @@ impl Dispatcher {
         if !matches!(ctx.deliveries.claim(&delivery.account_id, &delivery.id, &claim).await?, Claim::Claimed(_)) {
             return Err(AppError::bug("a new test delivery could not be claimed"));
         }
-        let request = build_request(delivery, sub, &attempt_id, &secrets, &custom, started_at);
-        let outcome = self.sender.send(&request).await;
+        let mut request = build_request(delivery, sub, &attempt_id, &secrets, &custom, started_at);
+        let outcome = self.send_attempt(sub, &mut request).await?;
         let ok = outcome.status.is_some_and(|s| (200..300).contains(&s));
         let status = if ok { DeliveryStatus::Succeeded } else { DeliveryStatus::FailedPermanent };
         let number = delivery.attempt_count + 1;
@@ -558,5 +558,6 @@ pub fn classify(
     }
 }
 
+mod bearer;
 #[cfg(test)]
 mod tests;

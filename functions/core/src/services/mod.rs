@@ -68,6 +68,9 @@ pub struct Context {
     /// The outbound HTTPS sender, for a route that makes an attempt within the request
     /// (`POST …/test?wait=true`); `None` where nothing sends (unit-test contexts).
     pub sender: Option<Arc<dyn crate::ports::WebhookSender>>,
+    /// OAuth 2.0 tokens of the receivers with `auth`, cached for the container's life; `None`
+    /// where nothing sends (an attempt that needs a token then fails saying so).
+    pub tokens: Option<Arc<crate::oauth::cache::TokenCache>>,
     /// Tunables from the environment.
     pub settings: Settings,
 }
@@ -80,6 +83,7 @@ pub mod events;
 pub mod ingest;
 pub mod input;
 pub mod investigations;
+pub mod oauth_settings;
 pub mod operational;
 pub mod receive;
 mod subscription_keys;

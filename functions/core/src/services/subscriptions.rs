@@ -7,7 +7,7 @@
 
 use super::input::{text, wrong_type, Fields};
 use super::subscription_keys as keys;
-use super::Context;
+use super::{oauth_settings, Context};
 use crate::error::AppError;
 use crate::format::Format;
 use crate::ids::{SubscriptionId, SubscriptionId as Id};
@@ -20,8 +20,19 @@ use serde_json::{json, Value};
 /// Most entries `events` may have.
 pub const MAX_EVENT_PATTERNS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
-const CREATE_FIELDS: &[&str] =
-    &["url", "events", "filters", "active", "name", "secret", "format", "headers", "signature_scheme", "public_key"];
+const CREATE_FIELDS: &[&str] = &[
+    "url",
+    "events",
+    "filters",
+    "active",
+    "name",
+    "secret",
+    "format",
+    "headers",
+    "signature_scheme",
+    "public_key",
+    "auth",
+];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
 pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
@@ -128,6 +139,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         format,
         header_names: Vec::new(),
         headers_enc: None,
+        auth: None,
         created_at: now,
         updated_at: now,
         last_delivery_status: None,
@@ -142,6 +154,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         public_key: keys::shown_public_key(&key),
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
+    oauth_settings::set_auth(ctx, &mut sub, &fields)?;
     ctx.subscriptions.insert(&sub).await?;
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription created");
     Ok(keys::view_with_key(&sub, &key))
@@ -210,6 +223,7 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     if fields.has("headers") {
         set_headers(ctx, &mut sub, fields.raw("headers"))?;
     }
+    oauth_settings::set_auth(ctx, &mut sub, &fields)?;
     let now = ctx.clock.now();
     // The outgoing key keeps signing (as a second signature) through the overlap window.
     let rotated = keys::rotate(ctx, &mut sub, &fields, now)?;
