@@ -170,6 +170,9 @@ pub struct Filters {
     /// Every pair must be present in the event's tags; empty: no tag filter.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// A condition on the event's `data`; None: no payload filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<crate::filters::payload::PayloadFilter>,
 }
 
 /// Tags and event tags share these bounds so a filter can always be satisfied.

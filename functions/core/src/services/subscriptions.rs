@@ -7,6 +7,7 @@
 use super::input::{text, wrong_type, Fields};
 use super::Context;
 use crate::error::AppError;
+use crate::filters::payload::PayloadFilter;
 use crate::format::Format;
 use crate::ids::{SubscriptionId, SubscriptionId as Id};
 use crate::model::{Caller, DeliveryStatus, Subscription};
@@ -51,7 +52,7 @@ fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
         Some(Value::Object(o)) => o,
         Some(_) => return Err(wrong_type("filters", "an object")),
     };
-    if let Some(k) = obj.keys().find(|k| !["min_severity", "tags"].contains(&k.as_str())) {
+    if let Some(k) = obj.keys().find(|k| !["min_severity", "tags", "payload"].contains(&k.as_str())) {
         return Err(AppError::validation(
             "filters",
             format!("unknown field filters.{}", crate::ids::truncate_for_message(k)),
@@ -66,7 +67,11 @@ fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
         None | Some(Value::Null) => Default::default(),
         Some(v) => parse_tags("filters.tags", v).map_err(AppError::Validation)?,
     };
-    Ok(Filters { min_severity, tags })
+    let payload = match obj.get("payload") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(PayloadFilter::parse("filters.payload", v).map_err(AppError::Validation)?),
+    };
+    Ok(Filters { min_severity, tags, payload })
 }
 
 /// `format`: absent or null is `raw`.
@@ -349,6 +354,10 @@ mod tests {
             (
                 json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": []}),
                 "filters must be an object",
+            ),
+            (
+                json!({"url": "https://example.com", "events": ["*"], "filters": {"payload": {"host": {"$startsWith": 1}}}}),
+                "filters.payload.host.$startsWith: must be a string",
             ),
             (
                 json!({"url": "https://example.com", "events": ["finding.discovered"], "active": "yes"}),
