@@ -134,6 +134,7 @@ pub(crate) mod tests {
             previous_secret_enc: None,
             previous_secret_expires_at: Some(Timestamp(1_700_000_100_000)),
             failing_since: None,
+            consecutive_failures: 0,
             disabled_reason: None,
             disabled_at: None,
             version: 0,

@@ -196,13 +196,14 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     }
 
     async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
-        let values = HashMap::from([(":fs".to_owned(), attr(&since)?)]);
+        let values =
+            HashMap::from([(":fs".to_owned(), attr(&since)?), (":one".to_owned(), AttributeValue::N("1".into()))]);
         let condition = "attribute_exists(pk) AND attribute_not_exists(failing_since)";
         self.update_if(
             "UpdateItem subscription failing",
             account,
             id,
-            "SET failing_since = :fs",
+            "SET failing_since = :fs, consecutive_failures = :one",
             condition,
             Some(values),
         )
@@ -214,12 +215,50 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             "UpdateItem subscription failing",
             account,
             id,
-            "REMOVE failing_since",
+            "REMOVE failing_since, consecutive_failures",
             "attribute_exists(pk)",
             None,
         )
         .await
         .map(|_| ())
+    }
+
+    async fn count_failure(
+        &self,
+        account: &AccountId,
+        id: &SubscriptionId,
+        failing_since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Option<u32>> {
+        self.table.faults.dynamo()?;
+        let values = HashMap::from([
+            (":fs".to_owned(), attr(&failing_since)?),
+            (":one".to_owned(), AttributeValue::N("1".into())),
+            (":limit".to_owned(), AttributeValue::N(limit.to_string())),
+        ]);
+        let res = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .set_key(Some(key(account_pk(account), sub_sk(id))))
+            .update_expression("ADD consecutive_failures :one")
+            .condition_expression(
+                "failing_since = :fs AND (attribute_not_exists(consecutive_failures) OR consecutive_failures < :limit)",
+            )
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                let count = out.attributes.as_ref().and_then(|a| a.get("consecutive_failures"));
+                let n = count.and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u32>().ok());
+                n.map(Some).ok_or_else(|| corrupt("subscription", "consecutive_failures is not a count"))
+            }
+            Err(e) if is_condition_failed(&e) => Ok(None),
+            Err(e) => Err(unavailable("UpdateItem subscription failures", &e)),
+        }
     }
 
     async fn disable_failing(
@@ -250,7 +289,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
 }
 
 /// Attributes a settings write leaves as stored: keys and identity, the attempt path's
-/// bookkeeping (last delivery, failing clock), and the version (set from the condition's).
+/// bookkeeping (last delivery, failing clock and its count), and the version (set from the condition's).
 const NOT_SETTINGS: &[&str] = &[
     "pk",
     "sk",
@@ -260,6 +299,7 @@ const NOT_SETTINGS: &[&str] = &[
     "last_delivery_status",
     "last_delivery_at",
     "failing_since",
+    "consecutive_failures",
     "version",
 ];
 
@@ -278,7 +318,7 @@ fn settings_update(sub: &Subscription, restart_failing_clock: bool) -> StoreResu
     }
     let mut update = format!("SET {}, version = :nv", sets.join(", "));
     if restart_failing_clock {
-        update.push_str(" REMOVE failing_since");
+        update.push_str(" REMOVE failing_since, consecutive_failures");
     }
     Ok((update, names, values))
 }

@@ -152,6 +152,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         previous_secret_enc: None,
         previous_secret_expires_at: None,
         failing_since: None,
+        consecutive_failures: 0,
         disabled_reason: None,
         disabled_at: None,
         version: 0,
