@@ -62,8 +62,11 @@ mod tests {
         let prod = tags(&[("account", "prod"), ("layer", "cloud")]);
         let high = Filters { min_severity: Some(Severity::High), ..Filters::default() };
         let tagged = Filters { tags: tags(&[("account", "prod")]), ..Filters::default() };
-        let both =
-            Filters { min_severity: Some(Severity::Medium), tags: tags(&[("account", "prod"), ("layer", "cloud")]), payload: None };
+        let both = Filters {
+            min_severity: Some(Severity::Medium),
+            tags: tags(&[("account", "prod"), ("layer", "cloud")]),
+            payload: None,
+        };
         let cases = [
             (&high, Some(Severity::Critical), &none, true),
             (&high, Some(Severity::High), &none, true),

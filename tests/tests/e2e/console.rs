@@ -114,8 +114,10 @@ async fn the_console_flow_works_end_to_end_in_headless_chromium() {
     let message = browser.wait_text("#payload-error", "startsWith").await;
     assert_eq!(message, "filters.payload.host.$startsWith: must be a string");
     browser.wait_text(".error-summary", "filters.payload.host.$startsWith").await;
-    let invalid = browser.js("return document.getElementById('payload').getAttribute('aria-invalid');", json!([])).await;
+    let invalid =
+        browser.js("return document.getElementById('payload').getAttribute('aria-invalid');", json!([])).await;
     assert_eq!(invalid, "true");
+    browser.js("document.getElementById('payload').scrollIntoView({block: 'center'}); return true;", json!([])).await;
     browser.screenshot("03b-payload-filter-error").await;
     browser.js(set_payload, json!(["{\"host\": "])).await;
     browser.click("#save").await;

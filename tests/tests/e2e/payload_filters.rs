@@ -78,7 +78,8 @@ async fn a_payload_filter_selects_events_by_their_data_on_single_and_batch_publi
 async fn an_invalid_payload_filter_is_a_400_naming_its_path_on_create_and_patch() {
     let stack = TestStack::start_default().await;
     let receiver = Receiver::start().await;
-    let body = |payload: Value| json!({"url": receiver.url(), "events": ["finding.*"], "filters": {"payload": payload}});
+    let body =
+        |payload: Value| json!({"url": receiver.url(), "events": ["finding.*"], "filters": {"payload": payload}});
     let cases = [
         (json!({"host": {"$startsWith": 1}}), "filters.payload.host.$startsWith: must be a string"),
         (json!({"host": {"$like": "web-%"}}), "filters.payload.host.$like: unknown operator"),

@@ -78,7 +78,8 @@ async fn a_failing_subscription_with_many_deliveries_in_flight_is_disabled_soon_
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(disabled_events().len(), 1, "announced once");
     // Its failing run was announced once too, although four containers counted its failures.
-    let failing_events = || ops.requests().iter().filter(|r| r.json()["event_type"] == "webhook.subscription.failing").count();
+    let failing_events =
+        || ops.requests().iter().filter(|r| r.json()["event_type"] == "webhook.subscription.failing").count();
     assert_eq!(failing_events(), 1, "one failing event per failing run");
 
     // Re-enabled on another API container (so no dispatcher's cache hears of it) and still

@@ -214,7 +214,8 @@ impl Op {
     /// Whether the operator holds for `value` (None: the field is missing, which only `$neq`,
     /// `$nin` and `$exist: false` accept).
     fn holds(&self, value: Option<&Value>) -> bool {
-        let ordered = |bound: &Bound, want: fn(Ordering) -> bool| value.and_then(|v| compare(v, bound)).is_some_and(want);
+        let ordered =
+            |bound: &Bound, want: fn(Ordering) -> bool| value.and_then(|v| compare(v, bound)).is_some_and(want);
         match self {
             Self::Eq(literal) => value.is_some_and(|v| json_eq(v, literal)),
             Self::Neq(literal) => !value.is_some_and(|v| json_eq(v, literal)),

@@ -144,7 +144,12 @@ async fn announce_failing(
 }
 
 /// `webhook.subscription.recovered`, once per announced failing run.
-async fn announce_recovered(ctx: &Context, sub: &Subscription, since: Timestamp, now: Timestamp) -> Result<(), AppError> {
+async fn announce_recovered(
+    ctx: &Context,
+    sub: &Subscription,
+    since: Timestamp,
+    now: Timestamp,
+) -> Result<(), AppError> {
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, failing_since = %since, "subscription recovered");
     let data = json!({"subscription_id": sub.id, "url": sub.url, "failing_since": since, "recovered_at": now});
     let event_id = format!("{}.recovered.{}", sub.id, since.unix_ms());

@@ -81,7 +81,10 @@ fn invalid_filters_name_their_exact_path() {
     let cases = [
         (json!({"host": {"$startsWith": 1}}), "filters.payload.host.$startsWith: must be a string"),
         (json!({"host": {"$regex": "x"}}), "filters.payload.host.$regex: unknown operator"),
-        (json!({"$or": [{"a": 1}, {"b": {"$gt": true}}]}), "filters.payload.$or[1].b.$gt: must be a number or a string"),
+        (
+            json!({"$or": [{"a": 1}, {"b": {"$gt": true}}]}),
+            "filters.payload.$or[1].b.$gt: must be a number or a string",
+        ),
         (json!({"$or": []}), "filters.payload.$or: must be a non-empty array of filter objects"),
         (json!({"$and": [1]}), "filters.payload.$and[0]: must be a filter object"),
         (json!({"$not": [1]}), "filters.payload.$not: must be a filter object"),
@@ -137,9 +140,8 @@ fn data_value() -> impl Strategy<Value = Value> {
 
 /// An operator with an operand of any type: valid or not, parsing must never panic.
 fn operator() -> impl Strategy<Value = (String, Value)> {
-    let names = [
-        "$eq", "$neq", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$startsWith", "$endsWith", "$contains", "$exist",
-    ];
+    let names =
+        ["$eq", "$neq", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$startsWith", "$endsWith", "$contains", "$exist"];
     (proptest::sample::select(names.to_vec()), literal()).prop_map(|(n, v)| (n.to_owned(), v))
 }
 

@@ -30,10 +30,15 @@ async fn a_payload_filter_lets_through_only_events_whose_data_matches() {
     let ctx = crate::testing::context_with(mem.clone());
     let who = caller();
     let filters = json!({"min_severity": "high", "payload": {"host": {"$endsWith": ".prod"}, "port": {"$in": [443]}}});
-    subscriptions::create(&ctx, &who, json!({"url": "https://a.example/h", "events": ["finding.*"], "filters": filters}))
-        .await
-        .unwrap();
-    let event = |data: Value, severity: &str| json!({"event_type": "finding.discovered", "data": data, "severity": severity});
+    subscriptions::create(
+        &ctx,
+        &who,
+        json!({"url": "https://a.example/h", "events": ["finding.*"], "filters": filters}),
+    )
+    .await
+    .unwrap();
+    let event =
+        |data: Value, severity: &str| json!({"event_type": "finding.discovered", "data": data, "severity": severity});
     let count = |e: Value| {
         let ctx = &ctx;
         let who = &who;
@@ -43,7 +48,8 @@ async fn a_payload_filter_lets_through_only_events_whose_data_matches() {
     assert_eq!(count(event(json!({"host": "web.prod", "port": 443}), "low")).await, 0, "every filter must pass");
     assert_eq!(count(event(json!({"host": "web.dev", "port": 443}), "high")).await, 0);
     assert_eq!(count(event(json!({"host": "web.prod"}), "high")).await, 0, "a missing field fails");
-    let batch = json!({"events": [event(json!({"host": "a.prod", "port": 443}), "critical"), event(json!({}), "critical")]});
+    let batch =
+        json!({"events": [event(json!({"host": "a.prod", "port": 443}), "critical"), event(json!({}), "critical")]});
     let results = publish_batch(&ctx, &who, batch).await.unwrap();
     assert_eq!(results.iter().map(|r| r.deliveries).collect::<Vec<_>>(), [1, 0]);
 }

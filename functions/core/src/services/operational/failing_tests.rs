@@ -170,7 +170,10 @@ async fn four_failures_in_a_row_announce_failing_once_and_a_success_then_recover
     fx.attempt(&s, OK, back).await;
     fx.attempt(&s, OK, back.plus_seconds(1)).await;
     let recovered = json!({"subscription_id": s.id, "url": s.url, "failing_since": t0, "recovered_at": back});
-    assert_eq!(fx.heard(&ops), [(OPERATIONAL_FAILING.to_owned(), failing), (OPERATIONAL_RECOVERED.to_owned(), recovered.clone())]);
+    assert_eq!(
+        fx.heard(&ops),
+        [(OPERATIONAL_FAILING.to_owned(), failing), (OPERATIONAL_RECOVERED.to_owned(), recovered.clone())]
+    );
     assert_eq!(fx.heard(&named), [(OPERATIONAL_RECOVERED.to_owned(), recovered)], "matched when named");
     assert!(fx.heard(&all).is_empty(), "\"*\" never matches an operational event");
     assert!(fx.heard(&s).is_empty(), "never sent to the subscription it is about, though it listens to webhook.*");
