@@ -11,8 +11,8 @@ export class ApiError extends Error {
     this.code = code;
     // The API's messages start with the field they are about: "url must use https",
     // "filters.min_severity must be one of …", "events[0] is not a known event type",
-    // "auth.token_url: must use https".
-    const first = /^([A-Za-z_][\w.\[\]-]*):?\s/.exec(message || "");
+    // "auth.token_url: must use https", "filters.payload.host.$startsWith: must be a string".
+    const first = /^([A-Za-z_][\w.\[\]$-]*):?\s/.exec(message || "");
     this.field = status === 400 && first ? first[1] : null;
   }
   get retryable() { return this.status === 503 || this.status === 0; }

@@ -81,6 +81,9 @@ export async function render(main, { id }, ctx) {
   const severity = h("select", { id: "min_severity", name: "min_severity" },
     SEVERITIES.map((sv) => h("option", { value: sv, selected: (sub?.filters?.min_severity || "") === sv }, sv || "Any severity (no filter)")));
   const tags = pairsEditor("tags", { keyLabel: "Tag", valueLabel: "Value", addText: "Add tag filter" }, sub?.filters?.tags || {});
+  const payload = h("textarea", { id: "payload", name: "payload", rows: 6, spellcheck: "false", class: "code",
+    placeholder: '{"asset": {"host": {"$endsWith": ".prod.acme.example"}}, "port": {"$in": [443, 8443]}}' },
+  sub?.filters?.payload ? JSON.stringify(sub.filters.payload, null, 2) : "");
   const format = h("select", { id: "format", name: "format" },
     FORMATS.map(([v, text]) => h("option", { value: v, selected: (sub?.format || "raw") === v }, text)));
   const headers = pairsEditor("headers", { keyLabel: "Header name", valueLabel: "Header value", addText: "Add header", secretValues: true });
@@ -102,7 +105,10 @@ export async function render(main, { id }, ctx) {
       field("Minimum severity", severity, { hint: "Events without a severity (e.g. agent.registered) are always delivered.", field: "filters.min_severity" }),
       h("div", { class: "field" }, h("p", { class: "label", id: "tags-label" }, "Tags"),
         h("p", { class: "hint" }, "Every pair must be present in the event’s tags; events without tags do not pass."),
-        h("p", { class: "field-error", id: "tags-error", "data-field": "filters.tags", "data-for": "tags" }), tags.element)),
+        h("p", { class: "field-error", id: "tags-error", "data-field": "filters.tags", "data-for": "tags" }), tags.element),
+      field("Payload filter (JSON)", payload, { field: "filters.payload",
+        hint: "Only events whose data matches, e.g. {\"port\": {\"$in\": [443]}}; operators $eq $neq $gt $gte $lt $lte "
+          + "$in $nin $startsWith $endsWith $contains $exist $or $and $not. Leave empty for none." })),
     field("Format", format, { hint: "Slack and Teams formats post readable messages straight into a channel." }),
     scheme ? field("Signature scheme", scheme, { hint: SCHEME_HINT }) : null,
     h("fieldset", { class: "field" }, h("legend", {}, "Custom headers (optional)"),
@@ -122,6 +128,14 @@ export async function render(main, { id }, ctx) {
     if (severity.value) filters.min_severity = severity.value;
     const tagValues = tags.values();
     if (Object.keys(tagValues).length) filters.tags = tagValues;
+    if (payload.value.trim()) {
+      try {
+        filters.payload = JSON.parse(payload.value);
+      } catch (err) {
+        showFieldError(form, { field: "filters.payload", message: `filters.payload: not valid JSON (${err.message})` });
+        return;
+      }
+    }
     const body = { url: url.value.trim(), events, filters };
     if (name.value.trim() || sub?.name) body.name = name.value.trim() || null;
     // Only fields the user set: an API without custom formats or headers keeps working.

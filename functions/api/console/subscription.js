@@ -144,6 +144,8 @@ export async function render(main, { id }, ctx) {
           h("dt", {}, "Min severity"), h("dd", {}, sub.filters?.min_severity || "any"),
           h("dt", {}, "Tags"), h("dd", {}, Object.keys(sub.filters?.tags || {}).length
             ? h("ul", { class: "chips" }, Object.entries(sub.filters.tags).map(([k, v]) => h("li", {}, h("code", {}, `${k}=${v}`)))) : "none"),
+          h("dt", {}, "Payload filter"), h("dd", {}, sub.filters?.payload
+            ? h("pre", { class: "code", id: "sub-payload" }, JSON.stringify(sub.filters.payload, null, 2)) : "none"),
           h("dt", {}, "Format"), h("dd", {}, sub.format || "raw"),
           h("dt", {}, "Custom headers"), h("dd", {}, headerNames.length ? `${headerNames.join(", ")} (values hidden)` : "none"),
           h("dt", {}, "Signature"), h("dd", { id: "signature-scheme" }, sub.signature_scheme || "hmac-sha256"),

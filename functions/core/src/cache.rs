@@ -250,7 +250,10 @@ impl SubscriptionStore for CachedSubscriptions {
     async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
         let marked = self.inner.mark_failing(account, id, since).await?;
         if marked {
-            self.patch(account, id, |sub| sub.failing_since = Some(since));
+            self.patch(account, id, |sub| {
+                sub.failing_since = Some(since);
+                sub.consecutive_failures = 1;
+            });
         } else {
             // Already failing since another instance's mark, or gone: read it again.
             self.forget(account);
@@ -260,8 +263,27 @@ impl SubscriptionStore for CachedSubscriptions {
 
     async fn clear_failing(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<()> {
         self.inner.clear_failing(account, id).await?;
-        self.patch(account, id, |sub| sub.failing_since = None);
+        self.patch(account, id, |sub| {
+            sub.failing_since = None;
+            sub.consecutive_failures = 0;
+        });
         Ok(())
+    }
+
+    async fn count_failure(
+        &self,
+        account: &AccountId,
+        id: &SubscriptionId,
+        failing_since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Option<u32>> {
+        let counted = self.inner.count_failure(account, id, failing_since, limit).await?;
+        match counted {
+            Some(n) => self.patch(account, id, |sub| sub.consecutive_failures = n),
+            // Counted to the end by another instance, or the run ended: read it again.
+            None => self.forget(account),
+        }
+        Ok(counted)
     }
 
     async fn disable_failing(
@@ -331,6 +353,15 @@ mod tests {
         }
         async fn clear_failing(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<()> {
             SubscriptionStore::clear_failing(&*self.inner, account, id).await
+        }
+        async fn count_failure(
+            &self,
+            account: &AccountId,
+            id: &SubscriptionId,
+            failing_since: Timestamp,
+            limit: u32,
+        ) -> StoreResult<Option<u32>> {
+            SubscriptionStore::count_failure(&*self.inner, account, id, failing_since, limit).await
         }
         async fn disable_failing(
             &self,

@@ -286,6 +286,55 @@ pub const CATALOG: &[EventTypeInfo] = &[
             })
         },
     },
+    EventTypeInfo {
+        name: "webhook.subscription.failing",
+        group: OPERATIONAL_GROUP,
+        description: "A subscription whose last attempt had succeeded (or that had none) failed 4 attempts in a row; sent once per failing run.",
+        has_severity: false,
+        schema: || object_schema(&["subscription_id", "url", "failing_since", "consecutive_failures"], json!({
+            "subscription_id": {"type": "string"},
+            "url": {"type": "string", "format": "uri"},
+            "failing_since": {"type": "string", "format": "date-time", "description": "when the first failed attempt of the run ended"},
+            "consecutive_failures": {"type": "integer", "minimum": 1},
+            "last_response_status": {"type": ["integer", "null"], "description": "null when no response arrived"},
+            "last_error": {"type": ["string", "null"]}
+        })),
+        example: || json!({
+            "subscription_id": "sub_01jtq7m8n9p0q1r2s3t4v5w6x7",
+            "url": "https://hooks.acme.example/puck",
+            "failing_since": "2026-05-03T14:22:01.000Z",
+            "consecutive_failures": 4,
+            "last_response_status": 503,
+            "last_error": "HTTP 503"
+        }),
+        headline: |d| {
+            let sub = text_of(d, "subscription_id")?;
+            let times = d.get("consecutive_failures").and_then(Value::as_u64)?;
+            Some(format!("subscription {sub} failed {times} attempts in a row"))
+        },
+    },
+    EventTypeInfo {
+        name: "webhook.subscription.recovered",
+        group: OPERATIONAL_GROUP,
+        description: "The first successful attempt of a subscription after its webhook.subscription.failing event.",
+        has_severity: false,
+        schema: || object_schema(&["subscription_id", "url", "failing_since", "recovered_at"], json!({
+            "subscription_id": {"type": "string"},
+            "url": {"type": "string", "format": "uri"},
+            "failing_since": {"type": "string", "format": "date-time"},
+            "recovered_at": {"type": "string", "format": "date-time", "description": "when the successful attempt ended"}
+        })),
+        example: || json!({
+            "subscription_id": "sub_01jtq7m8n9p0q1r2s3t4v5w6x7",
+            "url": "https://hooks.acme.example/puck",
+            "failing_since": "2026-05-03T14:22:01.000Z",
+            "recovered_at": "2026-05-03T15:02:44.310Z"
+        }),
+        headline: |d| {
+            let sub = text_of(d, "subscription_id")?;
+            Some(format!("subscription {sub} recovered"))
+        },
+    },
 ];
 
 /// The catalog entry of `name`.

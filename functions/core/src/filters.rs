@@ -1,11 +1,15 @@
 //! Which subscriptions get a delivery for an event (docs/api.md).
 //!
 //! A subscription matches when it is active, one of its patterns matches the event type, and
-//! every given filter passes: `min_severity` (events without a severity always pass) and `tags`
-//! (every pair present in the event's tags; an event without tags fails a non-empty filter).
+//! every given filter passes: `min_severity` (events without a severity always pass), `tags`
+//! (every pair present in the event's tags; an event without tags fails a non-empty filter) and
+//! `payload` (a condition on the event's `data`, see [`payload`]).
+
+pub mod payload;
 
 use crate::model::Subscription;
 use crate::validation::{EventPattern, Filters, Severity};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The parts of an event that subscription filters look at.
@@ -17,16 +21,19 @@ pub struct EventFacts<'a> {
     pub severity: Option<Severity>,
     /// The event's tags; empty when it has none, which fails any non-empty `tags` filter.
     pub tags: &'a BTreeMap<String, String>,
+    /// The event's `data`, which a payload filter looks into.
+    pub data: &'a Value,
 }
 
-/// Whether `event` passes `min_severity` and `tags` (patterns and `active` are checked elsewhere).
+/// Whether `event` passes `min_severity`, `tags` and `payload` (patterns and `active` are checked
+/// elsewhere).
 pub fn filters_pass(filters: &Filters, event: &EventFacts<'_>) -> bool {
     let severity_ok = match (filters.min_severity, event.severity) {
         (Some(min), Some(sev)) => sev >= min,
         _ => true,
     };
     let tags_ok = filters.tags.iter().all(|(k, v)| event.tags.get(k) == Some(v));
-    severity_ok && tags_ok
+    severity_ok && tags_ok && filters.payload.as_ref().is_none_or(|p| p.matches(event.data))
 }
 
 /// Whether any of `patterns` matches `event_type`.
@@ -53,10 +60,13 @@ mod tests {
     fn table_of_filter_rules() {
         let none = tags(&[]);
         let prod = tags(&[("account", "prod"), ("layer", "cloud")]);
-        let high = Filters { min_severity: Some(Severity::High), tags: BTreeMap::new() };
-        let tagged = Filters { min_severity: None, tags: tags(&[("account", "prod")]) };
-        let both =
-            Filters { min_severity: Some(Severity::Medium), tags: tags(&[("account", "prod"), ("layer", "cloud")]) };
+        let high = Filters { min_severity: Some(Severity::High), ..Filters::default() };
+        let tagged = Filters { tags: tags(&[("account", "prod")]), ..Filters::default() };
+        let both = Filters {
+            min_severity: Some(Severity::Medium),
+            tags: tags(&[("account", "prod"), ("layer", "cloud")]),
+            payload: None,
+        };
         let cases = [
             (&high, Some(Severity::Critical), &none, true),
             (&high, Some(Severity::High), &none, true),
@@ -70,7 +80,7 @@ mod tests {
             (&both, Some(Severity::High), &tags(&[("account", "prod"), ("layer", "edge")]), false),
         ];
         for (i, (filters, severity, event_tags, want)) in cases.into_iter().enumerate() {
-            let facts = EventFacts { event_type: "finding.discovered", severity, tags: event_tags };
+            let facts = EventFacts { event_type: "finding.discovered", severity, tags: event_tags, data: &Value::Null };
             assert_eq!(filters_pass(filters, &facts), want, "case {i}");
         }
     }
@@ -78,7 +88,7 @@ mod tests {
     #[test]
     fn inactive_and_unsubscribed_do_not_match() {
         let empty = BTreeMap::new();
-        let facts = EventFacts { event_type: "finding.discovered", severity: None, tags: &empty };
+        let facts = EventFacts { event_type: "finding.discovered", severity: None, tags: &empty, data: &Value::Null };
         let mut sub = subscription_for(&["finding.*"]);
         assert!(subscription_matches(&sub, &facts));
         sub.active = false;
@@ -94,9 +104,9 @@ mod tests {
     proptest! {
         #[test]
         fn min_severity_passes_exactly_at_or_above_the_threshold(threshold in severity(), event in proptest::option::of(severity())) {
-            let filters = Filters { min_severity: Some(threshold), tags: BTreeMap::new() };
+            let filters = Filters { min_severity: Some(threshold), ..Filters::default() };
             let empty = BTreeMap::new();
-            let facts = EventFacts { event_type: "finding.discovered", severity: event, tags: &empty };
+            let facts = EventFacts { event_type: "finding.discovered", severity: event, tags: &empty, data: &Value::Null };
             // No severity always passes (docs/api.md).
             prop_assert_eq!(filters_pass(&filters, &facts), event.is_none_or(|s| s >= threshold));
         }
@@ -114,8 +124,8 @@ mod tests {
             } else {
                 event_tags.remove(&key);
             }
-            let filters = Filters { min_severity: None, tags: wanted };
-            let facts = EventFacts { event_type: "chain.confirmed", severity: Some(Severity::Critical), tags: &event_tags };
+            let filters = Filters { tags: wanted, ..Filters::default() };
+            let facts = EventFacts { event_type: "chain.confirmed", severity: Some(Severity::Critical), tags: &event_tags, data: &Value::Null };
             prop_assert!(!filters_pass(&filters, &facts));
         }
 
@@ -124,8 +134,8 @@ mod tests {
             let wanted = tags(&[("team", "red")]);
             let mut event_tags = extra.clone();
             event_tags.insert("team".into(), "red".into());
-            let filters = Filters { min_severity: None, tags: wanted };
-            let facts = EventFacts { event_type: "chain.confirmed", severity: None, tags: &event_tags };
+            let filters = Filters { tags: wanted, ..Filters::default() };
+            let facts = EventFacts { event_type: "chain.confirmed", severity: None, tags: &event_tags, data: &Value::Null };
             prop_assert!(filters_pass(&filters, &facts));
         }
     }

@@ -125,6 +125,11 @@ pub struct Subscription {
     /// rather than null when unset, so a store can test for it with one condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing_since: Option<Timestamp>,
+    /// Failed attempts in a row since `failing_since`, counted up to the threshold of the
+    /// `webhook.subscription.failing` event and no further (docs/api.md, "Operational events"); 0 when
+    /// not failing. Like the clock, written only by failures that change it.
+    #[serde(default)]
+    pub consecutive_failures: u32,
     /// `"failing"` when the service disabled the subscription (docs/api.md, "Operational events"); `None` otherwise.
     #[serde(default)]
     pub disabled_reason: Option<String>,

@@ -53,8 +53,9 @@ pub trait SubscriptionStore: Send + Sync {
     }
     /// Writes the settings of `sub` (what PATCH changes, plus `disabled_reason`/`disabled_at`)
     /// only if the stored version is still `read_version`, and bumps the version. The attempt
-    /// path's fields (`last_delivery_*`, `failing_since`) are left as stored, except that
-    /// `restart_failing_clock` removes `failing_since` (re-enabling restarts the clock).
+    /// path's fields (`last_delivery_*`, `failing_since`, `consecutive_failures`) are left as
+    /// stored, except that `restart_failing_clock` removes the clock and its count (re-enabling
+    /// restarts the clock).
     async fn update_settings(
         &self,
         sub: &Subscription,
@@ -71,11 +72,22 @@ pub trait SubscriptionStore: Send + Sync {
         status: DeliveryStatus,
         at: Timestamp,
     ) -> StoreResult<()>;
-    /// Sets `failing_since` to `since` unless it is already set (the first failure after a
-    /// success); false if it was set or the subscription is gone.
+    /// Sets `failing_since` to `since`, and `consecutive_failures` to 1, unless it is already set
+    /// (the first failure after a success); false if it was set or the subscription is gone.
     async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool>;
-    /// Clears `failing_since` (the first success after a failure).
+    /// Clears `failing_since` and `consecutive_failures` (the first success after a failure).
     async fn clear_failing(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<()>;
+    /// Adds one to `consecutive_failures` while the subscription is still failing since
+    /// `failing_since` and the count is below `limit`: the new count, or None when nothing was
+    /// written (the run ended or restarted, the count already reached `limit`, or the
+    /// subscription is gone). Of racing callers exactly one gets each count.
+    async fn count_failure(
+        &self,
+        account: &AccountId,
+        id: &SubscriptionId,
+        failing_since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Option<u32>>;
     /// Sets `active: false`, `disabled_reason: "failing"`, `disabled_at: at` and bumps the
     /// version (a PATCH that read before it then conflicts), only while the subscription is
     /// active and still failing since `failing_since`; true for the one caller that made the

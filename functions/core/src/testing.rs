@@ -133,6 +133,7 @@ impl SubscriptionStore for Memory {
             last_delivery_status: kept.last_delivery_status,
             last_delivery_at: kept.last_delivery_at,
             failing_since: if restart_failing_clock { None } else { kept.failing_since },
+            consecutive_failures: if restart_failing_clock { 0 } else { kept.consecutive_failures },
             ..s.clone()
         };
         Ok(SettingsWrite::Written)
@@ -159,13 +160,32 @@ impl SubscriptionStore for Memory {
             return Ok(false);
         };
         s.failing_since = Some(since);
+        s.consecutive_failures = 1;
         Ok(true)
     }
     async fn clear_failing(&self, a: &AccountId, id: &SubscriptionId) -> StoreResult<()> {
         if let Some(s) = self.subs.lock().unwrap().get_mut(&key(a, id.as_str())) {
             s.failing_since = None;
+            s.consecutive_failures = 0;
         }
         Ok(())
+    }
+    async fn count_failure(
+        &self,
+        a: &AccountId,
+        id: &SubscriptionId,
+        failing_since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Option<u32>> {
+        let mut subs = self.subs.lock().unwrap();
+        let counted = subs
+            .get_mut(&key(a, id.as_str()))
+            .filter(|s| s.failing_since == Some(failing_since) && s.consecutive_failures < limit)
+            .map(|s| {
+                s.consecutive_failures += 1;
+                s.consecutive_failures
+            });
+        Ok(counted)
     }
     async fn disable_failing(
         &self,
@@ -471,6 +491,7 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         previous_secret_enc: None,
         previous_secret_expires_at: None,
         failing_since: None,
+        consecutive_failures: 0,
         disabled_reason: None,
         disabled_at: None,
         version: 0,

@@ -16,6 +16,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 pub const OPERATIONAL_DEAD_LETTERED: &str = "webhook.delivery.dead_lettered";
 /// The service paused a subscription whose every attempt failed for `AUTO_DISABLE_AFTER_SECONDS`.
 pub const OPERATIONAL_DISABLED: &str = "webhook.subscription.disabled";
+/// A subscription whose last attempt had succeeded (or that had none) failed several in a row.
+pub const OPERATIONAL_FAILING: &str = "webhook.subscription.failing";
+/// The first successful attempt of a subscription after its `failing` event.
+pub const OPERATIONAL_RECOVERED: &str = "webhook.subscription.recovered";
 
 /// Whether an event type is one of the service's own operational `webhook.*` events (the
 /// catalog's [`crate::catalog::OPERATIONAL_GROUP`]). None is ever emitted about the delivery of
@@ -170,6 +174,9 @@ pub struct Filters {
     /// Every pair must be present in the event's tags; empty: no tag filter.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    /// A condition on the event's `data`; None: no payload filter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<crate::filters::payload::PayloadFilter>,
 }
 
 /// Tags and event tags share these bounds so a filter can always be satisfied.

@@ -47,6 +47,8 @@ async fn the_catalog_lists_every_type_and_each_example_validates_against_its_sch
         "agent.disconnected",
         "webhook.delivery.dead_lettered",
         "webhook.subscription.disabled",
+        "webhook.subscription.failing",
+        "webhook.subscription.recovered",
     ] {
         assert!(names.contains(name), "{name} missing from {names:?}");
     }

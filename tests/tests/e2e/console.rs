@@ -104,6 +104,34 @@ async fn the_console_flow_works_end_to_end_in_headless_chromium() {
     assert_eq!(secret_shown(&browser).await, None);
     assert!(!browser.page_text().await.contains(&secret));
 
+    // Edit: a payload filter as JSON. The API's 400 names its path and shows next to the field;
+    // text that is not JSON is caught before it is sent.
+    browser.goto(&stack.url(&format!("/console#/subscriptions/{id}/edit"))).await;
+    browser.wait_for("#payload").await;
+    let set_payload = "document.getElementById('payload').value = arguments[0]; return true;";
+    browser.js(set_payload, json!([r#"{"host": {"$startsWith": 1}}"#])).await;
+    browser.click("#save").await;
+    let message = browser.wait_text("#payload-error", "startsWith").await;
+    assert_eq!(message, "filters.payload.host.$startsWith: must be a string");
+    browser.wait_text(".error-summary", "filters.payload.host.$startsWith").await;
+    let invalid =
+        browser.js("return document.getElementById('payload').getAttribute('aria-invalid');", json!([])).await;
+    assert_eq!(invalid, "true");
+    browser.js("document.getElementById('payload').scrollIntoView({block: 'center'}); return true;", json!([])).await;
+    browser.screenshot("03b-payload-filter-error").await;
+    browser.js(set_payload, json!(["{\"host\": "])).await;
+    browser.click("#save").await;
+    browser.wait_text("#payload-error", "filters.payload: not valid JSON").await;
+    assert_eq!(stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await.1["filters"].get("payload"), None);
+    browser.js(set_payload, json!([r#"{"host": {"$endsWith": ".prod"}}"#])).await;
+    browser.click("#save").await;
+    browser.wait_text("#sub-payload", "$endsWith").await;
+    let (_, sub, _) = stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await;
+    assert_eq!(
+        sub["filters"],
+        json!({"min_severity": "high", "tags": {"env": "prod"}, "payload": {"host": {"$endsWith": ".prod"}}})
+    );
+
     // Send test event: the attempt's outcome inline, then `succeeded` in the log.
     browser.click("#send-test").await;
     let result = browser.wait_text("#test-result", "open delivery").await;

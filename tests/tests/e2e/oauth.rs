@@ -1,4 +1,4 @@
-//! OAuth 2.0 client credentials receivers (README, "OAuth 2.0 receivers"): a real HTTPS token
+//! OAuth 2.0 client credentials receivers (docs/api.md, "OAuth 2.0 receivers"): a real HTTPS token
 //! endpoint beside the HTTPS receiver. The bearer arrives and is one token for many deliveries;
 //! a receiver's 401 makes the retry fetch a new token; a refused grant is the attempt's error
 //! and the receiver gets nothing; the client secret is never shown, logged or stored in clear;

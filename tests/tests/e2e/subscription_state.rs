@@ -77,6 +77,10 @@ async fn a_failing_subscription_with_many_deliveries_in_flight_is_disabled_soon_
     // Attempts still in flight on every container when it was disabled do not announce it again.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(disabled_events().len(), 1, "announced once");
+    // Its failing run was announced once too, although four containers counted its failures.
+    let failing_events =
+        || ops.requests().iter().filter(|r| r.json()["event_type"] == "webhook.subscription.failing").count();
+    assert_eq!(failing_events(), 1, "one failing event per failing run");
 
     // Re-enabled on another API container (so no dispatcher's cache hears of it) and still
     // failing: every container sees it active again within its cache's TTL, although attempts
@@ -97,6 +101,7 @@ async fn a_failing_subscription_with_many_deliveries_in_flight_is_disabled_soon_
     wait_until(EVENTUALLY, "the second disabled event", || async { disabled_events().len() == 2 }).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(disabled_events().len(), 2, "once per disable");
+    assert_eq!(failing_events(), 2, "re-enabling restarts the clock: a new failing run, announced once");
     containers.iter().for_each(|c| c.abort());
 }
 

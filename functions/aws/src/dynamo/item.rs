@@ -113,6 +113,14 @@ pub(crate) mod tests {
             filters: Filters {
                 min_severity: Some(Severity::High),
                 tags: BTreeMap::from([("team".to_owned(), "red".to_owned())]),
+                // Operands DynamoDB could not hold as a map: stored as JSON text.
+                payload: Some(
+                    puck_core::filters::payload::PayloadFilter::parse(
+                        "filters.payload",
+                        &serde_json::json!({"risk": {"$lt": 1e300}, "meta": {"$eq": {"": 1}}}),
+                    )
+                    .unwrap(),
+                ),
             },
             active: true,
             format: puck_core::format::Format::MsTeams,
@@ -133,6 +141,7 @@ pub(crate) mod tests {
             previous_secret_enc: None,
             previous_secret_expires_at: Some(Timestamp(1_700_000_100_000)),
             failing_since: None,
+            consecutive_failures: 0,
             disabled_reason: None,
             disabled_at: None,
             version: 0,

@@ -6,6 +6,10 @@
 //! attempt). A PATCH is an UpdateItem of the settings only, conditioned on the `version` it read,
 //! so it neither undoes another PATCH or an auto-disable nor rewrites the attempt path's fields.
 //!
+//! A payload filter (`filters.payload`) is stored as its JSON text rather than as a map: its
+//! operands may be numbers DynamoDB cannot hold (`1e300`, more than 38 digits) or objects with
+//! an empty key, and a filter must never make its subscription unwritable.
+//!
 //! IAM: dynamodb:PutItem, GetItem, Query, DeleteItem, UpdateItem.
 
 use super::item::{from_item, to_item, value_to_attr, Item};
@@ -18,6 +22,7 @@ use puck_core::ids::{AccountId, SubscriptionId};
 use puck_core::model::{DeliveryStatus, Subscription, DISABLED_FAILING};
 use puck_core::ports::{SettingsWrite, StoreError, StoreResult, SubscriptionStore};
 use puck_core::time::Timestamp;
+use serde_json::Value;
 use std::collections::HashMap;
 
 const SK_PREFIX: &str = "SUB#";
@@ -43,15 +48,33 @@ fn sub_sk(id: &SubscriptionId) -> String {
     format!("{SK_PREFIX}{id}")
 }
 
+/// Where the payload filter sits in a subscription's JSON shape.
+const PAYLOAD_FILTER: &str = "/filters/payload";
+
+/// The attributes of a subscription (without keys), its payload filter as JSON text.
+fn stored_attributes(sub: &Subscription) -> StoreResult<Item> {
+    let mut shape = serde_json::to_value(sub).map_err(|e| corrupt("subscription", e))?;
+    if let Some(payload) = shape.pointer_mut(PAYLOAD_FILTER) {
+        *payload = Value::String(payload.to_string());
+    }
+    to_item(&shape).map_err(|e| corrupt("subscription", e))
+}
+
 /// The stored item of a subscription.
 pub(crate) fn subscription_item(sub: &Subscription) -> StoreResult<Item> {
-    let mut item = to_item(sub).map_err(|e| corrupt("subscription", e))?;
+    let mut item = stored_attributes(sub)?;
     item.extend(key(account_pk(&sub.account_id), sub_sk(&sub.id)));
     Ok(item)
 }
 
 fn decode(item: &Item) -> StoreResult<Subscription> {
-    from_item(item).map_err(|e| corrupt("subscription", e))
+    let mut shape: Value = from_item(item).map_err(|e| corrupt("subscription", e))?;
+    if let Some(payload) = shape.pointer_mut(PAYLOAD_FILTER) {
+        if let Value::String(text) = payload {
+            *payload = serde_json::from_str(text).map_err(|e| corrupt("subscription", e))?;
+        }
+    }
+    serde_json::from_value(shape).map_err(|e| corrupt("subscription", e))
 }
 
 #[async_trait]
@@ -173,13 +196,14 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     }
 
     async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
-        let values = HashMap::from([(":fs".to_owned(), attr(&since)?)]);
+        let values =
+            HashMap::from([(":fs".to_owned(), attr(&since)?), (":one".to_owned(), AttributeValue::N("1".into()))]);
         let condition = "attribute_exists(pk) AND attribute_not_exists(failing_since)";
         self.update_if(
             "UpdateItem subscription failing",
             account,
             id,
-            "SET failing_since = :fs",
+            "SET failing_since = :fs, consecutive_failures = :one",
             condition,
             Some(values),
         )
@@ -191,12 +215,50 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             "UpdateItem subscription failing",
             account,
             id,
-            "REMOVE failing_since",
+            "REMOVE failing_since, consecutive_failures",
             "attribute_exists(pk)",
             None,
         )
         .await
         .map(|_| ())
+    }
+
+    async fn count_failure(
+        &self,
+        account: &AccountId,
+        id: &SubscriptionId,
+        failing_since: Timestamp,
+        limit: u32,
+    ) -> StoreResult<Option<u32>> {
+        self.table.faults.dynamo()?;
+        let values = HashMap::from([
+            (":fs".to_owned(), attr(&failing_since)?),
+            (":one".to_owned(), AttributeValue::N("1".into())),
+            (":limit".to_owned(), AttributeValue::N(limit.to_string())),
+        ]);
+        let res = self
+            .table
+            .client
+            .update_item()
+            .table_name(&self.table.name)
+            .set_key(Some(key(account_pk(account), sub_sk(id))))
+            .update_expression("ADD consecutive_failures :one")
+            .condition_expression(
+                "failing_since = :fs AND (attribute_not_exists(consecutive_failures) OR consecutive_failures < :limit)",
+            )
+            .set_expression_attribute_values(Some(values))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await;
+        match res {
+            Ok(out) => {
+                let count = out.attributes.as_ref().and_then(|a| a.get("consecutive_failures"));
+                let n = count.and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u32>().ok());
+                n.map(Some).ok_or_else(|| corrupt("subscription", "consecutive_failures is not a count"))
+            }
+            Err(e) if is_condition_failed(&e) => Ok(None),
+            Err(e) => Err(unavailable("UpdateItem subscription failures", &e)),
+        }
     }
 
     async fn disable_failing(
@@ -227,7 +289,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
 }
 
 /// Attributes a settings write leaves as stored: keys and identity, the attempt path's
-/// bookkeeping (last delivery, failing clock), and the version (set from the condition's).
+/// bookkeeping (last delivery, failing clock and its count), and the version (set from the condition's).
 const NOT_SETTINGS: &[&str] = &[
     "pk",
     "sk",
@@ -237,6 +299,7 @@ const NOT_SETTINGS: &[&str] = &[
     "last_delivery_status",
     "last_delivery_at",
     "failing_since",
+    "consecutive_failures",
     "version",
 ];
 
@@ -246,7 +309,7 @@ type UpdateExpression = (String, HashMap<String, String>, HashMap<String, Attrib
 /// The UpdateItem expression that sets every other attribute of `sub` (names as placeholders:
 /// several are reserved words), the new version `:nv`, and removes the failing clock on request.
 fn settings_update(sub: &Subscription, restart_failing_clock: bool) -> StoreResult<UpdateExpression> {
-    let item = to_item(sub).map_err(|e| corrupt("subscription", e))?;
+    let item = stored_attributes(sub)?;
     let (mut names, mut values, mut sets) = (HashMap::new(), HashMap::new(), Vec::new());
     for (i, (name, value)) in item.into_iter().filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str())).enumerate() {
         names.insert(format!("#s{i}"), name);
@@ -255,7 +318,7 @@ fn settings_update(sub: &Subscription, restart_failing_clock: bool) -> StoreResu
     }
     let mut update = format!("SET {}, version = :nv", sets.join(", "));
     if restart_failing_clock {
-        update.push_str(" REMOVE failing_since");
+        update.push_str(" REMOVE failing_since, consecutive_failures");
     }
     Ok((update, names, values))
 }
@@ -306,5 +369,7 @@ mod tests {
         assert_eq!(super::super::attr_str(&item, "pk"), Some(format!("ACCT#{}", sub.account_id).as_str()));
         assert_eq!(super::super::attr_str(&item, "sk"), Some(format!("SUB#{}", sub.id).as_str()));
         assert_eq!(decode(&item).unwrap(), sub);
+        let AttributeValue::M(filters) = &item["filters"] else { panic!("filters is a map") };
+        assert!(matches!(&filters["payload"], AttributeValue::S(text) if text.contains("1e+300")), "{filters:?}");
     }
 }

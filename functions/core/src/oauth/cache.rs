@@ -1,5 +1,5 @@
 //! Tokens kept per subscription in the warm container, so an OAuth delivery costs one token
-//! fetch per token lifetime per container, not one per attempt (README, "OAuth 2.0 receivers").
+//! fetch per token lifetime per container, not one per attempt (docs/api.md, "OAuth 2.0 receivers").
 //!
 //! A token is reused until 60 s before its `expires_in` (a token that lives 60 s or less is
 //! used once), and dropped at once when a receiver answers 401 with it. Entries are keyed by

@@ -414,7 +414,12 @@ impl Dispatcher {
         let status = update.status;
         self.record_last_delivery(sub, status, now).await?;
         // Best effort: the attempt is recorded; the next attempt corrects a missed clock update.
-        if let Err(e) = operational::after_attempt(ctx, sub, status == DeliveryStatus::Succeeded, now).await {
+        let attempt = operational::AttemptResult {
+            succeeded: status == DeliveryStatus::Succeeded,
+            response_status: update.last_response_status,
+            error: update.last_error.as_deref(),
+        };
+        if let Err(e) = operational::after_attempt(ctx, sub, attempt, now).await {
             tracing::warn!(account_id = %delivery.account_id, subscription_id = %sub.id, error = %e, "could not update the subscription's failing clock");
         }
         if status == DeliveryStatus::FailedPermanent {

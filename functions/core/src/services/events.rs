@@ -460,7 +460,12 @@ fn plan_event(
     now: Timestamp,
     exclude: Option<&SubscriptionId>,
 ) -> Pending {
-    let facts = EventFacts { event_type: event.event_type.as_str(), severity: event.severity, tags: &event.tags };
+    let facts = EventFacts {
+        event_type: event.event_type.as_str(),
+        severity: event.severity,
+        tags: &event.tags,
+        data: &event.data,
+    };
     let expires_at = ctx.settings.expires_at(now);
     let matching: Vec<&Subscription> =
         subs.iter().filter(|s| exclude != Some(&s.id) && subscription_matches(s, &facts)).collect();

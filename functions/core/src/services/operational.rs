@@ -6,6 +6,10 @@
 //! is emitted about the delivery of an operational event. Auto-disable adds no write per attempt:
 //! the dispatcher already holds the subscription it sends for, and `failing_since` is written only
 //! on a change of state (first failure after a success, first success after a failure, disable).
+//! The count of failures in a row beside it is written by the failures up to
+//! [`FAILING_AFTER_ATTEMPTS`] only, the one that reaches it announcing
+//! `webhook.subscription.failing`; the success that clears a clock whose count reached it announces
+//! `webhook.subscription.recovered`. A success while not failing writes nothing.
 
 use super::events::{publish_event_excluding, NewEvent};
 use super::Context;
@@ -13,7 +17,10 @@ use crate::error::AppError;
 use crate::ids::{AccountId, EventId, SubscriptionId};
 use crate::model::{Delivery, DeliveryStatus, Subscription, DISABLED_FAILING};
 use crate::time::Timestamp;
-use crate::validation::{is_operational, EventType, OPERATIONAL_DEAD_LETTERED, OPERATIONAL_DISABLED};
+use crate::validation::{
+    is_operational, EventType, OPERATIONAL_DEAD_LETTERED, OPERATIONAL_DISABLED, OPERATIONAL_FAILING,
+    OPERATIONAL_RECOVERED,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -57,17 +64,48 @@ pub async fn announce_dead_lettered(ctx: &Context, d: &Delivery) -> Result<(), A
     emit(ctx, &d.account_id, OPERATIONAL_DEAD_LETTERED, event_id, &d.subscription_id, data).await
 }
 
-/// Keeps a subscription's failing clock after an attempt and disables it once every attempt has
-/// failed for `auto_disable_after_secs`. `sub` is the record the attempt was sent with.
-pub async fn after_attempt(ctx: &Context, sub: &Subscription, succeeded: bool, now: Timestamp) -> Result<(), AppError> {
+/// How many attempts in a row a subscription fails before `webhook.subscription.failing`.
+pub const FAILING_AFTER_ATTEMPTS: u32 = 4;
+
+/// How an attempt ended, as the failing clock and its events need it.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptResult<'a> {
+    /// A 2xx arrived.
+    pub succeeded: bool,
+    /// The response's status; None when none arrived.
+    pub response_status: Option<u16>,
+    /// Why it failed; None on success.
+    pub error: Option<&'a str>,
+}
+
+/// Keeps a subscription's failing clock and its count after an attempt, announces a failing run
+/// and its recovery, and disables the subscription once every attempt has failed for
+/// `auto_disable_after_secs`. `sub` is the record the attempt was sent with.
+pub async fn after_attempt(
+    ctx: &Context,
+    sub: &Subscription,
+    attempt: AttemptResult<'_>,
+    now: Timestamp,
+) -> Result<(), AppError> {
     let store = &ctx.subscriptions;
-    match (succeeded, sub.failing_since) {
-        (true, Some(_)) => store.clear_failing(&sub.account_id, &sub.id).await?,
+    match (attempt.succeeded, sub.failing_since) {
+        (true, Some(since)) => {
+            store.clear_failing(&sub.account_id, &sub.id).await?;
+            if sub.consecutive_failures >= FAILING_AFTER_ATTEMPTS {
+                announce_recovered(ctx, sub, since, now).await?;
+            }
+        }
         (true, None) => {}
         (false, None) => {
             store.mark_failing(&sub.account_id, &sub.id, now).await?;
         }
         (false, Some(since)) => {
+            if sub.consecutive_failures < FAILING_AFTER_ATTEMPTS {
+                let counted = store.count_failure(&sub.account_id, &sub.id, since, FAILING_AFTER_ATTEMPTS).await?;
+                if counted == Some(FAILING_AFTER_ATTEMPTS) {
+                    announce_failing(ctx, sub, since, attempt).await?;
+                }
+            }
             let due = since.plus_seconds(ctx.settings.auto_disable_after_secs);
             if sub.active && now >= due && store.disable_failing(&sub.account_id, &sub.id, since, now).await? {
                 tracing::warn!(account_id = %sub.account_id, subscription_id = %sub.id, failing_since = %since, "subscription disabled: every attempt failed");
@@ -85,6 +123,42 @@ pub async fn after_attempt(ctx: &Context, sub: &Subscription, succeeded: bool, n
     Ok(())
 }
 
+/// `webhook.subscription.failing`, once per failing run (the event id is the run's start).
+async fn announce_failing(
+    ctx: &Context,
+    sub: &Subscription,
+    since: Timestamp,
+    attempt: AttemptResult<'_>,
+) -> Result<(), AppError> {
+    tracing::warn!(account_id = %sub.account_id, subscription_id = %sub.id, failing_since = %since, consecutive_failures = FAILING_AFTER_ATTEMPTS, "subscription failing");
+    let data = json!({
+        "subscription_id": sub.id,
+        "url": sub.url,
+        "failing_since": since,
+        "consecutive_failures": FAILING_AFTER_ATTEMPTS,
+        "last_response_status": attempt.response_status,
+        "last_error": attempt.error,
+    });
+    let event_id = format!("{}.failing.{}", sub.id, since.unix_ms());
+    emit(ctx, &sub.account_id, OPERATIONAL_FAILING, event_id, &sub.id, data).await
+}
+
+/// `webhook.subscription.recovered`, once per announced failing run.
+async fn announce_recovered(
+    ctx: &Context,
+    sub: &Subscription,
+    since: Timestamp,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, failing_since = %since, "subscription recovered");
+    let data = json!({"subscription_id": sub.id, "url": sub.url, "failing_since": since, "recovered_at": now});
+    let event_id = format!("{}.recovered.{}", sub.id, since.unix_ms());
+    emit(ctx, &sub.account_id, OPERATIONAL_RECOVERED, event_id, &sub.id, data).await
+}
+
+#[cfg(test)]
+mod failing_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,6 +171,10 @@ mod tests {
             subscriptions::create(ctx, who, json!({"url": "https://example.com/h", "events": events})).await.unwrap();
         subscriptions::load(ctx, who, created["id"].as_str().unwrap()).await.unwrap()
     }
+
+    const OK: AttemptResult<'static> = AttemptResult { succeeded: true, response_status: Some(200), error: None };
+    const FAILED: AttemptResult<'static> =
+        AttemptResult { succeeded: false, response_status: Some(503), error: Some("HTTP 503") };
 
     fn deliveries_of(mem: &Memory, sub: &SubscriptionId) -> Vec<Delivery> {
         mem.deliveries.lock().unwrap().values().filter(|d| &d.subscription_id == sub).cloned().collect()
@@ -146,20 +224,20 @@ mod tests {
         let load = || async { subscriptions::load(&ctx, &who, s.id.as_str()).await.unwrap() };
         let t0 = Timestamp(1_800_000_000_000);
 
-        after_attempt(&ctx, &load().await, false, t0).await.unwrap();
+        after_attempt(&ctx, &load().await, FAILED, t0).await.unwrap();
         assert_eq!(load().await.failing_since, Some(t0));
-        after_attempt(&ctx, &load().await, false, t0.plus_seconds(30)).await.unwrap();
+        after_attempt(&ctx, &load().await, FAILED, t0.plus_seconds(30)).await.unwrap();
         assert_eq!(load().await.failing_since, Some(t0), "later failures keep the clock");
-        after_attempt(&ctx, &load().await, true, t0.plus_seconds(40)).await.unwrap();
+        after_attempt(&ctx, &load().await, OK, t0.plus_seconds(40)).await.unwrap();
         assert_eq!(load().await.failing_since, None, "one success resets it");
 
         let t1 = t0.plus_seconds(50);
-        after_attempt(&ctx, &load().await, false, t1).await.unwrap();
-        after_attempt(&ctx, &load().await, false, t1.plus_seconds(59)).await.unwrap();
+        after_attempt(&ctx, &load().await, FAILED, t1).await.unwrap();
+        after_attempt(&ctx, &load().await, FAILED, t1.plus_seconds(59)).await.unwrap();
         assert!(load().await.active);
         let stale = load().await;
-        after_attempt(&ctx, &stale, false, t1.plus_seconds(60)).await.unwrap();
-        after_attempt(&ctx, &stale, false, t1.plus_seconds(61)).await.unwrap(); // a racing attempt
+        after_attempt(&ctx, &stale, FAILED, t1.plus_seconds(60)).await.unwrap();
+        after_attempt(&ctx, &stale, FAILED, t1.plus_seconds(61)).await.unwrap(); // a racing attempt
         let now = load().await;
         assert!(!now.active);
         assert_eq!(now.disabled_reason.as_deref(), Some("failing"));

@@ -9,6 +9,7 @@ use super::input::{text, wrong_type, Fields};
 use super::subscription_keys as keys;
 use super::{oauth_settings, Context};
 use crate::error::AppError;
+use crate::filters::payload::PayloadFilter;
 use crate::format::Format;
 use crate::ids::{SubscriptionId, SubscriptionId as Id};
 use crate::model::{Caller, DeliveryStatus, Subscription};
@@ -64,7 +65,7 @@ fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
         Some(Value::Object(o)) => o,
         Some(_) => return Err(wrong_type("filters", "an object")),
     };
-    if let Some(k) = obj.keys().find(|k| !["min_severity", "tags"].contains(&k.as_str())) {
+    if let Some(k) = obj.keys().find(|k| !["min_severity", "tags", "payload"].contains(&k.as_str())) {
         return Err(AppError::validation(
             "filters",
             format!("unknown field filters.{}", crate::ids::truncate_for_message(k)),
@@ -79,7 +80,11 @@ fn parse_filters(value: Option<&Value>) -> Result<Filters, AppError> {
         None | Some(Value::Null) => Default::default(),
         Some(v) => parse_tags("filters.tags", v).map_err(AppError::Validation)?,
     };
-    Ok(Filters { min_severity, tags })
+    let payload = match obj.get("payload") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(PayloadFilter::parse("filters.payload", v).map_err(AppError::Validation)?),
+    };
+    Ok(Filters { min_severity, tags, payload })
 }
 
 /// `format`: absent or null is `raw`.
@@ -147,6 +152,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         previous_secret_enc: None,
         previous_secret_expires_at: None,
         failing_since: None,
+        consecutive_failures: 0,
         disabled_reason: None,
         disabled_at: None,
         version: 0,
@@ -342,6 +348,10 @@ mod tests {
             (
                 json!({"url": "https://example.com", "events": ["finding.discovered"], "filters": []}),
                 "filters must be an object",
+            ),
+            (
+                json!({"url": "https://example.com", "events": ["*"], "filters": {"payload": {"host": {"$startsWith": 1}}}}),
+                "filters.payload.host.$startsWith: must be a string",
             ),
             (
                 json!({"url": "https://example.com", "events": ["finding.discovered"], "active": "yes"}),

@@ -1,4 +1,4 @@
-//! The OAuth 2.0 bearer token of an attempt (README, "OAuth 2.0 receivers").
+//! The OAuth 2.0 bearer token of an attempt (docs/api.md, "OAuth 2.0 receivers").
 //!
 //! For a subscription with `auth`, a token comes first, from the container's
 //! [`crate::oauth::cache::TokenCache`], and goes out as `Authorization: Bearer <token>` (the

@@ -25,6 +25,36 @@ async fn publish_fans_out_by_filters_and_is_idempotent() {
 }
 
 #[tokio::test]
+async fn a_payload_filter_lets_through_only_events_whose_data_matches() {
+    let mem = std::sync::Arc::new(crate::testing::Memory::default());
+    let ctx = crate::testing::context_with(mem.clone());
+    let who = caller();
+    let filters = json!({"min_severity": "high", "payload": {"host": {"$endsWith": ".prod"}, "port": {"$in": [443]}}});
+    subscriptions::create(
+        &ctx,
+        &who,
+        json!({"url": "https://a.example/h", "events": ["finding.*"], "filters": filters}),
+    )
+    .await
+    .unwrap();
+    let event =
+        |data: Value, severity: &str| json!({"event_type": "finding.discovered", "data": data, "severity": severity});
+    let count = |e: Value| {
+        let ctx = &ctx;
+        let who = &who;
+        async move { publish(ctx, who, e).await.unwrap().deliveries }
+    };
+    assert_eq!(count(event(json!({"host": "web.prod", "port": 443}), "high")).await, 1);
+    assert_eq!(count(event(json!({"host": "web.prod", "port": 443}), "low")).await, 0, "every filter must pass");
+    assert_eq!(count(event(json!({"host": "web.dev", "port": 443}), "high")).await, 0);
+    assert_eq!(count(event(json!({"host": "web.prod"}), "high")).await, 0, "a missing field fails");
+    let batch =
+        json!({"events": [event(json!({"host": "a.prod", "port": 443}), "critical"), event(json!({}), "critical")]});
+    let results = publish_batch(&ctx, &who, batch).await.unwrap();
+    assert_eq!(results.iter().map(|r| r.deliveries).collect::<Vec<_>>(), [1, 0]);
+}
+
+#[tokio::test]
 async fn batch_publishes_in_order_once_per_event_id() {
     let mem = std::sync::Arc::new(crate::testing::Memory::default());
     let ctx = crate::testing::context_with(mem.clone());
