@@ -9,9 +9,9 @@
 pub mod bootstrap;
 pub mod config;
 pub mod dynamo;
+mod fault_gate;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
-mod gate;
 pub mod secrets;
 pub mod sender;
 pub mod sqs;
@@ -26,7 +26,7 @@ pub use sqs::{SqsDeliveryQueue, SqsRejectedMessages};
 
 use anyhow::Context as _;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use gate::FaultGate;
+use fault_gate::FaultGate;
 use puck_core::cache::{CachedApiKeys, CachedSubscriptions};
 use puck_core::crypto::Keyring;
 use puck_core::oauth::cache::TokenCache;

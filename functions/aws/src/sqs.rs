@@ -8,7 +8,7 @@
 //! the dispatcher (plus what the event source mapping needs: ReceiveMessage, DeleteMessage,
 //! GetQueueAttributes).
 
-use crate::gate::FaultGate;
+use crate::fault_gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};

@@ -302,7 +302,7 @@ impl SubscriptionStore for CachedSubscriptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{subscription_for, Memory};
+    use crate::fakes::{subscription_for, Memory};
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Counts the reads that reach the store underneath.
@@ -496,7 +496,7 @@ mod tests {
     async fn revoking_through_the_cache_takes_effect_at_once() {
         let mem = Arc::new(Memory::default());
         let cached = CachedApiKeys::wrap(mem.clone(), Duration::from_secs(3600));
-        let caller = crate::testing::caller();
+        let caller = crate::fakes::caller();
         let record = ApiKeyRecord {
             key_id: caller.key_id,
             account_id: caller.account_id,
@@ -516,7 +516,7 @@ mod tests {
     async fn an_account_is_known_once_a_key_was_issued_to_it_and_an_unknown_one_is_not_remembered() {
         let mem = Arc::new(Memory::default());
         let cached = CachedApiKeys::wrap(mem.clone(), Duration::from_secs(3600));
-        let caller = crate::testing::caller();
+        let caller = crate::fakes::caller();
         assert!(!cached.account_exists(&caller.account_id).await.unwrap());
         let record = ApiKeyRecord {
             key_id: caller.key_id,

@@ -49,7 +49,7 @@ pub fn subscription_matches(sub: &Subscription, event: &EventFacts<'_>) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::subscription_for;
+    use crate::fakes::subscription_for;
     use proptest::prelude::*;
 
     fn tags(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -8,19 +8,19 @@
 #![warn(missing_docs)]
 
 pub mod backoff;
+pub mod body_formats;
 pub mod cache;
 pub mod catalog;
 pub mod crypto;
 pub mod envelope;
 pub mod error;
 pub mod filters;
-pub mod format;
 pub mod ids;
 pub mod model;
 pub mod oauth;
 pub mod page;
 pub mod ports;
-pub mod receivers;
+pub mod providers;
 pub mod secret;
 pub mod services;
 pub mod signing;
@@ -29,6 +29,6 @@ pub mod time;
 pub mod validation;
 
 #[cfg(any(test, feature = "test-support"))]
-pub mod testing;
+pub mod fakes;
 
 pub use error::AppError;

@@ -4,7 +4,7 @@
 //! envelope); each has a `view()` that builds the public JSON, so no handler can forget to strip a
 //! field.
 
-use crate::format::Format;
+use crate::body_formats::Format;
 use crate::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
 use crate::signing_key::SignatureScheme;
 use crate::time::Timestamp;

@@ -1,7 +1,7 @@
 //! Ports: the small async traits the use cases need from the outside world.
 //!
 //! Adapters live in `puck-aws` (DynamoDB, SQS, the HTTPS sender); in-memory fakes for unit tests
-//! live in [`crate::testing`]. Each trait maps to the IAM actions its adapter needs, which is
+//! live in [`crate::fakes`]. Each trait maps to the IAM actions its adapter needs, which is
 //! what keeps each function's policy in template.yaml small.
 
 pub use crate::error::{StoreError, StoreResult};

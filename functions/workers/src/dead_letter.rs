@@ -36,9 +36,9 @@ pub fn run() -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use puck_core::fakes::{caller, context_with, Memory};
     use puck_core::model::DeliveryStatus;
     use puck_core::services::{events, subscriptions};
-    use puck_core::testing::{caller, context_with, Memory};
     use serde_json::json;
     use std::sync::Arc;
 

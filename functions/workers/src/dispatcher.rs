@@ -53,11 +53,11 @@ pub fn run() -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use puck_core::fakes::{context_with, Memory};
     use puck_core::ids::{AccountId, DeliveryId};
     use puck_core::model::Caller;
     use puck_core::ports::{OutboundRequest, SendOutcome, WebhookSender};
     use puck_core::services::{events, subscriptions};
-    use puck_core::testing::{context_with, Memory};
     use serde_json::json;
     use std::sync::{Arc, Mutex};
 
@@ -92,7 +92,7 @@ mod tests {
         let mem = Arc::new(Memory::default());
         let ctx = context_with(mem.clone());
         let sender = Arc::new(FixedSender { status, sent: Mutex::new(Vec::new()) });
-        let caller = puck_core::testing::caller();
+        let caller = puck_core::fakes::caller();
         subscriptions::create(&ctx, &caller, json!({"url": "https://example.com/h", "events": ["chain.confirmed"]}))
             .await
             .unwrap();

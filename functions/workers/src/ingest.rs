@@ -90,11 +90,11 @@ pub fn run() -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use puck_core::fakes::{caller, context_with, Memory};
     use puck_core::ids::{AccountId, ApiKeyId};
     use puck_core::model::ApiKeyRecord;
     use puck_core::ports::{ApiKeyStore, QueueError, StoreError, StoreResult};
     use puck_core::services::{auth, subscriptions};
-    use puck_core::testing::{caller, context_with, Memory};
     use serde_json::{json, Value};
     use std::sync::Mutex;
 

@@ -35,10 +35,10 @@ pub fn run() -> Result<(), lambda_runtime::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use puck_core::fakes::{caller, context_with, Memory};
     use puck_core::ids::{AccountId, DeliveryId};
     use puck_core::model::Delivery;
     use puck_core::services::{events, subscriptions};
-    use puck_core::testing::{caller, context_with, Memory};
     use std::sync::Arc;
 
     /// `events/sweeper.json`: the EventBridge scheduled event the sweeper runs on.

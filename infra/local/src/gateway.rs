@@ -428,7 +428,7 @@ mod tests {
     async fn without_a_default_route_the_gateway_answers_unmatched_requests_as_the_not_found_function_does() {
         let template = crate::template::Template::load(&crate::moto::repo_root().join("template.yaml")).unwrap();
         let routes: Vec<Route> = template.routes().unwrap().into_iter().filter(|r| !r.is_default()).collect();
-        let gateway = Gateway::new(&routes, Arc::new(puck_core::testing::context())).unwrap();
+        let gateway = Gateway::new(&routes, Arc::new(puck_core::fakes::context())).unwrap();
         for (method, path, status) in [
             (Method::GET, "/v1/nope", 404),
             (Method::PUT, "/v1/webhooks/subscriptions", 405),

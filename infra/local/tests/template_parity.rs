@@ -44,8 +44,7 @@ fn the_template_the_route_table_and_the_gateway_agree() {
     let defaults: Vec<&str> = routes.iter().filter(|r| r.is_default()).map(|r| r.binary.as_str()).collect();
     assert_eq!(defaults, [puck_api::NOT_FOUND.binary], "the $default route is served by not-found");
 
-    let gateway =
-        Gateway::new(&routes, Arc::new(puck_core::testing::context())).expect("the gateway binds the template");
+    let gateway = Gateway::new(&routes, Arc::new(puck_core::fakes::context())).expect("the gateway binds the template");
     for route in puck_api::ROUTES.iter().filter(|r| !r.is_default()) {
         let method = Method::from_bytes(route.method.as_bytes()).unwrap();
         let path = concrete(route.path);
@@ -59,7 +58,7 @@ fn the_template_the_route_table_and_the_gateway_agree() {
 #[test]
 fn a_gateway_refuses_a_template_that_disagrees_with_the_table() {
     let routes = template().routes().unwrap();
-    let ctx = Arc::new(puck_core::testing::context());
+    let ctx = Arc::new(puck_core::fakes::context());
     let mut moved = routes.clone();
     let get = moved.iter_mut().find(|r| r.binary == "subscriptions-get").unwrap();
     get.path = "/v1/webhooks/subscription/{id}".into();

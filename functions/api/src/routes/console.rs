@@ -157,7 +157,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_sample_events_get_the_page_and_a_module_with_their_types_and_headers() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         let page = serve(&ctx, fixture("console")).await;
         assert_eq!(page.status(), 200);
         assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");

@@ -49,7 +49,7 @@ mod tests {
 
     #[tokio::test]
     async fn sample_events_without_a_known_key_get_401() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         for route in [DELIVERIES_LIST, DELIVERIES_GET, DELIVERIES_REPLAY] {
             let (status, body) = status_and_json((route.handler)(&ctx, fixture(route.binary)).await);
             assert_eq!(

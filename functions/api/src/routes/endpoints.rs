@@ -52,7 +52,7 @@ mod tests {
 
     #[tokio::test]
     async fn sample_events_without_a_known_key_get_401() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         for route in [crate::ENDPOINTS_CREATE, crate::ENDPOINTS_LIST, crate::ENDPOINTS_DELETE] {
             let (status, body) = status_and_json((route.handler)(&ctx, fixture(route.binary)).await);
             assert_eq!(status, 401, "{}", route.binary);

@@ -25,7 +25,7 @@ mod tests {
 
     #[tokio::test]
     async fn sample_event_lists_every_type_with_schema_and_example() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         let (status, body) = status_and_json(list(&ctx, fixture("event-types-list")).await);
         assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")));
 

@@ -38,7 +38,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_paths_are_json_404() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         let (status, body) = status_and_json(not_found(&ctx, fixture("not-found")).await);
         assert_eq!((status, body["error"]["code"].as_str()), (404, Some("not_found")));
         assert_eq!(body["error"]["message"], "no route for GET /v1/webhooks/nope");

@@ -85,7 +85,7 @@ mod tests {
             "{body}"
         );
 
-        let (status, body) = status_and_json(get(&puck_core::testing::context(), fixture("investigations-get")).await);
+        let (status, body) = status_and_json(get(&puck_core::fakes::context(), fixture("investigations-get")).await);
         assert_eq!((status, body["error"]["code"].as_str()), (401, Some("unauthorized")), "{body}");
     }
 }

@@ -18,11 +18,11 @@ pub(crate) mod test_support {
     //! in with `include_str!` (as `lambda_http`'s own examples load theirs) and parsed with
     //! `lambda_http::request::from_str`, the parser Lambda itself runs.
     use lambda_http::{Body, Request, RequestExt, Response};
+    use puck_core::fakes::Memory;
     use puck_core::ids::AccountId;
     use puck_core::model::Scope;
     use puck_core::secret::Secret;
     use puck_core::services::{auth, Context};
-    use puck_core::testing::Memory;
     use serde_json::Value;
     use std::collections::HashMap;
     use std::sync::Arc;
@@ -95,7 +95,7 @@ pub(crate) mod test_support {
     /// [`context_with_sample_key`] with the in-memory fakes it runs on, for checking what was written.
     pub async fn memory_with_sample_key() -> (Context, AccountId, Arc<Memory>) {
         let mem = Arc::new(Memory::default());
-        let ctx = puck_core::testing::context_with(mem.clone());
+        let ctx = puck_core::fakes::context_with(mem.clone());
         let account = AccountId::generate(1);
         auth::issue_api_key(&ctx, &account, &Scope::ALL, Secret::new(sample_key())).await.unwrap();
         (ctx, account, mem)

@@ -5,7 +5,7 @@
 
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Request, Response};
-use puck_core::receivers::Headers;
+use puck_core::providers::Headers;
 use puck_core::services::receive::{parse_provider_segment, InboundRequest};
 use puck_core::services::{self, Context};
 use puck_http::{body_bytes, json_response, path_param, respond, INBOUND_BODY_LIMIT};
@@ -42,9 +42,9 @@ mod tests {
     use super::*;
     use crate::routes::test_support::{fixture, status_and_json};
     use lambda_http::RequestExt;
+    use puck_core::fakes::caller;
     use puck_core::ids::EndpointId;
     use puck_core::model::{Endpoint, Provider};
-    use puck_core::testing::caller;
     use puck_core::time::Timestamp;
     use serde_json::json;
     use std::collections::HashMap;
@@ -85,7 +85,7 @@ mod tests {
 
     #[tokio::test]
     async fn sample_event_with_an_unknown_key_gets_401() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         let (status, body) = status_and_json((crate::INBOUND_RECEIVE.handler)(&ctx, fixture("inbound-receive")).await);
         assert_eq!(status, 401, "{body}");
         assert_eq!(body["error"]["message"], "invalid receiver key");
@@ -93,7 +93,7 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_provider_is_404() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         let (status, body) = status_and_json(receive(&ctx, sample("gitlab", "whatever")).await);
         assert_eq!(status, 404, "{body}");
         assert_eq!(body["error"]["code"], "not_found");
@@ -101,7 +101,7 @@ mod tests {
 
     #[tokio::test]
     async fn sample_event_with_a_valid_key_queues_an_investigation() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         let who = caller();
         let created = puck_core::services::endpoints::create_endpoint(
             &ctx,
@@ -127,7 +127,7 @@ mod tests {
 
     #[tokio::test]
     async fn github_samples_verify_with_the_endpoints_create_secret() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         // The secret of events/endpoints-create.json signed the github samples.
         let endpoint = sample_endpoint(&ctx, Provider::Github, Some("gh-webhook-secret-value")).await;
         let (status, body) = status_and_json(receive(&ctx, fixture("inbound-github-code-scanning")).await);
@@ -151,7 +151,7 @@ mod tests {
 
     #[tokio::test]
     async fn github_sample_with_another_secret_is_401() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         sample_endpoint(&ctx, Provider::Github, Some("a different secret")).await;
         let (status, body) = status_and_json(receive(&ctx, fixture("inbound-github-code-scanning")).await);
         assert_eq!(status, 401, "{body}");
@@ -160,7 +160,7 @@ mod tests {
 
     #[tokio::test]
     async fn crowdstrike_sample_queues_an_investigation() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         sample_endpoint(&ctx, Provider::Crowdstrike, None).await;
         let (status, body) = status_and_json(receive(&ctx, fixture("inbound-crowdstrike-detection")).await);
         assert_eq!(status, 202, "{body}");
@@ -169,7 +169,7 @@ mod tests {
 
     #[tokio::test]
     async fn body_over_one_mib_is_413() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         sample_endpoint(&ctx, Provider::Generic, None).await;
         let req = fixture("inbound-receive").map(|_| Body::Text(" ".repeat(INBOUND_BODY_LIMIT + 1)));
         let (status, body) = status_and_json(receive(&ctx, req).await);

@@ -107,7 +107,7 @@ mod tests {
 
     #[tokio::test]
     async fn sample_events_without_a_known_key_get_401() {
-        let ctx = puck_core::testing::context();
+        let ctx = puck_core::fakes::context();
         use crate::{
             SUBSCRIPTIONS_CREATE, SUBSCRIPTIONS_DELETE, SUBSCRIPTIONS_GET, SUBSCRIPTIONS_LIST, SUBSCRIPTIONS_RECOVER,
             SUBSCRIPTIONS_TEST, SUBSCRIPTIONS_UPDATE,

@@ -7,7 +7,7 @@
 
 use super::item::{from_item, to_item};
 use super::{account_pk, attr_str, corrupt, is_condition_failed, key, s, unavailable, Query, Table};
-use crate::gate::FaultGate;
+use crate::fault_gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;

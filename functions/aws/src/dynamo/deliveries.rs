@@ -35,7 +35,7 @@
 
 use super::item::{from_item, to_item, value_to_attr, Item};
 use super::{account_pk, attr_str, corrupt, is_condition_failed, key, n, prefix_end, s, unavailable, Query, Table};
-use crate::gate::FaultGate;
+use crate::fault_gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;

@@ -9,7 +9,7 @@ use super::item::{from_item, to_item, Item};
 use super::{
     account_pk, corrupt, is_transaction_condition_failed, is_transaction_conflict, key, s, unavailable, Query, Table,
 };
-use crate::gate::FaultGate;
+use crate::fault_gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;

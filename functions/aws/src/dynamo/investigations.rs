@@ -6,7 +6,7 @@
 
 use super::item::{from_item, to_item, Item};
 use super::{account_pk, attr_str, corrupt, is_transaction_condition_failed, key, n, s, unavailable, Table};
-use crate::gate::FaultGate;
+use crate::fault_gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;

@@ -123,7 +123,7 @@ pub(crate) mod tests {
                 ),
             },
             active: true,
-            format: puck_core::format::Format::MsTeams,
+            format: puck_core::body_formats::Format::MsTeams,
             header_names: vec!["Authorization".into()],
             headers_enc: Some("v1.nonce.sealed".into()),
             auth: Some(puck_core::oauth::StoredAuth {

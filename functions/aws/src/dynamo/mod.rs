@@ -26,7 +26,7 @@ pub use endpoints::DynamoEndpointStore;
 pub use investigations::DynamoInvestigationStore;
 pub use subscriptions::DynamoSubscriptionStore;
 
-use crate::gate::FaultGate;
+use crate::fault_gate::FaultGate;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;

@@ -14,7 +14,7 @@
 
 use super::item::{from_item, to_item, value_to_attr, Item};
 use super::{account_pk, corrupt, is_condition_failed, key, prefix_end, s, unavailable, Query, Table};
-use crate::gate::FaultGate;
+use crate::fault_gate::FaultGate;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use aws_sdk_dynamodb::Client;

@@ -87,7 +87,7 @@ pub async fn authenticate(ctx: &Context, authorization: Option<&str>, needed: Sc
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::context;
+    use crate::fakes::context;
 
     #[test]
     fn key_shape() {

@@ -5,7 +5,7 @@
 //! recovered delivery keeps its id, event id and payload exactly as a replayed one does.
 
 use super::events::enqueue_written;
-use super::input::Fields;
+use super::json_fields::Fields;
 use super::subscriptions;
 use super::Context;
 use crate::error::AppError;

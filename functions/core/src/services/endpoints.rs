@@ -7,12 +7,12 @@
 //! with one read and never compares keys in application code. A provider signing secret, when
 //! set, is stored AES-256-GCM-encrypted with the endpoint id as associated data.
 
-use super::input::{wrong_type, Fields};
+use super::json_fields::{wrong_type, Fields};
 use super::Context;
 use crate::error::AppError;
 use crate::ids::EndpointId;
 use crate::model::{Caller, Endpoint, Provider};
-use crate::receivers::Depth;
+use crate::providers::Depth;
 use crate::secret::Secret;
 use rand::distributions::Alphanumeric;
 use rand::Rng;
@@ -147,7 +147,7 @@ pub async fn delete_endpoint(ctx: &Context, caller: &Caller, raw_id: &str) -> Re
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::testing::{caller, context};
+    use crate::fakes::{caller, context};
 
     pub(crate) const BASE: &str = "https://api.example.test";
 

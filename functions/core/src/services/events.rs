@@ -9,12 +9,12 @@
 //! its own deliveries. A batch's records are written all or none, so a failed batch publishes
 //! nothing and its retry publishes every event once, with or without `event_id`s.
 
-use super::input::{wrong_type, Fields, REQUEST_FIELD};
+use super::json_fields::{wrong_type, Fields, REQUEST_FIELD};
 use super::{Context, Settings};
+use crate::body_formats::render;
 use crate::envelope::Envelope;
 use crate::error::{AppError, ValidationError};
 use crate::filters::{subscription_matches, EventFacts};
-use crate::format::render;
 use crate::ids::{AccountId, DeliveryId, EventId, SubscriptionId};
 use crate::model::{Caller, Delivery, DeliveryStatus, StoredEvent, Subscription};
 use crate::ports::DeliveryJob;

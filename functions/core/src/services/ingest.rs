@@ -135,9 +135,9 @@ pub async fn ingest(ctx: &Context, body: &str) -> Result<Ingested, AppError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fakes::{caller, context_with, Memory};
     use crate::services::auth::{issue_api_key, mint_key};
     use crate::services::{events, subscriptions};
-    use crate::testing::{caller, context_with, Memory};
     use serde_json::json;
     use std::sync::Arc;
 

@@ -17,11 +17,11 @@ pub async fn get_investigation(ctx: &Context, caller: &Caller, raw_id: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fakes::{caller, context};
     use crate::model::Provider;
     use crate::services::endpoints::tests::endpoint;
     use crate::services::receive::tests::post;
     use crate::services::receive::Received;
-    use crate::testing::{caller, context};
     use serde_json::json;
 
     #[tokio::test]

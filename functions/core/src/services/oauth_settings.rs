@@ -4,7 +4,7 @@
 //! PATCH replaces `auth` as a whole (the client secret included: it is never shown back, so an
 //! edit must give it again); `"auth": null` removes it.
 
-use super::input::Fields;
+use super::json_fields::Fields;
 use super::Context;
 use crate::error::AppError;
 use crate::model::Subscription;
@@ -31,8 +31,8 @@ pub fn set_auth(ctx: &Context, sub: &mut Subscription, fields: &Fields) -> Resul
 #[cfg(test)]
 mod tests {
     use crate::error::AppError;
+    use crate::fakes::{caller, context};
     use crate::services::subscriptions::{create, get, list, parse_id, update};
-    use crate::testing::{caller, context};
     use serde_json::json;
 
     fn auth() -> serde_json::Value {

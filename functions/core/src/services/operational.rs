@@ -162,8 +162,8 @@ mod failing_tests;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fakes::{caller, context_with, Memory};
     use crate::services::{events, subscriptions};
-    use crate::testing::{caller, context_with, Memory};
     use std::sync::Arc;
 
     async fn sub(ctx: &Context, who: &crate::model::Caller, events: &[&str]) -> Subscription {

@@ -1,6 +1,6 @@
 //! The receiver: a POST to an inbound endpoint's URL triggers an investigation (docs/inbound.md,
 //! docs/security.md). Provider signatures and event meanings are the pure functions of
-//! [`crate::receivers`]; this use case adds the storage around them.
+//! [`crate::providers`]; this use case adds the storage around them.
 //!
 //! The receiver answers 401 with one of exactly two messages, "invalid receiver key" (unknown or
 //! deleted key, provider mismatch, inactive endpoint) and "signature verification failed", so a
@@ -18,7 +18,7 @@ use super::Context;
 use crate::error::AppError;
 use crate::ids::{EventId, InvestigationId};
 use crate::model::{Endpoint, Investigation, Provider};
-use crate::receivers::{recognize, verify_signature, Headers, Recognition, Trigger, Verified};
+use crate::providers::{recognize, verify_signature, Headers, Recognition, Trigger, Verified};
 use crate::secret::Secret;
 use crate::services::endpoints::URL_KEY_LEN;
 use crate::validation::{EventType, Severity};
@@ -243,13 +243,13 @@ mod replays;
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::fakes::{caller, context, context_with, Memory};
     use crate::ids::EndpointId;
     use crate::model::DeliveryStatus;
     use crate::services::endpoints::delete_endpoint;
     use crate::services::endpoints::tests::endpoint;
     use crate::services::investigations::get_investigation;
     use crate::services::subscriptions;
-    use crate::testing::{caller, context, context_with, Memory};
     use base64::engine::general_purpose::STANDARD;
     use base64::Engine;
     use hmac::{Hmac, Mac};

@@ -7,7 +7,7 @@
 //! dispatcher signs with the previous key during a rotation whichever scheme it is. Only an
 //! Ed25519 key has a public half: it is stored in the clear and shown on every read.
 
-use super::input::Fields;
+use super::json_fields::Fields;
 use super::Context;
 use crate::error::AppError;
 use crate::ids::SubscriptionId;
@@ -123,8 +123,8 @@ pub(super) fn view_with_key(sub: &Subscription, key: &SigningKey) -> Value {
 mod tests {
     use super::super::subscriptions::{create, get, list, parse_id, update};
     use crate::error::AppError;
+    use crate::fakes::{caller, context};
     use crate::signing_key::SigningKey;
-    use crate::testing::{caller, context};
     use serde_json::json;
 
     #[tokio::test]

@@ -5,12 +5,12 @@
 //! likewise, and is never returned: see `subscription_keys`). Deleting a subscription abandons its
 //! in-flight deliveries so none is sent afterwards.
 
-use super::input::{text, wrong_type, Fields};
+use super::json_fields::{text, wrong_type, Fields};
 use super::subscription_keys as keys;
 use super::{oauth_settings, Context};
+use crate::body_formats::Format;
 use crate::error::AppError;
 use crate::filters::payload::PayloadFilter;
-use crate::format::Format;
 use crate::ids::{SubscriptionId, SubscriptionId as Id};
 use crate::model::{Caller, DeliveryStatus, Subscription};
 use crate::page::{decode_cursor, encode_cursor, Page};
@@ -299,7 +299,7 @@ pub async fn delete(ctx: &Context, caller: &Caller, raw_id: &str) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{caller, context};
+    use crate::fakes::{caller, context};
     use crate::time::Timestamp;
 
     fn body(v: Value) -> Value {
@@ -414,14 +414,14 @@ mod tests {
     }
 
     /// A container: its own config cache over the shared store.
-    fn container(mem: &std::sync::Arc<crate::testing::Memory>) -> Context {
+    fn container(mem: &std::sync::Arc<crate::fakes::Memory>) -> Context {
         let cached = crate::cache::CachedSubscriptions::wrap(mem.clone(), std::time::Duration::from_secs(5));
-        Context { subscriptions: cached, ..crate::testing::context_with(mem.clone()) }
+        Context { subscriptions: cached, ..crate::fakes::context_with(mem.clone()) }
     }
 
     #[tokio::test]
     async fn a_patch_on_a_container_with_a_stale_cache_keeps_a_secret_rotated_on_another() {
-        let mem = std::sync::Arc::new(crate::testing::Memory::default());
+        let mem = std::sync::Arc::new(crate::fakes::Memory::default());
         let (one, two) = (container(&mem), container(&mem));
         let who = caller();
         let created = create(&one, &who, json!({"url": "https://example.com/h", "events": ["*"]})).await.unwrap();
@@ -437,7 +437,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_patch_that_raced_an_auto_disable_is_refused_with_409_and_undoes_nothing() {
-        let mem = std::sync::Arc::new(crate::testing::Memory::default());
+        let mem = std::sync::Arc::new(crate::fakes::Memory::default());
         let ctx = container(&mem);
         let who = caller();
         let created = create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["*"]})).await.unwrap();
@@ -464,8 +464,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_patch_leaves_the_attempt_paths_fields_as_stored() {
-        let mem = std::sync::Arc::new(crate::testing::Memory::default());
-        let ctx = crate::testing::context_with(mem.clone());
+        let mem = std::sync::Arc::new(crate::fakes::Memory::default());
+        let ctx = crate::fakes::context_with(mem.clone());
         let who = caller();
         let created = create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["*"]})).await.unwrap();
         let id = created["id"].as_str().unwrap();

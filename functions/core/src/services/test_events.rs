@@ -7,7 +7,7 @@
 
 use super::dispatch::Dispatcher;
 use super::events::{enqueue_written, pending_delivery};
-use super::input::Fields;
+use super::json_fields::Fields;
 use super::subscriptions;
 use super::Context;
 use crate::backoff::RetryPolicy;
@@ -63,7 +63,7 @@ pub async fn send_test_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{caller, context};
+    use crate::fakes::{caller, context};
 
     #[tokio::test]
     async fn sends_the_catalog_example_of_the_chosen_type_in_the_subscription_format() {

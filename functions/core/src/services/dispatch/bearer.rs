@@ -60,13 +60,13 @@ impl Dispatcher {
 
 #[cfg(test)]
 mod tests {
+    use crate::fakes::{caller, context};
     use crate::model::DeliveryStatus;
     use crate::oauth::cache::TokenCache;
     use crate::oauth::token::{AccessToken, TokenError, TokenRequest, TokenSource};
     use crate::ports::{OutboundRequest, SendOutcome, WebhookSender};
     use crate::secret::Secret;
     use crate::services::{subscriptions, test_events};
-    use crate::testing::{caller, context};
     use async_trait::async_trait;
     use serde_json::json;
     use std::sync::{Arc, Mutex};

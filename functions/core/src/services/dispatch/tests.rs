@@ -18,7 +18,7 @@ fn retry_in(v: Verdict) -> Option<u32> {
 
 #[test]
 fn last_delivery_is_written_on_a_change_or_once_a_minute() {
-    let mut sub = crate::testing::subscription_for(&["finding.*"]);
+    let mut sub = crate::fakes::subscription_for(&["finding.*"]);
     let now = Timestamp(1_700_000_000_000);
     sub.last_delivery_status = None;
     sub.last_delivery_at = None;
@@ -33,7 +33,7 @@ fn last_delivery_is_written_on_a_change_or_once_a_minute() {
 
 #[test]
 fn a_batch_of_attempts_that_read_the_same_stale_subscription_writes_it_once() {
-    let mut sub = crate::testing::subscription_for(&["finding.*"]);
+    let mut sub = crate::fakes::subscription_for(&["finding.*"]);
     sub.last_delivery_status = None;
     sub.last_delivery_at = None;
     let now = Timestamp(1_700_000_000_000);
@@ -46,7 +46,7 @@ fn a_batch_of_attempts_that_read_the_same_stale_subscription_writes_it_once() {
     assert!(writes.claim(&sub, DeliveryStatus::Failed, now.plus_seconds(3)), "a failed write is retried");
     let later = now.plus_seconds(3 + LAST_DELIVERY_REFRESH_SECS);
     assert!(writes.claim(&sub, DeliveryStatus::Failed, later), "written again once a refresh period has passed");
-    let mut other = crate::testing::subscription_for(&["finding.*"]);
+    let mut other = crate::fakes::subscription_for(&["finding.*"]);
     other.id = crate::ids::SubscriptionId::generate(1);
     assert!(writes.claim(&other, DeliveryStatus::Failed, later), "claims are per subscription");
     sub.last_delivery_status = Some("failed".into());

@@ -1,11 +1,11 @@
 use super::*;
+use crate::fakes::{caller, context};
 use crate::services::subscriptions;
-use crate::testing::{caller, context};
 
 #[tokio::test]
 async fn publish_fans_out_by_filters_and_is_idempotent() {
-    let mem = std::sync::Arc::new(crate::testing::Memory::default());
-    let ctx = crate::testing::context_with(mem.clone());
+    let mem = std::sync::Arc::new(crate::fakes::Memory::default());
+    let ctx = crate::fakes::context_with(mem.clone());
     let who = caller();
     for body in [
         json!({"url": "https://a.example/h", "events": ["finding.discovered"]}),
@@ -26,8 +26,8 @@ async fn publish_fans_out_by_filters_and_is_idempotent() {
 
 #[tokio::test]
 async fn a_payload_filter_lets_through_only_events_whose_data_matches() {
-    let mem = std::sync::Arc::new(crate::testing::Memory::default());
-    let ctx = crate::testing::context_with(mem.clone());
+    let mem = std::sync::Arc::new(crate::fakes::Memory::default());
+    let ctx = crate::fakes::context_with(mem.clone());
     let who = caller();
     let filters = json!({"min_severity": "high", "payload": {"host": {"$endsWith": ".prod"}, "port": {"$in": [443]}}});
     subscriptions::create(
@@ -56,8 +56,8 @@ async fn a_payload_filter_lets_through_only_events_whose_data_matches() {
 
 #[tokio::test]
 async fn batch_publishes_in_order_once_per_event_id() {
-    let mem = std::sync::Arc::new(crate::testing::Memory::default());
-    let ctx = crate::testing::context_with(mem.clone());
+    let mem = std::sync::Arc::new(crate::fakes::Memory::default());
+    let ctx = crate::fakes::context_with(mem.clone());
     let who = caller();
     subscriptions::create(&ctx, &who, json!({"url": "https://a.example/h", "events": ["finding.*"]})).await.unwrap();
     subscriptions::create(&ctx, &who, json!({"url": "https://b.example/h", "events": ["chain.confirmed"]}))
@@ -86,8 +86,8 @@ async fn batch_publishes_in_order_once_per_event_id() {
 
 #[tokio::test]
 async fn batch_validation_names_the_event_and_publishes_nothing() {
-    let mem = std::sync::Arc::new(crate::testing::Memory::default());
-    let ctx = crate::testing::context_with(mem.clone());
+    let mem = std::sync::Arc::new(crate::fakes::Memory::default());
+    let ctx = crate::fakes::context_with(mem.clone());
     let who = caller();
     subscriptions::create(&ctx, &who, json!({"url": "https://a.example/h", "events": ["finding.*"]})).await.unwrap();
     let ok = json!({"event_type": "finding.discovered", "data": {}});

@@ -2,11 +2,11 @@
 //! to whom, and what the failing clock writes on the way.
 
 use super::*;
+use crate::fakes::{caller, context_with, Memory};
 use crate::ids::SubscriptionId;
 use crate::model::Caller;
 use crate::ports::{SettingsWrite, StoreResult, SubscriptionStore};
 use crate::services::subscriptions;
-use crate::testing::{caller, context_with, Memory};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

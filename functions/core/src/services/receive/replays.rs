@@ -4,9 +4,9 @@
 
 use super::tests::post;
 use super::*;
+use crate::fakes::{caller, context_with, Memory};
 use crate::services::endpoints::tests::endpoint;
 use crate::services::subscriptions;
-use crate::testing::{caller, context_with, Memory};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};

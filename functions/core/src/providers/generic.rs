@@ -19,7 +19,9 @@ pub(super) fn recognize(headers: &Headers, body: &[u8]) -> Result<Recognition, A
         return ignored("no query");
     };
     let query = match obj.get("query") {
-        Some(Value::String(q)) if !q.trim().is_empty() => crate::services::input::text("query", q, MAX_QUERY_CHARS)?,
+        Some(Value::String(q)) if !q.trim().is_empty() => {
+            crate::services::json_fields::text("query", q, MAX_QUERY_CHARS)?
+        }
         _ => return ignored("no query"),
     };
     let agent_ids = generic_agent_ids(obj)?;
@@ -82,8 +84,8 @@ fn generic_agent_ids(obj: &Map<String, Value>) -> Result<Vec<String>, AppError> 
 mod tests {
     use super::*;
     use crate::model::Provider;
-    use crate::receivers::recognize;
-    use crate::receivers::tests::{h, trigger};
+    use crate::providers::recognize;
+    use crate::providers::tests::{h, trigger};
     use serde_json::json;
 
     #[test]

@@ -193,8 +193,8 @@ fn security_advisory(ev: &Event<'_>) -> Result<Alert, String> {
 mod tests {
     use super::*;
     use crate::model::Provider;
-    use crate::receivers::recognize;
-    use crate::receivers::tests::{h, trigger};
+    use crate::providers::recognize;
+    use crate::providers::tests::{h, trigger};
     use serde_json::json;
 
     #[test]

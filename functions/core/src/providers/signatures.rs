@@ -195,7 +195,7 @@ pub fn verify_signature(
 mod tests {
     use super::*;
     use crate::model::Provider;
-    use crate::receivers::tests::h;
+    use crate::providers::tests::h;
 
     const NOW: i64 = 1_777_818_121;
 

@@ -120,8 +120,8 @@ pub(super) fn recognize(headers: &Headers, body: &[u8]) -> Result<Recognition, A
 mod tests {
     use super::*;
     use crate::model::Provider;
-    use crate::receivers::recognize;
-    use crate::receivers::tests::{h, trigger};
+    use crate::providers::recognize;
+    use crate::providers::tests::{h, trigger};
     use serde_json::json;
 
     #[test]
