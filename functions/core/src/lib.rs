@@ -16,6 +16,7 @@ pub mod error;
 pub mod filters;
 pub mod format;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod page;
 pub mod ports;

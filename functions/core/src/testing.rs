@@ -439,6 +439,7 @@ pub fn context_with(mem: Arc<Memory>) -> Context {
         clock: Arc::new(SystemClock),
         sender: None,
         settings: Settings::default(),
+        limits: Arc::new(crate::limits::MemoryLimits::default()),
     }
 }
 

@@ -45,6 +45,10 @@ pub const PASSTHROUGH_ENV: &[&str] = &[
     "DELIVERY_TIMEOUT_SECONDS",
     "SWEEP_GRACE_SECONDS",
     "RUST_LOG",
+    "ACCOUNT_PUBLISH_PER_SECOND",
+    "ACCOUNT_TESTS_PER_MINUTE",
+    "ACCOUNT_MAX_SUBSCRIPTIONS",
+    "SUBSCRIPTION_MAX_IN_FLIGHT",
 ];
 
 /// A hook that may replace or wrap the built [`Context`] (e.g. a test wrapping a port).

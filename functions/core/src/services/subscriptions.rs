@@ -152,6 +152,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         version: 0,
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
+    super::limits::check_subscription_count(ctx, &caller.account_id).await?;
     ctx.subscriptions.insert(&sub).await?;
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription created");
     Ok(view_with_secret(&sub, &secret))
