@@ -285,7 +285,8 @@ impl LocalStack {
         for consumer in consumers {
             let worker = pollers::sqs_worker(&consumer.binary, &workers)?;
             let (url, arn) = provisioned.queue(&consumer.queue)?;
-            for _ in 0..opts.pollers_per_queue.max(1) {
+            // Each poller is one concurrent invocation: never more than the source's MaximumConcurrency.
+            for _ in 0..opts.pollers_per_queue.clamp(1, consumer.max_concurrency.max(1)) {
                 let poller = pollers::QueuePoller {
                     queue_url: url.to_owned(),
                     queue_arn: arn.to_owned(),

@@ -22,6 +22,7 @@ mod iam;
 mod inbound;
 mod ingest;
 mod isolation;
+mod limits;
 mod load;
 mod openapi;
 mod operate;

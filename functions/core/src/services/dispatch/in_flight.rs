@@ -2,14 +2,16 @@
 //! once, so a slow receiver holds at most that many of the dispatcher's slots.
 //!
 //! Two counts, so that the common case costs nothing. Within one instance, attempts are counted
-//! in memory (no store call). Across instances, a subscription this instance has seen answer
-//! slowly (an attempt of [`SLOW_ATTEMPT_MS`] or more, remembered [`SLOW_MEMORY_SECS`]) takes one
-//! of its `max_in_flight` slot leases in the shared [`LimitStore`] before each attempt: one
-//! Query, one conditional PutItem and one DeleteItem per attempt of a slow subscription only. A
-//! fast subscription's attempts end before they could pile up, so they never touch the store.
-//! A lease ends by itself at the claim's lease end, so a crashed holder frees its slot. The
-//! bound is exact once every instance sending to a receiver has seen it slow; before that, each
-//! instance that has not may start up to its batch of attempts (README.md, "Limits").
+//! in memory (no store call). Across instances, an attempt takes one of the subscription's
+//! `max_in_flight` slot leases in the shared [`LimitStore`] (one Query, one conditional PutItem,
+//! one DeleteItem) unless this instance saw the subscription's last attempt end in less than
+//! [`SLOW_ATTEMPT_MS`] (remembered [`MEMORY_SECS`]): a fast receiver's attempts end before they
+//! could pile up, so in the steady state they never touch the store (one leased attempt per
+//! subscription and instance every [`MEMORY_SECS`]), while a receiver that is slow, or not yet
+//! known, is capped from its first attempt. A lease ends by itself at the claim's lease end, so
+//! a crashed holder frees its slot. A receiver known fast that turns slow is capped once each
+//! instance has seen one slow attempt; until then each instance may start up to its batch of
+//! attempts to it (README.md, "Limits").
 //!
 //! Waiting is not an attempt: the job's message is hidden for [`Gate::Wait`]'s delay and the
 //! delivery is not touched (not even claimed).
@@ -23,8 +25,8 @@ use std::sync::{Arc, Mutex};
 
 /// An attempt at least this long marks its subscription slow in this instance.
 pub const SLOW_ATTEMPT_MS: u64 = 2_000;
-/// How long an instance remembers a subscription as slow after its last slow attempt.
-pub const SLOW_MEMORY_SECS: i64 = 600;
+/// How long an instance remembers how fast a subscription's last attempt was.
+pub const MEMORY_SECS: i64 = 600;
 /// The longest wait asked for a job over the cap (the attempt timeout's order).
 pub const MAX_WAIT_SECS: u32 = 30;
 
@@ -74,8 +76,8 @@ impl Drop for LocalGuard {
 #[derive(Debug, Default)]
 pub struct InFlight {
     counts: Arc<Mutex<HashMap<Key, u32>>>,
-    /// Subscription → (last slow attempt, its length in whole seconds).
-    slow: Mutex<HashMap<Key, (Timestamp, u32)>>,
+    /// Subscription → (when its last attempt ended, its length in whole seconds).
+    speed: Mutex<HashMap<Key, (Timestamp, u32)>>,
 }
 
 impl InFlight {
@@ -92,11 +94,11 @@ impl InFlight {
         lease_until: Timestamp,
     ) -> StoreResult<Gate> {
         let key = (account.clone(), sub.clone());
-        let slow_secs = self.slow_secs(&key, now);
-        let wait = Gate::Wait { delay_secs: wait_secs(slow_secs) };
+        let last_secs = self.last_secs(&key, now);
+        let wait = Gate::Wait { delay_secs: wait_secs(last_secs) };
         let Some(local) = self.count_in(&key, cap) else { return Ok(wait) };
         let mut slot = None;
-        if slow_secs.is_some() {
+        if last_secs.is_none_or(|secs| u64::from(secs) * 1000 >= SLOW_ATTEMPT_MS) {
             slot = take_free_slot(store, cap, &key, holder, now, lease_until).await?;
             if slot.is_none() {
                 return Ok(wait);
@@ -108,10 +110,10 @@ impl InFlight {
     /// Ends an attempt: frees its shared slot and learns whether the subscription is slow.
     pub async fn leave(&self, store: &dyn LimitStore, entered: Entered, now: Timestamp) {
         let took = entered.started.elapsed().as_millis() as u64;
-        if took >= SLOW_ATTEMPT_MS {
-            let secs = u32::try_from(took.div_ceil(1000)).unwrap_or(MAX_WAIT_SECS);
-            self.slow.lock().expect("slow subscriptions").insert(entered.key.clone(), (now, secs));
-        }
+        // Whole seconds, rounded up from the slow threshold on, down below it (a fast one is 0 or 1).
+        let secs = if took >= SLOW_ATTEMPT_MS { took.div_ceil(1000) } else { (took / 1000).min(1) };
+        let secs = u32::try_from(secs).unwrap_or(MAX_WAIT_SECS);
+        self.speed.lock().expect("subscription speeds").insert(entered.key.clone(), (now, secs));
         if let Some(slot) = &entered.slot {
             let (account, sub) = &entered.key;
             if let Err(e) = store.release_slot(account, sub, slot).await {
@@ -121,13 +123,14 @@ impl InFlight {
         }
     }
 
-    /// How long the subscription's attempts took when this instance last saw one slow.
-    fn slow_secs(&self, key: &Key, now: Timestamp) -> Option<u32> {
-        let mut slow = self.slow.lock().expect("slow subscriptions");
-        match slow.get(key) {
-            Some(&(at, secs)) if now.unix_ms() - at.unix_ms() < SLOW_MEMORY_SECS * 1000 => Some(secs),
+    /// How long the subscription's last attempt in this instance took (whole seconds), if it
+    /// ended within [`MEMORY_SECS`].
+    fn last_secs(&self, key: &Key, now: Timestamp) -> Option<u32> {
+        let mut speed = self.speed.lock().expect("subscription speeds");
+        match speed.get(key) {
+            Some(&(at, secs)) if now.unix_ms() - at.unix_ms() < MEMORY_SECS * 1000 => Some(secs),
             Some(_) => {
-                slow.remove(key);
+                speed.remove(key);
                 None
             }
             None => None,
@@ -148,8 +151,8 @@ impl InFlight {
 
 /// A wait about as long as the subscription's attempts take, spread by up to a second so the
 /// waiting jobs do not all come back at once.
-fn wait_secs(slow_secs: Option<u32>) -> u32 {
-    let base = slow_secs.unwrap_or(1).clamp(1, MAX_WAIT_SECS);
+fn wait_secs(last_secs: Option<u32>) -> u32 {
+    let base = last_secs.unwrap_or(1).clamp(1, MAX_WAIT_SECS);
     base + u32::from(rand::random::<bool>())
 }
 
@@ -176,10 +179,10 @@ async fn take_free_slot(
 }
 
 impl InFlight {
-    /// Remembers the subscription as slow, as a slow attempt's [`InFlight::leave`] does.
+    /// Remembers the subscription's last attempt as `secs` long, as [`InFlight::leave`] does.
     #[cfg(test)]
-    fn mark_slow(&self, account: &AccountId, sub: &SubscriptionId, now: Timestamp) {
-        self.slow.lock().expect("slow subscriptions").insert((account.clone(), sub.clone()), (now, 9));
+    fn saw(&self, account: &AccountId, sub: &SubscriptionId, now: Timestamp, secs: u32) {
+        self.speed.lock().expect("subscription speeds").insert((account.clone(), sub.clone()), (now, secs));
     }
 }
 
@@ -201,13 +204,15 @@ mod tests {
         let (a, s) = (AccountId::generate(1), SubscriptionId::generate(1));
         let now = Timestamp(1_700_000_000_000);
         let gate = InFlight::default();
+        gate.saw(&a, &s, now, 0);
         let first = go(gate.enter(&store, 2, &a, &s, "t1", now, now.plus_seconds(30)).await.unwrap());
         let _second = go(gate.enter(&store, 2, &a, &s, "t2", now, now.plus_seconds(30)).await.unwrap());
         let third = gate.enter(&store, 2, &a, &s, "t3", now, now.plus_seconds(30)).await.unwrap();
         assert!(matches!(third, Gate::Wait { delay_secs: 1..=2 }), "{third:?}");
-        let other = SubscriptionId::generate(2);
-        go(gate.enter(&store, 2, &a, &other, "t4", now, now.plus_seconds(30)).await.unwrap());
         assert!(store.slots(&a, &s).await.unwrap().is_empty(), "a fast subscription never touches the store");
+        let unknown = SubscriptionId::generate(2);
+        go(gate.enter(&store, 2, &a, &unknown, "t4", now, now.plus_seconds(30)).await.unwrap());
+        assert_eq!(store.slots(&a, &unknown).await.unwrap().len(), 1, "one not yet seen fast takes a lease");
         gate.leave(&store, first, now).await;
         go(gate.enter(&store, 2, &a, &s, "t5", now, now.plus_seconds(30)).await.unwrap());
     }
@@ -219,21 +224,21 @@ mod tests {
         let now = Timestamp(1_700_000_000_000);
         let lease = now.plus_seconds(30);
         let (one, two) = (InFlight::default(), InFlight::default());
-        one.mark_slow(&a, &s, now);
-        two.mark_slow(&a, &s, now);
+        one.saw(&a, &s, now, 9);
+        two.saw(&a, &s, now, 9);
         let held = go(one.enter(&store, 2, &a, &s, "t1", now, lease).await.unwrap());
         go(two.enter(&store, 2, &a, &s, "t2", now, lease).await.unwrap());
         let over = two.enter(&store, 2, &a, &s, "t3", now, lease).await.unwrap();
         assert!(matches!(over, Gate::Wait { delay_secs: 9..=10 }), "waits about one slow attempt: {over:?}");
         assert!(matches!(one.enter(&store, 2, &a, &s, "t4", now, lease).await.unwrap(), Gate::Wait { .. }));
         one.leave(&store, held, now).await;
+        one.saw(&a, &s, now, 9); // (that attempt took 9 s, not the test's few microseconds)
         go(two.enter(&store, 2, &a, &s, "t5", now, lease).await.unwrap());
         assert!(matches!(one.enter(&store, 2, &a, &s, "t6", now, lease).await.unwrap(), Gate::Wait { .. }));
         // Holders that crashed: their leases end, and the slots are taken again.
         let later = lease.plus_seconds(1);
         let (three, four) = (InFlight::default(), InFlight::default());
-        three.mark_slow(&a, &s, later);
-        four.mark_slow(&a, &s, later);
+        // (Never seen here: capped from the first attempt.)
         go(three.enter(&store, 2, &a, &s, "t7", later, later.plus_seconds(30)).await.unwrap());
         go(four.enter(&store, 2, &a, &s, "t8", later, later.plus_seconds(30)).await.unwrap());
     }
