@@ -261,9 +261,19 @@ where
 fn limits(get: &impl Fn(&'static str) -> Option<String>) -> Result<puck_core::limits::Limits, ConfigError> {
     let d = puck_core::limits::Limits::default();
     Ok(puck_core::limits::Limits {
-        publish_per_second: number(get("ACCOUNT_PUBLISH_PER_SECOND"), "ACCOUNT_PUBLISH_PER_SECOND", d.publish_per_second, 1)?,
+        publish_per_second: number(
+            get("ACCOUNT_PUBLISH_PER_SECOND"),
+            "ACCOUNT_PUBLISH_PER_SECOND",
+            d.publish_per_second,
+            1,
+        )?,
         tests_per_minute: number(get("ACCOUNT_TESTS_PER_MINUTE"), "ACCOUNT_TESTS_PER_MINUTE", d.tests_per_minute, 1)?,
-        max_subscriptions: number(get("ACCOUNT_MAX_SUBSCRIPTIONS"), "ACCOUNT_MAX_SUBSCRIPTIONS", d.max_subscriptions, 1)?,
+        max_subscriptions: number(
+            get("ACCOUNT_MAX_SUBSCRIPTIONS"),
+            "ACCOUNT_MAX_SUBSCRIPTIONS",
+            d.max_subscriptions,
+            1,
+        )?,
         max_in_flight: number(get("SUBSCRIPTION_MAX_IN_FLIGHT"), "SUBSCRIPTION_MAX_IN_FLIGHT", d.max_in_flight, 1)?,
     })
 }

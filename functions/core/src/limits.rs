@@ -81,8 +81,13 @@ pub trait LimitStore: Send + Sync {
     /// The subscription's slot leases as stored (expired ones included).
     async fn slots(&self, account: &AccountId, sub: &SubscriptionId) -> StoreResult<Vec<Slot>>;
     /// Takes `slot` if it is free or its lease ended before `now`; false if another holds it.
-    async fn take_slot(&self, account: &AccountId, sub: &SubscriptionId, slot: &Slot, now: Timestamp)
-        -> StoreResult<bool>;
+    async fn take_slot(
+        &self,
+        account: &AccountId,
+        sub: &SubscriptionId,
+        slot: &Slot,
+        now: Timestamp,
+    ) -> StoreResult<bool>;
     /// Frees `slot` if `slot.holder` still holds it.
     async fn release_slot(&self, account: &AccountId, sub: &SubscriptionId, slot: &Slot) -> StoreResult<()>;
 }

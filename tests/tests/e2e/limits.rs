@@ -4,6 +4,7 @@
 
 use crate::support::{assert_error, create_subscription, id_of, SUBSCRIPTIONS};
 use puck_e2e::delivery::list_all_deliveries;
+use puck_e2e::fairness::{self, FairnessOptions};
 use puck_e2e::{wait_until, Receiver, Reply, Script, TestStack, TestStackOptions, EVENTUALLY};
 use puck_local::pollers::{QueuePoller, SqsWorker};
 use puck_local::template::SqsConsumer;
@@ -131,82 +132,31 @@ async fn a_slow_receiver_holds_at_most_the_in_flight_cap_across_dispatcher_insta
     }
 }
 
-/// Seconds from each publish to its receipt, for events carrying `{"sent_ms": …}` in `data`.
-fn latencies(receiver: &Receiver, sent: &[(u64, Instant)]) -> Vec<f64> {
-    receiver
-        .requests()
-        .iter()
-        .filter_map(|r| {
-            let n = r.json()["data"]["n"].as_u64()?;
-            let (_, at) = sent.iter().find(|(m, _)| *m == n)?;
-            Some(r.received_at.duration_since(*at).as_secs_f64())
-        })
-        .collect()
-}
-
-fn p99(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs[((xs.len() as f64 * 0.99).ceil() as usize).clamp(1, xs.len()) - 1]
-}
-
-/// Publishes one event a second to B for `secs` seconds; returns (n, publish time) of each.
-async fn one_a_second(stack: &TestStack, key: &str, from: u64, secs: u64) -> Vec<(u64, Instant)> {
-    let api = stack.with_key(key);
-    let mut sent = Vec::new();
-    for n in from..from + secs {
-        let at = Instant::now();
-        let (status, _, _) = api.post("/v1/events", json!({"event_type": "chain.confirmed", "data": {"n": n}})).await;
-        assert_eq!(status, 202);
-        sent.push((n, at));
-        tokio::time::sleep(Duration::from_secs(1).saturating_sub(at.elapsed())).await;
-    }
-    sent
-}
-
 /// The fairness measurement, short: account A has three subscriptions whose receiver answers
-/// after 3 s (the load script's long run uses 9 s; 3 s is still far above B's attempt time and
-/// keeps the test short) and a backlog of 30 deliveries; account B has one healthy subscription
-/// receiving an event a second. B's publish → receipt p99 is measured idle, then beside A's
-/// backlog, in the same run. Eight dispatcher pollers, well within the template's
-/// MaximumConcurrency; cap 2 per subscription, so A's slow attempts hold at most 6 of them.
+/// after 3 s (the load script's long run, `infra/scripts/load.sh --fairness`, uses 9 s and 300
+/// deliveries; 3 s is still far above B's attempt time of milliseconds and keeps the test short)
+/// and a backlog of 30 deliveries; account B has one healthy subscription receiving an event a
+/// second. B's publish → receipt p99 is measured idle, then beside A's backlog, in the same run.
+/// Eight dispatcher pollers (the template's MaximumConcurrency is 20) and a cap of 2 per
+/// subscription, so A's slow attempts can hold at most 6 of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_accounts_slow_backlog_leaves_a_healthy_subscription_as_prompt_as_on_an_idle_stack() {
-    let stack = TestStack::start(
-        TestStackOptions::default().env("SUBSCRIPTION_MAX_IN_FLIGHT", "2").pollers_per_queue(8),
-    )
-    .await;
+    let stack =
+        TestStack::start(TestStackOptions::default().env("SUBSCRIPTION_MAX_IN_FLIGHT", "2").pollers_per_queue(8)).await;
     let b = stack.new_account(&puck_core::model::Scope::ALL).await;
-    let healthy = Receiver::start().await;
-    let (status, _, _) = stack
-        .with_key(&b.api_key)
-        .post(SUBSCRIPTIONS, json!({"url": healthy.url(), "events": ["chain.confirmed"]}))
-        .await;
-    assert_eq!(status, 201);
-    let idle_sent = one_a_second(&stack, &b.api_key, 0, 8).await;
-    healthy.wait_for(8, EVENTUALLY).await;
-    let idle = p99(latencies(&healthy, &idle_sent));
-
-    let slow = Receiver::start_with(Script::always(Reply::ok().delay(Duration::from_secs(3)))).await;
-    for _ in 0..3 {
-        create_subscription(&stack, json!({"url": slow.url(), "events": ["finding.*"]})).await;
-    }
-    let (status, _, _) = stack.post("/v1/events/batch", events(10, "finding.discovered")).await;
-    assert_eq!(status, 202);
-    let busy_sent = one_a_second(&stack, &b.api_key, 100, 15).await;
-    healthy.wait_for(8 + 15, EVENTUALLY).await;
-    let busy = p99(latencies(&healthy, &busy_sent));
-    eprintln!("fairness: B p99 idle {idle:.3} s, beside A's slow backlog {busy:.3} s");
-    assert!(busy < 2.0, "B's p99 {busy:.3} s beside A's backlog");
-    assert!(busy <= 1.5 * idle.max(0.2), "B's p99 {busy:.3} s, idle {idle:.3} s");
-
-    wait_until(EVENTUALLY, "every delivery of A succeeded", || {
-        let stack = &stack;
-        async move { list_all_deliveries(stack, "status=succeeded").await.len() == 30 }
-    })
-    .await;
-    let log = list_all_deliveries(&stack, "").await;
-    assert!(log.iter().all(|d| d["attempt_count"] == 1), "A's waits were not attempts");
-    let a_times: Vec<Instant> = slow.requests().iter().map(|r| r.received_at).collect();
-    let (first, last) = (a_times.iter().min().unwrap(), a_times.iter().max().unwrap());
-    assert!(*first < busy_sent[3].1 && *last > busy_sent[10].1, "A's backlog was being sent while B was measured");
+    let opts = FairnessOptions {
+        slow_delay: Duration::from_secs(3),
+        a_subscriptions: 3,
+        a_events: 10,
+        idle_secs: 8,
+        busy_secs: 15,
+        drain_timeout: EVENTUALLY,
+    };
+    let report =
+        fairness::run(stack.api(), &stack.with_key(&b.api_key), &opts, &|line| eprintln!("fairness: {line}")).await;
+    eprintln!("{}", report.summary());
+    assert!(report.busy_p99 < 2.0, "{}", report.summary());
+    assert!(report.busy_p99 <= 1.5 * report.idle_p99, "{}", report.summary());
+    assert_eq!((report.a_succeeded, report.a_retried), (30, 0), "{}", report.summary());
+    assert!(report.a_overlapped_b, "A's backlog was being sent while B was measured");
 }

@@ -83,12 +83,8 @@ impl LimitStore for DynamoLimitStore {
     }
 
     async fn slots(&self, account: &AccountId, sub: &SubscriptionId) -> StoreResult<Vec<Slot>> {
-        let q = Query {
-            key_condition: "pk = :pk".into(),
-            forward: true,
-            ..Query::default()
-        }
-        .value(":pk", s(slots_pk(account, sub)));
+        let q = Query { key_condition: "pk = :pk".into(), forward: true, ..Query::default() }
+            .value(":pk", s(slots_pk(account, sub)));
         let items = self.table.query("Query(in-flight slots)", &q, None).await?;
         Ok(items
             .iter()

@@ -182,32 +182,28 @@ impl Dispatcher {
     ) -> Result<JobOutcome, AppError> {
         let now = self.ctx.clock.now();
         let attempt_id = AttemptId::generate(now.unix_ms() as u64);
-        let Some(sub_id) = &job.subscription_id else {
-            return self.dispatch_claimed(job, message_id, receive_count, received_at, attempt_id).await;
+        // A job that does not name its subscription (the sweeper's, or one sent before jobs did)
+        // reads its delivery for it: such jobs are rare, and the cap must hold for them too.
+        let sub_id = match &job.subscription_id {
+            Some(id) => id.clone(),
+            None => match self.ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? {
+                Some(d) => d.subscription_id,
+                None => return self.dispatch_claimed(job, message_id, receive_count, received_at, attempt_id).await,
+            },
         };
         let (limits, cap) = (self.ctx.limits.as_ref(), self.ctx.settings.limits.max_in_flight);
         let lease_until = now.plus_seconds(self.claim_lease_secs);
-        let gate = self.in_flight.enter(limits, cap, &job.account_id, sub_id, attempt_id.as_str(), now, lease_until);
+        let gate = self.in_flight.enter(limits, cap, &job.account_id, &sub_id, attempt_id.as_str(), now, lease_until);
         match gate.await? {
-            in_flight::Gate::Wait { delay_secs } => self.wait(job, receive_count, delay_secs).await,
+            in_flight::Gate::Wait { delay_secs } => {
+                self.wait(&job.clone().for_subscription(sub_id), receive_count, delay_secs).await
+            }
             in_flight::Gate::Go(entered) => {
                 let outcome = self.dispatch_claimed(job, message_id, receive_count, received_at, attempt_id).await;
                 self.in_flight.leave(limits, entered, self.ctx.clock.now()).await;
                 outcome
             }
         }
-    }
-
-    /// A job over its subscription's in-flight cap: not an attempt, the delivery untouched. Its
-    /// message comes back after `delay_secs`; on the message's last receive (the queue would
-    /// redrive it) a fresh message is sent instead.
-    async fn wait(&self, job: &DeliveryJob, receive_count: u32, delay_secs: u32) -> Result<JobOutcome, AppError> {
-        tracing::info!(account_id = %job.account_id, delivery_id = %job.delivery_id, subscription_id = ?job.subscription_id, delay_secs, "subscription at its in-flight cap; the delivery waits");
-        if receive_count >= self.policy.max_attempts {
-            self.ctx.queue.enqueue(std::slice::from_ref(job)).await.map_err(|e| AppError::Unavailable(e.0))?;
-            return Ok(JobOutcome::Done);
-        }
-        Ok(JobOutcome::Retry { delay_secs })
     }
 
     /// [`Dispatcher::dispatch`] past the in-flight cap: claim, send, record.

@@ -147,11 +147,10 @@ pub async fn enqueue_written(ctx: &Context, deliveries: &[Delivery]) {
     if deliveries.is_empty() {
         return;
     }
-    let jobs: Vec<DeliveryJob> =
-        deliveries
-            .iter()
-            .map(|d| DeliveryJob::new(d.account_id.clone(), d.id.clone()).for_subscription(d.subscription_id.clone()))
-            .collect();
+    let jobs: Vec<DeliveryJob> = deliveries
+        .iter()
+        .map(|d| DeliveryJob::new(d.account_id.clone(), d.id.clone()).for_subscription(d.subscription_id.clone()))
+        .collect();
     if let Err(e) = ctx.queue.enqueue(&jobs).await {
         tracing::warn!(error = %e, count = jobs.len(), "enqueue failed; the sweeper will send these deliveries");
     }

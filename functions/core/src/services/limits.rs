@@ -91,10 +91,10 @@ mod tests {
     async fn a_batch_over_the_publish_rate_publishes_nothing_and_says_when_to_retry() {
         let (ctx, mem) = limited(Limits { publish_per_second: 3, ..Limits::default() });
         let who = caller();
-        subscriptions::create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["chain.*"]})).await.unwrap();
-        let batch = |n: usize| {
-            json!({"events": (0..n).map(|i| json!({"event_type": "chain.confirmed", "data": {"i": i}})).collect::<Vec<_>>()})
-        };
+        subscriptions::create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["chain.*"]}))
+            .await
+            .unwrap();
+        let batch = |n: usize| json!({"events": (0..n).map(|i| json!({"event_type": "chain.confirmed", "data": {"i": i}})).collect::<Vec<_>>()});
         let err = events::publish_batch(&ctx, &who, batch(4)).await.unwrap_err();
         let AppError::RateLimited { retry_after_secs, .. } = err else { panic!("{err:?}") };
         assert_eq!(retry_after_secs, 1);

@@ -16,9 +16,11 @@
 //! Waiting is not an attempt: the job's message is hidden for [`Gate::Wait`]'s delay and the
 //! delivery is not touched (not even claimed).
 
+use super::JobOutcome;
+use crate::error::AppError;
 use crate::ids::{AccountId, SubscriptionId};
 use crate::limits::{LimitStore, Slot};
-use crate::ports::StoreResult;
+use crate::ports::{DeliveryJob, StoreResult};
 use crate::time::Timestamp;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -149,6 +151,25 @@ impl InFlight {
     }
 }
 
+impl super::Dispatcher {
+    /// A job over its subscription's in-flight cap: not an attempt, the delivery untouched. Its
+    /// message comes back after `delay_secs`; on the message's last receive (the queue would
+    /// redrive it) a fresh message is sent instead.
+    pub(super) async fn wait(
+        &self,
+        job: &DeliveryJob,
+        receive_count: u32,
+        delay_secs: u32,
+    ) -> Result<JobOutcome, AppError> {
+        tracing::info!(account_id = %job.account_id, delivery_id = %job.delivery_id, subscription_id = ?job.subscription_id, delay_secs, "subscription at its in-flight cap; the delivery waits");
+        if receive_count >= self.policy.max_attempts {
+            self.ctx.queue.enqueue(std::slice::from_ref(job)).await.map_err(|e| AppError::Unavailable(e.0))?;
+            return Ok(JobOutcome::Done);
+        }
+        Ok(JobOutcome::Retry { delay_secs })
+    }
+}
+
 /// A wait about as long as the subscription's attempts take, spread by up to a second so the
 /// waiting jobs do not all come back at once.
 fn wait_secs(last_secs: Option<u32>) -> u32 {
@@ -166,7 +187,8 @@ async fn take_free_slot(
     now: Timestamp,
     lease_until: Timestamp,
 ) -> StoreResult<Option<Slot>> {
-    let live: HashSet<u32> = store.slots(account, sub).await?.into_iter().filter(|s| s.until > now).map(|s| s.index).collect();
+    let live: HashSet<u32> =
+        store.slots(account, sub).await?.into_iter().filter(|s| s.until > now).map(|s| s.index).collect();
     let start = rand::random::<u32>() % cap.max(1);
     let free = (0..cap).map(|i| (start + i) % cap).filter(|i| !live.contains(i));
     for index in free.take(2) {
@@ -319,5 +341,52 @@ mod dispatcher_tests {
         let (a, b) = tokio::join!(d.dispatch(&jobs[0], "m0", 1, now), d.dispatch(&jobs[1], "m1", 5, now));
         assert_eq!((a.unwrap(), b.unwrap()), (JobOutcome::Done, JobOutcome::Done));
         assert_eq!(*mem.queue.lock().unwrap(), vec![jobs[1].clone()], "the waiting job is sent again, fresh");
+    }
+}
+
+#[cfg(test)]
+mod sweeper_job_tests {
+    use crate::backoff::RetryPolicy;
+    use crate::ports::{DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
+    use crate::services::dispatch::{Dispatcher, JobOutcome};
+    use crate::services::{events, subscriptions};
+    use crate::testing::{caller, context_with, Memory};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    struct Slowish;
+
+    #[async_trait::async_trait]
+    impl WebhookSender for Slowish {
+        async fn send(&self, _: &OutboundRequest) -> SendOutcome {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            SendOutcome { status: Some(204), ..SendOutcome::default() }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_that_does_not_name_its_subscription_is_capped_too() {
+        let mem = Arc::new(Memory::default());
+        let mut ctx = context_with(mem.clone());
+        ctx.settings.limits.max_in_flight = 1;
+        let who = caller();
+        subscriptions::create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["chain.*"]}))
+            .await
+            .unwrap();
+        for i in 0..2 {
+            events::publish(&ctx, &who, json!({"event_type": "chain.confirmed", "data": {"i": i}})).await.unwrap();
+        }
+        // As the sweeper sends them: the account and the delivery only.
+        let jobs: Vec<DeliveryJob> =
+            mem.queue.lock().unwrap().drain(..).map(|j| DeliveryJob::new(j.account_id, j.delivery_id)).collect();
+        let d =
+            Dispatcher::new(ctx.clone(), Arc::new(Slowish), RetryPolicy { max_attempts: 5, ..RetryPolicy::default() });
+        let now = ctx.clock.now();
+        let (a, b) = tokio::join!(d.dispatch(&jobs[0], "m0", 1, now), d.dispatch(&jobs[1], "m1", 5, now));
+        assert_eq!(a.unwrap(), JobOutcome::Done);
+        assert_eq!(b.unwrap(), JobOutcome::Done, "on its last receive it is sent again, fresh");
+        let fresh = mem.queue.lock().unwrap().clone();
+        assert_eq!(fresh.len(), 1);
+        assert!(fresh[0].subscription_id.is_some(), "the fresh job names the subscription it read");
     }
 }
