@@ -20,6 +20,7 @@ use crate::secret::SigningSecret;
 use crate::signing::{delivery_headers, redacted, AttemptToSign};
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What the worker should do with the message.
@@ -188,7 +189,10 @@ impl Dispatcher {
             Some(id) => id.clone(),
             None => match self.ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? {
                 Some(d) => d.subscription_id,
-                None => return self.dispatch_claimed(job, message_id, receive_count, received_at, attempt_id).await,
+                None => {
+                    let sent = AtomicBool::new(false);
+                    return self.dispatch_claimed(job, message_id, receive_count, received_at, attempt_id, &sent).await;
+                }
             },
         };
         let (limits, cap) = (self.ctx.limits.as_ref(), self.ctx.settings.limits.max_in_flight);
@@ -199,14 +203,16 @@ impl Dispatcher {
                 self.wait(&job.clone().for_subscription(sub_id), receive_count, delay_secs).await
             }
             in_flight::Gate::Go(entered) => {
-                let outcome = self.dispatch_claimed(job, message_id, receive_count, received_at, attempt_id).await;
-                self.in_flight.leave(limits, entered, self.ctx.clock.now()).await;
+                let sent = AtomicBool::new(false);
+                let outcome =
+                    self.dispatch_claimed(job, message_id, receive_count, received_at, attempt_id, &sent).await;
+                self.in_flight.leave(limits, entered, sent.load(Ordering::Relaxed), self.ctx.clock.now()).await;
                 outcome
             }
         }
     }
 
-    /// [`Dispatcher::dispatch`] past the in-flight cap: claim, send, record.
+    /// [`Dispatcher::dispatch`] past the in-flight cap: claim, send (setting `sent`), record.
     async fn dispatch_claimed(
         &self,
         job: &DeliveryJob,
@@ -214,6 +220,7 @@ impl Dispatcher {
         receive_count: u32,
         received_at: Timestamp,
         attempt_id: AttemptId,
+        sent: &AtomicBool,
     ) -> Result<JobOutcome, AppError> {
         let ctx = &self.ctx;
         let now = ctx.clock.now();
@@ -241,6 +248,7 @@ impl Dispatcher {
         let secrets = self.signing_secrets(&sub, now)?;
         let custom = self.custom_headers(&sub)?;
         let request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now);
+        sent.store(true, Ordering::Relaxed);
         let outcome = self.sender.send(&request).await;
         let receipt = Receipt { count: receive_count.max(1), received_at };
         self.record(&delivery, &sub, attempt_id, now, &request, outcome, receipt).await

@@ -127,6 +127,32 @@ mod tests {
         assert_eq!(*retry_after_secs, 30, "the minute's window ends 30 s after the stopped clock");
     }
 
+    #[tokio::test]
+    async fn an_ingest_message_over_the_publish_rate_is_a_transient_failure_and_publishes_nothing() {
+        let (ctx, mem) = limited(Limits { publish_per_second: 2, ..Limits::default() });
+        let who = caller();
+        crate::services::auth::issue_api_key(
+            &ctx,
+            &who.account_id,
+            &who.scopes,
+            crate::services::auth::mint_key(false),
+        )
+        .await
+        .unwrap();
+        subscriptions::create(&ctx, &who, json!({"url": "https://example.com/h", "events": ["chain.*"]}))
+            .await
+            .unwrap();
+        let message = json!({"account_id": who.account_id, "events": [
+            {"event_type": "chain.confirmed", "data": {}},
+            {"event_type": "chain.confirmed", "data": {}},
+            {"event_type": "chain.confirmed", "data": {}},
+        ]});
+        let outcome = crate::services::ingest::ingest(&ctx, &message.to_string()).await;
+        // An `Err` (not a rejection): the ingest function keeps the message and SQS retries it.
+        assert!(matches!(outcome, Err(AppError::RateLimited { .. })), "{outcome:?}");
+        assert!(mem.deliveries.lock().unwrap().is_empty());
+    }
+
     fn caller_of_other_account() -> crate::model::Caller {
         crate::model::Caller { account_id: AccountId::generate(2), ..caller() }
     }

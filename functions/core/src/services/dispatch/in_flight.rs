@@ -109,13 +109,16 @@ impl InFlight {
         Ok(Gate::Go(Entered { key, slot, started: std::time::Instant::now(), _local: local }))
     }
 
-    /// Ends an attempt: frees its shared slot and learns whether the subscription is slow.
-    pub async fn leave(&self, store: &dyn LimitStore, entered: Entered, now: Timestamp) {
+    /// Ends an attempt: frees its shared slot and, when a request was `sent` (not a duplicate
+    /// job that found nothing to do), learns how fast the subscription's receiver is.
+    pub async fn leave(&self, store: &dyn LimitStore, entered: Entered, sent: bool, now: Timestamp) {
         let took = entered.started.elapsed().as_millis() as u64;
-        // Whole seconds, rounded up from the slow threshold on, down below it (a fast one is 0 or 1).
-        let secs = if took >= SLOW_ATTEMPT_MS { took.div_ceil(1000) } else { (took / 1000).min(1) };
-        let secs = u32::try_from(secs).unwrap_or(MAX_WAIT_SECS);
-        self.speed.lock().expect("subscription speeds").insert(entered.key.clone(), (now, secs));
+        if sent {
+            // Whole seconds, rounded up from the slow threshold on, down below it (fast: 0 or 1).
+            let secs = if took >= SLOW_ATTEMPT_MS { took.div_ceil(1000) } else { (took / 1000).min(1) };
+            let secs = u32::try_from(secs).unwrap_or(MAX_WAIT_SECS);
+            self.speed.lock().expect("subscription speeds").insert(entered.key.clone(), (now, secs));
+        }
         if let Some(slot) = &entered.slot {
             let (account, sub) = &entered.key;
             if let Err(e) = store.release_slot(account, sub, slot).await {
@@ -235,8 +238,24 @@ mod tests {
         let unknown = SubscriptionId::generate(2);
         go(gate.enter(&store, 2, &a, &unknown, "t4", now, now.plus_seconds(30)).await.unwrap());
         assert_eq!(store.slots(&a, &unknown).await.unwrap().len(), 1, "one not yet seen fast takes a lease");
-        gate.leave(&store, first, now).await;
+        gate.leave(&store, first, true, now).await;
         go(gate.enter(&store, 2, &a, &s, "t5", now, now.plus_seconds(30)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_job_that_sent_nothing_does_not_make_its_subscription_look_fast() {
+        let store = MemoryLimits::default();
+        let (a, s) = (AccountId::generate(1), SubscriptionId::generate(1));
+        let now = Timestamp(1_700_000_000_000);
+        let gate = InFlight::default();
+        let duplicate = go(gate.enter(&store, 2, &a, &s, "t1", now, now.plus_seconds(30)).await.unwrap());
+        gate.leave(&store, duplicate, false, now).await;
+        go(gate.enter(&store, 2, &a, &s, "t2", now, now.plus_seconds(30)).await.unwrap());
+        assert_eq!(store.slots(&a, &s).await.unwrap().len(), 1, "still not known fast: the attempt took a lease");
+        let sent = go(gate.enter(&store, 2, &a, &s, "t3", now, now.plus_seconds(30)).await.unwrap());
+        gate.leave(&store, sent, true, now).await;
+        go(gate.enter(&store, 2, &a, &s, "t4", now, now.plus_seconds(30)).await.unwrap());
+        assert_eq!(store.slots(&a, &s).await.unwrap().len(), 1, "a fast attempt seen: no more leases");
     }
 
     #[tokio::test]
@@ -253,8 +272,7 @@ mod tests {
         let over = two.enter(&store, 2, &a, &s, "t3", now, lease).await.unwrap();
         assert!(matches!(over, Gate::Wait { delay_secs: 9..=10 }), "waits about one slow attempt: {over:?}");
         assert!(matches!(one.enter(&store, 2, &a, &s, "t4", now, lease).await.unwrap(), Gate::Wait { .. }));
-        one.leave(&store, held, now).await;
-        one.saw(&a, &s, now, 9); // (that attempt took 9 s, not the test's few microseconds)
+        one.leave(&store, held, false, now).await;
         go(two.enter(&store, 2, &a, &s, "t5", now, lease).await.unwrap());
         assert!(matches!(one.enter(&store, 2, &a, &s, "t6", now, lease).await.unwrap(), Gate::Wait { .. }));
         // Holders that crashed: their leases end, and the slots are taken again.
