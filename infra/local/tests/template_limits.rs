@@ -384,7 +384,7 @@ fn workers_reserve_the_concurrency_their_event_source_may_use() {
     }
     assert_eq!(number(&props(&t, "SweeperFunction")["ReservedConcurrentExecutions"]), 1);
     // Lambda keeps 100 of an account's default 1,000 unreserved.
-    assert!(reserved + 1 <= 900, "reserved {reserved}");
+    assert!(reserved < 900, "reserved {reserved} and the sweeper's 1");
 }
 
 #[test]
