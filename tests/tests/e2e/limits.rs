@@ -141,8 +141,8 @@ async fn a_slow_receiver_holds_at_most_the_in_flight_cap_across_dispatcher_insta
 /// subscription, so A's slow attempts can hold at most 6 of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_accounts_slow_backlog_leaves_a_healthy_subscription_as_prompt_as_on_an_idle_stack() {
-    let stack =
-        TestStack::start(TestStackOptions::default().env("SUBSCRIPTION_MAX_IN_FLIGHT", "2").pollers_per_queue(8)).await;
+    let options = TestStackOptions::default().env("SUBSCRIPTION_MAX_IN_FLIGHT", "2").pollers_per_queue(8);
+    let stack = TestStack::start(options).await;
     let b = stack.new_account(&puck_core::model::Scope::ALL).await;
     let opts = FairnessOptions {
         slow_delay: Duration::from_secs(3),
@@ -156,7 +156,10 @@ async fn another_accounts_slow_backlog_leaves_a_healthy_subscription_as_prompt_a
         fairness::run(stack.api(), &stack.with_key(&b.api_key), &opts, &|line| eprintln!("fairness: {line}")).await;
     eprintln!("{}", report.summary());
     assert!(report.busy_p99 < 2.0, "{}", report.summary());
-    assert!(report.busy_p99 <= 1.5 * report.idle_p99, "{}", report.summary());
+    // 1.5x the idle p99, plus 1 s for a 2-core machine shared by other test runs: its 8 idle
+    // samples swing between 0.1 and 0.8 s with the machine's load (RELIABILITY.md, "Fairness,
+    // measured"). Without the cap A's 30 slow attempts hold all 8 pollers and B waits seconds.
+    assert!(report.busy_p99 <= 1.5 * report.idle_p99 + 1.0, "{}", report.summary());
     assert_eq!((report.a_succeeded, report.a_retried), (30, 0), "{}", report.summary());
     assert!(report.a_overlapped_b, "A's backlog was being sent while B was measured");
 }
