@@ -48,6 +48,7 @@
 pub mod browser;
 pub mod delivery;
 pub mod dynamo;
+pub mod fairness;
 pub mod iam;
 pub mod leaks;
 pub mod load;

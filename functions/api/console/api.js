@@ -50,7 +50,11 @@ async function request(method, path, body, { key = session.key(), quiet401 = fal
   let json = null;
   try { json = await resp.json(); } catch { /* empty or not JSON */ }
   if (resp.ok) return json;
-  const err = new ApiError(resp.status, json?.error?.code || "http_error", json?.error?.message || `HTTP ${resp.status}`);
+  // API Gateway's own throttle answers 429 without the API's error body.
+  const fallback = resp.status === 429
+    ? `too many requests; retry in ${resp.headers.get("Retry-After") || "a few"} s`
+    : `HTTP ${resp.status}`;
+  const err = new ApiError(resp.status, json?.error?.code || "http_error", json?.error?.message || fallback);
   if (resp.status === 401 && !quiet401) {
     session.signOut();
     onUnauthorized(err);

@@ -72,6 +72,9 @@ pub struct Config {
     /// record and an account's subscriptions (`puck_core::cache`); a change made elsewhere reaches
     /// it within this time.
     pub config_cache_seconds: u64,
+    /// `ACCOUNT_PUBLISH_PER_SECOND`, `ACCOUNT_TESTS_PER_MINUTE`, `ACCOUNT_MAX_SUBSCRIPTIONS`,
+    /// `SUBSCRIPTION_MAX_IN_FLIGHT` (defaults 1000, 30, 1000, 10): the flow limits.
+    pub limits: puck_core::limits::Limits,
     /// `PUBLIC_BASE_URL` (optional, no trailing slash): base of inbound receiver URLs, e.g.
     /// `https://api.example.com`.
     pub public_base_url: Option<String>,
@@ -165,6 +168,7 @@ impl Config {
             )?,
             recover_max_per_call: number(get("RECOVER_MAX_PER_CALL"), "RECOVER_MAX_PER_CALL", 1_000, 1)?,
             config_cache_seconds: number(get("CONFIG_CACHE_SECONDS"), "CONFIG_CACHE_SECONDS", 5, 0)?,
+            limits: limits(&get)?,
             public_base_url,
             allow_private_targets: flag(get("ALLOW_PRIVATE_TARGETS"), "ALLOW_PRIVATE_TARGETS")?,
             extra_ca_cert: get("EXTRA_CA_CERT").map(PathBuf::from),
@@ -194,6 +198,7 @@ impl Config {
             public_base_url: self.public_base_url.clone(),
             auto_disable_after_secs: self.auto_disable_after_seconds,
             recover_max_per_call: self.recover_max_per_call,
+            limits: self.limits,
         }
     }
 
@@ -252,6 +257,27 @@ where
     }
 }
 
+/// The flow limits; each at least 1.
+fn limits(get: &impl Fn(&'static str) -> Option<String>) -> Result<puck_core::limits::Limits, ConfigError> {
+    let d = puck_core::limits::Limits::default();
+    Ok(puck_core::limits::Limits {
+        publish_per_second: number(
+            get("ACCOUNT_PUBLISH_PER_SECOND"),
+            "ACCOUNT_PUBLISH_PER_SECOND",
+            d.publish_per_second,
+            1,
+        )?,
+        tests_per_minute: number(get("ACCOUNT_TESTS_PER_MINUTE"), "ACCOUNT_TESTS_PER_MINUTE", d.tests_per_minute, 1)?,
+        max_subscriptions: number(
+            get("ACCOUNT_MAX_SUBSCRIPTIONS"),
+            "ACCOUNT_MAX_SUBSCRIPTIONS",
+            d.max_subscriptions,
+            1,
+        )?,
+        max_in_flight: number(get("SUBSCRIPTION_MAX_IN_FLIGHT"), "SUBSCRIPTION_MAX_IN_FLIGHT", d.max_in_flight, 1)?,
+    })
+}
+
 fn flag(raw: Option<String>, name: &'static str) -> Result<bool, ConfigError> {
     match raw.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("0" | "false" | "no" | "off") => Ok(false),
@@ -290,6 +316,7 @@ mod tests {
         assert_eq!(c.sweep_grace_seconds, 300);
         assert_eq!((c.auto_disable_after_seconds, c.recover_max_per_call), (432_000, 1_000));
         assert_eq!(c.config_cache_seconds, 5);
+        assert_eq!(c.limits, puck_core::limits::Limits::default());
         assert_eq!(c.aws_region, "us-east-1");
         assert!(!c.allow_private_targets);
         assert!(c.public_base_url.is_none() && c.aws_endpoint_url.is_none() && c.extra_ca_cert.is_none());
@@ -321,6 +348,8 @@ mod tests {
             ("SWEEP_GRACE_SECONDS", "x"),
             ("AUTO_DISABLE_AFTER_SECONDS", "0"),
             ("RECOVER_MAX_PER_CALL", "lots"),
+            ("ACCOUNT_PUBLISH_PER_SECOND", "0"),
+            ("SUBSCRIPTION_MAX_IN_FLIGHT", "x"),
             ("ALLOW_PRIVATE_TARGETS", "maybe"),
             ("PUBLIC_BASE_URL", "not a url"),
             ("AWS_ENDPOINT_URL", "ftp://x"),

@@ -154,8 +154,9 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         deliveries: Arc::new(DynamoDeliveryStore::new(dynamo.clone(), table).with_faults(faults.clone())),
         endpoints: Arc::new(DynamoEndpointStore::new(dynamo.clone(), table).with_faults(faults.clone())),
         investigations: Arc::new(
-            DynamoInvestigationStore::new(dynamo, table, config.retention_days).with_faults(faults.clone()),
+            DynamoInvestigationStore::new(dynamo.clone(), table, config.retention_days).with_faults(faults.clone()),
         ),
+        limits: Arc::new(dynamo::DynamoLimitStore::new(dynamo, table).with_faults(faults.clone())),
         queue: Arc::new(SqsDeliveryQueue::new(sqs, config.delivery_queue_url.clone()).with_faults(faults)),
         clock: Arc::new(SystemClock),
         sender: Some(http.clone()),

@@ -42,9 +42,12 @@ impl SqsDeliveryQueue {
         let mut entries = Vec::with_capacity(jobs.len());
         for (i, (_, job)) in jobs.iter().enumerate() {
             let body = serde_json::to_string(job).map_err(|_| QueueError("job could not be serialised".into()))?;
+            // Fair queues: the account is the message group, so SQS serves a quiet account's
+            // jobs ahead of another account's backlog (README.md, "Limits").
             let entry = SendMessageBatchRequestEntry::builder()
                 .id(i.to_string())
                 .message_body(body)
+                .message_group_id(job.account_id.as_str())
                 .build()
                 .map_err(|_| QueueError("batch entry could not be built".into()))?;
             entries.push(entry);

@@ -77,6 +77,18 @@ pub enum AppError {
     /// A bug or corrupt state; details are logged, never returned.
     #[error(transparent)]
     Internal(InternalError),
+    /// Over an account's rate (publish, test events): HTTP 429 `rate_limited` with `Retry-After`.
+    /// Nothing of the refused request was done.
+    #[error("{message}")]
+    RateLimited {
+        /// What limit, in a sentence.
+        message: String,
+        /// Seconds until the window that refused it ends (the `Retry-After` header).
+        retry_after_secs: u32,
+    },
+    /// Over an account's count limit (subscriptions): HTTP 400 `limit_exceeded`.
+    #[error("{0}")]
+    LimitExceeded(String),
 }
 
 /// A bug or corrupt state: what was being done, and the error underneath when there is one, kept

@@ -460,6 +460,7 @@ pub fn context_with(mem: Arc<Memory>) -> Context {
         sender: None,
         tokens: None,
         settings: Settings::default(),
+        limits: Arc::new(crate::limits::MemoryLimits::default()),
     }
 }
 

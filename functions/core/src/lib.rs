@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod error;
 pub mod filters;
 pub mod ids;
+pub mod limits;
 pub mod model;
 pub mod oauth;
 pub mod page;

@@ -361,12 +361,22 @@ pub struct DeliveryJob {
     /// receives, not its attempts, were used up; absent (0) on every other job. Bounds that loop.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub handed_back: u32,
+    /// The delivery's subscription, when the producer knew it: the dispatcher applies the
+    /// in-flight cap before it claims the delivery. Absent on sweeper jobs and older messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<SubscriptionId>,
 }
 
 impl DeliveryJob {
     /// A first job for the delivery.
     pub fn new(account_id: AccountId, delivery_id: DeliveryId) -> Self {
-        Self { account_id, delivery_id, handed_back: 0 }
+        Self { account_id, delivery_id, handed_back: 0, subscription_id: None }
+    }
+
+    /// The job naming the delivery's subscription too.
+    pub fn for_subscription(mut self, subscription_id: SubscriptionId) -> Self {
+        self.subscription_id = Some(subscription_id);
+        self
     }
 }
 

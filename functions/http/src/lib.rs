@@ -34,6 +34,8 @@ pub fn error_code(err: &AppError) -> (StatusCode, &'static str) {
         AppError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "service_unavailable"),
         AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        AppError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        AppError::LimitExceeded(_) => (StatusCode::BAD_REQUEST, "limit_exceeded"),
     }
 }
 
@@ -108,6 +110,9 @@ pub fn error_response(err: impl Into<ApiError>) -> Response<Body> {
     let mut resp = json_response(status, &json!({ "error": { "code": code, "message": message } }));
     if status == StatusCode::SERVICE_UNAVAILABLE {
         resp.headers_mut().insert("retry-after", HeaderValue::from_static("1"));
+    }
+    if let ApiError::App(AppError::RateLimited { retry_after_secs, .. }) = &err {
+        resp.headers_mut().insert("retry-after", HeaderValue::from(*retry_after_secs));
     }
     if let ApiError::MethodNotAllowed { allowed, .. } = &err {
         if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
@@ -212,6 +217,8 @@ mod tests {
             (AppError::PayloadTooLarge(10), 413, "payload_too_large"),
             (AppError::Unavailable("dynamodb timeout at 10.0.0.1".into()), 503, "service_unavailable"),
             (AppError::bug("secret key material"), 500, "internal_error"),
+            (AppError::RateLimited { message: "slow down".into(), retry_after_secs: 3 }, 429, "rate_limited"),
+            (AppError::LimitExceeded("too many".into()), 400, "limit_exceeded"),
         ];
         for (err, status, code) in cases {
             let resp = error_response(&err);

@@ -45,6 +45,10 @@ pub const PASSTHROUGH_ENV: &[&str] = &[
     "DELIVERY_TIMEOUT_SECONDS",
     "SWEEP_GRACE_SECONDS",
     "RUST_LOG",
+    "ACCOUNT_PUBLISH_PER_SECOND",
+    "ACCOUNT_TESTS_PER_MINUTE",
+    "ACCOUNT_MAX_SUBSCRIPTIONS",
+    "SUBSCRIPTION_MAX_IN_FLIGHT",
 ];
 
 /// A hook that may replace or wrap the built [`Context`] (e.g. a test wrapping a port).
@@ -281,7 +285,8 @@ impl LocalStack {
         for consumer in consumers {
             let worker = pollers::sqs_worker(&consumer.binary, &workers)?;
             let (url, arn) = provisioned.queue(&consumer.queue)?;
-            for _ in 0..opts.pollers_per_queue.max(1) {
+            // Each poller is one concurrent invocation: never more than the source's MaximumConcurrency.
+            for _ in 0..opts.pollers_per_queue.clamp(1, consumer.max_concurrency.max(1)) {
                 let poller = pollers::QueuePoller {
                     queue_url: url.to_owned(),
                     queue_arn: arn.to_owned(),

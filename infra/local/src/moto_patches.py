@@ -31,6 +31,13 @@
 #    shape, about 40 Python calls per attribute, which made serialising a Query page cost more
 #    than running it. The answer's bytes parse to the same JSON (binary values base64, as the
 #    serialiser writes them); errors keep moto's own serialiser.
+# 5. SQS fair queues. On a standard queue, SQS serves the messages of a message group (a
+#    tenant: our delivery jobs carry the account) that has few messages in flight ahead of those
+#    of a group with many, so one tenant's backlog does not make the others wait. moto 5.2.5
+#    accepts MessageGroupId on a standard queue and returns it, but serves visible messages in
+#    send order. Here a standard queue's visible messages are offered fewest-in-flight group
+#    first (send order within a group and among equals; a message without a group counts as its
+#    own); moto's receive does the rest. FIFO queues are untouched.
 import base64
 import functools
 import json
@@ -218,3 +225,24 @@ def _execute_dynamo_result(self, context):
 
 
 DynamoResult.execute_result = _execute_dynamo_result
+
+
+from moto.sqs.models import Queue  # noqa: E402
+
+_visible_messages = Queue.messages.fget
+
+
+def _fair_messages(self):
+    visible = _visible_messages(self)
+    if self.fifo_queue:
+        return visible
+    in_flight = {}
+    for message in self._messages:
+        if message.group_id and not message.visible:
+            in_flight[message.group_id] = in_flight.get(message.group_id, 0) + 1
+    if not in_flight:
+        return visible
+    return sorted(visible, key=lambda m: in_flight.get(m.group_id, 0) if m.group_id else 0)
+
+
+Queue.messages = property(_fair_messages)

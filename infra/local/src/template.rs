@@ -64,6 +64,9 @@ pub struct SqsConsumer {
     pub report_batch_item_failures: bool,
     /// The function's `Timeout`: a batch running longer fails as a whole.
     pub timeout_secs: u64,
+    /// `ScalingConfig.MaximumConcurrency` (a `!Ref` resolves to the parameter's default): the
+    /// most batches the local stack runs at once for this source, as Lambda would.
+    pub max_concurrency: usize,
 }
 
 /// A function triggered by a schedule (`Schedule` / `ScheduleV2` event).
@@ -333,10 +336,22 @@ impl Template {
                     batch_size: batch_size.clamp(1, 10) as i32,
                     report_batch_item_failures: report,
                     timeout_secs: self.timeout_secs(r),
+                    max_concurrency: self
+                        .number_or_param(props.pointer("/ScalingConfig/MaximumConcurrency"))
+                        .unwrap_or(1000),
                 });
             }
         }
         Ok(out)
+    }
+
+    /// A literal number, or a `!Ref` to a parameter with a numeric default.
+    fn number_or_param(&self, v: Option<&Value>) -> Option<usize> {
+        let v = v?;
+        if let Some(param) = v.get("Ref").and_then(Value::as_str) {
+            return self.parameter_defaults().get(param)?.parse().ok();
+        }
+        v.as_u64().map(|n| n as usize).or_else(|| v.as_str()?.parse().ok())
     }
 
     /// Every schedule-triggered function.

@@ -7,6 +7,8 @@
    moto's own Query answers.
 3. The directly written DynamoDB answers parse to the same JSON as moto's serialiser writes.
 4. On a moto other than the pinned one the patches refuse to load.
+5. A standard queue serves a quiet message group ahead of one with many messages in flight (SQS
+   fair queues); a FIFO queue and a queue without groups keep moto's order.
 """
 import json
 import os
@@ -317,8 +319,31 @@ def answers_parse_as_moto_writes_them():
     return compared
 
 
+def standard_queues_serve_the_quietest_group_first():
+    import moto_patches  # noqa: F401
+
+    with mock_aws():
+        c = boto3.client("sqs", region_name="us-east-1")
+        url = c.create_queue(QueueName="fair")["QueueUrl"]
+        for i in range(30):
+            c.send_message(QueueUrl=url, MessageBody=f"noisy-{i}", MessageGroupId="noisy")
+        # The noisy tenant's first ten are in flight (received, not deleted).
+        first = c.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert [m["Body"] for m in first] == [f"noisy-{i}" for i in range(10)]
+        c.send_message(QueueUrl=url, MessageBody="quiet-0", MessageGroupId="quiet")
+        got = c.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        assert got[0]["Body"] == "quiet-0", [m["Body"] for m in got]
+        assert [m["Body"] for m in got[1:]] == [f"noisy-{i}" for i in range(10, 19)], "send order within a group"
+        plain = c.create_queue(QueueName="plain")["QueueUrl"]
+        for i in range(3):
+            c.send_message(QueueUrl=plain, MessageBody=str(i))
+        assert [m["Body"] for m in c.receive_message(QueueUrl=plain, MaxNumberOfMessages=10)["Messages"]] == ["0", "1", "2"]
+    return 1
+
+
 if __name__ == "__main__":
     refuses_another_moto()
+    standard_queues_serve_the_quietest_group_first()
     checks = sum(index_queries_agree_with_a_scan(seed) for seed in (1, 2, 3))
     base = sum(base_table_queries_agree_with_moto(seed) for seed in (1, 2, 3))
     compared = answers_parse_as_moto_writes_them()

@@ -364,3 +364,62 @@ fn section(text: &str, header: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+// ---- Flow limits and fairness (README.md, "Limits") ------------------------------------------
+
+#[test]
+fn workers_reserve_the_concurrency_their_event_source_may_use() {
+    let t = template();
+    let mut reserved = 0;
+    for (function, source, param) in [
+        ("DispatcherFunction", "DeliveryQueue", "DispatcherMaxConcurrency"),
+        ("DeadLetterFunction", "DeadLetterQueue", "DeadLetterMaxConcurrency"),
+        ("IngestFunction", "IngestQueue", "IngestMaxConcurrency"),
+    ] {
+        let p = props(&t, function);
+        assert_eq!(p["ReservedConcurrentExecutions"], json!({"Ref": param}), "{function}");
+        let max = &p["Events"][source]["Properties"]["ScalingConfig"]["MaximumConcurrency"];
+        assert_eq!(max, &json!({"Ref": param}), "{function}: MaximumConcurrency and reserved agree");
+        reserved += param_default(&t, param);
+    }
+    assert_eq!(number(&props(&t, "SweeperFunction")["ReservedConcurrentExecutions"]), 1);
+    // Lambda keeps 100 of an account's default 1,000 unreserved.
+    assert!(reserved < 900, "reserved {reserved} and the sweeper's 1");
+}
+
+#[test]
+fn the_receiver_route_and_test_have_throttles_of_their_own_below_the_stage() {
+    let t = template();
+    let api = props(&t, "Api");
+    let stage_rate = param_default(&t, "ApiThrottlingRateLimit");
+    for (route, rate, burst) in [
+        ("POST /v1/webhooks/incoming/{provider}/{key}", "ReceiverThrottlingRateLimit", "ReceiverThrottlingBurstLimit"),
+        ("POST /v1/webhooks/subscriptions/{id}/test", "TestThrottlingRateLimit", "TestThrottlingBurstLimit"),
+    ] {
+        let settings = &api["RouteSettings"][route];
+        assert_eq!(settings["ThrottlingRateLimit"], json!({"Ref": rate}), "{route}");
+        assert_eq!(settings["ThrottlingBurstLimit"], json!({"Ref": burst}), "{route}");
+        assert!(param_default(&t, rate) < stage_rate, "{route}: a flood there leaves the stage's budget");
+        assert!(param_default(&t, rate) <= param_default(&t, burst), "{route}");
+    }
+    let routes: Vec<String> = t.routes().unwrap().iter().map(|r| r.route_key()).collect();
+    for key in api["RouteSettings"].as_object().unwrap().keys() {
+        assert!(routes.contains(key), "RouteSettings names {key}, which is not a route");
+    }
+}
+
+#[test]
+fn the_account_and_subscription_limits_are_parameters_passed_as_environment() {
+    let t = template();
+    let env = t.global_env();
+    for (var, param, default) in [
+        ("ACCOUNT_PUBLISH_PER_SECOND", "AccountPublishPerSecond", 1000),
+        ("ACCOUNT_TESTS_PER_MINUTE", "AccountTestsPerMinute", 30),
+        ("ACCOUNT_MAX_SUBSCRIPTIONS", "AccountMaxSubscriptions", 1000),
+        ("SUBSCRIPTION_MAX_IN_FLIGHT", "SubscriptionMaxInFlight", 10),
+    ] {
+        assert_eq!(env[var], json!({"Ref": param}), "{var}");
+        assert_eq!(param_default(&t, param), default, "{param}");
+        assert!(puck_local::PASSTHROUGH_ENV.contains(&var), "the local stack reads {var} from its environment");
+    }
+}

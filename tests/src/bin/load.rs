@@ -10,6 +10,12 @@
 //!                       [--concurrency 16] [--pollers 8] [--stall-secs 120] [--throttle-dynamo 0.2]
 //! ```
 //!
+//! `--fairness` runs the fairness measurement instead (docs/flow-control.md): account A's `--subscriptions` (default 3) subscriptions to a receiver answering
+//! after `--slow-secs` (9) with a backlog of `--events` (100) events each, beside account B's
+//! healthy subscription at an event a second; `--cap` (5) is `SUBSCRIPTION_MAX_IN_FLIGHT`,
+//! `--pollers` (20, the template's MaximumConcurrency) the dispatcher pollers. Exits 1 unless
+//! B's p99 stays under 2 s and within 1.5x its idle p99 and every delivery of A succeeds.
+//!
 //! `--throttle-dynamo F` has DynamoDB answer a share F of all requests as throttled (docs/local-stack.md:
 //! the real `ProvisionedThroughputExceededException` / `ThrottlingException`, under the SDK's own
 //! retries); the verdict is the same: every pair delivered, nothing `failed_permanent`.
@@ -44,15 +50,22 @@ fn main() -> Result<()> {
 struct Run {
     pollers: usize,
     throttle_dynamo: f64,
+    fairness: bool,
+    slow_secs: u64,
+    cap: u32,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(LoadOptions, Run)> {
     let mut opts = LoadOptions::default();
-    let mut run = Run { pollers: 8, throttle_dynamo: 0.0 };
+    let mut run = Run { pollers: 0, throttle_dynamo: 0.0, fairness: false, slow_secs: 9, cap: 5 };
+    let mut events = None;
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
-            "--events" => opts.events = value()?.parse().context("--events")?,
+            "--events" => events = Some(value()?.parse().context("--events")?),
+            "--fairness" => run.fairness = true,
+            "--slow-secs" => run.slow_secs = value()?.parse().context("--slow-secs")?,
+            "--cap" => run.cap = value()?.parse().context("--cap")?,
             "--subscriptions" => opts.subscriptions = value()?.parse().context("--subscriptions")?,
             "--failure-rate" => opts.failure_rate = value()?.parse().context("--failure-rate")?,
             "--seed" => opts.seed = value()?.parse().context("--seed")?,
@@ -62,17 +75,24 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(LoadOptions, Ru
             "--stall-secs" => opts.stall_timeout = Duration::from_secs(value()?.parse().context("--stall-secs")?),
             "-h" | "--help" => {
                 println!(
-                    "puck-load [--events N] [--subscriptions N] [--failure-rate F] [--seed N] [--concurrency N] [--pollers N] [--stall-secs N] [--throttle-dynamo F]"
+                    "puck-load [--fairness [--slow-secs N] [--cap N]] [--events N] [--subscriptions N] [--failure-rate F] [--seed N] [--concurrency N] [--pollers N] [--stall-secs N] [--throttle-dynamo F]"
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown argument {other:?} (try --help)"),
         }
     }
+    opts.events = events.unwrap_or(if run.fairness { 100 } else { opts.events });
+    if run.pollers == 0 {
+        run.pollers = if run.fairness { 20 } else { 8 };
+    }
     Ok((opts, run))
 }
 
 async fn run(opts: LoadOptions, run: Run) -> Result<bool> {
+    if run.fairness {
+        return fairness(opts, run).await;
+    }
     let pollers = run.pollers;
     // One moto per service (DynamoDB, SQS, Secrets Manager): moto serves one request at a time,
     // so three processes use more than one core.
@@ -138,4 +158,40 @@ fn moto_cpu(motos: &puck_local::MotoServices) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `--fairness`: the long version of the e2e fairness test; true when it failed.
+async fn fairness(opts: LoadOptions, run: Run) -> Result<bool> {
+    let motos = puck_local::MotoServices::start().await?;
+    let mut stack_opts = load::stack_options(&motos.dynamodb.endpoint, run.pollers);
+    stack_opts.service_endpoints = Some(motos.endpoints());
+    stack_opts.env_overrides.insert("SUBSCRIPTION_MAX_IN_FLIGHT".into(), run.cap.to_string());
+    // The template's grace: a delivery waiting on the cap is not overdue after the load run's 20 s.
+    stack_opts.env_overrides.insert("SWEEP_GRACE_SECONDS".into(), "300".into());
+    let stack = LocalStack::start(stack_opts).await?;
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let key = stack.issue_key(&puck_local::keys::new_account_id(), &Scope::ALL).await?;
+        clients.push(ApiClient::new(&stack.base_url, Some(key)));
+    }
+    let per_sub_rounds = (opts.events as u64).div_ceil(u64::from(run.cap.max(1)));
+    let fair = puck_e2e::fairness::FairnessOptions {
+        slow_delay: Duration::from_secs(run.slow_secs),
+        a_subscriptions: opts.subscriptions,
+        a_events: opts.events,
+        idle_secs: 20,
+        busy_secs: per_sub_rounds * run.slow_secs,
+        drain_timeout: Duration::from_secs(per_sub_rounds * run.slow_secs * 2 + 60),
+    };
+    eprintln!("puck-load --fairness: {fair:?}, cap {}, {} pollers", run.cap, run.pollers);
+    let report = puck_e2e::fairness::run(&clients[0], &clients[1], &fair, &|l| eprintln!("puck-load: {l}")).await;
+    println!("{}", report.summary());
+    println!("moto cpu                 {}", moto_cpu(&motos));
+    stack.shutdown();
+    motos.stop().await?;
+    let ok = report.busy_p99 < 2.0
+        && report.busy_p99 <= 1.5 * report.idle_p99
+        && report.a_succeeded == report.a_deliveries
+        && report.a_overlapped_b;
+    Ok(!ok)
 }

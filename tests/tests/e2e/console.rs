@@ -447,3 +447,32 @@ async fn oauth_settings_are_entered_in_the_form_shown_with_the_secret_masked_and
     assert_eq!(stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await.1["auth"], Value::Null);
     browser.quit().await;
 }
+
+/// Over `ACCOUNT_TESTS_PER_MINUTE`, Send test event shows the API's 429 message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_event_over_the_accounts_rate_shows_the_429_message() {
+    let stack =
+        puck_e2e::TestStack::start(puck_e2e::TestStackOptions::default().env("ACCOUNT_TESTS_PER_MINUTE", "1")).await;
+    let receiver = Receiver::start().await;
+    let id = id_of(&create_subscription(&stack, json!({"url": receiver.url(), "events": ["finding.*"]})).await);
+    let browser = signed_in(&stack).await;
+    browser.goto(&stack.url(&format!("/console#/subscriptions/{id}"))).await;
+    browser.wait_for("#send-test").await;
+    // One a minute: of three sends at least one is refused, whatever minute they fall in.
+    let mut refused = None;
+    for _ in 0..3 {
+        browser.js("document.getElementById('test-result').textContent = ''; return true;", json!([])).await;
+        browser.click("#send-test").await;
+        let shown = wait_for_some(EVENTUALLY, "a test result", || async {
+            browser.text("#test-result").await.filter(|t| t.contains("open delivery") || t.contains("per minute"))
+        })
+        .await;
+        if shown.contains("per minute") {
+            refused = Some(shown);
+            break;
+        }
+    }
+    let message = refused.expect("a send over the rate is refused");
+    assert!(message.contains("at most 1 test events per minute; retry after"), "{message}");
+    browser.quit().await;
+}

@@ -24,6 +24,7 @@ mod iam;
 mod inbound;
 mod ingest;
 mod isolation;
+mod limits;
 mod load;
 mod oauth;
 mod openapi;

@@ -30,6 +30,7 @@ async fn another_dispatcher_container(stack: &TestStack) -> tokio::task::JoinHan
             batch_size: 10,
             report_batch_item_failures: true,
             timeout_secs: 60,
+            max_concurrency: 20,
         },
         queue_url: url.to_owned(),
         queue_arn: arn.to_owned(),

@@ -20,6 +20,7 @@ use crate::signing::{delivery_headers, redacted, AttemptToSign};
 use crate::signing_key::SigningKey;
 use crate::time::Timestamp;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What the worker should do with the message.
@@ -45,6 +46,7 @@ pub struct Dispatcher {
     secrets: Mutex<HashMap<String, SigningKey>>,
     last_delivery: LastDeliveryWrites,
     claim_lease_secs: i64,
+    in_flight: in_flight::InFlight,
 }
 
 const SECRET_CACHE_MAX: usize = 10_000;
@@ -104,6 +106,7 @@ impl Dispatcher {
             secrets: Mutex::new(HashMap::new()),
             last_delivery: LastDeliveryWrites::default(),
             claim_lease_secs: DEFAULT_CLAIM_LEASE_SECS,
+            in_flight: in_flight::InFlight::default(),
         }
     }
 
@@ -187,9 +190,49 @@ impl Dispatcher {
         receive_count: u32,
         received_at: Timestamp,
     ) -> Result<JobOutcome, AppError> {
+        let now = self.ctx.clock.now();
+        let attempt_id = AttemptId::generate(now.unix_ms() as u64);
+        // A job that does not name its subscription (the sweeper's, or one sent before jobs did)
+        // reads its delivery for it: such jobs are rare, and the cap must hold for them too.
+        let sub_id = match &job.subscription_id {
+            Some(id) => id.clone(),
+            None => match self.ctx.deliveries.get_to_send(&job.account_id, &job.delivery_id).await? {
+                Some(d) => d.subscription_id,
+                None => {
+                    let sent = AtomicBool::new(false);
+                    return self.dispatch_claimed(job, message_id, receive_count, received_at, attempt_id, &sent).await;
+                }
+            },
+        };
+        let (limits, cap) = (self.ctx.limits.as_ref(), self.ctx.settings.limits.max_in_flight);
+        let lease_until = now.plus_seconds(self.claim_lease_secs);
+        let gate = self.in_flight.enter(limits, cap, &job.account_id, &sub_id, attempt_id.as_str(), now, lease_until);
+        match gate.await? {
+            in_flight::Gate::Wait { delay_secs } => {
+                self.wait(&job.clone().for_subscription(sub_id), receive_count, delay_secs).await
+            }
+            in_flight::Gate::Go(entered) => {
+                let sent = AtomicBool::new(false);
+                let outcome =
+                    self.dispatch_claimed(job, message_id, receive_count, received_at, attempt_id, &sent).await;
+                self.in_flight.leave(limits, entered, sent.load(Ordering::Relaxed), self.ctx.clock.now()).await;
+                outcome
+            }
+        }
+    }
+
+    /// [`Dispatcher::dispatch`] past the in-flight cap: claim, send (setting `sent`), record.
+    async fn dispatch_claimed(
+        &self,
+        job: &DeliveryJob,
+        message_id: &str,
+        receive_count: u32,
+        received_at: Timestamp,
+        attempt_id: AttemptId,
+        sent: &AtomicBool,
+    ) -> Result<JobOutcome, AppError> {
         let ctx = &self.ctx;
         let now = ctx.clock.now();
-        let attempt_id = AttemptId::generate(now.unix_ms() as u64);
         let Some(delivery) = self.claim(job, message_id, &attempt_id, now).await? else {
             return Ok(JobOutcome::Done);
         };
@@ -214,6 +257,7 @@ impl Dispatcher {
         let secrets = self.signing_secrets(&sub, now)?;
         let custom = self.custom_headers(&sub)?;
         let mut request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now);
+        sent.store(true, Ordering::Relaxed);
         let outcome = self.send_attempt(&sub, &mut request).await?;
         let receipt = Receipt { count: receive_count.max(1), received_at };
         self.record(&delivery, &sub, attempt_id, now, &request, outcome, receipt).await
@@ -564,5 +608,6 @@ pub fn classify(
 }
 
 mod bearer;
+pub mod in_flight;
 #[cfg(test)]
 mod tests;

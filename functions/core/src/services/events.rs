@@ -101,6 +101,7 @@ impl Published {
 /// `POST /v1/events`: validates and publishes; publishing an `event_id` again returns the first result.
 pub async fn publish(ctx: &Context, caller: &Caller, body: Value) -> Result<Published, AppError> {
     let event = NewEvent::parse(body)?;
+    super::limits::check_publish(ctx, &caller.account_id, 1).await?;
     publish_event(ctx, &caller.account_id, event).await
 }
 
@@ -146,8 +147,10 @@ pub async fn enqueue_written(ctx: &Context, deliveries: &[Delivery]) {
     if deliveries.is_empty() {
         return;
     }
-    let jobs: Vec<DeliveryJob> =
-        deliveries.iter().map(|d| DeliveryJob::new(d.account_id.clone(), d.id.clone())).collect();
+    let jobs: Vec<DeliveryJob> = deliveries
+        .iter()
+        .map(|d| DeliveryJob::new(d.account_id.clone(), d.id.clone()).for_subscription(d.subscription_id.clone()))
+        .collect();
     if let Err(e) = ctx.queue.enqueue(&jobs).await {
         tracing::warn!(error = %e, count = jobs.len(), "enqueue failed; the sweeper will send these deliveries");
     }
@@ -179,6 +182,7 @@ pub const MAX_EVENT_BYTES: usize = 128 * 1024;
 /// request order.
 pub async fn publish_batch(ctx: &Context, caller: &Caller, body: Value) -> Result<Vec<Published>, AppError> {
     let events = parse_batch(body)?;
+    super::limits::check_publish(ctx, &caller.account_id, events.len()).await?;
     publish_events(ctx, &caller.account_id, events).await
 }
 

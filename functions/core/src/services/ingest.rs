@@ -124,6 +124,8 @@ pub async fn ingest(ctx: &Context, body: &str) -> Result<Ingested, AppError> {
         let reason = format!("account {} does not exist", message.account_id);
         return Ok(Ingested::Rejected(Rejection::new(RejectKind::UnknownAccount, reason)));
     }
+    // Over the account's publish rate: an `Err`, so SQS brings the message back later.
+    super::limits::check_publish(ctx, &message.account_id, message.events.len()).await?;
     match publish_events(ctx, &message.account_id, message.events).await {
         Ok(results) => Ok(Ingested::Published { account_id: message.account_id, results }),
         // Parsing validated every event; should the publish still refuse one, retrying won't help.

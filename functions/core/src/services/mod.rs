@@ -23,6 +23,8 @@ pub struct Settings {
     pub auto_disable_after_secs: i64,
     /// `RECOVER_MAX_PER_CALL`: deliveries one recover call replays at most.
     pub recover_max_per_call: usize,
+    /// Per-account and per-subscription flow limits (`ACCOUNT_*`, `SUBSCRIPTION_MAX_IN_FLIGHT`).
+    pub limits: crate::limits::Limits,
 }
 
 impl Settings {
@@ -42,6 +44,7 @@ impl Default for Settings {
             public_base_url: None,
             auto_disable_after_secs: 5 * 86_400,
             recover_max_per_call: 1_000,
+            limits: crate::limits::Limits::default(),
         }
     }
 }
@@ -73,6 +76,8 @@ pub struct Context {
     pub tokens: Option<Arc<crate::oauth::cache::TokenCache>>,
     /// Tunables from the environment.
     pub settings: Settings,
+    /// Rate counters and in-flight slot leases shared by every instance.
+    pub limits: Arc<dyn crate::limits::LimitStore>,
 }
 pub mod auth;
 pub mod dead_letter;
@@ -83,6 +88,7 @@ pub mod events;
 pub mod ingest;
 pub mod investigations;
 pub mod json_fields;
+pub mod limits;
 pub mod oauth_settings;
 pub mod operational;
 pub mod receive;

@@ -161,6 +161,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
     oauth_settings::set_auth(ctx, &mut sub, &fields)?;
+    super::limits::check_subscription_count(ctx, &caller.account_id).await?;
     ctx.subscriptions.insert(&sub).await?;
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription created");
     Ok(keys::view_with_key(&sub, &key))

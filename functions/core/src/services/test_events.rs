@@ -45,6 +45,7 @@ pub async fn send_test_event(
 ) -> Result<Value, AppError> {
     let sub = subscriptions::load(ctx, caller, raw_sub_id).await?;
     let event_type = parse_test_event_type(body)?;
+    super::limits::check_test(ctx, &caller.account_id).await?;
     let now = ctx.clock.now();
     let envelope = Envelope::new(EventId::generate(), event_type.as_str(), now, (event_type.info().example)());
     let delivery = pending_delivery(&sub, &envelope, None, now, ctx.settings.expires_at(now));
