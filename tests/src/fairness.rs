@@ -1,4 +1,4 @@
-//! The fairness measurement (README.md, "Limits and fairness between accounts"), shared by the
+//! The fairness measurement (docs/flow-control.md), shared by the
 //! short e2e test and the long run of `infra/scripts/load.sh --fairness`.
 //!
 //! Account B has one healthy subscription receiving an event a second; its publish → receipt

@@ -43,7 +43,7 @@ impl SqsDeliveryQueue {
         for (i, (_, job)) in jobs.iter().enumerate() {
             let body = serde_json::to_string(job).map_err(|_| QueueError("job could not be serialised".into()))?;
             // Fair queues: the account is the message group, so SQS serves a quiet account's
-            // jobs ahead of another account's backlog (README.md, "Limits").
+            // jobs ahead of another account's backlog (docs/flow-control.md).
             let entry = SendMessageBatchRequestEntry::builder()
                 .id(i.to_string())
                 .message_body(body)

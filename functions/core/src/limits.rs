@@ -1,5 +1,5 @@
 //! Flow limits: what one account may ask of the service, and how many attempts of one
-//! subscription may run at once (README.md, "Limits").
+//! subscription may run at once (docs/flow-control.md).
 //!
 //! Both kinds must hold across every Lambda instance, so the counts live in the store behind
 //! [`LimitStore`]: a counter per account and window (one conditional write per request, never

@@ -365,7 +365,7 @@ fn section(text: &str, header: &str) -> String {
         .join("\n")
 }
 
-// ---- Flow limits and fairness (README.md, "Limits") ------------------------------------------
+// ---- Flow limits and fairness (docs/flow-control.md) ------------------------------------------
 
 #[test]
 fn workers_reserve_the_concurrency_their_event_source_may_use() {

@@ -1,4 +1,4 @@
-//! Flow limits end to end (README.md, "Limits"): the account's publish rate, test-event rate and
+//! Flow limits end to end (docs/flow-control.md): the account's publish rate, test-event rate and
 //! subscription count; the per-subscription in-flight cap across dispatcher instances; and one
 //! account's slow backlog beside another account's healthy subscription.
 

@@ -1,4 +1,4 @@
-//! The per-account limits of README.md ("Limits"): publish rate, test-event rate, subscription
+//! The per-account limits of docs/flow-control.md: publish rate, test-event rate, subscription
 //! count. Each check runs before anything of the request is written, so a refused request has
 //! done nothing; a rate check is one conditional write of the account's counter for the current
 //! window, whatever the number of events.

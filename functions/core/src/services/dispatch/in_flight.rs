@@ -11,7 +11,7 @@
 //! known, is capped from its first attempt. A lease ends by itself at the claim's lease end, so
 //! a crashed holder frees its slot. A receiver known fast that turns slow is capped once each
 //! instance has seen one slow attempt; until then each instance may start up to its batch of
-//! attempts to it (README.md, "Limits").
+//! attempts to it (docs/flow-control.md).
 //!
 //! Waiting is not an attempt: the job's message is hidden for [`Gate::Wait`]'s delay and the
 //! delivery is not touched (not even claimed).
