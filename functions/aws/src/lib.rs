@@ -199,5 +199,18 @@ pub fn build_sender(config: &Config) -> anyhow::Result<Arc<dyn WebhookSender>> {
 pub async fn build_dispatcher(config: &Config) -> anyhow::Result<puck_core::services::dispatch::Dispatcher> {
     let ctx = build_context(config).await?;
     Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config)?, config.retry_policy())
-        .with_claim_lease(config.claim_lease_seconds()))
+        .with_claim_lease(config.claim_lease_seconds())
+        .with_rate_buckets(build_rate_buckets(config).await))
+}
+
+/// The rate-limit buckets every dispatcher shares (README.md, "Rate limits"): in the table.
+pub async fn build_rate_buckets(config: &Config) -> Arc<dyn puck_core::rate::RateBuckets> {
+    let sdk = sdk_config(config).await;
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
+    builder.set_interceptors(sdk_interceptors());
+    if let Some(endpoint) = &config.aws_endpoint_url_dynamodb {
+        builder.set_endpoint_url(Some(endpoint.clone()));
+    }
+    let client = aws_sdk_dynamodb::Client::from_conf(builder.build());
+    Arc::new(dynamo::DynamoRateBuckets::new(client, config.table_name.as_str()))
 }

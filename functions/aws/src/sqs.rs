@@ -114,6 +114,22 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .map_err(|e| sqs_error("ChangeMessageVisibility", &e))?;
         Ok(())
     }
+
+    /// One SendMessage with `DelaySeconds` (a delivery waiting on its rate limit).
+    async fn enqueue_delayed(&self, job: &DeliveryJob, delay_secs: u32) -> Result<(), QueueError> {
+        self.faults.sqs_send()?;
+        let body = serde_json::to_string(job).map_err(|_| QueueError("job could not be serialised".into()))?;
+        let secs = delay_secs.min(puck_core::ports::MAX_ENQUEUE_DELAY_SECS);
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(i32::try_from(secs).unwrap_or(0))
+            .send()
+            .await
+            .map_err(|e| sqs_error("SendMessage", &e))?;
+        Ok(())
+    }
 }
 
 /// [`RejectedMessages`] on SQS: the ingest DLQ. The body is kept exactly as received; the reason

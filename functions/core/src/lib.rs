@@ -19,6 +19,7 @@ pub mod ids;
 pub mod model;
 pub mod page;
 pub mod ports;
+pub mod rate;
 pub mod receivers;
 pub mod secret;
 pub mod services;

@@ -132,6 +132,9 @@ pub struct Subscription {
     /// before versions existed.
     #[serde(default)]
     pub version: u64,
+    /// At most this many attempts start per second (README.md, "Rate limits"); None: no limit.
+    #[serde(default)]
+    pub rate_limit_per_second: Option<crate::rate::RateLimit>,
 }
 
 /// The `disabled_reason` of a subscription the service paused because it kept failing.
@@ -162,6 +165,7 @@ impl Subscription {
             "last_delivery_at": self.last_delivery_at,
             "disabled_reason": self.disabled_reason,
             "disabled_at": self.disabled_at,
+            "rate_limit_per_second": self.rate_limit_per_second,
         })
     }
 }

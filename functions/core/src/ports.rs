@@ -363,12 +363,16 @@ pub struct DeliveryJob {
     /// receives, not its attempts, were used up; absent (0) on every other job. Bounds that loop.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub handed_back: u32,
+    /// The slot reserved under the subscription's rate limit by an earlier message of this
+    /// delivery ([`crate::rate`]); absent on every other job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_slot: Option<crate::rate::RateSlot>,
 }
 
 impl DeliveryJob {
     /// A first job for the delivery.
     pub fn new(account_id: AccountId, delivery_id: DeliveryId) -> Self {
-        Self { account_id, delivery_id, handed_back: 0 }
+        Self { account_id, delivery_id, handed_back: 0, rate_slot: None }
     }
 }
 
@@ -389,7 +393,13 @@ pub trait DeliveryQueue: Send + Sync {
     async fn enqueue(&self, jobs: &[DeliveryJob]) -> Result<(), QueueError>;
     /// Hides a received message for `delay_secs` (the backoff), via its receipt handle.
     async fn delay(&self, receipt_handle: &str, delay_secs: u32) -> Result<(), QueueError>;
+    /// Enqueues one job that becomes visible after `delay_secs` (SQS `DelaySeconds`, at most
+    /// [`MAX_ENQUEUE_DELAY_SECS`]): a delivery waiting on its rate limit.
+    async fn enqueue_delayed(&self, job: &DeliveryJob, delay_secs: u32) -> Result<(), QueueError>;
 }
+
+/// SQS's most `DelaySeconds` for one message (15 min).
+pub const MAX_ENQUEUE_DELAY_SECS: u32 = 900;
 
 /// An ingest-queue message that can never be published, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]

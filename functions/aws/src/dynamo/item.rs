@@ -129,6 +129,7 @@ pub(crate) mod tests {
             disabled_reason: None,
             disabled_at: None,
             version: 0,
+            rate_limit_per_second: puck_core::rate::RateLimit::parse(2).ok(),
         }
     }
 

@@ -18,12 +18,14 @@ mod deliveries;
 mod endpoints;
 mod investigations;
 pub mod item;
+mod rate_buckets;
 mod subscriptions;
 
 pub use api_keys::DynamoApiKeyStore;
 pub use deliveries::{DynamoDeliveryStore, DUE_SHARDS, EXAMINED_PER_PAGE, LOG_SHARDS, SUB_SHARDS};
 pub use endpoints::DynamoEndpointStore;
 pub use investigations::DynamoInvestigationStore;
+pub use rate_buckets::DynamoRateBuckets;
 pub use subscriptions::DynamoSubscriptionStore;
 
 use crate::gate::FaultGate;

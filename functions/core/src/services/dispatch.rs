@@ -10,12 +10,14 @@
 //! at the limit. The last failed attempt marks the delivery `failed_permanent` here; redrive to
 //! the DLQ is left for messages the dispatcher could not process at all.
 
+use super::pacing::{self, Pace};
 use super::{operational, Context};
 use crate::backoff::{parse_retry_after, RetryPolicy};
 use crate::error::AppError;
 use crate::ids::{AccountId, AttemptId, SubscriptionId};
 use crate::model::{Attempt, Delivery, DeliveryStatus, Subscription};
 use crate::ports::{AttemptUpdate, Claim, ClaimRequest, DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
+use crate::rate::{MemoryRateBuckets, RateBuckets};
 use crate::secret::SigningSecret;
 use crate::signing::{delivery_headers, redacted, AttemptToSign};
 use crate::time::Timestamp;
@@ -45,6 +47,7 @@ pub struct Dispatcher {
     secrets: Mutex<HashMap<String, SigningSecret>>,
     last_delivery: LastDeliveryWrites,
     claim_lease_secs: i64,
+    rate_buckets: Arc<dyn RateBuckets>,
 }
 
 const SECRET_CACHE_MAX: usize = 10_000;
@@ -102,7 +105,15 @@ impl Dispatcher {
             secrets: Mutex::new(HashMap::new()),
             last_delivery: LastDeliveryWrites::default(),
             claim_lease_secs: DEFAULT_CLAIM_LEASE_SECS,
+            rate_buckets: Arc::new(MemoryRateBuckets::default()),
         }
+    }
+
+    /// Sets the token buckets of rate-limited subscriptions: a store shared by every dispatcher
+    /// (the default, in this process's memory, holds a limit within one container only).
+    pub fn with_rate_buckets(mut self, buckets: Arc<dyn RateBuckets>) -> Self {
+        self.rate_buckets = buckets;
+        self
     }
 
     /// Sets how long a claim lasts: at least as long as the dispatcher function may run (its
@@ -181,7 +192,8 @@ impl Dispatcher {
         let ctx = &self.ctx;
         let now = ctx.clock.now();
         let attempt_id = AttemptId::generate(now.unix_ms() as u64);
-        let Some(delivery) = self.claim(job, message_id, &attempt_id, now).await? else {
+        let holder = pacing::holder(job, message_id);
+        let Some(delivery) = self.claim(job, holder, &attempt_id, now).await? else {
             return Ok(JobOutcome::Done);
         };
         if delivery.attempt_count.saturating_sub(delivery.round_start) >= self.policy.max_attempts {
@@ -202,6 +214,10 @@ impl Dispatcher {
             tracing::info!(delivery_id = %delivery.id, subscription_id = %delivery.subscription_id, "subscription deleted; delivery abandoned");
             return Ok(JobOutcome::Done);
         };
+        if let Pace::Waiting { .. } = pacing::pace(ctx, &*self.rate_buckets, job, &delivery, &sub, holder).await? {
+            return Ok(JobOutcome::Done);
+        }
+        let now = ctx.clock.now();
         let secrets = self.signing_secrets(&sub, now)?;
         let custom = self.custom_headers(&sub)?;
         let request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now);

@@ -81,6 +81,7 @@ pub mod ingest;
 pub mod input;
 pub mod investigations;
 pub mod operational;
+pub mod pacing;
 pub mod receive;
 pub mod subscriptions;
 pub mod sweeper;

@@ -12,6 +12,7 @@ use crate::ids::{SubscriptionId, SubscriptionId as Id};
 use crate::model::{Caller, DeliveryStatus, Subscription};
 use crate::page::{decode_cursor, encode_cursor, Page};
 use crate::ports::SettingsWrite;
+use crate::rate::RateLimit;
 use crate::secret::SigningSecret;
 use crate::validation::{parse_custom_headers, parse_tags, EventPattern, Filters, Severity, TargetUrl};
 use serde_json::{json, Value};
@@ -19,7 +20,8 @@ use serde_json::{json, Value};
 /// Most entries `events` may have.
 pub const MAX_EVENT_PATTERNS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
-const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret", "format", "headers"];
+const CREATE_FIELDS: &[&str] =
+    &["url", "events", "filters", "active", "name", "secret", "format", "headers", "rate_limit_per_second"];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
 pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
@@ -96,6 +98,19 @@ fn set_headers(ctx: &Context, sub: &mut Subscription, value: Option<&Value>) -> 
     Ok(())
 }
 
+/// `rate_limit_per_second`: absent or null is no limit.
+fn parse_rate_limit(fields: &Fields) -> Result<Option<RateLimit>, AppError> {
+    let field = "rate_limit_per_second";
+    match fields.raw(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n) => RateLimit::parse(n).map(Some).map_err(|m| AppError::validation(field, m)),
+            None => Err(AppError::validation(field, RateLimit::parse(0).unwrap_err())),
+        },
+        Some(_) => Err(wrong_type(field, "an integer or null")),
+    }
+}
+
 fn parse_name(fields: &Fields) -> Result<Option<String>, AppError> {
     fields.opt_str("name")?.map(|n| text("name", n, MAX_NAME_CHARS)).transpose()
 }
@@ -121,6 +136,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
     let active = fields.opt_bool("active")?.unwrap_or(true);
     let name = parse_name(&fields)?;
     let format = parse_format(&fields)?;
+    let rate_limit_per_second = parse_rate_limit(&fields)?;
     let secret = match fields.opt_str("secret")? {
         Some(raw) => parse_secret(raw)?,
         None => SigningSecret::generate(),
@@ -150,6 +166,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         disabled_reason: None,
         disabled_at: None,
         version: 0,
+        rate_limit_per_second,
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
     ctx.subscriptions.insert(&sub).await?;
@@ -216,6 +233,9 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     }
     if fields.has("format") {
         sub.format = parse_format(&fields)?;
+    }
+    if fields.has("rate_limit_per_second") {
+        sub.rate_limit_per_second = parse_rate_limit(&fields)?;
     }
     if fields.has("headers") {
         set_headers(ctx, &mut sub, fields.raw("headers"))?;
