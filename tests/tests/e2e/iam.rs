@@ -39,7 +39,9 @@ async fn drive_every_path(stack: &TestStack) {
         assert_eq!(stack.get(path).await.0, 200, "GET {path}");
     }
     assert_eq!(stack.get("/no/such/route").await.0, 404);
-    let (status, body, _) = stack.patch(&sub_path, json!({"events": ["finding.*", "investigation.*"]})).await;
+    // Rate-limited, so its deliveries also take the waiting path (bucket, delayed message).
+    let patch = json!({"events": ["finding.*", "investigation.*"], "rate_limit_per_second": 1});
+    let (status, body, _) = stack.patch(&sub_path, patch).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(stack.post(&format!("{sub_path}/test"), Value::Null).await.0, 202);
     assert_eq!(stack.post(&format!("{sub_path}/test?wait=true"), Value::Null).await.0, 200);

@@ -16,6 +16,7 @@ mod delivery_log;
 mod durability;
 mod faults;
 mod filters;
+mod flow_control;
 mod formats;
 mod harness;
 mod iam;
