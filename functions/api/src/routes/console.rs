@@ -71,6 +71,7 @@ const ASSETS: &[Asset] = &[
     asset!("dead-letters.js", JS),
     asset!("endpoints.js", JS),
     asset!("catalog.js", JS),
+    asset!("flow.js", JS),
 ];
 
 /// The registry handler: the context is unused (the local stack passes its own).
