@@ -154,7 +154,11 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         investigations: Arc::new(
             DynamoInvestigationStore::new(dynamo, table, config.retention_days).with_faults(faults.clone()),
         ),
-        queue: Arc::new(SqsDeliveryQueue::new(sqs, config.delivery_queue_url.clone()).with_faults(faults)),
+        queue: Arc::new(
+            SqsDeliveryQueue::new(sqs, config.delivery_queue_url.clone())
+                .with_fifo_queue(config.delivery_fifo_queue_url.clone())
+                .with_faults(faults),
+        ),
         clock: Arc::new(SystemClock),
         sender: Some(build_sender(config)?),
         settings: config.settings(),
@@ -200,7 +204,18 @@ pub async fn build_dispatcher(config: &Config) -> anyhow::Result<puck_core::serv
     let ctx = build_context(config).await?;
     Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config)?, config.retry_policy())
         .with_claim_lease(config.claim_lease_seconds())
-        .with_rate_buckets(build_rate_buckets(config).await))
+        .with_rate_buckets(build_rate_buckets(config).await)
+        .with_pause(Arc::new(TokioPause)))
+}
+
+/// [`puck_core::rate::Pause`] on tokio's timer.
+pub struct TokioPause;
+
+#[async_trait::async_trait]
+impl puck_core::rate::Pause for TokioPause {
+    async fn pause(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
 }
 
 /// The rate-limit buckets every dispatcher shares (README.md, "Rate limits"): in the table.

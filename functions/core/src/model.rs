@@ -135,6 +135,10 @@ pub struct Subscription {
     /// At most this many attempts start per second (README.md, "Rate limits"); None: no limit.
     #[serde(default)]
     pub rate_limit_per_second: Option<crate::rate::RateLimit>,
+    /// Deliveries created while set are attempted one at a time in publish order (README.md,
+    /// "FIFO order").
+    #[serde(default)]
+    pub fifo: bool,
 }
 
 /// The `disabled_reason` of a subscription the service paused because it kept failing.
@@ -166,6 +170,7 @@ impl Subscription {
             "disabled_reason": self.disabled_reason,
             "disabled_at": self.disabled_at,
             "rate_limit_per_second": self.rate_limit_per_second,
+            "fifo": self.fifo,
         })
     }
 }
@@ -294,6 +299,10 @@ pub struct Delivery {
     /// numbering attempts from 1.
     #[serde(default)]
     pub round_start: u32,
+    /// Created while its subscription was `fifo`: its jobs go to the FIFO queue, in line behind
+    /// the subscription's earlier deliveries. Absent (false) on every other delivery.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fifo: bool,
     /// When the next attempt is due; the sweeper re-enqueues in-flight deliveries long past it.
     pub next_attempt_at: Option<Timestamp>,
     /// HTTP status of the newest attempt; None before one or when no response arrived.
@@ -552,6 +561,7 @@ mod tests {
             status: DeliveryStatus::Succeeded,
             attempt_count: 45,
             round_start: 0,
+            fifo: false,
             next_attempt_at: None,
             last_response_status: Some(200),
             last_error: None,

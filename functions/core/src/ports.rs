@@ -367,12 +367,27 @@ pub struct DeliveryJob {
     /// delivery ([`crate::rate`]); absent on every other job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_slot: Option<crate::rate::RateSlot>,
+    /// The message group on the FIFO delivery queue (the subscription id) when the delivery is in
+    /// its subscription's line ([`crate::model::Delivery::fifo`]); absent on the standard queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fifo_group: Option<SubscriptionId>,
+    /// The claim holder this job's attempt is made under, when not its own message: a FIFO copy of
+    /// a delivery that a standard-queue message claimed and moved into the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_as: Option<String>,
 }
 
 impl DeliveryJob {
     /// A first job for the delivery.
     pub fn new(account_id: AccountId, delivery_id: DeliveryId) -> Self {
-        Self { account_id, delivery_id, handed_back: 0, rate_slot: None }
+        Self { account_id, delivery_id, handed_back: 0, rate_slot: None, fifo_group: None, claim_as: None }
+    }
+
+    /// A first job for `delivery`, in its subscription's FIFO line when the delivery is `fifo`.
+    pub fn for_delivery(delivery: &Delivery) -> Self {
+        let mut job = Self::new(delivery.account_id.clone(), delivery.id.clone());
+        job.fifo_group = delivery.fifo.then(|| delivery.subscription_id.clone());
+        job
     }
 }
 
@@ -396,6 +411,10 @@ pub trait DeliveryQueue: Send + Sync {
     /// Enqueues one job that becomes visible after `delay_secs` (SQS `DelaySeconds`, at most
     /// [`MAX_ENQUEUE_DELAY_SECS`]): a delivery waiting on its rate limit.
     async fn enqueue_delayed(&self, job: &DeliveryJob, delay_secs: u32) -> Result<(), QueueError>;
+    /// [`Self::delay`] for a message received from the FIFO delivery queue.
+    async fn delay_fifo(&self, receipt_handle: &str, delay_secs: u32) -> Result<(), QueueError> {
+        self.delay(receipt_handle, delay_secs).await
+    }
 }
 
 /// SQS's most `DelaySeconds` for one message (15 min).

@@ -125,6 +125,14 @@ pub trait RateBuckets: Send + Sync {
     ) -> StoreResult<Timestamp>;
 }
 
+/// Waits in process: how a FIFO delivery waits for a slot a few seconds ahead, holding its line
+/// (README.md, "FIFO order"). The adapters crate gives the dispatcher one on tokio's timer.
+#[async_trait]
+pub trait Pause: Send + Sync {
+    /// Returns after `ms` milliseconds.
+    async fn pause(&self, ms: u64);
+}
+
 /// [`RateBuckets`] in this process's memory: unit tests, and the default of a dispatcher built
 /// without a shared store.
 #[derive(Default)]

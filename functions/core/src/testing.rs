@@ -480,5 +480,6 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         disabled_at: None,
         version: 0,
         rate_limit_per_second: None,
+        fifo: false,
     }
 }

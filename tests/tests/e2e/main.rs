@@ -15,6 +15,7 @@ mod custom_headers;
 mod delivery_log;
 mod durability;
 mod faults;
+mod fifo;
 mod filters;
 mod flow_control;
 mod formats;

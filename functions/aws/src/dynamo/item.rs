@@ -130,6 +130,7 @@ pub(crate) mod tests {
             disabled_at: None,
             version: 0,
             rate_limit_per_second: puck_core::rate::RateLimit::parse(2).ok(),
+            fifo: true,
         }
     }
 
@@ -143,6 +144,7 @@ pub(crate) mod tests {
             status: DeliveryStatus::Failed,
             attempt_count: 1,
             round_start: 0,
+            fifo: false,
             next_attempt_at: Some(Timestamp(1_700_000_030_000)),
             last_response_status: Some(503),
             last_error: None,

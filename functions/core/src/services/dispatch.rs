@@ -10,6 +10,7 @@
 //! at the limit. The last failed attempt marks the delivery `failed_permanent` here; redrive to
 //! the DLQ is left for messages the dispatcher could not process at all.
 
+use super::fifo;
 use super::pacing::{self, Pace};
 use super::{operational, Context};
 use crate::backoff::{parse_retry_after, RetryPolicy};
@@ -17,7 +18,7 @@ use crate::error::AppError;
 use crate::ids::{AccountId, AttemptId, SubscriptionId};
 use crate::model::{Attempt, Delivery, DeliveryStatus, Subscription};
 use crate::ports::{AttemptUpdate, Claim, ClaimRequest, DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
-use crate::rate::{MemoryRateBuckets, RateBuckets};
+use crate::rate::{MemoryRateBuckets, Pause, RateBuckets};
 use crate::secret::SigningSecret;
 use crate::signing::{delivery_headers, redacted, AttemptToSign};
 use crate::time::Timestamp;
@@ -48,6 +49,7 @@ pub struct Dispatcher {
     last_delivery: LastDeliveryWrites,
     claim_lease_secs: i64,
     rate_buckets: Arc<dyn RateBuckets>,
+    pause: Option<Arc<dyn Pause>>,
 }
 
 const SECRET_CACHE_MAX: usize = 10_000;
@@ -106,7 +108,15 @@ impl Dispatcher {
             last_delivery: LastDeliveryWrites::default(),
             claim_lease_secs: DEFAULT_CLAIM_LEASE_SECS,
             rate_buckets: Arc::new(MemoryRateBuckets::default()),
+            pause: None,
         }
+    }
+
+    /// Lets FIFO deliveries wait a few seconds for their rate-limit slot in process; without it
+    /// they wait by hiding their message.
+    pub fn with_pause(mut self, pause: Arc<dyn Pause>) -> Self {
+        self.pause = Some(pause);
+        self
     }
 
     /// Sets the token buckets of rate-limited subscriptions: a store shared by every dispatcher
@@ -196,6 +206,10 @@ impl Dispatcher {
         let Some(delivery) = self.claim(job, holder, &attempt_id, now).await? else {
             return Ok(JobOutcome::Done);
         };
+        if delivery.fifo && job.fifo_group.is_none() {
+            fifo::move_into_line(ctx, job, &delivery, holder).await?;
+            return Ok(JobOutcome::Done);
+        }
         if delivery.attempt_count.saturating_sub(delivery.round_start) >= self.policy.max_attempts {
             self.dead_letter_exhausted(&delivery, now).await?;
             return Ok(JobOutcome::Done);
@@ -214,8 +228,10 @@ impl Dispatcher {
             tracing::info!(delivery_id = %delivery.id, subscription_id = %delivery.subscription_id, "subscription deleted; delivery abandoned");
             return Ok(JobOutcome::Done);
         };
-        if let Pace::Waiting { .. } = pacing::pace(ctx, &*self.rate_buckets, job, &delivery, &sub, holder).await? {
-            return Ok(JobOutcome::Done);
+        match pacing::pace(ctx, &*self.rate_buckets, self.pause.as_deref(), job, &delivery, &sub, holder).await? {
+            Pace::Go => {}
+            Pace::Waiting { .. } => return Ok(JobOutcome::Done),
+            Pace::Hold { delay_secs } => return Ok(JobOutcome::Retry { delay_secs }),
         }
         let now = ctx.clock.now();
         let secrets = self.signing_secrets(&sub, now)?;

@@ -77,6 +77,7 @@ pub mod deliveries;
 pub mod dispatch;
 pub mod endpoints;
 pub mod events;
+pub mod fifo;
 pub mod ingest;
 pub mod input;
 pub mod investigations;

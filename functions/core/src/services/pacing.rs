@@ -13,7 +13,7 @@ use super::Context;
 use crate::error::AppError;
 use crate::model::{Delivery, DeliveryStatus, Subscription};
 use crate::ports::{DeliveryJob, MAX_ENQUEUE_DELAY_SECS};
-use crate::rate::{RateBuckets, RateSlot};
+use crate::rate::{Pause, RateBuckets, RateSlot};
 use crate::time::Timestamp;
 
 /// What the rate-limit step decided.
@@ -26,12 +26,22 @@ pub enum Pace {
         /// The reserved slot.
         until: Timestamp,
     },
+    /// A FIFO delivery whose slot is too far to wait for in process: its message is hidden for
+    /// `delay_secs` (it stays at the head of its line) and reserves again when it is back.
+    Hold {
+        /// Seconds to hide the message.
+        delay_secs: u32,
+    },
 }
 
-/// The claim holder a job's attempt is made under: the message that reserved its slot, if any,
-/// else the message itself.
+/// The longest a FIFO delivery waits in process for its slot: with the attempt timeout it stays
+/// well inside the dispatcher's 30 s.
+pub const FIFO_MAX_PAUSE_MS: i64 = 10_000;
+
+/// The claim holder a job's attempt is made under: the message that reserved its slot, or the
+/// one that moved it into its FIFO line, if any; else the message itself.
 pub fn holder<'a>(job: &'a DeliveryJob, message_id: &'a str) -> &'a str {
-    job.rate_slot.as_ref().map_or(message_id, |s| s.holder.as_str())
+    job.rate_slot.as_ref().map(|s| s.holder.as_str()).or(job.claim_as.as_deref()).unwrap_or(message_id)
 }
 
 /// Decides whether the claimed `delivery` of `sub` goes now under the subscription's rate limit,
@@ -39,6 +49,7 @@ pub fn holder<'a>(job: &'a DeliveryJob, message_id: &'a str) -> &'a str {
 pub async fn pace(
     ctx: &Context,
     buckets: &dyn RateBuckets,
+    pause: Option<&dyn Pause>,
     job: &DeliveryJob,
     delivery: &Delivery,
     sub: &Subscription,
@@ -55,6 +66,10 @@ pub async fn pace(
     };
     if slot <= now {
         return Ok(Pace::Go);
+    }
+    if job.fifo_group.is_some() {
+        // In line: a new message would lose the delivery's place, so it waits where it is.
+        return hold_in_line(ctx, pause, delivery, slot, now).await;
     }
     wait(ctx, job, delivery, RateSlot { at: slot, holder: holder.to_owned() }, now).await?;
     Ok(Pace::Waiting { until: slot })
@@ -87,6 +102,26 @@ async fn wait(
         "delivery waits on its subscription's rate limit"
     );
     Ok(())
+}
+
+/// A FIFO delivery's wait: in process when the slot is near (no receive spent, no reservation
+/// lost), else its message hidden until the slot, the delivery's `next_attempt_at` saying when.
+async fn hold_in_line(
+    ctx: &Context,
+    pause: Option<&dyn Pause>,
+    delivery: &Delivery,
+    slot: Timestamp,
+    now: Timestamp,
+) -> Result<Pace, AppError> {
+    let ms = slot.unix_ms() - now.unix_ms();
+    if let Some(pause) = pause.filter(|_| ms <= FIFO_MAX_PAUSE_MS) {
+        pause.pause(u64::try_from(ms).unwrap_or(0)).await;
+        return Ok(Pace::Go);
+    }
+    ctx.deliveries
+        .transition(&delivery.account_id, &delivery.id, &DeliveryStatus::IN_FLIGHT, delivery.status, Some(slot), now)
+        .await?;
+    Ok(Pace::Hold { delay_secs: delay_secs(slot, now) })
 }
 
 /// Whole seconds from `now` until `until`, rounded up (never early), 1 to 900.

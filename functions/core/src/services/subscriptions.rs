@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 pub const MAX_EVENT_PATTERNS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
 const CREATE_FIELDS: &[&str] =
-    &["url", "events", "filters", "active", "name", "secret", "format", "headers", "rate_limit_per_second"];
+    &["url", "events", "filters", "active", "name", "secret", "format", "headers", "rate_limit_per_second", "fifo"];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
 pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
@@ -137,6 +137,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
     let name = parse_name(&fields)?;
     let format = parse_format(&fields)?;
     let rate_limit_per_second = parse_rate_limit(&fields)?;
+    let fifo = fields.opt_bool("fifo")?.unwrap_or(false);
     let secret = match fields.opt_str("secret")? {
         Some(raw) => parse_secret(raw)?,
         None => SigningSecret::generate(),
@@ -167,6 +168,7 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         disabled_at: None,
         version: 0,
         rate_limit_per_second,
+        fifo,
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
     ctx.subscriptions.insert(&sub).await?;
@@ -233,6 +235,9 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     }
     if fields.has("format") {
         sub.format = parse_format(&fields)?;
+    }
+    if fields.has("fifo") {
+        sub.fifo = fields.opt_bool("fifo")?.ok_or_else(|| wrong_type("fifo", "a boolean"))?;
     }
     if fields.has("rate_limit_per_second") {
         sub.rate_limit_per_second = parse_rate_limit(&fields)?;

@@ -14,7 +14,7 @@ use crate::backoff::RetryPolicy;
 use crate::envelope::Envelope;
 use crate::error::AppError;
 use crate::ids::EventId;
-use crate::model::Caller;
+use crate::model::{Caller, Delivery};
 use crate::validation::EventType;
 use serde_json::{json, Value};
 
@@ -46,7 +46,9 @@ pub async fn send_test_event(
     let event_type = parse_test_event_type(body)?;
     let now = ctx.clock.now();
     let envelope = Envelope::new(EventId::generate(), event_type.as_str(), now, (event_type.info().example)());
-    let delivery = pending_delivery(&sub, &envelope, None, now, ctx.settings.expires_at(now));
+    // A test event never queues behind a FIFO subscription's line (README.md, "FIFO order").
+    let delivery =
+        Delivery { fifo: false, ..pending_delivery(&sub, &envelope, None, now, ctx.settings.expires_at(now)) };
     ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
     if wait {
         let sender =
