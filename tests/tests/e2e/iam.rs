@@ -47,6 +47,11 @@ async fn drive_every_path(stack: &TestStack) {
     assert_eq!(stack.post(&format!("{sub_path}/test?wait=true"), Value::Null).await.0, 200);
 
     let delivered = publish(stack, "finding.discovered", &good).await;
+    // A FIFO subscription: its delivery goes through the FIFO queue and its event source.
+    let fifo = json!({"url": ok.url(), "events": ["agent.registered"], "fifo": true});
+    let fifo = id_of(&create_subscription(stack, fifo).await);
+    let in_line = publish(stack, "agent.registered", &fifo).await;
+    wait_for_delivery_status(stack, &in_line, "succeeded", EVENTUALLY).await;
     let two = ["finding.discovered", "chain.confirmed"].map(|t| json!({"event_type": t, "data": {}}));
     let batch = json!({ "events": two });
     let (status, body, _) = stack.post("/v1/events/batch", batch).await;
