@@ -26,10 +26,26 @@ export function rateLimitField(sub) {
   };
 }
 
-/** The settings rows of the subscription page: rate limit. */
+/** The FIFO checkbox of the subscription form; `changed()` when it differs from the stored value. */
+export function fifoField(sub) {
+  const box = h("input", { type: "checkbox", id: "fifo", name: "fifo", checked: Boolean(sub?.fifo) });
+  const hint = "Deliveries go one at a time, in the order their events were published. A delivery that fails "
+    + "holds back the ones behind it until it succeeds or is dead-lettered. Applies to events published after saving.";
+  return {
+    element: h("div", { class: "field" },
+      h("div", { class: "check" }, box, h("label", { for: "fifo" }, "Deliver in order (FIFO)")),
+      h("p", { class: "hint" }, hint)),
+    value: () => box.checked,
+    changed: () => box.checked !== Boolean(sub?.fifo),
+  };
+}
+
+/** The settings rows of the subscription page: rate limit and order. */
 export function flowFacts(sub) {
   const rate = sub.rate_limit_per_second;
-  return [h("dt", {}, "Rate limit"), h("dd", { id: "sub-rate-limit" }, rate == null ? "none" : `${rate} per second`)];
+  return [h("dt", {}, "Rate limit"), h("dd", { id: "sub-rate-limit" }, rate == null ? "none" : `${rate} per second`),
+    h("dt", {}, "Order"),
+    h("dd", { id: "sub-fifo" }, sub.fifo ? "FIFO: one at a time, in publish order" : "any (concurrent)")];
 }
 
 /** A notice, updated from the delivery log's rows, while deliveries wait on the rate limit. */

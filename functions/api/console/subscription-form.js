@@ -5,7 +5,7 @@
 import { createSubscription, getSubscription, updateSubscription } from "./api.js";
 import { loadCatalog } from "./catalog.js";
 import { clearErrors, field, h, replace, showFieldError } from "./dom.js";
-import { rateLimitField } from "./flow.js";
+import { fifoField, rateLimitField } from "./flow.js";
 import { holdSecret } from "./subscription.js";
 
 const SEVERITIES = ["", "low", "medium", "high", "critical"];
@@ -83,6 +83,7 @@ export async function render(main, { id }, ctx) {
   const existingHeaders = Object.keys(sub?.headers || {});
   const dropHeaders = h("input", { type: "checkbox", id: "drop-headers" });
   const rate = rateLimitField(sub);
+  const fifo = fifoField(sub);
   const submit = h("button", { type: "submit", class: "btn primary", id: "save" }, editing ? "Save changes" : "Create subscription");
 
   const form = h("form", { id: "subscription-form", class: "card", novalidate: true },
@@ -98,6 +99,7 @@ export async function render(main, { id }, ctx) {
         h("p", { class: "field-error", id: "tags-error", "data-field": "filters.tags", "data-for": "tags" }), tags.element)),
     field("Format", format, { hint: "Slack and Teams formats post readable messages straight into a channel." }),
     rate.element,
+    fifo.element,
     h("fieldset", { class: "field" }, h("legend", {}, "Custom headers (optional)"),
       h("p", { class: "hint" }, editing && existingHeaders.length
         ? `Current: ${existingHeaders.join(", ")} (values are never shown). Headers entered here replace the whole set; leave empty to keep them.`
@@ -122,6 +124,7 @@ export async function render(main, { id }, ctx) {
     if (Object.keys(headerValues).length) body.headers = headerValues;
     else if (dropHeaders.checked) body.headers = null;
     if (rate.changed()) body.rate_limit_per_second = rate.value();
+    if (fifo.changed()) body.fifo = fifo.value();
     submit.disabled = true;
     try {
       if (editing) {

@@ -313,10 +313,11 @@ async fn console_responses_carry_the_csp_and_security_headers() {
     assert_eq!(status, 405);
 }
 
-/// The rate limit in the form (the API's error next to the field), on the subscription page, and
-/// the notice while deliveries wait on it, gone once they are all delivered.
+/// The rate limit and FIFO order in the form (the API's error next to the field), on the
+/// subscription page, and the notice while deliveries wait on the limit, gone once they are all
+/// delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rate_limit_is_set_in_the_form_shown_on_the_page_and_waiting_deliveries_say_so() {
+async fn rate_limit_and_fifo_are_set_in_the_form_shown_on_the_page_and_waiting_deliveries_say_so() {
     let stack = TestStack::start_default().await;
     let receiver = Receiver::start().await;
     let browser = signed_in(&stack).await;
@@ -331,8 +332,10 @@ async fn the_rate_limit_is_set_in_the_form_shown_on_the_page_and_waiting_deliver
     browser.click("#save").await;
     browser.wait_for("#one-time-secret").await;
     browser.wait_text("#sub-rate-limit", "1 per second").await;
+    browser.wait_text("#sub-fifo", "any").await;
     let id = hash(&browser).await.trim_start_matches("#/subscriptions/").to_owned();
-    assert_eq!(stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await.1["rate_limit_per_second"], 1);
+    let sub = stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await.1;
+    assert_eq!((&sub["rate_limit_per_second"], &sub["fifo"]), (&json!(1), &json!(false)), "{sub}");
 
     // Ten events at once at 1/s: most wait, and the page says so until the last is delivered.
     let events: Vec<Value> = (0..10).map(|i| json!({"event_type": "chain.confirmed", "data": {"n": i}})).collect();
@@ -351,13 +354,16 @@ async fn the_rate_limit_is_set_in_the_form_shown_on_the_page_and_waiting_deliver
     })
     .await;
 
-    // Edit: the field holds the limit; emptied, the limit is gone.
+    // Edit: the field holds the limit; emptied, the limit is gone; FIFO ticked, the order is kept.
     browser.click("#edit").await;
     let shown = browser.js("return document.getElementById('rate_limit_per_second').value;", json!([])).await;
     assert_eq!(shown, "1");
     browser.js("document.getElementById('rate_limit_per_second').value = ''; return true;", json!([])).await;
+    browser.click("#fifo").await;
     browser.click("#save").await;
     browser.wait_text("#sub-rate-limit", "none").await;
-    assert_eq!(stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await.1["rate_limit_per_second"], Value::Null);
+    browser.wait_text("#sub-fifo", "FIFO").await;
+    let sub = stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await.1;
+    assert_eq!((&sub["rate_limit_per_second"], &sub["fifo"]), (&Value::Null, &json!(true)), "{sub}");
     browser.quit().await;
 }
