@@ -188,7 +188,8 @@ impl Dispatcher {
     }
 
     /// Handles one job. `message_id` names the SQS message (the claim's holder, so the same
-    /// message coming back after its worker died takes over that worker's claim);
+    /// message coming back after its worker died takes over that worker's claim; a job that
+    /// carries the name of the message it continues claims under that: [`pacing::holder`]);
     /// `receive_count` is SQS's ApproximateReceiveCount (the queue redrives the message after
     /// `max_attempts` receives); `received_at` is when the batch was received (the handler's
     /// start), from which SQS's 12 h visibility window runs.
