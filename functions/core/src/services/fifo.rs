@@ -113,6 +113,22 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_patch_of_fifo_applies_to_deliveries_created_afterwards_and_tests_never_queue() {
+        let (dispatcher, _, mem) = fifo_sub(json!({"fifo": false}), 1).await;
+        let ctx = &dispatcher.ctx;
+        let caller = crate::model::Caller {
+            account_id: mem.subs.lock().unwrap().values().next().unwrap().account_id.clone(),
+            ..caller()
+        };
+        let sub = mem.subs.lock().unwrap().values().next().unwrap().id.clone();
+        subscriptions::update(ctx, &caller, sub.as_str(), json!({"fifo": true})).await.unwrap();
+        events::publish(ctx, &caller, json!({"event_type": "chain.confirmed", "data": {}})).await.unwrap();
+        crate::services::test_events::send_test_event(ctx, &caller, sub.as_str(), None, false).await.unwrap();
+        let groups: Vec<bool> = take_jobs(&mem).iter().map(|j| j.fifo_group.is_some()).collect();
+        assert_eq!(groups, [false, true, false], "before the PATCH, after it, and the test event");
+    }
+
+    #[tokio::test]
     async fn a_fifo_delivery_on_the_standard_queue_is_moved_to_the_back_of_its_line_unsent() {
         let (dispatcher, sender, mem) = fifo_sub(json!({}), 1).await;
         let mut job = take_jobs(&mem).remove(0);
