@@ -6,6 +6,7 @@ import { createSubscription, getSubscription, updateSubscription } from "./api.j
 import { loadCatalog } from "./catalog.js";
 import { clearErrors, field, h, replace, showFieldError } from "./dom.js";
 import { oauthSection } from "./oauth-form.js";
+import { fifoField, rateLimitField } from "./flow.js";
 import { holdSecret } from "./subscription.js";
 
 const SEVERITIES = ["", "low", "medium", "high", "critical"];
@@ -93,6 +94,8 @@ export async function render(main, { id }, ctx) {
   const scheme = editing ? null : h("select", { id: "signature_scheme", name: "signature_scheme" },
     SCHEMES.map(([v, text]) => h("option", { value: v }, text)));
   const oauth = oauthSection(sub);
+  const rate = rateLimitField(sub);
+  const fifo = fifoField(sub);
   const submit = h("button", { type: "submit", class: "btn primary", id: "save" }, editing ? "Save changes" : "Create subscription");
 
   const form = h("form", { id: "subscription-form", class: "card", novalidate: true },
@@ -111,6 +114,8 @@ export async function render(main, { id }, ctx) {
           + "$in $nin $startsWith $endsWith $contains $exist $or $and $not. Leave empty for none." })),
     field("Format", format, { hint: "Slack and Teams formats post readable messages straight into a channel." }),
     scheme ? field("Signature scheme", scheme, { hint: SCHEME_HINT }) : null,
+    rate.element,
+    fifo.element,
     h("fieldset", { class: "field" }, h("legend", {}, "Custom headers (optional)"),
       h("p", { class: "hint" }, editing && existingHeaders.length
         ? `Current: ${existingHeaders.join(", ")} (values are never shown). Headers entered here replace the whole set; leave empty to keep them.`
@@ -146,6 +151,8 @@ export async function render(main, { id }, ctx) {
     if (scheme && scheme.value !== "hmac-sha256") body.signature_scheme = scheme.value;
     const auth = oauth.value();
     if (auth !== undefined) body.auth = auth;
+    if (rate.changed()) body.rate_limit_per_second = rate.value();
+    if (fifo.changed()) body.fifo = fifo.value();
     submit.disabled = true;
     try {
       if (editing) {

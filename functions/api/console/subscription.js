@@ -8,6 +8,7 @@ import { deliveryLog } from "./delivery.js";
 import { confirmButton, copyRow, field, h, oneTimeSecret, outcomeChart, replace } from "./dom.js";
 import { stateBadge, statusBadge, when } from "./dom.js";
 import { label, last24h } from "./subscriptions.js";
+import { flowFacts, waitingNotice } from "./flow.js";
 
 // A secret waiting to be shown once: set on create, shown by the next render of that subscription
 // and then dropped, so navigating away and back never shows it again.
@@ -124,7 +125,9 @@ export async function render(main, { id }, ctx) {
   const refreshLastDelivery = () => getSubscription(id).then((s) => replace(lastDelivery, lastDeliveryOf(s)), () => {});
   // The chart and the last delivery follow the log: whenever the log re-reads (a test sent,
   // deliveries in flight).
-  const log = deliveryLog({ subscriptionId: id, ctx, onUpdate: () => { drawChart(); refreshLastDelivery(); } });
+  const waiting = waitingNotice(sub);
+  const onUpdate = (rows) => { drawChart(); refreshLastDelivery(); waiting.update(rows); };
+  const log = deliveryLog({ subscriptionId: id, ctx, onUpdate });
   const headerNames = Object.keys(sub.headers || {});
 
   replace(main,
@@ -136,6 +139,7 @@ export async function render(main, { id }, ctx) {
     sub.disabled_reason ? h("p", { class: "panel error" }, `Puck disabled this subscription (${sub.disabled_reason})`, sub.disabled_at ? [" ", when(sub.disabled_at)] : null,
       " because every attempt failed for days. Fix the endpoint, then Resume.") : null,
     secretSlot,
+    waiting.element,
     h("div", { class: "grid" },
       h("section", { class: "card" }, h("h2", {}, "Settings"),
         h("dl", { class: "facts" },
@@ -154,6 +158,7 @@ export async function render(main, { id }, ctx) {
             ? [h("code", {}, sub.auth.client_id), " at ", h("code", { class: "url" }, sub.auth.token_url),
               sub.auth.scope ? [", scope ", h("code", {}, sub.auth.scope)] : null, `, secret ${sub.auth.client_secret}`]
             : "none"),
+          flowFacts(sub),
           h("dt", {}, "Id"), h("dd", {}, h("code", {}, sub.id)),
           h("dt", {}, "Created"), h("dd", {}, when(sub.created_at)),
           h("dt", {}, "Updated"), h("dd", {}, when(sub.updated_at)),

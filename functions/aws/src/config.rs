@@ -47,6 +47,9 @@ pub struct Config {
     /// published. Optional for every other function; the ingest function refuses to start
     /// without it.
     pub ingest_dead_letter_queue_url: Option<String>,
+    /// `DELIVERY_FIFO_QUEUE_URL`: the SQS FIFO queue of the deliveries of `fifo` subscriptions
+    /// (one message group per subscription); a FIFO job fails to enqueue without it.
+    pub delivery_fifo_queue_url: Option<String>,
     /// `MAX_DELIVERY_ATTEMPTS` (default 17): must equal the queue's `maxReceiveCount`.
     pub max_delivery_attempts: u32,
     /// `BACKOFF_BASE_SECONDS` (default 30): delay after the first failed attempt.
@@ -153,6 +156,7 @@ impl Config {
             delivery_queue_url: required("DELIVERY_QUEUE_URL")?,
             master_key_secret_id: required("MASTER_KEY_SECRET_ID")?,
             ingest_dead_letter_queue_url: get("INGEST_DEAD_LETTER_QUEUE_URL"),
+            delivery_fifo_queue_url: get("DELIVERY_FIFO_QUEUE_URL"),
             max_delivery_attempts: number(get("MAX_DELIVERY_ATTEMPTS"), "MAX_DELIVERY_ATTEMPTS", 17, 1)?,
             backoff_base_seconds: number(get("BACKOFF_BASE_SECONDS"), "BACKOFF_BASE_SECONDS", 30, 1)?,
             backoff_max_seconds: number(get("BACKOFF_MAX_SECONDS"), "BACKOFF_MAX_SECONDS", 43_200, 1)?,

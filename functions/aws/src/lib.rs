@@ -157,7 +157,11 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
             DynamoInvestigationStore::new(dynamo.clone(), table, config.retention_days).with_faults(faults.clone()),
         ),
         limits: Arc::new(dynamo::DynamoLimitStore::new(dynamo, table).with_faults(faults.clone())),
-        queue: Arc::new(SqsDeliveryQueue::new(sqs, config.delivery_queue_url.clone()).with_faults(faults)),
+        queue: Arc::new(
+            SqsDeliveryQueue::new(sqs, config.delivery_queue_url.clone())
+                .with_fifo_queue(config.delivery_fifo_queue_url.clone())
+                .with_faults(faults),
+        ),
         clock: Arc::new(SystemClock),
         sender: Some(http.clone()),
         tokens: Some(Arc::new(TokenCache::new(http))),
@@ -209,5 +213,29 @@ fn http_sender(config: &Config) -> anyhow::Result<Arc<HttpSender>> {
 pub async fn build_dispatcher(config: &Config) -> anyhow::Result<puck_core::services::dispatch::Dispatcher> {
     let ctx = build_context(config).await?;
     Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config)?, config.retry_policy())
-        .with_claim_lease(config.claim_lease_seconds()))
+        .with_claim_lease(config.claim_lease_seconds())
+        .with_rate_buckets(build_rate_buckets(config).await)
+        .with_pause(Arc::new(TokioPause)))
+}
+
+/// [`puck_core::rate::Pause`] on tokio's timer.
+pub struct TokioPause;
+
+#[async_trait::async_trait]
+impl puck_core::rate::Pause for TokioPause {
+    async fn pause(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// The rate-limit buckets every dispatcher shares (docs/flow-control.md, "Rate limits"): in the table.
+pub async fn build_rate_buckets(config: &Config) -> Arc<dyn puck_core::rate::RateBuckets> {
+    let sdk = sdk_config(config).await;
+    let mut builder = aws_sdk_dynamodb::config::Builder::from(&sdk);
+    builder.set_interceptors(sdk_interceptors());
+    if let Some(endpoint) = &config.aws_endpoint_url_dynamodb {
+        builder.set_endpoint_url(Some(endpoint.clone()));
+    }
+    let client = aws_sdk_dynamodb::Client::from_conf(builder.build());
+    Arc::new(dynamo::DynamoRateBuckets::new(client, config.table_name.as_str()))
 }

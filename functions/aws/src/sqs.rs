@@ -24,12 +24,28 @@ const BATCH_SIZE: usize = 10;
 pub struct SqsDeliveryQueue {
     client: Client,
     queue_url: String,
+    /// The FIFO delivery queue, where jobs with a `fifo_group` go (docs/flow-control.md, "FIFO order").
+    fifo_queue_url: Option<String>,
     faults: FaultGate,
 }
 
 impl SqsDeliveryQueue {
     pub fn new(client: Client, queue_url: impl Into<String>) -> Self {
-        Self { client, queue_url: queue_url.into(), faults: FaultGate::default() }
+        Self { client, queue_url: queue_url.into(), fifo_queue_url: None, faults: FaultGate::default() }
+    }
+
+    /// Sets the FIFO delivery queue.
+    pub fn with_fifo_queue(mut self, url: Option<String>) -> Self {
+        self.fifo_queue_url = url;
+        self
+    }
+
+    /// The queue a job goes to: the FIFO queue when it has a message group.
+    fn url_for(&self, fifo: bool) -> Result<&str, QueueError> {
+        if !fifo {
+            return Ok(&self.queue_url);
+        }
+        self.fifo_queue_url.as_deref().ok_or_else(|| QueueError("DELIVERY_FIFO_QUEUE_URL is not set".into()))
     }
 
     pub(crate) fn with_faults(mut self, faults: FaultGate) -> Self {
@@ -37,25 +53,31 @@ impl SqsDeliveryQueue {
         self
     }
 
-    /// Sends one batch (≤ 10 jobs); returns the indices that failed.
+    /// Sends one batch (≤ 10 jobs, all of one queue); returns the indices that failed. A FIFO
+    /// job's message group is its subscription and its deduplication id names this send (the
+    /// SDK's retry of the same call is deduplicated; a later enqueue, e.g. a replay, is not).
     async fn send_batch(&self, jobs: &[(usize, &DeliveryJob)]) -> Result<Vec<usize>, QueueError> {
+        let fifo = jobs.first().is_some_and(|(_, j)| j.fifo_group.is_some());
+        let send_id = send_nonce();
         let mut entries = Vec::with_capacity(jobs.len());
         for (i, (_, job)) in jobs.iter().enumerate() {
             let body = serde_json::to_string(job).map_err(|_| QueueError("job could not be serialised".into()))?;
-            // Fair queues: the account is the message group, so SQS serves a quiet account's
-            // jobs ahead of another account's backlog (docs/flow-control.md).
-            let entry = SendMessageBatchRequestEntry::builder()
-                .id(i.to_string())
-                .message_body(body)
-                .message_group_id(job.account_id.as_str())
-                .build()
-                .map_err(|_| QueueError("batch entry could not be built".into()))?;
-            entries.push(entry);
+            let mut entry = SendMessageBatchRequestEntry::builder().id(i.to_string()).message_body(body);
+            entry = match &job.fifo_group {
+                Some(group) => entry
+                    .message_group_id(group.as_str())
+                    .message_deduplication_id(format!("{}.{send_id}", job.delivery_id)),
+                // Fair queues: on the standard queue the account is the message group, so SQS
+                // serves a quiet account's jobs ahead of another account's backlog
+                // (docs/flow-control.md).
+                None => entry.message_group_id(job.account_id.as_str()),
+            };
+            entries.push(entry.build().map_err(|_| QueueError("batch entry could not be built".into()))?);
         }
         let out = self
             .client
             .send_message_batch()
-            .queue_url(&self.queue_url)
+            .queue_url(self.url_for(fifo)?)
             .set_entries(Some(entries))
             .send()
             .await
@@ -71,6 +93,13 @@ impl SqsDeliveryQueue {
     }
 }
 
+/// Names one send: the time in µs and a per-process counter.
+fn send_nonce() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let micros = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros());
+    format!("{micros}.{}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 fn sqs_error<E: ProvideErrorMetadata, R>(op: &str, err: &SdkError<E, R>) -> QueueError {
     let code = match err {
         SdkError::ServiceError(e) => e.err().code().unwrap_or("service error").to_owned(),
@@ -84,10 +113,12 @@ fn sqs_error<E: ProvideErrorMetadata, R>(op: &str, err: &SdkError<E, R>) -> Queu
 
 #[async_trait]
 impl DeliveryQueue for SqsDeliveryQueue {
+    /// Standard and FIFO jobs go in separate batches, each kind in the order given (a FIFO
+    /// subscription's line is the order of its sends).
     async fn enqueue(&self, jobs: &[DeliveryJob]) -> Result<(), QueueError> {
         self.faults.sqs_send()?;
-        let indexed: Vec<(usize, &DeliveryJob)> = jobs.iter().enumerate().collect();
-        for chunk in indexed.chunks(BATCH_SIZE) {
+        let (fifo, standard): (Vec<_>, Vec<_>) = jobs.iter().enumerate().partition(|(_, j)| j.fifo_group.is_some());
+        for chunk in standard.chunks(BATCH_SIZE).chain(fifo.chunks(BATCH_SIZE)) {
             let failed = self.send_batch(chunk).await?;
             if failed.is_empty() {
                 continue;
@@ -115,6 +146,36 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .send()
             .await
             .map_err(|e| sqs_error("ChangeMessageVisibility", &e))?;
+        Ok(())
+    }
+
+    /// The receipt handle of a message received from the FIFO queue.
+    async fn delay_fifo(&self, receipt_handle: &str, delay_secs: u32) -> Result<(), QueueError> {
+        let secs = delay_secs.min(SQS_MAX_VISIBILITY_SECS);
+        self.client
+            .change_message_visibility()
+            .queue_url(self.url_for(true)?)
+            .receipt_handle(receipt_handle)
+            .visibility_timeout(i32::try_from(secs).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| sqs_error("ChangeMessageVisibility", &e))?;
+        Ok(())
+    }
+
+    /// One SendMessage with `DelaySeconds` (a delivery waiting on its rate limit).
+    async fn enqueue_delayed(&self, job: &DeliveryJob, delay_secs: u32) -> Result<(), QueueError> {
+        self.faults.sqs_send()?;
+        let body = serde_json::to_string(job).map_err(|_| QueueError("job could not be serialised".into()))?;
+        let secs = delay_secs.min(puck_core::ports::MAX_ENQUEUE_DELAY_SECS);
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body)
+            .delay_seconds(i32::try_from(secs).unwrap_or(0))
+            .send()
+            .await
+            .map_err(|e| sqs_error("SendMessage", &e))?;
         Ok(())
     }
 }

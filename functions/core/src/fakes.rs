@@ -40,6 +40,8 @@ pub struct Memory {
     /// Claims on deliveries and the sweeper's marks, by (account, delivery id): what the
     /// DynamoDB store keeps in the delivery item's `claim_*` and `swept` attributes.
     pub leases: Mutex<BTreeMap<(String, String), Lease>>,
+    /// Jobs enqueued with a delay (also in `queue`), with their delay in seconds.
+    pub delayed: Mutex<Vec<(DeliveryJob, u32)>>,
 }
 
 /// A delivery's claim and sweep mark in the in-memory store.
@@ -439,6 +441,11 @@ impl DeliveryQueue for Memory {
     async fn delay(&self, _receipt: &str, _secs: u32) -> Result<(), QueueError> {
         Ok(())
     }
+    async fn enqueue_delayed(&self, job: &DeliveryJob, delay_secs: u32) -> Result<(), QueueError> {
+        self.queue.lock().unwrap().push(job.clone());
+        self.delayed.lock().unwrap().push((job.clone(), delay_secs));
+        Ok(())
+    }
 }
 
 /// A context over one fresh [`Memory`].
@@ -498,5 +505,7 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         version: 0,
         signature_scheme: Default::default(),
         public_key: None,
+        rate_limit_per_second: None,
+        fifo: false,
     }
 }

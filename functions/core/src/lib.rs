@@ -22,6 +22,7 @@ pub mod oauth;
 pub mod page;
 pub mod ports;
 pub mod providers;
+pub mod rate;
 pub mod secret;
 pub mod services;
 pub mod signing;

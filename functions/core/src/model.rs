@@ -149,6 +149,12 @@ pub struct Subscription {
     /// The current Ed25519 public key (`whpk_…`), public by design; None for `hmac-sha256`.
     #[serde(default)]
     pub public_key: Option<String>,
+    /// At most this many attempts start per second (docs/flow-control.md); None: no limit.
+    #[serde(default)]
+    pub rate_limit_per_second: Option<crate::rate::RateLimit>,
+    /// Deliveries created while set are attempted one at a time in publish order (docs/flow-control.md).
+    #[serde(default)]
+    pub fifo: bool,
 }
 
 /// The `disabled_reason` of a subscription the service paused because it kept failing.
@@ -182,6 +188,8 @@ impl Subscription {
             "disabled_at": self.disabled_at,
             "signature_scheme": self.signature_scheme,
             "public_key": self.public_key,
+            "rate_limit_per_second": self.rate_limit_per_second,
+            "fifo": self.fifo,
         })
     }
 }
@@ -310,6 +318,10 @@ pub struct Delivery {
     /// numbering attempts from 1.
     #[serde(default)]
     pub round_start: u32,
+    /// Created while its subscription was `fifo`: its jobs go to the FIFO queue, in line behind
+    /// the subscription's earlier deliveries. Absent (false) on every other delivery.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fifo: bool,
     /// When the next attempt is due; the sweeper re-enqueues in-flight deliveries long past it.
     pub next_attempt_at: Option<Timestamp>,
     /// HTTP status of the newest attempt; None before one or when no response arrived.
@@ -568,6 +580,7 @@ mod tests {
             status: DeliveryStatus::Succeeded,
             attempt_count: 45,
             round_start: 0,
+            fifo: false,
             next_attempt_at: None,
             last_response_status: Some(200),
             last_error: None,

@@ -365,18 +365,47 @@ pub struct DeliveryJob {
     /// in-flight cap before it claims the delivery. Absent on sweeper jobs and older messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subscription_id: Option<SubscriptionId>,
+    /// The slot reserved under the subscription's rate limit by an earlier message of this
+    /// delivery ([`crate::rate`]); absent on every other job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_slot: Option<crate::rate::RateSlot>,
+    /// The message group on the FIFO delivery queue (the subscription id) when the delivery is in
+    /// its subscription's line ([`crate::model::Delivery::fifo`]); absent on the standard queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fifo_group: Option<SubscriptionId>,
+    /// The claim holder this job's attempt is made under, when not its own message: a FIFO copy of
+    /// a delivery that a standard-queue message claimed and moved into the line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_as: Option<String>,
 }
 
 impl DeliveryJob {
     /// A first job for the delivery.
     pub fn new(account_id: AccountId, delivery_id: DeliveryId) -> Self {
-        Self { account_id, delivery_id, handed_back: 0, subscription_id: None }
+        Self {
+            account_id,
+            delivery_id,
+            handed_back: 0,
+            subscription_id: None,
+            rate_slot: None,
+            fifo_group: None,
+            claim_as: None,
+        }
     }
 
     /// The job naming the delivery's subscription too.
     pub fn for_subscription(mut self, subscription_id: SubscriptionId) -> Self {
         self.subscription_id = Some(subscription_id);
         self
+    }
+
+    /// A first job for `delivery`, naming its subscription (for the in-flight cap), in its
+    /// subscription's FIFO line when the delivery is `fifo`.
+    pub fn for_delivery(delivery: &Delivery) -> Self {
+        let mut job = Self::new(delivery.account_id.clone(), delivery.id.clone())
+            .for_subscription(delivery.subscription_id.clone());
+        job.fifo_group = delivery.fifo.then(|| delivery.subscription_id.clone());
+        job
     }
 }
 
@@ -397,7 +426,17 @@ pub trait DeliveryQueue: Send + Sync {
     async fn enqueue(&self, jobs: &[DeliveryJob]) -> Result<(), QueueError>;
     /// Hides a received message for `delay_secs` (the backoff), via its receipt handle.
     async fn delay(&self, receipt_handle: &str, delay_secs: u32) -> Result<(), QueueError>;
+    /// Enqueues one job that becomes visible after `delay_secs` (SQS `DelaySeconds`, at most
+    /// [`MAX_ENQUEUE_DELAY_SECS`]): a delivery waiting on its rate limit.
+    async fn enqueue_delayed(&self, job: &DeliveryJob, delay_secs: u32) -> Result<(), QueueError>;
+    /// [`Self::delay`] for a message received from the FIFO delivery queue.
+    async fn delay_fifo(&self, receipt_handle: &str, delay_secs: u32) -> Result<(), QueueError> {
+        self.delay(receipt_handle, delay_secs).await
+    }
 }
+
+/// SQS's most `DelaySeconds` for one message (15 min).
+pub const MAX_ENQUEUE_DELAY_SECS: u32 = 900;
 
 /// An ingest-queue message that can never be published, with why.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! ChangeMessageVisibility and reported as a batch item failure, so SQS keeps it and brings it
 //! back; after `maxReceiveCount` receives, redrive moves it to the DLQ.
 
-use crate::{parse_job, process_batch, receive_count};
+use crate::{fifo_batch, parse_job, process_batch, receive_count};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use puck_core::services::dispatch::{Dispatcher, JobOutcome};
 use puck_core::time::Timestamp;
@@ -15,18 +15,27 @@ use std::convert::Infallible;
 /// from the receive, which the event does not carry (the dispatcher keeps a margin for the gap).
 pub async fn handle(dispatcher: &Dispatcher, event: SqsEvent) -> SqsBatchResponse {
     let received_at = dispatcher.ctx.clock.now();
-    process_batch(&event, |m| handle_message(dispatcher, m, received_at)).await
+    if fifo_batch::is_fifo(&event) {
+        return fifo_batch::process_in_order(&event, |m| handle_message(dispatcher, m, received_at, true)).await;
+    }
+    process_batch(&event, |m| handle_message(dispatcher, m, received_at, false)).await
 }
 
 /// True when the message must be kept (reported as failed).
-async fn handle_message(dispatcher: &Dispatcher, message: &SqsMessage, received_at: Timestamp) -> bool {
+async fn handle_message(dispatcher: &Dispatcher, message: &SqsMessage, received_at: Timestamp, fifo: bool) -> bool {
     let Some(job) = parse_job(message) else { return false };
     let message_id = message.message_id.as_deref().unwrap_or_default();
     match dispatcher.dispatch(&job, message_id, receive_count(message), received_at).await {
         Ok(JobOutcome::Done) => false,
         Ok(JobOutcome::Retry { delay_secs }) => {
             if let Some(receipt) = message.receipt_handle.as_deref() {
-                if let Err(e) = dispatcher.ctx.queue.delay(receipt, delay_secs).await {
+                let queue = &dispatcher.ctx.queue;
+                let delayed = if fifo {
+                    queue.delay_fifo(receipt, delay_secs).await
+                } else {
+                    queue.delay(receipt, delay_secs).await
+                };
+                if let Err(e) = delayed {
                     // The message still returns after the queue's visibility timeout.
                     tracing::warn!(delivery_id = %job.delivery_id, error = %e, "could not set backoff delay");
                 }

@@ -7,6 +7,7 @@
 
 pub mod dead_letter;
 pub mod dispatcher;
+mod fifo_batch;
 pub mod ingest;
 pub mod sweeper;
 

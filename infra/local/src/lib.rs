@@ -9,6 +9,7 @@
 //! The library is what the end-to-end tests use: each test starts its own [`LocalStack`] under a
 //! unique resource prefix against one shared [`Moto`], and drops it when done.
 
+pub mod fifo_dedup;
 pub mod gateway;
 pub mod invocation;
 pub mod keys;

@@ -60,7 +60,9 @@ impl Workers {
     /// The workers over `ctx`, with the sender, retry policy and ingest DLQ from `config`.
     pub async fn build(ctx: &Context, config: &puck_aws::Config) -> Result<Self> {
         let dispatcher = Dispatcher::new(ctx.clone(), puck_aws::build_sender(config)?, config.retry_policy())
-            .with_claim_lease(config.claim_lease_seconds());
+            .with_claim_lease(config.claim_lease_seconds())
+            .with_rate_buckets(puck_aws::build_rate_buckets(config).await)
+            .with_pause(Arc::new(puck_aws::TokioPause));
         let ingest = Ingest { ctx: ctx.clone(), rejected: puck_aws::build_rejected_messages(config).await? };
         Ok(Self { ctx: Arc::new(ctx.clone()), dispatcher: Arc::new(dispatcher), ingest: Arc::new(ingest) })
     }

@@ -69,6 +69,8 @@ struct State {
     refusals: Vec<Refusal>,
     expired: Vec<String>,
     offset_secs: f64,
+    /// FIFO deduplication over 5 minutes, deleted messages included ([`crate::fifo_dedup`]).
+    dedup: crate::fifo_dedup::Dedup,
 }
 
 /// The running proxy; stops when dropped.
@@ -283,8 +285,48 @@ impl Proxy {
         answer
     }
 
+    /// A send to a FIFO queue passes the deduplication window first ([`crate::fifo_dedup`]).
+    async fn send_fifo(&self, call: &Call, request: &Value) -> Answer {
+        let now = unix_now() + lock(&self.state).offset_secs;
+        let plan = lock(&self.state).dedup.plan(request, now);
+        let moto = match &plan.forward {
+            Some(body) => {
+                let answer = self.forward(call, Some(Bytes::from(body.to_string()))).await;
+                if answer.status != 200 {
+                    return answer;
+                }
+                let out = json_body(&answer.body);
+                lock(&self.state).dedup.record(body, &out, now);
+                Some((answer, out))
+            }
+            None => None,
+        };
+        if plan.duplicates.is_empty() {
+            if let Some((answer, _)) = moto {
+                return answer;
+            }
+        }
+        tracing::info!(
+            dropped = plan.duplicates.len(),
+            "SQS limits proxy: FIFO duplicates within 5 minutes not delivered"
+        );
+        let (headers, out) = match moto {
+            Some((answer, out)) => (answer.headers, Some(out)),
+            None => (http::HeaderMap::new(), None),
+        };
+        let merged = crate::fifo_dedup::merge(request, out, plan.duplicates);
+        let mut headers = headers;
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/x-amz-json-1.0"));
+        Answer { status: 200, headers, body: Bytes::from(merged.to_string()) }
+    }
+
     async fn send(&self, call: &Call) -> Answer {
-        let answer = self.forward(call, None).await;
+        let request = json_body(&call.body);
+        let answer = if request.get("QueueUrl").and_then(Value::as_str).is_some_and(|q| q.ends_with(".fifo")) {
+            self.send_fifo(call, &request).await
+        } else {
+            self.forward(call, None).await
+        };
         if answer.status == 200 {
             let out = json_body(&answer.body);
             let now = unix_now() + lock(&self.state).offset_secs;

@@ -423,3 +423,32 @@ fn the_account_and_subscription_limits_are_parameters_passed_as_environment() {
         assert!(puck_local::PASSTHROUGH_ENV.contains(&var), "the local stack reads {var} from its environment");
     }
 }
+
+// ---- FIFO subscriptions (docs/flow-control.md) -------------------------------------------------
+
+#[test]
+fn the_fifo_delivery_queue_is_fifo_with_a_fifo_dlq_read_one_message_at_a_time() {
+    let t = template();
+    let fifo = props(&t, "DeliveryFifoQueue");
+    assert_eq!(fifo["FifoQueue"], json!(true));
+    assert_eq!(fifo["ContentBasedDeduplication"], json!(false), "deduplication ids name each send");
+    assert_eq!(fifo["DeduplicationScope"], "messageGroup");
+    assert_eq!(fifo["FifoThroughputLimit"], "perMessageGroupId", "high throughput: 300 TPS per group, not per queue");
+    assert_eq!(number(&fifo["MessageRetentionPeriod"]), SQS_MAX_RETENTION);
+    assert_eq!(
+        fifo["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({"Fn::GetAtt": ["DeliveryFifoDeadLetterQueue", "Arn"]})
+    );
+    assert_eq!(fifo["RedrivePolicy"]["maxReceiveCount"], json!({"Ref": "MaxDeliveryAttempts"}));
+    assert_eq!(props(&t, "DeliveryFifoDeadLetterQueue")["FifoQueue"], json!(true), "a FIFO queue's DLQ must be FIFO");
+    let source = &props(&t, "DispatcherFunction")["Events"]["DeliveryFifoQueue"]["Properties"];
+    assert_eq!(source["Queue"], json!({"Fn::GetAtt": ["DeliveryFifoQueue", "Arn"]}));
+    assert_eq!(number(&source["BatchSize"]), 1, "one delivery per invocation: a wait in line holds nothing else");
+    assert!(source.get("MaximumBatchingWindowInSeconds").is_none(), "not allowed on FIFO sources");
+    assert_eq!(source["FunctionResponseTypes"], json!(["ReportBatchItemFailures"]));
+    let dlq_source = &props(&t, "DeadLetterFunction")["Events"]["DeliveryFifoDeadLetterQueue"]["Properties"];
+    assert_eq!(dlq_source["Queue"], json!({"Fn::GetAtt": ["DeliveryFifoDeadLetterQueue", "Arn"]}));
+    let alarm = props(&t, "DeliveryFifoBacklogAlarm");
+    assert_eq!(alarm["MetricName"], "ApproximateAgeOfOldestMessage");
+    assert!(number(&alarm["Threshold"]) > 3 * 86_400, "past any one delivery's schedule, not a normal held line");
+}

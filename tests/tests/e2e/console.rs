@@ -476,3 +476,58 @@ async fn send_test_event_over_the_accounts_rate_shows_the_429_message() {
     assert!(message.contains("at most 1 test events per minute; retry after"), "{message}");
     browser.quit().await;
 }
+
+/// The rate limit and FIFO order in the form (the API's error next to the field), on the
+/// subscription page, and the notice while deliveries wait on the limit, gone once they are all
+/// delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_and_fifo_are_set_in_the_form_shown_on_the_page_and_waiting_deliveries_say_so() {
+    let stack = TestStack::start_default().await;
+    let receiver = Receiver::start().await;
+    let browser = signed_in(&stack).await;
+    browser.click("#add-subscription").await;
+    browser.type_into("#url", &receiver.url()).await;
+    browser.click(r#"input[value="chain.confirmed"]"#).await;
+    browser.type_into("#rate_limit_per_second", "fast").await;
+    browser.click("#save").await;
+    browser.wait_text("#rate_limit_per_second-error", "rate_limit_per_second").await;
+    browser.js("document.getElementById('rate_limit_per_second').value = ''; return true;", json!([])).await;
+    browser.type_into("#rate_limit_per_second", "1").await;
+    browser.click("#save").await;
+    browser.wait_for("#one-time-secret").await;
+    browser.wait_text("#sub-rate-limit", "1 per second").await;
+    browser.wait_text("#sub-fifo", "any").await;
+    let id = hash(&browser).await.trim_start_matches("#/subscriptions/").to_owned();
+    let sub = stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await.1;
+    assert_eq!((&sub["rate_limit_per_second"], &sub["fifo"]), (&json!(1), &json!(false)), "{sub}");
+
+    // Ten events at once at 1/s: most wait, and the page says so until the last is delivered.
+    let events: Vec<Value> = (0..10).map(|i| json!({"event_type": "chain.confirmed", "data": {"n": i}})).collect();
+    assert_eq!(stack.post("/v1/events/batch", json!({ "events": events })).await.0, 202);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    browser.click(".crumbs a").await;
+    browser.wait_for(&format!(r#"tr[data-id="{id}"] a"#)).await;
+    browser.click(&format!(r#"tr[data-id="{id}"] a"#)).await;
+    let notice = browser.wait_text("#rate-waiting", "waiting on the rate limit").await;
+    assert!(notice.contains("1 per second") && notice.contains("uses no attempt"), "{notice}");
+    browser.screenshot("13-rate-limited").await;
+    receiver.wait_for(10, EVENTUALLY).await;
+    wait_for_some(EVENTUALLY, "the waiting notice to go", || async {
+        let text = browser.js("return document.getElementById('rate-waiting').textContent;", json!([])).await;
+        (text == "").then_some(())
+    })
+    .await;
+
+    // Edit: the field holds the limit; emptied, the limit is gone; FIFO ticked, the order is kept.
+    browser.click("#edit").await;
+    let shown = browser.js("return document.getElementById('rate_limit_per_second').value;", json!([])).await;
+    assert_eq!(shown, "1");
+    browser.js("document.getElementById('rate_limit_per_second').value = ''; return true;", json!([])).await;
+    browser.click("#fifo").await;
+    browser.click("#save").await;
+    browser.wait_text("#sub-rate-limit", "none").await;
+    browser.wait_text("#sub-fifo", "FIFO").await;
+    let sub = stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await.1;
+    assert_eq!((&sub["rate_limit_per_second"], &sub["fifo"]), (&Value::Null, &json!(true)), "{sub}");
+    browser.quit().await;
+}

@@ -39,12 +39,19 @@ async fn drive_every_path(stack: &TestStack) {
         assert_eq!(stack.get(path).await.0, 200, "GET {path}");
     }
     assert_eq!(stack.get("/no/such/route").await.0, 404);
-    let (status, body, _) = stack.patch(&sub_path, json!({"events": ["finding.*", "investigation.*"]})).await;
+    // Rate-limited, so its deliveries also take the waiting path (bucket, delayed message).
+    let patch = json!({"events": ["finding.*", "investigation.*"], "rate_limit_per_second": 1});
+    let (status, body, _) = stack.patch(&sub_path, patch).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(stack.post(&format!("{sub_path}/test"), Value::Null).await.0, 202);
     assert_eq!(stack.post(&format!("{sub_path}/test?wait=true"), Value::Null).await.0, 200);
 
     let delivered = publish(stack, "finding.discovered", &good).await;
+    // A FIFO subscription: its delivery goes through the FIFO queue and its event source.
+    let fifo = json!({"url": ok.url(), "events": ["agent.registered"], "fifo": true});
+    let fifo = id_of(&create_subscription(stack, fifo).await);
+    let in_line = publish(stack, "agent.registered", &fifo).await;
+    wait_for_delivery_status(stack, &in_line, "succeeded", EVENTUALLY).await;
     let two = ["finding.discovered", "chain.confirmed"].map(|t| json!({"event_type": t, "data": {}}));
     let batch = json!({ "events": two });
     let (status, body, _) = stack.post("/v1/events/batch", batch).await;

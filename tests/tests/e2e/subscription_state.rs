@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 /// One more dispatcher container: its own config cache (and last-delivery memory), polling the
 /// stack's delivery queue as one more concurrent Lambda of the event source mapping would.
-async fn another_dispatcher_container(stack: &TestStack) -> tokio::task::JoinHandle<()> {
+pub(crate) async fn another_dispatcher_container(stack: &TestStack) -> tokio::task::JoinHandle<()> {
     let local = &stack.stack;
     let config = puck_aws::Config::from_lookup(|name| local.env.get(name).cloned()).expect("config");
     let dispatcher = Arc::new(puck_aws::build_dispatcher(&config).await.expect("dispatcher"));

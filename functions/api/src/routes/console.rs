@@ -72,6 +72,7 @@ const ASSETS: &[Asset] = &[
     asset!("endpoints.js", JS),
     asset!("catalog.js", JS),
     asset!("oauth-form.js", JS),
+    asset!("flow.js", JS),
 ];
 
 /// The registry handler: the context is unused (the local stack passes its own).

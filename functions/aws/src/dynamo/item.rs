@@ -147,6 +147,8 @@ pub(crate) mod tests {
             version: 0,
             signature_scheme: Default::default(),
             public_key: None,
+            rate_limit_per_second: puck_core::rate::RateLimit::parse(2).ok(),
+            fifo: true,
         }
     }
 
@@ -160,6 +162,7 @@ pub(crate) mod tests {
             status: DeliveryStatus::Failed,
             attempt_count: 1,
             round_start: 0,
+            fifo: false,
             next_attempt_at: Some(Timestamp(1_700_000_030_000)),
             last_response_status: Some(503),
             last_error: None,

@@ -19,6 +19,7 @@ mod endpoints;
 mod investigations;
 pub mod item;
 mod limits;
+mod rate_buckets;
 mod subscriptions;
 
 pub use api_keys::DynamoApiKeyStore;
@@ -26,6 +27,7 @@ pub use deliveries::{DynamoDeliveryStore, DUE_SHARDS, EXAMINED_PER_PAGE, LOG_SHA
 pub use endpoints::DynamoEndpointStore;
 pub use investigations::DynamoInvestigationStore;
 pub use limits::DynamoLimitStore;
+pub use rate_buckets::DynamoRateBuckets;
 pub use subscriptions::DynamoSubscriptionStore;
 
 use crate::fault_gate::FaultGate;

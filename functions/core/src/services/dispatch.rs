@@ -10,12 +10,15 @@
 //! at the limit. The last failed attempt marks the delivery `failed_permanent` here; redrive to
 //! the DLQ is left for messages the dispatcher could not process at all.
 
+use super::fifo;
+use super::pacing::{self, Pace};
 use super::{operational, Context};
 use crate::backoff::{parse_retry_after, RetryPolicy};
 use crate::error::AppError;
 use crate::ids::{AccountId, AttemptId, SubscriptionId};
 use crate::model::{Attempt, Delivery, DeliveryStatus, Subscription};
 use crate::ports::{AttemptUpdate, Claim, ClaimRequest, DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
+use crate::rate::{MemoryRateBuckets, Pause, RateBuckets};
 use crate::signing::{delivery_headers, redacted, AttemptToSign};
 use crate::signing_key::SigningKey;
 use crate::time::Timestamp;
@@ -47,6 +50,8 @@ pub struct Dispatcher {
     last_delivery: LastDeliveryWrites,
     claim_lease_secs: i64,
     in_flight: in_flight::InFlight,
+    rate_buckets: Arc<dyn RateBuckets>,
+    pause: Option<Arc<dyn Pause>>,
 }
 
 const SECRET_CACHE_MAX: usize = 10_000;
@@ -107,7 +112,23 @@ impl Dispatcher {
             last_delivery: LastDeliveryWrites::default(),
             claim_lease_secs: DEFAULT_CLAIM_LEASE_SECS,
             in_flight: in_flight::InFlight::default(),
+            rate_buckets: Arc::new(MemoryRateBuckets::default()),
+            pause: None,
         }
+    }
+
+    /// Lets FIFO deliveries wait a few seconds for their rate-limit slot in process; without it
+    /// they wait by hiding their message.
+    pub fn with_pause(mut self, pause: Arc<dyn Pause>) -> Self {
+        self.pause = Some(pause);
+        self
+    }
+
+    /// Sets the token buckets of rate-limited subscriptions: a store shared by every dispatcher
+    /// (the default, in this process's memory, holds a limit within one container only).
+    pub fn with_rate_buckets(mut self, buckets: Arc<dyn RateBuckets>) -> Self {
+        self.rate_buckets = buckets;
+        self
     }
 
     /// Sets how long a claim lasts: at least as long as the dispatcher function may run (its
@@ -179,7 +200,8 @@ impl Dispatcher {
     }
 
     /// Handles one job. `message_id` names the SQS message (the claim's holder, so the same
-    /// message coming back after its worker died takes over that worker's claim);
+    /// message coming back after its worker died takes over that worker's claim; a job that
+    /// carries the name of the message it continues claims under that: [`pacing::holder`]);
     /// `receive_count` is SQS's ApproximateReceiveCount (the queue redrives the message after
     /// `max_attempts` receives); `received_at` is when the batch was received (the handler's
     /// start), from which SQS's 12 h visibility window runs.
@@ -233,9 +255,14 @@ impl Dispatcher {
     ) -> Result<JobOutcome, AppError> {
         let ctx = &self.ctx;
         let now = ctx.clock.now();
-        let Some(delivery) = self.claim(job, message_id, &attempt_id, now).await? else {
+        let holder = pacing::holder(job, message_id);
+        let Some(delivery) = self.claim(job, holder, &attempt_id, now).await? else {
             return Ok(JobOutcome::Done);
         };
+        if delivery.fifo && job.fifo_group.is_none() {
+            fifo::move_into_line(ctx, job, &delivery, holder).await?;
+            return Ok(JobOutcome::Done);
+        }
         if delivery.attempt_count.saturating_sub(delivery.round_start) >= self.policy.max_attempts {
             self.dead_letter_exhausted(&delivery, now).await?;
             return Ok(JobOutcome::Done);
@@ -254,6 +281,12 @@ impl Dispatcher {
             tracing::info!(delivery_id = %delivery.id, subscription_id = %delivery.subscription_id, "subscription deleted; delivery abandoned");
             return Ok(JobOutcome::Done);
         };
+        match pacing::pace(ctx, &*self.rate_buckets, self.pause.as_deref(), job, &delivery, &sub, holder).await? {
+            Pace::Go => {}
+            Pace::Waiting { .. } => return Ok(JobOutcome::Done),
+            Pace::Hold { delay_secs } => return Ok(JobOutcome::Retry { delay_secs }),
+        }
+        let now = ctx.clock.now();
         let secrets = self.signing_secrets(&sub, now)?;
         let custom = self.custom_headers(&sub)?;
         let mut request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now);

@@ -130,6 +130,7 @@ pub fn pending_delivery(
         status: DeliveryStatus::Pending,
         attempt_count: 0,
         round_start: 0,
+        fifo: sub.fifo,
         next_attempt_at: Some(now),
         last_response_status: None,
         last_error: None,
@@ -147,10 +148,7 @@ pub async fn enqueue_written(ctx: &Context, deliveries: &[Delivery]) {
     if deliveries.is_empty() {
         return;
     }
-    let jobs: Vec<DeliveryJob> = deliveries
-        .iter()
-        .map(|d| DeliveryJob::new(d.account_id.clone(), d.id.clone()).for_subscription(d.subscription_id.clone()))
-        .collect();
+    let jobs: Vec<DeliveryJob> = deliveries.iter().map(DeliveryJob::for_delivery).collect();
     if let Err(e) = ctx.queue.enqueue(&jobs).await {
         tracing::warn!(error = %e, count = jobs.len(), "enqueue failed; the sweeper will send these deliveries");
     }

@@ -65,9 +65,9 @@ async fn take(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fakes::{caller, context_with, Memory};
     use crate::limits::Limits;
     use crate::services::{events, subscriptions, test_events};
-    use crate::fakes::{caller, context_with, Memory};
     use serde_json::json;
     use std::sync::Arc;
 

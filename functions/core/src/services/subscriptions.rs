@@ -15,6 +15,7 @@ use crate::ids::{SubscriptionId, SubscriptionId as Id};
 use crate::model::{Caller, DeliveryStatus, Subscription};
 use crate::page::{decode_cursor, encode_cursor, Page};
 use crate::ports::SettingsWrite;
+use crate::rate::RateLimit;
 use crate::validation::{parse_custom_headers, parse_tags, EventPattern, Filters, Severity, TargetUrl};
 use serde_json::{json, Value};
 
@@ -33,6 +34,8 @@ const CREATE_FIELDS: &[&str] = &[
     "signature_scheme",
     "public_key",
     "auth",
+    "rate_limit_per_second",
+    "fifo",
 ];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
@@ -114,6 +117,19 @@ fn set_headers(ctx: &Context, sub: &mut Subscription, value: Option<&Value>) -> 
     Ok(())
 }
 
+/// `rate_limit_per_second`: absent or null is no limit.
+fn parse_rate_limit(fields: &Fields) -> Result<Option<RateLimit>, AppError> {
+    let field = "rate_limit_per_second";
+    match fields.raw(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(n) => RateLimit::parse(n).map(Some).map_err(|m| AppError::validation(field, m)),
+            None => Err(AppError::validation(field, RateLimit::parse(0).unwrap_err())),
+        },
+        Some(_) => Err(wrong_type(field, "an integer or null")),
+    }
+}
+
 fn parse_name(fields: &Fields) -> Result<Option<String>, AppError> {
     fields.opt_str("name")?.map(|n| text("name", n, MAX_NAME_CHARS)).transpose()
 }
@@ -129,6 +145,8 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
     let name = parse_name(&fields)?;
     let format = parse_format(&fields)?;
     let (signature_scheme, key) = keys::initial(&fields)?;
+    let rate_limit_per_second = parse_rate_limit(&fields)?;
+    let fifo = fields.opt_bool("fifo")?.unwrap_or(false);
 
     let now = ctx.clock.now();
     let id = Id::generate(now.unix_ms() as u64);
@@ -158,6 +176,8 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         version: 0,
         signature_scheme,
         public_key: keys::shown_public_key(&key),
+        rate_limit_per_second,
+        fifo,
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
     oauth_settings::set_auth(ctx, &mut sub, &fields)?;
@@ -226,6 +246,12 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     }
     if fields.has("format") {
         sub.format = parse_format(&fields)?;
+    }
+    if fields.has("fifo") {
+        sub.fifo = fields.opt_bool("fifo")?.ok_or_else(|| wrong_type("fifo", "a boolean"))?;
+    }
+    if fields.has("rate_limit_per_second") {
+        sub.rate_limit_per_second = parse_rate_limit(&fields)?;
     }
     if fields.has("headers") {
         set_headers(ctx, &mut sub, fields.raw("headers"))?;

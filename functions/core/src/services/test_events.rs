@@ -14,7 +14,7 @@ use crate::backoff::RetryPolicy;
 use crate::envelope::Envelope;
 use crate::error::AppError;
 use crate::ids::EventId;
-use crate::model::Caller;
+use crate::model::{Caller, Delivery};
 use crate::validation::EventType;
 use serde_json::{json, Value};
 
@@ -48,7 +48,9 @@ pub async fn send_test_event(
     super::limits::check_test(ctx, &caller.account_id).await?;
     let now = ctx.clock.now();
     let envelope = Envelope::new(EventId::generate(), event_type.as_str(), now, (event_type.info().example)());
-    let delivery = pending_delivery(&sub, &envelope, None, now, ctx.settings.expires_at(now));
+    // A test event never queues behind a FIFO subscription's line (docs/flow-control.md, "FIFO order").
+    let delivery =
+        Delivery { fifo: false, ..pending_delivery(&sub, &envelope, None, now, ctx.settings.expires_at(now)) };
     ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
     if wait {
         let sender = ctx.sender.clone().ok_or_else(|| AppError::bug("no outbound sender in this context"))?;

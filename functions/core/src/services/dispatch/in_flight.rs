@@ -287,11 +287,11 @@ mod tests {
 #[cfg(test)]
 mod dispatcher_tests {
     use crate::backoff::RetryPolicy;
+    use crate::fakes::{caller, context_with, Memory};
     use crate::model::DeliveryStatus;
     use crate::ports::{OutboundRequest, SendOutcome, WebhookSender};
     use crate::services::dispatch::{Dispatcher, JobOutcome};
     use crate::services::{events, subscriptions};
-    use crate::fakes::{caller, context_with, Memory};
     use serde_json::json;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
@@ -365,10 +365,10 @@ mod dispatcher_tests {
 #[cfg(test)]
 mod sweeper_job_tests {
     use crate::backoff::RetryPolicy;
+    use crate::fakes::{caller, context_with, Memory};
     use crate::ports::{DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
     use crate::services::dispatch::{Dispatcher, JobOutcome};
     use crate::services::{events, subscriptions};
-    use crate::fakes::{caller, context_with, Memory};
     use serde_json::json;
     use std::sync::Arc;
 
