@@ -7,9 +7,10 @@
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use std::future::Future;
 
-/// Whether the batch came from a FIFO queue (its messages carry a message group).
+/// Whether the batch came from a FIFO queue: its ARN ends in `.fifo`. Not the message group:
+/// the standard delivery queue's messages carry one too (the account, for fair queues).
 pub(crate) fn is_fifo(event: &SqsEvent) -> bool {
-    event.records.iter().any(|m| group_of(m).is_some())
+    event.records.iter().any(|m| m.event_source_arn.as_deref().is_some_and(|arn| arn.ends_with(".fifo")))
 }
 
 fn group_of(message: &SqsMessage) -> Option<&str> {
@@ -63,7 +64,17 @@ mod tests {
         let mut m = SqsMessage::default();
         m.message_id = Some(id.into());
         m.attributes.insert("MessageGroupId".into(), group.into());
+        m.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:deliveries.fifo".into());
         m
+    }
+
+    #[test]
+    fn a_standard_queue_batch_with_fair_queue_groups_is_not_fifo() {
+        let mut fair = message("a1", "acct_1");
+        fair.event_source_arn = Some("arn:aws:sqs:us-east-1:123456789012:deliveries".into());
+        let mut event = SqsEvent::default();
+        event.records = vec![fair];
+        assert!(!is_fifo(&event), "the account's message group on the standard queue is not a FIFO line");
     }
 
     #[tokio::test]
