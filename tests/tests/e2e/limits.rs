@@ -156,10 +156,11 @@ async fn another_accounts_slow_backlog_leaves_a_healthy_subscription_as_prompt_a
         fairness::run(stack.api(), &stack.with_key(&b.api_key), &opts, &|line| eprintln!("fairness: {line}")).await;
     eprintln!("{}", report.summary());
     assert!(report.busy_p99 < 2.0, "{}", report.summary());
-    // 1.5x the idle p99, plus 1 s for a 2-core machine shared by other test runs: its 8 idle
-    // samples swing between 0.1 and 0.8 s with the machine's load (RELIABILITY.md, "Fairness,
-    // measured"). Without the cap A's 30 slow attempts hold all 8 pollers and B waits seconds.
-    assert!(report.busy_p99 <= 1.5 * report.idle_p99 + 1.0, "{}", report.summary());
+    // 1.5x the idle p99, plus 1.5 s for a 2-core machine shared by the other tests of the suite:
+    // its 8 idle samples swing between 0.1 and 0.8 s with the machine's load (RELIABILITY.md,
+    // "Fairness, measured"). Without the cap A's 30 slow attempts hold all 8 pollers and B waits
+    // seconds (7 s p99), which both bounds catch.
+    assert!(report.busy_p99 <= 1.5 * report.idle_p99 + 1.5, "{}", report.summary());
     assert_eq!((report.a_succeeded, report.a_retried), (30, 0), "{}", report.summary());
     assert!(report.a_overlapped_b, "A's backlog was being sent while B was measured");
 }
