@@ -454,7 +454,7 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         id: SubscriptionId::generate(1),
         account_id: AccountId::generate(1),
         name: None,
-        url: TargetUrl::parse("https://example.com/hook").unwrap(),
+        url: Some(TargetUrl::parse("https://example.com/hook").unwrap()),
         events: patterns.iter().map(|p| EventPattern::parse(p).unwrap()).collect(),
         filters: Filters::default(),
         active: true,
@@ -472,5 +472,6 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         disabled_reason: None,
         disabled_at: None,
         version: 0,
+        destination: None,
     }
 }

@@ -84,4 +84,5 @@ pub mod operational;
 pub mod receive;
 pub mod subscriptions;
 pub mod sweeper;
+pub mod targets;
 pub mod test_events;

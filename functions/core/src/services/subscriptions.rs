@@ -13,21 +13,18 @@ use crate::model::{Caller, DeliveryStatus, Subscription};
 use crate::page::{decode_cursor, encode_cursor, Page};
 use crate::ports::SettingsWrite;
 use crate::secret::SigningSecret;
-use crate::validation::{parse_custom_headers, parse_tags, EventPattern, Filters, Severity, TargetUrl};
+use crate::validation::{parse_custom_headers, parse_tags, EventPattern, Filters, Severity};
 use serde_json::{json, Value};
 
 /// Most entries `events` may have.
 pub const MAX_EVENT_PATTERNS: usize = 50;
 const MAX_NAME_CHARS: usize = 200;
-const CREATE_FIELDS: &[&str] = &["url", "events", "filters", "active", "name", "secret", "format", "headers"];
+const CREATE_FIELDS: &[&str] =
+    &["url", "events", "filters", "active", "name", "secret", "format", "headers", "destination"];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
 pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
     Id::parse(raw).map_err(|_| AppError::NotFound("subscription"))
-}
-
-fn parse_url(ctx: &Context, raw: &str) -> Result<TargetUrl, AppError> {
-    TargetUrl::parse_with(raw, ctx.settings.allow_private_targets).map_err(AppError::Validation)
 }
 
 fn parse_events(raw: Option<Vec<&str>>) -> Result<Vec<EventPattern>, AppError> {
@@ -115,7 +112,7 @@ fn view_with_secret(sub: &Subscription, secret: &SigningSecret) -> Value {
 pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value, AppError> {
     let fields = Fields::new(body)?;
     fields.deny_unknown(CREATE_FIELDS)?;
-    let url = parse_url(ctx, fields.req_str("url")?)?;
+    let (url, destination) = super::targets::parse_new(ctx, &fields)?;
     let events = parse_events(fields.opt_str_array("events", MAX_EVENT_PATTERNS)?)?;
     let filters = parse_filters(fields.raw("filters"))?;
     let active = fields.opt_bool("active")?.unwrap_or(true);
@@ -150,8 +147,10 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         disabled_reason: None,
         disabled_at: None,
         version: 0,
+        destination,
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
+    super::targets::check_fits(&sub)?;
     ctx.subscriptions.insert(&sub).await?;
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription created");
     Ok(view_with_secret(&sub, &secret))
@@ -192,9 +191,7 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     let read_version = sub.version;
     let mut reenabled = false;
 
-    if fields.has("url") {
-        sub.url = parse_url(ctx, fields.req_str("url")?)?;
-    }
+    super::targets::apply_update(ctx, &fields, &mut sub)?;
     if fields.has("events") {
         sub.events = parse_events(fields.opt_str_array("events", MAX_EVENT_PATTERNS)?)?;
     }
@@ -220,6 +217,7 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     if fields.has("headers") {
         set_headers(ctx, &mut sub, fields.raw("headers"))?;
     }
+    super::targets::check_fits(&sub)?;
     let now = ctx.clock.now();
     let rotated = if fields.has("secret") {
         let new_secret = match fields.opt_str("secret")? {
