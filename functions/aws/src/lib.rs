@@ -8,6 +8,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod destinations;
 pub mod dynamo;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
@@ -156,7 +157,7 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
         ),
         queue: Arc::new(SqsDeliveryQueue::new(sqs, config.delivery_queue_url.clone()).with_faults(faults)),
         clock: Arc::new(SystemClock),
-        sender: Some(build_sender(config)?),
+        sender: Some(build_sender(config).await?),
         settings: config.settings(),
     })
 }
@@ -177,9 +178,9 @@ pub async fn build_rejected_messages(config: &Config) -> anyhow::Result<Arc<dyn 
     Ok(Arc::new(SqsRejectedMessages::new(aws_sdk_sqs::Client::from_conf(builder.build()), url)))
 }
 
-/// The outbound sender (dispatcher only): one pooled client with the SSRF guard, timeout and
-/// `EXTRA_CA_CERT` from config.
-pub fn build_sender(config: &Config) -> anyhow::Result<Arc<dyn WebhookSender>> {
+/// The outbound sender: one pooled HTTPS client with the SSRF guard, timeout and `EXTRA_CA_CERT`
+/// from config, and the AWS-destination sender, behind one [`WebhookSender`].
+pub async fn build_sender(config: &Config) -> anyhow::Result<Arc<dyn WebhookSender>> {
     let extra_ca_pem = match &config.extra_ca_cert {
         Some(path) => {
             Some(std::fs::read(path).with_context(|| format!("Failed to read EXTRA_CA_CERT {}", path.display()))?)
@@ -191,13 +192,14 @@ pub fn build_sender(config: &Config) -> anyhow::Result<Arc<dyn WebhookSender>> {
         allow_private_targets: config.allow_private_targets,
         extra_ca_pem,
     })?;
-    Ok(Arc::new(sender))
+    let aws = destinations::build(config, &sdk_config(config).await);
+    Ok(Arc::new(puck_core::sending::TargetSender::new(Arc::new(sender), Arc::new(aws))))
 }
 
 /// Everything the dispatcher needs, built once per container: the context, one HTTP client and
 /// the retry policy from config.
 pub async fn build_dispatcher(config: &Config) -> anyhow::Result<puck_core::services::dispatch::Dispatcher> {
     let ctx = build_context(config).await?;
-    Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config)?, config.retry_policy())
+    Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config).await?, config.retry_policy())
         .with_claim_lease(config.claim_lease_seconds()))
 }
