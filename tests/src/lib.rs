@@ -46,6 +46,7 @@
 //! ```
 
 pub mod browser;
+pub mod customer;
 pub mod delivery;
 pub mod dynamo;
 pub mod iam;

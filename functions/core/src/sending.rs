@@ -104,17 +104,35 @@ impl WebhookSender for TargetSender {
 
 /// The wire-format headers an SQS message carries as attributes of the same names: the
 /// `X-Puck-*` and `webhook-*` ones (event id, type, delivery id, both signatures, Standard
-/// Webhooks), at most SQS's 10 attributes.
+/// Webhooks), at most SQS's 10 attributes. Attribute names are case-sensitive where header names
+/// are not, so each is spelled as README.md documents it: `X-Puck-Event-Id`, `webhook-id`.
 pub fn message_attributes(headers: &[(String, String)]) -> Vec<(String, String)> {
     headers
         .iter()
-        .filter(|(name, _)| {
+        .filter_map(|(name, value)| {
             let lower = name.to_ascii_lowercase();
-            lower.starts_with("x-puck-") || lower.starts_with("webhook-")
+            if lower.starts_with("webhook-") {
+                Some((lower, value.clone()))
+            } else if lower.starts_with("x-puck-") {
+                Some((title_case(&lower), value.clone()))
+            } else {
+                None
+            }
         })
         .take(10)
-        .cloned()
         .collect()
+}
+
+/// `x-puck-signature-256` → `X-Puck-Signature-256`.
+fn title_case(name: &str) -> String {
+    let words: Vec<String> = name
+        .split('-')
+        .map(|w| {
+            let mut chars = w.chars();
+            chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect();
+    words.join("-")
 }
 
 /// An AWS answer as an attempt outcome: accepted is a 200 whose body is the request id; an AWS

@@ -70,6 +70,12 @@ fn message_attributes_are_the_wire_headers_and_at_most_ten() {
     let attrs = message_attributes(&headers);
     assert_eq!(attrs.len(), 10);
     assert!(attrs.iter().all(|(k, _)| k.starts_with("X-Puck-")));
+    let wire: Vec<(String, String)> = ["x-puck-event-id", "x-puck-signature-256", "Webhook-Id", "content-type"]
+        .iter()
+        .map(|k| (k.to_string(), "v".to_owned()))
+        .collect();
+    let names: Vec<String> = message_attributes(&wire).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(names, ["X-Puck-Event-Id", "X-Puck-Signature-256", "webhook-id"], "spelled as documented");
 }
 
 #[test]
