@@ -156,8 +156,6 @@ pub fn attributes(m: &Message) -> HashMap<String, String> {
         .unwrap_or_default()
 }
 
-fn aws_credential_provider(
-    creds: aws_sdk_sts::config::Credentials,
-) -> aws_sdk_sts::config::SharedCredentialsProvider {
+fn aws_credential_provider(creds: aws_sdk_sts::config::Credentials) -> aws_sdk_sts::config::SharedCredentialsProvider {
     aws_sdk_sts::config::SharedCredentialsProvider::new(creds)
 }

@@ -64,7 +64,14 @@ impl AwsDestinations {
         Self { sqs, events, credentials: RoleCredentials::new(sts) }
     }
 
-    async fn send_sqs(&self, queue: &QueueUrl, route: &AwsRoute, creds: Creds, attrs: &[(String, String)], body: &str) -> AwsAnswer {
+    async fn send_sqs(
+        &self,
+        queue: &QueueUrl,
+        route: &AwsRoute,
+        creds: Creds,
+        attrs: &[(String, String)],
+        body: &str,
+    ) -> AwsAnswer {
         let mut call = self.sqs.send_message().queue_url(queue.as_str()).message_body(body);
         for (name, value) in attrs.iter().filter(|(_, v)| !v.is_empty()) {
             match MessageAttributeValue::builder().data_type("String").string_value(value).build() {
@@ -79,7 +86,9 @@ impl AwsDestinations {
             .region(Region::new(queue.region.clone()))
             .credentials_provider(creds);
         match call.customize().config_override(over).send().await {
-            Ok(out) => AwsAnswer::Accepted { request_id: aws_sdk_sqs::operation::RequestId::request_id(&out).map(str::to_owned) },
+            Ok(out) => AwsAnswer::Accepted {
+                request_id: aws_sdk_sqs::operation::RequestId::request_id(&out).map(str::to_owned),
+            },
             Err(e) => refused(e),
         }
     }
@@ -99,8 +108,12 @@ impl AwsDestinations {
                 let request_id = aws_sdk_eventbridge::operation::RequestId::request_id(&out).map(str::to_owned);
                 match out.entries().iter().find(|e| e.error_code().is_some()) {
                     // A 200 with a failed entry is a failure: the event did not reach the bus.
-                    Some(failed) => AwsAnswer::Refused { code: failed.error_code().unwrap_or_default().to_owned(), request_id },
-                    None if out.failed_entry_count() > 0 => AwsAnswer::Refused { code: "FailedEntry".into(), request_id },
+                    Some(failed) => {
+                        AwsAnswer::Refused { code: failed.error_code().unwrap_or_default().to_owned(), request_id }
+                    }
+                    None if out.failed_entry_count() > 0 => {
+                        AwsAnswer::Refused { code: "FailedEntry".into(), request_id }
+                    }
                     None => AwsAnswer::Accepted { request_id },
                 }
             }

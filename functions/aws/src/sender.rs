@@ -296,7 +296,12 @@ mod tests {
         })
         .unwrap();
         let out = sender
-            .send(&OutboundRequest { url: "https://localhost:1/hook".into(), headers: vec![], body: "{}".into(), destination: None })
+            .send(&OutboundRequest {
+                url: "https://localhost:1/hook".into(),
+                headers: vec![],
+                body: "{}".into(),
+                destination: None,
+            })
             .await;
         assert_eq!(out.status, None);
         assert_eq!(out.error.as_deref(), Some(BLOCKED));
@@ -311,7 +316,12 @@ mod tests {
         })
         .unwrap();
         let out = sender
-            .send(&OutboundRequest { url: "https://127.0.0.1:1/hook".into(), headers: vec![], body: "{}".into(), destination: None })
+            .send(&OutboundRequest {
+                url: "https://127.0.0.1:1/hook".into(),
+                headers: vec![],
+                body: "{}".into(),
+                destination: None,
+            })
             .await;
         assert_eq!(out.error.as_deref(), Some("connection refused"));
     }

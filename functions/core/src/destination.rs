@@ -99,10 +99,7 @@ impl EventBusArn {
     /// Parses an event bus ARN; `field` names it in the error.
     pub fn parse(field: &str, raw: &str) -> Result<Self, AppError> {
         let bad = || {
-            AppError::validation(
-                field,
-                format!("{field} must be arn:aws:events:<region>:<account>:event-bus/<name>"),
-            )
+            AppError::validation(field, format!("{field} must be arn:aws:events:<region>:<account>:event-bus/<name>"))
         };
         let rest = raw.strip_prefix("arn:aws:events:").ok_or_else(bad)?;
         let mut parts = rest.splitn(3, ':');
@@ -149,7 +146,8 @@ impl AwsDestination {
     /// Parses the `destination` field of a create or update: exactly the fields of its `type`,
     /// each parsed; every error names the field (`destination.queue_url`).
     pub fn parse(value: &Value) -> Result<Self, AppError> {
-        let obj = value.as_object().ok_or_else(|| AppError::validation("destination", "destination must be an object"))?;
+        let obj =
+            value.as_object().ok_or_else(|| AppError::validation("destination", "destination must be an object"))?;
         let kind = match obj.get("type") {
             Some(Value::String(s)) => s.as_str(),
             None | Some(Value::Null) => {
@@ -228,7 +226,10 @@ fn is_account(s: &str) -> bool {
 /// 1–80 characters of `[A-Za-z0-9_-]`, optionally followed by `.fifo`.
 fn is_queue_name(s: &str) -> bool {
     let base = s.strip_suffix(".fifo").unwrap_or(s);
-    !s.is_empty() && s.len() <= 80 && !base.is_empty() && base.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !s.is_empty()
+        && s.len() <= 80
+        && !base.is_empty()
+        && base.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl TryFrom<Value> for AwsDestination {

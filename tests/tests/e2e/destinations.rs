@@ -66,30 +66,38 @@ async fn an_sqs_destination_gets_one_signed_message_per_delivery_and_a_fifo_queu
     let sub = create_subscription(&stack, json!({"destination": sqs(&standard, &role), "events": ["finding.*"]})).await;
     assert_eq!((sub["url"].clone(), sub["destination"].clone()), (Value::Null, sqs(&standard, &role)));
     let secret = sub["secret"].as_str().unwrap().to_owned();
-    let fifo_sub = create_subscription(&stack, json!({"destination": sqs(&fifo, &role), "events": ["finding.*"]})).await;
+    let fifo_sub =
+        create_subscription(&stack, json!({"destination": sqs(&fifo, &role), "events": ["finding.*"]})).await;
 
     let event_id = publish(&stack, "finding.discovered").await;
     let got = customer.receive(&standard, 1, EVENTUALLY).await;
     assert_eq!(got.len(), 1, "one message per delivery");
     let body = got[0].body().unwrap();
     let envelope: Value = serde_json::from_str(body).unwrap();
-    assert_eq!((envelope["event_id"].as_str(), envelope["event_type"].as_str()), (Some(event_id.as_str()), Some("finding.discovered")));
+    assert_eq!(
+        (envelope["event_id"].as_str(), envelope["event_type"].as_str()),
+        (Some(event_id.as_str()), Some("finding.discovered"))
+    );
     let attrs = attributes(&got[0]);
     assert_eq!(attrs.get("X-Puck-Event-Id"), Some(&event_id));
     assert_eq!(attrs.get("X-Puck-Event-Type").map(String::as_str), Some("finding.discovered"));
     assert!(attrs.get("X-Puck-Delivery-Id").is_some_and(|v| v.starts_with("att_")), "{attrs:?}");
     assert_eq!(attrs.get("X-Puck-Signature"), attrs.get("X-Puck-Signature-256"));
-    puck_verify::verify_now(&attrs["X-Puck-Signature"], body.as_bytes(), &[&secret]).expect("X-Puck-Signature verifies");
+    puck_verify::verify_now(&attrs["X-Puck-Signature"], body.as_bytes(), &[&secret])
+        .expect("X-Puck-Signature verifies");
     let mut headers = http::HeaderMap::new();
     for name in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
         headers.insert(name, attrs[name].parse().unwrap());
     }
-    standard_webhooks_verify(&secret, &headers, body.as_bytes()).await.expect("a Standard Webhooks library verifies the attributes");
+    standard_webhooks_verify(&secret, &headers, body.as_bytes())
+        .await
+        .expect("a Standard Webhooks library verifies the attributes");
 
     let in_fifo = customer.receive(&fifo, 1, EVENTUALLY).await;
     assert_eq!(in_fifo.len(), 1);
     let system = in_fifo[0].attributes().cloned().unwrap_or_default();
-    let system: std::collections::HashMap<String, String> = system.into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
+    let system: std::collections::HashMap<String, String> =
+        system.into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
     assert_eq!(system.get("MessageGroupId"), Some(&id_of(&fifo_sub)), "{system:?}");
     assert_eq!(system.get("MessageDeduplicationId"), Some(&event_id));
 
@@ -104,7 +112,7 @@ async fn an_sqs_destination_gets_one_signed_message_per_delivery_and_a_fifo_queu
 
     // Two deliveries through one role: one AssumeRole, with the Puck account id as ExternalId.
     let calls = assumed(&recording, &role);
-    assert_eq!(calls, [account.clone()], "the credentials are cached per role");
+    assert_eq!(calls, vec![account], "the credentials are cached per role");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +167,11 @@ async fn a_wrong_queue_role_or_bus_is_the_attempts_aws_error_and_the_delivery_re
         ids.push(id_of(&create_subscription(&stack, body).await));
     }
     let event_id = publish(&stack, "finding.discovered").await;
-    let expected = [["NonExistentQueue", "QueueDoesNotExist"], ["NonExistentQueue", "QueueDoesNotExist"], ["ResourceNotFound", "ResourceNotFound"]];
+    let expected = [
+        ["NonExistentQueue", "QueueDoesNotExist"],
+        ["NonExistentQueue", "QueueDoesNotExist"],
+        ["ResourceNotFound", "ResourceNotFound"],
+    ];
     let mut deliveries = Vec::new();
     for (sub, codes) in ids.iter().zip(expected) {
         let delivery = delivery_of(&stack, sub, &event_id).await;
@@ -209,9 +221,18 @@ async fn create_returns_400_naming_the_field_for_a_bad_destination() {
         (json!({"destination": good, "url": "https://example.com/h", "events": ["*"]}), "url or destination, not both"),
         (json!({"destination": good, "events": ["*"], "format": "slack"}), "format must be raw"),
         (json!({"destination": good, "events": ["*"], "headers": {"X-A": "b"}}), "headers do not apply"),
-        (json!({"destination": {"type": "sqs", "queue_url": "https://example.com/q", "role_arn": role}, "events": ["*"]}), "destination.queue_url must be"),
-        (json!({"destination": {"type": "sqs", "queue_url": queue, "role_arn": "arn:aws:iam::1:role/x"}, "events": ["*"]}), "destination.role_arn must be"),
-        (json!({"destination": {"type": "eventbridge", "event_bus_arn": queue, "role_arn": role}, "events": ["*"]}), "destination.event_bus_arn must be"),
+        (
+            json!({"destination": {"type": "sqs", "queue_url": "https://example.com/q", "role_arn": role}, "events": ["*"]}),
+            "destination.queue_url must be",
+        ),
+        (
+            json!({"destination": {"type": "sqs", "queue_url": queue, "role_arn": "arn:aws:iam::1:role/x"}, "events": ["*"]}),
+            "destination.role_arn must be",
+        ),
+        (
+            json!({"destination": {"type": "eventbridge", "event_bus_arn": queue, "role_arn": role}, "events": ["*"]}),
+            "destination.event_bus_arn must be",
+        ),
         (json!({"destination": {"type": "sns"}, "events": ["*"]}), "destination.type"),
         (json!({"events": ["*"]}), "url is required"),
     ];

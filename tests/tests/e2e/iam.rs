@@ -4,8 +4,8 @@
 //! translator expands from template.yaml (RELIABILITY.md).
 
 use crate::support::{create_endpoint, create_subscription, id_of, ENDPOINTS, SUBSCRIPTIONS};
-use puck_e2e::delivery::{list_all_deliveries, queue_depth, wait_for_delivery_status, wait_for_empty_delivery_queue};
 use puck_e2e::customer::CustomerAccount;
+use puck_e2e::delivery::{list_all_deliveries, queue_depth, wait_for_delivery_status, wait_for_empty_delivery_queue};
 use puck_e2e::iam::{self, Need, Target};
 use puck_e2e::{wait_until, Receiver, Script, TestStack, TestStackOptions, EVENTUALLY};
 use puck_local::invocation::COLD_START;
@@ -87,7 +87,10 @@ async fn drive_every_path(stack: &TestStack) {
 
     // An AWS destination: the dispatcher and `/test?wait=true` each assume the customer's role.
     let aws = aws_destination(stack).await;
-    assert_eq!(stack.post(&format!("{SUBSCRIPTIONS}/{aws}/test?wait=true"), Value::Null).await.1["status"], "succeeded");
+    assert_eq!(
+        stack.post(&format!("{SUBSCRIPTIONS}/{aws}/test?wait=true"), Value::Null).await.1["status"],
+        "succeeded"
+    );
     let sent = publish(stack, "agent.registered", &aws).await;
     wait_for_delivery_status(stack, &sent, "succeeded", EVENTUALLY).await;
 

@@ -69,7 +69,11 @@ impl RoleCredentials {
             Some(expires),
             "puck-assume-role",
         );
-        tracing::info!(role_arn = role.as_str(), expires_in_secs = expires.duration_since(SystemTime::now()).map(|d| d.as_secs()).unwrap_or(0), "assumed a destination role");
+        tracing::info!(
+            role_arn = role.as_str(),
+            expires_in_secs = expires.duration_since(SystemTime::now()).map(|d| d.as_secs()).unwrap_or(0),
+            "assumed a destination role"
+        );
         let mut cached = self.cached.lock().expect("role credential cache");
         if cached.len() >= MAX_ENTRIES {
             cached.clear();

@@ -27,7 +27,10 @@ fn an_eventbridge_destination_parses_and_round_trips_through_serde() {
     let raw = json!({"type": "eventbridge", "event_bus_arn": "arn:aws:events:us-gov-west-1:111122223333:event-bus/soc/alerts", "role_arn": "arn:aws:iam::444455556666:role/team/a/puck"});
     let d = AwsDestination::parse(&raw).unwrap();
     let AwsTarget::EventBridge(b) = &d.target else { panic!("{d:?}") };
-    assert_eq!((b.region.as_str(), b.account.as_str(), b.name.as_str()), ("us-gov-west-1", "111122223333", "soc/alerts"));
+    assert_eq!(
+        (b.region.as_str(), b.account.as_str(), b.name.as_str()),
+        ("us-gov-west-1", "111122223333", "soc/alerts")
+    );
     assert_eq!(d.role.name, "puck");
     let stored = serde_json::to_value(&d).unwrap();
     assert_eq!(serde_json::from_value::<AwsDestination>(stored).unwrap(), d);

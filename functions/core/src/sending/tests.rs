@@ -51,7 +51,8 @@ async fn a_request_with_an_aws_route_goes_to_aws_and_any_other_over_https() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let mut request = OutboundRequest { url: "https://example.com/h".into(), headers, body: "{}".into(), destination: None };
+    let mut request =
+        OutboundRequest { url: "https://example.com/h".into(), headers, body: "{}".into(), destination: None };
     assert_eq!(sender.send(&request).await.status, Some(204));
     request.destination = Some(route());
     request.url = route().destination.address().to_owned();
@@ -65,7 +66,8 @@ async fn a_request_with_an_aws_route_goes_to_aws_and_any_other_over_https() {
 
 #[test]
 fn message_attributes_are_the_wire_headers_and_at_most_ten() {
-    let mut headers: Vec<(String, String)> = vec![("Content-Type".into(), "x".into()), ("User-Agent".into(), "x".into())];
+    let mut headers: Vec<(String, String)> =
+        vec![("Content-Type".into(), "x".into()), ("User-Agent".into(), "x".into())];
     headers.extend((0..12).map(|i| (format!("X-Puck-H{i}"), "v".to_owned())));
     let attrs = message_attributes(&headers);
     assert_eq!(attrs.len(), 10);

@@ -20,10 +20,9 @@ pub fn parse_new(ctx: &Context, fields: &Fields) -> Result<(Option<TargetUrl>, O
         (Some(_), Some(_)) => Err(both()),
         (Some(url), None) => Ok((Some(parse_url(ctx, url)?), None)),
         (None, Some(d)) => Ok((None, Some(AwsDestination::parse(d)?))),
-        (None, None) => Err(AppError::validation(
-            "url",
-            "url is required (or destination, for an AWS queue or event bus)",
-        )),
+        (None, None) => {
+            Err(AppError::validation("url", "url is required (or destination, for an AWS queue or event bus)"))
+        }
     }
 }
 
@@ -137,6 +136,9 @@ mod tests {
         let e = update(&ctx, &who, id, json!({"destination": null})).await.unwrap_err();
         assert_eq!(field_of(e).0, "destination");
         let back = update(&ctx, &who, id, json!({"url": "https://example.com/back"})).await.unwrap();
-        assert_eq!((back["url"].clone(), back["destination"].clone()), (json!("https://example.com/back"), Value::Null));
+        assert_eq!(
+            (back["url"].clone(), back["destination"].clone()),
+            (json!("https://example.com/back"), Value::Null)
+        );
     }
 }
