@@ -33,6 +33,9 @@ pub enum Target {
     Queue { url: String },
     /// A Secrets Manager secret by name or ARN.
     Secret { id: String },
+    /// An IAM role by ARN (`sts:AssumeRole` of an AWS destination's role: any account's), with
+    /// the `ExternalId` the call carried.
+    Role { arn: String, external_id: String },
     /// A request this module cannot read a resource from (a failure of the check).
     Unknown(String),
 }
@@ -166,6 +169,12 @@ pub fn needs(service: &str, operation: &str, body: &[u8]) -> Vec<(String, Target
                 None => unknown(),
             }
         }
+        // AssumeRole without an ExternalId would break the customer's trust condition (and the
+        // template's `sts:ExternalId` condition): the check cannot read it as a grant.
+        "sts" => match (form_value(body, "RoleArn"), form_value(body, "ExternalId")) {
+            (Some(arn), Some(external_id)) => vec![(format!("sts:{operation}"), Target::Role { arn, external_id })],
+            _ => unknown(),
+        },
         "secretsmanager" => match json["SecretId"].as_str() {
             Some(id) => vec![(format!("secretsmanager:{operation}"), Target::Secret { id: id.to_owned() })],
             None => unknown(),
@@ -245,6 +254,10 @@ impl Policies {
     /// The placeholder ARN of what `target` names, if it is one of `provisioned`'s resources
     /// (`None`: another stack's, or not a resource at all).
     pub fn arn_of(&self, provisioned: &Provisioned, target: &Target) -> Option<String> {
+        if let Target::Role { arn, .. } = target {
+            // Customers' roles are no resource of the stack; the grant names them by pattern.
+            return Some(arn.clone());
+        }
         let (region, account) = (&self.region, &self.account);
         provisioned.resources.iter().find_map(|(logical, physical)| match (physical, target) {
             (Physical::Table { name, .. }, Target::Table { name: n, index }) if name == n => Some(match index {
@@ -384,6 +397,10 @@ mod tests {
         let sqs = json!({"QueueUrl": "http://q"});
         assert_eq!(needs("SQS", "SendMessageBatch", sqs.to_string().as_bytes())[0].0, "sqs:SendMessage");
         assert_eq!(form_value(b"Action=SendMessage&QueueUrl=http%3A%2F%2Fq", "QueueUrl").as_deref(), Some("http://q"));
+        let assume = b"Action=AssumeRole&RoleArn=arn%3Aaws%3Aiam%3A%3A1%3Arole%2Fr&ExternalId=acct_1";
+        let role = Target::Role { arn: "arn:aws:iam::1:role/r".into(), external_id: "acct_1".into() };
+        assert_eq!(needs("STS", "AssumeRole", assume)[0], ("sts:AssumeRole".into(), role));
+        assert!(matches!(needs("STS", "AssumeRole", b"Action=AssumeRole&RoleArn=x")[0].1, Target::Unknown(_)));
     }
 
     #[test]

@@ -24,6 +24,8 @@
 //! - [`iam`]: records each function's AWS calls and checks them against its role as the SAM
 //!   translator expands template.yaml.
 //! - [`dynamo`]: raw table dumps ([`TestStack::table_dump`]) to prove nothing is stored in clear.
+//! - [`customer`]: a customer's own AWS account on the embedded AWS (queue, bus with a rule to a
+//!   queue, role) for the AWS-destination tests.
 //!
 //! A typical test:
 //!
@@ -46,6 +48,7 @@
 //! ```
 
 pub mod browser;
+pub mod customer;
 pub mod delivery;
 pub mod dynamo;
 pub mod fairness;

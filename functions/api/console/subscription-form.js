@@ -8,6 +8,7 @@ import { clearErrors, field, h, replace, showFieldError } from "./dom.js";
 import { oauthSection } from "./oauth-form.js";
 import { fifoField, rateLimitField } from "./flow.js";
 import { holdSecret } from "./subscription.js";
+import { targetChooser } from "./destination-field.js";
 
 const SEVERITIES = ["", "low", "medium", "high", "critical"];
 const SCHEMES = [["hmac-sha256", "HMAC-SHA256 with a shared secret (default)"],
@@ -77,7 +78,7 @@ export async function render(main, { id }, ctx) {
     return ctx.showError(err);
   }
   const name = h("input", { type: "text", id: "name", name: "name", value: sub?.name || "", autocomplete: "off" });
-  const url = h("input", { type: "text", id: "url", name: "url", inputmode: "url", value: sub?.url || "", required: true, spellcheck: "false", autocomplete: "url", placeholder: "https://your-server.example/puck/events" });
+  const target = targetChooser(sub);
   const picker = eventsPicker(catalog, new Set(sub?.events || []));
   const severity = h("select", { id: "min_severity", name: "min_severity" },
     SEVERITIES.map((sv) => h("option", { value: sv, selected: (sub?.filters?.min_severity || "") === sv }, sv || "Any severity (no filter)")));
@@ -100,7 +101,7 @@ export async function render(main, { id }, ctx) {
 
   const form = h("form", { id: "subscription-form", class: "card", novalidate: true },
     field("Name (optional)", name, { hint: "A label for you, e.g. “PagerDuty – prod”." }),
-    field("Endpoint URL", url, { hint: "Must be HTTPS and reachable from the internet; private and loopback addresses are refused." }),
+    target.element,
     h("fieldset", { class: "field" }, h("legend", {}, "Event types"),
       h("p", { class: "hint" }, "Pick types, whole groups, or everything. ", h("a", { href: "#/event-types" }, "What each type carries")),
       h("p", { class: "field-error", id: "events-error", "data-field": "events", "data-for": "events" }), picker),
@@ -141,7 +142,7 @@ export async function render(main, { id }, ctx) {
         return;
       }
     }
-    const body = { url: url.value.trim(), events, filters };
+    const body = { ...target.body(), events, filters };
     if (name.value.trim() || sub?.name) body.name = name.value.trim() || null;
     // Only fields the user set: an API without custom formats or headers keeps working.
     if (format.value !== (sub?.format || "raw")) body.format = format.value;
@@ -173,5 +174,5 @@ export async function render(main, { id }, ctx) {
     h("h1", {}, editing ? "Edit subscription" : "Add subscription"),
     catalog.fallback ? h("p", { class: "panel info" }, "The event-type catalog is not available from this API; showing the documented types.") : null,
     form);
-  (editing ? name : url).focus();
+  (editing ? name : target.first()).focus();
 }

@@ -9,6 +9,7 @@ import { confirmButton, copyRow, field, h, oneTimeSecret, outcomeChart, replace 
 import { stateBadge, statusBadge, when } from "./dom.js";
 import { label, last24h } from "./subscriptions.js";
 import { flowFacts, waitingNotice } from "./flow.js";
+import { targetText } from "./destination-field.js";
 
 // A secret waiting to be shown once: set on create, shown by the next render of that subscription
 // and then dropped, so navigating away and back never shows it again.
@@ -143,7 +144,10 @@ export async function render(main, { id }, ctx) {
     h("div", { class: "grid" },
       h("section", { class: "card" }, h("h2", {}, "Settings"),
         h("dl", { class: "facts" },
-          h("dt", {}, "URL"), h("dd", {}, h("code", { class: "url", id: "sub-url" }, sub.url)),
+          h("dt", {}, sub.destination ? "Destination" : "URL"),
+          h("dd", {}, h("code", { class: "url", id: "sub-url" }, targetText(sub))),
+          sub.destination ? [h("dt", {}, "Role"),
+            h("dd", {}, h("code", { class: "url", id: "sub-role" }, sub.destination.role_arn))] : null,
           h("dt", {}, "Events"), h("dd", {}, h("ul", { class: "chips" }, sub.events.map((e) => h("li", {}, h("code", {}, e))))),
           h("dt", {}, "Min severity"), h("dd", {}, sub.filters?.min_severity || "any"),
           h("dt", {}, "Tags"), h("dd", {}, Object.keys(sub.filters?.tags || {}).length

@@ -3,6 +3,7 @@
 
 import { listDeliveries, listSubscriptions } from "./api.js";
 import { h, outcomeChart, replace, stateBadge, statusBadge, when } from "./dom.js";
+import { targetText } from "./destination-field.js";
 
 const PAGE = 25;
 const DAY = 864e5;
@@ -25,6 +26,7 @@ export async function last24h(subscriptionId) {
 /** The subscription's display name: its label, else its URL's host (all text). */
 export function label(sub) {
   if (sub.name) return sub.name;
+  if (sub.destination) return targetText(sub).split(/[/:]/).pop();
   try { return new URL(sub.url).host; } catch { return sub.id; }
 }
 
@@ -34,7 +36,7 @@ function row(sub) {
   return h("tr", { "data-id": sub.id },
     h("td", { "data-label": "Subscription" },
       h("a", { href: `#/subscriptions/${sub.id}`, class: "sub-name" }, label(sub)),
-      h("div", { class: "url" }, sub.url)),
+      h("div", { class: "url" }, targetText(sub))),
     h("td", { "data-label": "Events" }, h("ul", { class: "chips" }, sub.events.map((e) => h("li", {}, h("code", {}, e))))),
     h("td", { "data-label": "State" }, stateBadge(sub)),
     h("td", { "data-label": "Last delivery" }, statusBadge(sub.last_delivery_status), h("div", {}, sub.last_delivery_at ? when(sub.last_delivery_at) : null)),

@@ -8,6 +8,7 @@
 
 pub mod bootstrap;
 pub mod config;
+pub mod destinations;
 pub mod dynamo;
 mod fault_gate;
 #[cfg(feature = "fault-injection")]
@@ -163,7 +164,7 @@ async fn build(config: &Config, faults: FaultGate) -> anyhow::Result<Context> {
                 .with_faults(faults),
         ),
         clock: Arc::new(SystemClock),
-        sender: Some(http.clone()),
+        sender: Some(with_destinations(http.clone(), config).await),
         tokens: Some(Arc::new(TokenCache::new(http))),
         settings: config.settings(),
     })
@@ -185,10 +186,16 @@ pub async fn build_rejected_messages(config: &Config) -> anyhow::Result<Arc<dyn 
     Ok(Arc::new(SqsRejectedMessages::new(aws_sdk_sqs::Client::from_conf(builder.build()), url)))
 }
 
-/// The outbound sender (dispatcher only): one pooled client with the SSRF guard, timeout and
-/// `EXTRA_CA_CERT` from config.
-pub fn build_sender(config: &Config) -> anyhow::Result<Arc<dyn WebhookSender>> {
-    Ok(http_sender(config)?)
+/// The outbound sender: one pooled HTTPS client with the SSRF guard, timeout and `EXTRA_CA_CERT`
+/// from config, and the AWS-destination sender, behind one [`WebhookSender`].
+pub async fn build_sender(config: &Config) -> anyhow::Result<Arc<dyn WebhookSender>> {
+    Ok(with_destinations(http_sender(config)?, config).await)
+}
+
+/// `http` for HTTPS receivers beside the AWS-destination sender (STS, SQS, EventBridge clients).
+async fn with_destinations(http: Arc<HttpSender>, config: &Config) -> Arc<dyn WebhookSender> {
+    let aws = destinations::build(config, &sdk_config(config).await);
+    Arc::new(puck_core::sending::TargetSender::new(http, Arc::new(aws)))
 }
 
 /// The HTTPS client behind [`build_sender`], which also fetches OAuth 2.0 tokens (its
@@ -212,7 +219,7 @@ fn http_sender(config: &Config) -> anyhow::Result<Arc<HttpSender>> {
 /// the retry policy from config.
 pub async fn build_dispatcher(config: &Config) -> anyhow::Result<puck_core::services::dispatch::Dispatcher> {
     let ctx = build_context(config).await?;
-    Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config)?, config.retry_policy())
+    Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config).await?, config.retry_policy())
         .with_claim_lease(config.claim_lease_seconds())
         .with_rate_buckets(build_rate_buckets(config).await)
         .with_pause(Arc::new(TokioPause)))

@@ -309,7 +309,12 @@ mod tests {
         })
         .unwrap();
         let out = sender
-            .send(&OutboundRequest { url: "https://localhost:1/hook".into(), headers: vec![], body: "{}".into() })
+            .send(&OutboundRequest {
+                url: "https://localhost:1/hook".into(),
+                headers: vec![],
+                body: "{}".into(),
+                destination: None,
+            })
             .await;
         assert_eq!(out.status, None);
         assert_eq!(out.error.as_deref(), Some(BLOCKED));
@@ -324,7 +329,12 @@ mod tests {
         })
         .unwrap();
         let out = sender
-            .send(&OutboundRequest { url: "https://127.0.0.1:1/hook".into(), headers: vec![], body: "{}".into() })
+            .send(&OutboundRequest {
+                url: "https://127.0.0.1:1/hook".into(),
+                headers: vec![],
+                body: "{}".into(),
+                destination: None,
+            })
             .await;
         assert_eq!(out.error.as_deref(), Some("connection refused"));
     }

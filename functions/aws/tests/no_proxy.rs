@@ -30,7 +30,12 @@ async fn proxy_variables_are_ignored() {
         })
         .unwrap();
         let out = sender
-            .send(&OutboundRequest { url: "https://127.0.0.1:1/hook".into(), headers: vec![], body: "{}".into() })
+            .send(&OutboundRequest {
+                url: "https://127.0.0.1:1/hook".into(),
+                headers: vec![],
+                body: "{}".into(),
+                destination: None,
+            })
             .await;
         let want = if allow_private_targets { "connection refused" } else { "blocked: private address" };
         assert_eq!(out.error.as_deref(), Some(want));

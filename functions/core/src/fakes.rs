@@ -483,7 +483,7 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         id: SubscriptionId::generate(1),
         account_id: AccountId::generate(1),
         name: None,
-        url: TargetUrl::parse("https://example.com/hook").unwrap(),
+        url: Some(TargetUrl::parse("https://example.com/hook").unwrap()),
         events: patterns.iter().map(|p| EventPattern::parse(p).unwrap()).collect(),
         filters: Filters::default(),
         active: true,
@@ -507,5 +507,6 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         public_key: None,
         rate_limit_per_second: None,
         fifo: false,
+        destination: None,
     }
 }

@@ -5,6 +5,7 @@
 //! field.
 
 use crate::body_formats::Format;
+use crate::destination::AwsDestination;
 use crate::ids::{AccountId, ApiKeyId, AttemptId, DeliveryId, EndpointId, EventId, InvestigationId, SubscriptionId};
 use crate::signing_key::SignatureScheme;
 use crate::time::Timestamp;
@@ -85,8 +86,10 @@ pub struct Subscription {
     pub account_id: AccountId,
     /// Free label from the caller; None when not given.
     pub name: Option<String>,
-    /// HTTPS target, validated at write time ([`TargetUrl::parse`]); re-checked on the resolved address when sent.
-    pub url: TargetUrl,
+    /// HTTPS target, validated at write time ([`TargetUrl::parse`]); re-checked on the resolved
+    /// address when sent. None exactly when `destination` is set.
+    #[serde(default)]
+    pub url: Option<TargetUrl>,
     /// Event type patterns: exact types, `prefix.*` or `"*"`; at least one.
     pub events: Vec<EventPattern>,
     /// `min_severity` and `tags`; empty filters let every matching event through.
@@ -155,12 +158,26 @@ pub struct Subscription {
     /// Deliveries created while set are attempted one at a time in publish order (docs/flow-control.md).
     #[serde(default)]
     pub fifo: bool,
+    /// The AWS queue or event bus deliveries go to instead of `url` (docs/receiving.md, "AWS
+    /// destinations"); None for an HTTPS receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<AwsDestination>,
 }
 
 /// The `disabled_reason` of a subscription the service paused because it kept failing.
 pub const DISABLED_FAILING: &str = "failing";
 
 impl Subscription {
+    /// Where its deliveries go, as the delivery log and operational events show it: the HTTPS
+    /// URL, or the queue URL or bus ARN of its AWS destination.
+    pub fn target_address(&self) -> &str {
+        match (&self.destination, &self.url) {
+            (Some(d), _) => d.address(),
+            (None, Some(url)) => url.as_str(),
+            (None, None) => "",
+        }
+    }
+
     /// The associated data of `headers_enc`: ties the ciphertext to this subscription.
     pub fn headers_context(&self) -> String {
         format!("{}#headers", self.id)
@@ -174,6 +191,7 @@ impl Subscription {
             "id": self.id,
             "name": self.name,
             "url": self.url,
+            "destination": self.destination.as_ref().map(AwsDestination::view),
             "events": self.events,
             "filters": self.filters,
             "active": self.active,

@@ -464,12 +464,15 @@ pub trait RejectedMessages: Send + Sync {
 /// An outbound webhook request, fully built and signed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundRequest {
-    /// HTTPS URL of the subscription.
+    /// HTTPS URL of the subscription, or the queue URL or bus ARN of `destination` (as logged).
     pub url: String,
     /// Headers to send, signature headers included, in order.
     pub headers: Vec<(String, String)>,
     /// The JSON body exactly as signed.
     pub body: String,
+    /// Set when the subscription delivers to an AWS queue or bus instead of `url` over HTTPS
+    /// ([`crate::sending::TargetSender`] routes on it).
+    pub destination: Option<crate::sending::AwsRoute>,
 }
 
 /// What happened when sending. `status` is set when a response arrived.
@@ -486,7 +489,8 @@ pub struct SendOutcome {
     pub body: String,
     /// Wall time of the request, in milliseconds.
     pub duration_ms: u64,
-    /// Why no usable response arrived; None when `status` is set.
+    /// Why no usable response arrived (or the AWS error code an AWS destination answered);
+    /// None when `status` is set.
     pub error: Option<String>,
 }
 
@@ -530,11 +534,14 @@ impl SendOutcome {
     }
 }
 
-/// Sends outbound webhooks. Adapter needs no IAM action, only egress to the internet.
+/// Sends one attempt to its target: the port the dispatcher sends through. The HTTPS adapter
+/// needs no IAM action, only egress to the internet; [`crate::sending::TargetSender`] puts it and
+/// the AWS-destination sender behind this one interface.
 #[async_trait]
 pub trait WebhookSender: Send + Sync {
-    /// POSTs the request: HTTPS only, no redirects, the SSRF guard on the resolved address, a
-    /// timeout, and a capped body read. Never panics; failures come back in `error`.
+    /// Sends the request. Over HTTPS: a POST, HTTPS only, no redirects, the SSRF guard on the
+    /// resolved address, a timeout, and a capped body read. Never panics; failures come back in
+    /// `error`.
     async fn send(&self, request: &OutboundRequest) -> SendOutcome;
 }
 

@@ -53,6 +53,10 @@ async fn run() -> Result<()> {
     println!("    export AWS_ENDPOINT_URL_DYNAMODB={}", endpoints.dynamodb);
     println!("    export AWS_ENDPOINT_URL_SQS={}", endpoints.sqs);
     println!("    export AWS_ENDPOINT_URL_SECRETS_MANAGER={}", endpoints.secrets_manager);
+    // AWS destinations (README.md): STS, IAM and EventBridge are served by the first moto.
+    for service in ["STS", "IAM", "EVENTBRIDGE"] {
+        println!("    export AWS_ENDPOINT_URL_{service}={}", endpoints.dynamodb);
+    }
     println!("  table         {}", stack.table_name);
     println!("  queue         {}", stack.delivery_queue_url);
     println!("  ingest queue  {}", stack.ingest_queue_url);

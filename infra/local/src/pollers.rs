@@ -59,7 +59,7 @@ pub struct Workers {
 impl Workers {
     /// The workers over `ctx`, with the sender, retry policy and ingest DLQ from `config`.
     pub async fn build(ctx: &Context, config: &puck_aws::Config) -> Result<Self> {
-        let dispatcher = Dispatcher::new(ctx.clone(), puck_aws::build_sender(config)?, config.retry_policy())
+        let dispatcher = Dispatcher::new(ctx.clone(), puck_aws::build_sender(config).await?, config.retry_policy())
             .with_claim_lease(config.claim_lease_seconds())
             .with_rate_buckets(puck_aws::build_rate_buckets(config).await)
             .with_pause(Arc::new(puck_aws::TokioPause));

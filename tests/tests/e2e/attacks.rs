@@ -65,7 +65,7 @@ async fn the_ssrf_guard_checks_the_resolved_address_at_send_time() {
         secrets.push(("subscription secret".to_owned(), sub["secret"].as_str().unwrap().to_owned()));
         let id = SubscriptionId::parse(&id_of(&sub)).unwrap();
         let mut stored = stack.ctx().subscriptions.get(stack.account_id(), &id).await.unwrap().unwrap();
-        stored.url = TargetUrl::parse_with(&target, true).unwrap();
+        stored.url = Some(TargetUrl::parse_with(&target, true).unwrap());
         assert_eq!(
             stack.ctx().subscriptions.update_settings(&stored, stored.version, false).await.unwrap(),
             puck_core::ports::SettingsWrite::Written

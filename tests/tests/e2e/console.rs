@@ -6,6 +6,7 @@
 use crate::support::{create_subscription, id_of, SUBSCRIPTIONS};
 use puck_api::routes::console::CONTENT_SECURITY_POLICY;
 use puck_e2e::browser::Browser;
+use puck_e2e::customer::CustomerAccount;
 use puck_e2e::{wait_for_some, Receiver, Reply, Script, TestStack, EVENTUALLY};
 use serde_json::{json, Value};
 
@@ -299,6 +300,58 @@ async fn a_bad_url_shows_the_apis_message_next_to_the_url_field_and_401_returns_
     browser.wait_text("main", "not accepted").await;
     browser.wait_for("#api-key").await;
     assert_eq!(browser.js("return sessionStorage.length;", json!([])).await, 0);
+    browser.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sqs_destination_is_chosen_in_the_form_and_its_delivery_shows_like_an_https_one() {
+    let stack = TestStack::start_default().await;
+    let endpoint = tokio::task::spawn_blocking(puck_e2e::moto::endpoint).await.expect("moto");
+    let customer = CustomerAccount::open(&endpoint, "111122223333").await;
+    let suffix = puck_local::unique_prefix("c").replace('_', "-");
+    let role = customer.create_role(&format!("puck-{suffix}"), "123456789012", &stack.account_id().to_string()).await;
+    let queue = customer.create_queue(&format!("console-{suffix}")).await;
+    let browser = signed_in(&stack).await;
+
+    // Choose "Amazon SQS queue": the queue and role fields replace the URL; the API's error for a
+    // bad queue URL lands next to the queue field.
+    browser.click("#add-subscription").await;
+    browser.click("#kind-sqs").await;
+    let url_hidden = browser.js("return document.getElementById('url').offsetParent === null;", json!([])).await;
+    assert_eq!(url_hidden, true, "the URL field is hidden for an AWS destination");
+    browser.type_into("#queue_url", "https://example.com/queue").await;
+    browser.type_into("#role_arn", &role).await;
+    browser.click(r#"input[value="investigation.*"]"#).await;
+    browser.click("#save").await;
+    browser.wait_text("#queue_url-error", "destination.queue_url must be").await;
+    browser.type_into("#queue_url", &queue.aws_url).await;
+    browser.screenshot("13-add-sqs-destination").await;
+    browser.click("#save").await;
+    browser.wait_for("#one-time-secret").await;
+    let id = hash(&browser).await.trim_start_matches("#/subscriptions/").to_owned();
+    let (_, sub, _) = stack.get(&format!("{SUBSCRIPTIONS}/{id}")).await;
+    assert_eq!(sub["destination"], json!({"type": "sqs", "queue_url": queue.aws_url, "role_arn": role}), "{sub}");
+    // Opened afresh (the page that showed the secret once is left, as a user would).
+    browser.goto(&stack.url("/console#/")).await;
+    browser.goto(&stack.url(&format!("/console#/subscriptions/{id}"))).await;
+    browser.wait_text("#sub-url", &queue.aws_url).await;
+    browser.wait_text("#sub-role", &role).await;
+    browser.wait_for("#delivery-log").await;
+
+    // Send test event: the message is on the queue, and the log shows the attempt like any other.
+    browser.click("#send-test").await;
+    let result = browser.wait_text("#test-result", "open delivery").await;
+    assert!(result.contains("succeeded"), "{result}");
+    assert_eq!(customer.receive(&queue, 1, EVENTUALLY).await.len(), 1, "the test event reached the queue");
+    browser.click(r#"#delivery-log tr[data-status="succeeded"] a.delivery-link"#).await;
+    browser.wait_text(".attempt", "HTTP 200").await;
+    let attempt = browser.text(".attempt").await.unwrap();
+    assert!(attempt.contains(&queue.aws_url), "the attempt's URL is the queue URL: {attempt}");
+    browser.screenshot("14-sqs-delivery").await;
+
+    // The list names the queue.
+    browser.goto(&stack.url("/console#/")).await;
+    browser.wait_text("#subscriptions", &format!("SQS {}", queue.aws_url)).await;
     browser.quit().await;
 }
 

@@ -4,6 +4,7 @@
 //! translator expands from template.yaml (RELIABILITY.md).
 
 use crate::support::{create_endpoint, create_subscription, id_of, ENDPOINTS, SUBSCRIPTIONS};
+use puck_e2e::customer::CustomerAccount;
 use puck_e2e::delivery::{list_all_deliveries, queue_depth, wait_for_delivery_status, wait_for_empty_delivery_queue};
 use puck_e2e::iam::{self, Need, Target};
 use puck_e2e::{wait_until, Receiver, Script, TestStack, TestStackOptions, EVENTUALLY};
@@ -91,12 +92,32 @@ async fn drive_every_path(stack: &TestStack) {
     })
     .await;
 
+    // An AWS destination: the dispatcher and `/test?wait=true` each assume the customer's role.
+    let aws = aws_destination(stack).await;
+    assert_eq!(
+        stack.post(&format!("{SUBSCRIPTIONS}/{aws}/test?wait=true"), Value::Null).await.1["status"],
+        "succeeded"
+    );
+    let sent = publish(stack, "agent.registered", &aws).await;
+    wait_for_delivery_status(stack, &sent, "succeeded", EVENTUALLY).await;
+
     stack.stack.run_schedules_now().await.expect("the sweeper runs");
     wait_for_empty_delivery_queue(stack, EVENTUALLY).await;
     assert_eq!(stack.delete(&sub_path).await.0, 204);
-    for sub in [bad, ops] {
+    for sub in [bad, ops, aws] {
         assert_eq!(stack.delete(&format!("{SUBSCRIPTIONS}/{sub}")).await.0, 204);
     }
+}
+
+/// A subscription delivering to a queue in a customer's account, through their role; its id.
+async fn aws_destination(stack: &TestStack) -> String {
+    let endpoint = tokio::task::spawn_blocking(puck_e2e::moto::endpoint).await.expect("moto");
+    let customer = CustomerAccount::open(&endpoint, "111122223333").await;
+    let suffix = puck_local::unique_prefix("iam").replace('_', "-");
+    let role = customer.create_role(&format!("puck-{suffix}"), "123456789012", &stack.account_id().to_string()).await;
+    let queue = customer.create_queue(&format!("iam-{suffix}")).await;
+    let destination = json!({"type": "sqs", "queue_url": queue.aws_url, "role_arn": role});
+    id_of(&create_subscription(stack, json!({"destination": destination, "events": ["agent.*"]})).await)
 }
 
 /// What SQS does with a message past `maxReceiveCount`: moves its body, unchanged, to the DLQ;

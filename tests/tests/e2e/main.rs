@@ -13,6 +13,7 @@ mod catalog;
 mod console;
 mod custom_headers;
 mod delivery_log;
+mod destinations;
 mod durability;
 mod ed25519;
 mod failing;

@@ -56,6 +56,11 @@ async fn the_document_validates_and_every_route_answers_as_it_documents() {
     let created = r.keep("subscriptions-create", &api.post(SUBSCRIPTIONS, json!({"url": receiver.url(), "events": ["finding.*", "investigation.queued"], "name": "SIEM", "filters": {"min_severity": "low", "tags": {"team": "red"}}})).await);
     let sub = id_of(&created);
     let sub_path = format!("{SUBSCRIPTIONS}/{sub}");
+    let queue = "https://sqs.eu-west-1.amazonaws.com/111122223333/puck-alerts";
+    let aws = json!({"type": "sqs", "queue_url": queue, "role_arn": "arn:aws:iam::111122223333:role/puck"});
+    let body = json!({"destination": aws, "events": ["investigation.completed"]});
+    let with_destination = r.keep("subscriptions-create", &api.post(SUBSCRIPTIONS, body).await);
+    r.keep("subscriptions-get", &api.get(&format!("{SUBSCRIPTIONS}/{}", id_of(&with_destination))).await);
     r.keep(
         "subscriptions-create",
         &api.post(SUBSCRIPTIONS, json!({"url": "http://plain.example/h", "events": ["finding.*"]})).await,

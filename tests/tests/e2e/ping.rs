@@ -47,7 +47,7 @@ async fn wait_true_to_a_private_target_answers_the_refusal_and_bad_wait_values_a
     // Stored before the guard applied: the target is loopback now, refused at send time.
     let id = puck_core::ids::SubscriptionId::parse(&id_of(&sub)).unwrap();
     let mut stored = stack.ctx().subscriptions.get(stack.account_id(), &id).await.unwrap().unwrap();
-    stored.url = TargetUrl::parse_with(&receiver.url().replace("127.0.0.1", "localhost"), true).unwrap();
+    stored.url = Some(TargetUrl::parse_with(&receiver.url().replace("127.0.0.1", "localhost"), true).unwrap());
     assert_eq!(
         stack.ctx().subscriptions.update_settings(&stored, stored.version, false).await.unwrap(),
         puck_core::ports::SettingsWrite::Written

@@ -297,7 +297,7 @@ async fn a_lost_enqueue_is_recovered_by_the_sweeper() {
 async fn repoint(stack: &TestStack, sub_id: &str, url: &str) {
     let id = puck_core::ids::SubscriptionId::parse(sub_id).unwrap();
     let mut sub = stack.ctx().subscriptions.get(stack.account_id(), &id).await.unwrap().expect("subscription");
-    sub.url = TargetUrl::parse_with(url, true).unwrap();
+    sub.url = Some(TargetUrl::parse_with(url, true).unwrap());
     assert_eq!(
         stack.ctx().subscriptions.update_settings(&sub, sub.version, false).await.unwrap(),
         puck_core::ports::SettingsWrite::Written
@@ -359,6 +359,7 @@ async fn the_sender_with_the_guard_on_refuses_loopback_by_name_and_by_address() 
         url,
         headers: vec![("content-type".into(), "application/json".into())],
         body: "{}".into(),
+        destination: None,
     };
     let by_name = receiver.url().replace("127.0.0.1", "localhost");
     let guarded = sender(false);

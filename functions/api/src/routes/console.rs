@@ -66,6 +66,7 @@ const ASSETS: &[Asset] = &[
     asset!("signin.js", JS),
     asset!("subscriptions.js", JS),
     asset!("subscription-form.js", JS),
+    asset!("destination-field.js", JS),
     asset!("subscription.js", JS),
     asset!("delivery.js", JS),
     asset!("dead-letters.js", JS),

@@ -105,7 +105,7 @@ pub(crate) mod tests {
             id: SubscriptionId::generate(1_700_000_000_000),
             account_id: AccountId::generate(1_700_000_000_000),
             name: None,
-            url: TargetUrl::parse("https://example.com/hook?x=1").unwrap(),
+            url: Some(TargetUrl::parse("https://example.com/hook?x=1").unwrap()),
             events: vec![
                 EventPattern::parse("finding.discovered").unwrap(),
                 EventPattern::parse("investigation.*").unwrap(),
@@ -149,6 +149,7 @@ pub(crate) mod tests {
             public_key: None,
             rate_limit_per_second: puck_core::rate::RateLimit::parse(2).ok(),
             fifo: true,
+            destination: None,
         }
     }
 
@@ -191,6 +192,19 @@ pub(crate) mod tests {
         let sub = subscription();
         let item = to_item(&sub).unwrap();
         assert_eq!(item.get("name"), Some(&AttributeValue::Null(true)));
+        assert_eq!(from_item::<Subscription>(&item).unwrap(), sub);
+    }
+
+    #[test]
+    fn a_subscription_with_an_aws_destination_round_trips() {
+        let raw = serde_json::json!({"type": "eventbridge", "event_bus_arn": "arn:aws:events:eu-west-1:111122223333:event-bus/soc", "role_arn": "arn:aws:iam::111122223333:role/puck"});
+        let sub = Subscription {
+            url: None,
+            destination: Some(puck_core::destination::AwsDestination::parse(&raw).unwrap()),
+            ..subscription()
+        };
+        let item = to_item(&sub).unwrap();
+        assert_eq!(item.get("url"), Some(&AttributeValue::Null(true)));
         assert_eq!(from_item::<Subscription>(&item).unwrap(), sub);
     }
 

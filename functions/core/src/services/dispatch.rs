@@ -579,7 +579,12 @@ pub fn build_request(
     });
     let mut headers = headers;
     headers.extend(custom.iter().cloned());
-    OutboundRequest { url: sub.url.as_str().to_owned(), headers, body: delivery.payload.clone() }
+    OutboundRequest {
+        url: sub.target_address().to_owned(),
+        headers,
+        body: delivery.payload.clone(),
+        destination: crate::sending::route_of(delivery, sub),
+    }
 }
 
 /// The message a job came in: SQS's receive count and when the batch was received.

@@ -97,4 +97,5 @@ pub mod receive;
 mod subscription_keys;
 pub mod subscriptions;
 pub mod sweeper;
+pub mod targets;
 pub mod test_events;

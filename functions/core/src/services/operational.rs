@@ -111,7 +111,7 @@ pub async fn after_attempt(
                 tracing::warn!(account_id = %sub.account_id, subscription_id = %sub.id, failing_since = %since, "subscription disabled: every attempt failed");
                 let data = json!({
                     "subscription_id": sub.id,
-                    "url": sub.url,
+                    "url": sub.target_address(),
                     "reason": DISABLED_FAILING,
                     "failing_since": since,
                 });

@@ -16,7 +16,7 @@ use crate::model::{Caller, DeliveryStatus, Subscription};
 use crate::page::{decode_cursor, encode_cursor, Page};
 use crate::ports::SettingsWrite;
 use crate::rate::RateLimit;
-use crate::validation::{parse_custom_headers, parse_tags, EventPattern, Filters, Severity, TargetUrl};
+use crate::validation::{parse_custom_headers, parse_tags, EventPattern, Filters, Severity};
 use serde_json::{json, Value};
 
 /// Most entries `events` may have.
@@ -36,15 +36,12 @@ const CREATE_FIELDS: &[&str] = &[
     "auth",
     "rate_limit_per_second",
     "fifo",
+    "destination",
 ];
 
 /// Parses an id from the path; a malformed id cannot exist, so it is a 404 like an unknown one.
 pub fn parse_id(raw: &str) -> Result<SubscriptionId, AppError> {
     Id::parse(raw).map_err(|_| AppError::NotFound("subscription"))
-}
-
-fn parse_url(ctx: &Context, raw: &str) -> Result<TargetUrl, AppError> {
-    TargetUrl::parse_with(raw, ctx.settings.allow_private_targets).map_err(AppError::Validation)
 }
 
 fn parse_events(raw: Option<Vec<&str>>) -> Result<Vec<EventPattern>, AppError> {
@@ -138,7 +135,7 @@ fn parse_name(fields: &Fields) -> Result<Option<String>, AppError> {
 pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value, AppError> {
     let fields = Fields::new(body)?;
     fields.deny_unknown(CREATE_FIELDS)?;
-    let url = parse_url(ctx, fields.req_str("url")?)?;
+    let (url, destination) = super::targets::parse_new(ctx, &fields)?;
     let events = parse_events(fields.opt_str_array("events", MAX_EVENT_PATTERNS)?)?;
     let filters = parse_filters(fields.raw("filters"))?;
     let active = fields.opt_bool("active")?.unwrap_or(true);
@@ -178,9 +175,11 @@ pub async fn create(ctx: &Context, caller: &Caller, body: Value) -> Result<Value
         public_key: keys::shown_public_key(&key),
         rate_limit_per_second,
         fifo,
+        destination,
     };
     set_headers(ctx, &mut sub, fields.raw("headers"))?;
     oauth_settings::set_auth(ctx, &mut sub, &fields)?;
+    super::targets::check_fits(&sub)?;
     super::limits::check_subscription_count(ctx, &caller.account_id).await?;
     ctx.subscriptions.insert(&sub).await?;
     tracing::info!(account_id = %sub.account_id, subscription_id = %sub.id, "subscription created");
@@ -222,9 +221,7 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
     let read_version = sub.version;
     let mut reenabled = false;
 
-    if fields.has("url") {
-        sub.url = parse_url(ctx, fields.req_str("url")?)?;
-    }
+    super::targets::apply_update(ctx, &fields, &mut sub)?;
     if fields.has("events") {
         sub.events = parse_events(fields.opt_str_array("events", MAX_EVENT_PATTERNS)?)?;
     }
@@ -257,6 +254,7 @@ pub async fn update(ctx: &Context, caller: &Caller, raw_id: &str, body: Value) -
         set_headers(ctx, &mut sub, fields.raw("headers"))?;
     }
     oauth_settings::set_auth(ctx, &mut sub, &fields)?;
+    super::targets::check_fits(&sub)?;
     let now = ctx.clock.now();
     // The outgoing key keeps signing (as a second signature) through the overlap window.
     let rotated = keys::rotate(ctx, &mut sub, &fields, now)?;
