@@ -1,4 +1,4 @@
-//! A customer's own AWS account on the embedded AWS, set up the way the README tells a customer
+//! A customer's own AWS account on the embedded AWS, set up the way docs/receiving.md tells a customer
 //! to: a queue (standard or FIFO), an event bus with a rule to a queue (to read what arrived), and
 //! a role that trusts the service's account with their Puck account id as `ExternalId`.
 //!

@@ -28,7 +28,7 @@ export function targetChooser(sub) {
       field: "destination.event_bus_arn",
       hint: "One event per delivery: source puck.webhooks, detail-type the event type." })),
     role: h("div", { "data-kind": "aws" }, field("Role ARN", role, { field: "destination.role_arn",
-      hint: "A role in your account that trusts Puck with your account id as external id (see the README)." })),
+      hint: "A role in your account that trusts Puck with your account id as external id (see docs/receiving.md in the repository)." })),
   };
   const radios = KINDS.map(([value, text]) => h("div", { class: "check" },
     h("input", { type: "radio", id: `kind-${value}`, name: "target-kind", value, checked: value === current }),

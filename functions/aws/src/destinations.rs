@@ -7,7 +7,7 @@
 //!
 //! The SDK's own retries are off for these two calls: throttling and 5xx come back at once as the
 //! attempt's error and are retried on the delivery's schedule, like a receiver's 5xx, so an
-//! attempt stays within the delivery timeout (README.md, "AWS destinations").
+//! attempt stays within the delivery timeout (docs/receiving.md, "AWS destinations").
 
 mod credentials;
 

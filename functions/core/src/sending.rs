@@ -5,7 +5,7 @@
 //! [`AwsRoute`] goes to the [`AwsDestinationSender`] (the customer's SQS queue or EventBridge bus,
 //! reached by assuming their role), any other to the HTTPS sender. What AWS answered is turned
 //! into the same [`SendOutcome`] an HTTPS receiver's answer becomes, so the retry schedule, the
-//! delivery log and the console treat both alike (README.md, "AWS destinations").
+//! delivery log and the console treat both alike (docs/receiving.md, "AWS destinations").
 
 use crate::destination::AwsDestination;
 use crate::model::{Delivery, Subscription};
@@ -105,7 +105,7 @@ impl WebhookSender for TargetSender {
 /// The wire-format headers an SQS message carries as attributes of the same names: the
 /// `X-Puck-*` and `webhook-*` ones (event id, type, delivery id, both signatures, Standard
 /// Webhooks), at most SQS's 10 attributes. Attribute names are case-sensitive where header names
-/// are not, so each is spelled as README.md documents it: `X-Puck-Event-Id`, `webhook-id`.
+/// are not, so each is spelled as docs/receiving.md documents it: `X-Puck-Event-Id`, `webhook-id`.
 pub fn message_attributes(headers: &[(String, String)]) -> Vec<(String, String)> {
     headers
         .iter()

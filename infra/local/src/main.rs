@@ -53,7 +53,7 @@ async fn run() -> Result<()> {
     println!("    export AWS_ENDPOINT_URL_DYNAMODB={}", endpoints.dynamodb);
     println!("    export AWS_ENDPOINT_URL_SQS={}", endpoints.sqs);
     println!("    export AWS_ENDPOINT_URL_SECRETS_MANAGER={}", endpoints.secrets_manager);
-    // AWS destinations (README.md): STS, IAM and EventBridge are served by the first moto.
+    // AWS destinations (docs/receiving.md): STS, IAM and EventBridge are served by the first moto.
     for service in ["STS", "IAM", "EVENTBRIDGE"] {
         println!("    export AWS_ENDPOINT_URL_{service}={}", endpoints.dynamodb);
     }

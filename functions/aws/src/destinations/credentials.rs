@@ -4,7 +4,7 @@
 //!
 //! Keyed by role *and* external id: two Puck accounts naming the same role never share
 //! credentials, so a role trusting only its owner's external id is never used for another
-//! account's deliveries (the confused-deputy guard of the trust policy in README.md).
+//! account's deliveries (the confused-deputy guard of the trust policy in docs/receiving.md).
 
 use super::{answer_of, Creds};
 use puck_core::destination::RoleArn;

@@ -3,7 +3,7 @@
 //!
 //! Kept apart from the subscription use cases so the rule lives in one place for create and
 //! update: a PATCH may switch a subscription from one kind of target to the other, and whatever
-//! it changes, the result must still fit its target (README.md, "AWS destinations").
+//! it changes, the result must still fit its target (docs/receiving.md, "AWS destinations").
 
 use super::json_fields::Fields;
 use super::Context;
