@@ -26,9 +26,10 @@
 //! unsharded layout (everything under `ACCT#<account>`) are not read: see the README's
 //! "Upgrading a stack with data".
 //!
-//! Indexes project only what their queries read ([`BY_SUB_INDEX`]: keys and the log filters' attributes;
-//! [`DUE_INDEX`]: keys), so a delivery's writes cost little index capacity; a page of a
-//! subscription's log is then read by key with BatchGetItem.
+//! Indexes project only what their queries read ([`BY_SUB_INDEX`]: keys and the log filters'
+//! attributes that never change, not `status`; [`DUE_INDEX`]: keys), so a delivery's writes cost
+//! little index capacity; a page of a subscription's log is then read by key with BatchGetItem,
+//! and filtered by status there (`by_status`).
 //!
 //! IAM: dynamodb:GetItem, PutItem, UpdateItem, DeleteItem, Query (table and `index/*`),
 //! BatchGetItem, BatchWriteItem.
@@ -46,6 +47,8 @@ use puck_core::time::Timestamp;
 use std::collections::HashMap;
 use std::time::Duration;
 
+mod by_status;
+pub use by_status::{BASE_READS_PER_PAGE, ROUNDS_PER_PAGE};
 mod claims;
 mod layout;
 mod log;
@@ -54,8 +57,10 @@ mod records;
 use layout::*;
 
 const DLV_PREFIX: &str = "DLV#";
-/// A subscription's log: `gsi1pk`/`gsi1sk`, projecting the keys and what the log filters on (`status`, `event_type`, `event_id`, `created_at`) only.
-pub const BY_SUB_INDEX: &str = "by_sub";
+/// A subscription's log: `gsi1pk`/`gsi1sk`, projecting the keys and the log filters' attributes
+/// that never change (`event_type`, `event_id`, `created_at`), so a status change writes the table
+/// only. Named `by_sub_log` since `status` left its projection (the old `by_sub` projected it).
+pub const BY_SUB_INDEX: &str = "by_sub_log";
 /// The sweeper's sparse index of in-flight deliveries: `due_pk`/`due_at`, keys only.
 pub const DUE_INDEX: &str = "due_keys";
 /// Shards of an account's log (`ACCT#<account>#D<n>`). A delivery puts its summary item once (under
@@ -67,10 +72,9 @@ pub const DUE_INDEX: &str = "due_keys";
 /// page queries every shard.
 pub const LOG_SHARDS: u32 = 64;
 /// Shards of a subscription's log in [`BY_SUB_INDEX`] (`gsi1pk=SUB#<subscription>#<n>`). The index
-/// is written when a delivery is put (1 WCU) and whenever its projected `status` changes (once per
-/// delivery that succeeds at once, twice if it fails first): about 2.1 WCU per delivery, so 3,000
-/// deliveries/s of one subscription are about 6,300 WCU/s, and 16 shards keep each under 400
-/// (half the limit is 500, room for a second status change on 1 in 4 deliveries). A divisor of
+/// is written once, when a delivery is put (1 WCU; it projects nothing that changes later), so
+/// 3,000 deliveries/s of one subscription are about 3,000 WCU/s, and 16 shards keep each near 190
+/// (half the limit is 500, room for replays and bursts). A divisor of
 /// [`LOG_SHARDS`], so each index shard's items come from a fixed quarter of the log shards.
 pub const SUB_SHARDS: u32 = 16;
 /// Shards of the `due` index (`due_pk=DUE#<n>`), shared by every account's in-flight deliveries:
@@ -427,35 +431,7 @@ impl DeliveryStore for DynamoDeliveryStore {
         account: &AccountId,
         subscription: &SubscriptionId,
     ) -> StoreResult<Vec<DeliveryId>> {
-        let mut values = HashMap::new();
-        let in_flight = status_in(&DeliveryStatus::IN_FLIGHT, &mut values);
-        let q = Query {
-            index: Some(BY_SUB_INDEX),
-            key_condition: "gsi1pk = :g".into(),
-            filter: Some(format!("begins_with(pk, :acct) AND {in_flight}")),
-            projection: Some("sk".into()),
-            forward: true,
-            values,
-            ..Query::default()
-        }
-        .name("#st", "status")
-        .value(":acct", s(log_pk_prefix(account)));
-        let queries = (0..SUB_SHARDS).map(|shard| {
-            let q = q.clone().value(":g", s(sub_shard_pk(subscription, shard)));
-            async move { self.table.query("Query in-flight deliveries", &q, None).await }
-        });
-        let mut ids = Vec::new();
-        for result in futures::future::join_all(queries).await {
-            for item in result? {
-                let id = attr_str(&item, "sk")
-                    .and_then(|sk| sk.strip_prefix(DLV_PREFIX))
-                    .and_then(|raw| DeliveryId::parse(raw).ok())
-                    .ok_or_else(|| corrupt("delivery", "missing or invalid id"))?;
-                ids.push(id);
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        self.sub_in_flight(account, subscription).await
     }
 
     async fn overdue(

@@ -41,7 +41,7 @@ pub(super) fn account_of_log_pk(pk: &str) -> Option<AccountId> {
     AccountId::parse(account).ok()
 }
 
-/// A subscription's partition of the `by_sub` index for one shard: `SUB#<subscription>#<shard>`.
+/// A subscription's partition of the `by_sub_log` index for one shard: `SUB#<subscription>#<shard>`.
 pub(super) fn sub_shard_pk(sub: &SubscriptionId, shard: u32) -> String {
     format!("SUB#{sub}#{shard}")
 }
