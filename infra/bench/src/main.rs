@@ -14,6 +14,7 @@ mod coldstart;
 mod cost;
 mod costrun;
 mod cpu;
+mod floor;
 mod ledger;
 mod receiver;
 mod report;
@@ -124,6 +125,10 @@ async fn measure_costs(stack: &BenchStack, init_calls: BTreeMap<String, u64>, qu
             skipped.push((s.key.clone(), "n/a: route not built".to_owned()));
             continue;
         }
+        if s.ingest && !stack.has_ingest() {
+            skipped.push((s.key.clone(), "n/a: no ingest queue".to_owned()));
+            continue;
+        }
         eprintln!("bench: cost scenario {} ({} events)…", s.key, s.events);
         let m = costrun::run(stack, &layout, &s).await.with_context(|| s.key.clone())?;
         println!(
@@ -152,6 +157,7 @@ async fn measure_costs(stack: &BenchStack, init_calls: BTreeMap<String, u64>, qu
         secrets: layout.secrets as f64,
         alarms: layout.alarms as f64,
         dashboards: layout.dashboards as f64,
+        dynamo_kms: layout.dynamo_kms,
         scheduled_per_month: layout.schedule_period_s.map_or(0.0, |p| cost::MONTH_S / p as f64),
         scheduled_run: sweep,
     };
