@@ -367,6 +367,9 @@ pub struct StoredEvent {
     /// answer lost in transit) is known as this publish, never as another one of the same id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish_token: Option<String>,
+    /// The deliveries the publish made, so the sweeper can send any whose enqueue was lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<DeliveryId>,
 }
 
 /// Inbound providers.

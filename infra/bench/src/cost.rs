@@ -433,10 +433,11 @@ pub fn state_wru_when_failing(failed_attempt_state_wru: f64, failing: f64) -> f6
 /// The key shapes the service hash-shards, and into how many shards (puck-aws's constants): a
 /// delivery's shard is a stable hash of its id, so under sustained traffic each shard takes an
 /// equal share of its owner's units.
-pub const SHARDED_SHAPES: [(&str, u32); 3] = [
+pub const SHARDED_SHAPES: [(&str, u32); 4] = [
     ("ACCT#{acct}#D{n}", puck_aws::dynamo::LOG_SHARDS),
     ("SUB#{sub}#{n}", puck_aws::dynamo::SUB_SHARDS),
     ("DUE#{n}", puck_aws::dynamo::DUE_SHARDS),
+    ("PUB#{n}", puck_aws::dynamo::DUE_SHARDS),
 ];
 
 /// The shard count of a key shape (1 when not sharded).

@@ -54,6 +54,7 @@ mod layout;
 mod log;
 pub use log::EXAMINED_PER_PAGE;
 mod records;
+mod unsent;
 use layout::*;
 
 const DLV_PREFIX: &str = "DLV#";
@@ -432,6 +433,14 @@ impl DeliveryStore for DynamoDeliveryStore {
         subscription: &SubscriptionId,
     ) -> StoreResult<Vec<DeliveryId>> {
         self.sub_in_flight(account, subscription).await
+    }
+
+    async fn unsent(&self, before: Timestamp, limit: usize) -> StoreResult<puck_core::ports::Unsent> {
+        self.unsent_published(before, limit).await
+    }
+
+    async fn unsent_swept(&self, upto: Timestamp) -> StoreResult<()> {
+        self.move_sweep_mark(upto).await
     }
 
     async fn overdue(

@@ -467,6 +467,7 @@ fn plan_event(
         delivery_count: deliveries.len() as u32,
         expires_at,
         publish_token: None,
+        deliveries: deliveries.iter().map(|d| d.id.clone()).collect(),
     };
     Pending::New { record, deliveries }
 }

@@ -48,6 +48,9 @@ pub async fn send_test_event(
     let envelope = Envelope::new(EventId::generate(), event_type.as_str(), now, (event_type.info().example)());
     let delivery = pending_delivery(&sub, &envelope, None, now, ctx.settings.expires_at(now));
     ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
+    // No event record stands for it (the sweeper's entry of a publish): marked swept, it is the
+    // sweeper's like a delivery whose attempt is due now, should its enqueue be lost.
+    ctx.deliveries.mark_swept(&caller.account_id, &delivery.id, now, now).await?;
     if wait {
         let sender =
             ctx.sender.clone().ok_or_else(|| AppError::Internal("no outbound sender in this context".into()))?;

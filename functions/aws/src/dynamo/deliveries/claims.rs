@@ -88,11 +88,14 @@ impl DynamoDeliveryStore {
         self.table.faults.dynamo()?;
         let mut values = HashMap::from([
             (":nat".to_owned(), attr(&Some(next_attempt_at))?),
+            (":due_pk".to_owned(), s(due_shard(id))),
             (":due_at".to_owned(), n(next_attempt_at.unix_ms())),
             (":swept".to_owned(), n(now.unix_ms())),
         ]);
         let in_flight = status_in(&DeliveryStatus::IN_FLIGHT, &mut values);
-        let set = "SET next_attempt_at = :nat, due_at = :due_at, swept = :swept";
+        // A fresh delivery has no due entry of its own (its event's stands for it): swept, it
+        // gets one, so from now on it is an overdue delivery like any other.
+        let set = "SET next_attempt_at = :nat, due_pk = :due_pk, due_at = :due_at, swept = :swept";
         let res = self.conditional_update(account, id, set, in_flight, values).send().await;
         match res {
             Ok(_) => Ok(true),

@@ -11,8 +11,13 @@ pub(super) fn dlv_sk(id: &DeliveryId) -> String {
 /// FNV-1a of a delivery id: stable across processes and releases, so a delivery's shards (log,
 /// subscription log, due index) are computed from its id alone and a get or update stays one call.
 pub(crate) fn shard_hash(id: &DeliveryId) -> u32 {
+    fnv1a(id.as_str())
+}
+
+/// FNV-1a of a string.
+pub(super) fn fnv1a(text: &str) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
-    for b in id.as_str().bytes() {
+    for b in text.bytes() {
         hash ^= u32::from(b);
         hash = hash.wrapping_mul(0x0100_0193);
     }
@@ -110,13 +115,32 @@ pub(crate) fn due_shard(id: &DeliveryId) -> String {
     format!("DUE#{}", shard_hash(id) % DUE_SHARDS)
 }
 
+/// The due-index shard of an event record (`PUB#<n>`, apart from the deliveries' `DUE#<n>`): the
+/// sweeper's one entry per published event, which stands for all of its deliveries until they
+/// have been taken (see `unsent`).
+pub(super) fn pub_shard_pk(shard: u32) -> String {
+    format!("PUB#{shard}")
+}
+
+/// The `PUB#<n>` shard of an event record, from a hash of its key.
+pub(super) fn pub_shard(account: &AccountId, event: &EventId) -> String {
+    pub_shard_pk(fnv1a(&evt_pk(account, event)) % DUE_SHARDS)
+}
+
+/// Whether a delivery as written has a due-index entry of its own: every in-flight one except a
+/// fresh `pending` one (no attempt yet), which its event record's entry stands for until the
+/// dispatcher or the sweeper takes it.
+pub(super) fn has_own_due_entry(d: &Delivery) -> bool {
+    d.status.is_in_flight() && !(d.status == DeliveryStatus::Pending && d.attempt_count == 0)
+}
+
 /// When an in-flight delivery is due: its next attempt time, else `fallback`.
 pub(super) fn due_ms(next_attempt_at: Option<Timestamp>, fallback: Timestamp) -> i64 {
     next_attempt_at.unwrap_or(fallback).unix_ms()
 }
 
-/// The stored item of a delivery, with keys, due fields and TTL; payload and attempts live in
-/// their own items.
+/// The stored item of a delivery, with keys, due fields (see [`has_own_due_entry`]) and TTL;
+/// payload and attempts live in their own items.
 pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     let mut item = to_item(d).map_err(|e| corrupt("delivery", e))?;
     item.remove("payload");
@@ -125,7 +149,7 @@ pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     item.insert("gsi1pk".into(), s(sub_pk(&d.subscription_id, &d.id)));
     item.insert("gsi1sk".into(), s(d.id.as_str()));
     item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
-    if d.status.is_in_flight() {
+    if has_own_due_entry(d) {
         item.insert("due_pk".into(), s(due_shard(&d.id)));
         item.insert("due_at".into(), n(due_ms(d.next_attempt_at, d.updated_at)));
     }

@@ -17,6 +17,11 @@ fn record_item(event: &StoredEvent) -> StoreResult<Item> {
     let mut item = to_item(event).map_err(|e| corrupt("event", e))?;
     item.extend(key(evt_pk(&event.account_id, &event.event_id), ITEM_SK.to_owned()));
     item.insert("expires_at".into(), n(event.expires_at.unix_seconds()));
+    if !event.deliveries.is_empty() {
+        // The sweeper's entry for the event's deliveries (see `unsent`), due at the publish.
+        item.insert("due_pk".into(), s(pub_shard(&event.account_id, &event.event_id)));
+        item.insert("due_at".into(), n(event.emitted_at.unix_ms()));
+    }
     Ok(item)
 }
 
