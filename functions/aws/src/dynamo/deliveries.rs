@@ -139,22 +139,49 @@ impl DynamoDeliveryStore {
 }
 
 impl DynamoDeliveryStore {
-    /// The delivery of a log item with its payload, read from its body item (or inline, in items
-    /// of the old layout).
-    async fn with_payload(&self, account: &AccountId, item: &Item) -> StoreResult<Delivery> {
+    /// The delivery of a log item with its payload: from its event record (`body_at`), from a
+    /// body item (`body_ref`), or inline (items of the oldest layout). None when it names a record
+    /// that does not exist: a publish that failed before its durable point, never answered 202.
+    async fn with_payload(&self, account: &AccountId, item: &Item) -> StoreResult<Option<Delivery>> {
         let mut d = decode(item)?;
-        if !item.contains_key("payload") {
-            let first = attr_str(item, "body_ref").and_then(|r| DeliveryId::parse(r).ok());
-            let Some(first) = first else { return Err(corrupt("delivery", "no payload and no body_ref")) };
-            let body = self.table.get_item("GetItem body", body_pk(account, &first), ITEM_SK.to_owned()).await?;
-            let bytes = body.as_ref().and_then(|b| b.get("body")).and_then(|v| v.as_b().ok());
-            let Some(bytes) = bytes else {
-                return Err(corrupt("delivery", "body item missing"));
-            };
-            d.payload = decompress(bytes.as_ref())?;
+        if item.contains_key("payload") {
+            return Ok(Some(d));
         }
-        Ok(d)
+        let (pk, attr, at) = match (item.get("body_at"), attr_str(item, "body_ref")) {
+            (Some(at), _) => {
+                let at = at.as_n().ok().and_then(|v| v.parse::<usize>().ok());
+                let at = at.ok_or_else(|| corrupt("delivery", "body_at is not a number"))?;
+                (evt_pk(account, &d.event_id), "bodies", Some(at))
+            }
+            (None, Some(first)) => {
+                let first = DeliveryId::parse(first).map_err(|e| corrupt("delivery", e))?;
+                (body_pk(account, &first), "body", None)
+            }
+            (None, None) => return Err(corrupt("delivery", "no payload, body_at or body_ref")),
+        };
+        let Some(found) = self.table.get_item("GetItem body", pk, ITEM_SK.to_owned()).await? else {
+            return match at {
+                Some(_) => Ok(None),
+                None => Err(corrupt("delivery", "body item missing")),
+            };
+        };
+        let value = match (found.get(attr), at) {
+            (Some(AttributeValue::L(list)), Some(at)) => list.get(at),
+            (value, None) => value,
+            _ => None,
+        };
+        let bytes = value.and_then(|v| v.as_b().ok()).ok_or_else(|| corrupt("delivery", "its body is missing"))?;
+        d.payload = decompress(bytes.as_ref())?;
+        Ok(Some(d))
     }
+}
+
+/// Where an event's bodies are kept.
+enum BodyPlace {
+    /// In its record (`bodies`), a delivery naming its own by index (`body_at`).
+    Record,
+    /// In body items, keyed by the first delivery of each body (`body_ref`).
+    Item(Vec<DeliveryId>),
 }
 
 /// The status part of a delivery update.
@@ -274,32 +301,52 @@ impl DeliveryStore for DynamoDeliveryStore {
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
         let mut requests = Vec::with_capacity(deliveries.len() + 1);
-        let mut bodies: Vec<(&AccountId, &EventId, &str, &DeliveryId)> = Vec::new();
+        // Per event (in order of first appearance): its bodies, and where they are kept.
+        let mut events: Vec<(&AccountId, &EventId, Vec<String>, BodyPlace)> = Vec::new();
         for d in deliveries {
-            // The body goes in the same batch, once per event and body format (every `raw`
-            // subscription shares one): a delivery is never readable without it for longer than
-            // the batch's own retries.
-            let same_body = |(a, e, p, _): &&(&AccountId, &EventId, &str, &DeliveryId)| {
-                *a == &d.account_id && *e == &d.event_id && *p == d.payload
-            };
-            let first = match bodies.iter().find(same_body) {
-                Some((_, _, _, first)) => *first,
+            let at = match events.iter().position(|(a, e, _, _)| *a == &d.account_id && *e == &d.event_id) {
+                Some(at) => at,
                 None => {
-                    bodies.push((&d.account_id, &d.event_id, &d.payload, &d.id));
-                    requests.push(put_request(body_item(d)?)?);
-                    &d.id
+                    let mine: Vec<Delivery> = deliveries
+                        .iter()
+                        .filter(|o| o.account_id == d.account_id && o.event_id == d.event_id)
+                        .cloned()
+                        .collect();
+                    let bodies = StoredEvent::bodies_of(&mine);
+                    // Small bodies go in the event record (written after the deliveries, the
+                    // publish's durable point); large ones in a body item in this same batch.
+                    let place = match record_bodies(&bodies)? {
+                        Some(_) => BodyPlace::Record,
+                        None => BodyPlace::Item(Vec::new()),
+                    };
+                    events.push((&d.account_id, &d.event_id, bodies, place));
+                    events.len() - 1
                 }
             };
+            let (_, _, bodies, place) = &mut events[at];
+            let index = bodies.iter().position(|b| b == &d.payload).unwrap_or_default();
             let mut item = delivery_item(d)?;
-            item.insert("body_ref".into(), s(first.as_str()));
+            match place {
+                BodyPlace::Record => {
+                    item.insert("body_at".into(), n(index as i64));
+                }
+                BodyPlace::Item(firsts) => {
+                    // One body item per body, keyed by the first delivery that sends it.
+                    if firsts.len() <= index {
+                        requests.push(put_request(body_item(d)?)?);
+                        firsts.push(d.id.clone());
+                    }
+                    item.insert("body_ref".into(), s(firsts[index].as_str()));
+                }
+            }
             requests.push(put_request(item)?);
         }
         self.batch_write("BatchWriteItem deliveries", requests).await
     }
 
     async fn remove_deliveries(&self, account: &AccountId, ids: &[DeliveryId]) -> StoreResult<()> {
-        // A body is keyed by one of the publish's delivery ids: deleting `BODY#<account>#<id>` of
-        // each (absent ones are no-ops) takes it with them, and never another publish's body.
+        // A body item is keyed by one of the publish's delivery ids: deleting `BODY#<account>#<id>`
+        // of each (absent ones are no-ops) takes it with them, and never another publish's body.
         let mut requests = Vec::with_capacity(2 * ids.len());
         let keys = ids
             .iter()
@@ -331,7 +378,11 @@ impl DeliveryStore for DynamoDeliveryStore {
         let Some(item) = self.table.get_item("GetItem delivery", log_pk(account, id), dlv_sk(id)).await? else {
             return Ok(None);
         };
-        self.with_payload(account, &item).await.map(Some)
+        // A delivery whose publish never reached its durable point is shown without a body.
+        match self.with_payload(account, &item).await? {
+            Some(d) => Ok(Some(d)),
+            None => decode(&item).map(Some),
+        }
     }
 
     async fn list_page(

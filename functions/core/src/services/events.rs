@@ -468,6 +468,7 @@ fn plan_event(
         expires_at,
         publish_token: None,
         deliveries: deliveries.iter().map(|d| d.id.clone()).collect(),
+        bodies: StoredEvent::bodies_of(&deliveries),
     };
     Pending::New { record, deliveries }
 }

@@ -14,7 +14,7 @@ use crate::backoff::RetryPolicy;
 use crate::envelope::Envelope;
 use crate::error::AppError;
 use crate::ids::EventId;
-use crate::model::Caller;
+use crate::model::{Caller, StoredEvent};
 use crate::validation::EventType;
 use serde_json::{json, Value};
 
@@ -48,9 +48,22 @@ pub async fn send_test_event(
     let envelope = Envelope::new(EventId::generate(), event_type.as_str(), now, (event_type.info().example)());
     let delivery = pending_delivery(&sub, &envelope, None, now, ctx.settings.expires_at(now));
     ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
-    // No event record stands for it (the sweeper's entry of a publish): marked swept, it is the
-    // sweeper's like a delivery whose attempt is due now, should its enqueue be lost.
-    ctx.deliveries.mark_swept(&caller.account_id, &delivery.id, now, now).await?;
+    // Its record, as a publish writes one: it holds the body and stands for the delivery in the
+    // sweeper's look at recent events (its id is new, so it never answers a publish).
+    let record = StoredEvent {
+        account_id: caller.account_id.clone(),
+        event_id: envelope.event_id.clone(),
+        event_type: event_type.as_str().to_owned(),
+        severity: None,
+        tags: Default::default(),
+        emitted_at: now,
+        delivery_count: 1,
+        expires_at: delivery.expires_at,
+        publish_token: None,
+        deliveries: vec![delivery.id.clone()],
+        bodies: StoredEvent::bodies_of(std::slice::from_ref(&delivery)),
+    };
+    ctx.deliveries.insert_events(std::slice::from_ref(&record)).await?;
     if wait {
         let sender =
             ctx.sender.clone().ok_or_else(|| AppError::Internal("no outbound sender in this context".into()))?;

@@ -94,6 +94,17 @@ pub(crate) fn decompress(bytes: &[u8]) -> StoreResult<String> {
     Ok(out)
 }
 
+/// The most compressed body bytes of one event held in its record: a batch's records (up to 100)
+/// go in one transaction, which DynamoDB caps at 4 MB. An event with more keeps them in a body
+/// item of its own, written with its deliveries.
+pub(super) const RECORD_BODIES_MAX: usize = 32 * 1024;
+
+/// An event's bodies compressed, or None when they are too large for its record.
+pub(super) fn record_bodies(bodies: &[String]) -> StoreResult<Option<Vec<Vec<u8>>>> {
+    let compressed = bodies.iter().map(|b| compress(b)).collect::<StoreResult<Vec<_>>>()?;
+    Ok((compressed.iter().map(Vec::len).sum::<usize>() <= RECORD_BODIES_MAX).then_some(compressed))
+}
+
 /// The body item of an event: one per event, however many deliveries it has; `d` is the first.
 pub(super) fn body_item(d: &Delivery) -> StoreResult<Item> {
     let mut item = key(body_pk(&d.account_id, &d.id), ITEM_SK.to_owned());
@@ -164,7 +175,9 @@ pub(super) fn decode(item: &Item) -> StoreResult<Delivery> {
     from_item(&item).map_err(|e| corrupt("delivery", e))
 }
 
+/// An event record without its bodies (read only to send, see `with_payload`).
 pub(super) fn decode_event(mut item: Item) -> StoreResult<StoredEvent> {
+    item.remove("bodies");
     ttl_to_field(&mut item);
     from_item(&item).map_err(|e| corrupt("event", e))
 }
