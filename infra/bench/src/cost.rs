@@ -194,7 +194,11 @@ pub fn bill(u: &Usage, arch: Arch) -> Vec<Line> {
         },
         Line {
             item: "DynamoDB point-in-time recovery",
-            quantity: if u.pitr { format!("{:.0} B for {} days", u.stored_bytes, u.retention_days) } else { "off".into() },
+            quantity: if u.pitr {
+                format!("{:.0} B for {} days", u.stored_bytes, u.retention_days)
+            } else {
+                "off".into()
+            },
             usd: if u.pitr { storage_gb_months * DYNAMO_PITR_GB_MONTH_USD } else { 0.0 },
         },
         Line {

@@ -10,8 +10,8 @@
 //! message per event carries all of its deliveries.
 
 use crate::cost::{
-    Line, APIGW_REQUEST_USD, DATA_OUT_GB_USD, DYNAMO_STORAGE_GB_MONTH_USD, DYNAMO_WRU_USD, LAMBDA_REQUEST_USD,
-    MONTH_S, SQS_REQUEST_USD,
+    Line, APIGW_REQUEST_USD, DATA_OUT_GB_USD, DYNAMO_STORAGE_GB_MONTH_USD, DYNAMO_WRU_USD, LAMBDA_REQUEST_USD, MONTH_S,
+    SQS_REQUEST_USD,
 };
 
 const GB: f64 = 1e9;
@@ -106,7 +106,11 @@ mod tests {
     fn the_floor_of_one_event_to_one_subscription_is_what_the_design_counts() {
         let mut f = FloorUse::of(1.0, 1.0, 1.0, false, 1024.0);
         f.data_out_bytes = 2000.0;
-        let want = 1.00 + 0.20 + 0.40 * 1.2 + 0.625 * 1.1 + 1024.0 / GB * 0.25 * 30.0 * 86_400.0 / MONTH_S * 1e6
+        let want = 1.00
+            + 0.20
+            + 0.40 * 1.2
+            + 0.625 * 1.1
+            + 1024.0 / GB * 0.25 * 30.0 * 86_400.0 / MONTH_S * 1e6
             + 2000.0 / GB * 0.09 * 1e6;
         assert!((floor_per_million(&f) - want).abs() < 1e-9, "{} vs {want}", floor_per_million(&f));
     }

@@ -71,7 +71,11 @@ async fn sweep_unsent(ctx: &Context, grace_secs: i64, deadline: Timestamp) -> Re
             return Ok(sent);
         }
         if count > 0 {
-            tracing::info!(count = pushed, found = count, "sweeper enqueued deliveries of publishes that stopped before the queue");
+            tracing::info!(
+                count = pushed,
+                found = count,
+                "sweeper enqueued deliveries of publishes that stopped before the queue"
+            );
         }
         if let Some(upto) = found.upto {
             ctx.deliveries.unsent_swept(upto).await?;

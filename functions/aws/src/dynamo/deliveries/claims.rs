@@ -84,7 +84,12 @@ impl DynamoDeliveryStore {
     /// A claimed delivery whose event record does not exist: its publish failed before the
     /// durable point (the producer was answered an error and publishes again), so it is never
     /// sent; it is `abandoned` in the log.
-    async fn abandon_unpublished(&self, account: &AccountId, item: &Item, request: &ClaimRequest) -> StoreResult<Claim> {
+    async fn abandon_unpublished(
+        &self,
+        account: &AccountId,
+        item: &Item,
+        request: &ClaimRequest,
+    ) -> StoreResult<Claim> {
         let mut d = decode(item)?;
         tracing::warn!(account_id = %account, delivery_id = %d.id, event_id = %d.event_id, "delivery of a publish that never completed; abandoned");
         let change = StatusChange {
@@ -94,7 +99,8 @@ impl DynamoDeliveryStore {
             claim: ClaimChange::Release(&request.token),
         };
         let from = DeliveryStatus::IN_FLIGHT;
-        self.update_if_status("UpdateItem delivery abandon", account, &d.id, &from, change, None, HashMap::new()).await?;
+        self.update_if_status("UpdateItem delivery abandon", account, &d.id, &from, change, None, HashMap::new())
+            .await?;
         d.status = DeliveryStatus::Abandoned;
         Ok(Claim::Finished(d))
     }
