@@ -6,21 +6,23 @@
 //! id modulo [`LOG_SHARDS`], so a get or update by id is still one call; ids are time-ordered, so
 //! a reverse query of every shard, merged, is the newest-first log. `gsi1pk=SUB#<subscription>#<m>`
 //! (`m` the same hash modulo [`SUB_SHARDS`]), `gsi1sk=<id>` for a subscription's log, read the
-//! same way. While in flight (`pending`/`failed`) also `due_pk=DUE#<hash mod DUE_SHARDS>`,
-//! `due_at=<next attempt, epoch ms>`, so the sparse `due` index holds exactly what the sweeper
-//! watches. The item holds the summary fields only (well under 1 KB): no payload, no attempts, so
-//! each status change rewrites a small item.
+//! same way. A delivery waiting for a retry (or swept, or replayed) also has
+//! `due_pk=DUE#<hash mod DUE_SHARDS>`, `due_at=<next attempt, epoch ms>` in the sparse due index;
+//! a fresh `pending` one has none: its event record's entry stands for it (`unsent`), so a
+//! delivery that succeeds at once never writes that index. The item holds the summary fields only
+//! (well under 1 KB): no payload, no attempts, so each status change rewrites a small item.
 //!
 //! The items read only by key have a partition each, named with the account (tenant isolation):
-//! - Body: `pk=BODY#<account>#<first delivery id of the event and format>`, `sk=-`, the body
-//!   deflate-compressed in the Binary attribute `body`, written once per event in the same batch
-//!   as its deliveries (never per delivery), which point at it with `body_ref`. Events are ≤ 128
-//!   KiB, so a body item is always far under the 400 KB item limit. Items written before bodies
-//!   had their own item still carry `payload` (and a ring of `attempts`) inline; reads fall back
-//!   to them.
+//! - Event: `pk=EVT#<account>#<event_id>`, `sk=-`, written once (the idempotency record and the
+//!   publish's durable point). It holds the ids of its deliveries, its bodies deflate-compressed
+//!   (Binary list `bodies`, one per format; a delivery names its own with `body_at`) when they
+//!   are at most 32 KiB compressed, and `due_pk=PUB#<n>`/`due_at=<publish>` for the sweeper.
+//! - Body: `pk=BODY#<account>#<first delivery id of the body>`, `sk=-`, the Binary attribute
+//!   `body`: only for an event whose bodies are larger (and for deliveries written before bodies
+//!   moved into the record), written in the same batch as its deliveries, which point at it
+//!   with `body_ref`. Items older still carry `payload` inline; reads fall back to them.
 //! - Attempt: `pk=ATT#<account>#<delivery id>`, `sk=<number, 10 digits>`, one small item per
 //!   attempt; a delivery is read with its newest [`MAX_LOGGED_ATTEMPTS`] (one reverse Query).
-//! - Event: `pk=EVT#<account>#<event_id>`, `sk=-`, written once (the idempotency record).
 //!
 //! Every item's `expires_at` (TTL, epoch seconds) is the value the use case decided. Items of the
 //! unsharded layout (everything under `ACCT#<account>`) are not read: see the README's
@@ -78,11 +80,11 @@ pub const LOG_SHARDS: u32 = 64;
 /// (half the limit is 500, room for replays and bursts). A divisor of
 /// [`LOG_SHARDS`], so each index shard's items come from a fixed quarter of the log shards.
 pub const SUB_SHARDS: u32 = 16;
-/// Shards of the `due` index (`due_pk=DUE#<n>`), shared by every account's in-flight deliveries:
-/// written when a delivery is put, again when it leaves flight (the entry is removed), twice more
-/// per retry (its `due_at` key moves): about 2.2 WCU per delivery. 64 shards keep each under 500
-/// WCU/s up to about 14,000 deliveries/s across the whole service. The sweeper queries every
-/// shard once a minute (64 Queries, 32 RRU, at zero traffic).
+/// Shards of the due index (`due_pk=DUE#<n>` for deliveries, `PUB#<n>` for event records),
+/// shared by every account: written once per published event, and per delivery only when an
+/// attempt fails (its `due_at` moves with each retry, and the entry goes when it leaves flight).
+/// 64 shards keep each under 500 WCU/s up to about 30,000 events/s across the whole service. The
+/// sweeper queries every shard of both once a minute (128 Queries, 64 RRU, at zero traffic).
 pub const DUE_SHARDS: u32 = 64;
 /// DynamoDB's BatchWriteItem limit.
 const BATCH_SIZE: usize = 25;
