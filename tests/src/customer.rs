@@ -70,7 +70,7 @@ impl CustomerAccount {
     }
 
     /// A role the service may assume: trusts `service_account` when the call carries
-    /// `external_id` (the customer's Puck account id), as README.md shows. Returns its ARN.
+    /// `external_id` (the customer's Puck account id), as docs/receiving.md shows. Returns its ARN.
     pub async fn create_role(&self, name: &str, service_account: &str, external_id: &str) -> String {
         let trust = json!({"Version": "2012-10-17", "Statement": [{
             "Effect": "Allow",

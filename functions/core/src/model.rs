@@ -417,6 +417,27 @@ pub struct StoredEvent {
     /// answer lost in transit) is known as this publish, never as another one of the same id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish_token: Option<String>,
+    /// The deliveries the publish made, so the sweeper can send any whose enqueue was lost.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliveries: Vec<DeliveryId>,
+    /// The bodies its deliveries send, each once (one per format), in the order of the first
+    /// delivery that sends it: the payload stored once per event.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bodies: Vec<String>,
+}
+
+impl StoredEvent {
+    /// The distinct payloads of `deliveries`, in order of first appearance (what
+    /// [`StoredEvent::bodies`] holds for them).
+    pub fn bodies_of(deliveries: &[Delivery]) -> Vec<String> {
+        let mut bodies: Vec<String> = Vec::new();
+        for d in deliveries {
+            if !bodies.contains(&d.payload) {
+                bodies.push(d.payload.clone());
+            }
+        }
+        bodies
+    }
 }
 
 /// Inbound providers.

@@ -315,6 +315,29 @@ pub trait DeliveryStore: Send + Sync {
         limit: usize,
         skip: &[AccountId],
     ) -> StoreResult<Vec<(AccountId, DeliveryId)>>;
+    /// Deliveries of events published from the store's sweep mark up to `before` that nothing
+    /// has taken yet (no attempt, claim or sweep: their enqueue may have been lost), from at most
+    /// about `limit` events. A store whose [`DeliveryStore::overdue`] already lists every
+    /// in-flight delivery (the in-memory one) has none to add.
+    async fn unsent(&self, _before: Timestamp, _limit: usize) -> StoreResult<Unsent> {
+        Ok(Unsent::default())
+    }
+    /// Moves the sweep mark to `upto` once every delivery [`DeliveryStore::unsent`] returned
+    /// was swept: the events before it are not looked at again.
+    async fn unsent_swept(&self, _upto: Timestamp) -> StoreResult<()> {
+        Ok(())
+    }
+}
+
+/// What [`DeliveryStore::unsent`] found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unsent {
+    /// The deliveries to sweep.
+    pub deliveries: Vec<(AccountId, DeliveryId)>,
+    /// Every event published before this was looked at (None: nothing to move the mark to).
+    pub upto: Option<Timestamp>,
+    /// More events wait between `upto` and the asked bound.
+    pub more: bool,
 }
 
 /// Inbound endpoints and their URL key lookup. Adapter needs `dynamodb:GetItem`, `dynamodb:Query`,

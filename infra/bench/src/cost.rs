@@ -40,6 +40,14 @@ pub const DATA_OUT_GB_USD: f64 = 0.09;
 pub const SECRETS_CALL_USD: f64 = 0.05 / 10_000.0;
 /// Secrets Manager, per secret-month.
 pub const SECRET_MONTH_USD: f64 = 0.40;
+/// DynamoDB point-in-time recovery (continuous backups), per GB-month of table size.
+pub const DYNAMO_PITR_GB_MONTH_USD: f64 = 0.20;
+/// KMS, per API request ($0.03 per 10,000).
+pub const KMS_REQUEST_USD: f64 = 0.03 / 10_000.0;
+/// KMS requests a table encrypted with the AWS-managed key (`aws/dynamodb`) makes per month:
+/// DynamoDB caches the table key and refreshes it about every 5 minutes (an estimate: AWS does
+/// not publish the rate; it does not grow with traffic).
+pub const DYNAMO_KMS_REQUESTS_MONTH: f64 = MONTH_S / 300.0;
 /// CloudWatch standard-resolution alarm, per alarm-month.
 pub const ALARM_MONTH_USD: f64 = 0.10;
 /// CloudWatch dashboard, per dashboard-month (beyond the 3 free ones).
@@ -112,6 +120,8 @@ pub struct Usage {
     pub stored_bytes: f64,
     /// How long stored bytes stay (the retention, days).
     pub retention_days: f64,
+    /// The table has point-in-time recovery (billed on its size).
+    pub pitr: bool,
 }
 
 impl Usage {
@@ -181,6 +191,15 @@ pub fn bill(u: &Usage, arch: Arch) -> Vec<Line> {
             item: "DynamoDB storage",
             quantity: format!("{:.0} B for {} days", u.stored_bytes, u.retention_days),
             usd: storage_gb_months * DYNAMO_STORAGE_GB_MONTH_USD,
+        },
+        Line {
+            item: "DynamoDB point-in-time recovery",
+            quantity: if u.pitr {
+                format!("{:.0} B for {} days", u.stored_bytes, u.retention_days)
+            } else {
+                "off".into()
+            },
+            usd: if u.pitr { storage_gb_months * DYNAMO_PITR_GB_MONTH_USD } else { 0.0 },
         },
         Line {
             item: "SQS requests",
@@ -261,6 +280,8 @@ pub struct Fixed {
     pub secrets: f64,
     pub alarms: f64,
     pub dashboards: f64,
+    /// The table is encrypted with a KMS key (the template's `SSESpecification`).
+    pub dynamo_kms: bool,
     /// Scheduled invocations per month (the sweeper) and what one idle run costs.
     pub scheduled_per_month: f64,
     pub scheduled_run: Usage,
@@ -287,6 +308,11 @@ pub fn fixed_lines(f: &Fixed, arch: Arch) -> Vec<Line> {
             usd: receives * SQS_REQUEST_USD,
         },
         Line { item: "Secrets Manager secrets", quantity: format!("{}", f.secrets), usd: f.secrets * SECRET_MONTH_USD },
+        Line {
+            item: "KMS requests (DynamoDB encryption, AWS-managed key)",
+            quantity: if f.dynamo_kms { format!("{DYNAMO_KMS_REQUESTS_MONTH:.0}/month") } else { "off".into() },
+            usd: if f.dynamo_kms { DYNAMO_KMS_REQUESTS_MONTH * KMS_REQUEST_USD } else { 0.0 },
+        },
         Line { item: "CloudWatch alarms", quantity: format!("{}", f.alarms), usd: f.alarms * ALARM_MONTH_USD },
         Line {
             item: "CloudWatch dashboards",
@@ -411,10 +437,11 @@ pub fn state_wru_when_failing(failed_attempt_state_wru: f64, failing: f64) -> f6
 /// The key shapes the service hash-shards, and into how many shards (puck-aws's constants): a
 /// delivery's shard is a stable hash of its id, so under sustained traffic each shard takes an
 /// equal share of its owner's units.
-pub const SHARDED_SHAPES: [(&str, u32); 3] = [
+pub const SHARDED_SHAPES: [(&str, u32); 4] = [
     ("ACCT#{acct}#D{n}", puck_aws::dynamo::LOG_SHARDS),
     ("SUB#{sub}#{n}", puck_aws::dynamo::SUB_SHARDS),
     ("DUE#{n}", puck_aws::dynamo::DUE_SHARDS),
+    ("PUB#{n}", puck_aws::dynamo::DUE_SHARDS),
 ];
 
 /// The shard count of a key shape (1 when not sharded).
@@ -573,6 +600,7 @@ mod tests {
             data_out_bytes: 2000.0,
             stored_bytes: 3000.0,
             retention_days: 30.4375,
+            pitr: true,
         }
     }
 

@@ -14,6 +14,7 @@ mod coldstart;
 mod cost;
 mod costrun;
 mod cpu;
+mod floor;
 mod ledger;
 mod receiver;
 mod report;
@@ -50,9 +51,11 @@ struct Args {
     bulk_budget: Duration,
     /// Fewer events per cost scenario and smaller defaults (stated in the report).
     quick: bool,
+    /// Only the bill, fixed cost and partition model (no latency, throughput or cold starts).
+    cost_only: bool,
 }
 
-const USAGE: &str = "puck-bench [--quick] [--runs 10] [--events 1000] [--latency-events 100] [--bin-dir target/release] [--out BENCHMARKS.md] [--json BENCHMARKS.json] [--bulk-budget-secs 150]";
+const USAGE: &str = "puck-bench [--quick] [--cost-only] [--runs 10] [--events 1000] [--latency-events 100] [--bin-dir target/release] [--out BENCHMARKS.md] [--json BENCHMARKS.json] [--bulk-budget-secs 150]";
 
 fn parse_args() -> Result<Args> {
     let root = puck_local::moto::repo_root();
@@ -66,6 +69,7 @@ fn parse_args() -> Result<Args> {
         json: root.join("BENCHMARKS.json"),
         bulk_budget: Duration::from_secs(150),
         quick: false,
+        cost_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +82,7 @@ fn parse_args() -> Result<Args> {
                 args.latency_events = 40;
                 args.bulk_budget = Duration::from_secs(60);
             }
+            "--cost-only" => args.cost_only = true,
             "--runs" => args.runs = value()?.parse()?,
             "--events" => args.events = value()?.parse()?,
             "--latency-events" => args.latency_events = value()?.parse()?,
@@ -124,6 +129,10 @@ async fn measure_costs(stack: &BenchStack, init_calls: BTreeMap<String, u64>, qu
             skipped.push((s.key.clone(), "n/a: route not built".to_owned()));
             continue;
         }
+        if s.ingest && !stack.has_ingest() {
+            skipped.push((s.key.clone(), "n/a: no ingest queue".to_owned()));
+            continue;
+        }
         eprintln!("bench: cost scenario {} ({} events)…", s.key, s.events);
         let m = costrun::run(stack, &layout, &s).await.with_context(|| s.key.clone())?;
         println!(
@@ -152,6 +161,7 @@ async fn measure_costs(stack: &BenchStack, init_calls: BTreeMap<String, u64>, qu
         secrets: layout.secrets as f64,
         alarms: layout.alarms as f64,
         dashboards: layout.dashboards as f64,
+        dynamo_kms: layout.dynamo_kms,
         scheduled_per_month: layout.schedule_period_s.map_or(0.0, |p| cost::MONTH_S / p as f64),
         scheduled_run: sweep,
     };
@@ -174,6 +184,9 @@ async fn run(args: Args) -> Result<()> {
     let stack = Arc::new(BenchStack::start(&moto.endpoint, functions.clone(), &workdir).await?);
     let init_calls = tally(&functions.take());
 
+    if args.cost_only {
+        return cost_only(&args, &stack, init_calls, &measured_at, moto).await;
+    }
     eprintln!("bench: signing…");
     let sign = signing::measure();
     // Latency and throughput first, on a near-empty moto: the cost scenarios (up to 128 KiB ×
@@ -237,6 +250,24 @@ async fn run(args: Args) -> Result<()> {
         .with_context(|| format!("Failed to write {}", args.json.display()))?;
     println!("\nwrote {} and {} ({:.0} s)", args.out.display(), args.json.display(), started.elapsed().as_secs_f64());
     drop(stack);
+    moto.stop().await?;
+    Ok(())
+}
+
+/// `--cost-only`: the cost sections and the JSON's cost keys, for comparing layouts quickly.
+async fn cost_only(
+    args: &Args,
+    stack: &Arc<BenchStack>,
+    init_calls: BTreeMap<String, u64>,
+    measured_at: &str,
+    moto: puck_local::Moto,
+) -> Result<()> {
+    let costs = measure_costs(stack, init_calls, args.quick).await?;
+    let md = format!("# Benchmarks (cost only, {measured_at})\n\n{}", report::cost_md(&costs));
+    std::fs::write(&args.out, md).with_context(|| format!("Failed to write {}", args.out.display()))?;
+    let json = report::json(&costs, None, &[], measured_at, "puck-bench --cost-only");
+    std::fs::write(&args.json, serde_json::to_string_pretty(&json)? + "\n")
+        .with_context(|| format!("Failed to write {}", args.json.display()))?;
     moto.stop().await?;
     Ok(())
 }

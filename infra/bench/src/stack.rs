@@ -47,6 +47,10 @@ pub struct BenchStack {
     pub handler_durations: std::sync::Mutex<Vec<Duration>>,
     /// The event source mapping: puck-local's poller on the counted SQS client.
     poller: QueuePoller,
+    /// The ingest queue's event source mapping, when the template has the ingest function.
+    ingest: Option<QueuePoller>,
+    /// Duration of every ingest handler invocation.
+    pub ingest_durations: std::sync::Mutex<Vec<Duration>>,
     http: reqwest::Client,
     tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
@@ -92,22 +96,33 @@ impl BenchStack {
 
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base_url = format!("http://{}", listener.local_addr()?);
-        let gateway = puck_local::gateway::Gateway::new(&template.routes()?, Arc::new(ctx.clone()))?.serve(listener);
+        // The handlers run in this process: unoptimised in a quick (debug) run, where a batch of
+        // 100 events takes longer than the route's 10 s, so their timeouts are stretched 6×.
+        let mut routes = template.routes()?;
+        if cfg!(debug_assertions) {
+            routes.iter_mut().for_each(|r| r.timeout_secs *= 6);
+        }
+        let gateway = puck_local::gateway::Gateway::new(&routes, Arc::new(ctx.clone()))?.serve(listener);
 
         let consumer = template
             .sqs_consumers()?
             .into_iter()
             .find(|c| c.binary == "dispatcher")
             .ok_or_else(|| anyhow!("template has no dispatcher SQS consumer"))?;
-        let (queue_url, queue_arn) = provisioned.queue(&consumer.queue)?;
-        let poller = QueuePoller {
-            queue_url: queue_url.to_owned(),
-            queue_arn: queue_arn.to_owned(),
-            worker: puck_local::pollers::sqs_worker(&consumer.binary, &workers)?,
-            consumer: consumer.clone(),
-            sqs: esm_sqs,
-            poll_interval: Duration::from_secs(1),
+        let poller_of = |consumer: &puck_local::template::SqsConsumer| -> Result<QueuePoller> {
+            let (queue_url, queue_arn) = provisioned.queue(&consumer.queue)?;
+            Ok(QueuePoller {
+                queue_url: queue_url.to_owned(),
+                queue_arn: queue_arn.to_owned(),
+                worker: puck_local::pollers::sqs_worker(&consumer.binary, &workers)?,
+                consumer: consumer.clone(),
+                sqs: esm_sqs.clone(),
+                poll_interval: Duration::from_secs(1),
+            })
         };
+        let poller = poller_of(&consumer)?;
+        let ingest = template.sqs_consumers()?.into_iter().find(|c| c.binary == "ingest");
+        let ingest = ingest.as_ref().map(poller_of).transpose()?;
         Ok(Self {
             table: config.table_name.clone(),
             env,
@@ -120,6 +135,8 @@ impl BenchStack {
             publish_retries: std::sync::atomic::AtomicU64::new(0),
             handler_durations: std::sync::Mutex::new(Vec::new()),
             poller,
+            ingest,
+            ingest_durations: std::sync::Mutex::new(Vec::new()),
             http: reqwest::Client::new(),
             tasks: std::sync::Mutex::new(vec![gateway]),
             stop: Arc::new(AtomicBool::new(false)),
@@ -187,6 +204,29 @@ impl BenchStack {
         let polled = self.poller.poll_waiting(wait_secs).await?;
         if polled.messages > 0 {
             self.handler_durations.lock().expect("durations lock").push(polled.worker_time);
+        }
+        Ok(polled.messages)
+    }
+
+    /// Whether the template has the ingest queue and its function.
+    pub fn has_ingest(&self) -> bool {
+        self.ingest.is_some()
+    }
+
+    /// Sends one message to the ingest queue as a producer does (a SendMessage, counted with the
+    /// event source mapping's calls: the account pays it).
+    pub async fn send_ingest(&self, body: &Value) -> Result<()> {
+        let ingest = self.ingest.as_ref().ok_or_else(|| anyhow!("template has no ingest queue"))?;
+        ingest.sqs.send_message().queue_url(&ingest.queue_url).message_body(body.to_string()).send().await?;
+        Ok(())
+    }
+
+    /// One event source mapping cycle of the ingest queue; returns the messages received.
+    pub async fn poll_ingest_once(&self) -> Result<usize> {
+        let ingest = self.ingest.as_ref().ok_or_else(|| anyhow!("template has no ingest queue"))?;
+        let polled = ingest.poll_waiting(0).await?;
+        if polled.messages > 0 {
+            self.ingest_durations.lock().expect("durations lock").push(polled.worker_time);
         }
         Ok(polled.messages)
     }

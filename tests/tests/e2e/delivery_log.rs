@@ -2,7 +2,7 @@
 //! isolation) and bad input on `POST /v1/events`.
 
 use crate::support::{assert_error, create_subscription, id_of};
-use puck_aws::dynamo::EXAMINED_PER_PAGE;
+use puck_aws::dynamo::{BASE_READS_PER_PAGE, EXAMINED_PER_PAGE};
 use puck_core::envelope::Envelope;
 use puck_core::ids::{EventId, SubscriptionId};
 use puck_core::model::{Delivery, DeliveryStatus, Scope};
@@ -286,6 +286,22 @@ async fn a_rare_filter_pages_through_a_long_log_a_bounded_read_at_a_time() {
     assert!(got.concat().is_empty() && got.len() >= newer.div_ceil(EXAMINED_PER_PAGE), "{got:?}");
     let got = pages(&stack, &format!("&subscription_id={quiet}"), 5).await;
     assert_eq!((got.concat(), got.len()), (old.clone(), 1), "a quiet subscription's own log is one page");
+    // By status: the subscription index does not hold `status` (a status change writes no index),
+    // so a page reads the log's items by key, at most BASE_READS_PER_PAGE of them: the busy
+    // subscription's 2,400 take several short pages, the quiet one's log is one page whatever
+    // the other's traffic.
+    let got = pages(&stack, &format!("&subscription_id={busy}&status=failed_permanent"), 5).await;
+    assert!(got.concat().is_empty() && got.len() >= newer.div_ceil(BASE_READS_PER_PAGE), "{got:?}");
+    let got = pages(&stack, &format!("&subscription_id={busy}&status=succeeded"), 100).await;
+    let mut all = got.concat();
+    assert_eq!(all.len(), newer, "every one of the busy subscription's deliveries");
+    all.dedup();
+    assert_eq!((all.len(), got.len()), (newer, newer / 100), "once each, in full pages");
+    for status in ["succeeded", "failed_permanent"] {
+        let got = pages(&stack, &format!("&subscription_id={quiet}&status={status}"), 5).await;
+        let want = if status == "succeeded" { old.clone() } else { Vec::new() };
+        assert_eq!((got.concat(), got.len()), (want, 1), "the quiet subscription's log by {status} is one page");
+    }
 
     // A subscription id the caller does not have is a 404, not a read of someone's log.
     let other = stack.new_account(&Scope::ALL).await;

@@ -1,5 +1,5 @@
 //! AWS destinations on the local stack: the customer's queue, bus and role are made in their own
-//! account on the embedded AWS (`puck_e2e::customer`), as README.md tells a customer to, and the
+//! account on the embedded AWS (`puck_e2e::customer`), as docs/receiving.md tells a customer to, and the
 //! deliveries are read back from there.
 
 use crate::support::{assert_error, create_subscription, id_of, SUBSCRIPTIONS};

@@ -281,6 +281,10 @@ async fn a_lost_enqueue_is_recovered_by_the_sweeper() {
     let id = publish_one(&stack, "finding.discovered", &id_of(&sub)).await;
     assert_eq!(queue_depth(&stack, &stack.stack.delivery_queue_url).await, (0, 0, 0), "the job was never enqueued");
     assert_eq!(get_delivery(&stack, &id).await["status"], "pending");
+    // A fresh delivery has no due-index entry of its own (it would cost an index write at the
+    // publish and another at its outcome): its event record's entry stands for it.
+    let far = puck_core::time::Timestamp::now().plus_seconds(86_400);
+    assert!(stack.ctx().deliveries.overdue(far, 10, &[]).await.unwrap().is_empty(), "no per-delivery due entry");
     faults.fail_sqs_send.store(false, Ordering::SeqCst);
 
     // The sweeper finds it overdue and re-enqueues it.
@@ -386,6 +390,9 @@ async fn the_sweepers_due_query_leaves_out_the_accounts_it_skips() {
     create_subscription(&stack, json!({"url": receiver.url(), "events": ["chain.confirmed"]})).await;
     let (status, accepted, _) = stack.post("/v1/events", json!({"event_type": "chain.confirmed", "data": {}})).await;
     assert_eq!((status, &accepted["deliveries"]), (202, &json!(1)), "{accepted}");
+    // Once its first attempt failed the delivery waits for a retry, with a due entry of its own.
+    let id = accepted_delivery(&stack).await;
+    wait_for_delivery_status(&stack, &id, "failed", EVENTUALLY).await;
     let later = puck_core::time::Timestamp::now().plus_seconds(86_400);
     let account = stack.account_id().clone();
     let other = puck_core::ids::AccountId::generate(1);
@@ -393,4 +400,11 @@ async fn the_sweepers_due_query_leaves_out_the_accounts_it_skips() {
     let found = deliveries.overdue(later, 10, std::slice::from_ref(&other)).await.unwrap();
     assert_eq!(found.iter().map(|(a, _)| a).collect::<Vec<_>>(), [&account], "{found:?}");
     assert!(deliveries.overdue(later, 10, &[other, account]).await.unwrap().is_empty());
+}
+
+/// The id of the account's one delivery.
+async fn accepted_delivery(stack: &TestStack) -> String {
+    let listed = list_all_deliveries(stack, "").await;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    listed[0]["id"].as_str().unwrap().to_owned()
 }

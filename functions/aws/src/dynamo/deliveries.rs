@@ -6,29 +6,32 @@
 //! id modulo [`LOG_SHARDS`], so a get or update by id is still one call; ids are time-ordered, so
 //! a reverse query of every shard, merged, is the newest-first log. `gsi1pk=SUB#<subscription>#<m>`
 //! (`m` the same hash modulo [`SUB_SHARDS`]), `gsi1sk=<id>` for a subscription's log, read the
-//! same way. While in flight (`pending`/`failed`) also `due_pk=DUE#<hash mod DUE_SHARDS>`,
-//! `due_at=<next attempt, epoch ms>`, so the sparse `due` index holds exactly what the sweeper
-//! watches. The item holds the summary fields only (well under 1 KB): no payload, no attempts, so
-//! each status change rewrites a small item.
+//! same way. A delivery waiting for a retry (or swept, or replayed) also has
+//! `due_pk=DUE#<hash mod DUE_SHARDS>`, `due_at=<next attempt, epoch ms>` in the sparse due index;
+//! a fresh `pending` one has none: its event record's entry stands for it (`unsent`), so a
+//! delivery that succeeds at once never writes that index. The item holds the summary fields only
+//! (well under 1 KB): no payload, no attempts, so each status change rewrites a small item.
 //!
 //! The items read only by key have a partition each, named with the account (tenant isolation):
-//! - Body: `pk=BODY#<account>#<first delivery id of the event and format>`, `sk=-`, the body
-//!   deflate-compressed in the Binary attribute `body`, written once per event in the same batch
-//!   as its deliveries (never per delivery), which point at it with `body_ref`. Events are ≤ 128
-//!   KiB, so a body item is always far under the 400 KB item limit. Items written before bodies
-//!   had their own item still carry `payload` (and a ring of `attempts`) inline; reads fall back
-//!   to them.
+//! - Event: `pk=EVT#<account>#<event_id>`, `sk=-`, written once (the idempotency record and the
+//!   publish's durable point). It holds the ids of its deliveries, its bodies deflate-compressed
+//!   (Binary list `bodies`, one per format; a delivery names its own with `body_at`) when they
+//!   are at most 32 KiB compressed, and `due_pk=PUB#<n>`/`due_at=<publish>` for the sweeper.
+//! - Body: `pk=BODY#<account>#<first delivery id of the body>`, `sk=-`, the Binary attribute
+//!   `body`: only for an event whose bodies are larger (and for deliveries written before bodies
+//!   moved into the record), written in the same batch as its deliveries, which point at it
+//!   with `body_ref`. Items older still carry `payload` inline; reads fall back to them.
 //! - Attempt: `pk=ATT#<account>#<delivery id>`, `sk=<number, 10 digits>`, one small item per
 //!   attempt; a delivery is read with its newest [`MAX_LOGGED_ATTEMPTS`] (one reverse Query).
-//! - Event: `pk=EVT#<account>#<event_id>`, `sk=-`, written once (the idempotency record).
 //!
 //! Every item's `expires_at` (TTL, epoch seconds) is the value the use case decided. Items of the
 //! unsharded layout (everything under `ACCT#<account>`) are not read: see docs/storage.md,
 //! "Upgrading a stack with data".
 //!
-//! Indexes project only what their queries read ([`BY_SUB_INDEX`]: keys and the log filters' attributes;
-//! [`DUE_INDEX`]: keys), so a delivery's writes cost little index capacity; a page of a
-//! subscription's log is then read by key with BatchGetItem.
+//! Indexes project only what their queries read ([`BY_SUB_INDEX`]: keys and the log filters'
+//! attributes that never change, not `status`; [`DUE_INDEX`]: keys), so a delivery's writes cost
+//! little index capacity; a page of a subscription's log is then read by key with BatchGetItem,
+//! and filtered by status there (`by_status`).
 //!
 //! IAM: dynamodb:GetItem, PutItem, UpdateItem, DeleteItem, Query (table and `index/*`),
 //! BatchGetItem, BatchWriteItem.
@@ -46,16 +49,21 @@ use puck_core::time::Timestamp;
 use std::collections::HashMap;
 use std::time::Duration;
 
+mod by_status;
+pub use by_status::{BASE_READS_PER_PAGE, ROUNDS_PER_PAGE};
 mod claims;
 mod layout;
 mod log;
 pub use log::EXAMINED_PER_PAGE;
 mod records;
+mod unsent;
 use layout::*;
 
 const DLV_PREFIX: &str = "DLV#";
-/// A subscription's log: `gsi1pk`/`gsi1sk`, projecting the keys and what the log filters on (`status`, `event_type`, `event_id`, `created_at`) only.
-pub const BY_SUB_INDEX: &str = "by_sub";
+/// A subscription's log: `gsi1pk`/`gsi1sk`, projecting the keys and the log filters' attributes
+/// that never change (`event_type`, `event_id`, `created_at`), so a status change writes the table
+/// only. Named `by_sub_log` since `status` left its projection (the old `by_sub` projected it).
+pub const BY_SUB_INDEX: &str = "by_sub_log";
 /// The sweeper's sparse index of in-flight deliveries: `due_pk`/`due_at`, keys only.
 pub const DUE_INDEX: &str = "due_keys";
 /// Shards of an account's log (`ACCT#<account>#D<n>`). A delivery puts its summary item once (under
@@ -67,17 +75,16 @@ pub const DUE_INDEX: &str = "due_keys";
 /// page queries every shard.
 pub const LOG_SHARDS: u32 = 64;
 /// Shards of a subscription's log in [`BY_SUB_INDEX`] (`gsi1pk=SUB#<subscription>#<n>`). The index
-/// is written when a delivery is put (1 WCU) and whenever its projected `status` changes (once per
-/// delivery that succeeds at once, twice if it fails first): about 2.1 WCU per delivery, so 3,000
-/// deliveries/s of one subscription are about 6,300 WCU/s, and 16 shards keep each under 400
-/// (half the limit is 500, room for a second status change on 1 in 4 deliveries). A divisor of
+/// is written once, when a delivery is put (1 WCU; it projects nothing that changes later), so
+/// 3,000 deliveries/s of one subscription are about 3,000 WCU/s, and 16 shards keep each near 190
+/// (half the limit is 500, room for replays and bursts). A divisor of
 /// [`LOG_SHARDS`], so each index shard's items come from a fixed quarter of the log shards.
 pub const SUB_SHARDS: u32 = 16;
-/// Shards of the `due` index (`due_pk=DUE#<n>`), shared by every account's in-flight deliveries:
-/// written when a delivery is put, again when it leaves flight (the entry is removed), twice more
-/// per retry (its `due_at` key moves): about 2.2 WCU per delivery. 64 shards keep each under 500
-/// WCU/s up to about 14,000 deliveries/s across the whole service. The sweeper queries every
-/// shard once a minute (64 Queries, 32 RRU, at zero traffic).
+/// Shards of the due index (`due_pk=DUE#<n>` for deliveries, `PUB#<n>` for event records),
+/// shared by every account: written once per published event, and per delivery only when an
+/// attempt fails (its `due_at` moves with each retry, and the entry goes when it leaves flight).
+/// 64 shards keep each under 500 WCU/s up to about 30,000 events/s across the whole service. The
+/// sweeper queries every shard of both once a minute (128 Queries, 64 RRU, at zero traffic).
 pub const DUE_SHARDS: u32 = 64;
 /// DynamoDB's BatchWriteItem limit.
 const BATCH_SIZE: usize = 25;
@@ -134,22 +141,49 @@ impl DynamoDeliveryStore {
 }
 
 impl DynamoDeliveryStore {
-    /// The delivery of a log item with its payload, read from its body item (or inline, in items
-    /// of the old layout).
-    async fn with_payload(&self, account: &AccountId, item: &Item) -> StoreResult<Delivery> {
+    /// The delivery of a log item with its payload: from its event record (`body_at`), from a
+    /// body item (`body_ref`), or inline (items of the oldest layout). None when it names a record
+    /// that does not exist: a publish that failed before its durable point, never answered 202.
+    async fn with_payload(&self, account: &AccountId, item: &Item) -> StoreResult<Option<Delivery>> {
         let mut d = decode(item)?;
-        if !item.contains_key("payload") {
-            let first = attr_str(item, "body_ref").and_then(|r| DeliveryId::parse(r).ok());
-            let Some(first) = first else { return Err(corrupt("delivery", "no payload and no body_ref")) };
-            let body = self.table.get_item("GetItem body", body_pk(account, &first), ITEM_SK.to_owned()).await?;
-            let bytes = body.as_ref().and_then(|b| b.get("body")).and_then(|v| v.as_b().ok());
-            let Some(bytes) = bytes else {
-                return Err(corrupt("delivery", "body item missing"));
-            };
-            d.payload = decompress(bytes.as_ref())?;
+        if item.contains_key("payload") {
+            return Ok(Some(d));
         }
-        Ok(d)
+        let (pk, attr, at) = match (item.get("body_at"), attr_str(item, "body_ref")) {
+            (Some(at), _) => {
+                let at = at.as_n().ok().and_then(|v| v.parse::<usize>().ok());
+                let at = at.ok_or_else(|| corrupt("delivery", "body_at is not a number"))?;
+                (evt_pk(account, &d.event_id), "bodies", Some(at))
+            }
+            (None, Some(first)) => {
+                let first = DeliveryId::parse(first).map_err(|e| corrupt("delivery", e))?;
+                (body_pk(account, &first), "body", None)
+            }
+            (None, None) => return Err(corrupt("delivery", "no payload, body_at or body_ref")),
+        };
+        let Some(found) = self.table.get_item("GetItem body", pk, ITEM_SK.to_owned()).await? else {
+            return match at {
+                Some(_) => Ok(None),
+                None => Err(corrupt("delivery", "body item missing")),
+            };
+        };
+        let value = match (found.get(attr), at) {
+            (Some(AttributeValue::L(list)), Some(at)) => list.get(at),
+            (value, None) => value,
+            _ => None,
+        };
+        let bytes = value.and_then(|v| v.as_b().ok()).ok_or_else(|| corrupt("delivery", "its body is missing"))?;
+        d.payload = decompress(bytes.as_ref())?;
+        Ok(Some(d))
     }
+}
+
+/// Where an event's bodies are kept.
+enum BodyPlace {
+    /// In its record (`bodies`), a delivery naming its own by index (`body_at`).
+    Record,
+    /// In body items, keyed by the first delivery of each body (`body_ref`).
+    Item(Vec<DeliveryId>),
 }
 
 /// The status part of a delivery update.
@@ -269,32 +303,52 @@ impl DeliveryStore for DynamoDeliveryStore {
 
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()> {
         let mut requests = Vec::with_capacity(deliveries.len() + 1);
-        let mut bodies: Vec<(&AccountId, &EventId, &str, &DeliveryId)> = Vec::new();
+        // Per event (in order of first appearance): its bodies, and where they are kept.
+        let mut events: Vec<(&AccountId, &EventId, Vec<String>, BodyPlace)> = Vec::new();
         for d in deliveries {
-            // The body goes in the same batch, once per event and body format (every `raw`
-            // subscription shares one): a delivery is never readable without it for longer than
-            // the batch's own retries.
-            let same_body = |(a, e, p, _): &&(&AccountId, &EventId, &str, &DeliveryId)| {
-                *a == &d.account_id && *e == &d.event_id && *p == d.payload
-            };
-            let first = match bodies.iter().find(same_body) {
-                Some((_, _, _, first)) => *first,
+            let at = match events.iter().position(|(a, e, _, _)| *a == &d.account_id && *e == &d.event_id) {
+                Some(at) => at,
                 None => {
-                    bodies.push((&d.account_id, &d.event_id, &d.payload, &d.id));
-                    requests.push(put_request(body_item(d)?)?);
-                    &d.id
+                    let mine: Vec<Delivery> = deliveries
+                        .iter()
+                        .filter(|o| o.account_id == d.account_id && o.event_id == d.event_id)
+                        .cloned()
+                        .collect();
+                    let bodies = StoredEvent::bodies_of(&mine);
+                    // Small bodies go in the event record (written after the deliveries, the
+                    // publish's durable point); large ones in a body item in this same batch.
+                    let place = match record_bodies(&bodies)? {
+                        Some(_) => BodyPlace::Record,
+                        None => BodyPlace::Item(Vec::new()),
+                    };
+                    events.push((&d.account_id, &d.event_id, bodies, place));
+                    events.len() - 1
                 }
             };
+            let (_, _, bodies, place) = &mut events[at];
+            let index = bodies.iter().position(|b| b == &d.payload).unwrap_or_default();
             let mut item = delivery_item(d)?;
-            item.insert("body_ref".into(), s(first.as_str()));
+            match place {
+                BodyPlace::Record => {
+                    item.insert("body_at".into(), n(index as i64));
+                }
+                BodyPlace::Item(firsts) => {
+                    // One body item per body, keyed by the first delivery that sends it.
+                    if firsts.len() <= index {
+                        requests.push(put_request(body_item(d)?)?);
+                        firsts.push(d.id.clone());
+                    }
+                    item.insert("body_ref".into(), s(firsts[index].as_str()));
+                }
+            }
             requests.push(put_request(item)?);
         }
         self.batch_write("BatchWriteItem deliveries", requests).await
     }
 
     async fn remove_deliveries(&self, account: &AccountId, ids: &[DeliveryId]) -> StoreResult<()> {
-        // A body is keyed by one of the publish's delivery ids: deleting `BODY#<account>#<id>` of
-        // each (absent ones are no-ops) takes it with them, and never another publish's body.
+        // A body item is keyed by one of the publish's delivery ids: deleting `BODY#<account>#<id>`
+        // of each (absent ones are no-ops) takes it with them, and never another publish's body.
         let mut requests = Vec::with_capacity(2 * ids.len());
         let keys = ids
             .iter()
@@ -326,7 +380,11 @@ impl DeliveryStore for DynamoDeliveryStore {
         let Some(item) = self.table.get_item("GetItem delivery", log_pk(account, id), dlv_sk(id)).await? else {
             return Ok(None);
         };
-        self.with_payload(account, &item).await.map(Some)
+        // A delivery whose publish never reached its durable point is shown without a body.
+        match self.with_payload(account, &item).await? {
+            Some(d) => Ok(Some(d)),
+            None => decode(&item).map(Some),
+        }
     }
 
     async fn list_page(
@@ -427,35 +485,15 @@ impl DeliveryStore for DynamoDeliveryStore {
         account: &AccountId,
         subscription: &SubscriptionId,
     ) -> StoreResult<Vec<DeliveryId>> {
-        let mut values = HashMap::new();
-        let in_flight = status_in(&DeliveryStatus::IN_FLIGHT, &mut values);
-        let q = Query {
-            index: Some(BY_SUB_INDEX),
-            key_condition: "gsi1pk = :g".into(),
-            filter: Some(format!("begins_with(pk, :acct) AND {in_flight}")),
-            projection: Some("sk".into()),
-            forward: true,
-            values,
-            ..Query::default()
-        }
-        .name("#st", "status")
-        .value(":acct", s(log_pk_prefix(account)));
-        let queries = (0..SUB_SHARDS).map(|shard| {
-            let q = q.clone().value(":g", s(sub_shard_pk(subscription, shard)));
-            async move { self.table.query("Query in-flight deliveries", &q, None).await }
-        });
-        let mut ids = Vec::new();
-        for result in futures::future::join_all(queries).await {
-            for item in result? {
-                let id = attr_str(&item, "sk")
-                    .and_then(|sk| sk.strip_prefix(DLV_PREFIX))
-                    .and_then(|raw| DeliveryId::parse(raw).ok())
-                    .ok_or_else(|| corrupt("delivery", "missing or invalid id"))?;
-                ids.push(id);
-            }
-        }
-        ids.sort();
-        Ok(ids)
+        self.sub_in_flight(account, subscription).await
+    }
+
+    async fn unsent(&self, before: Timestamp, limit: usize) -> StoreResult<puck_core::ports::Unsent> {
+        self.unsent_published(before, limit).await
+    }
+
+    async fn unsent_swept(&self, upto: Timestamp) -> StoreResult<()> {
+        self.move_sweep_mark(upto).await
     }
 
     async fn overdue(

@@ -1,6 +1,6 @@
 //! DynamoDB adapters for the storage ports, over one single table.
 //!
-//! Layout (template.yaml declares the table): `pk`/`sk` strings as the primary key; GSI `by_sub`
+//! Layout (template.yaml declares the table): `pk`/`sk` strings as the primary key; GSI `by_sub_log`
 //! (`gsi1pk`, `gsi1sk`; keys and the log's filter attributes) lists a subscription's deliveries,
 //! sharded [`SUB_SHARDS`] ways; sparse GSI `due_keys` (`due_pk`, `due_at` number; keys only) holds
 //! only in-flight deliveries, sharded [`DUE_SHARDS`] ways, for the sweeper; TTL on `expires_at`
@@ -23,7 +23,9 @@ mod rate_buckets;
 mod subscriptions;
 
 pub use api_keys::DynamoApiKeyStore;
-pub use deliveries::{DynamoDeliveryStore, DUE_SHARDS, EXAMINED_PER_PAGE, LOG_SHARDS, SUB_SHARDS};
+pub use deliveries::{
+    DynamoDeliveryStore, BASE_READS_PER_PAGE, DUE_SHARDS, EXAMINED_PER_PAGE, LOG_SHARDS, ROUNDS_PER_PAGE, SUB_SHARDS,
+};
 pub use endpoints::DynamoEndpointStore;
 pub use investigations::DynamoInvestigationStore;
 pub use limits::DynamoLimitStore;

@@ -1,10 +1,11 @@
 //! Publishing: an event becomes one delivery per matching subscription (docs/api.md, docs/delivery.md).
 //!
 //! Order of writes is what makes this safe: deliveries first, then the event records (the
-//! idempotency markers, and the durable point: after them the publish is never undone), then the
-//! queue. A crash before the records leaves deliveries that the sweeper sends (a client retry may
-//! add duplicates, which at-least-once allows); a crash or SQS failure after them leaves `pending`
-//! deliveries that the sweeper sends. A record write that is tried again after AWS stored it
+//! idempotency markers, holding the payload once and the ids of the deliveries, and the durable
+//! point: after them the publish is never undone), then the queue. A crash before the records
+//! leaves deliveries no record stands for: never sent (the producer was not answered 202 and
+//! publishes again), they are abandoned if anything claims them; a crash or SQS failure after
+//! them leaves `pending` deliveries that the sweeper sends (it checks each recent record). A record write that is tried again after AWS stored it
 //! (its answer lost) finds its own `publish_token` and counts as written, so it never takes back
 //! its own deliveries. A batch's records are written all or none, so a failed batch publishes
 //! nothing and its retry publishes every event once, with or without `event_id`s.
@@ -484,6 +485,8 @@ fn plan_event(
         delivery_count: deliveries.len() as u32,
         expires_at,
         publish_token: None,
+        deliveries: deliveries.iter().map(|d| d.id.clone()).collect(),
+        bodies: StoredEvent::bodies_of(&deliveries),
     };
     Pending::New { record, deliveries }
 }

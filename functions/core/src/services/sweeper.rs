@@ -29,7 +29,7 @@ const MAX_SKIPPED_ACCOUNTS: usize = 40;
 /// Re-enqueues overdue deliveries until none is left or the clock reaches `deadline`; returns how
 /// many were enqueued.
 pub async fn sweep(ctx: &Context, grace_secs: i64, deadline: Timestamp) -> Result<usize, AppError> {
-    let mut sent = 0;
+    let mut sent = sweep_unsent(ctx, grace_secs, deadline).await?;
     loop {
         if ctx.clock.now() >= deadline {
             tracing::warn!(sent, "sweeper stopped at its deadline; the next run continues");
@@ -50,6 +50,42 @@ pub async fn sweep(ctx: &Context, grace_secs: i64, deadline: Timestamp) -> Resul
         tracing::info!(count = pushed, found, "sweeper re-enqueued overdue deliveries");
     }
     Ok(sent)
+}
+
+/// Events published more than the grace period ago whose deliveries nothing has taken (a
+/// publish that stopped between the table and the queue): their deliveries are marked swept
+/// (which makes them overdue deliveries from then on) and enqueued, then the store's mark moves
+/// past them. A delivery is written without a due-index entry of its own; one entry per event
+/// is what keeps this promise (README "Storage layout and migration").
+async fn sweep_unsent(ctx: &Context, grace_secs: i64, deadline: Timestamp) -> Result<usize, AppError> {
+    let mut sent = 0;
+    let mut last_upto = None;
+    loop {
+        let before = ctx.clock.now().plus_seconds(-grace_secs);
+        let found = ctx.deliveries.unsent(before, SCAN_PAGE).await?;
+        let count = found.deliveries.len();
+        let pushed = requeue(ctx, found.deliveries, grace_secs, deadline).await?;
+        sent += pushed;
+        if ctx.clock.now() >= deadline {
+            // Some may not have been marked: the mark stays, the next run looks again.
+            return Ok(sent);
+        }
+        if count > 0 {
+            tracing::info!(
+                count = pushed,
+                found = count,
+                "sweeper enqueued deliveries of publishes that stopped before the queue"
+            );
+        }
+        if let Some(upto) = found.upto {
+            ctx.deliveries.unsent_swept(upto).await?;
+        }
+        // Without progress (the mark did not move) a further look would find the same.
+        if !found.more || found.upto <= last_upto {
+            return Ok(sent);
+        }
+        last_upto = found.upto;
+    }
 }
 
 /// The overdue deliveries of one round, interleaved between accounts (each account's oldest

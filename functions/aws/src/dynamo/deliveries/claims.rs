@@ -65,7 +65,10 @@ impl DynamoDeliveryStore {
         match res {
             Ok(out) => {
                 let item = out.attributes.ok_or_else(|| corrupt("delivery", "claim returned no item"))?;
-                Ok(Claim::Claimed(self.with_payload(account, &item).await?))
+                match self.with_payload(account, &item).await? {
+                    Some(d) => Ok(Claim::Claimed(d)),
+                    None => self.abandon_unpublished(account, &item, request).await,
+                }
             }
             Err(e) if is_condition_failed(&e) => {
                 let old = match e.as_service_error() {
@@ -78,6 +81,30 @@ impl DynamoDeliveryStore {
         }
     }
 
+    /// A claimed delivery whose event record does not exist: its publish failed before the
+    /// durable point (the producer was answered an error and publishes again), so it is never
+    /// sent; it is `abandoned` in the log.
+    async fn abandon_unpublished(
+        &self,
+        account: &AccountId,
+        item: &Item,
+        request: &ClaimRequest,
+    ) -> StoreResult<Claim> {
+        let mut d = decode(item)?;
+        tracing::warn!(account_id = %account, delivery_id = %d.id, event_id = %d.event_id, "delivery of a publish that never completed; abandoned");
+        let change = StatusChange {
+            to: DeliveryStatus::Abandoned,
+            next_attempt_at: None,
+            now: request.now,
+            claim: ClaimChange::Release(&request.token),
+        };
+        let from = DeliveryStatus::IN_FLIGHT;
+        self.update_if_status("UpdateItem delivery abandon", account, &d.id, &from, change, None, HashMap::new())
+            .await?;
+        d.status = DeliveryStatus::Abandoned;
+        Ok(Claim::Finished(d))
+    }
+
     pub(super) async fn mark_delivery_swept(
         &self,
         account: &AccountId,
@@ -88,11 +115,14 @@ impl DynamoDeliveryStore {
         self.table.faults.dynamo()?;
         let mut values = HashMap::from([
             (":nat".to_owned(), attr(&Some(next_attempt_at))?),
+            (":due_pk".to_owned(), s(due_shard(id))),
             (":due_at".to_owned(), n(next_attempt_at.unix_ms())),
             (":swept".to_owned(), n(now.unix_ms())),
         ]);
         let in_flight = status_in(&DeliveryStatus::IN_FLIGHT, &mut values);
-        let set = "SET next_attempt_at = :nat, due_at = :due_at, swept = :swept";
+        // A fresh delivery has no due entry of its own (its event's stands for it): swept, it
+        // gets one, so from now on it is an overdue delivery like any other.
+        let set = "SET next_attempt_at = :nat, due_pk = :due_pk, due_at = :due_at, swept = :swept";
         let res = self.conditional_update(account, id, set, in_flight, values).send().await;
         match res {
             Ok(_) => Ok(true),

@@ -11,8 +11,13 @@ pub(super) fn dlv_sk(id: &DeliveryId) -> String {
 /// FNV-1a of a delivery id: stable across processes and releases, so a delivery's shards (log,
 /// subscription log, due index) are computed from its id alone and a get or update stays one call.
 pub(crate) fn shard_hash(id: &DeliveryId) -> u32 {
+    fnv1a(id.as_str())
+}
+
+/// FNV-1a of a string.
+pub(super) fn fnv1a(text: &str) -> u32 {
     let mut hash: u32 = 0x811c_9dc5;
-    for b in id.as_str().bytes() {
+    for b in text.bytes() {
         hash ^= u32::from(b);
         hash = hash.wrapping_mul(0x0100_0193);
     }
@@ -41,7 +46,7 @@ pub(super) fn account_of_log_pk(pk: &str) -> Option<AccountId> {
     AccountId::parse(account).ok()
 }
 
-/// A subscription's partition of the `by_sub` index for one shard: `SUB#<subscription>#<shard>`.
+/// A subscription's partition of the `by_sub_log` index for one shard: `SUB#<subscription>#<shard>`.
 pub(super) fn sub_shard_pk(sub: &SubscriptionId, shard: u32) -> String {
     format!("SUB#{sub}#{shard}")
 }
@@ -89,6 +94,17 @@ pub(crate) fn decompress(bytes: &[u8]) -> StoreResult<String> {
     Ok(out)
 }
 
+/// The most compressed body bytes of one event held in its record: a batch's records (up to 100)
+/// go in one transaction, which DynamoDB caps at 4 MB. An event with more keeps them in a body
+/// item of its own, written with its deliveries.
+pub(super) const RECORD_BODIES_MAX: usize = 32 * 1024;
+
+/// An event's bodies compressed, or None when they are too large for its record.
+pub(super) fn record_bodies(bodies: &[String]) -> StoreResult<Option<Vec<Vec<u8>>>> {
+    let compressed = bodies.iter().map(|b| compress(b)).collect::<StoreResult<Vec<_>>>()?;
+    Ok((compressed.iter().map(Vec::len).sum::<usize>() <= RECORD_BODIES_MAX).then_some(compressed))
+}
+
 /// The body item of an event: one per event, however many deliveries it has; `d` is the first.
 pub(super) fn body_item(d: &Delivery) -> StoreResult<Item> {
     let mut item = key(body_pk(&d.account_id, &d.id), ITEM_SK.to_owned());
@@ -110,13 +126,32 @@ pub(crate) fn due_shard(id: &DeliveryId) -> String {
     format!("DUE#{}", shard_hash(id) % DUE_SHARDS)
 }
 
+/// The due-index shard of an event record (`PUB#<n>`, apart from the deliveries' `DUE#<n>`): the
+/// sweeper's one entry per published event, which stands for all of its deliveries until they
+/// have been taken (see `unsent`).
+pub(super) fn pub_shard_pk(shard: u32) -> String {
+    format!("PUB#{shard}")
+}
+
+/// The `PUB#<n>` shard of an event record, from a hash of its key.
+pub(super) fn pub_shard(account: &AccountId, event: &EventId) -> String {
+    pub_shard_pk(fnv1a(&evt_pk(account, event)) % DUE_SHARDS)
+}
+
+/// Whether a delivery as written has a due-index entry of its own: every in-flight one except a
+/// fresh `pending` one (no attempt yet), which its event record's entry stands for until the
+/// dispatcher or the sweeper takes it.
+pub(super) fn has_own_due_entry(d: &Delivery) -> bool {
+    d.status.is_in_flight() && !(d.status == DeliveryStatus::Pending && d.attempt_count == 0)
+}
+
 /// When an in-flight delivery is due: its next attempt time, else `fallback`.
 pub(super) fn due_ms(next_attempt_at: Option<Timestamp>, fallback: Timestamp) -> i64 {
     next_attempt_at.unwrap_or(fallback).unix_ms()
 }
 
-/// The stored item of a delivery, with keys, due fields and TTL; payload and attempts live in
-/// their own items.
+/// The stored item of a delivery, with keys, due fields (see [`has_own_due_entry`]) and TTL;
+/// payload and attempts live in their own items.
 pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     let mut item = to_item(d).map_err(|e| corrupt("delivery", e))?;
     item.remove("payload");
@@ -125,7 +160,7 @@ pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     item.insert("gsi1pk".into(), s(sub_pk(&d.subscription_id, &d.id)));
     item.insert("gsi1sk".into(), s(d.id.as_str()));
     item.insert("expires_at".into(), n(d.expires_at.unix_seconds()));
-    if d.status.is_in_flight() {
+    if has_own_due_entry(d) {
         item.insert("due_pk".into(), s(due_shard(&d.id)));
         item.insert("due_at".into(), n(due_ms(d.next_attempt_at, d.updated_at)));
     }
@@ -140,7 +175,9 @@ pub(super) fn decode(item: &Item) -> StoreResult<Delivery> {
     from_item(&item).map_err(|e| corrupt("delivery", e))
 }
 
+/// An event record without its bodies (read only to send, see `with_payload`).
 pub(super) fn decode_event(mut item: Item) -> StoreResult<StoredEvent> {
+    item.remove("bodies");
     ttl_to_field(&mut item);
     from_item(&item).map_err(|e| corrupt("event", e))
 }

@@ -1,4 +1,4 @@
-//! The delivery log's pages: an account's log (or a subscription's, in the `by_sub` index) is
+//! The delivery log's pages: an account's log (or a subscription's, in the `by_sub_log` index) is
 //! spread over shards, so a page is a merge of newest-first reads of every shard, each read only
 //! as deep as the page needs.
 
@@ -119,7 +119,9 @@ fn log_query(account: &AccountId, filter: &DeliveryFilter, before: Option<&Deliv
             q = q.value(":lo", s(format!("{range_prefix}{lo}"))).value(":hi", s(format!("{range_prefix}{hi}")));
         }
     }
-    if let Some(status) = filter.status {
+    // The index does not hold `status` (a status change would write it again): a subscription's
+    // log filtered by status is read through `by_status` below.
+    if let (Some(status), None) = (filter.status, &filter.subscription_id) {
         filters.push("#st = :st");
         q = q.name("#st", "status").value(":st", s(status.as_str()));
     }
@@ -166,7 +168,21 @@ impl DynamoDeliveryStore {
         limit: usize,
         before: Option<&DeliveryId>,
     ) -> StoreResult<(Vec<Delivery>, Option<DeliveryId>)> {
-        // The account's log is spread over shards (the subscription's over its `by_sub` shards):
+        match (&filter.subscription_id, filter.status) {
+            (Some(_), Some(status)) => self.sub_page_by_status(account, filter, status, limit, before).await,
+            _ => self.merged_page(account, filter, limit, before).await,
+        }
+    }
+
+    /// A page of the account's log, or of a subscription's without a status filter.
+    pub(super) async fn merged_page(
+        &self,
+        account: &AccountId,
+        filter: &DeliveryFilter,
+        limit: usize,
+        before: Option<&DeliveryId>,
+    ) -> StoreResult<(Vec<Delivery>, Option<DeliveryId>)> {
+        // The account's log is spread over shards (the subscription's over its `by_sub_log` shards):
         // every shard is read in parallel, newest first, with the same key window and filters,
         // and the reads are merged by id (below: only as deep into each shard as the page needs,
         // and never more than the page's read budget in all).

@@ -15,8 +15,19 @@ use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Transact
 /// The stored item of an event record, with its keys and TTL.
 fn record_item(event: &StoredEvent) -> StoreResult<Item> {
     let mut item = to_item(event).map_err(|e| corrupt("event", e))?;
+    // The bodies compressed (Binary), when they fit; else they are in a body item.
+    item.remove("bodies");
+    if let Some(bodies) = record_bodies(&event.bodies)? {
+        let list = bodies.into_iter().map(|b| AttributeValue::B(b.into())).collect();
+        item.insert("bodies".into(), AttributeValue::L(list));
+    }
     item.extend(key(evt_pk(&event.account_id, &event.event_id), ITEM_SK.to_owned()));
     item.insert("expires_at".into(), n(event.expires_at.unix_seconds()));
+    if !event.deliveries.is_empty() {
+        // The sweeper's entry for the event's deliveries (see `unsent`), due at the publish.
+        item.insert("due_pk".into(), s(pub_shard(&event.account_id, &event.event_id)));
+        item.insert("due_at".into(), n(event.emitted_at.unix_ms()));
+    }
     Ok(item)
 }
 
