@@ -56,7 +56,7 @@ pub async fn sweep(ctx: &Context, grace_secs: i64, deadline: Timestamp) -> Resul
 /// publish that stopped between the table and the queue): their deliveries are marked swept
 /// (which makes them overdue deliveries from then on) and enqueued, then the store's mark moves
 /// past them. A delivery is written without a due-index entry of its own; one entry per event
-/// is what keeps this promise (README "Storage layout and migration").
+/// is what keeps this promise (docs/storage.md).
 async fn sweep_unsent(ctx: &Context, grace_secs: i64, deadline: Timestamp) -> Result<usize, AppError> {
     let mut sent = 0;
     let mut last_upto = None;

@@ -1,7 +1,6 @@
 //! A subscription's log filtered by status, and its in-flight deliveries. The `by_sub` index
 //! holds a delivery's keys and the attributes that never change (event type and id, creation
-//! time), not `status`: so a delivery's status changes never write the index (README "Storage
-//! layout and migration"). Filtering by status reads the log's items themselves, within a stated
+//! time), not `status`: so a delivery's status changes never write the index (docs/storage.md). Filtering by status reads the log's items themselves, within a stated
 //! bound per page ([`BASE_READS_PER_PAGE`]), whatever the account's other traffic: the index
 //! holds only this subscription's deliveries.
 
