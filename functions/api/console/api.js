@@ -15,13 +15,17 @@ export class ApiError extends Error {
     const first = /^([A-Za-z_][\w.\[\]$-]*):?\s/.exec(message || "");
     this.field = status === 400 && first ? first[1] : null;
   }
-  get retryable() { return this.status === 503 || this.status === 0; }
+  get retryable() {
+    return this.status === 503 || this.status === 0;
+  }
 }
 
 let onUnauthorized = () => {};
 
 /** What to do when the API answers 401 (the app goes back to sign-in). */
-export function setUnauthorizedHandler(fn) { onUnauthorized = fn; }
+export function setUnauthorizedHandler(fn) {
+  onUnauthorized = fn;
+}
 
 export const session = {
   key: () => sessionStorage.getItem(KEY),
@@ -42,18 +46,29 @@ async function request(method, path, body, { key = session.key(), quiet401 = fal
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let resp;
   try {
-    resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store", credentials: "omit" });
+    resp = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
   } catch {
     throw new ApiError(0, "network_error", "the service could not be reached; check the connection and retry");
   }
   if (resp.status === 204) return null;
   let json = null;
-  try { json = await resp.json(); } catch { /* empty or not JSON */ }
+  try {
+    json = await resp.json();
+  } catch {
+    /* empty or not JSON */
+  }
   if (resp.ok) return json;
   // API Gateway's own throttle answers 429 without the API's error body.
-  const fallback = resp.status === 429
-    ? `too many requests; retry in ${resp.headers.get("Retry-After") || "a few"} s`
-    : `HTTP ${resp.status}`;
+  const fallback =
+    resp.status === 429
+      ? `too many requests; retry in ${resp.headers.get("Retry-After") || "a few"} s`
+      : `HTTP ${resp.status}`;
   const err = new ApiError(resp.status, json?.error?.code || "http_error", json?.error?.message || fallback);
   if (resp.status === 401 && !quiet401) {
     session.signOut();
@@ -79,7 +94,8 @@ export const rotateSecret = (id) => request("PATCH", `${SUBS}/${enc(id)}`, { sec
 /** Ed25519 subscriptions: a new key pair; the answer carries the new `public_key`. */
 export const rotateKey = (id) => request("PATCH", `${SUBS}/${enc(id)}`, { public_key: null });
 /** With `?wait=true` the API makes the attempt at once and answers it (older APIs answer 202). */
-export const sendTest = (id, eventType) => request("POST", `${SUBS}/${enc(id)}/test?wait=true`, eventType ? { event_type: eventType } : undefined);
+export const sendTest = (id, eventType) =>
+  request("POST", `${SUBS}/${enc(id)}/test?wait=true`, eventType ? { event_type: eventType } : undefined);
 export const recover = (id, body) => request("POST", `${SUBS}/${enc(id)}/recover`, body);
 
 export const listDeliveries = (params) => request("GET", `${DELIVERIES}${query(params)}`);

@@ -23,7 +23,12 @@ const ROUTES = [
   [/^(#\/?)?$/, subscriptions, () => ({})],
 ];
 
-const NAV = [["#/", "Subscriptions"], ["#/dead-letters", "Dead letters"], ["#/endpoints", "Inbound endpoints"], ["#/event-types", "Event types"]];
+const NAV = [
+  ["#/", "Subscriptions"],
+  ["#/dead-letters", "Dead letters"],
+  ["#/endpoints", "Inbound endpoints"],
+  ["#/event-types", "Event types"],
+];
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -33,8 +38,11 @@ let signInNotice = null;
 /** Shows an API error in `where` (or at the top of the page): the retry hint for 503s. */
 export function showError(err, where = main, retry = render) {
   if (err.status === 401) return null; // already back at sign-in
-  const box = h("div", { class: "panel error", role: "alert" },
-    h("p", {}, err.retryable ? "The service is temporarily unavailable. " : "", err.message));
+  const box = h(
+    "div",
+    { class: "panel error", role: "alert" },
+    h("p", {}, err.retryable ? "The service is temporarily unavailable. " : "", err.message)
+  );
   if (err.retryable) {
     box.append(h("p", {}, h("button", { type: "button", class: "btn", onclick: () => retry() }, "Retry")));
   }
@@ -55,22 +63,38 @@ function renderNav() {
     location.hash = "#/";
     render();
   });
-  replace(nav, h("ul", {},
-    NAV.map(([href, text]) => {
-      const on = href === "#/" ? /^#\/(subscriptions.*)?$/.test(current) || current === "#" : current.startsWith(href);
-      return h("li", {}, h("a", { href, "aria-current": on ? "page" : null }, text));
-    }),
-    h("li", { class: "end" }, signOut)));
+  replace(
+    nav,
+    h(
+      "ul",
+      {},
+      NAV.map(([href, text]) => {
+        const on =
+          href === "#/" ? /^#\/(subscriptions.*)?$/.test(current) || current === "#" : current.startsWith(href);
+        return h("li", {}, h("a", { href, "aria-current": on ? "page" : null }, text));
+      }),
+      h("li", { class: "end" }, signOut)
+    )
+  );
 }
 
 export function render() {
-  if (cleanup) { cleanup(); cleanup = null; }
+  if (cleanup) {
+    cleanup();
+    cleanup = null;
+  }
   renderNav();
   replace(main);
   window.scrollTo(0, 0);
   if (!session.key()) {
     document.title = "Sign in · Puck webhooks";
-    signin.render(main, { notice: signInNotice, done: () => { signInNotice = null; render(); } });
+    signin.render(main, {
+      notice: signInNotice,
+      done: () => {
+        signInNotice = null;
+        render();
+      },
+    });
     return;
   }
   const hash = location.hash;
@@ -78,8 +102,13 @@ export function render() {
     const m = re.exec(hash);
     if (!m) continue;
     const ctx = { showError: (err, where, retry) => showError(err, where, retry || render), render };
-    Promise.resolve(screen.render(main, params(m), ctx)).then((stop) => { if (typeof stop === "function") cleanup = stop; })
-      .catch((err) => { if (err && err.status !== 401) showError(err); });
+    Promise.resolve(screen.render(main, params(m), ctx))
+      .then((stop) => {
+        if (typeof stop === "function") cleanup = stop;
+      })
+      .catch((err) => {
+        if (err && err.status !== 401) showError(err);
+      });
     return;
   }
   document.title = "Not found · Puck webhooks";
@@ -91,6 +120,9 @@ setUnauthorizedHandler(() => {
   render();
 });
 // The skip link focuses the content without changing the route.
-document.querySelector(".skip").addEventListener("click", (e) => { e.preventDefault(); main.focus(); });
+document.querySelector(".skip").addEventListener("click", (e) => {
+  e.preventDefault();
+  main.focus();
+});
 window.addEventListener("hashchange", render);
 render();

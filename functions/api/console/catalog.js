@@ -5,8 +5,16 @@
 import { eventTypes } from "./api.js";
 import { h, pretty, replace } from "./dom.js";
 
-const FALLBACK_TYPES = ["investigation.queued", "investigation.started", "investigation.completed", "investigation.failed",
-  "finding.discovered", "chain.confirmed", "agent.registered", "agent.disconnected"];
+const FALLBACK_TYPES = [
+  "investigation.queued",
+  "investigation.started",
+  "investigation.completed",
+  "investigation.failed",
+  "finding.discovered",
+  "chain.confirmed",
+  "agent.registered",
+  "agent.disconnected",
+];
 
 let cached = null;
 
@@ -36,17 +44,43 @@ export async function render(main, _params, ctx) {
   }
   const sections = catalog.groups.map((group) => {
     const types = catalog.event_types.filter((t) => t.group === group);
-    return h("section", { class: "card" },
+    return h(
+      "section",
+      { class: "card" },
       h("h2", {}, h("code", {}, group)),
-      types.map((t) => h("article", { class: "event-type", id: `type-${t.name}` },
-        h("h3", {}, h("code", {}, t.name), t.has_severity ? h("span", { class: "badge" }, "has severity") : null),
-        t.description ? h("p", {}, t.description) : null,
-        t.schema ? h("details", {}, h("summary", {}, "Schema of data"), h("pre", {}, pretty(t.schema))) : null,
-        t.example ? h("details", {}, h("summary", {}, "Example data"), h("pre", {}, pretty(t.example))) : null)));
+      types.map((t) =>
+        h(
+          "article",
+          { class: "event-type", id: `type-${t.name}` },
+          h("h3", {}, h("code", {}, t.name), t.has_severity ? h("span", { class: "badge" }, "has severity") : null),
+          t.description ? h("p", {}, t.description) : null,
+          t.schema ? h("details", {}, h("summary", {}, "Schema of data"), h("pre", {}, pretty(t.schema))) : null,
+          t.example ? h("details", {}, h("summary", {}, "Example data"), h("pre", {}, pretty(t.example))) : null
+        )
+      )
+    );
   });
-  replace(main, h("h1", {}, "Event types"),
-    h("p", {}, "Subscribe to a type by name, to a group with its wildcard (e.g. ", h("code", {}, "finding.*"), "), or to every platform type with ",
-      h("code", {}, "*"), " (operational ", h("code", {}, "webhook.*"), " types only when named)."),
-    catalog.fallback ? h("p", { class: "panel info" }, "This API does not serve the event-type catalog yet; showing the documented types without schemas.") : null,
-    sections);
+  replace(
+    main,
+    h("h1", {}, "Event types"),
+    h(
+      "p",
+      {},
+      "Subscribe to a type by name, to a group with its wildcard (e.g. ",
+      h("code", {}, "finding.*"),
+      "), or to every platform type with ",
+      h("code", {}, "*"),
+      " (operational ",
+      h("code", {}, "webhook.*"),
+      " types only when named)."
+    ),
+    catalog.fallback
+      ? h(
+          "p",
+          { class: "panel info" },
+          "This API does not serve the event-type catalog yet; showing the documented types without schemas."
+        )
+      : null,
+    sections
+  );
 }

@@ -41,7 +41,14 @@ export function replace(el, ...children) {
 
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: "auto" });
 const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
-const UNITS = [["year", 31536e6], ["month", 2592e6], ["day", 864e5], ["hour", 36e5], ["minute", 6e4], ["second", 1e3]];
+const UNITS = [
+  ["year", 31536e6],
+  ["month", 2592e6],
+  ["day", 864e5],
+  ["hour", 36e5],
+  ["minute", 6e4],
+  ["second", 1e3],
+];
 
 /** "3 minutes ago", or "in 2 hours". */
 export function ago(date, now = Date.now()) {
@@ -57,8 +64,13 @@ export function when(iso) {
   if (!iso) return h("span", { class: "muted" }, "—");
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return h("span", {}, iso);
-  return h("time", { datetime: iso, title: iso, class: "when" },
-    h("span", { class: "rel" }, ago(date)), " ", h("span", { class: "abs" }, absolute.format(date)));
+  return h(
+    "time",
+    { datetime: iso, title: iso, class: "when" },
+    h("span", { class: "rel" }, ago(date)),
+    " ",
+    h("span", { class: "abs" }, absolute.format(date))
+  );
 }
 
 const STATUS_MARK = { succeeded: "✓", failed: "↻", failed_permanent: "✗", pending: "…", abandoned: "⊘" };
@@ -67,8 +79,13 @@ const STATUS_WORD = { failed: "failed (retrying)", failed_permanent: "failed per
 /** A delivery status as a coloured badge that also carries the word (colour is never the only cue). */
 export function statusBadge(status) {
   if (!status) return h("span", { class: "muted" }, "none yet");
-  return h("span", { class: `badge status-${status}`, "data-status": status },
-    h("span", { "aria-hidden": "true" }, STATUS_MARK[status] || "•"), " ", STATUS_WORD[status] || status);
+  return h(
+    "span",
+    { class: `badge status-${status}`, "data-status": status },
+    h("span", { "aria-hidden": "true" }, STATUS_MARK[status] || "•"),
+    " ",
+    STATUS_WORD[status] || status
+  );
 }
 
 /** Active / paused / disabled (by the service, with its reason). */
@@ -98,7 +115,13 @@ export function outcomeChart(deliveries, { now = Date.now(), large = false } = {
   const max = Math.max(1, ...hours.map((hr) => OUTCOMES.reduce((n, o) => n + hr[o], 0)));
   const [w, hgt, bar] = large ? [480, 80, 18] : [120, 28, 4];
   const step = w / 24;
-  const svg = s("svg", { viewBox: `0 0 ${w} ${hgt}`, width: w, height: hgt, class: large ? "chart chart-large" : "chart", "aria-hidden": "true" });
+  const svg = s("svg", {
+    viewBox: `0 0 ${w} ${hgt}`,
+    width: w,
+    height: hgt,
+    class: large ? "chart chart-large" : "chart",
+    "aria-hidden": "true",
+  });
   svg.append(s("line", { x1: 0, x2: w, y1: hgt - 0.5, y2: hgt - 0.5, class: "axis" }));
   hours.forEach((hr, i) => {
     let y = hgt;
@@ -106,15 +129,33 @@ export function outcomeChart(deliveries, { now = Date.now(), large = false } = {
       if (!hr[o]) continue;
       const height = Math.max(1.5, (hr[o] / max) * (hgt - 2));
       y -= height;
-      const rect = s("rect", { x: (i * step + (step - bar) / 2).toFixed(1), y: y.toFixed(1), width: bar, height: height.toFixed(1), class: `bar-${o}` });
+      const rect = s("rect", {
+        x: (i * step + (step - bar) / 2).toFixed(1),
+        y: y.toFixed(1),
+        width: bar,
+        height: height.toFixed(1),
+        class: `bar-${o}`,
+      });
       rect.append(s("title", {}, `${hr[o]} ${o}, ${23 - i}–${24 - i} h ago`));
       svg.append(rect);
     }
   });
   const total = OUTCOMES.reduce((n, o) => n + totals[o], 0);
-  const words = total === 0 ? "no deliveries in 24 h"
-    : OUTCOMES.filter((o) => totals[o]).map((o) => `${totals[o]} ${STATUS_WORD[o] || o}`).join(", ") + " in 24 h";
-  const scale = large ? h("div", { class: "chart-scale", "aria-hidden": "true" }, h("span", {}, "24 h ago"), h("span", {}, "12 h"), h("span", {}, "now")) : null;
+  const words =
+    total === 0
+      ? "no deliveries in 24 h"
+      : OUTCOMES.filter((o) => totals[o])
+          .map((o) => `${totals[o]} ${STATUS_WORD[o] || o}`)
+          .join(", ") + " in 24 h";
+  const scale = large
+    ? h(
+        "div",
+        { class: "chart-scale", "aria-hidden": "true" },
+        h("span", {}, "24 h ago"),
+        h("span", {}, "12 h"),
+        h("span", {}, "now")
+      )
+    : null;
   return h("figure", { class: "outcomes", "data-total": total }, svg, scale, h("figcaption", {}, words));
 }
 
@@ -132,8 +173,16 @@ export function pretty(text) {
 export function headerTable(headers, caption) {
   const entries = Object.entries(headers || {});
   if (entries.length === 0) return h("p", { class: "muted" }, `${caption}: none`);
-  return h("table", { class: "kv" }, h("caption", {}, caption),
-    h("tbody", {}, entries.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, h("code", {}, v))))));
+  return h(
+    "table",
+    { class: "kv" },
+    h("caption", {}, caption),
+    h(
+      "tbody",
+      {},
+      entries.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, h("code", {}, v))))
+    )
+  );
 }
 
 /** A read-only value in an input (`attrs`: its id, label) with a Copy button. */
@@ -155,10 +204,13 @@ export function copyRow(value, attrs) {
 
 /** A read-only secret with a Copy button and the plain "shown once" warning. */
 export function oneTimeSecret(label, value, warning) {
-  return h("section", { class: "panel warning", "aria-labelledby": "one-time-label" },
+  return h(
+    "section",
+    { class: "panel warning", "aria-labelledby": "one-time-label" },
     h("h2", { id: "one-time-label" }, label),
     copyRow(value, { id: "one-time-secret", "aria-describedby": "one-time-warning" }),
-    h("p", { id: "one-time-warning" }, h("strong", {}, "Copy it now. "), warning));
+    h("p", { id: "one-time-warning" }, h("strong", {}, "Copy it now. "), warning)
+  );
 }
 
 /** A button that asks "are you sure" in place before it runs `action` (no modal dialogs). */
@@ -168,8 +220,14 @@ export function confirmButton(text, question, action, { danger = false } = {}) {
   start.addEventListener("click", () => {
     const yes = h("button", { type: "button", class: "btn danger" }, `Yes, ${text.toLowerCase()}`);
     const no = h("button", { type: "button", class: "btn" }, "Cancel");
-    no.addEventListener("click", () => { replace(wrap, start); start.focus(); });
-    yes.addEventListener("click", async () => { yes.disabled = true; await action(); });
+    no.addEventListener("click", () => {
+      replace(wrap, start);
+      start.focus();
+    });
+    yes.addEventListener("click", async () => {
+      yes.disabled = true;
+      await action();
+    });
     replace(wrap, h("span", { role: "alert" }, question), " ", yes, " ", no);
     yes.focus();
   });
@@ -193,15 +251,35 @@ export function showFieldError(form, err) {
   let slot = null;
   if (err.field) {
     const parts = err.field.replace(/\[\d+\]/g, "").split(".");
-    for (let n = parts.length; n > 0 && !slot; n--) slot = form.querySelector(`[data-field="${CSS.escape(parts.slice(0, n).join("."))}"]`);
+    for (let n = parts.length; n > 0 && !slot; n--)
+      slot = form.querySelector(`[data-field="${CSS.escape(parts.slice(0, n).join("."))}"]`);
   }
   const control = slot ? document.getElementById(slot.getAttribute("data-for")) : null;
   if (slot) slot.textContent = err.message;
   if (control) control.setAttribute("aria-invalid", "true");
   const retry = err.retryable ? "The service is temporarily unavailable; retry in a moment. " : "";
-  const summary = h("div", { class: "error-summary", role: "alert", tabindex: "-1" },
+  const summary = h(
+    "div",
+    { class: "error-summary", role: "alert", tabindex: "-1" },
     h("h2", {}, "There is a problem"),
-    h("p", {}, control ? h("a", { href: `#${control.id}`, onclick: (e) => { e.preventDefault(); control.focus(); } }, err.message) : `${retry}${err.message}`));
+    h(
+      "p",
+      {},
+      control
+        ? h(
+            "a",
+            {
+              href: `#${control.id}`,
+              onclick: (e) => {
+                e.preventDefault();
+                control.focus();
+              },
+            },
+            err.message
+          )
+        : `${retry}${err.message}`
+    )
+  );
   form.prepend(summary);
   summary.focus();
   return summary;
@@ -213,9 +291,12 @@ export function field(label, control, { hint, field: name } = {}) {
   const hintId = hint ? `${id}-hint` : null;
   const errorId = `${id}-error`;
   control.setAttribute("aria-describedby", [hintId, errorId].filter(Boolean).join(" "));
-  return h("div", { class: "field" },
+  return h(
+    "div",
+    { class: "field" },
     h("label", { for: id }, label),
     hint ? h("p", { class: "hint", id: hintId }, hint) : null,
     h("p", { class: "field-error", id: errorId, "data-field": name || id, "data-for": id }),
-    control);
+    control
+  );
 }

@@ -12,34 +12,46 @@ export function oauthSection(sub) {
   const current = sub?.auth || null;
   const input = (id, value, extra = {}) =>
     h("input", { type: "text", id, value: value || "", spellcheck: "false", autocomplete: "off", ...extra });
-  const tokenUrl = input("auth-token-url", current?.token_url,
-    { inputmode: "url", placeholder: "https://auth.example.com/oauth/token" });
+  const tokenUrl = input("auth-token-url", current?.token_url, {
+    inputmode: "url",
+    placeholder: "https://auth.example.com/oauth/token",
+  });
   const clientId = input("auth-client-id", current?.client_id);
   const secret = input("auth-client-secret", "", { type: "password", autocomplete: "new-password" });
   const scope = input("auth-scope", current?.scope);
   const audience = input("auth-audience", current?.audience);
   const remove = h("input", { type: "checkbox", id: "drop-auth" });
   const texts = [tokenUrl, clientId, scope, audience];
-  const unchanged = () => current && ["token_url", "client_id", "scope", "audience"]
-    .every((k, i) => texts[i].value.trim() === (current[k] || ""));
+  const unchanged = () =>
+    current &&
+    ["token_url", "client_id", "scope", "audience"].every((k, i) => texts[i].value.trim() === (current[k] || ""));
 
-  const element = h("fieldset", { class: "field", id: "oauth" },
+  const element = h(
+    "fieldset",
+    { class: "field", id: "oauth" },
     h("legend", {}, "OAuth 2.0 client credentials (optional)"),
-    h("p", { class: "hint" }, current
-      ? `Current: client ${current.client_id} at ${current.token_url} (secret never shown). To change the settings, `
-        + "enter the client secret again; leave it empty to keep them."
-      : "For receivers that want a bearer token from their authorization server: Puck fetches one, keeps it "
-        + "until shortly before it expires, and sends it as Authorization: Bearer. "
-        + "Not together with an Authorization header."),
+    h(
+      "p",
+      { class: "hint" },
+      current
+        ? `Current: client ${current.client_id} at ${current.token_url} (secret never shown). To change the ` +
+            `settings, ` +
+            "enter the client secret again; leave it empty to keep them."
+        : "For receivers that want a bearer token from their authorization server: Puck fetches one, keeps it " +
+            "until shortly before it expires, and sends it as Authorization: Bearer. " +
+            "Not together with an Authorization header."
+    ),
     h("p", { class: "field-error", id: "auth-error", "data-field": "auth", "data-for": "auth-token-url" }),
-    field("Token URL", tokenUrl,
-      { field: "auth.token_url", hint: "HTTPS; the same address rules as the endpoint URL." }),
+    field("Token URL", tokenUrl, {
+      field: "auth.token_url",
+      hint: "HTTPS; the same address rules as the endpoint URL.",
+    }),
     field("Client id", clientId, { field: "auth.client_id" }),
-    field("Client secret", secret,
-      { field: "auth.client_secret", hint: "Stored encrypted and never shown again." }),
+    field("Client secret", secret, { field: "auth.client_secret", hint: "Stored encrypted and never shown again." }),
     field("Scope (optional)", scope, { field: "auth.scope" }),
     field("Audience (optional)", audience, { field: "auth.audience" }),
-    current ? h("div", { class: "check" }, remove, h("label", { for: "drop-auth" }, "Remove OAuth")) : null);
+    current ? h("div", { class: "check" }, remove, h("label", { for: "drop-auth" }, "Remove OAuth")) : null
+  );
 
   const value = () => {
     if (remove.checked) return null;

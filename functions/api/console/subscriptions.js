@@ -27,20 +27,46 @@ export async function last24h(subscriptionId) {
 export function label(sub) {
   if (sub.name) return sub.name;
   if (sub.destination) return targetText(sub).split(/[/:]/).pop();
-  try { return new URL(sub.url).host; } catch { return sub.id; }
+  try {
+    return new URL(sub.url).host;
+  } catch {
+    return sub.id;
+  }
 }
 
 function row(sub) {
   const chart = h("td", { "data-label": "Last 24 h", class: "chart-cell" }, h("span", { class: "muted" }, "…"));
-  last24h(sub.id).then((rows) => replace(chart, outcomeChart(rows)), () => replace(chart, h("span", { class: "muted" }, "unavailable")));
-  return h("tr", { "data-id": sub.id },
-    h("td", { "data-label": "Subscription" },
+  last24h(sub.id).then(
+    (rows) => replace(chart, outcomeChart(rows)),
+    () => replace(chart, h("span", { class: "muted" }, "unavailable"))
+  );
+  return h(
+    "tr",
+    { "data-id": sub.id },
+    h(
+      "td",
+      { "data-label": "Subscription" },
       h("a", { href: `#/subscriptions/${sub.id}`, class: "sub-name" }, label(sub)),
-      h("div", { class: "url" }, targetText(sub))),
-    h("td", { "data-label": "Events" }, h("ul", { class: "chips" }, sub.events.map((e) => h("li", {}, h("code", {}, e))))),
+      h("div", { class: "url" }, targetText(sub))
+    ),
+    h(
+      "td",
+      { "data-label": "Events" },
+      h(
+        "ul",
+        { class: "chips" },
+        sub.events.map((e) => h("li", {}, h("code", {}, e)))
+      )
+    ),
     h("td", { "data-label": "State" }, stateBadge(sub)),
-    h("td", { "data-label": "Last delivery" }, statusBadge(sub.last_delivery_status), h("div", {}, sub.last_delivery_at ? when(sub.last_delivery_at) : null)),
-    chart);
+    h(
+      "td",
+      { "data-label": "Last delivery" },
+      statusBadge(sub.last_delivery_status),
+      h("div", {}, sub.last_delivery_at ? when(sub.last_delivery_at) : null)
+    ),
+    chart
+  );
 }
 
 export async function render(main, _params, ctx) {
@@ -48,13 +74,33 @@ export async function render(main, _params, ctx) {
   const tbody = h("tbody", {});
   const more = h("p", { class: "more" });
   const status = h("p", { class: "muted", role: "status" }, "Loading…");
-  const table = h("table", { class: "list", id: "subscriptions" },
-    h("thead", {}, h("tr", {}, ["Subscription", "Events", "State", "Last delivery", "Last 24 h"].map((c) => h("th", { scope: "col" }, c)))),
-    tbody);
-  replace(main,
-    h("div", { class: "title-row" }, h("h1", {}, "Webhooks"), h("a", { href: "#/subscriptions/new", class: "btn primary", id: "add-subscription" }, "Add subscription")),
+  const table = h(
+    "table",
+    { class: "list", id: "subscriptions" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        ["Subscription", "Events", "State", "Last delivery", "Last 24 h"].map((c) => h("th", { scope: "col" }, c))
+      )
+    ),
+    tbody
+  );
+  replace(
+    main,
+    h(
+      "div",
+      { class: "title-row" },
+      h("h1", {}, "Webhooks"),
+      h("a", { href: "#/subscriptions/new", class: "btn primary", id: "add-subscription" }, "Add subscription")
+    ),
     h("p", { class: "lead" }, "Subscriptions send signed HTTPS POSTs to your endpoints when platform events happen."),
-    status, table, more);
+    status,
+    table,
+    more
+  );
 
   let shown = 0;
   const load = async (cursor) => {
@@ -67,9 +113,21 @@ export async function render(main, _params, ctx) {
     }
     shown += page.subscriptions.length;
     tbody.append(...page.subscriptions.map(row));
-    status.textContent = shown === 0 ? "No subscriptions yet. Add one to start receiving events." : `${shown} subscription${shown === 1 ? "" : "s"}${page.next_cursor ? " so far" : ""}`;
+    status.textContent =
+      shown === 0
+        ? "No subscriptions yet. Add one to start receiving events."
+        : `${shown} subscription${shown === 1 ? "" : "s"}${page.next_cursor ? " so far" : ""}`;
     table.hidden = shown === 0;
-    replace(more, page.next_cursor ? h("button", { type: "button", class: "btn", id: "more-subscriptions", onclick: () => load(page.next_cursor) }, "Show more") : null);
+    replace(
+      more,
+      page.next_cursor
+        ? h(
+            "button",
+            { type: "button", class: "btn", id: "more-subscriptions", onclick: () => load(page.next_cursor) },
+            "Show more"
+          )
+        : null
+    );
   };
   await load(null);
 }

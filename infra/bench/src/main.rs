@@ -5,26 +5,26 @@
 //!
 //! Run it through `infra/scripts/bench.sh`, which builds the binaries first. Every figure in the
 //! report comes from this run; nothing is copied from an earlier one. This file only orchestrates:
-//! measuring lives in `coldrun`, `costrun`, `throughput`, `signing`; the arithmetic in `ledger` and
+//! measuring lives in `cold_starts`, `cost_scenarios`, `throughput`, `signing`; the arithmetic in `ledger` and
 //! `cost`; writing in `report`.
 
-mod calls;
-mod coldrun;
-mod coldstart;
+mod call_log;
+mod cold_starts;
 mod cost;
-mod costrun;
+mod cost_scenarios;
 mod cpu;
 mod floor;
 mod ledger;
 mod receiver;
 mod report;
+mod runtime_api;
 mod signing;
 mod stack;
 mod stats;
 mod throughput;
 
 use anyhow::{anyhow, Context as _, Result};
-use calls::{tally, CallCounter};
+use call_log::{tally, CallCounter};
 use report::CostFigures;
 use stack::BenchStack;
 use std::collections::BTreeMap;
@@ -111,7 +111,7 @@ fn profile(bin_dir: &std::path::Path) -> &'static str {
 
 fn main() -> Result<()> {
     let args = parse_args()?;
-    costrun::count_logs();
+    cost_scenarios::count_logs();
     // Two workers: the machine the figures are published for has two cores.
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(run(args))
@@ -120,11 +120,11 @@ fn main() -> Result<()> {
 /// The cost scenarios, the failed attempts, the idle sweep and the partition model.
 async fn measure_costs(stack: &BenchStack, init_calls: BTreeMap<String, u64>, quick: bool) -> Result<CostFigures> {
     let template = puck_local::template::Template::load(&puck_local::moto::repo_root().join("template.yaml"))?;
-    let layout = costrun::Layout::from_template(&template)?;
-    let sweep = costrun::idle_sweep(stack, &layout).await?;
+    let layout = cost_scenarios::Layout::from_template(&template)?;
+    let sweep = cost_scenarios::idle_sweep(stack, &layout).await?;
     let mut measured = Vec::new();
     let mut skipped = Vec::new();
-    for s in costrun::grid(quick) {
+    for s in cost_scenarios::grid(quick) {
         if s.batch.is_some() && layout.batch_route.is_none() {
             skipped.push((s.key.clone(), "n/a: route not built".to_owned()));
             continue;
@@ -134,7 +134,7 @@ async fn measure_costs(stack: &BenchStack, init_calls: BTreeMap<String, u64>, qu
             continue;
         }
         eprintln!("bench: cost scenario {} ({} events)…", s.key, s.events);
-        let m = costrun::run(stack, &layout, &s).await.with_context(|| s.key.clone())?;
+        let m = cost_scenarios::run(stack, &layout, &s).await.with_context(|| s.key.clone())?;
         println!(
             "cost {:26} {} (x86_64) {} (arm64) per million deliveries",
             s.key,
@@ -145,7 +145,7 @@ async fn measure_costs(stack: &BenchStack, init_calls: BTreeMap<String, u64>, qu
     }
     let mut failed = BTreeMap::new();
     for kib in [1usize, 16, 128] {
-        failed.insert(kib * 1024, costrun::failed_attempt(stack, &layout, kib * 1024).await?);
+        failed.insert(kib * 1024, cost_scenarios::failed_attempt(stack, &layout, kib * 1024).await?);
     }
     let part = measured
         .iter()
@@ -198,7 +198,7 @@ async fn run(args: Args) -> Result<()> {
     eprintln!("bench: all-in cost scenarios…");
     let costs = measure_costs(&stack, init_calls, args.quick).await?;
     eprintln!("bench: cold starts ({} runs per binary)…", args.runs);
-    let cold = coldrun::measure(&stack, &args.bin_dir, args.runs, &moto.endpoint).await?;
+    let cold = cold_starts::measure(&stack, &args.bin_dir, args.runs, &moto.endpoint).await?;
 
     let command = format!(
         "target/{}/puck-bench {}--runs {} --events {} --latency-events {}",

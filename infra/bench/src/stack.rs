@@ -8,7 +8,7 @@
 //! dispatcher handler → DeleteMessageBatch) on a client carrying its own counter, driven
 //! explicitly or by [`BenchStack::spawn_pollers`].
 
-use crate::calls::CallCounter;
+use crate::call_log::CallCounter;
 use crate::receiver::Receiver;
 use anyhow::{anyhow, Result};
 use puck_core::ids::AccountId;

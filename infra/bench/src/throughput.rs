@@ -2,9 +2,9 @@
 //! reference), plus the CPU our process and moto spend per delivery in the bulk scenario.
 //! Measuring only; [`crate::report::perf_md`] writes the section.
 
-use crate::calls::{tally, Call};
-use crate::coldrun::sample_data;
-use crate::costrun::take_phase;
+use crate::call_log::{tally, Call};
+use crate::cold_starts::sample_data;
+use crate::cost_scenarios::take_phase;
 use crate::stack::BenchStack;
 use crate::stats::{fmt_ms, ms, quantile};
 use anyhow::{anyhow, Result};

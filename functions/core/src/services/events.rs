@@ -11,7 +11,7 @@
 //! nothing and its retry publishes every event once, with or without `event_id`s.
 
 use super::json_fields::{wrong_type, Fields, REQUEST_FIELD};
-use super::{Context, Settings};
+use super::Context;
 use crate::body_formats::render;
 use crate::envelope::Envelope;
 use crate::error::{AppError, ValidationError};
@@ -104,12 +104,6 @@ pub async fn publish(ctx: &Context, caller: &Caller, body: Value) -> Result<Publ
     let event = NewEvent::parse(body)?;
     super::limits::check_publish(ctx, &caller.account_id, 1).await?;
     publish_event(ctx, &caller.account_id, event).await
-}
-
-/// Builds a pending delivery of `envelope` to `sub`, kept for the default retention (tools and
-/// tests; use cases call [`pending_delivery`] with their settings).
-pub fn new_delivery(sub: &Subscription, envelope: &Envelope, severity: Option<Severity>, now: Timestamp) -> Delivery {
-    pending_delivery(sub, envelope, severity, now, Settings::default().expires_at(now))
 }
 
 /// Builds a pending delivery of `envelope` to `sub` that the retention TTL removes at `expires_at`,

@@ -4,7 +4,7 @@
 //! [`Replay`] ledger. Also the idle sweeper run (fixed monthly cost). Measuring only;
 //! [`crate::report`] writes the sections.
 
-use crate::calls::Call;
+use crate::call_log::Call;
 use crate::cost::{self, LambdaUse, Usage};
 use crate::floor::FloorUse;
 use crate::ledger::{stored_bytes, Item, Replay, Schema};

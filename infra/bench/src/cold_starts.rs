@@ -1,8 +1,8 @@
 //! Cold start, size and peak memory: every function binary started as a fresh process against a
-//! loopback Lambda Runtime API ([`crate::coldstart`]), its first invocation doing real work.
+//! loopback Lambda Runtime API ([`crate::runtime_api`]), its first invocation doing real work.
 //! Measuring only; [`crate::report::cold_md`] writes the section.
 
-use crate::coldstart;
+use crate::runtime_api;
 use crate::stack::{BenchStack, Tenant};
 use crate::stats::{fmt_ms, ms, quantile};
 use anyhow::{anyhow, Context as _, Result};
@@ -64,7 +64,8 @@ pub async fn fresh_delivery(stack: &BenchStack, tenant: &Tenant, sub: &str) -> R
         stack.ctx.subscriptions.get(&tenant.account, &sub_id).await?.ok_or_else(|| anyhow!("subscription gone"))?;
     let now = stack.ctx.clock.now();
     let envelope = puck_core::envelope::Envelope::new(EventId::generate(), "finding.discovered", now, sample_data());
-    let delivery = puck_core::services::events::new_delivery(&sub, &envelope, None, now);
+    let expires_at = stack.ctx.settings.expires_at(now);
+    let delivery = puck_core::services::events::pending_delivery(&sub, &envelope, None, now, expires_at);
     stack.ctx.deliveries.insert_deliveries(std::slice::from_ref(&delivery)).await?;
     Ok(delivery.id.to_string())
 }
@@ -77,7 +78,7 @@ pub fn sample_data() -> Value {
 #[derive(Debug, Default)]
 pub struct BinaryFigures {
     pub name: String,
-    pub runs: Vec<coldstart::RunResult>,
+    pub runs: Vec<runtime_api::RunResult>,
     pub failures: Vec<String>,
     pub size: Option<u64>,
     pub zip: Option<u64>,
@@ -87,7 +88,7 @@ impl BinaryFigures {
     pub fn init_ms(&self) -> Vec<f64> {
         ms(self.runs.iter().map(|r| r.init))
     }
-    pub fn q(&self, f: impl Fn(&coldstart::RunResult) -> Option<Duration>, q: f64) -> Option<f64> {
+    pub fn q(&self, f: impl Fn(&runtime_api::RunResult) -> Option<Duration>, q: f64) -> Option<f64> {
         quantile(&ms(self.runs.iter().filter_map(f)), q)
     }
     pub fn hwm(&self) -> Option<u64> {
@@ -134,7 +135,7 @@ pub async fn measure(stack: &BenchStack, bin_dir: &Path, runs: usize, moto: &str
         fig.zip = zip_size(&path, &workdir);
         for _ in 0..runs {
             let events = events_for(name, stack, &tenant, &sub).await?;
-            match coldstart::run_once(&path, &stack.env, &events, moto).await {
+            match runtime_api::run_once(&path, &stack.env, &events, moto).await {
                 Ok(r) => fig.runs.push(r),
                 Err(e) => fig.failures.push(format!("{e:#}")),
             }
