@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+mod mechanisms;
 mod performance;
 pub use performance::{cold_md, perf_md, signing_md};
 
@@ -294,6 +295,7 @@ pub fn cost_md(c: &CostFigures) -> String {
         cost::IDLE_POLL_S
     );
     md.push_str(&partition_md(c));
+    md.push_str(&mechanisms::mechanisms_md());
     md
 }
 

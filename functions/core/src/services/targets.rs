@@ -49,7 +49,7 @@ pub fn apply_update(ctx: &Context, fields: &Fields, sub: &mut Subscription) -> R
 }
 
 /// A subscription with an AWS destination sends the envelope as is (`format: raw`) and has no
-/// custom headers: a queue message or event has no request to put them on.
+/// custom headers or OAuth `auth`: a queue message or event has no request to put them on.
 pub fn check_fits(sub: &Subscription) -> Result<(), AppError> {
     if sub.destination.is_none() {
         return Ok(());
@@ -59,6 +59,12 @@ pub fn check_fits(sub: &Subscription) -> Result<(), AppError> {
     }
     if !sub.header_names.is_empty() {
         return Err(AppError::validation("headers", "headers do not apply to an AWS destination"));
+    }
+    if sub.auth.is_some() {
+        return Err(AppError::validation(
+            "auth",
+            "auth does not apply to an AWS destination (its role is the credential)",
+        ));
     }
     Ok(())
 }
@@ -112,6 +118,12 @@ mod tests {
                 "headers do not apply",
             ),
             (json!({"destination": {"type": "sqs"}, "events": ["*"]}), "destination.queue_url", "is required"),
+            (
+                json!({"destination": sqs(), "events": ["*"], "auth": {"type": "oauth2_client_credentials",
+                    "token_url": "https://auth.example.com/token", "client_id": "c", "client_secret": "s"}}),
+                "auth",
+                "auth does not apply",
+            ),
         ];
         for (body, field, message) in cases {
             let (f, m) = field_of(create(&ctx, &who, body.clone()).await.unwrap_err());
