@@ -510,3 +510,16 @@ pub fn subscription_for(patterns: &[&str]) -> Subscription {
         destination: None,
     }
 }
+
+/// A sender that answers 204 to every request and counts them: for tests that ask how many
+/// attempts were sent, not what they carried.
+#[derive(Default)]
+pub struct Counting(pub std::sync::atomic::AtomicUsize);
+
+#[async_trait]
+impl crate::ports::WebhookSender for Counting {
+    async fn send(&self, _: &crate::ports::OutboundRequest) -> crate::ports::SendOutcome {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        crate::ports::SendOutcome { status: Some(204), ..crate::ports::SendOutcome::default() }
+    }
+}

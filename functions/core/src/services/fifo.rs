@@ -51,25 +51,16 @@ mod tests {
     use crate::backoff::RetryPolicy;
     use crate::fakes::{caller, context_with, Memory};
     use crate::model::DeliveryStatus;
-    use crate::ports::{DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
+    use crate::ports::DeliveryJob;
     use crate::rate::Pause;
     use crate::services::dispatch::{Dispatcher, JobOutcome};
     use crate::services::{events, subscriptions};
     use crate::time::Timestamp;
     use serde_json::{json, Value};
-    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;
 
-    #[derive(Default)]
-    struct Counting(AtomicUsize);
-
-    #[async_trait::async_trait]
-    impl WebhookSender for Counting {
-        async fn send(&self, _: &OutboundRequest) -> SendOutcome {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            SendOutcome { status: Some(204), ..SendOutcome::default() }
-        }
-    }
+    use crate::fakes::Counting;
 
     /// Remembers how long it was asked to pause, without waiting.
     #[derive(Default)]

@@ -144,23 +144,13 @@ mod tests {
     use super::*;
     use crate::backoff::RetryPolicy;
     use crate::fakes::{caller, context_with, Memory};
-    use crate::ports::{OutboundRequest, SendOutcome, WebhookSender};
     use crate::services::dispatch::{Dispatcher, JobOutcome};
     use crate::services::{events, subscriptions};
     use serde_json::json;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
-    #[derive(Default)]
-    struct Counting(AtomicUsize);
-
-    #[async_trait::async_trait]
-    impl WebhookSender for Counting {
-        async fn send(&self, _: &OutboundRequest) -> SendOutcome {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            SendOutcome { status: Some(204), ..SendOutcome::default() }
-        }
-    }
+    use crate::fakes::Counting;
 
     async fn rate_limited(n: usize) -> (Dispatcher, Arc<Counting>, Arc<Memory>) {
         let mem = Arc::new(Memory::default());
