@@ -218,8 +218,21 @@ fn http_sender(config: &Config) -> anyhow::Result<Arc<HttpSender>> {
 /// Everything the dispatcher needs, built once per container: the context, one HTTP client and
 /// the retry policy from config.
 pub async fn build_dispatcher(config: &Config) -> anyhow::Result<puck_core::services::dispatch::Dispatcher> {
-    let ctx = build_context(config).await?;
-    Ok(puck_core::services::dispatch::Dispatcher::new(ctx, build_sender(config).await?, config.retry_policy())
+    dispatcher_over(build_context(config).await?, config).await
+}
+
+/// The dispatcher over `ctx`: it sends with the context's sender, so a container holds one HTTPS
+/// client and one set of AWS-destination clients; the retry policy, claim lease and the shared
+/// rate-limit buckets come from `config`.
+pub async fn dispatcher_over(
+    ctx: Context,
+    config: &Config,
+) -> anyhow::Result<puck_core::services::dispatch::Dispatcher> {
+    let sender = match &ctx.sender {
+        Some(sender) => sender.clone(),
+        None => build_sender(config).await?,
+    };
+    Ok(puck_core::services::dispatch::Dispatcher::new(ctx, sender, config.retry_policy())
         .with_claim_lease(config.claim_lease_seconds())
         .with_rate_buckets(build_rate_buckets(config).await)
         .with_pause(Arc::new(TokioPause)))

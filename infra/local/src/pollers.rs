@@ -59,10 +59,7 @@ pub struct Workers {
 impl Workers {
     /// The workers over `ctx`, with the sender, retry policy and ingest DLQ from `config`.
     pub async fn build(ctx: &Context, config: &puck_aws::Config) -> Result<Self> {
-        let dispatcher = Dispatcher::new(ctx.clone(), puck_aws::build_sender(config).await?, config.retry_policy())
-            .with_claim_lease(config.claim_lease_seconds())
-            .with_rate_buckets(puck_aws::build_rate_buckets(config).await)
-            .with_pause(Arc::new(puck_aws::TokioPause));
+        let dispatcher = puck_aws::dispatcher_over(ctx.clone(), config).await?;
         let ingest = Ingest { ctx: ctx.clone(), rejected: puck_aws::build_rejected_messages(config).await? };
         Ok(Self { ctx: Arc::new(ctx.clone()), dispatcher: Arc::new(dispatcher), ingest: Arc::new(ingest) })
     }
