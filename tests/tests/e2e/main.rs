@@ -38,6 +38,7 @@ mod ping;
 mod retries;
 mod secrets;
 mod seeds;
+mod storage;
 mod subscription_state;
 mod subscriptions;
 mod support;

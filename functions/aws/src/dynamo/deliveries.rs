@@ -22,7 +22,10 @@
 //!   moved into the record), written in the same batch as its deliveries, which point at it
 //!   with `body_ref`. Items older still carry `payload` inline; reads fall back to them.
 //! - Attempt: `pk=ATT#<account>#<delivery id>`, `sk=<number, 10 digits>`, one small item per
-//!   attempt; a delivery is read with its newest [`MAX_LOGGED_ATTEMPTS`] (one reverse Query).
+//!   attempt that a retry follows; a delivery is read with its newest [`MAX_LOGGED_ATTEMPTS`] (one
+//!   reverse Query). The attempt that ends a delivery rides in the update recording it, as a
+//!   compressed attribute of the delivery's item (`att<number>`, see `layout::inline_attempt`), so
+//!   a delivery that succeeds at once writes no attempt item.
 //!
 //! Every item's `expires_at` (TTL, epoch seconds) is the value the use case decided. Items of the
 //! unsharded layout (everything under `ACCT#<account>`) are not read: see docs/storage.md,
@@ -367,7 +370,7 @@ impl DeliveryStore for DynamoDeliveryStore {
         let Some(mut d) = self.get_to_send(account, id).await? else { return Ok(None) };
         let q = Query { key_condition: "pk = :pk".into(), forward: false, ..Query::default() }
             .value(":pk", s(att_pk(account, id)));
-        let items = self.table.query("Query attempts", &q, Some(MAX_LOGGED_ATTEMPTS as usize - 1)).await?;
+        let items = self.table.query("Query attempts", &q, Some(MAX_LOGGED_ATTEMPTS as usize)).await?;
         let mut attempts = std::mem::take(&mut d.attempts);
         for item in items.iter().take(MAX_LOGGED_ATTEMPTS as usize) {
             attempts.push(decode_attempt(item)?);
@@ -408,30 +411,37 @@ impl DeliveryStore for DynamoDeliveryStore {
         if update.only_if.is_empty() {
             return Ok(false);
         }
-        // The attempt first: if this fails nothing changed and the message is retried. Then the
-        // small conditional update of the delivery; if that finds it no longer in flight, the
-        // attempt record is taken back, as the port promises.
-        let mut item = to_item(attempt).map_err(|e| corrupt("attempt", e))?;
-        item.extend(key(att_pk(account, id), att_sk(attempt.number)));
-        item.insert("expires_at".into(), n(update.expires_at.unix_seconds()));
-        self.table.faults.dynamo()?;
-        self.table.put_item("PutItem attempt", item).await?;
-        let values: HashMap<String, AttributeValue> = HashMap::from([
+        let mut values: HashMap<String, AttributeValue> = HashMap::from([
             (":ac".to_owned(), attr(&update.attempt_count)?),
             (":lrs".to_owned(), attr(&update.last_response_status)?),
             (":le".to_owned(), attr(&update.last_error)?),
         ]);
+        let mut set = "attempt_count = :ac, last_response_status = :lrs, last_error = :le".to_owned();
+        let inline = inline_attempt(attempt, !update.status.is_in_flight())?;
+        if let Some((name, bytes)) = &inline {
+            // The attempt rides in the update of its delivery: one write for both.
+            set.push_str(&format!(", {name} = :att"));
+            values.insert(":att".to_owned(), AttributeValue::B(bytes.clone().into()));
+        } else {
+            // The attempt first: if this fails nothing changed and the message is retried. Then
+            // the small conditional update of the delivery; if that finds it no longer in
+            // flight, the attempt record is taken back, as the port promises.
+            let mut item = to_item(attempt).map_err(|e| corrupt("attempt", e))?;
+            item.extend(key(att_pk(account, id), att_sk(attempt.number)));
+            item.insert("expires_at".into(), n(update.expires_at.unix_seconds()));
+            self.table.faults.dynamo()?;
+            self.table.put_item("PutItem attempt", item).await?;
+        }
         let claim = match &update.claim {
             Some(token) => ClaimChange::Release(token),
             None => ClaimChange::Keep,
         };
         let change =
             StatusChange { to: update.status, next_attempt_at: update.next_attempt_at, now: update.updated_at, claim };
-        let set = "attempt_count = :ac, last_response_status = :lrs, last_error = :le";
         let applied = self
-            .update_if_status("UpdateItem delivery attempt", account, id, update.only_if, change, Some(set), values)
+            .update_if_status("UpdateItem delivery attempt", account, id, update.only_if, change, Some(&set), values)
             .await?;
-        if !applied {
+        if !applied && inline.is_none() {
             let res = self
                 .table
                 .client

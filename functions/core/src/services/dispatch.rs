@@ -410,17 +410,7 @@ impl Dispatcher {
             claim: Some(attempt_id),
         };
         let recorded = ctx.deliveries.record_attempt(&delivery.account_id, &delivery.id, &attempt, &update).await?;
-        tracing::info!(
-            account_id = %delivery.account_id,
-            delivery_id = %delivery.id,
-            subscription_id = %delivery.subscription_id,
-            attempt = number,
-            response_status = ?outcome.status,
-            error = ?outcome.error,
-            status = status.as_str(),
-            next_attempt_at = next_attempt_at.map(Timestamp::rfc3339).as_deref(),
-            "delivery attempt"
-        );
+        log_attempt(delivery, number, &outcome, status, next_attempt_at);
         if verdict.handed_to_sweeper {
             tracing::info!(delivery_id = %delivery.id, receive_count = receipt.count, "message out of receives with attempts left; the sweeper sends a fresh one when due");
         }
@@ -589,6 +579,7 @@ pub fn build_request(
 
 mod bearer;
 mod verdict;
+use verdict::log_attempt;
 pub use verdict::{classify, Receipt, Verdict};
 pub mod in_flight;
 #[cfg(test)]

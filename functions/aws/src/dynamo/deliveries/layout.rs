@@ -154,8 +154,12 @@ pub(super) fn due_ms(next_attempt_at: Option<Timestamp>, fallback: Timestamp) ->
 /// payload and attempts live in their own items.
 pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     let mut item = to_item(d).map_err(|e| corrupt("delivery", e))?;
-    item.remove("payload");
-    item.remove("attempts");
+    // The keys name the account and the id ([`decode`] reads them back from there), and a
+    // payload and attempts live elsewhere: the item stays small enough for one write unit
+    // with the attempt that ends it.
+    for name in ["payload", "attempts", "id", "account_id"] {
+        item.remove(name);
+    }
     item.extend(key(log_pk(&d.account_id, &d.id), dlv_sk(&d.id)));
     item.insert("gsi1pk".into(), s(sub_pk(&d.subscription_id, &d.id)));
     item.insert("gsi1sk".into(), s(d.id.as_str()));
@@ -167,12 +171,57 @@ pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     Ok(item)
 }
 
-/// A delivery from its item; `payload` stays as stored inline (items of the old layout) or empty.
+/// A delivery from its item, with the attempts its item holds ([`inline_attempt`]); `payload`
+/// stays as stored inline (items of the old layout) or empty.
 pub(super) fn decode(item: &Item) -> StoreResult<Delivery> {
-    let mut item = item.clone();
-    ttl_to_field(&mut item);
-    item.entry("payload".into()).or_insert_with(|| s(""));
-    from_item(&item).map_err(|e| corrupt("delivery", e))
+    let mut fields = item.clone();
+    fields.retain(|name, _| !is_inline_attempt(name));
+    ttl_to_field(&mut fields);
+    fields.entry("payload".into()).or_insert_with(|| s(""));
+    if let Some(id) = attr_str(item, "sk").and_then(|sk| sk.strip_prefix(DLV_PREFIX)) {
+        fields.entry("id".into()).or_insert_with(|| s(id));
+    }
+    if let Some(account) = attr_str(item, "pk").and_then(account_of_log_pk) {
+        fields.entry("account_id".into()).or_insert_with(|| s(account.as_str()));
+    }
+    let mut d: Delivery = from_item(&fields).map_err(|e| corrupt("delivery", e))?;
+    for (name, value) in item {
+        if is_inline_attempt(name) {
+            let bytes = value.as_b().map_err(|_| corrupt("attempt", "an inline attempt is not binary"))?;
+            let json = decompress(bytes.as_ref())?;
+            d.attempts.push(serde_json::from_str(&json).map_err(|e| corrupt("attempt", e))?);
+        }
+    }
+    Ok(d)
+}
+
+/// What starts the name of an attempt kept in its delivery's item (`att<number>`).
+const INLINE_ATTEMPT_PREFIX: &str = "att";
+
+/// Whether an attribute of a delivery's item is an attempt kept there: `att` and its number.
+fn is_inline_attempt(name: &str) -> bool {
+    name.strip_prefix(INLINE_ATTEMPT_PREFIX).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The largest compressed attempt kept in its delivery's item. A delivery's item is about 450
+/// bytes (test `storage::a_delivery_that_succeeds_at_once_is_one_item_within_one_write_unit`),
+/// so with one this size it stays within the 1 KB of one write unit: the update recording the
+/// attempt costs what it would without it, and the attempt's own item (a write unit more) is
+/// saved. A larger attempt gets an item of its own.
+pub(super) const INLINE_ATTEMPT_MAX: usize = 480;
+
+/// The attempt that ends a delivery (it succeeded, or it failed for good) is kept in the
+/// delivery's own item when it compresses to at most [`INLINE_ATTEMPT_MAX`] bytes: the attribute
+/// name and its bytes, for the update that records it. Other attempts (followed by a retry, or
+/// larger) get an item of their own. Each attempt has its own attribute, so a replay's attempts
+/// add to the item and never overwrite one.
+pub(super) fn inline_attempt(attempt: &Attempt, ends_delivery: bool) -> StoreResult<Option<(String, Vec<u8>)>> {
+    if !ends_delivery {
+        return Ok(None);
+    }
+    let json = serde_json::to_string(attempt).map_err(|e| corrupt("attempt", e))?;
+    let bytes = compress(&json)?;
+    Ok((bytes.len() <= INLINE_ATTEMPT_MAX).then(|| (format!("{INLINE_ATTEMPT_PREFIX}{}", attempt.number), bytes)))
 }
 
 /// An event record without its bodies (read only to send, see `with_payload`).

@@ -4,7 +4,9 @@ use super::*;
 fn in_flight_item_has_due_fields_and_ttl() {
     let d = crate::dynamo::item::tests::delivery();
     let item = delivery_item(&d).unwrap();
-    assert!(!item.contains_key("payload") && !item.contains_key("attempts"));
+    for kept_elsewhere in ["payload", "attempts", "id", "account_id"] {
+        assert!(!item.contains_key(kept_elsewhere), "{kept_elsewhere}");
+    }
     assert_eq!(attr_str(&item, "sk"), Some(format!("DLV#{}", d.id).as_str()));
     let shard = shard_hash(&d.id);
     assert_eq!(attr_str(&item, "pk"), Some(format!("ACCT#{}#D{}", d.account_id, shard % LOG_SHARDS).as_str()));
@@ -88,4 +90,25 @@ fn shards_are_stable_in_range_and_nest() {
         assert_eq!(log_pk(&account, id), log_shard_pk(&account, h % LOG_SHARDS));
         assert_eq!(sub_pk(&sub, id), sub_shard_pk(&sub, h % SUB_SHARDS));
     }
+}
+
+#[test]
+fn the_attempt_that_ends_a_delivery_rides_in_its_item_and_decodes_with_it() {
+    let d = crate::dynamo::item::tests::delivery();
+    let attempt = d.attempts.last().expect("the sample has an attempt").clone();
+    assert_eq!(inline_attempt(&attempt, false).unwrap(), None, "an attempt a retry follows keeps its own item");
+    let (name, bytes) = inline_attempt(&attempt, true).unwrap().expect("a small attempt rides inline");
+    assert_eq!(name, format!("att{}", attempt.number));
+    let mut item = delivery_item(&d).unwrap();
+    item.insert(name, AttributeValue::B(bytes.into()));
+    assert_eq!(decode(&item).unwrap().attempts, vec![attempt.clone()]);
+
+    let mut huge = attempt;
+    let mut state: u64 = 7;
+    let noise = (0..4096).map(|_| {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        char::from(b'!' + (state >> 58) as u8)
+    });
+    huge.response_body = Some(noise.collect());
+    assert_eq!(inline_attempt(&huge, true).unwrap(), None, "one that compresses past the limit gets its own item");
 }
