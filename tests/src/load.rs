@@ -58,6 +58,9 @@ pub struct LoadReport {
     /// Pairs answered 2xx more than once (at-least-once duplicates), and the extra requests.
     pub duplicate_pairs: usize,
     pub duplicate_requests: usize,
+    /// One line per duplicate pair: why it was delivered more than once, from its deliveries'
+    /// attempt logs ([`explain_duplicate`]).
+    pub duplicate_causes: Vec<String>,
     /// Requests whose `X-Puck-Signature` did not verify with the subscription's secret.
     pub bad_signatures: usize,
     /// (subscription path, event_id) pairs never answered 2xx.
@@ -124,7 +127,7 @@ impl LoadReport {
             self.deliver_secs,
             self.total_secs,
             if self.lost() { "LOSS" } else { "nothing lost" },
-        )
+        ) + &self.duplicate_causes.iter().map(|c| format!("\nduplicate: {c}")).collect::<String>()
     }
 }
 
@@ -132,6 +135,8 @@ impl LoadReport {
 #[derive(Default)]
 struct Tally {
     accepted: HashMap<(String, String), usize>,
+    /// The `x-puck-delivery-id` (attempt id) of every request answered 2xx, per pair.
+    accepted_attempts: HashMap<(String, String), Vec<String>>,
     failures: usize,
     bad_signatures: usize,
 }
@@ -185,19 +190,23 @@ pub async fn run(api: &ApiClient, opts: &LoadOptions, progress: &(dyn Fn(&str) +
                 return Reply::status(500);
             }
             let event_id = req.header("x-puck-event-id").unwrap_or_default().to_owned();
-            *t.accepted.entry((req.path.clone(), event_id)).or_default() += 1;
+            let attempt_id = req.header("x-puck-delivery-id").unwrap_or_default().to_owned();
+            *t.accepted.entry((req.path.clone(), event_id.clone())).or_default() += 1;
+            t.accepted_attempts.entry((req.path.clone(), event_id)).or_default().push(attempt_id);
             Reply::status(204)
         }))
         .await
     };
 
     let mut paths = Vec::new();
+    let mut sub_paths = BTreeMap::new();
     for i in 0..opts.subscriptions {
         let path = format!("/load/sub{i}");
         let (status, sub, _) = api
             .post("/v1/webhooks/subscriptions", json!({"url": receiver.url_with_path(&path), "events": ["finding.*"]}))
             .await;
         assert_eq!(status, 201, "create a load subscription: {sub}");
+        sub_paths.insert(sub["id"].as_str().unwrap_or_default().to_owned(), path.clone());
         let secret = sub["secret"].as_str().unwrap_or_default().to_owned();
         secrets.lock().unwrap_or_else(|p| p.into_inner()).insert(path.clone(), secret);
         paths.push(path);
@@ -257,13 +266,13 @@ pub async fn run(api: &ApiClient, opts: &LoadOptions, progress: &(dyn Fn(&str) +
 
     // The delivery log must agree: every delivery `succeeded`, one per pair. The last records
     // may land a moment after the receiver answered, so look again for a little while.
-    let mut log = delivery_log(api).await;
+    let mut log = delivery_log(api, &sub_paths).await;
     let settle = Instant::now();
     while (!log.2.is_empty() || log.0 < expected_deliveries) && settle.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_secs(2)).await;
-        log = delivery_log(api).await;
+        log = delivery_log(api, &sub_paths).await;
     }
-    let (listed, retried, not_succeeded) = log;
+    let (listed, retried, not_succeeded) = (log.0, log.1, log.2.clone());
     let t = tally.lock().unwrap_or_else(|p| p.into_inner());
     let mut missing = Vec::new();
     for path in &paths {
@@ -274,6 +283,16 @@ pub async fn run(api: &ApiClient, opts: &LoadOptions, progress: &(dyn Fn(&str) +
         }
     }
     let duplicates: Vec<usize> = t.accepted.values().filter(|n| **n > 1).map(|n| n - 1).collect();
+    let twice: Vec<((String, String), Vec<String>)> =
+        t.accepted_attempts.iter().filter(|(_, a)| a.len() > 1).map(|(k, a)| (k.clone(), a.clone())).collect();
+    drop(t);
+    let mut duplicate_causes = Vec::new();
+    for ((path, event_id), attempt_ids) in &twice {
+        let deliveries = log.3.get(&(path.clone(), event_id.clone())).cloned().unwrap_or_default();
+        let cause = explain_duplicate(api, &deliveries, attempt_ids).await;
+        duplicate_causes.push(format!("{path} {event_id}: {cause}"));
+    }
+    let t = tally.lock().unwrap_or_else(|p| p.into_inner());
     LoadReport {
         events: opts.events,
         subscriptions: opts.subscriptions,
@@ -282,6 +301,7 @@ pub async fn run(api: &ApiClient, opts: &LoadOptions, progress: &(dyn Fn(&str) +
         injected_failures: t.failures,
         duplicate_pairs: duplicates.len(),
         duplicate_requests: duplicates.iter().sum(),
+        duplicate_causes,
         bad_signatures: t.bad_signatures,
         missing_pairs: missing,
         not_succeeded,
@@ -294,8 +314,13 @@ pub async fn run(api: &ApiClient, opts: &LoadOptions, progress: &(dyn Fn(&str) +
     }
 }
 
-/// Pages through `GET /v1/webhooks/deliveries`: (count, retried, not succeeded).
-async fn delivery_log(api: &ApiClient) -> (usize, usize, Vec<(String, String)>) {
+/// What [`delivery_log`] found: count, retried, not succeeded (id, status), and the delivery ids
+/// of each (subscription path, event id) pair.
+type LogTally = (usize, usize, Vec<(String, String)>, HashMap<(String, String), Vec<String>>);
+
+/// Pages through `GET /v1/webhooks/deliveries` (`sub_paths`: subscription id → receiver path).
+async fn delivery_log(api: &ApiClient, sub_paths: &BTreeMap<String, String>) -> LogTally {
+    let mut by_pair: HashMap<(String, String), Vec<String>> = HashMap::new();
     let mut count = 0;
     let mut retried = 0;
     let mut not_succeeded = Vec::new();
@@ -318,6 +343,9 @@ async fn delivery_log(api: &ApiClient) -> (usize, usize, Vec<(String, String)>) 
                 continue;
             }
             count += 1;
+            let path = sub_paths.get(d["subscription_id"].as_str().unwrap_or_default()).cloned().unwrap_or_default();
+            let event_id = d["event_id"].as_str().unwrap_or_default().to_owned();
+            by_pair.entry((path, event_id)).or_default().push(id.clone());
             if d["attempt_count"].as_u64().unwrap_or(0) > 1 {
                 retried += 1;
             }
@@ -330,5 +358,46 @@ async fn delivery_log(api: &ApiClient) -> (usize, usize, Vec<(String, String)>) 
             _ => break,
         }
     }
-    (count, retried, not_succeeded)
+    (count, retried, not_succeeded, by_pair)
+}
+
+/// Why one (subscription, event) pair reached the receiver answered 2xx more than once, from the
+/// attempt ids the receiver accepted and the attempt logs of the pair's deliveries.
+pub async fn explain_duplicate(api: &ApiClient, deliveries: &[String], accepted_attempts: &[String]) -> String {
+    if deliveries.len() > 1 {
+        return format!(
+            "{} deliveries for one event: the event was published twice (a publish answered 202 \
+             while another copy of it was being written)",
+            deliveries.len()
+        );
+    }
+    let Some(id) = deliveries.first() else { return "no delivery in the log for this pair".into() };
+    let (status, detail, _) = api.get(&format!("/v1/webhooks/deliveries/{id}")).await;
+    if status != 200 {
+        return format!("{id}: its detail answered {status}");
+    }
+    let attempts = detail["attempts"].as_array().cloned().unwrap_or_default();
+    let recorded = |attempt_id: &str| attempts.iter().find(|a| a["attempt_id"] == attempt_id);
+    let mut why = Vec::new();
+    for attempt_id in accepted_attempts {
+        match recorded(attempt_id) {
+            Some(a) if a["response_status"].as_u64().is_some_and(|s| (200..300).contains(&s)) => {
+                why.push(format!("attempt {} succeeded", a["number"]));
+            }
+            Some(a) => why.push(format!(
+                "attempt {} was answered 2xx but recorded as {} ({})",
+                a["number"],
+                a["response_status"],
+                a["error"].as_str().unwrap_or("no error")
+            )),
+            None => why.push(format!(
+                "attempt {attempt_id} was sent but never recorded (its worker stopped or its record failed)"
+            )),
+        }
+    }
+    let same_attempt = accepted_attempts.iter().collect::<BTreeSet<_>>().len() < accepted_attempts.len();
+    if same_attempt {
+        why.push("one attempt id reached the receiver twice (the sender retried a request)".into());
+    }
+    format!("{id}: {}", why.join("; "))
 }
