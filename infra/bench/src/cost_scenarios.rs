@@ -392,7 +392,7 @@ pub async fn run(stack: &BenchStack, layout: &Layout, s: &Scenario) -> Result<Me
     let log_bytes = LOG_BYTES.load(Ordering::Relaxed) - logs_before;
     let after: Vec<Item> = stack.scan_items().await?;
     let all: Vec<Call> = publish_calls.iter().chain(dispatch_calls.iter()).cloned().collect();
-    let ledger = Replay::new(&layout.schema, &stack.table, &before, &after).run(&all);
+    let ledger = Replay::new(&layout.schema, &stack.table, &before, &after).run(&all).billed_per_delivery();
     let envelope = puck_core::envelope::Envelope::new(
         puck_core::ids::EventId::parse(&ids[0]).map_err(|e| anyhow!("{e:?}"))?,
         "finding.discovered",

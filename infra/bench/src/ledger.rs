@@ -190,9 +190,27 @@ pub struct Ledger {
     pub keys: BTreeMap<(String, String), Load>,
     /// Item kinds written (first segment of the sort key) with their sizes, for the report.
     pub writes: BTreeMap<String, (u64, usize)>,
+    /// Write and read units of the sample paid per warm container and period, not per delivery
+    /// (subscription state, cached configuration), which [`Ledger::billed_per_delivery`] moved
+    /// out of `table_wru` and `rru`.
+    pub per_container: (f64, f64),
 }
 
 impl Ledger {
+    /// This ledger as a per-delivery bill: the sample's subscription-state writes and cached
+    /// configuration reads ([`Load::state_wru`], [`Load::cached_rru`]) are paid once per warm
+    /// container and period (`LAST_DELIVERY_REFRESH_SECS`, `CONFIG_CACHE_SECONDS`) whatever the
+    /// delivery rate, so a small sample would bill them to a handful of deliveries; they move to
+    /// [`Ledger::per_container`]. The partition model still sees them on their keys.
+    pub fn billed_per_delivery(mut self) -> Self {
+        let state: f64 = self.keys.values().map(|l| l.state_wru).sum();
+        let cached: f64 = self.keys.values().map(|l| l.cached_rru).sum();
+        self.table_wru = (self.table_wru - state).max(0.0);
+        self.rru = (self.rru - cached).max(0.0);
+        self.per_container = (state, cached);
+        self
+    }
+
     /// Write units on the table and every index.
     pub fn wru(&self) -> f64 {
         self.table_wru + self.index_wru.values().sum::<f64>()

@@ -140,3 +140,15 @@ fn sqs_bills_64_kib_chunks() {
     let l = Replay::new(&s, "t", &[], &[]).run(&[send, recv]);
     assert_eq!(l.sqs, 3.0 + 1.0);
 }
+
+#[test]
+fn per_container_units_leave_the_per_delivery_bill_but_stay_on_their_keys() {
+    let mut ledger = Ledger { table_wru: 10.0, rru: 6.0, ..Ledger::default() };
+    let state = Load { wru: 3.0, rru: 2.0, cached_rru: 2.0, state_wru: 2.0 };
+    ledger.keys.insert(("t".into(), "ACCT#a".into()), state);
+    ledger.keys.insert(("t".into(), "EVT#a#e".into()), Load { wru: 1.0, ..Load::default() });
+    let billed = ledger.billed_per_delivery();
+    assert_eq!((billed.table_wru, billed.rru), (8.0, 4.0));
+    assert_eq!(billed.per_container, (2.0, 2.0));
+    assert_eq!(billed.keys[&("t".to_owned(), "ACCT#a".to_owned())], state, "the partition model keeps them");
+}
