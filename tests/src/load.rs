@@ -273,36 +273,37 @@ pub async fn run(api: &ApiClient, opts: &LoadOptions, progress: &(dyn Fn(&str) +
         log = delivery_log(api, &sub_paths).await;
     }
     let (listed, retried, not_succeeded) = (log.0, log.1, log.2.clone());
-    let t = tally.lock().unwrap_or_else(|p| p.into_inner());
-    let mut missing = Vec::new();
-    for path in &paths {
-        for event_id in &event_ids {
-            if !t.accepted.contains_key(&(path.clone(), event_id.clone())) {
-                missing.push((path.clone(), event_id.clone()));
+    let (missing, duplicates, twice, failures, bad_signatures) = {
+        let t = tally.lock().unwrap_or_else(|p| p.into_inner());
+        let mut missing = Vec::new();
+        for path in &paths {
+            for event_id in &event_ids {
+                if !t.accepted.contains_key(&(path.clone(), event_id.clone())) {
+                    missing.push((path.clone(), event_id.clone()));
+                }
             }
         }
-    }
-    let duplicates: Vec<usize> = t.accepted.values().filter(|n| **n > 1).map(|n| n - 1).collect();
-    let twice: Vec<((String, String), Vec<String>)> =
-        t.accepted_attempts.iter().filter(|(_, a)| a.len() > 1).map(|(k, a)| (k.clone(), a.clone())).collect();
-    drop(t);
+        let duplicates: Vec<usize> = t.accepted.values().filter(|n| **n > 1).map(|n| n - 1).collect();
+        let twice: Vec<((String, String), Vec<String>)> =
+            t.accepted_attempts.iter().filter(|(_, a)| a.len() > 1).map(|(k, a)| (k.clone(), a.clone())).collect();
+        (missing, duplicates, twice, t.failures, t.bad_signatures)
+    };
     let mut duplicate_causes = Vec::new();
     for ((path, event_id), attempt_ids) in &twice {
         let deliveries = log.3.get(&(path.clone(), event_id.clone())).cloned().unwrap_or_default();
         let cause = explain_duplicate(api, &deliveries, attempt_ids).await;
         duplicate_causes.push(format!("{path} {event_id}: {cause}"));
     }
-    let t = tally.lock().unwrap_or_else(|p| p.into_inner());
     LoadReport {
         events: opts.events,
         subscriptions: opts.subscriptions,
         expected_deliveries,
         requests: receiver.requests().len(),
-        injected_failures: t.failures,
+        injected_failures: failures,
         duplicate_pairs: duplicates.len(),
         duplicate_requests: duplicates.iter().sum(),
         duplicate_causes,
-        bad_signatures: t.bad_signatures,
+        bad_signatures,
         missing_pairs: missing,
         not_succeeded,
         listed_deliveries: listed,

@@ -213,7 +213,7 @@ impl DeliveryStore for Memory {
     async fn find_event(&self, a: &AccountId, id: &EventId) -> StoreResult<Option<StoredEvent>> {
         Ok(self.events.lock().unwrap().get(&key(a, id.as_str())).cloned())
     }
-    async fn insert_events(&self, es: &[StoredEvent]) -> StoreResult<Vec<Option<StoredEvent>>> {
+    async fn insert_events(&self, es: &[StoredEvent], mode: RecordWrite) -> StoreResult<Vec<Option<StoredEvent>>> {
         let mut events = self.events.lock().unwrap();
         let found: Vec<Option<StoredEvent>> = es
             .iter()
@@ -224,8 +224,9 @@ impl DeliveryStore for Memory {
                     .cloned()
             })
             .collect();
-        if found.iter().all(Option::is_none) {
-            for e in es {
+        let together = mode == RecordWrite::AllOrNone && found.iter().any(Option::is_some);
+        for (e, other) in es.iter().zip(&found) {
+            if other.is_none() && !together {
                 events.insert(key(&e.account_id, e.event_id.as_str()), e.clone());
             }
         }

@@ -209,6 +209,19 @@ pub enum Claim {
     },
 }
 
+/// How [`DeliveryStore::insert_events`] writes several records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordWrite {
+    /// All or none, in one transaction (DynamoDB bills it twice): for a batch with generated
+    /// event ids, whose retry could not recognise what a failed try stored and would publish it
+    /// again (test `durability::a_batch_failing_at_any_call_publishes_nothing_and_its_retry_publishes_each_event_once`).
+    AllOrNone,
+    /// Each record on its own: when every event id is the producer's, a retry of a half-stored
+    /// batch publishes only what is missing
+    /// (test `durability::a_batch_with_event_ids_failing_at_any_call_is_delivered_once_each_after_its_retry`).
+    EachAlone,
+}
+
 /// Events, deliveries and their attempt log. Adapter needs `dynamodb:GetItem`, `dynamodb:PutItem`,
 /// `dynamodb:UpdateItem`, `dynamodb:DeleteItem`, `dynamodb:Query` and `dynamodb:BatchWriteItem`
 /// (plus `dynamodb:BatchGetItem` where `find_events` is batched).
@@ -225,14 +238,15 @@ pub trait DeliveryStore: Send + Sync {
         }
         Ok(found)
     }
-    /// Writes the records of new events (the durable point of a publish), all or none (one
-    /// transaction when there are several), each only if no record with its id exists. A record
-    /// found holding the writer's own `publish_token` counts as written: an earlier try of this
-    /// same write stored it and its answer was lost. Per event: None when written, or the record
-    /// of the other publish that holds its id; when any is Some, nothing was written. An error
-    /// leaves the outcome unknown. DynamoDB: PutItem or TransactWriteItems, conditional, with
+    /// Writes the records of new events (the durable point of a publish), as `mode` says, each
+    /// only if no record with its id exists. A record found holding the writer's own
+    /// `publish_token` counts as written: an earlier try of this same write stored it and its
+    /// answer was lost. Per event: None when written, or the record of the other publish that
+    /// holds its id; with [`RecordWrite::AllOrNone`], when any is Some nothing was written. An
+    /// error leaves the outcome unknown (with [`RecordWrite::EachAlone`], per record).
+    /// DynamoDB: PutItem or TransactWriteItems, conditional, with
     /// `ReturnValuesOnConditionCheckFailure`.
-    async fn insert_events(&self, events: &[StoredEvent]) -> StoreResult<Vec<Option<StoredEvent>>>;
+    async fn insert_events(&self, events: &[StoredEvent], mode: RecordWrite) -> StoreResult<Vec<Option<StoredEvent>>>;
     /// Writes new deliveries (batched). Called before the event record, so a crash in between
     /// leaves deliveries the sweeper will send rather than an event with none.
     async fn insert_deliveries(&self, deliveries: &[Delivery]) -> StoreResult<()>;

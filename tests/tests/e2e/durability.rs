@@ -64,12 +64,24 @@ async fn a_publish_whose_stored_record_lost_its_answer_is_still_delivered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_whose_stored_records_lost_their_answer_is_delivered_once_each() {
-    let (stack, faults) = stack_losing("TransactWriteItems", "EVT#").await;
-    let receiver = Receiver::start().await;
-    create_subscription(&stack, json!({"url": receiver.url(), "events": ["finding.*"]})).await;
+    // Generated event ids: the records go in one transaction, whose answer is lost.
+    let events: Vec<Value> = (0..3).map(|i| json!({"event_type": "finding.discovered", "data": {"i": i}})).collect();
+    a_batch_losing_the_answer_of(events, "TransactWriteItems").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_event_ids_whose_stored_record_lost_its_answer_is_delivered_once_each() {
+    // The producer's ids: one PutItem per record, and one of them loses its answer.
     let events: Vec<Value> = (0..3)
         .map(|i| json!({"event_type": "finding.discovered", "data": {"i": i}, "event_id": format!("lb-{i}")}))
         .collect();
+    a_batch_losing_the_answer_of(events, "PutItem").await;
+}
+
+async fn a_batch_losing_the_answer_of(events: Vec<Value>, operation: &str) {
+    let (stack, faults) = stack_losing(operation, "EVT#").await;
+    let receiver = Receiver::start().await;
+    create_subscription(&stack, json!({"url": receiver.url(), "events": ["finding.*"]})).await;
     let (status, accepted, _) = stack.post("/v1/events/batch", json!({ "events": events })).await;
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(lost_answers_left(&faults), 0, "the records' answer was lost");
@@ -129,6 +141,48 @@ async fn a_batch_failing_at_any_call_publishes_nothing_and_its_retry_publishes_e
     wait_for_empty_delivery_queue(&stack, EVENTUALLY).await;
     let data: Vec<Value> = receiver.requests().iter().map(|r| r.json()["data"]["i"].clone()).collect();
     assert_eq!(data.len(), 4, "each event once: {data:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_with_event_ids_failing_at_any_call_is_delivered_once_each_after_its_retry() {
+    let faults = Arc::new(FaultSwitches::default());
+    let stack = TestStack::start(TestStackOptions::default().faults(faults.clone())).await;
+    let receiver = Receiver::start().await;
+    create_subscription(&stack, json!({"url": receiver.url(), "events": ["finding.*"]})).await;
+    // The producer's ids: each record is written on its own, so a failed try may leave some
+    // published; the producer's retry (the same ids) publishes only what is missing. Each round
+    // fails a fresh batch at its n-th DynamoDB call, then retries it without the fault.
+    let mut expected = BTreeMap::new();
+    let mut failures = 0;
+    for n in 1..=30u32 {
+        let ids: Vec<String> = (0..4).map(|i| format!("fb-{n}-{i}")).collect();
+        let events: Vec<Value> =
+            ids.iter().map(|id| json!({"event_type": "finding.discovered", "data": {}, "event_id": id})).collect();
+        let body = json!({ "events": events });
+        // Only the publish's calls count: the dispatcher has sent every earlier round.
+        receiver.wait_for(expected.len(), EVENTUALLY).await;
+        wait_for_empty_delivery_queue(&stack, EVENTUALLY).await;
+        faults.fail_dynamo_call_in.store(n, Ordering::SeqCst);
+        let (status, answer, _) = stack.post("/v1/events/batch", body.clone()).await;
+        let untriggered = faults.fail_dynamo_call_in.swap(0, Ordering::SeqCst);
+        expected.extend(ids.iter().map(|id| (id.clone(), 1)));
+        if status == 503 {
+            failures += 1;
+            let (status, answer, _) = stack.post("/v1/events/batch", body).await;
+            assert_eq!(status, 202, "the retry after call {n} failed: {answer}");
+        } else {
+            // The failed call was read back and written again within the request.
+            assert_eq!(status, 202, "call {n}: {answer}");
+        }
+        if untriggered > 0 {
+            break; // the batch made fewer than n calls: every call has failed once
+        }
+    }
+    assert!(failures >= 3, "the batch's reads and writes each failed once ({failures})");
+    receiver.wait_for(expected.len(), EVENTUALLY).await;
+    wait_for_empty_delivery_queue(&stack, EVENTUALLY).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(arrivals(&receiver), expected, "each event once");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

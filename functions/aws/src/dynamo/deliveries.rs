@@ -47,7 +47,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRe
 use aws_sdk_dynamodb::Client;
 use puck_core::ids::{time_floor, AccountId, DeliveryId, EventId, SubscriptionId};
 use puck_core::model::{newest_attempts, Attempt, Delivery, DeliveryStatus, StoredEvent, MAX_LOGGED_ATTEMPTS};
-use puck_core::ports::{AttemptUpdate, Claim, ClaimRequest, DeliveryFilter, DeliveryStore, StoreError, StoreResult};
+use puck_core::ports::{
+    AttemptUpdate, Claim, ClaimRequest, DeliveryFilter, DeliveryStore, RecordWrite, StoreError, StoreResult,
+};
 use puck_core::time::Timestamp;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -286,8 +288,8 @@ impl DeliveryStore for DynamoDeliveryStore {
         self.find_event_records(account, event_ids).await
     }
 
-    async fn insert_events(&self, events: &[StoredEvent]) -> StoreResult<Vec<Option<StoredEvent>>> {
-        self.insert_event_records(events).await
+    async fn insert_events(&self, events: &[StoredEvent], mode: RecordWrite) -> StoreResult<Vec<Option<StoredEvent>>> {
+        self.insert_event_records(events, mode).await
     }
 
     async fn claim(&self, account: &AccountId, id: &DeliveryId, request: &ClaimRequest) -> StoreResult<Claim> {

@@ -18,7 +18,7 @@ use crate::error::{AppError, ValidationError};
 use crate::filters::{subscription_matches, EventFacts};
 use crate::ids::{AccountId, DeliveryId, EventId, SubscriptionId};
 use crate::model::{Caller, Delivery, DeliveryStatus, StoredEvent, Subscription};
-use crate::ports::DeliveryJob;
+use crate::ports::{DeliveryJob, RecordWrite};
 use crate::time::Timestamp;
 use crate::validation::{parse_tags, EventType, Severity};
 use serde_json::{json, Value};
@@ -39,6 +39,9 @@ pub struct NewEvent {
     pub severity: Option<Severity>,
     /// The body's `tags`; empty when absent or null.
     pub tags: BTreeMap<String, String>,
+    /// Whether `event_id` came from the producer (or is derived from what happened), so a
+    /// retry names the same event; false when it was generated here.
+    pub id_given: bool,
 }
 
 impl NewEvent {
@@ -70,6 +73,7 @@ impl NewEvent {
             None | Some(Value::Null) => BTreeMap::new(),
             Some(v) => parse_tags("tags", v).map_err(AppError::Validation)?,
         };
+        let id_given = fields.opt_str("event_id")?.is_some();
         let event_id = match fields.opt_str("event_id")? {
             Some(raw) => EventId::parse(raw).map_err(|_| {
                 AppError::validation(
@@ -79,7 +83,7 @@ impl NewEvent {
             })?,
             None => EventId::generate(),
         };
-        Ok(Self { event_id, event_type, data, severity, tags })
+        Ok(Self { event_id, event_type, data, severity, tags, id_given })
     }
 }
 
@@ -290,6 +294,9 @@ async fn publish_events_excluding(
     events: Vec<NewEvent>,
     exclude: Option<&SubscriptionId>,
 ) -> Result<Vec<Published>, AppError> {
+    // A retry can recognise what a failed try stored only by producer-given ids: without them a
+    // batch's records are written all or none, else each alone (half the write units).
+    let mode = if events.iter().all(|e| e.id_given) { RecordWrite::EachAlone } else { RecordWrite::AllOrNone };
     let plan = plan_events(ctx, account, events, exclude).await?;
     let all: Vec<Delivery> = planned_deliveries(&plan);
     if let Err(e) = ctx.deliveries.insert_deliveries(&all).await {
@@ -297,7 +304,7 @@ async fn publish_events_excluding(
         undo_deliveries(ctx, account, &all).await;
         return Err(e.into());
     }
-    let (results, written) = record_events(ctx, account, plan).await;
+    let (results, written) = record_events(ctx, account, plan, mode).await;
     // Whatever the records' outcome, what may be published is sent: deliveries are never undone
     // once their record may exist (a retry of the publish answers from that record).
     enqueue_written(ctx, &written).await;
@@ -361,6 +368,7 @@ async fn record_events(
     ctx: &Context,
     account: &AccountId,
     mut plan: Vec<Pending>,
+    mode: RecordWrite,
 ) -> (Result<Vec<Published>, AppError>, Vec<Delivery>) {
     // Each round writes every remaining record, learns that none was written, or resolves at
     // least one as another publish's; the bound only guards against a store that keeps changing.
@@ -375,7 +383,7 @@ async fn record_events(
         if records.is_empty() {
             return (Ok(plan.into_iter().map(Pending::into_published).collect()), Vec::new());
         }
-        let found = match ctx.deliveries.insert_events(&records).await {
+        let found = match ctx.deliveries.insert_events(&records, mode).await {
             Ok(found) => found,
             Err(e) => match read_back(ctx, account, &records).await {
                 Some(found) if found.iter().all(Option::is_none) => found,

@@ -38,7 +38,7 @@ async fn emit(
     let event_type = EventType::parse(event_type).map_err(|e| AppError::internal("operational event type", e))?;
     let name = event_type.as_str();
     let event_id = EventId::parse(&event_id).map_err(|e| AppError::internal("operational event id", e))?;
-    let event = NewEvent { event_id, event_type, data, severity: None, tags: BTreeMap::new() };
+    let event = NewEvent { event_id, event_type, data, severity: None, tags: BTreeMap::new(), id_given: true };
     let published = publish_event_excluding(ctx, account, event, Some(about)).await?;
     tracing::info!(account_id = %account, subscription_id = %about, event_type = name, deliveries = published.deliveries, "operational event emitted");
     Ok(())

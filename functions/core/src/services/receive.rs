@@ -233,7 +233,8 @@ async fn publish_queued(ctx: &Context, inv: &Investigation, severity: Option<Sev
         "created_at": inv.created_at,
     });
     let published =
-        publish_event(ctx, &inv.account_id, NewEvent { event_id, event_type, data, severity, tags }).await?;
+        publish_event(ctx, &inv.account_id, NewEvent { event_id, event_type, data, severity, tags, id_given: true })
+            .await?;
     Ok(published.deliveries)
 }
 

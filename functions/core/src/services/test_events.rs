@@ -67,7 +67,9 @@ pub async fn send_test_event(
         deliveries: vec![delivery.id.clone()],
         bodies: StoredEvent::bodies_of(std::slice::from_ref(&delivery)),
     };
-    if let Err(e) = ctx.deliveries.insert_events(std::slice::from_ref(&record)).await {
+    if let Err(e) =
+        ctx.deliveries.insert_events(std::slice::from_ref(&record), crate::ports::RecordWrite::EachAlone).await
+    {
         // A test event is not a publish: nothing promised it yet, so its delivery is taken back
         // and the request leaves nothing behind (faults::dynamodb_failing_at_any_call_of_any_route_…).
         let _ = ctx.deliveries.remove_deliveries(&caller.account_id, std::slice::from_ref(&delivery.id)).await;

@@ -3,14 +3,19 @@
 //! A record is written only if none with its id exists. The condition check returns the item it
 //! found (`ReturnValuesOnConditionCheckFailure = ALL_OLD`), so a write that the SDK tried again
 //! after DynamoDB stored it (its answer lost) sees its own `publish_token` and counts as written;
-//! only another publish's token means another publish holds the id. Several records are written in
-//! one TransactWriteItems (at most 100, the batch route's limit), all or none, so a batch that
-//! fails publishes nothing and its retry publishes each event once.
+//! only another publish's token means another publish holds the id. A batch whose event ids were
+//! generated writes its records in one TransactWriteItems (at most 100, the batch route's limit),
+//! all or none, so a batch that fails publishes nothing and its retry (with new ids) publishes
+//! each event once; a batch whose ids are all the producer's writes one conditional PutItem each
+//! (half the write units), since its retry publishes only what is missing.
 
 use super::*;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
+
+/// Records of one batch written at once when each is written alone (a batch holds at most 100).
+const RECORD_PUTS_AT_ONCE: usize = 16;
 
 /// The stored item of an event record, with its keys and TTL.
 fn record_item(event: &StoredEvent) -> StoreResult<Item> {
@@ -66,11 +71,28 @@ impl DynamoDeliveryStore {
         items.into_iter().map(decode_event).collect()
     }
 
-    pub(super) async fn insert_event_records(&self, events: &[StoredEvent]) -> StoreResult<Vec<Option<StoredEvent>>> {
-        match events {
-            [] => Ok(Vec::new()),
-            [one] => Ok(vec![self.put_record(one).await?]),
-            many => self.transact_records(many).await,
+    pub(super) async fn insert_event_records(
+        &self,
+        events: &[StoredEvent],
+        mode: RecordWrite,
+    ) -> StoreResult<Vec<Option<StoredEvent>>> {
+        match (events, mode) {
+            ([], _) => Ok(Vec::new()),
+            ([one], _) => Ok(vec![self.put_record(one).await?]),
+            (many, RecordWrite::AllOrNone) => self.transact_records(many).await,
+            (many, RecordWrite::EachAlone) => {
+                // One write unit a record instead of a transaction's two; a failure leaves some
+                // stored, which the publish reads back (`record_events`).
+                let mut found = Vec::with_capacity(many.len());
+                for chunk in many.chunks(RECORD_PUTS_AT_ONCE) {
+                    let mut puts = Vec::with_capacity(chunk.len());
+                    for event in chunk {
+                        puts.push(self.put_record(event));
+                    }
+                    found.extend(futures::future::join_all(puts).await);
+                }
+                found.into_iter().collect()
+            }
         }
     }
 
