@@ -167,11 +167,12 @@ pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     Ok(item)
 }
 
-/// A delivery from its item; `payload` stays as stored inline (items of the old layout) or empty.
+/// A delivery from its item: the summary, `payload` and `attempts` empty (they live in their own
+/// items).
 pub(super) fn decode(item: &Item) -> StoreResult<Delivery> {
     let mut item = item.clone();
     ttl_to_field(&mut item);
-    item.entry("payload".into()).or_insert_with(|| s(""));
+    item.insert("payload".into(), s(""));
     from_item(&item).map_err(|e| corrupt("delivery", e))
 }
 
