@@ -278,7 +278,7 @@ mod tests {
             deduplication_id: "e".into(),
             detail_type: "t".into(),
         };
-        let request = OutboundRequest { target: Target::Aws(route), headers: vec![], body: "{}".into() };
+        let request = OutboundRequest { target: Target::Aws(Box::new(route)), headers: vec![], body: "{}".into() };
         let out = sender(false).send(&request).await;
         assert_eq!((out.status, out.error.as_deref()), (None, Some("not an HTTPS target")));
     }

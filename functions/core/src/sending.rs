@@ -39,8 +39,9 @@ pub struct AwsRoute {
 pub enum Target {
     /// An HTTPS receiver: the subscription's `url`, parsed when it was written.
     Https(TargetUrl),
-    /// The customer's SQS queue or EventBridge bus, and what a send there needs.
-    Aws(AwsRoute),
+    /// The customer's SQS queue or EventBridge bus, and what a send there needs (boxed: it is
+    /// ten times the size of a URL).
+    Aws(Box<AwsRoute>),
 }
 
 impl Target {
@@ -48,13 +49,13 @@ impl Target {
     /// URL; None for a subscription with neither (the API never writes one).
     pub fn of(delivery: &Delivery, sub: &Subscription) -> Option<Self> {
         match (&sub.destination, &sub.url) {
-            (Some(destination), _) => Some(Self::Aws(AwsRoute {
+            (Some(destination), _) => Some(Self::Aws(Box::new(AwsRoute {
                 destination: destination.clone(),
                 external_id: sub.account_id.to_string(),
                 message_group_id: sub.id.to_string(),
                 deduplication_id: delivery.event_id.to_string(),
                 detail_type: delivery.event_type.clone(),
-            })),
+            }))),
             (None, Some(url)) => Some(Self::Https(url.clone())),
             (None, None) => None,
         }

@@ -54,7 +54,7 @@ async fn a_request_with_an_aws_route_goes_to_aws_and_any_other_over_https() {
     let url = TargetUrl::parse("https://example.com/h").unwrap();
     let mut request = OutboundRequest { target: Target::Https(url), headers, body: "{}".into() };
     assert_eq!(sender.send(&request).await.status, Some(204));
-    request.target = Target::Aws(route());
+    request.target = Target::Aws(Box::new(route()));
     let outcome = sender.send(&request).await;
     assert_eq!((outcome.status, outcome.body.as_str()), (Some(200), "req-1"));
     assert_eq!(outcome.header(AWS_REQUEST_ID_HEADER), Some("req-1"));
@@ -126,6 +126,7 @@ fn the_target_is_parsed_from_the_subscription_once_and_logged_as_its_address() {
     let destination = route().destination;
     let aws_sub = crate::model::Subscription { url: None, destination: Some(destination.clone()), ..sub.clone() };
     let Some(Target::Aws(aws)) = Target::of(&delivery, &aws_sub) else { panic!("not an AWS target") };
+    let aws = *aws;
     assert_eq!(aws.destination, destination);
     assert_eq!((aws.external_id, aws.message_group_id), (sub.account_id.to_string(), sub.id.to_string()));
     assert_eq!((aws.deduplication_id.as_str(), aws.detail_type.as_str()), ("evt_1", "finding.discovered"));
