@@ -3,9 +3,10 @@
 //! Why each setting: HTTPS only and no redirects (a receiver must not bounce a signed payload
 //! elsewhere; a 3xx is just a failed attempt); a whole-request timeout so a slow receiver cannot
 //! hold the dispatcher; a capped body read so a huge response cannot exhaust memory; the SSRF
-//! guard on the *resolved* address and no proxy ever ([`connect`]); response heads cut to size
-//! before they are parsed, so a receiver that answers 200 with megabytes of headers still counts
-//! as a success ([`head`]). IP-literal hosts are checked by `send` before anything else.
+//! guard on the *resolved* address and no proxy ever ([`connect`], which checks an IP-literal
+//! host as is); response heads cut to size before they are parsed, so a receiver that answers 200
+//! with megabytes of headers still counts as a success ([`head`]). The URL comes parsed
+//! ([`TargetUrl`]: HTTPS, a host, no credentials), so nothing here parses or checks it again.
 //!
 //! Failures are described in the delivery log without the URL: chat webhook URLs carry their token
 //! in the path, and the log is shown to anyone who can read deliveries.
@@ -21,9 +22,9 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use puck_core::ports::{OutboundRequest, SendOutcome, WebhookSender};
-use puck_core::validation::is_forbidden_ip;
+use puck_core::sending::Target;
+use puck_core::validation::TargetUrl;
 use std::error::Error as StdError;
-use std::net::IpAddr;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -51,7 +52,6 @@ pub struct SenderOptions {
 pub struct HttpSender {
     client: Client<GuardedConnector, Full<Bytes>>,
     timeout: Duration,
-    allow_private_targets: bool,
 }
 
 impl std::fmt::Debug for HttpSender {
@@ -76,13 +76,13 @@ impl HttpSender {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(8)
             .build(connector);
-        Ok(Self { client, timeout: options.timeout, allow_private_targets: options.allow_private_targets })
+        Ok(Self { client, timeout: options.timeout })
     }
 
-    /// The request as hyper takes it (our `User-Agent` unless the request has one); None when the
-    /// URL or a header cannot be sent.
-    fn hyper_request(request: &OutboundRequest) -> Option<http::Request<Full<Bytes>>> {
-        let mut builder = http::Request::post(request.url.as_str());
+    /// The request to `url` as hyper takes it (our `User-Agent` unless the request has one); None
+    /// when the URL or a header cannot be sent.
+    fn hyper_request(url: &TargetUrl, request: &OutboundRequest) -> Option<http::Request<Full<Bytes>>> {
+        let mut builder = http::Request::post(url.as_str());
         if !request.headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("user-agent")) {
             builder = builder.header(http::header::USER_AGENT, USER_AGENT);
         }
@@ -91,25 +91,6 @@ impl HttpSender {
         }
         builder.body(Full::new(Bytes::from(request.body.clone()))).ok()
     }
-}
-
-/// Refuses non-HTTPS URLs and IP-literal hosts in forbidden ranges (the resolver never sees
-/// those).
-pub fn check_target(raw_url: &str, allow_private: bool) -> Result<(), String> {
-    let url = url::Url::parse(raw_url).map_err(|_| "invalid url".to_owned())?;
-    if url.scheme() != "https" {
-        return Err("blocked: url must use https".into());
-    }
-    let ip = match url.host() {
-        None => return Err("invalid url: no host".into()),
-        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
-        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
-        Some(url::Host::Domain(_)) => return Ok(()),
-    };
-    if !allow_private && is_forbidden_ip(ip) {
-        return Err("blocked: private address".into());
-    }
-    Ok(())
 }
 
 /// Appends `chunk` to `buf` up to `cap` bytes; true once the cap is reached.
@@ -122,22 +103,22 @@ pub fn push_capped(buf: &mut Vec<u8>, chunk: &[u8], cap: usize) -> bool {
 #[async_trait]
 impl WebhookSender for HttpSender {
     async fn send(&self, request: &OutboundRequest) -> SendOutcome {
-        self.post(&request.url, Self::hyper_request(request), MAX_RESPONSE_BODY).await
+        match &request.target {
+            Target::Https(url) => self.post(Self::hyper_request(url, request), MAX_RESPONSE_BODY).await,
+            // The dispatcher's sender routes these to the AWS-destination sender.
+            Target::Aws(_) => SendOutcome { error: Some("not an HTTPS target".into()), ..SendOutcome::default() },
+        }
     }
 }
 
 impl HttpSender {
-    /// The one way out (deliveries and OAuth token fetches alike): `url` checked, then
-    /// `request` (None: it could not be built) sent through the guarded connector within the
-    /// timeout, and the first `body_cap` bytes of the answer read.
-    async fn post(&self, url: &str, request: Option<http::Request<Full<Bytes>>>, body_cap: usize) -> SendOutcome {
+    /// The one way out (deliveries and OAuth token fetches alike): `request` (None: it could not
+    /// be built) sent through the guarded connector within the timeout, and the first `body_cap`
+    /// bytes of the answer read.
+    async fn post(&self, request: Option<http::Request<Full<Bytes>>>, body_cap: usize) -> SendOutcome {
         let started = Instant::now();
         let deadline = started + self.timeout;
         let mut outcome = SendOutcome::default();
-        if let Err(reason) = check_target(url, self.allow_private_targets) {
-            outcome.error = Some(reason);
-            return outcome;
-        }
         let Some(hyper_request) = request else {
             outcome.error = Some("invalid request (bad url or header)".into());
             return outcome;
@@ -259,8 +240,21 @@ mod tests {
     use super::*;
     use std::net::SocketAddr;
 
-    #[test]
-    fn literal_hosts_in_forbidden_ranges_are_blocked() {
+    fn sender(allow_private_targets: bool) -> HttpSender {
+        HttpSender::new(SenderOptions { timeout: Duration::from_secs(2), allow_private_targets, extra_ca_pem: None })
+            .unwrap()
+    }
+
+    /// A request to `url`, parsed as a stored one is read back (any host): the guard at send time
+    /// is what is tested.
+    fn to(url: &str) -> OutboundRequest {
+        let target = Target::Https(TargetUrl::parse_with(url, true).unwrap());
+        OutboundRequest { target, headers: vec![], body: "{}".into() }
+    }
+
+    #[tokio::test]
+    async fn literal_hosts_in_forbidden_ranges_are_blocked_without_a_lookup() {
+        let guarded = sender(false);
         for url in [
             "https://127.0.0.1/hook",
             "https://10.0.0.5:8443/",
@@ -269,17 +263,24 @@ mod tests {
             "https://[::ffff:192.168.1.1]/",
             "https://2130706433/",
         ] {
-            assert_eq!(check_target(url, false), Err("blocked: private address".into()), "{url}");
-            assert_eq!(check_target(url, true), Ok(()), "{url}");
+            let out = guarded.send(&to(url)).await;
+            assert_eq!((out.status, out.error.as_deref()), (None, Some("blocked: private address")), "{url}");
         }
-        assert_eq!(check_target("https://93.184.216.34/", false), Ok(()));
-        assert_eq!(check_target("https://example.com/", false), Ok(()));
     }
 
-    #[test]
-    fn non_https_is_refused_even_when_private_is_allowed() {
-        assert!(check_target("http://example.com/", true).unwrap_err().contains("https"));
-        assert!(check_target("not a url", false).is_err());
+    #[tokio::test]
+    async fn the_https_sender_sends_nothing_to_an_aws_target() {
+        let raw = serde_json::json!({"type": "sqs", "queue_url": "https://sqs.us-east-1.amazonaws.com/111122223333/q", "role_arn": "arn:aws:iam::111122223333:role/r"});
+        let route = puck_core::sending::AwsRoute {
+            destination: puck_core::destination::AwsDestination::parse(&raw).unwrap(),
+            external_id: "a".into(),
+            message_group_id: "s".into(),
+            deduplication_id: "e".into(),
+            detail_type: "t".into(),
+        };
+        let request = OutboundRequest { target: Target::Aws(Box::new(route)), headers: vec![], body: "{}".into() };
+        let out = sender(false).send(&request).await;
+        assert_eq!((out.status, out.error.as_deref()), (None, Some("not an HTTPS target")));
     }
 
     #[test]
@@ -302,40 +303,14 @@ mod tests {
 
     #[tokio::test]
     async fn localhost_name_is_blocked_by_the_resolver() {
-        let sender = HttpSender::new(SenderOptions {
-            timeout: Duration::from_secs(2),
-            allow_private_targets: false,
-            extra_ca_pem: None,
-        })
-        .unwrap();
-        let out = sender
-            .send(&OutboundRequest {
-                url: "https://localhost:1/hook".into(),
-                headers: vec![],
-                body: "{}".into(),
-                destination: None,
-            })
-            .await;
+        let out = sender(false).send(&to("https://localhost:1/hook")).await;
         assert_eq!(out.status, None);
         assert_eq!(out.error.as_deref(), Some(BLOCKED));
     }
 
     #[tokio::test]
     async fn refused_connection_is_reported() {
-        let sender = HttpSender::new(SenderOptions {
-            timeout: Duration::from_secs(2),
-            allow_private_targets: true,
-            extra_ca_pem: None,
-        })
-        .unwrap();
-        let out = sender
-            .send(&OutboundRequest {
-                url: "https://127.0.0.1:1/hook".into(),
-                headers: vec![],
-                body: "{}".into(),
-                destination: None,
-            })
-            .await;
+        let out = sender(true).send(&to("https://127.0.0.1:1/hook")).await;
         assert_eq!(out.error.as_deref(), Some("connection refused"));
     }
 

@@ -4,6 +4,8 @@
 
 use puck_aws::{HttpSender, SenderOptions};
 use puck_core::ports::{OutboundRequest, WebhookSender};
+use puck_core::sending::Target;
+use puck_core::validation::TargetUrl;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,10 +33,9 @@ async fn proxy_variables_are_ignored() {
         .unwrap();
         let out = sender
             .send(&OutboundRequest {
-                url: "https://127.0.0.1:1/hook".into(),
+                target: Target::Https(TargetUrl::parse_with("https://127.0.0.1:1/hook", true).unwrap()),
                 headers: vec![],
                 body: "{}".into(),
-                destination: None,
             })
             .await;
         let want = if allow_private_targets { "connection refused" } else { "blocked: private address" };

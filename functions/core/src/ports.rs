@@ -501,15 +501,13 @@ pub trait RejectedMessages: Send + Sync {
 /// An outbound webhook request, fully built and signed.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundRequest {
-    /// HTTPS URL of the subscription, or the queue URL or bus ARN of `destination` (as logged).
-    pub url: String,
+    /// Where it goes, parsed: the HTTPS URL, or the AWS queue or bus
+    /// ([`crate::sending::TargetSender`] routes on it).
+    pub target: crate::sending::Target,
     /// Headers to send, signature headers included, in order.
     pub headers: Vec<(String, String)>,
     /// The JSON body exactly as signed.
     pub body: String,
-    /// Set when the subscription delivers to an AWS queue or bus instead of `url` over HTTPS
-    /// ([`crate::sending::TargetSender`] routes on it).
-    pub destination: Option<crate::sending::AwsRoute>,
 }
 
 /// What happened when sending. `status` is set when a response arrived.

@@ -1,15 +1,19 @@
 //! One port for "send this attempt to its target", whatever the target is.
 //!
 //! The dispatcher builds one signed [`OutboundRequest`] per attempt and hands it to a
-//! [`WebhookSender`]. [`TargetSender`] is that sender for every subscription: a request with an
-//! [`AwsRoute`] goes to the [`AwsDestinationSender`] (the customer's SQS queue or EventBridge bus,
-//! reached by assuming their role), any other to the HTTPS sender. What AWS answered is turned
-//! into the same [`SendOutcome`] an HTTPS receiver's answer becomes, so the retry schedule, the
-//! delivery log and the console treat both alike (docs/receiving.md, "AWS destinations").
+//! [`WebhookSender`]. Its [`Target`] is parsed once, from the subscription, when the request is
+//! built: the senders match on it and never parse an address string again (the HTTPS sender's
+//! SSRF guard still checks the address a host name resolves to, at connect time).
+//! [`TargetSender`] is that sender for every subscription: a [`Target::Aws`] request goes to the
+//! [`AwsDestinationSender`] (the customer's SQS queue or EventBridge bus, reached by assuming
+//! their role), a [`Target::Https`] one to the HTTPS sender. What AWS answered is turned into the
+//! same [`SendOutcome`] an HTTPS receiver's answer becomes, so the retry schedule, the delivery
+//! log and the console treat both alike (docs/receiving.md, "AWS destinations").
 
 use crate::destination::AwsDestination;
 use crate::model::{Delivery, Subscription};
 use crate::ports::{OutboundRequest, SendOutcome, WebhookSender};
+use crate::validation::TargetUrl;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Instant;
@@ -30,16 +34,41 @@ pub struct AwsRoute {
     pub detail_type: String,
 }
 
-/// The AWS route of `sub`'s attempt at `delivery`; None for an HTTPS receiver.
-pub fn route_of(delivery: &Delivery, sub: &Subscription) -> Option<AwsRoute> {
-    let destination = sub.destination.clone()?;
-    Some(AwsRoute {
-        destination,
-        external_id: sub.account_id.to_string(),
-        message_group_id: sub.id.to_string(),
-        deduplication_id: delivery.event_id.to_string(),
-        detail_type: delivery.event_type.clone(),
-    })
+/// Where one attempt goes, parsed: built from the subscription when the request is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An HTTPS receiver: the subscription's `url`, parsed when it was written.
+    Https(TargetUrl),
+    /// The customer's SQS queue or EventBridge bus, and what a send there needs (boxed: it is
+    /// ten times the size of a URL).
+    Aws(Box<AwsRoute>),
+}
+
+impl Target {
+    /// The target of `sub`'s attempt at `delivery`: its AWS destination if it has one, else its
+    /// URL; None for a subscription with neither (the API never writes one).
+    pub fn of(delivery: &Delivery, sub: &Subscription) -> Option<Self> {
+        match (&sub.destination, &sub.url) {
+            (Some(destination), _) => Some(Self::Aws(Box::new(AwsRoute {
+                destination: destination.clone(),
+                external_id: sub.account_id.to_string(),
+                message_group_id: sub.id.to_string(),
+                deduplication_id: delivery.event_id.to_string(),
+                detail_type: delivery.event_type.clone(),
+            }))),
+            (None, Some(url)) => Some(Self::Https(url.clone())),
+            (None, None) => None,
+        }
+    }
+
+    /// What the attempt's `url` in the delivery log shows: the HTTPS URL, or the queue URL or bus
+    /// ARN ([`Subscription::target_address`]).
+    pub fn address(&self) -> &str {
+        match self {
+            Self::Https(url) => url.as_str(),
+            Self::Aws(route) => route.destination.address(),
+        }
+    }
 }
 
 /// What AWS made of one send.
@@ -86,7 +115,7 @@ pub struct TargetSender {
 }
 
 impl TargetSender {
-    /// Routes to `https` or, for requests with an [`AwsRoute`], to `aws`.
+    /// Routes [`Target::Https`] requests to `https` and [`Target::Aws`] ones to `aws`.
     pub fn new(https: Arc<dyn WebhookSender>, aws: Arc<dyn AwsDestinationSender>) -> Self {
         Self { https, aws }
     }
@@ -95,7 +124,7 @@ impl TargetSender {
 #[async_trait]
 impl WebhookSender for TargetSender {
     async fn send(&self, request: &OutboundRequest) -> SendOutcome {
-        let Some(route) = &request.destination else { return self.https.send(request).await };
+        let Target::Aws(route) = &request.target else { return self.https.send(request).await };
         let started = Instant::now();
         let answer = self.aws.send(route, &message_attributes(&request.headers), &request.body).await;
         outcome_of(answer, started.elapsed().as_millis() as u64)

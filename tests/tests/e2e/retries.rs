@@ -7,6 +7,7 @@ use puck_aws::faults::FaultSwitches;
 use puck_aws::{HttpSender, SenderOptions};
 use puck_core::ids::DeliveryId;
 use puck_core::ports::{DeliveryJob, OutboundRequest, WebhookSender};
+use puck_core::sending::Target;
 use puck_core::validation::TargetUrl;
 use puck_e2e::delivery::{
     get_delivery, list_all_deliveries, queue_depth, send_job, wait_for_delivery_status, wait_for_empty_delivery_queue,
@@ -361,11 +362,11 @@ async fn the_sender_with_the_guard_on_refuses_loopback_by_name_and_by_address() 
         })
         .unwrap()
     };
+    // Parsed as a stored URL is read back (any host): the guard at send time is what is tested.
     let request = |url: String| OutboundRequest {
-        url,
+        target: Target::Https(TargetUrl::parse_with(&url, true).unwrap()),
         headers: vec![("content-type".into(), "application/json".into())],
         body: "{}".into(),
-        destination: None,
     };
     let by_name = receiver.url().replace("127.0.0.1", "localhost");
     let guarded = sender(false);

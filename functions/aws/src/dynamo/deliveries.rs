@@ -18,9 +18,8 @@
 //!   (Binary list `bodies`, one per format; a delivery names its own with `body_at`) when they
 //!   are at most 32 KiB compressed, and `due_pk=PUB#<n>`/`due_at=<publish>` for the sweeper.
 //! - Body: `pk=BODY#<account>#<first delivery id of the body>`, `sk=-`, the Binary attribute
-//!   `body`: only for an event whose bodies are larger (and for deliveries written before bodies
-//!   moved into the record), written in the same batch as its deliveries, which point at it
-//!   with `body_ref`. Items older still carry `payload` inline; reads fall back to them.
+//!   `body`: only for an event whose bodies are larger, written in the same batch as its
+//!   deliveries, which point at it with `body_ref`.
 //! - Attempt: `pk=ATT#<account>#<delivery id>`, `sk=<number, 10 digits>`, one small item per
 //!   attempt that a retry follows; a delivery is read with its newest [`MAX_LOGGED_ATTEMPTS`] (one
 //!   reverse Query). The attempt that ends a delivery rides in the update recording it, as a
@@ -146,14 +145,11 @@ impl DynamoDeliveryStore {
 }
 
 impl DynamoDeliveryStore {
-    /// The delivery of a log item with its payload: from its event record (`body_at`), from a
-    /// body item (`body_ref`), or inline (items of the oldest layout). None when it names a record
-    /// that does not exist: a publish that failed before its durable point, never answered 202.
+    /// The delivery of a log item with its payload: from its event record (`body_at`) or from a
+    /// body item (`body_ref`). None when it names a record that does not exist: a publish that
+    /// failed before its durable point, never answered 202.
     async fn with_payload(&self, account: &AccountId, item: &Item) -> StoreResult<Option<Delivery>> {
         let mut d = decode(item)?;
-        if item.contains_key("payload") {
-            return Ok(Some(d));
-        }
         let (pk, attr, at) = match (item.get("body_at"), attr_str(item, "body_ref")) {
             (Some(at), _) => {
                 let at = at.as_n().ok().and_then(|v| v.parse::<usize>().ok());
@@ -164,7 +160,7 @@ impl DynamoDeliveryStore {
                 let first = DeliveryId::parse(first).map_err(|e| corrupt("delivery", e))?;
                 (body_pk(account, &first), "body", None)
             }
-            (None, None) => return Err(corrupt("delivery", "no payload, body_at or body_ref")),
+            (None, None) => return Err(corrupt("delivery", "no body_at or body_ref")),
         };
         let Some(found) = self.table.get_item("GetItem body", pk, ITEM_SK.to_owned()).await? else {
             return match at {

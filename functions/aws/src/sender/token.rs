@@ -13,7 +13,8 @@ use puck_core::oauth::token::{
     read_token_response, AccessToken, TokenError, TokenRequest, TokenSource, MAX_TOKEN_RESPONSE_BYTES,
 };
 
-/// The grant as hyper takes it; None when a value cannot be sent (validated at write time).
+/// The grant as hyper takes it, to the parsed `token_url`; None when a value cannot be sent
+/// (validated at write time).
 fn grant(request: &TokenRequest<'_>) -> Option<http::Request<Full<Bytes>>> {
     http::Request::post(request.token_url.as_str())
         .header(http::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -27,7 +28,7 @@ fn grant(request: &TokenRequest<'_>) -> Option<http::Request<Full<Bytes>>> {
 #[async_trait]
 impl TokenSource for HttpSender {
     async fn fetch(&self, request: &TokenRequest<'_>) -> Result<AccessToken, TokenError> {
-        let outcome = self.post(request.token_url.as_str(), grant(request), MAX_TOKEN_RESPONSE_BYTES).await;
+        let outcome = self.post(grant(request), MAX_TOKEN_RESPONSE_BYTES).await;
         match outcome.status {
             Some(status) => read_token_response(status, &outcome.body),
             None => Err(TokenError::Transport(outcome.error.unwrap_or_else(|| "no response".into()))),

@@ -12,7 +12,7 @@ struct Recorded(Mutex<Vec<String>>);
 #[async_trait]
 impl WebhookSender for Recorded {
     async fn send(&self, request: &OutboundRequest) -> SendOutcome {
-        self.0.lock().unwrap().push(format!("https {}", request.url));
+        self.0.lock().unwrap().push(format!("https {}", request.target.address()));
         SendOutcome { status: Some(204), ..SendOutcome::default() }
     }
 }
@@ -51,11 +51,10 @@ async fn a_request_with_an_aws_route_goes_to_aws_and_any_other_over_https() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let mut request =
-        OutboundRequest { url: "https://example.com/h".into(), headers, body: "{}".into(), destination: None };
+    let url = TargetUrl::parse("https://example.com/h").unwrap();
+    let mut request = OutboundRequest { target: Target::Https(url), headers, body: "{}".into() };
     assert_eq!(sender.send(&request).await.status, Some(204));
-    request.destination = Some(route());
-    request.url = route().destination.address().to_owned();
+    request.target = Target::Aws(Box::new(route()));
     let outcome = sender.send(&request).await;
     assert_eq!((outcome.status, outcome.body.as_str()), (Some(200), "req-1"));
     assert_eq!(outcome.header(AWS_REQUEST_ID_HEADER), Some("req-1"));
@@ -96,4 +95,42 @@ fn an_aws_error_is_the_attempts_error_and_is_retried_on_the_schedule() {
     assert_eq!(classify(&policy, &unreachable, 1, receipt, Timestamp(0)).status, DeliveryStatus::Failed);
     let accepted = outcome_of(AwsAnswer::Accepted { request_id: None }, 5);
     assert_eq!(classify(&policy, &accepted, 1, receipt, Timestamp(0)).status, DeliveryStatus::Succeeded);
+}
+
+#[test]
+fn the_target_is_parsed_from_the_subscription_once_and_logged_as_its_address() {
+    let sub = crate::fakes::subscription_for(&["finding.*"]);
+    let now = Timestamp(1_700_000_000_000);
+    let delivery = crate::model::Delivery {
+        id: crate::ids::DeliveryId::generate(1),
+        account_id: sub.account_id.clone(),
+        subscription_id: sub.id.clone(),
+        event_id: crate::ids::EventId::parse("evt_1").unwrap(),
+        event_type: "finding.discovered".into(),
+        status: DeliveryStatus::Pending,
+        attempt_count: 0,
+        round_start: 0,
+        fifo: false,
+        next_attempt_at: None,
+        last_response_status: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+        expires_at: now,
+        payload: "{}".into(),
+        attempts: Vec::new(),
+    };
+    let https = Target::of(&delivery, &sub).unwrap();
+    assert_eq!(https, Target::Https(sub.url.clone().unwrap()));
+    assert_eq!(https.address(), "https://example.com/hook");
+    let destination = route().destination;
+    let aws_sub = crate::model::Subscription { url: None, destination: Some(destination.clone()), ..sub.clone() };
+    let Some(Target::Aws(aws)) = Target::of(&delivery, &aws_sub) else { panic!("not an AWS target") };
+    let aws = *aws;
+    assert_eq!(aws.destination, destination);
+    assert_eq!((aws.external_id, aws.message_group_id), (sub.account_id.to_string(), sub.id.to_string()));
+    assert_eq!((aws.deduplication_id.as_str(), aws.detail_type.as_str()), ("evt_1", "finding.discovered"));
+    assert_eq!(Target::of(&delivery, &aws_sub).unwrap().address(), aws_sub.target_address());
+    let neither = crate::model::Subscription { url: None, destination: None, ..sub };
+    assert_eq!(Target::of(&delivery, &neither), None);
 }

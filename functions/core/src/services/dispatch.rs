@@ -19,6 +19,7 @@ use crate::ids::{AccountId, AttemptId, SubscriptionId};
 use crate::model::{Attempt, Delivery, DeliveryStatus, Subscription};
 use crate::ports::{AttemptUpdate, Claim, ClaimRequest, DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
 use crate::rate::{MemoryRateBuckets, Pause, RateBuckets};
+use crate::sending::Target;
 use crate::signing::{delivery_headers, redacted, AttemptToSign};
 use crate::signing_key::SigningKey;
 use crate::time::Timestamp;
@@ -289,7 +290,7 @@ impl Dispatcher {
         let now = ctx.clock.now();
         let secrets = self.signing_secrets(&sub, now)?;
         let custom = self.custom_headers(&sub)?;
-        let mut request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now);
+        let mut request = build_request(&delivery, &sub, &attempt_id, &secrets, &custom, now)?;
         sent.store(true, Ordering::Relaxed);
         let outcome = self.send_attempt(&sub, &mut request).await?;
         let receipt = Receipt { count: receive_count.max(1), received_at };
@@ -444,7 +445,7 @@ impl Dispatcher {
         if !matches!(ctx.deliveries.claim(&delivery.account_id, &delivery.id, &claim).await?, Claim::Claimed(_)) {
             return Err(AppError::bug("a new test delivery could not be claimed"));
         }
-        let mut request = build_request(delivery, sub, &attempt_id, &secrets, &custom, started_at);
+        let mut request = build_request(delivery, sub, &attempt_id, &secrets, &custom, started_at)?;
         let outcome = self.send_attempt(sub, &mut request).await?;
         let ok = outcome.status.is_some_and(|s| (200..300).contains(&s));
         let status = if ok { DeliveryStatus::Succeeded } else { DeliveryStatus::FailedPermanent };
@@ -520,7 +521,7 @@ fn attempt_log(
         number,
         started_at,
         duration_ms: outcome.duration_ms,
-        url: Some(request.url.clone()),
+        url: Some(request.target.address().to_owned()),
         request_headers: redacted(&request.headers, &sub.header_names),
         response_status: outcome.status,
         response_headers,
@@ -549,7 +550,8 @@ pub fn last_delivery_is_stale(sub: &Subscription, status: DeliveryStatus, now: T
 }
 
 /// The request of one attempt: the stored payload, signed now, plus the subscription's custom
-/// headers (validated at write time never to collide with ours).
+/// headers (validated at write time never to collide with ours), to the subscription's target,
+/// parsed here once ([`Target::of`]). An error for a subscription with no target at all.
 pub fn build_request(
     delivery: &Delivery,
     sub: &Subscription,
@@ -557,7 +559,9 @@ pub fn build_request(
     secrets: &[SigningKey],
     custom: &[(String, String)],
     now: Timestamp,
-) -> OutboundRequest {
+) -> Result<OutboundRequest, AppError> {
+    let target = Target::of(delivery, sub)
+        .ok_or_else(|| AppError::bug(format!("subscription {} has neither url nor destination", sub.id)))?;
     let refs: Vec<&SigningKey> = secrets.iter().collect();
     let headers = delivery_headers(&AttemptToSign {
         event_id: &delivery.event_id,
@@ -569,12 +573,7 @@ pub fn build_request(
     });
     let mut headers = headers;
     headers.extend(custom.iter().cloned());
-    OutboundRequest {
-        url: sub.target_address().to_owned(),
-        headers,
-        body: delivery.payload.clone(),
-        destination: crate::sending::route_of(delivery, sub),
-    }
+    Ok(OutboundRequest { target, headers, body: delivery.payload.clone() })
 }
 
 mod bearer;

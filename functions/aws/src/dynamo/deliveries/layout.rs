@@ -171,13 +171,13 @@ pub(crate) fn delivery_item(d: &Delivery) -> StoreResult<Item> {
     Ok(item)
 }
 
-/// A delivery from its item, with the attempts its item holds ([`inline_attempt`]); `payload`
-/// stays as stored inline (items of the old layout) or empty.
+/// A delivery from its item: the summary with the attempts its item holds ([`inline_attempt`]);
+/// `payload` empty (it lives in the event record or a body item).
 pub(super) fn decode(item: &Item) -> StoreResult<Delivery> {
     let mut fields = item.clone();
     fields.retain(|name, _| !is_inline_attempt(name));
     ttl_to_field(&mut fields);
-    fields.entry("payload".into()).or_insert_with(|| s(""));
+    fields.insert("payload".into(), s(""));
     if let Some(id) = attr_str(item, "sk").and_then(|sk| sk.strip_prefix(DLV_PREFIX)) {
         fields.entry("id".into()).or_insert_with(|| s(id));
     }

@@ -19,15 +19,6 @@ fn in_flight_item_has_due_fields_and_ttl() {
 }
 
 #[test]
-fn old_layout_items_still_decode_with_their_inline_payload() {
-    let d = crate::dynamo::item::tests::delivery();
-    let mut item = delivery_item(&d).unwrap();
-    item.insert("payload".into(), s(d.payload.clone()));
-    item.insert("attempts".into(), value_to_attr(&d.attempts).unwrap());
-    assert_eq!(decode(&item).unwrap(), d);
-}
-
-#[test]
 fn body_round_trips_compressed_and_attempts_sort_by_number() {
     let payload = format!("{{\"data\":\"{}\"}}", "x".repeat(128 * 1024));
     let packed = compress(&payload).unwrap();
