@@ -131,12 +131,15 @@ impl LoadReport {
     }
 }
 
+/// A (subscription path, event id) pair.
+type Pair = (String, String);
+
 /// What the receiver's script records: pairs answered 2xx (with counts), and failures.
 #[derive(Default)]
 struct Tally {
     accepted: HashMap<(String, String), usize>,
-    /// The `x-puck-delivery-id` (attempt id) of every request answered 2xx, per pair.
-    accepted_attempts: HashMap<(String, String), Vec<String>>,
+    /// The `x-puck-delivery-id` (attempt id) of every request answered 2xx, and when it came, per pair.
+    accepted_attempts: HashMap<Pair, Vec<(String, Instant)>>,
     failures: usize,
     bad_signatures: usize,
 }
@@ -159,7 +162,9 @@ pub fn stack_options(moto_endpoint: &str, pollers: usize) -> StackOptions {
     opts.pollers_per_queue = pollers;
     // A batch whose DynamoDB calls stayed throttled past the SDK's retries comes back after the
     // queue's visibility timeout (180 s in the template): seconds here, so a run does not stall.
-    opts.delivery_visibility_timeout_secs = Some(30);
+    // Above the dispatcher's 30 s timeout and its 30 s claim lease, as the template's 180 s is:
+    // a batch stopped at its timeout is not received again while it still runs.
+    opts.delivery_visibility_timeout_secs = Some(60);
     opts
 }
 
@@ -192,7 +197,7 @@ pub async fn run(api: &ApiClient, opts: &LoadOptions, progress: &(dyn Fn(&str) +
             let event_id = req.header("x-puck-event-id").unwrap_or_default().to_owned();
             let attempt_id = req.header("x-puck-delivery-id").unwrap_or_default().to_owned();
             *t.accepted.entry((req.path.clone(), event_id.clone())).or_default() += 1;
-            t.accepted_attempts.entry((req.path.clone(), event_id)).or_default().push(attempt_id);
+            t.accepted_attempts.entry((req.path.clone(), event_id)).or_default().push((attempt_id, Instant::now()));
             Reply::status(204)
         }))
         .await
@@ -284,15 +289,19 @@ pub async fn run(api: &ApiClient, opts: &LoadOptions, progress: &(dyn Fn(&str) +
             }
         }
         let duplicates: Vec<usize> = t.accepted.values().filter(|n| **n > 1).map(|n| n - 1).collect();
-        let twice: Vec<((String, String), Vec<String>)> =
+        let twice: Vec<(Pair, Vec<(String, Instant)>)> =
             t.accepted_attempts.iter().filter(|(_, a)| a.len() > 1).map(|(k, a)| (k.clone(), a.clone())).collect();
         (missing, duplicates, twice, t.failures, t.bad_signatures)
     };
     let mut duplicate_causes = Vec::new();
-    for ((path, event_id), attempt_ids) in &twice {
+    for ((path, event_id), accepted) in &twice {
         let deliveries = log.3.get(&(path.clone(), event_id.clone())).cloned().unwrap_or_default();
-        let cause = explain_duplicate(api, &deliveries, attempt_ids).await;
-        duplicate_causes.push(format!("{path} {event_id}: {cause}"));
+        let attempt_ids: Vec<String> = accepted.iter().map(|(id, _)| id.clone()).collect();
+        let cause = explain_duplicate(api, &deliveries, &attempt_ids).await;
+        let first = accepted.iter().map(|(_, at)| *at).min();
+        let last = accepted.iter().map(|(_, at)| *at).max();
+        let gap = last.zip(first).map_or(0.0, |(l, f)| l.duration_since(f).as_secs_f64());
+        duplicate_causes.push(format!("{path} {event_id}: {cause}; the 2xx answers {gap:.1} s apart"));
     }
     LoadReport {
         events: opts.events,
