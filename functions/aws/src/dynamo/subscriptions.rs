@@ -29,9 +29,9 @@ use aws_sdk_dynamodb::Client;
 use puck_core::ids::{AccountId, SubscriptionId};
 use puck_core::model::{DeliveryStatus, Subscription, DISABLED_FAILING};
 use puck_core::ports::{SettingsWrite, StoreError, StoreResult, SubscriptionStore};
-use state::{attr, StateUpdate, Written};
 use puck_core::time::Timestamp;
 use serde_json::Value;
+use state::{attr, StateUpdate, Written};
 use std::collections::HashMap;
 
 const SK_PREFIX: &str = "SUB#";

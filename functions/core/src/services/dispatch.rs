@@ -48,6 +48,7 @@ pub struct Dispatcher {
     /// Ciphertext → signing key. Keyed by ciphertext so a rotation is a cache miss, never stale.
     secrets: Mutex<HashMap<String, SigningKey>>,
     last_delivery: Arc<LastDeliveryWrites>,
+    background: Option<Background>,
     failing_runs: operational::FailingRuns,
     claim_lease_secs: i64,
     in_flight: in_flight::InFlight,
@@ -74,6 +75,7 @@ impl Dispatcher {
             policy,
             secrets: Mutex::new(HashMap::new()),
             last_delivery: Arc::default(),
+            background: None,
             failing_runs: operational::FailingRuns::default(),
             claim_lease_secs: DEFAULT_CLAIM_LEASE_SECS,
             in_flight: in_flight::InFlight::default(),
@@ -86,6 +88,13 @@ impl Dispatcher {
     /// they wait by hiding their message.
     pub fn with_pause(mut self, pause: Arc<dyn Pause>) -> Self {
         self.pause = Some(pause);
+        self
+    }
+
+    /// Lets held last-delivery writes run on tasks of their own when their second ends
+    /// ([`last_delivery`]); without it (and [`Self::with_pause`]), the next attempt writes them.
+    pub fn with_background(mut self, background: Background) -> Self {
+        self.background = Some(background);
         self
     }
 
@@ -122,12 +131,14 @@ impl Dispatcher {
                 Ok(written?)
             }
             Decision::Defer { after_ms } => {
-                last_delivery::write_later(
-                    self.last_delivery.clone(),
-                    self.ctx.subscriptions.clone(),
-                    (sub.account_id.clone(), sub.id.clone()),
-                    after_ms,
-                );
+                if let (Some(spawn), Some(pause)) = (&self.background, &self.pause) {
+                    let (writes, store, key) = (
+                        self.last_delivery.clone(),
+                        self.ctx.subscriptions.clone(),
+                        (sub.account_id.clone(), sub.id.clone()),
+                    );
+                    spawn(last_delivery::write_later(writes, store, pause.clone(), key, after_ms));
+                }
                 Ok(())
             }
         }
@@ -555,7 +566,8 @@ pub fn build_request(
 mod bearer;
 mod last_delivery;
 pub use last_delivery::{
-    last_delivery_is_stale, Decision, LastDeliveryWrites, LAST_DELIVERY_COALESCE_MS, LAST_DELIVERY_REFRESH_SECS,
+    last_delivery_is_stale, Background, Decision, LastDeliveryWrites, LAST_DELIVERY_COALESCE_MS,
+    LAST_DELIVERY_REFRESH_SECS,
 };
 mod verdict;
 pub use verdict::{classify, Receipt, Verdict};

@@ -8,16 +8,18 @@
 //! writes a subscription's last delivery when it differs from what is recorded (as read, or as
 //! this container last wrote) or is [`LAST_DELIVERY_REFRESH_SECS`] old, and then at most once per
 //! [`LAST_DELIVERY_COALESCE_MS`]: an outcome within that period of the container's previous write
-//! is held and written when the period ends ([`Decision::Defer`], by a timer the dispatcher
-//! starts), the newest held outcome winning.
+//! is held and written when the period ends ([`Decision::Defer`], by a task the dispatcher
+//! starts, [`Background`]; without one, by the container's next attempt after the period), the
+//! newest held outcome winning.
 
 use crate::ids::{AccountId, SubscriptionId};
 use crate::model::{DeliveryStatus, Subscription};
 use crate::ports::SubscriptionStore;
+use crate::rate::Pause;
 use crate::time::Timestamp;
+use futures::future::BoxFuture;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// How old a subscription's `last_delivery_at` may get before an attempt with the same outcome
 /// writes it again. Between, a steady stream of deliveries costs no subscription write at all.
@@ -124,23 +126,28 @@ impl LastDeliveryWrites {
     }
 }
 
-/// Writes the outcome held for `key` after `after_ms`, on a task of its own (a Lambda container
-/// frozen meanwhile writes it when it next runs; the store keeps a newer outcome written since).
+/// Runs a future on its own task (tokio's `spawn` in the functions): how the dispatcher writes a
+/// held outcome when its period ends without holding up the attempt that held it.
+pub type Background = Arc<dyn Fn(BoxFuture<'static, ()>) + Send + Sync>;
+
+/// Writes the outcome held for `key` after `after_ms` (a Lambda container frozen meanwhile
+/// writes it when it next runs; the store keeps a newer outcome written since).
 pub fn write_later(
     writes: Arc<LastDeliveryWrites>,
     store: Arc<dyn SubscriptionStore>,
+    pause: Arc<dyn Pause>,
     key: (AccountId, SubscriptionId),
     after_ms: u64,
-) {
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        pause.pause(after_ms).await;
         let (account, id) = key;
         let Some((status, at)) = writes.take_pending(&account, &id) else { return };
         if let Err(e) = store.record_last_delivery(&account, &id, status, at).await {
             writes.release(&account, &id);
             tracing::warn!(account_id = %account, subscription_id = %id, error = %e, "could not write the subscription's last delivery");
         }
-    });
+    })
 }
 
 #[cfg(test)]
