@@ -1,5 +1,5 @@
-//! Failing runs a container has seen but not yet written (docs/delivery.md, "Failing
-//! subscriptions and auto-disable").
+//! Failing runs a container has seen but not yet written (docs/api.md, "Operational events"
+//! and "Auto-disable of dead endpoints").
 //!
 //! Why: when a share of a busy subscription's deliveries fails now and then, a lone failure
 //! followed by a success is the common case. Writing the failing clock for it (set at the failure,
