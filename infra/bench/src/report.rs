@@ -317,10 +317,11 @@ fn partition_md(c: &CostFigures) -> String {
          container per cache period, whatever the delivery rate. They are not counted per delivery; the column \
          \"cached RRU\" shows them, and the last column how many containers may each refresh once per period with the \
          key under half its 3,000 RCU/s (taking the whole sample's cached reads as one refresh).\n\n\
-         Writes of a subscription's state (its last delivery, its failing clock) are made by the dispatcher when the \
-         outcome changes and otherwise once per container every {} s, whatever the delivery rate: the column \"state WRU\" \
-         shows the sample's, not counted per delivery, and the next column how many containers may each write it once per \
-         period with the key under half its 1,000 WCU/s. Changes of outcome are the failure case below.\n",
+         Writes of a subscription's state (its last delivery, its failing clock; on its own key `SUBSTATE#…`) are made by \
+         the dispatcher when the outcome changes, at most once a second per container, and otherwise once per container \
+         every {} s, whatever the delivery rate: the column \"state WRU\" shows the sample's, not counted per delivery, \
+         and the next column how many containers may each write it once per period with the key under half its 1,000 \
+         WCU/s. Changes of outcome are the failure case below.\n",
         c.partition_scenario, c.config_cache_secs, LAST_DELIVERY_REFRESH_SECS
     );
     let _ = writeln!(

@@ -49,6 +49,9 @@ fn failed_event_ids(values: impl Iterator<Item = String>) -> Vec<String> {
     ids
 }
 
+/// A key shape's scope, units per delivery (write, read), shard count and sample's hottest value.
+type Shape = (Scope, f64, f64, u32, (f64, f64));
+
 impl CostFigures {
     /// The failed attempt (1 KiB) as units per delivery on each key shape, and one write of the
     /// subscription's state item in units (at least 1 WRU).
@@ -65,7 +68,7 @@ impl CostFigures {
     /// A state write measured on an account-scoped key (a layout that keeps the state with the
     /// account's items) counts for the failed attempt and as much again for the success after it.
     pub fn partition_when_failing(&self, failing: f64) -> Vec<(Scope, KeyLimit)> {
-        let mut shapes: BTreeMap<String, (Scope, f64, f64, u32, (f64, f64))> = self
+        let mut shapes: BTreeMap<String, Shape> = self
             .partition
             .iter()
             .map(|(s, k)| (k.key.clone(), (*s, k.wru_per_delivery, k.rru_per_delivery, k.shards, k.sample_hottest)))
