@@ -235,7 +235,8 @@ pub async fn dispatcher_over(
     Ok(puck_core::services::dispatch::Dispatcher::new(ctx, sender, config.retry_policy())
         .with_claim_lease(config.claim_lease_seconds())
         .with_rate_buckets(build_rate_buckets(config).await)
-        .with_pause(Arc::new(TokioPause)))
+        .with_pause(Arc::new(TokioPause))
+        .with_background(Arc::new(|held| drop(tokio::spawn(held)))))
 }
 
 /// [`puck_core::rate::Pause`] on tokio's timer.

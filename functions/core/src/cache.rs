@@ -241,8 +241,11 @@ impl SubscriptionStore for CachedSubscriptions {
     ) -> StoreResult<()> {
         self.inner.record_last_delivery(account, id, status, at).await?;
         self.patch(account, id, |sub| {
-            sub.last_delivery_status = Some(status.as_str().to_owned());
-            sub.last_delivery_at = Some(at);
+            // The store keeps a newer outcome than a late write's (docs/storage.md): so does the copy.
+            if sub.last_delivery_at.is_none_or(|recorded| recorded <= at) {
+                sub.last_delivery_status = Some(status.as_str().to_owned());
+                sub.last_delivery_at = Some(at);
+            }
         });
         Ok(())
     }

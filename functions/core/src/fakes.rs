@@ -150,7 +150,9 @@ impl SubscriptionStore for Memory {
         status: DeliveryStatus,
         at: Timestamp,
     ) -> StoreResult<()> {
-        if let Some(s) = self.subs.lock().unwrap().get_mut(&key(a, id.as_str())) {
+        let mut subs = self.subs.lock().unwrap();
+        let newer = |s: &&mut Subscription| s.last_delivery_at.is_none_or(|recorded| recorded <= at);
+        if let Some(s) = subs.get_mut(&key(a, id.as_str())).filter(newer) {
             s.last_delivery_status = Some(status.as_str().to_owned());
             s.last_delivery_at = Some(at);
         }

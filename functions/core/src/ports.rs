@@ -64,7 +64,8 @@ pub trait SubscriptionStore: Send + Sync {
     ) -> StoreResult<SettingsWrite>;
     /// Deletes the subscription; false if it was not there.
     async fn delete(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<bool>;
-    /// Sets `last_delivery_status`/`last_delivery_at` if the subscription still exists.
+    /// Sets `last_delivery_status`/`last_delivery_at` if the subscription still exists and no
+    /// later outcome is recorded (a held write that lands late does not undo a newer one).
     async fn record_last_delivery(
         &self,
         account: &AccountId,

@@ -426,14 +426,6 @@ impl KeyLimit {
     }
 }
 
-/// Write units of subscription state per delivery on the account's key when a share `failing`
-/// of deliveries fails once: a change of outcome is written (last delivery, failing clock) by
-/// every container that sees it, so each such delivery pays the failed attempt's state writes
-/// (`failed_attempt_state_wru`, measured) and as many again when the next attempt succeeds.
-pub fn state_wru_when_failing(failed_attempt_state_wru: f64, failing: f64) -> f64 {
-    failing * 2.0 * failed_attempt_state_wru
-}
-
 /// The key shapes the service hash-shards, and into how many shards (puck-aws's constants): a
 /// delivery's shard is a stable hash of its id, so under sustained traffic each shard takes an
 /// equal share of its owner's units.

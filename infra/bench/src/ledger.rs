@@ -159,16 +159,24 @@ pub struct Load {
     /// subscriptions and API key records. Under sustained traffic it is paid once per container
     /// per cache period, not per delivery.
     pub cached_rru: f64,
-    /// The part of `wru` written to subscription items (`sk=SUB#…`) while deliveries run: the
-    /// dispatcher's record of a subscription's last delivery and its failing clock, written when
-    /// the outcome changes and otherwise once per `LAST_DELIVERY_REFRESH_SECS` per container.
+    /// The part of `wru` written to subscription items (`sk=SUB#…`) or their state items
+    /// (`pk=SUBSTATE#…`) while deliveries run: the dispatcher's record of a subscription's last
+    /// delivery and its failing clock, written when the outcome changes (at most once per
+    /// `LAST_DELIVERY_COALESCE_MS` per container) and otherwise once per
+    /// `LAST_DELIVERY_REFRESH_SECS` per container.
     pub state_wru: f64,
 }
 
 /// Whether a read is of configuration behind the functions' read cache (`puck_core::cache`): a
 /// subscription (`sk=SUB#…`, by key or the account's list) or an API key record (`pk=APIKEY#…`).
 fn is_cached_config(pk: &str, sk_or_prefix: Option<&str>) -> bool {
-    pk.starts_with("APIKEY#") || sk_or_prefix.is_some_and(|sk| sk.starts_with("SUB#"))
+    pk.starts_with("APIKEY#") || is_subscription_state(pk) || sk_or_prefix.is_some_and(|sk| sk.starts_with("SUB#"))
+}
+
+/// Whether `pk` is a subscription's runtime state item (`SUBSTATE#<account>#<subscription>`):
+/// read with the subscription, through the same cache, and written by delivery outcomes.
+fn is_subscription_state(pk: &str) -> bool {
+    pk.starts_with("SUBSTATE#")
 }
 
 /// What a call log costs.
@@ -258,7 +266,7 @@ impl<'a> Replay<'a> {
         let table = self.table.clone();
         let load = self.load(&table, key.0.clone());
         load.wru += units;
-        if key.1.starts_with("SUB#") {
+        if key.1.starts_with("SUB#") || is_subscription_state(&key.0) {
             load.state_wru += units;
         }
     }

@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+mod failing;
 mod mechanisms;
 mod performance;
 pub use performance::{cold_md, perf_md, signing_md};
@@ -35,9 +36,6 @@ pub struct CostFigures {
     /// Calls each function makes at container init.
     pub init_calls: BTreeMap<String, u64>,
 }
-
-/// The unsharded key of an account's own items (its subscriptions among them).
-const ACCOUNT_KEY: &str = "ACCT#{acct}";
 
 /// The published goals for a scenario key, as `(limit in $ per million, what it is)`.
 fn goal(key: &str, base_1kib: Option<f64>) -> Option<(f64, String)> {
@@ -78,28 +76,6 @@ impl CostFigures {
     /// The same for one subscription (its own keys and the account's).
     pub fn subscription_ceiling(&self, half: bool) -> f64 {
         self.ceiling(&[Scope::Account, Scope::Subscription], half)
-    }
-
-    /// Write units of subscription state one failed attempt (1 KiB, fresh subscription) put on
-    /// the account's key.
-    pub fn failed_attempt_state_wru(&self) -> f64 {
-        self.failed.get(&1024).map_or(0.0, |u| {
-            u.ledger
-                .keys
-                .iter()
-                .filter(|((_, pk), _)| cost::key_shape(pk, &[]).0 == ACCOUNT_KEY)
-                .map(|(_, l)| l.state_wru)
-                .sum()
-        })
-    }
-
-    /// With a share `failing` of deliveries failing once: the account key, its write units per
-    /// delivery, and the deliveries/s one account reaches with it under half its write limit.
-    pub fn account_ceiling_when_failing(&self, failing: f64) -> Option<(String, f64, f64)> {
-        let (_, key) = self.partition.iter().find(|(_, k)| k.key.ends_with(&format!(": {ACCOUNT_KEY}")))?;
-        let per_delivery =
-            key.wru_per_delivery + cost::state_wru_when_failing(self.failed_attempt_state_wru(), failing);
-        Some((key.key.clone(), per_delivery, cost::PARTITION_WCU_S / 2.0 / per_delivery.max(1e-12)))
     }
 }
 
@@ -361,10 +337,11 @@ fn partition_md(c: &CostFigures) -> String {
          container per cache period, whatever the delivery rate. They are not counted per delivery; the column \
          \"cached RRU\" shows them, and the last column how many containers may each refresh once per period with the \
          key under half its 3,000 RCU/s (taking the whole sample's cached reads as one refresh).\n\n\
-         Writes of a subscription's state (its last delivery, its failing clock) are made by the dispatcher when the \
-         outcome changes and otherwise once per container every {} s, whatever the delivery rate: the column \"state WRU\" \
-         shows the sample's, not counted per delivery, and the next column how many containers may each write it once per \
-         period with the key under half its 1,000 WCU/s. Changes of outcome are the failure case below.\n",
+         Writes of a subscription's state (its last delivery, its failing clock; on its own key `SUBSTATE#…`) are made by \
+         the dispatcher when the outcome changes, at most once a second per container, and otherwise once per container \
+         every {} s, whatever the delivery rate: the column \"state WRU\" shows the sample's, not counted per delivery, \
+         and the next column how many containers may each write it once per period with the key under half its 1,000 \
+         WCU/s. Changes of outcome are the failure case below.\n",
         c.partition_scenario, c.config_cache_secs, LAST_DELIVERY_REFRESH_SECS
     );
     let _ = writeln!(
@@ -404,18 +381,9 @@ fn partition_md(c: &CostFigures) -> String {
         rate(c.account_ceiling(false)),
         rate(c.subscription_ceiling(false))
     );
-    if let Some((key, per_delivery, ceiling)) = c.account_ceiling_when_failing(0.1) {
-        let _ = writeln!(
-            md,
-            "**When 10% of deliveries fail once** (measured: one failed attempt of a fresh subscription writes its state, \
-             {:.1} WRU on `{key}`; the success that follows writes it back): every change of outcome is written by the \
-             container that sees it, so the account's key takes {per_delivery:.2} WRU per delivery and one account reaches \
-             **{}** deliveries/s with it under half its limit ({}). The subscription items of an account share that key; \
-             the fix is a partition of its own for each subscription's state and writes of a change coalesced per container.\n",
-            c.failed_attempt_state_wru(),
-            rate(ceiling),
-            if ceiling >= 10_000.0 { "goal ≥ 10,000: met" } else { "goal ≥ 10,000: **not met**" }
-        );
+    if let Some(failing) = c.failing_md() {
+        md.push_str(&failing);
+        md.push('\n');
     }
     if acc < 10_000.0 || sub < 3_000.0 {
         let hot =
@@ -502,7 +470,8 @@ pub fn json(
             "subscription": finite(c.subscription_ceiling(true)),
             "account_at_limit": finite(c.account_ceiling(false)),
             "subscription_at_limit": finite(c.subscription_ceiling(false)),
-            "account_10pct_failing_once": c.account_ceiling_when_failing(0.1).map_or(Value::Null, |(_, _, v)| finite(v)),
+            "account_10pct_failing_once": c.account_ceiling_when_failing(0.1).map_or(Value::Null, finite),
+            "subscription_10pct_failing_once": c.subscription_ceiling_when_failing(0.1).map_or(Value::Null, finite),
             "note": "every key under half its limit (1,000 WCU/s, 3,000 RCU/s); null = no key bounds it"
         },
         "cpu_ms_per_delivery": perf.and_then(|p| p.cpu.ours_ms_per_delivery()).map_or(Value::Null, finite),

@@ -36,6 +36,7 @@ mod parity;
 mod payload_filters;
 mod ping;
 mod retries;
+mod runtime_state;
 mod secrets;
 mod seeds;
 mod storage;

@@ -1,28 +1,37 @@
 //! Subscriptions: `pk=ACCT#<account>`, `sk=SUB#<id>`. Ids are time-ordered, so a query over the
 //! `SUB#` range lists them oldest first without an index.
 //!
-//! Auto-disable's state (`failing_since`, absent when unset; `disabled_reason`, `disabled_at`) is
-//! changed by conditional UpdateItems, each written only when the state changes (never per
-//! attempt). A PATCH is an UpdateItem of the settings only, conditioned on the `version` it read,
-//! so it neither undoes another PATCH or an auto-disable nor rewrites the attempt path's fields.
+//! The runtime state (last delivery, failing clock) is not on this item but on one of its own
+//! ([`state`]), merged in by the reads that show a subscription (`get`, `list_page`); fan-out
+//! (`list_all`) does not read it. Auto-disable (`disabled_reason`, `disabled_at`, `active`) is one
+//! transaction checking the clock on the state item. A PATCH is an UpdateItem of the settings
+//! only, conditioned on the `version` it read, so it neither undoes another PATCH or an
+//! auto-disable nor rewrites the attempt path's fields.
 //!
 //! A payload filter (`filters.payload`) is stored as its JSON text rather than as a map: its
 //! operands may be numbers DynamoDB cannot hold (`1e300`, more than 38 digits) or objects with
 //! an empty key, and a filter must never make its subscription unwritable.
 //!
-//! IAM: dynamodb:PutItem, GetItem, Query, DeleteItem, UpdateItem.
+//! IAM: dynamodb:PutItem, GetItem, BatchGetItem, Query, DeleteItem, UpdateItem, and in
+//! transactions PutItem, DeleteItem, UpdateItem, ConditionCheckItem.
 
-use super::item::{from_item, to_item, value_to_attr, Item};
-use super::{account_pk, corrupt, is_condition_failed, key, prefix_end, s, unavailable, Query, Table};
+mod state;
+
+use super::item::{from_item, to_item, Item};
+use super::{
+    account_pk, corrupt, is_condition_failed, is_transaction_condition_failed, is_transaction_conflict, key,
+    prefix_end, s, unavailable, Query, Table,
+};
 use crate::fault_gate::FaultGate;
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use puck_core::ids::{AccountId, SubscriptionId};
 use puck_core::model::{DeliveryStatus, Subscription, DISABLED_FAILING};
 use puck_core::ports::{SettingsWrite, StoreError, StoreResult, SubscriptionStore};
 use puck_core::time::Timestamp;
 use serde_json::Value;
+use state::{attr, StateUpdate, Written};
 use std::collections::HashMap;
 
 const SK_PREFIX: &str = "SUB#";
@@ -44,7 +53,7 @@ impl DynamoSubscriptionStore {
     }
 }
 
-fn sub_sk(id: &SubscriptionId) -> String {
+pub(crate) fn sub_sk(id: &SubscriptionId) -> String {
     format!("{SK_PREFIX}{id}")
 }
 
@@ -81,20 +90,28 @@ fn decode(item: &Item) -> StoreResult<Subscription> {
 impl SubscriptionStore for DynamoSubscriptionStore {
     async fn insert(&self, sub: &Subscription) -> StoreResult<()> {
         self.table.faults.dynamo()?;
+        let put = Put::builder().table_name(&self.table.name).set_item(Some(subscription_item(sub)?)).build();
+        let put = put.map_err(|_| StoreError::Corrupt("subscription put could not be built".into()))?;
         self.table
             .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(subscription_item(sub)?))
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(state::put_new(&self.table, &sub.account_id, &sub.id)?)
             .send()
             .await
-            .map_err(|e| unavailable("PutItem subscription", &e))?;
+            .map_err(|e| unavailable("TransactWriteItems subscription", &e))?;
         Ok(())
     }
 
     async fn get(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<Option<Subscription>> {
-        let item = self.table.get_item("GetItem subscription", account_pk(account), sub_sk(id)).await?;
-        item.as_ref().map(decode).transpose()
+        let (item, state_item) = tokio::try_join!(
+            self.table.get_item("GetItem subscription", account_pk(account), sub_sk(id)),
+            self.table.get_item("GetItem subscription state", state::state_pk(account, id), state::STATE_SK.into()),
+        )?;
+        let Some(item) = item else { return Ok(None) };
+        let mut sub = decode(&item)?;
+        state::merge(&mut sub, state_item.as_ref())?;
+        Ok(Some(sub))
     }
 
     async fn list_page(
@@ -120,10 +137,13 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         }
         let more = subs.len() > limit;
         subs.truncate(limit);
+        state::merge_all(&self.table, &mut subs).await?;
         let next = if more { subs.last().map(|s| s.id.clone()) } else { None };
         Ok((subs, next))
     }
 
+    /// Without the runtime state: fan-out does not read it (the last delivery is the subscription
+    /// item's own from before the upgrade, if any, and the clock unset).
     async fn list_all(&self, account: &AccountId) -> StoreResult<Vec<Subscription>> {
         let q = Query { key_condition: "pk = :pk AND begins_with(sk, :p)".into(), forward: true, ..Query::default() }
             .value(":pk", s(account_pk(account)))
@@ -156,6 +176,17 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             .send()
             .await;
         match res {
+            Ok(_) if restart_failing_clock => {
+                let u = StateUpdate {
+                    op: "UpdateItem subscription state failing",
+                    update: "REMOVE failing_since, consecutive_failures",
+                    condition: None,
+                    values: HashMap::new(),
+                    create_missing: false,
+                };
+                state::update(&self.table, &sub.account_id, &sub.id, &u).await?;
+                Ok(SettingsWrite::Written)
+            }
             Ok(_) => Ok(SettingsWrite::Written),
             Err(e) if is_condition_failed(&e) => {
                 let op = "GetItem subscription after a refused update";
@@ -168,17 +199,34 @@ impl SubscriptionStore for DynamoSubscriptionStore {
 
     async fn delete(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<bool> {
         self.table.faults.dynamo()?;
-        let out = self
-            .table
-            .client
-            .delete_item()
-            .table_name(&self.table.name)
-            .set_key(Some(key(account_pk(account), sub_sk(id))))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| unavailable("DeleteItem subscription", &e))?;
-        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+        // The subscription and its state item go together, so no state is left behind; a state
+        // write racing it finds no item and creates none (see `state`).
+        for round in 0..5u32 {
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(20u64 << round)).await;
+            }
+            let del = aws_sdk_dynamodb::types::Delete::builder()
+                .table_name(&self.table.name)
+                .set_key(Some(key(account_pk(account), sub_sk(id))))
+                .condition_expression("attribute_exists(pk)")
+                .build()
+                .map_err(|_| StoreError::Corrupt("subscription delete could not be built".into()))?;
+            let res = self
+                .table
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(del).build())
+                .transact_items(state::delete_with(&self.table, account, id)?)
+                .send()
+                .await;
+            match res {
+                Ok(_) => return Ok(true),
+                Err(e) if is_transaction_condition_failed(&e, 0) => return Ok(false),
+                Err(e) if is_transaction_conflict(&e) => continue,
+                Err(e) => return Err(unavailable("TransactWriteItems subscription delete", &e)),
+            }
+        }
+        Err(StoreError::Unavailable("TransactWriteItems subscription delete: transaction conflicts persisted".into()))
     }
 
     async fn record_last_delivery(
@@ -189,38 +237,40 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         at: Timestamp,
     ) -> StoreResult<()> {
         let values = HashMap::from([(":st".to_owned(), s(status.as_str())), (":at".to_owned(), attr(&at)?)]);
-        let update = "SET last_delivery_status = :st, last_delivery_at = :at";
-        self.update_if("UpdateItem subscription", account, id, update, "attribute_exists(pk)", Some(values))
-            .await
-            .map(|_| ())
+        let u = StateUpdate {
+            op: "UpdateItem subscription state",
+            update: "SET last_delivery_status = :st, last_delivery_at = :at",
+            // A write delayed past a newer one (another container's) does not undo it.
+            condition: Some("attribute_not_exists(last_delivery_at) OR last_delivery_at <= :at"),
+            values,
+            create_missing: true,
+        };
+        state::update(&self.table, account, id, &u).await.map(|_| ())
     }
 
     async fn mark_failing(&self, account: &AccountId, id: &SubscriptionId, since: Timestamp) -> StoreResult<bool> {
         let values =
             HashMap::from([(":fs".to_owned(), attr(&since)?), (":one".to_owned(), AttributeValue::N("1".into()))]);
-        let condition = "attribute_exists(pk) AND attribute_not_exists(failing_since)";
-        self.update_if(
-            "UpdateItem subscription failing",
-            account,
-            id,
-            "SET failing_since = :fs, consecutive_failures = :one",
-            condition,
-            Some(values),
-        )
-        .await
+        let u = StateUpdate {
+            op: "UpdateItem subscription state failing",
+            update: "SET failing_since = :fs, consecutive_failures = :one",
+            condition: Some("attribute_not_exists(failing_since)"),
+            values,
+            create_missing: true,
+        };
+        Ok(matches!(state::update(&self.table, account, id, &u).await?, Written::Yes(_)))
     }
 
     async fn clear_failing(&self, account: &AccountId, id: &SubscriptionId) -> StoreResult<()> {
-        self.update_if(
-            "UpdateItem subscription failing",
-            account,
-            id,
-            "REMOVE failing_since, consecutive_failures",
-            "attribute_exists(pk)",
-            None,
-        )
-        .await
-        .map(|_| ())
+        // No state item: no clock to clear (one on an item from before the upgrade is not read).
+        let u = StateUpdate {
+            op: "UpdateItem subscription state failing",
+            update: "REMOVE failing_since, consecutive_failures",
+            condition: None,
+            values: HashMap::new(),
+            create_missing: false,
+        };
+        state::update(&self.table, account, id, &u).await.map(|_| ())
     }
 
     async fn count_failure(
@@ -230,34 +280,27 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         failing_since: Timestamp,
         limit: u32,
     ) -> StoreResult<Option<u32>> {
-        self.table.faults.dynamo()?;
         let values = HashMap::from([
             (":fs".to_owned(), attr(&failing_since)?),
             (":one".to_owned(), AttributeValue::N("1".into())),
             (":limit".to_owned(), AttributeValue::N(limit.to_string())),
         ]);
-        let res = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .set_key(Some(key(account_pk(account), sub_sk(id))))
-            .update_expression("ADD consecutive_failures :one")
-            .condition_expression(
+        let u = StateUpdate {
+            op: "UpdateItem subscription state failures",
+            update: "ADD consecutive_failures :one",
+            condition: Some(
                 "failing_since = :fs AND (attribute_not_exists(consecutive_failures) OR consecutive_failures < :limit)",
-            )
-            .set_expression_attribute_values(Some(values))
-            .return_values(ReturnValue::UpdatedNew)
-            .send()
-            .await;
-        match res {
-            Ok(out) => {
-                let count = out.attributes.as_ref().and_then(|a| a.get("consecutive_failures"));
+            ),
+            values,
+            create_missing: false,
+        };
+        match state::update(&self.table, account, id, &u).await? {
+            Written::Yes(attributes) => {
+                let count = attributes.as_ref().and_then(|a| a.get("consecutive_failures"));
                 let n = count.and_then(|v| v.as_n().ok()).and_then(|n| n.parse::<u32>().ok());
-                n.map(Some).ok_or_else(|| corrupt("subscription", "consecutive_failures is not a count"))
+                n.map(Some).ok_or_else(|| corrupt("subscription state", "consecutive_failures is not a count"))
             }
-            Err(e) if is_condition_failed(&e) => Ok(None),
-            Err(e) => Err(unavailable("UpdateItem subscription failures", &e)),
+            Written::No => Ok(None),
         }
     }
 
@@ -268,23 +311,36 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         failing_since: Timestamp,
         at: Timestamp,
     ) -> StoreResult<bool> {
+        self.table.faults.dynamo()?;
         let values = HashMap::from([
-            (":fs".to_owned(), attr(&failing_since)?),
             (":at".to_owned(), attr(&at)?),
             (":no".to_owned(), AttributeValue::Bool(false)),
             (":yes".to_owned(), AttributeValue::Bool(true)),
             (":why".to_owned(), s(DISABLED_FAILING)),
             (":one".to_owned(), AttributeValue::N("1".into())),
         ]);
-        self.update_if(
-            "UpdateItem subscription disable",
-            account,
-            id,
-            "SET active = :no, disabled_reason = :why, disabled_at = :at, updated_at = :at ADD version :one",
-            "attribute_exists(pk) AND active = :yes AND failing_since = :fs",
-            Some(values),
-        )
-        .await
+        // The clock is on the state item, the flag on the subscription's: one transaction (rare).
+        let res = self
+            .table
+            .client
+            .transact_write_items()
+            .transact_items(state::check_failing_since(&self.table, account, id, failing_since)?)
+            .transact_items(state::update_sub(
+                &self.table,
+                account,
+                id,
+                "SET active = :no, disabled_reason = :why, disabled_at = :at, updated_at = :at ADD version :one",
+                "attribute_exists(pk) AND active = :yes",
+                values,
+            )?)
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if is_transaction_condition_failed(&e, 0) || is_transaction_condition_failed(&e, 1) => Ok(false),
+            Err(e) if is_transaction_conflict(&e) => Ok(false),
+            Err(e) => Err(unavailable("TransactWriteItems subscription disable", &e)),
+        }
     }
 }
 
@@ -321,41 +377,6 @@ fn settings_update(sub: &Subscription, restart_failing_clock: bool) -> StoreResu
         update.push_str(" REMOVE failing_since, consecutive_failures");
     }
     Ok((update, names, values))
-}
-
-fn attr<T: serde::Serialize>(v: &T) -> StoreResult<AttributeValue> {
-    value_to_attr(v).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-impl DynamoSubscriptionStore {
-    /// One conditional UpdateItem; false when the condition did not hold.
-    async fn update_if(
-        &self,
-        op: &'static str,
-        account: &AccountId,
-        id: &SubscriptionId,
-        update: &str,
-        condition: &str,
-        values: Option<HashMap<String, AttributeValue>>,
-    ) -> StoreResult<bool> {
-        self.table.faults.dynamo()?;
-        let res = self
-            .table
-            .client
-            .update_item()
-            .table_name(&self.table.name)
-            .set_key(Some(key(account_pk(account), sub_sk(id))))
-            .update_expression(update)
-            .condition_expression(condition)
-            .set_expression_attribute_values(values)
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(op, &e)),
-        }
-    }
 }
 
 #[cfg(test)]

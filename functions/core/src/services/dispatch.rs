@@ -15,7 +15,7 @@ use super::pacing::{self, Pace};
 use super::{operational, Context};
 use crate::backoff::{parse_retry_after, RetryPolicy};
 use crate::error::AppError;
-use crate::ids::{AccountId, AttemptId, SubscriptionId};
+use crate::ids::AttemptId;
 use crate::model::{Attempt, Delivery, DeliveryStatus, Subscription};
 use crate::ports::{AttemptUpdate, Claim, ClaimRequest, DeliveryJob, OutboundRequest, SendOutcome, WebhookSender};
 use crate::rate::{MemoryRateBuckets, Pause, RateBuckets};
@@ -48,7 +48,9 @@ pub struct Dispatcher {
     pub policy: RetryPolicy,
     /// Ciphertext → signing key. Keyed by ciphertext so a rotation is a cache miss, never stale.
     secrets: Mutex<HashMap<String, SigningKey>>,
-    last_delivery: LastDeliveryWrites,
+    last_delivery: Arc<LastDeliveryWrites>,
+    background: Option<Background>,
+    failing_runs: operational::FailingRuns,
     claim_lease_secs: i64,
     in_flight: in_flight::InFlight,
     rate_buckets: Arc<dyn RateBuckets>,
@@ -56,8 +58,6 @@ pub struct Dispatcher {
 }
 
 const SECRET_CACHE_MAX: usize = 10_000;
-/// Subscriptions whose last-delivery write this container remembers; past it the map starts over.
-const LAST_DELIVERY_WRITES_MAX: usize = 10_000;
 
 /// How long a claim lasts unless set with [`Dispatcher::with_claim_lease`]: the template's
 /// dispatcher timeout (30 s), after which a worker can no longer be sending.
@@ -67,41 +67,6 @@ pub const DEFAULT_CLAIM_LEASE_SECS: i64 = 30;
 /// between containers, never a backoff step.
 pub const CLAIM_DUE_SLACK_SECS: i64 = 2;
 
-/// The last delivery each subscription was given by this container's writes. The attempts of one
-/// SQS batch run at once and read the same subscription before any of them writes it: without
-/// this, each would find `last_delivery_*` stale and write it (a batch of 10 = 10 writes of the
-/// subscription item, the hottest key of an account).
-#[derive(Default)]
-struct LastDeliveryWrites(Mutex<HashMap<(AccountId, SubscriptionId), (DeliveryStatus, Timestamp)>>);
-
-impl LastDeliveryWrites {
-    /// Whether an attempt of `sub` ending in `status` now writes the subscription's last delivery:
-    /// stale as read ([`last_delivery_is_stale`]) and not already written by this container within
-    /// the refresh period. A `true` claims the write; [`Self::release`] it if the write fails.
-    fn claim(&self, sub: &Subscription, status: DeliveryStatus, now: Timestamp) -> bool {
-        if !last_delivery_is_stale(sub, status, now) {
-            return false;
-        }
-        let mut written = self.0.lock().expect("last-delivery lock");
-        let key = (sub.account_id.clone(), sub.id.clone());
-        if let Some(&(st, at)) = written.get(&key) {
-            if st == status && now.unix_ms() - at.unix_ms() < LAST_DELIVERY_REFRESH_SECS * 1000 {
-                return false;
-            }
-        }
-        if written.len() >= LAST_DELIVERY_WRITES_MAX {
-            written.clear();
-        }
-        written.insert(key, (status, now));
-        true
-    }
-
-    /// Forgets a claim whose write failed, so the next attempt writes.
-    fn release(&self, sub: &Subscription) {
-        self.0.lock().expect("last-delivery lock").remove(&(sub.account_id.clone(), sub.id.clone()));
-    }
-}
-
 impl Dispatcher {
     /// A dispatcher with an empty secret cache; build one per container and reuse it.
     pub fn new(ctx: Context, sender: Arc<dyn WebhookSender>, policy: RetryPolicy) -> Self {
@@ -110,7 +75,9 @@ impl Dispatcher {
             sender,
             policy,
             secrets: Mutex::new(HashMap::new()),
-            last_delivery: LastDeliveryWrites::default(),
+            last_delivery: Arc::default(),
+            background: None,
+            failing_runs: operational::FailingRuns::default(),
             claim_lease_secs: DEFAULT_CLAIM_LEASE_SECS,
             in_flight: in_flight::InFlight::default(),
             rate_buckets: Arc::new(MemoryRateBuckets::default()),
@@ -122,6 +89,13 @@ impl Dispatcher {
     /// they wait by hiding their message.
     pub fn with_pause(mut self, pause: Arc<dyn Pause>) -> Self {
         self.pause = Some(pause);
+        self
+    }
+
+    /// Lets held last-delivery writes run on tasks of their own when their second ends
+    /// ([`last_delivery`]); without it (and [`Self::with_pause`]), the next attempt writes them.
+    pub fn with_background(mut self, background: Background) -> Self {
+        self.background = Some(background);
         self
     }
 
@@ -140,21 +114,35 @@ impl Dispatcher {
         self
     }
 
-    /// Writes the subscription's last delivery if [`LastDeliveryWrites::claim`] says so.
+    /// Writes the subscription's last delivery now, later or not at all, as
+    /// [`LastDeliveryWrites::decide`] says.
     async fn record_last_delivery(
         &self,
         sub: &Subscription,
         status: DeliveryStatus,
         now: Timestamp,
     ) -> Result<(), AppError> {
-        if !self.last_delivery.claim(sub, status, now) {
-            return Ok(());
+        match self.last_delivery.decide(sub, status, now) {
+            Decision::Nothing => Ok(()),
+            Decision::Write => {
+                let written = self.ctx.subscriptions.record_last_delivery(&sub.account_id, &sub.id, status, now).await;
+                if written.is_err() {
+                    self.last_delivery.release(&sub.account_id, &sub.id);
+                }
+                Ok(written?)
+            }
+            Decision::Defer { after_ms } => {
+                if let (Some(spawn), Some(pause)) = (&self.background, &self.pause) {
+                    let (writes, store, key) = (
+                        self.last_delivery.clone(),
+                        self.ctx.subscriptions.clone(),
+                        (sub.account_id.clone(), sub.id.clone()),
+                    );
+                    spawn(last_delivery::write_later(writes, store, pause.clone(), key, after_ms));
+                }
+                Ok(())
+            }
         }
-        let written = self.ctx.subscriptions.record_last_delivery(&sub.account_id, &sub.id, status, now).await;
-        if written.is_err() {
-            self.last_delivery.release(sub);
-        }
-        Ok(written?)
     }
 
     fn decrypt(&self, ciphertext: &str, sub: &Subscription) -> Result<SigningKey, AppError> {
@@ -487,7 +475,7 @@ impl Dispatcher {
             response_status: update.last_response_status,
             error: update.last_error.as_deref(),
         };
-        if let Err(e) = operational::after_attempt(ctx, sub, attempt, now).await {
+        if let Err(e) = operational::after_attempt(ctx, &self.failing_runs, sub, attempt, now).await {
             tracing::warn!(account_id = %delivery.account_id, subscription_id = %sub.id, error = %e, "could not update the subscription's failing clock");
         }
         if status == DeliveryStatus::FailedPermanent {
@@ -537,18 +525,6 @@ fn last_error(outcome: &SendOutcome) -> Option<String> {
     outcome.error.clone().or_else(|| outcome.status.filter(|s| !(200..300).contains(s)).map(|s| format!("HTTP {s}")))
 }
 
-/// How old a subscription's `last_delivery_at` may get before an attempt with the same outcome
-/// writes it again. Between, a steady stream of deliveries costs no subscription write at all.
-pub const LAST_DELIVERY_REFRESH_SECS: i64 = 60;
-
-/// Whether an attempt ending in `status` must update the subscription's `last_delivery_*`: when
-/// the status differs from the recorded one, or the recorded time is over
-/// [`LAST_DELIVERY_REFRESH_SECS`] old (so `last_delivery_at` is at most that stale).
-pub fn last_delivery_is_stale(sub: &Subscription, status: DeliveryStatus, now: Timestamp) -> bool {
-    sub.last_delivery_status.as_deref() != Some(status.as_str())
-        || sub.last_delivery_at.is_none_or(|at| now.unix_ms() - at.unix_ms() >= LAST_DELIVERY_REFRESH_SECS * 1000)
-}
-
 /// The request of one attempt: the stored payload, signed now, plus the subscription's custom
 /// headers (validated at write time never to collide with ours), to the subscription's target,
 /// parsed here once ([`Target::of`]). An error for a subscription with no target at all.
@@ -577,6 +553,11 @@ pub fn build_request(
 }
 
 mod bearer;
+mod last_delivery;
+pub use last_delivery::{
+    last_delivery_is_stale, Background, Decision, LastDeliveryWrites, LAST_DELIVERY_COALESCE_MS,
+    LAST_DELIVERY_REFRESH_SECS,
+};
 mod verdict;
 use verdict::log_attempt;
 pub use verdict::{classify, Receipt, Verdict};

@@ -5,11 +5,12 @@
 //! loop-free: an operational event is never delivered to the subscription it is about, and none
 //! is emitted about the delivery of an operational event. Auto-disable adds no write per attempt:
 //! the dispatcher already holds the subscription it sends for, and `failing_since` is written only
-//! on a change of state (first failure after a success, first success after a failure, disable).
-//! The count of failures in a row beside it is written by the failures up to
+//! on a change of state (a run of failures confirmed by a container, [`runs`]; the first success
+//! after it; disable). The count of failures in a row beside it is written by the failures up to
 //! [`FAILING_AFTER_ATTEMPTS`] only, the one that reaches it announcing
 //! `webhook.subscription.failing`; the success that clears a clock whose count reached it announces
-//! `webhook.subscription.recovered`. A success while not failing writes nothing.
+//! `webhook.subscription.recovered`. A success while not failing writes nothing, and neither does a
+//! lone failure followed by a success in the same container.
 
 use super::events::{publish_event_excluding, NewEvent};
 use super::Context;
@@ -23,6 +24,9 @@ use crate::validation::{
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+
+mod runs;
+pub use runs::{ConfirmedRun, FailingRuns, CONFIRM_AFTER_FAILURES};
 
 /// Publishes an operational event to the account's subscriptions that ask for it, except the one
 /// it is about. `event_id` is derived from what happened, so emitting twice (a retried worker)
@@ -80,9 +84,11 @@ pub struct AttemptResult<'a> {
 
 /// Keeps a subscription's failing clock and its count after an attempt, announces a failing run
 /// and its recovery, and disables the subscription once every attempt has failed for
-/// `auto_disable_after_secs`. `sub` is the record the attempt was sent with.
+/// `auto_disable_after_secs`. `sub` is the record the attempt was sent with; `runs` the
+/// container's unwritten runs of failures.
 pub async fn after_attempt(
     ctx: &Context,
+    runs: &FailingRuns,
     sub: &Subscription,
     attempt: AttemptResult<'_>,
     now: Timestamp,
@@ -90,35 +96,53 @@ pub async fn after_attempt(
     let store = &ctx.subscriptions;
     match (attempt.succeeded, sub.failing_since) {
         (true, Some(since)) => {
+            runs.succeeded(&sub.account_id, &sub.id);
             store.clear_failing(&sub.account_id, &sub.id).await?;
             if sub.consecutive_failures >= FAILING_AFTER_ATTEMPTS {
                 announce_recovered(ctx, sub, since, now).await?;
             }
         }
-        (true, None) => {}
+        (true, None) => runs.succeeded(&sub.account_id, &sub.id),
         (false, None) => {
-            store.mark_failing(&sub.account_id, &sub.id, now).await?;
-        }
-        (false, Some(since)) => {
-            if sub.consecutive_failures < FAILING_AFTER_ATTEMPTS {
-                let counted = store.count_failure(&sub.account_id, &sub.id, since, FAILING_AFTER_ATTEMPTS).await?;
-                if counted == Some(FAILING_AFTER_ATTEMPTS) {
-                    announce_failing(ctx, sub, since, attempt).await?;
-                }
-            }
-            let due = since.plus_seconds(ctx.settings.auto_disable_after_secs);
-            if sub.active && now >= due && store.disable_failing(&sub.account_id, &sub.id, since, now).await? {
-                tracing::warn!(account_id = %sub.account_id, subscription_id = %sub.id, failing_since = %since, "subscription disabled: every attempt failed");
-                let data = json!({
-                    "subscription_id": sub.id,
-                    "url": sub.target_address(),
-                    "reason": DISABLED_FAILING,
-                    "failing_since": since,
-                });
-                let event_id = format!("{}.disabled.{}", sub.id, since.unix_ms());
-                emit(ctx, &sub.account_id, OPERATIONAL_DISABLED, event_id, &sub.id, data).await?;
+            let Some(run) = runs.failed(sub, now) else { return Ok(()) };
+            if store.mark_failing(&sub.account_id, &sub.id, run.since).await? {
+                // The clock counts the run's first failure; this one and those between count on.
+                let counted = Subscription { failing_since: Some(run.since), consecutive_failures: 1, ..sub.clone() };
+                failed_in_run(ctx, &counted, run.since, attempt, now).await?;
             }
         }
+        (false, Some(since)) => failed_in_run(ctx, sub, since, attempt, now).await?,
+    }
+    Ok(())
+}
+
+/// A failure of a subscription failing since `since` (as `sub` was read): counted up to
+/// [`FAILING_AFTER_ATTEMPTS`] (announced there), and the subscription disabled once due.
+async fn failed_in_run(
+    ctx: &Context,
+    sub: &Subscription,
+    since: Timestamp,
+    attempt: AttemptResult<'_>,
+    now: Timestamp,
+) -> Result<(), AppError> {
+    let store = &ctx.subscriptions;
+    if sub.consecutive_failures < FAILING_AFTER_ATTEMPTS {
+        let counted = store.count_failure(&sub.account_id, &sub.id, since, FAILING_AFTER_ATTEMPTS).await?;
+        if counted == Some(FAILING_AFTER_ATTEMPTS) {
+            announce_failing(ctx, sub, since, attempt).await?;
+        }
+    }
+    let due = since.plus_seconds(ctx.settings.auto_disable_after_secs);
+    if sub.active && now >= due && store.disable_failing(&sub.account_id, &sub.id, since, now).await? {
+        tracing::warn!(account_id = %sub.account_id, subscription_id = %sub.id, failing_since = %since, "subscription disabled: every attempt failed");
+        let data = json!({
+            "subscription_id": sub.id,
+            "url": sub.target_address(),
+            "reason": DISABLED_FAILING,
+            "failing_since": since,
+        });
+        let event_id = format!("{}.disabled.{}", sub.id, since.unix_ms());
+        emit(ctx, &sub.account_id, OPERATIONAL_DISABLED, event_id, &sub.id, data).await?;
     }
     Ok(())
 }
@@ -223,21 +247,24 @@ mod tests {
         let ops = sub(&ctx, &who, &["webhook.subscription.disabled"]).await;
         let load = || async { subscriptions::load(&ctx, &who, s.id.as_str()).await.unwrap() };
         let t0 = Timestamp(1_800_000_000_000);
+        let runs = FailingRuns::default();
 
-        after_attempt(&ctx, &load().await, FAILED, t0).await.unwrap();
-        assert_eq!(load().await.failing_since, Some(t0));
-        after_attempt(&ctx, &load().await, FAILED, t0.plus_seconds(30)).await.unwrap();
+        after_attempt(&ctx, &runs, &load().await, FAILED, t0).await.unwrap();
+        assert_eq!(load().await.failing_since, None, "a lone failure starts no clock");
+        after_attempt(&ctx, &runs, &load().await, FAILED, t0.plus_seconds(30)).await.unwrap();
+        assert_eq!(load().await.failing_since, Some(t0), "the second in a row starts it at the first");
+        after_attempt(&ctx, &runs, &load().await, FAILED, t0.plus_seconds(35)).await.unwrap();
         assert_eq!(load().await.failing_since, Some(t0), "later failures keep the clock");
-        after_attempt(&ctx, &load().await, OK, t0.plus_seconds(40)).await.unwrap();
+        after_attempt(&ctx, &runs, &load().await, OK, t0.plus_seconds(40)).await.unwrap();
         assert_eq!(load().await.failing_since, None, "one success resets it");
 
         let t1 = t0.plus_seconds(50);
-        after_attempt(&ctx, &load().await, FAILED, t1).await.unwrap();
-        after_attempt(&ctx, &load().await, FAILED, t1.plus_seconds(59)).await.unwrap();
+        after_attempt(&ctx, &runs, &load().await, FAILED, t1).await.unwrap();
+        after_attempt(&ctx, &runs, &load().await, FAILED, t1.plus_seconds(59)).await.unwrap();
         assert!(load().await.active);
         let stale = load().await;
-        after_attempt(&ctx, &stale, FAILED, t1.plus_seconds(60)).await.unwrap();
-        after_attempt(&ctx, &stale, FAILED, t1.plus_seconds(61)).await.unwrap(); // a racing attempt
+        after_attempt(&ctx, &runs, &stale, FAILED, t1.plus_seconds(60)).await.unwrap();
+        after_attempt(&ctx, &runs, &stale, FAILED, t1.plus_seconds(61)).await.unwrap(); // a racing attempt
         let now = load().await;
         assert!(!now.active);
         assert_eq!(now.disabled_reason.as_deref(), Some("failing"));

@@ -12,7 +12,7 @@ fn measured(key: &str, payload: usize, wru: f64) -> Measured {
     }
 }
 
-fn figures() -> CostFigures {
+pub(super) fn figures() -> CostFigures {
     let mut failed = BTreeMap::new();
     failed.insert(
         1024,

@@ -17,45 +17,6 @@ fn retry_in(v: Verdict) -> Option<u32> {
 }
 
 #[test]
-fn last_delivery_is_written_on_a_change_or_once_a_minute() {
-    let mut sub = crate::fakes::subscription_for(&["finding.*"]);
-    let now = Timestamp(1_700_000_000_000);
-    sub.last_delivery_status = None;
-    sub.last_delivery_at = None;
-    assert!(last_delivery_is_stale(&sub, DeliveryStatus::Succeeded, now));
-    sub.last_delivery_status = Some("succeeded".into());
-    sub.last_delivery_at = Some(now.plus_seconds(-59));
-    assert!(!last_delivery_is_stale(&sub, DeliveryStatus::Succeeded, now));
-    assert!(last_delivery_is_stale(&sub, DeliveryStatus::Failed, now));
-    sub.last_delivery_at = Some(now.plus_seconds(-LAST_DELIVERY_REFRESH_SECS));
-    assert!(last_delivery_is_stale(&sub, DeliveryStatus::Succeeded, now));
-}
-
-#[test]
-fn a_batch_of_attempts_that_read_the_same_stale_subscription_writes_it_once() {
-    let mut sub = crate::fakes::subscription_for(&["finding.*"]);
-    sub.last_delivery_status = None;
-    sub.last_delivery_at = None;
-    let now = Timestamp(1_700_000_000_000);
-    let writes = LastDeliveryWrites::default();
-    let claimed = (0..10).filter(|_| writes.claim(&sub, DeliveryStatus::Succeeded, now)).count();
-    assert_eq!(claimed, 1, "one write for the ten attempts of a batch");
-    assert!(writes.claim(&sub, DeliveryStatus::Failed, now.plus_seconds(1)), "a change of outcome is written");
-    assert!(!writes.claim(&sub, DeliveryStatus::Failed, now.plus_seconds(2)));
-    writes.release(&sub);
-    assert!(writes.claim(&sub, DeliveryStatus::Failed, now.plus_seconds(3)), "a failed write is retried");
-    let later = now.plus_seconds(3 + LAST_DELIVERY_REFRESH_SECS);
-    assert!(writes.claim(&sub, DeliveryStatus::Failed, later), "written again once a refresh period has passed");
-    let mut other = crate::fakes::subscription_for(&["finding.*"]);
-    other.id = crate::ids::SubscriptionId::generate(1);
-    assert!(writes.claim(&other, DeliveryStatus::Failed, later), "claims are per subscription");
-    sub.last_delivery_status = Some("failed".into());
-    sub.last_delivery_at = Some(later);
-    writes.release(&sub);
-    assert!(!writes.claim(&sub, DeliveryStatus::Failed, later.plus_seconds(1)), "fresh as read: no write");
-}
-
-#[test]
 fn classification_follows_design_section_6() {
     let p = RetryPolicy { base_secs: 10, max_secs: 3600, max_attempts: 5 };
     let now = Timestamp(0);

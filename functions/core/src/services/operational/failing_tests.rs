@@ -92,6 +92,8 @@ struct Fixture {
     store: Arc<CountingWrites>,
     ctx: Context,
     who: Caller,
+    /// The dispatcher's unwritten runs (one container).
+    runs: FailingRuns,
 }
 
 impl Fixture {
@@ -101,7 +103,7 @@ impl Fixture {
         let mut ctx = context_with(mem.clone());
         ctx.subscriptions = store.clone();
         ctx.settings.auto_disable_after_secs = 3600;
-        Self { mem, store, ctx, who: caller() }
+        Self { mem, store, ctx, who: caller(), runs: FailingRuns::default() }
     }
 
     async fn sub(&self, events: &[&str]) -> Subscription {
@@ -116,7 +118,7 @@ impl Fixture {
 
     /// One attempt of `sub` as the dispatcher makes it: with the record as stored now.
     async fn attempt(&self, sub: &Subscription, result: AttemptResult<'_>, at: Timestamp) {
-        after_attempt(&self.ctx, &self.load(sub.id.as_str()).await, result, at).await.unwrap();
+        after_attempt(&self.ctx, &self.runs, &self.load(sub.id.as_str()).await, result, at).await.unwrap();
     }
 
     fn writes(&self) -> usize {
@@ -223,12 +225,12 @@ async fn racing_attempts_read_the_same_record_and_still_announce_once() {
     // Ten attempts of one SQS batch read the record before any of them writes.
     let stale = fx.load(s.id.as_str()).await;
     for i in 0..10 {
-        after_attempt(&fx.ctx, &stale, FAILED, t0.plus_seconds(5 + i)).await.unwrap();
+        after_attempt(&fx.ctx, &fx.runs, &stale, FAILED, t0.plus_seconds(5 + i)).await.unwrap();
     }
     assert_eq!(fx.heard(&ops).len(), 1, "one failing event");
     let failing_record = fx.load(s.id.as_str()).await;
     for i in 0..3 {
-        after_attempt(&fx.ctx, &failing_record, OK, t0.plus_seconds(30 + i)).await.unwrap();
+        after_attempt(&fx.ctx, &fx.runs, &failing_record, OK, t0.plus_seconds(30 + i)).await.unwrap();
     }
     let heard = fx.heard(&ops);
     assert_eq!(heard.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), [OPERATIONAL_FAILING, OPERATIONAL_RECOVERED]);
@@ -250,4 +252,25 @@ async fn failing_and_recovered_deliveries_that_fail_in_turn_announce_nothing_abo
     assert_eq!(fx.heard(&b).len(), 1);
     assert_eq!(fx.heard(&a)[0].1["subscription_id"], json!(b.id));
     assert_eq!(fx.mem.deliveries.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn scattered_failures_of_a_busy_subscription_write_no_failing_clock() {
+    // One delivery in ten fails once, each followed by successes: no run of two in a row.
+    let fx = Fixture::new();
+    let s = fx.sub(&["chain.confirmed"]).await;
+    let t0 = Timestamp(1_800_000_000_000);
+    let writes = fx.writes();
+    for i in 0..1000 {
+        let result = if i % 10 == 3 { FAILED } else { OK };
+        fx.attempt(&s, result, Timestamp(t0.unix_ms() + i * 3)).await;
+    }
+    assert_eq!(fx.writes(), writes, "lone failures start no clock and so need none cleared");
+    assert_eq!(fx.load(s.id.as_str()).await.failing_since, None);
+    // Two in a row do start it, at the first, and the next success clears it: three writes.
+    fx.attempt(&s, FAILED, t0.plus_seconds(10)).await;
+    fx.attempt(&s, FAILED, t0.plus_seconds(11)).await;
+    assert_eq!(fx.load(s.id.as_str()).await.failing_since, Some(t0.plus_seconds(10)));
+    fx.attempt(&s, OK, t0.plus_seconds(12)).await;
+    assert_eq!(fx.writes(), writes + 3, "mark, count, clear");
 }
