@@ -43,6 +43,9 @@ pub struct Window {
     pub start: i64,
     /// Length of the window in seconds.
     pub secs: i64,
+    /// Which of the counter's [`counter_shards`] this is; None when it has one (its key is the
+    /// account's alone).
+    pub shard: Option<u32>,
 }
 
 impl Window {
@@ -50,7 +53,12 @@ impl Window {
     pub fn at(name: &'static str, secs: i64, now: Timestamp) -> Self {
         let secs = secs.max(1);
         let s = now.unix_seconds();
-        Self { name, start: s - s.rem_euclid(secs), secs }
+        Self { name, start: s - s.rem_euclid(secs), secs, shard: None }
+    }
+
+    /// This window's counter in shard `shard` of a sharded counter.
+    pub fn in_shard(&self, shard: u32) -> Self {
+        Self { shard: Some(shard), ..self.clone() }
     }
 
     /// Whole seconds from `now` until the window ends (at least 1): the `Retry-After` of a refusal.
@@ -58,6 +66,43 @@ impl Window {
         let left_ms = (self.start + self.secs) * 1000 - now.unix_ms();
         u32::try_from((left_ms + 999) / 1000).unwrap_or(1).max(1)
     }
+}
+
+/// The most requests per second one shard of an account's rate counter takes when the account
+/// publishes at its limit: under half of DynamoDB's 1,000 write units per second per key, so the
+/// counter is never the account's hot key, whatever limit it is given.
+pub const COUNTER_SHARD_WRITES_PER_SEC: u32 = 400;
+
+/// The most events one request counts at once (a batch): every shard's share of the limit holds
+/// at least this many, so any request fits in one shard.
+pub const COUNTER_SHARD_MIN_SHARE: u32 = 100;
+
+/// How many shards the counter of a `limit` per `window_secs` has: enough that each takes at most
+/// [`COUNTER_SHARD_WRITES_PER_SEC`] requests a second at the limit, few enough that each share
+/// holds a whole batch. 1 (one exact counter) for small limits.
+pub const fn counter_shards(limit: u32, window_secs: i64) -> u32 {
+    let secs = if window_secs < 1 {
+        1
+    } else if window_secs > u32::MAX as i64 {
+        u32::MAX
+    } else {
+        window_secs as u32
+    };
+    let by_rate = limit.div_ceil(secs).div_ceil(COUNTER_SHARD_WRITES_PER_SEC);
+    let by_share = limit / COUNTER_SHARD_MIN_SHARE;
+    let shards = if by_rate < by_share { by_rate } else { by_share };
+    if shards < 1 {
+        1
+    } else if shards > 64 {
+        64
+    } else {
+        shards
+    }
+}
+
+/// Shard `shard`'s share of `limit` split over `shards`: the shares add up to `limit`.
+pub fn shard_share(limit: u32, shards: u32, shard: u32) -> u32 {
+    limit / shards + u32::from(shard < limit % shards)
 }
 
 /// One live lease of a subscription's in-flight slot.
@@ -107,7 +152,7 @@ fn slot_key(account: &AccountId, sub: &SubscriptionId) -> String {
 impl LimitStore for MemoryLimits {
     async fn take(&self, account: &AccountId, window: &Window, amount: u32, limit: u32) -> StoreResult<bool> {
         let mut counters = self.counters.lock().expect("limit counters");
-        let n = counters.entry(format!("{account}#{}#{}", window.name, window.start)).or_default();
+        let n = counters.entry(format!("{account}#{}#{}#{:?}", window.name, window.start, window.shard)).or_default();
         if *n + u64::from(amount) > u64::from(limit) {
             return Ok(false);
         }
@@ -147,6 +192,24 @@ impl LimitStore for MemoryLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_counter_has_as_many_shards_as_keep_each_under_400_writes_a_second_and_a_batch_fits_each_share() {
+        assert_eq!(counter_shards(30, 60), 1, "the test limit: one exact counter");
+        assert_eq!(counter_shards(5, 1), 1);
+        assert_eq!(counter_shards(400, 1), 1);
+        assert_eq!(counter_shards(1_000, 1), 3);
+        assert_eq!(counter_shards(10_000, 1), 25);
+        assert_eq!(counter_shards(150, 1), 1, "a share below a batch would refuse a batch of 100 forever");
+        for limit in [401, 1_000, 4_321, 10_000, 1_000_000] {
+            let shards = counter_shards(limit, 1);
+            let shares: Vec<u32> = (0..shards).map(|i| shard_share(limit, shards, i)).collect();
+            assert_eq!(shares.iter().sum::<u32>(), limit, "{limit}: the shares add up to the limit");
+            assert!(shares.iter().all(|&s| s >= COUNTER_SHARD_MIN_SHARE), "{limit}: {shares:?}");
+            let per_shard_writes = limit.div_ceil(shards);
+            assert!(shards == 64 || per_shard_writes <= COUNTER_SHARD_WRITES_PER_SEC, "{limit}: {per_shard_writes}");
+        }
+    }
 
     #[test]
     fn windows_are_aligned_and_retry_after_counts_to_their_end() {

@@ -429,12 +429,20 @@ impl KeyLimit {
 /// The key shapes the service hash-shards, and into how many shards (puck-aws's constants): a
 /// delivery's shard is a stable hash of its id, so under sustained traffic each shard takes an
 /// equal share of its owner's units.
-pub const SHARDED_SHAPES: [(&str, u32); 4] = [
+pub const SHARDED_SHAPES: [(&str, u32); 5] = [
     ("ACCT#{acct}#D{n}", puck_aws::dynamo::LOG_SHARDS),
     ("SUB#{sub}#{n}", puck_aws::dynamo::SUB_SHARDS),
     ("DUE#{n}", puck_aws::dynamo::DUE_SHARDS),
     ("PUB#{n}", puck_aws::dynamo::DUE_SHARDS),
+    // The publish-rate counter has as many shards as its account's limit needs
+    // (`puck_core::limits::counter_shards`): the bench's stack gives the account this limit.
+    ("LIMIT#{acct}#{n}", puck_core::limits::counter_shards(MODELED_PUBLISH_PER_SECOND, 1)),
 ];
+
+/// The account publish limit (`ACCOUNT_PUBLISH_PER_SECOND`) the bench's stack runs with: the
+/// rate the partition model's account goal asks about (10,000 deliveries a second at 1 → 1), so
+/// the publish counter has the shards that rate gets. The template's default is 1,000.
+pub const MODELED_PUBLISH_PER_SECOND: u32 = 10_000;
 
 /// The shard count of a key shape (1 when not sharded).
 pub fn shard_count(shape: &str) -> u32 {

@@ -81,6 +81,9 @@ impl BenchStack {
         env.insert("AWS_SECRET_ACCESS_KEY".into(), "test".into());
         env.insert("ALLOW_PRIVATE_TARGETS".into(), "1".into());
         env.insert("EXTRA_CA_CERT".into(), receiver.ca_path.display().to_string());
+        // The account limit of the rate the partition model asks about (its counter's shards,
+        // `cost::SHARDED_SHAPES`); the bill is the same at any limit (one write per request).
+        env.insert("ACCOUNT_PUBLISH_PER_SECOND".into(), crate::cost::MODELED_PUBLISH_PER_SECOND.to_string());
 
         let config = puck_aws::Config::from_lookup(|name| env.get(name).cloned())?;
         let ctx = puck_aws::build_context(&config).await?;

@@ -40,6 +40,14 @@ impl DynamoLimitStore {
     }
 }
 
+/// `LIMIT#<account>`, or `LIMIT#<account>#<shard>` for a shard of a sharded counter.
+fn counter_pk(account: &AccountId, window: &Window) -> String {
+    match window.shard {
+        None => format!("LIMIT#{account}"),
+        Some(shard) => format!("LIMIT#{account}#{shard}"),
+    }
+}
+
 fn slots_pk(account: &AccountId, sub: &SubscriptionId) -> String {
     format!("SLOTS#{account}#{sub}")
 }
@@ -66,7 +74,7 @@ impl LimitStore for DynamoLimitStore {
             .client
             .update_item()
             .table_name(&self.table.name)
-            .key("pk", s(format!("LIMIT#{account}")))
+            .key("pk", s(counter_pk(account, window)))
             .key("sk", s(format!("{}#{}", window.name, window.start)))
             .update_expression("ADD n :amount SET expires_at = :expires")
             .condition_expression("attribute_not_exists(n) OR n <= :most")

@@ -6,7 +6,7 @@
 use super::Context;
 use crate::error::AppError;
 use crate::ids::AccountId;
-use crate::limits::Window;
+use crate::limits::{counter_shards, shard_share, Window};
 
 /// Counts `events` events against `ACCOUNT_PUBLISH_PER_SECOND` (a 1 s window); over it →
 /// [`AppError::RateLimited`] and none of them may be published.
@@ -46,6 +46,34 @@ pub async fn check_subscription_count(ctx: &Context, account: &AccountId) -> Res
     Ok(())
 }
 
+/// How many shards of a sharded counter one request tries before it is refused.
+const SHARDS_TRIED: u32 = 3;
+
+/// Counts `amount` in the window's counter: in one exact counter for a small limit, else in one of
+/// its [`counter_shards`] (a random one first, then the next ones), each holding its share of the
+/// limit. Close to the limit a request may be refused while another shard still has room: an
+/// account then gets a little less than its limit, never more.
+async fn take_in_some_shard(
+    ctx: &Context,
+    account: &AccountId,
+    window: &Window,
+    amount: u32,
+    limit: u32,
+) -> Result<bool, AppError> {
+    let shards = counter_shards(limit, window.secs);
+    if shards == 1 {
+        return Ok(ctx.limits.take(account, window, amount, limit).await?);
+    }
+    let first = rand::random::<u32>() % shards;
+    for k in 0..SHARDS_TRIED.min(shards) {
+        let shard = (first + k) % shards;
+        if ctx.limits.take(account, &window.in_shard(shard), amount, shard_share(limit, shards, shard)).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 async fn take(
     ctx: &Context,
     account: &AccountId,
@@ -54,7 +82,7 @@ async fn take(
     limit: u32,
     message: impl Fn(u32) -> String,
 ) -> Result<(), AppError> {
-    if ctx.limits.take(account, &window, amount, limit).await? {
+    if take_in_some_shard(ctx, account, &window, amount, limit).await? {
         return Ok(());
     }
     let retry_after_secs = window.retry_after_secs(ctx.clock.now());
@@ -104,6 +132,22 @@ mod tests {
         assert_eq!(events::publish_batch(&ctx, &who, batch(3)).await.unwrap().len(), 3);
         let err = events::publish(&ctx, &who, json!({"event_type": "chain.confirmed", "data": {}})).await;
         assert!(matches!(err, Err(AppError::RateLimited { .. })), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_sharded_publish_counter_never_lets_an_account_past_its_limit() {
+        // 1,000 a second: three shards of 334, 333 and 333 events.
+        let (ctx, _) = limited(Limits { publish_per_second: 1_000, ..Limits::default() });
+        let account = caller().account_id;
+        let mut admitted = 0;
+        for _ in 0..40 {
+            if check_publish(&ctx, &account, 100).await.is_ok() {
+                admitted += 100;
+            }
+        }
+        assert!((900..=1_000).contains(&admitted), "admitted {admitted} of a 1,000 limit");
+        let err = check_publish(&ctx, &account, 100).await.unwrap_err();
+        assert!(matches!(err, AppError::RateLimited { retry_after_secs: 1, .. }), "{err:?}");
     }
 
     #[tokio::test]
