@@ -163,7 +163,8 @@ pub struct Load {
     /// (`pk=SUBSTATE#…`) while deliveries run: the dispatcher's record of a subscription's last
     /// delivery and its failing clock, written when the outcome changes (at most once per
     /// `LAST_DELIVERY_COALESCE_MS` per container) and otherwise once per
-    /// `LAST_DELIVERY_REFRESH_SECS` per container.
+    /// `LAST_DELIVERY_REFRESH_SECS` per container; and the in-flight cap's slot leases
+    /// (`pk=SLOTS#…`, see `is_slot_lease`), taken per container for a fast receiver.
     pub state_wru: f64,
 }
 
@@ -177,6 +178,17 @@ fn is_cached_config(pk: &str, sk_or_prefix: Option<&str>) -> bool {
 /// read with the subscription, through the same cache, and written by delivery outcomes.
 fn is_subscription_state(pk: &str) -> bool {
     pk.starts_with("SUBSTATE#")
+}
+
+/// Whether `pk` holds a subscription's in-flight slot leases (`SLOTS#<account>#<subscription>`).
+/// An instance takes one (a Query, a PutItem and a DeleteItem) for an attempt only while it does
+/// not know the subscription's receiver to be fast (`puck_core::services::dispatch::in_flight`):
+/// its first attempts of the subscription, then one every `MEMORY_SECS`; so with the scenarios'
+/// fast receiver they are paid per instance, not per delivery, like subscription state. A slow
+/// receiver's attempts each take one: BENCHMARKS.md's table of what the optional mechanisms add
+/// prices that.
+fn is_slot_lease(pk: &str) -> bool {
+    pk.starts_with("SLOTS#")
 }
 
 /// What a call log costs.
@@ -266,7 +278,7 @@ impl<'a> Replay<'a> {
         let table = self.table.clone();
         let load = self.load(&table, key.0.clone());
         load.wru += units;
-        if key.1.starts_with("SUB#") || is_subscription_state(&key.0) {
+        if key.1.starts_with("SUB#") || is_subscription_state(&key.0) || is_slot_lease(&key.0) {
             load.state_wru += units;
         }
     }
@@ -323,7 +335,7 @@ impl<'a> Replay<'a> {
     fn read(&mut self, on: &str, key: (String, Option<String>), bytes: usize, consistent: bool, factor: f64) {
         let units = factor * read_units(bytes, consistent);
         self.ledger.rru += units;
-        let cached = is_cached_config(&key.0, key.1.as_deref());
+        let cached = is_cached_config(&key.0, key.1.as_deref()) || is_slot_lease(&key.0);
         let load = self.load(on, key.0);
         load.rru += units;
         if cached {

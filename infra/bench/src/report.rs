@@ -226,9 +226,10 @@ pub fn cost_md(c: &CostFigures) -> String {
     if !per_container.is_empty() {
         let _ = writeln!(
             md,
-            "Left out of the per-delivery bill: the samples' writes of subscription state and reads of cached \
-             configuration ({}). Each warm container pays them once per subscription per period \
-             (`LAST_DELIVERY_REFRESH_SECS`, `CONFIG_CACHE_SECONDS`) whatever the delivery rate: at 1,000 \
+            "Left out of the per-delivery bill: the samples' writes of subscription state, reads of cached \
+             configuration and in-flight slot leases of a receiver not yet known fast ({}). Each warm \
+             container pays them once per subscription per period (`LAST_DELIVERY_REFRESH_SECS`, \
+             `CONFIG_CACHE_SECONDS`, the in-flight cap's `MEMORY_SECS`) whatever the delivery rate: at 1,000 \
              deliveries/s, 10 containers and 10 subscriptions they are about $0.002 per million deliveries. \
              The partition model below keeps them on their keys.\n",
             per_container.join("; ")
