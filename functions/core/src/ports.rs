@@ -210,16 +210,13 @@ pub enum Claim {
     },
 }
 
-/// How [`DeliveryStore::insert_events`] writes several records.
+/// How [`DeliveryStore::insert_events`] writes several records (docs/delivery.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordWrite {
-    /// All or none, in one transaction (DynamoDB bills it twice): for a batch with generated
-    /// event ids, whose retry could not recognise what a failed try stored and would publish it
-    /// again (test `durability::a_batch_failing_at_any_call_publishes_nothing_and_its_retry_publishes_each_event_once`).
+    /// All or none, in one transaction (billed twice): a batch with generated event ids, whose
+    /// retry could not recognise what a failed try stored.
     AllOrNone,
-    /// Each record on its own: when every event id is the producer's, a retry of a half-stored
-    /// batch publishes only what is missing
-    /// (test `durability::a_batch_with_event_ids_failing_at_any_call_is_delivered_once_each_after_its_retry`).
+    /// Each on its own: every event id is the producer's, so a retry publishes what is missing.
     EachAlone,
 }
 
