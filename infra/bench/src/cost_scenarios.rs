@@ -329,6 +329,7 @@ fn event_body(id: &str, data: &Value) -> Value {
 
 /// Runs one scenario on a fresh tenant and measures its usage.
 pub async fn run(stack: &BenchStack, layout: &Layout, s: &Scenario) -> Result<Measured> {
+    drain(stack).await?;
     let tenant = stack.tenant().await?;
     stack.subscribe(&tenant, s.fanout).await?;
     let before: Vec<Item> = stack.scan_items().await?;
@@ -512,8 +513,9 @@ pub async fn failed_attempt(stack: &BenchStack, layout: &Layout, payload_bytes: 
     result
 }
 
-/// Handles what earlier scenarios left on the queues (an ingest message, a job that waited), so
-/// the next phase bills only its own work; what it handles here is billed to nothing.
+/// Handles what earlier phases left on the queues (the throughput run's last jobs, an ingest
+/// message, a job that waited), so the next phase bills only its own work; what it handles here
+/// is billed to nothing.
 async fn drain(stack: &BenchStack) -> Result<()> {
     for _ in 0..100 {
         let ingested = if stack.has_ingest() { stack.poll_ingest_once().await? } else { 0 };
