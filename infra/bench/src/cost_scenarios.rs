@@ -297,7 +297,11 @@ async fn dispatch_until(stack: &BenchStack, expected: u64, max_polls: usize) -> 
         if stack.receiver.count() >= expected {
             return Ok(());
         }
-        stack.poll_once(0).await?;
+        // A job told to wait (a slot of the in-flight cap taken by a concurrent attempt) comes
+        // back within seconds: wait for it rather than hand it to the sweeper.
+        if stack.poll_once(0).await? == 0 {
+            stack.poll_once(1).await?;
+        }
     }
     if stack.receiver.count() >= expected {
         return Ok(());
@@ -517,7 +521,11 @@ pub async fn failed_attempt(stack: &BenchStack, layout: &Layout, payload_bytes: 
 /// message, a job that waited), so the next phase bills only its own work; what it handles here
 /// is billed to nothing.
 async fn drain(stack: &BenchStack) -> Result<()> {
-    for _ in 0..100 {
+    // Deliveries an earlier phase left in flight (its pollers stopped between a send and its
+    // record) are the sweeper's: sweep them now, or a scenario's own sweep would send them.
+    let deadline = stack.ctx.clock.now().plus_seconds(50);
+    puck_core::services::sweeper::sweep(&stack.ctx, 0, deadline).await.map_err(|e| anyhow!("sweep: {e:?}"))?;
+    for _ in 0..200 {
         let ingested = if stack.has_ingest() { stack.poll_ingest_once().await? } else { 0 };
         if stack.poll_once(0).await? + ingested == 0 {
             break;
