@@ -159,6 +159,21 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         restart_failing_clock: bool,
     ) -> StoreResult<SettingsWrite> {
         self.table.faults.dynamo()?;
+        if restart_failing_clock {
+            // Before the settings: a read between the two writes then sees the old settings (a
+            // disabled subscription, the old URL) with no clock, never new settings with the old
+            // clock, which would announce the first success after a re-enable as a recovery
+            // (test `operate::an_always_failing_subscription_is_disabled_announced_and_can_be_re_enabled`).
+            // If the settings are then refused, the clock has restarted early: harmless.
+            let u = StateUpdate {
+                op: "UpdateItem subscription state failing",
+                update: "REMOVE failing_since, consecutive_failures",
+                condition: None,
+                values: HashMap::new(),
+                create_missing: false,
+            };
+            state::update(&self.table, &sub.account_id, &sub.id, &u).await?;
+        }
         let (update, names, mut values) = settings_update(sub, restart_failing_clock)?;
         values.insert(":rv".to_owned(), AttributeValue::N(read_version.to_string()));
         values.insert(":nv".to_owned(), AttributeValue::N((read_version + 1).to_string()));
@@ -176,17 +191,6 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             .send()
             .await;
         match res {
-            Ok(_) if restart_failing_clock => {
-                let u = StateUpdate {
-                    op: "UpdateItem subscription state failing",
-                    update: "REMOVE failing_since, consecutive_failures",
-                    condition: None,
-                    values: HashMap::new(),
-                    create_missing: false,
-                };
-                state::update(&self.table, &sub.account_id, &sub.id, &u).await?;
-                Ok(SettingsWrite::Written)
-            }
             Ok(_) => Ok(SettingsWrite::Written),
             Err(e) if is_condition_failed(&e) => {
                 let op = "GetItem subscription after a refused update";
