@@ -165,14 +165,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             // clock, which would announce the first success after a re-enable as a recovery
             // (test `operate::an_always_failing_subscription_is_disabled_announced_and_can_be_re_enabled`).
             // If the settings are then refused, the clock has restarted early: harmless.
-            let u = StateUpdate {
-                op: "UpdateItem subscription state failing",
-                update: "REMOVE failing_since, consecutive_failures",
-                condition: None,
-                values: HashMap::new(),
-                create_missing: false,
-            };
-            state::update(&self.table, &sub.account_id, &sub.id, &u).await?;
+            self.clear_failing(&sub.account_id, &sub.id).await?;
         }
         let (update, names, mut values) = settings_update(sub, restart_failing_clock)?;
         values.insert(":rv".to_owned(), AttributeValue::N(read_version.to_string()));
